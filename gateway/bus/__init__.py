@@ -1,0 +1,1 @@
+"""Market-data buses: how venue book snapshots reach the gateway."""

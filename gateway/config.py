@@ -1,0 +1,234 @@
+"""Configuration: YAML files validated by pydantic, every key overridable by an env var."""
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gateway.core.types import Urgency, VenueKind
+
+ENV_PREFIX = "SORGW__"
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; the message names the file and the key."""
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Port = Annotated[int, Field(gt=0, lt=65536, description="a TCP port, 1-65535")]
+
+
+class SymbolConfig(Model):
+    symbol: str
+    tick: Decimal = Decimal("0.01")
+    lot: int = Field(1, ge=1)
+    reference_price: Decimal = Field(Decimal("100"), gt=0)
+
+    @field_validator("tick")
+    @classmethod
+    def _positive_tick(cls, value: Decimal) -> Decimal:
+        if value <= 0:
+            raise ValueError("tick must be positive")
+        return value
+
+
+class FixConfig(Model):
+    """Engine-wide quickfix settings."""
+
+    spec_dir: Path | None = None  # None: the fix_specs/ dictionaries shipped in the package
+    store: Literal["memory", "file"] = "memory"
+    store_path: Path = Path("var/fix/store")
+    log_path: Path | None = None  # quickfix message logs; None keeps them off
+    heartbeat_interval: int = Field(30, ge=1)
+    reconnect_interval: int = Field(2, ge=1)
+
+
+class UpstreamSession(Model):
+    """One OMS session the upstream acceptor accepts."""
+
+    sender_comp_id: str = "SORGW"
+    target_comp_id: str = "OMS"
+    begin_string: Literal["FIX.4.4", "FIX.4.2"] = "FIX.4.4"
+
+
+class UpstreamConfig(Model):
+    host: str = "127.0.0.1"
+    port: Port = 9876
+    sessions: tuple[UpstreamSession, ...] = (UpstreamSession(),)
+
+
+class VenueConfig(Model):
+    """One downstream venue session, and what the router needs to know about the venue."""
+
+    name: str  # the venue's id: ExDestination (100) and LastMkt (30) use it
+    kind: VenueKind = VenueKind.LIT
+    host: str = "127.0.0.1"
+    port: Port
+    sender_comp_id: str = "SORGW"
+    target_comp_id: str | None = None  # defaults to the venue name
+    begin_string: Literal["FIX.4.4", "FIX.4.2"] = "FIX.4.4"
+    maker_fee: Decimal = Decimal("0")
+    taker_fee: Decimal = Decimal("0")
+    latency_us: int = Field(500, ge=0)
+    min_qty: int = Field(1, ge=1)
+    protected: bool = True
+
+    @property
+    def target(self) -> str:
+        return self.target_comp_id or self.name
+
+
+class RoutingConfig(Model):
+    default_urgency: Urgency = Urgency.MEDIUM
+    max_sweeps: int = Field(5, ge=1)  # take rounds per parent before the remainder rests or expires
+    max_venue_rejects: int = Field(1, ge=1)  # rejects from one venue before a parent stops using it
+
+
+class LoggingConfig(Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    json_output: bool = Field(False, alias="json")
+
+
+class GatewayConfig(Model):
+    """config/gateway.yaml: the gateway process (`sorgw run`)."""
+
+    name: str = "SORGW"
+    upstream: UpstreamConfig = UpstreamConfig()
+    venues: tuple[VenueConfig, ...]
+    symbols: tuple[SymbolConfig, ...]
+    routing: RoutingConfig = RoutingConfig()
+    fix: FixConfig = FixConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "GatewayConfig":
+        _require_unique("venues", [v.name for v in self.venues])
+        _require_unique("symbols", [s.symbol for s in self.symbols])
+        ports = [v.port for v in self.venues if v.host == self.upstream.host]
+        if self.upstream.port in ports:
+            raise ValueError("upstream.port is also a venue port")
+        return self
+
+
+class DepthProfile(Model):
+    """How a simulated lit venue seeds and replenishes its book around the reference price."""
+
+    levels: int = Field(5, ge=1)
+    qty_per_level: int = Field(500, ge=1)
+    spread_ticks: int = Field(1, ge=1)  # distance from the reference price to the best quote
+    replenish_ms: int = Field(500, ge=0)  # 0 never replenishes
+
+
+class DarkLiquidity(Model):
+    """Hidden size a simulated dark pool holds per side, drawn around a mean."""
+
+    mean_qty: int = Field(1000, ge=0)
+    stdev_qty: int = Field(300, ge=0)
+
+
+class SimVenueConfig(Model):
+    """One simulated venue: a FIX acceptor in front of a matching core."""
+
+    name: str
+    kind: VenueKind = VenueKind.LIT
+    host: str = "127.0.0.1"
+    port: Port
+    sender_comp_id: str | None = None  # defaults to the venue name
+    target_comp_id: str = "SORGW"
+    begin_string: Literal["FIX.4.4", "FIX.4.2"] = "FIX.4.4"
+    maker_fee: Decimal = Decimal("0")
+    taker_fee: Decimal = Decimal("0")
+    ack_latency_ms: float = Field(0, ge=0)
+    fill_latency_ms: float = Field(0, ge=0)
+    reject_rate: float = Field(0, ge=0, le=1)
+    min_qty: int = Field(1, ge=1)
+    depth: DepthProfile = DepthProfile()
+    dark: DarkLiquidity = DarkLiquidity()
+    price_offset_ticks: int = 0  # shifts this venue's quotes so venues differ
+
+    @property
+    def comp_id(self) -> str:
+        return self.sender_comp_id or self.name
+
+
+class VenuesConfig(Model):
+    """config/venues.yaml: the venue simulators (`sorgw venue`)."""
+
+    seed: int = 42
+    symbols: tuple[SymbolConfig, ...]
+    venues: tuple[SimVenueConfig, ...]
+    fix: FixConfig = FixConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "VenuesConfig":
+        _require_unique("venues", [v.name for v in self.venues])
+        _require_unique("venues port", [v.port for v in self.venues])
+        _require_unique("symbols", [s.symbol for s in self.symbols])
+        return self
+
+
+def _require_unique(what: str, values: list[Any]) -> None:
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what}: duplicate {value!r}")
+        seen.add(value)
+
+
+def load(path: str | Path, model: type[Model], environ: dict[str, str] | None = None) -> Any:
+    """Read a YAML file, apply SORGW__A__B=value overrides, validate; ConfigError on any fault."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    apply_env_overrides(raw, os.environ if environ is None else environ)
+    return validate(raw, model, str(path))
+
+
+def validate(raw: dict[str, Any], model: type[Model], source: str) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+            message = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"  {key}: {message}")
+        raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(problems)) from None
+
+
+def apply_env_overrides(raw: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> None:
+    """SORGW__UPSTREAM__PORT=9000 sets upstream.port; VENUES__0__PORT indexes a list."""
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        node: Any = raw
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"{name}: no list item {part!r}")
+                index = int(part)
+                if last:
+                    node[index] = yaml.safe_load(value)
+                else:
+                    node = node[index]
+            else:
+                if last:
+                    node[part] = yaml.safe_load(value)
+                else:
+                    node = node.setdefault(part, {})

@@ -1,0 +1,106 @@
+"""Immutable L2 book snapshots per venue and the consolidated view (NBBO) built from them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from gateway.core.types import VenueKind
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    price: Decimal
+    qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """One venue's visible book for one symbol; bids best first, asks best first."""
+
+    venue: str
+    symbol: str
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    seq: int
+    ts_ns: int
+
+    @property
+    def best_bid(self) -> Level | None:
+        return self.bids[0] if self.bids else None
+
+    @property
+    def best_ask(self) -> Level | None:
+        return self.asks[0] if self.asks else None
+
+
+@dataclass(frozen=True, slots=True)
+class VenueInfo:
+    """What the router knows about a venue: its kind, costs, and whether it can be used now."""
+
+    name: str
+    kind: VenueKind
+    maker_fee: Decimal  # per share; negative is a rebate
+    taker_fee: Decimal  # per share; negative is a rebate (inverted venue)
+    latency_us: int
+    connected: bool
+    min_qty: int = 1  # dark pools: minimum size that can cross
+    protected: bool = True  # lit quote protected under the order-protection rule
+
+
+@dataclass(frozen=True, slots=True)
+class Nbbo:
+    bid: Decimal | None
+    bid_qty: int
+    ask: Decimal | None
+    ask_qty: int
+
+    @property
+    def mid(self) -> Decimal | None:
+        if self.bid is None or self.ask is None:
+            return None
+        return (self.bid + self.ask) / 2
+
+
+class MarketView:
+    """The latest snapshot per (venue, symbol), replaced whole on every update.
+
+    Writers (the bus) replace a snapshot reference; readers see either the old or the new
+    snapshot, never a half-updated book, so no lock is needed.
+    """
+
+    def __init__(self) -> None:
+        self._books: dict[tuple[str, str], BookSnapshot] = {}
+
+    def update(self, snapshot: BookSnapshot) -> None:
+        key = (snapshot.venue, snapshot.symbol)
+        current = self._books.get(key)
+        if current is None or snapshot.seq > current.seq:
+            self._books[key] = snapshot
+
+    def book(self, venue: str, symbol: str) -> BookSnapshot | None:
+        return self._books.get((venue, symbol))
+
+    def nbbo(self, symbol: str, venues: dict[str, VenueInfo]) -> Nbbo:
+        """Best bid and offer over connected, protected lit venues."""
+        bid: Decimal | None = None
+        ask: Decimal | None = None
+        bid_qty = ask_qty = 0
+        for name, info in venues.items():
+            if info.kind is not VenueKind.LIT or not info.connected or not info.protected:
+                continue
+            snap = self._books.get((name, symbol))
+            if snap is None:
+                continue
+            if snap.bids:
+                top = snap.bids[0]
+                if bid is None or top.price > bid:
+                    bid, bid_qty = top.price, top.qty
+                elif top.price == bid:
+                    bid_qty += top.qty
+            if snap.asks:
+                top = snap.asks[0]
+                if ask is None or top.price < ask:
+                    ask, ask_qty = top.price, top.qty
+                elif top.price == ask:
+                    ask_qty += top.qty
+        return Nbbo(bid, bid_qty, ask, ask_qty)

@@ -1,0 +1,272 @@
+"""Plain domain types shared by the core, the FIX adapters and the simulator."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+
+
+class Side(str, Enum):
+    BUY = "1"
+    SELL = "2"
+    SELL_SHORT = "5"
+
+    @property
+    def is_buy(self) -> bool:
+        return self is Side.BUY
+
+
+class OrdType(str, Enum):
+    MARKET = "1"
+    LIMIT = "2"
+
+
+class TimeInForce(str, Enum):
+    DAY = "0"
+    IOC = "3"
+    FOK = "4"
+
+
+class Urgency(str, Enum):
+    LOW = "L"
+    MEDIUM = "M"
+    HIGH = "H"
+
+
+class OrdStatus(str, Enum):
+    NEW = "0"
+    PARTIALLY_FILLED = "1"
+    FILLED = "2"
+    DONE_FOR_DAY = "3"
+    CANCELED = "4"
+    PENDING_CANCEL = "6"
+    REJECTED = "8"
+    PENDING_NEW = "A"
+    EXPIRED = "C"
+    PENDING_REPLACE = "E"
+
+
+class ExecType(str, Enum):
+    NEW = "0"
+    DONE_FOR_DAY = "3"
+    CANCELED = "4"
+    REPLACED = "5"
+    PENDING_CANCEL = "6"
+    REJECTED = "8"
+    PENDING_NEW = "A"
+    EXPIRED = "C"
+    PENDING_REPLACE = "E"
+    TRADE = "F"
+    ORDER_STATUS = "I"
+
+
+class OrdRejReason(str, Enum):
+    """FIX OrdRejReason (103) values the gateway uses."""
+
+    BROKER_OPTION = "0"
+    UNKNOWN_SYMBOL = "1"
+    EXCHANGE_CLOSED = "2"
+    EXCEEDS_LIMIT = "3"
+    TOO_LATE = "4"
+    UNKNOWN_ORDER = "5"
+    DUPLICATE_ORDER = "6"
+    INCORRECT_QUANTITY = "13"
+    UNKNOWN_ACCOUNT = "15"
+    INVALID_PRICE_INCREMENT = "18"
+    OTHER = "99"
+
+
+class CxlRejReason(str, Enum):
+    TOO_LATE = "0"
+    UNKNOWN_ORDER = "1"
+    BROKER_OPTION = "2"
+    PENDING = "3"
+    OTHER = "99"
+
+
+class Liquidity(str, Enum):
+    """Where a fill's liquidity came from (LastLiquidityInd 851 plus dark)."""
+
+    MAKER = "maker"
+    TAKER = "taker"
+    DARK = "dark"
+
+
+class VenueKind(str, Enum):
+    LIT = "lit"
+    DARK = "dark"
+
+
+TERMINAL = frozenset(
+    {OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.EXPIRED, OrdStatus.DONE_FOR_DAY}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """A parent order as the OMS sent it (NewOrderSingle), already parsed."""
+
+    session: str
+    cl_ord_id: str
+    symbol: str
+    side: Side
+    qty: int
+    ord_type: OrdType
+    price: Decimal | None
+    tif: TimeInForce
+    ex_destination: str | None = None
+    urgency: Urgency = Urgency.MEDIUM
+    account: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    session: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    symbol: str
+    side: Side
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceRequest:
+    session: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    symbol: str
+    side: Side
+    qty: int
+    ord_type: OrdType
+    price: Decimal | None
+    tif: TimeInForce
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRequest:
+    session: str
+    cl_ord_id: str
+    symbol: str
+    side: Side
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSpec:
+    """One child order the router wants sent: where, how much, at what price."""
+
+    venue: str
+    qty: int
+    price: Decimal | None
+    ord_type: OrdType
+    tif: TimeInForce
+    purpose: str  # "take", "dark" or "post": why the router chose it
+
+
+@dataclass(frozen=True, slots=True)
+class VenueReport:
+    """A child execution report from a venue, copied out of the FIX message."""
+
+    venue: str
+    cl_ord_id: str
+    exec_id: str
+    exec_type: ExecType
+    ord_status: OrdStatus
+    last_qty: int = 0
+    last_px: Decimal | None = None
+    leaves_qty: int | None = None
+    cum_qty: int | None = None
+    venue_order_id: str | None = None
+    liquidity: Liquidity | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionReport:
+    """A parent execution report to send to the OMS."""
+
+    session: str
+    order_id: str
+    cl_ord_id: str
+    exec_id: str
+    exec_type: ExecType
+    ord_status: OrdStatus
+    symbol: str
+    side: Side | None  # None only when rejecting an order whose Side was unusable
+    order_qty: int
+    ord_type: OrdType | None
+    price: Decimal | None
+    tif: TimeInForce | None
+    cum_qty: int
+    leaves_qty: int
+    avg_px: Decimal
+    orig_cl_ord_id: str | None = None
+    last_qty: int = 0
+    last_px: Decimal | None = None
+    last_mkt: str | None = None
+    ord_rej_reason: OrdRejReason | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReject:
+    """An OrderCancelReject (35=9) to send to the OMS."""
+
+    session: str
+    order_id: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    ord_status: OrdStatus
+    response_to: str  # "1" cancel, "2" cancel/replace
+    reason: CxlRejReason
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendChild:
+    """Command: send a new child order to a venue."""
+
+    venue: str
+    cl_ord_id: str
+    parent_order_id: str
+    symbol: str
+    side: Side
+    spec: ChildSpec
+
+
+@dataclass(frozen=True, slots=True)
+class CancelChild:
+    """Command: cancel a live child order at its venue."""
+
+    venue: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    symbol: str
+    side: Side
+    qty: int
+
+
+Command = SendChild | CancelChild | ExecutionReport | CancelReject
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidOrder:
+    """A NewOrderSingle that could not be parsed into a NewOrder: what was readable, and why."""
+
+    session: str
+    cl_ord_id: str
+    symbol: str
+    side: Side | None
+    qty: int
+    text: str
+    reason: OrdRejReason = OrdRejReason.OTHER
+
+
+@dataclass(slots=True)
+class Outbox:
+    """What one engine step produced: commands in the order they must be carried out,
+    and the routing decisions and state changes behind them (for logs and audit)."""
+
+    commands: list[Command] = field(default_factory=list)
+    decisions: list[object] = field(default_factory=list)
+
+    def add(self, command: Command) -> None:
+        self.commands.append(command)
