@@ -1,0 +1,397 @@
+"""The order book of record: turns OMS requests and venue reports into commands, one step at a time.
+
+The engine does no I/O. Each `on_*` call returns an Outbox of commands (children to send or
+cancel, reports for the OMS) that the caller carries out in order. The caller serialises calls:
+the engine has exactly one writer.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Mapping
+from decimal import Decimal
+
+from gateway.core.clock import Clock
+from gateway.core.market import MarketView, VenueInfo
+from gateway.core.orders import ChildOrder, ParentOrder
+from gateway.core.router import PlanRequest, RoutingPolicy, plan
+from gateway.core.types import (
+    TERMINAL,
+    CancelChild,
+    CancelReject,
+    CancelRequest,
+    CxlRejReason,
+    ExecType,
+    ExecutionReport,
+    InvalidOrder,
+    NewOrder,
+    OrdRejReason,
+    OrdStatus,
+    OrdType,
+    Outbox,
+    ReplaceRequest,
+    SendChild,
+    StatusRequest,
+    TimeInForce,
+    VenueReport,
+)
+from gateway.core.validation import Instrument, validate_new, validate_replace
+
+
+class IdSource:
+    """OrderIDs, ExecIDs and child ClOrdIDs, unique across restarts through a per-boot prefix."""
+
+    def __init__(self, boot: str) -> None:
+        self._boot = boot
+        self._orders = itertools.count(1)
+        self._execs = itertools.count(1)
+        self._children = itertools.count(1)
+
+    def order_id(self) -> str:
+        return f"{self._boot}-O{next(self._orders)}"
+
+    def exec_id(self) -> str:
+        return f"{self._boot}-E{next(self._execs)}"
+
+    def child_id(self) -> str:
+        return f"{self._boot}-C{next(self._children)}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StateChange:
+    """A parent order moved from one OrdStatus to another (for logs and the audit trail)."""
+
+    order_id: str
+    cl_ord_id: str
+    old: OrdStatus | None
+    new: OrdStatus
+    cum_qty: int
+    leaves_qty: int
+
+
+class OrderEngine:
+    def __init__(
+        self,
+        instruments: Mapping[str, Instrument],
+        venues: Mapping[str, VenueInfo],
+        market: MarketView,
+        ids: IdSource,
+        clock: Clock,
+        policy: RoutingPolicy = RoutingPolicy(),
+        max_rounds: int = 20,
+        max_venue_rejects: int = 1,
+    ) -> None:
+        self.instruments = dict(instruments)
+        self.venues: dict[str, VenueInfo] = dict(venues)
+        self.market = market
+        self.ids = ids
+        self.clock = clock
+        self.policy = policy
+        self.max_rounds = max_rounds
+        self.max_venue_rejects = max_venue_rejects
+        self.parents: dict[str, ParentOrder] = {}
+        self._by_cl_ord_id: dict[tuple[str, str], ParentOrder] = {}
+        self._children: dict[str, ChildOrder] = {}
+        self._venue_exec_ids: set[tuple[str, str]] = set()
+
+    # --- OMS requests -------------------------------------------------------------------
+
+    def on_new_order(self, order: NewOrder) -> Outbox:
+        out = Outbox()
+        rejection = validate_new(
+            order, self.instruments, self.venues, (order.session, order.cl_ord_id) in self._by_cl_ord_id
+        )
+        if rejection:
+            out.add(self._reject_report(order.session, order.cl_ord_id, order.symbol, order.side,
+                                        order.qty, rejection.reason, rejection.text, order))
+            return out
+        parent = ParentOrder.accept(self.ids.order_id(), order)
+        self.parents[parent.order_id] = parent
+        self._by_cl_ord_id[(order.session, order.cl_ord_id)] = parent
+        out.decisions.append(StateChange(parent.order_id, parent.cl_ord_id, None, OrdStatus.NEW, 0, parent.qty))
+        out.add(self._report(parent, ExecType.NEW))
+        self._work(parent, out)
+        return out
+
+    def on_invalid_order(self, invalid: InvalidOrder) -> Outbox:
+        out = Outbox()
+        out.add(self._reject_report(invalid.session, invalid.cl_ord_id, invalid.symbol, invalid.side,
+                                    invalid.qty, invalid.reason, invalid.text, None))
+        return out
+
+    def on_cancel(self, request: CancelRequest) -> Outbox:
+        out = Outbox()
+        parent = self._find_for_change(request, "1", out)
+        if parent is None:
+            return out
+        self._by_cl_ord_id[(request.session, request.cl_ord_id)] = parent
+        parent.pending = request
+        if parent.live_children():
+            self._set_status(parent, OrdStatus.PENDING_CANCEL, out)
+            out.add(self._report(parent, ExecType.PENDING_CANCEL, cl_ord_id=request.cl_ord_id,
+                                 orig_cl_ord_id=request.orig_cl_ord_id))
+            self._cancel_children(parent, out)
+        else:
+            self._finish_cancel(parent, out)
+        return out
+
+    def on_replace(self, request: ReplaceRequest) -> Outbox:
+        out = Outbox()
+        parent = self._find_for_change(request, "2", out)
+        if parent is None:
+            return out
+        if request.symbol != parent.symbol or request.side is not parent.side:
+            out.add(self._cancel_reject(parent, request, "2", CxlRejReason.OTHER,
+                                        "a replace cannot change Symbol or Side"))
+            return out
+        rejection = validate_replace(request, self.instruments[parent.symbol], parent.cum_qty)
+        if rejection:
+            out.add(self._cancel_reject(parent, request, "2", CxlRejReason.OTHER, rejection.text))
+            return out
+        self._by_cl_ord_id[(request.session, request.cl_ord_id)] = parent
+        parent.pending = request
+        if parent.live_children():
+            self._set_status(parent, OrdStatus.PENDING_REPLACE, out)
+            out.add(self._report(parent, ExecType.PENDING_REPLACE, cl_ord_id=request.cl_ord_id,
+                                 orig_cl_ord_id=request.orig_cl_ord_id))
+            self._cancel_children(parent, out)
+        else:
+            self._finish_replace(parent, out)
+        return out
+
+    def on_status_request(self, request: StatusRequest) -> Outbox:
+        out = Outbox()
+        parent = self._by_cl_ord_id.get((request.session, request.cl_ord_id))
+        if parent is None:
+            out.add(ExecutionReport(
+                session=request.session, order_id="NONE", cl_ord_id=request.cl_ord_id,
+                exec_id=self.ids.exec_id(), exec_type=ExecType.ORDER_STATUS, ord_status=OrdStatus.REJECTED,
+                symbol=request.symbol, side=request.side, order_qty=0, ord_type=None, price=None, tif=None,
+                cum_qty=0, leaves_qty=0, avg_px=Decimal(0), ord_rej_reason=OrdRejReason.UNKNOWN_ORDER,
+                text=f"unknown order ClOrdID {request.cl_ord_id}",
+            ))
+        else:
+            out.add(self._report(parent, ExecType.ORDER_STATUS, cl_ord_id=request.cl_ord_id))
+        return out
+
+    # --- venue events -------------------------------------------------------------------
+
+    def on_venue_report(self, report: VenueReport) -> Outbox:
+        out = Outbox()
+        child = self._children.get(report.cl_ord_id)
+        if child is None or child.venue != report.venue:
+            out.decisions.append(f"ignored report for unknown child {report.cl_ord_id} from {report.venue}")
+            return out
+        key = (report.venue, report.exec_id)
+        if key in self._venue_exec_ids:
+            return out
+        self._venue_exec_ids.add(key)
+        parent = self.parents[child.parent_id]
+        if report.exec_type is ExecType.TRADE and report.last_qty > 0 and report.last_px is not None:
+            self._fill(parent, child, report, out)
+        if report.exec_type is ExecType.REJECTED:
+            self._child_rejected(parent, child, report.text or "rejected by venue")
+        elif report.ord_status in TERMINAL or report.exec_type in (
+            ExecType.CANCELED, ExecType.EXPIRED, ExecType.DONE_FOR_DAY
+        ):
+            child.status = report.ord_status if report.ord_status in TERMINAL else OrdStatus.CANCELED
+        elif child.status is OrdStatus.PENDING_NEW:
+            child.status = OrdStatus.NEW
+        if child.cum_qty >= child.spec.qty:
+            child.status = OrdStatus.FILLED
+        if not child.live:
+            self._work(parent, out)
+        return out
+
+    def on_child_rejected(self, venue: str, cl_ord_id: str, text: str) -> Outbox:
+        """A child refused before any execution report: session reject, business reject, send failure."""
+        out = Outbox()
+        child = self._children.get(cl_ord_id)
+        if child is None or child.venue != venue or not child.live:
+            return out
+        parent = self.parents[child.parent_id]
+        self._child_rejected(parent, child, text)
+        self._work(parent, out)
+        return out
+
+    def on_venue_status(self, venue: str, connected: bool) -> Outbox:
+        out = Outbox()
+        info = self.venues.get(venue)
+        if info is None or info.connected == connected:
+            return out
+        self.venues[venue] = dataclasses.replace(info, connected=connected)
+        if connected:
+            for parent in list(self.parents.values()):
+                if parent.live and parent.pending is None and not parent.live_children():
+                    self._work(parent, out)
+        return out
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _find_for_change(self, request: CancelRequest | ReplaceRequest, response_to: str,
+                         out: Outbox) -> ParentOrder | None:
+        parent = self._by_cl_ord_id.get((request.session, request.orig_cl_ord_id))
+        if parent is None:
+            out.add(CancelReject(request.session, "NONE", request.cl_ord_id, request.orig_cl_ord_id,
+                                 OrdStatus.REJECTED, response_to, CxlRejReason.UNKNOWN_ORDER,
+                                 f"unknown order OrigClOrdID {request.orig_cl_ord_id}"))
+            return None
+        if (request.session, request.cl_ord_id) in self._by_cl_ord_id:
+            out.add(self._cancel_reject(parent, request, response_to, CxlRejReason.OTHER,
+                                        f"duplicate ClOrdID {request.cl_ord_id}"))
+            return None
+        if not parent.live:
+            out.add(self._cancel_reject(parent, request, response_to, CxlRejReason.TOO_LATE,
+                                        f"too late: order is already {parent.status.name.lower()}"))
+            return None
+        if parent.pending is not None:
+            out.add(self._cancel_reject(parent, request, response_to, CxlRejReason.PENDING,
+                                        "a cancel or replace is already pending for this order"))
+            return None
+        return parent
+
+    def _fill(self, parent: ParentOrder, child: ChildOrder, report: VenueReport, out: Outbox) -> None:
+        assert report.last_px is not None
+        qty = min(report.last_qty, parent.qty - parent.cum_qty)
+        if qty < report.last_qty:
+            out.decisions.append(
+                f"OVERFILL from {child.venue}: child {child.cl_ord_id} filled {report.last_qty}, "
+                f"parent {parent.order_id} had {parent.qty - parent.cum_qty} left"
+            )
+        if qty <= 0:
+            return
+        child.cum_qty += qty
+        child.notional += report.last_px * qty
+        old = parent.status
+        parent.apply_fill(qty, report.last_px)
+        if parent.status is not old:
+            out.decisions.append(self._change(parent, old))
+        out.add(self._report(parent, ExecType.TRADE, last_qty=qty, last_px=report.last_px, last_mkt=child.venue))
+
+    def _child_rejected(self, parent: ParentOrder, child: ChildOrder, text: str) -> None:
+        child.status = OrdStatus.REJECTED
+        count = parent.venue_rejects.get(child.venue, 0) + 1
+        parent.venue_rejects[child.venue] = count
+        parent.last_reject = f"{child.venue} rejected the child order: {text}"
+
+    def _work(self, parent: ParentOrder, out: Outbox) -> None:
+        """Move a parent on once nothing of it is working at a venue."""
+        if parent.live_children():
+            return
+        if isinstance(parent.pending, CancelRequest):
+            self._finish_cancel(parent, out)
+            return
+        if isinstance(parent.pending, ReplaceRequest):
+            self._finish_replace(parent, out)
+            return
+        if parent.leaves_qty == 0:
+            return
+        if parent.rounds >= self.max_rounds:
+            self._end(parent, out, f"routing stopped after {parent.rounds} rounds")
+            return
+        instrument = self.instruments[parent.symbol]
+        excluded = frozenset(v for v, n in parent.venue_rejects.items() if n >= self.max_venue_rejects)
+        request = PlanRequest(
+            order_id=parent.order_id, symbol=parent.symbol, side=parent.side, qty=parent.leaves_qty,
+            ord_type=parent.ord_type, limit=parent.price, tif=parent.tif, urgency=parent.urgency,
+            ex_destination=parent.ex_destination, dark_done=parent.dark_done, excluded=excluded,
+            lot=instrument.lot,
+        )
+        decision = plan(request, self.market, self.venues, self.policy)
+        out.decisions.append(decision)
+        if not decision.children:
+            if parent.last_reject is not None or parent.tif is not TimeInForce.DAY \
+                    or parent.ord_type is OrdType.MARKET:
+                self._end(parent, out, parent.last_reject or decision.reason)
+            # A day limit order with nowhere to go waits for a venue to connect.
+            return
+        if decision.phase == "dark":
+            parent.dark_done = True
+        parent.rounds += 1
+        for spec in decision.children:
+            child = ChildOrder(self.ids.child_id(), parent.order_id, spec.venue, parent.symbol, parent.side, spec)
+            parent.children[child.cl_ord_id] = child
+            self._children[child.cl_ord_id] = child
+            out.add(SendChild(spec.venue, child.cl_ord_id, parent.order_id, parent.symbol, parent.side, spec))
+
+    def _end(self, parent: ParentOrder, out: Outbox, text: str) -> None:
+        """Close the unfilled remainder: Expired for IOC/FOK/market, Canceled for a day order."""
+        old = parent.status
+        expire = parent.tif is not TimeInForce.DAY or parent.ord_type is OrdType.MARKET
+        parent.status = OrdStatus.EXPIRED if expire else OrdStatus.CANCELED
+        out.decisions.append(self._change(parent, old))
+        out.add(self._report(parent, ExecType.EXPIRED if expire else ExecType.CANCELED, text=text))
+
+    def _cancel_children(self, parent: ParentOrder, out: Outbox) -> None:
+        for child in parent.live_children():
+            if child.cancel_sent:
+                continue
+            child.cancel_sent = True
+            out.add(CancelChild(child.venue, self.ids.child_id(), child.cl_ord_id, child.symbol,
+                                child.side, child.spec.qty))
+
+    def _finish_cancel(self, parent: ParentOrder, out: Outbox) -> None:
+        request = parent.pending
+        assert isinstance(request, CancelRequest)
+        parent.pending = None
+        if parent.cum_qty >= parent.qty:
+            parent.status = OrdStatus.FILLED
+            out.add(self._cancel_reject(parent, request, "1", CxlRejReason.TOO_LATE, "too late: order filled"))
+            return
+        old = parent.status
+        parent.status = OrdStatus.CANCELED
+        out.decisions.append(self._change(parent, old))
+        out.add(self._report(parent, ExecType.CANCELED, cl_ord_id=request.cl_ord_id,
+                             orig_cl_ord_id=request.orig_cl_ord_id))
+        parent.cl_ord_id = request.cl_ord_id
+
+    def _finish_replace(self, parent: ParentOrder, out: Outbox) -> None:
+        request = parent.pending
+        assert isinstance(request, ReplaceRequest)
+        parent.pending = None
+        if request.qty <= parent.cum_qty or parent.cum_qty >= parent.qty:
+            parent.status = parent.working_status()
+            out.add(self._cancel_reject(parent, request, "2", CxlRejReason.TOO_LATE,
+                                        f"too late: {parent.cum_qty} already filled"))
+            self._work(parent, out)
+            return
+        old = parent.status
+        parent.apply_replace(request)
+        out.decisions.append(self._change(parent, old))
+        out.add(self._report(parent, ExecType.REPLACED, orig_cl_ord_id=request.orig_cl_ord_id))
+        self._work(parent, out)
+
+    def _set_status(self, parent: ParentOrder, status: OrdStatus, out: Outbox) -> None:
+        old = parent.status
+        parent.status = status
+        out.decisions.append(self._change(parent, old))
+
+    def _change(self, parent: ParentOrder, old: OrdStatus | None) -> StateChange:
+        return StateChange(parent.order_id, parent.cl_ord_id, old, parent.status, parent.cum_qty,
+                           parent.leaves_qty)
+
+    def _report(self, parent: ParentOrder, exec_type: ExecType, *, cl_ord_id: str | None = None,
+                orig_cl_ord_id: str | None = None, last_qty: int = 0, last_px: Decimal | None = None,
+                last_mkt: str | None = None, text: str | None = None) -> ExecutionReport:
+        return ExecutionReport(
+            session=parent.session, order_id=parent.order_id, cl_ord_id=cl_ord_id or parent.cl_ord_id,
+            exec_id=self.ids.exec_id(), exec_type=exec_type, ord_status=parent.status, symbol=parent.symbol,
+            side=parent.side, order_qty=parent.qty, ord_type=parent.ord_type, price=parent.price,
+            tif=parent.tif, cum_qty=parent.cum_qty, leaves_qty=parent.leaves_qty, avg_px=parent.avg_px,
+            orig_cl_ord_id=orig_cl_ord_id, last_qty=last_qty, last_px=last_px, last_mkt=last_mkt, text=text,
+        )
+
+    def _reject_report(self, session: str, cl_ord_id: str, symbol: str, side, qty: int,
+                       reason: OrdRejReason, text: str, order: NewOrder | None) -> ExecutionReport:
+        return ExecutionReport(
+            session=session, order_id="NONE", cl_ord_id=cl_ord_id, exec_id=self.ids.exec_id(),
+            exec_type=ExecType.REJECTED, ord_status=OrdStatus.REJECTED, symbol=symbol, side=side,
+            order_qty=max(qty, 0), ord_type=order.ord_type if order else None,
+            price=order.price if order else None, tif=order.tif if order else None,
+            cum_qty=0, leaves_qty=0, avg_px=Decimal(0), ord_rej_reason=reason, text=text,
+        )
+
+    def _cancel_reject(self, parent: ParentOrder, request: CancelRequest | ReplaceRequest,
+                       response_to: str, reason: CxlRejReason, text: str) -> CancelReject:
+        return CancelReject(request.session, parent.order_id, request.cl_ord_id, request.orig_cl_ord_id,
+                            parent.status, response_to, reason, text)

@@ -1,0 +1,241 @@
+"""The order engine: parent/child state, FIX semantics of the reports it produces, no sockets."""
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from gateway.core.clock import ManualClock
+from gateway.core.engine import IdSource, OrderEngine
+from gateway.core.market import BookSnapshot, Level, MarketView, VenueInfo
+from gateway.core.types import (
+    CancelChild,
+    CancelReject,
+    CancelRequest,
+    ExecType,
+    ExecutionReport,
+    InvalidOrder,
+    NewOrder,
+    OrdStatus,
+    OrdType,
+    ReplaceRequest,
+    SendChild,
+    Side,
+    StatusRequest,
+    TimeInForce,
+    Urgency,
+    VenueKind,
+    VenueReport,
+)
+from gateway.core.validation import Instrument
+
+S = "FIX.4.4:SORGW->OMS"
+
+
+def book(venue: str, bids, asks, seq: int = 1) -> BookSnapshot:
+    return BookSnapshot(venue, "AAPL", tuple(Level(D(p), q) for p, q in bids),
+                        tuple(Level(D(p), q) for p, q in asks), seq, 0)
+
+
+@pytest.fixture
+def engine() -> OrderEngine:
+    market = MarketView()
+    market.update(book("LITA", [("99.99", 300), ("99.98", 300)], [("100.01", 300), ("100.02", 300)]))
+    market.update(book("LITB", [("99.99", 200)], [("100.01", 200), ("100.03", 500)]))
+    venues = {
+        "LITA": VenueInfo("LITA", VenueKind.LIT, D("-0.002"), D("0.003"), 300, True),
+        "LITB": VenueInfo("LITB", VenueKind.LIT, D("0.0015"), D("-0.001"), 400, True),
+        "DRKA": VenueInfo("DRKA", VenueKind.DARK, D("0"), D("0.001"), 400, True, min_qty=100),
+    }
+    return OrderEngine({"AAPL": Instrument("AAPL", D("0.01"))}, venues, market, IdSource("t"), ManualClock())
+
+
+def order(cl="P1", qty=500, price="100.02", side=Side.BUY, tif=TimeInForce.DAY, urgency=Urgency.HIGH, **kw):
+    return NewOrder(S, cl, kw.pop("symbol", "AAPL"), side, qty, OrdType.LIMIT if price else OrdType.MARKET,
+                    D(price) if price else None, tif, urgency=urgency, **kw)
+
+
+def reports(out) -> list[ExecutionReport]:
+    return [c for c in out.commands if isinstance(c, ExecutionReport)]
+
+
+def children(out) -> list[SendChild]:
+    return [c for c in out.commands if isinstance(c, SendChild)]
+
+
+def fill(child: SendChild, qty: int, px: str, exec_id: str, done: bool = False) -> VenueReport:
+    status = OrdStatus.FILLED if done else OrdStatus.PARTIALLY_FILLED
+    return VenueReport(child.venue, child.cl_ord_id, exec_id, ExecType.TRADE, status, qty, D(px))
+
+
+def ended(child: SendChild, exec_id: str, exec_type=ExecType.EXPIRED, status=OrdStatus.EXPIRED) -> VenueReport:
+    return VenueReport(child.venue, child.cl_ord_id, exec_id, exec_type, status)
+
+
+def test_new_order_is_acked_then_swept_best_price_first(engine):
+    out = engine.on_new_order(order(qty=500))
+    ack = reports(out)[0]
+    assert (ack.exec_type, ack.ord_status, ack.leaves_qty, ack.cum_qty) == (ExecType.NEW, OrdStatus.NEW, 500, 0)
+    sent = {c.venue: c.spec for c in children(out)}
+    # 100.01 is shown on both venues (300 + 200): the inverted LITB (taker rebate) goes first.
+    assert sent["LITB"].qty == 200 and sent["LITA"].qty == 300
+    assert all(s.tif is TimeInForce.IOC and s.price <= D("100.02") for s in sent.values())
+
+
+def test_fills_roll_up_with_exact_avgpx_and_final_filled(engine):
+    out = engine.on_new_order(order(qty=500))
+    a, b = sorted(children(out), key=lambda c: c.venue)
+    r1 = reports(engine.on_venue_report(fill(a, 300, "100.01", "x1", done=True)))
+    r2 = reports(engine.on_venue_report(fill(b, 200, "100.02", "x2", done=True)))
+    assert (r1[0].ord_status, r1[0].cum_qty, r1[0].leaves_qty, r1[0].last_mkt) == \
+        (OrdStatus.PARTIALLY_FILLED, 300, 200, "LITA")
+    last = r2[-1]
+    assert (last.ord_status, last.cum_qty, last.leaves_qty) == (OrdStatus.FILLED, 500, 0)
+    assert last.avg_px == (D("100.01") * 300 + D("100.02") * 200) / 500
+
+
+def test_duplicate_venue_exec_id_is_counted_once(engine):
+    out = engine.on_new_order(order(qty=500))
+    a = sorted(children(out), key=lambda c: c.venue)[0]
+    engine.on_venue_report(fill(a, 100, "100.01", "dup"))
+    again = engine.on_venue_report(fill(a, 100, "100.01", "dup"))
+    assert again.commands == []
+    parent = next(iter(engine.parents.values()))
+    assert parent.cum_qty == 100
+
+
+def test_ioc_remainder_expires_after_children_finish(engine):
+    out = engine.on_new_order(order(qty=2000, price="100.01", tif=TimeInForce.IOC))
+    first, second = children(out)
+    assert first.spec.qty + second.spec.qty == 500
+    engine.on_venue_report(fill(first, first.spec.qty, "100.01", "f1", done=True))
+    # The visible depth within the limit is gone when the last child finishes.
+    engine.market.update(book("LITA", [], [("100.02", 300)], seq=2))
+    engine.market.update(book("LITB", [], [("100.03", 500)], seq=2))
+    out = engine.on_venue_report(fill(second, second.spec.qty, "100.01", "f2", done=True))
+    last = reports(out)[-1]
+    assert (last.exec_type, last.ord_status, last.cum_qty, last.leaves_qty) == \
+        (ExecType.EXPIRED, OrdStatus.EXPIRED, 500, 0)
+    assert not children(out)
+
+
+def test_cancel_waits_for_children_then_reports_canceled(engine):
+    out = engine.on_new_order(order(qty=500))
+    a, b = sorted(children(out), key=lambda c: c.venue)
+    engine.on_venue_report(fill(a, 100, "100.01", "x1"))
+    out = engine.on_cancel(CancelRequest(S, "C1", "P1", "AAPL", Side.BUY))
+    pending = reports(out)[0]
+    assert pending.exec_type is ExecType.PENDING_CANCEL and pending.ord_status is OrdStatus.PENDING_CANCEL
+    cancels = [c for c in out.commands if isinstance(c, CancelChild)]
+    assert {c.orig_cl_ord_id for c in cancels} == {a.cl_ord_id, b.cl_ord_id}
+    engine.on_venue_report(ended(a, "c1", ExecType.CANCELED, OrdStatus.CANCELED))
+    done = reports(engine.on_venue_report(ended(b, "c2", ExecType.CANCELED, OrdStatus.CANCELED)))
+    assert (done[-1].exec_type, done[-1].ord_status, done[-1].cum_qty, done[-1].leaves_qty) == \
+        (ExecType.CANCELED, OrdStatus.CANCELED, 100, 0)
+    assert done[-1].cl_ord_id == "C1" and done[-1].orig_cl_ord_id == "P1"
+
+
+def test_cancel_of_filled_order_is_rejected_too_late(engine):
+    out = engine.on_new_order(order(qty=500))
+    for i, child in enumerate(children(out)):
+        engine.on_venue_report(fill(child, child.spec.qty, "100.01", f"f{i}", done=True))
+    out = engine.on_cancel(CancelRequest(S, "C1", "P1", "AAPL", Side.BUY))
+    (reject,) = out.commands
+    assert isinstance(reject, CancelReject) and reject.reason.value == "0" and "too late" in reject.text
+
+
+def test_unknown_order_cancel_and_status(engine):
+    (reject,) = engine.on_cancel(CancelRequest(S, "C9", "NOPE", "AAPL", Side.BUY)).commands
+    assert isinstance(reject, CancelReject) and reject.reason.value == "1"
+    (status,) = engine.on_status_request(StatusRequest(S, "NOPE", "AAPL", Side.BUY)).commands
+    assert status.exec_type is ExecType.ORDER_STATUS and status.ord_status is OrdStatus.REJECTED
+
+
+def test_replace_down_cancels_children_first_then_reroutes(engine):
+    out = engine.on_new_order(order(qty=500))
+    a, b = sorted(children(out), key=lambda c: c.venue)
+    out = engine.on_replace(ReplaceRequest(S, "P2", "P1", "AAPL", Side.BUY, 200, OrdType.LIMIT, D("100.02"),
+                                           TimeInForce.DAY))
+    assert reports(out)[0].exec_type is ExecType.PENDING_REPLACE
+    assert len([c for c in out.commands if isinstance(c, CancelChild)]) == 2
+    assert not children(out)  # nothing new goes out while the old children may still fill
+    engine.on_venue_report(fill(a, 50, "100.01", "x1"))
+    engine.on_venue_report(ended(a, "c1", ExecType.CANCELED, OrdStatus.CANCELED))
+    out = engine.on_venue_report(ended(b, "c2", ExecType.CANCELED, OrdStatus.CANCELED))
+    replaced = [r for r in reports(out) if r.exec_type is ExecType.REPLACED][0]
+    assert (replaced.order_qty, replaced.cum_qty, replaced.leaves_qty) == (200, 50, 150)
+    assert sum(c.spec.qty for c in children(out)) == 150
+
+
+def test_replace_that_fills_meanwhile_is_rejected(engine):
+    out = engine.on_new_order(order(qty=500))
+    a, b = sorted(children(out), key=lambda c: c.venue)
+    engine.on_replace(ReplaceRequest(S, "P2", "P1", "AAPL", Side.BUY, 250, OrdType.LIMIT, D("100.02"),
+                                     TimeInForce.DAY))
+    engine.on_venue_report(fill(a, 300, "100.01", "x1", done=True))
+    out = engine.on_venue_report(ended(b, "c2", ExecType.CANCELED, OrdStatus.CANCELED))
+    (reject,) = [c for c in out.commands if isinstance(c, CancelReject)]
+    assert "too late" in reject.text
+    parent = next(iter(engine.parents.values()))
+    assert parent.qty == 500 and parent.cum_qty == 300
+
+
+@pytest.mark.parametrize("new, text", [
+    (order(qty=0), "OrderQty"),
+    (order(price="100.015"), "tick"),
+    (order(symbol="ZZZZ"), "unknown symbol"),
+    (order(ex_destination="NOWHERE"), "ExDestination"),
+])
+def test_validation_rejects(engine, new, text):
+    (er,) = engine.on_new_order(new).commands
+    assert er.exec_type is ExecType.REJECTED and er.ord_status is OrdStatus.REJECTED and text in er.text
+
+
+def test_duplicate_cl_ord_id_is_rejected(engine):
+    engine.on_new_order(order())
+    (er,) = engine.on_new_order(order()).commands
+    assert er.ord_rej_reason.value == "6"
+
+
+def test_invalid_order_becomes_rejected_report(engine):
+    (er,) = engine.on_invalid_order(InvalidOrder(S, "X1", "AAPL", None, 0, "missing required field Side (54)")).commands
+    assert er.ord_status is OrdStatus.REJECTED and "Side" in er.text
+
+
+def test_rejected_child_is_rerouted_elsewhere(engine):
+    out = engine.on_new_order(order(qty=200, price="100.01"))
+    (first,) = children(out)
+    assert first.venue == "LITB"
+    out = engine.on_venue_report(VenueReport("LITB", first.cl_ord_id, "r1", ExecType.REJECTED,
+                                             OrdStatus.REJECTED, text="simulated"))
+    (second,) = children(out)
+    assert second.venue == "LITA" and second.spec.qty == 200
+
+
+def test_directed_order_rejected_by_venue_is_canceled_with_reason(engine):
+    out = engine.on_new_order(order(qty=100, ex_destination="LITA"))
+    (child,) = children(out)
+    out = engine.on_child_rejected("LITA", child.cl_ord_id, "session reject: bad field")
+    last = reports(out)[-1]
+    assert last.ord_status is OrdStatus.CANCELED and "LITA rejected" in last.text
+
+
+def test_dark_first_for_low_urgency(engine):
+    out = engine.on_new_order(order(qty=400, urgency=Urgency.LOW))
+    (dark,) = children(out)
+    assert dark.venue == "DRKA" and dark.spec.tif is TimeInForce.IOC
+    out = engine.on_venue_report(fill(dark, 100, "100.00", "d1"))
+    out = engine.on_venue_report(ended(dark, "d2"))
+    assert {c.venue for c in children(out)} <= {"LITA", "LITB"}
+    assert sum(c.spec.qty for c in children(out)) == 300
+
+
+def test_day_limit_without_liquidity_posts_on_best_rebate_venue(engine):
+    out = engine.on_new_order(order(qty=100, price="99.95"))
+    (post,) = children(out)
+    assert post.spec.purpose == "post" and post.venue == "LITA" and post.spec.tif is TimeInForce.DAY
+
+
+def test_children_never_exceed_parent_leaves(engine):
+    out = engine.on_new_order(order(qty=2000, price="100.03"))
+    assert sum(c.spec.qty for c in children(out)) <= 2000
