@@ -1,6 +1,7 @@
 """Immutable L2 book snapshots per venue and the consolidated view (NBBO) built from them."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -80,7 +81,7 @@ class MarketView:
     def book(self, venue: str, symbol: str) -> BookSnapshot | None:
         return self._books.get((venue, symbol))
 
-    def nbbo(self, symbol: str, venues: dict[str, VenueInfo]) -> Nbbo:
+    def nbbo(self, symbol: str, venues: Mapping[str, VenueInfo]) -> Nbbo:
         """Best bid and offer over connected, protected lit venues."""
         bid: Decimal | None = None
         ask: Decimal | None = None

@@ -158,7 +158,7 @@ class ChildSpec:
     price: Decimal | None
     ord_type: OrdType
     tif: TimeInForce
-    purpose: str  # "take", "dark" or "post": why the router chose it
+    purpose: str  # "directed", "dark", "take" or "post": why the router chose it
 
 
 @dataclass(frozen=True, slots=True)
