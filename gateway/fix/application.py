@@ -1,0 +1,94 @@
+"""A quickfix Application base that never lets an exception escape a callback."""
+from __future__ import annotations
+
+import quickfix as fix
+import structlog
+
+from gateway.fix.sessions import session_key
+
+log = structlog.get_logger("gateway.fix")
+
+# Exceptions quickfix turns into a session-level reject (35=3) or a business reject (35=j).
+FIX_REJECTS = (fix.FieldNotFound, fix.IncorrectDataFormat, fix.IncorrectTagValue, fix.UnsupportedMessageType)
+
+
+class GuardedApplication(fix.Application):
+    """Subclasses implement on_app/on_admin/on_logon/on_logout; errors become logs or FIX rejects.
+
+    quickfix ends the process when a Python exception escapes a callback, so every callback
+    catches. Messages are valid only inside the callback: subclasses copy out what they need.
+    """
+
+    role = "fix"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions: dict[str, fix.SessionID] = {}
+
+    def onCreate(self, sessionID):  # noqa: N802 - quickfix's names
+        try:
+            self.sessions[session_key(sessionID)] = sessionID
+        except Exception:
+            log.exception("fix.on_create_failed", role=self.role)
+
+    def onLogon(self, sessionID):  # noqa: N802
+        try:
+            self.on_logon(session_key(sessionID))
+        except Exception:
+            log.exception("fix.on_logon_failed", role=self.role)
+
+    def onLogout(self, sessionID):  # noqa: N802
+        try:
+            self.on_logout(session_key(sessionID))
+        except Exception:
+            log.exception("fix.on_logout_failed", role=self.role)
+
+    def toAdmin(self, message, sessionID):  # noqa: N802
+        pass
+
+    def toApp(self, message, sessionID):  # noqa: N802
+        try:
+            self.on_sent(message, session_key(sessionID))
+        except Exception:
+            log.exception("fix.to_app_failed", role=self.role)
+
+    def fromAdmin(self, message, sessionID):  # noqa: N802
+        try:
+            self.on_admin(message, session_key(sessionID))
+        except Exception:
+            log.exception("fix.from_admin_failed", role=self.role)
+
+    def fromApp(self, message, sessionID):  # noqa: N802
+        try:
+            self.on_app(message, session_key(sessionID))
+        except FIX_REJECTS:
+            raise
+        except Exception as exc:
+            log.exception("fix.from_app_failed", role=self.role, message=message.toString().replace("\x01", "|"))
+            try:
+                self.on_failure(message, session_key(sessionID), exc)
+            except Exception:
+                log.exception("fix.on_failure_failed", role=self.role)
+
+    def send(self, message: fix.Message, session: str) -> bool:
+        """Send on a session by key; False when the session is unknown or not logged on."""
+        sid = self.sessions.get(session)
+        if sid is None:
+            return False
+        return fix.Session.sendToTarget(message, sid)
+
+    def begin_string(self, session: str) -> str:
+        return self.sessions[session].getBeginString().getValue()
+
+    def on_logon(self, session: str) -> None: ...
+
+    def on_logout(self, session: str) -> None: ...
+
+    def on_sent(self, message: fix.Message, session: str) -> None: ...
+
+    def on_admin(self, message: fix.Message, session: str) -> None: ...
+
+    def on_app(self, message: fix.Message, session: str) -> None: ...
+
+    def on_failure(self, message: fix.Message, session: str, exc: Exception) -> None:
+        """on_app raised: tell the peer, so nothing it sent goes unanswered."""

@@ -1,0 +1,275 @@
+"""Translation between FIX messages and the core's plain types, for FIX 4.2 and FIX 4.4."""
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+import quickfix as fix
+
+from gateway.core.types import (
+    CancelChild,
+    CancelReject,
+    CancelRequest,
+    ExecType,
+    ExecutionReport,
+    InvalidOrder,
+    Liquidity,
+    NewOrder,
+    OrdStatus,
+    OrdType,
+    ReplaceRequest,
+    SendChild,
+    Side,
+    StatusRequest,
+    TimeInForce,
+    Urgency,
+    VenueReport,
+)
+
+# Tags, named once; msg.getField(tag) on raw tags is far cheaper than typed field objects.
+ACCOUNT, AVG_PX, CL_ORD_ID, CUM_QTY, EXEC_ID, EXEC_TRANS_TYPE = 1, 6, 11, 14, 17, 20
+LAST_MKT, LAST_PX, LAST_QTY, MSG_SEQ_NUM, MSG_TYPE = 30, 31, 32, 34, 35
+ORDER_ID, ORDER_QTY, ORD_STATUS, ORD_TYPE, ORIG_CL_ORD_ID, PRICE = 37, 38, 39, 40, 41, 44
+REF_SEQ_NUM, SIDE, SYMBOL, TEXT, TIF, TRANSACT_TIME, EX_DESTINATION = 45, 54, 55, 58, 59, 60, 100
+ORD_REJ_REASON, CXL_REJ_REASON, EXEC_TYPE, LEAVES_QTY = 103, 102, 150, 151
+BUSINESS_REJECT_REF_ID, CXL_REJ_RESPONSE_TO, LAST_LIQUIDITY_IND = 379, 434, 851
+SOR_URGENCY = 9701
+
+FIX42 = "FIX.4.2"
+_FIX42_TRADE = {OrdStatus.FILLED: "2"}  # any other status of a fill is "1" (partial fill)
+_LIQUIDITY_IND = {Liquidity.MAKER: "1", Liquidity.TAKER: "2"}
+_LIQUIDITY_FROM_IND = {"1": Liquidity.MAKER, "2": Liquidity.TAKER}
+
+
+class FieldError(ValueError):
+    """A business field that is missing or unusable; the text is sent back to the peer."""
+
+    def __init__(self, text: str, tag: int, missing: bool = False) -> None:
+        super().__init__(text)
+        self.tag = tag
+        self.missing = missing
+
+
+def _get(msg: fix.Message, tag: int, name: str) -> str:
+    if not msg.isSetField(tag):
+        raise FieldError(f"missing required field {name} ({tag})", tag, missing=True)
+    return msg.getField(tag)
+
+
+def _opt(msg: fix.Message, tag: int) -> str | None:
+    return msg.getField(tag) if msg.isSetField(tag) else None
+
+
+def _enum(kind, value: str, name: str, tag: int):
+    try:
+        return kind(value)
+    except ValueError:
+        raise FieldError(f"unsupported {name} ({tag}) value {value!r}", tag) from None
+
+
+def _qty(value: str, name: str, tag: int) -> int:
+    try:
+        qty = Decimal(value)
+    except InvalidOperation:
+        raise FieldError(f"{name} ({tag}) is not a number: {value!r}", tag) from None
+    if not qty.is_finite() or qty != qty.to_integral_value():
+        raise FieldError(f"{name} ({tag}) must be a whole number of shares, got {value}", tag)
+    return int(qty)
+
+
+def _price(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        price = Decimal(value)
+    except InvalidOperation:
+        raise FieldError(f"Price (44) is not a number: {value!r}", PRICE) from None
+    if not price.is_finite():
+        raise FieldError(f"Price (44) is not a number: {value!r}", PRICE)
+    return price
+
+
+def cl_ord_id(msg: fix.Message) -> str:
+    return _get(msg, CL_ORD_ID, "ClOrdID")
+
+
+def parse_new_order(msg: fix.Message, session: str, default_urgency: Urgency) -> NewOrder | InvalidOrder:
+    cid = cl_ord_id(msg)
+    symbol = _opt(msg, SYMBOL) or ""
+    side: Side | None = None
+    qty = 0
+    try:
+        side = _enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE)
+        qty = _qty(_get(msg, ORDER_QTY, "OrderQty"), "OrderQty", ORDER_QTY)
+        _get(msg, SYMBOL, "Symbol")
+        ord_type = _enum(OrdType, _get(msg, ORD_TYPE, "OrdType"), "OrdType", ORD_TYPE)
+        tif = _enum(TimeInForce, _opt(msg, TIF) or TimeInForce.DAY.value, "TimeInForce", TIF)
+        urgency_raw = _opt(msg, SOR_URGENCY)
+        urgency = _enum(Urgency, urgency_raw, "SorUrgency", SOR_URGENCY) if urgency_raw else default_urgency
+        return NewOrder(
+            session=session, cl_ord_id=cid, symbol=symbol, side=side, qty=qty, ord_type=ord_type,
+            price=_price(_opt(msg, PRICE)), tif=tif, ex_destination=_opt(msg, EX_DESTINATION),
+            urgency=urgency, account=_opt(msg, ACCOUNT),
+        )
+    except FieldError as exc:
+        return InvalidOrder(session, cid, symbol, side, qty, str(exc))
+
+
+def parse_cancel(msg: fix.Message, session: str) -> CancelRequest:
+    return CancelRequest(
+        session=session, cl_ord_id=cl_ord_id(msg),
+        orig_cl_ord_id=_get(msg, ORIG_CL_ORD_ID, "OrigClOrdID"),
+        symbol=_get(msg, SYMBOL, "Symbol"), side=_enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE),
+    )
+
+
+def parse_replace(msg: fix.Message, session: str) -> ReplaceRequest:
+    return ReplaceRequest(
+        session=session, cl_ord_id=cl_ord_id(msg),
+        orig_cl_ord_id=_get(msg, ORIG_CL_ORD_ID, "OrigClOrdID"),
+        symbol=_get(msg, SYMBOL, "Symbol"), side=_enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE),
+        qty=_qty(_get(msg, ORDER_QTY, "OrderQty"), "OrderQty", ORDER_QTY),
+        ord_type=_enum(OrdType, _get(msg, ORD_TYPE, "OrdType"), "OrdType", ORD_TYPE),
+        price=_price(_opt(msg, PRICE)),
+        tif=_enum(TimeInForce, _opt(msg, TIF) or TimeInForce.DAY.value, "TimeInForce", TIF),
+    )
+
+
+def parse_status_request(msg: fix.Message, session: str) -> StatusRequest:
+    return StatusRequest(
+        session=session, cl_ord_id=cl_ord_id(msg), symbol=_opt(msg, SYMBOL) or "",
+        side=_enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE),
+    )
+
+
+def parse_venue_report(msg: fix.Message, venue: str) -> VenueReport:
+    """A child execution report, FIX 4.2 (ExecType 1/2, LastShares) or 4.4 (ExecType F, LastQty)."""
+    raw_type = _get(msg, EXEC_TYPE, "ExecType")
+    status = _enum(OrdStatus, _get(msg, ORD_STATUS, "OrdStatus"), "OrdStatus", ORD_STATUS)
+    exec_type = ExecType.TRADE if raw_type in ("1", "2") else _enum(ExecType, raw_type, "ExecType", EXEC_TYPE)
+    last_qty = _qty(_opt(msg, LAST_QTY) or "0", "LastQty", LAST_QTY)
+    last_px = _opt(msg, LAST_PX)
+    leaves = _opt(msg, LEAVES_QTY)
+    cum = _opt(msg, CUM_QTY)
+    return VenueReport(
+        venue=venue, cl_ord_id=cl_ord_id(msg), exec_id=_get(msg, EXEC_ID, "ExecID"), exec_type=exec_type,
+        ord_status=status, last_qty=last_qty, last_px=Decimal(last_px) if last_px else None,
+        leaves_qty=_qty(leaves, "LeavesQty", LEAVES_QTY) if leaves else None,
+        cum_qty=_qty(cum, "CumQty", CUM_QTY) if cum else None, venue_order_id=_opt(msg, ORDER_ID),
+        liquidity=_LIQUIDITY_FROM_IND.get(_opt(msg, LAST_LIQUIDITY_IND) or ""), text=_opt(msg, TEXT),
+    )
+
+
+def _message(begin_string: str, msg_type: str) -> fix.Message:
+    msg = fix.Message()
+    header = msg.getHeader()
+    header.setField(fix.BeginString(begin_string))
+    header.setField(fix.MsgType(msg_type))
+    return msg
+
+
+def _fmt(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _avg(value: Decimal) -> str:
+    return _fmt(value.quantize(Decimal("0.00000001")))
+
+
+def execution_report(er: ExecutionReport, begin_string: str) -> fix.Message:
+    msg = _message(begin_string, "8")
+    exec_type = er.exec_type.value
+    if begin_string == FIX42:
+        msg.setField(EXEC_TRANS_TYPE, "0")
+        if er.exec_type is ExecType.TRADE:
+            exec_type = _FIX42_TRADE.get(er.ord_status, "1")
+        elif er.exec_type is ExecType.ORDER_STATUS:
+            exec_type = er.ord_status.value
+    msg.setField(ORDER_ID, er.order_id)
+    msg.setField(CL_ORD_ID, er.cl_ord_id)
+    if er.orig_cl_ord_id:
+        msg.setField(ORIG_CL_ORD_ID, er.orig_cl_ord_id)
+    msg.setField(EXEC_ID, er.exec_id)
+    msg.setField(EXEC_TYPE, exec_type)
+    msg.setField(ORD_STATUS, er.ord_status.value)
+    if er.symbol:
+        msg.setField(SYMBOL, er.symbol)
+    if er.side is not None:
+        msg.setField(SIDE, er.side.value)
+    msg.setField(ORDER_QTY, str(er.order_qty))
+    if er.ord_type is not None:
+        msg.setField(ORD_TYPE, er.ord_type.value)
+    if er.price is not None:
+        msg.setField(PRICE, _fmt(er.price))
+    if er.tif is not None:
+        msg.setField(TIF, er.tif.value)
+    msg.setField(CUM_QTY, str(er.cum_qty))
+    msg.setField(LEAVES_QTY, str(er.leaves_qty))
+    msg.setField(AVG_PX, _avg(er.avg_px))
+    if er.last_qty:
+        msg.setField(LAST_QTY, str(er.last_qty))
+        msg.setField(LAST_PX, _fmt(er.last_px))
+        if er.last_mkt:
+            msg.setField(LAST_MKT, er.last_mkt)
+    if er.ord_rej_reason is not None:
+        msg.setField(ORD_REJ_REASON, er.ord_rej_reason.value)
+    if er.text:
+        msg.setField(TEXT, er.text)
+    msg.setField(fix.TransactTime())
+    return msg
+
+
+def cancel_reject(cr: CancelReject, begin_string: str) -> fix.Message:
+    msg = _message(begin_string, "9")
+    msg.setField(ORDER_ID, cr.order_id)
+    msg.setField(CL_ORD_ID, cr.cl_ord_id)
+    msg.setField(ORIG_CL_ORD_ID, cr.orig_cl_ord_id)
+    msg.setField(ORD_STATUS, cr.ord_status.value)
+    msg.setField(CXL_REJ_RESPONSE_TO, cr.response_to)
+    reason = cr.reason.value
+    if begin_string == FIX42 and reason == "99":
+        reason = "2"  # FIX 4.2 has no "Other"; "Broker option" is its closest value
+    msg.setField(CXL_REJ_REASON, reason)
+    msg.setField(TEXT, cr.text)
+    return msg
+
+
+def new_order_single(cmd: SendChild, begin_string: str) -> fix.Message:
+    msg = _message(begin_string, "D")
+    spec = cmd.spec
+    msg.setField(CL_ORD_ID, cmd.cl_ord_id)
+    if begin_string == FIX42:
+        msg.setField(21, "1")  # HandlInst: automated, no broker intervention (required in 4.2)
+    msg.setField(SYMBOL, cmd.symbol)
+    msg.setField(SIDE, cmd.side.value)
+    msg.setField(ORDER_QTY, str(spec.qty))
+    msg.setField(ORD_TYPE, spec.ord_type.value)
+    if spec.price is not None:
+        msg.setField(PRICE, _fmt(spec.price))
+    msg.setField(TIF, spec.tif.value)
+    msg.setField(fix.TransactTime())
+    return msg
+
+
+def order_cancel_request(cmd: CancelChild, begin_string: str) -> fix.Message:
+    msg = _message(begin_string, "F")
+    msg.setField(ORIG_CL_ORD_ID, cmd.orig_cl_ord_id)
+    msg.setField(CL_ORD_ID, cmd.cl_ord_id)
+    msg.setField(SYMBOL, cmd.symbol)
+    msg.setField(SIDE, cmd.side.value)
+    msg.setField(ORDER_QTY, str(cmd.qty))
+    msg.setField(fix.TransactTime())
+    return msg
+
+
+def business_reject(ref: fix.Message, text: str, begin_string: str) -> fix.Message:
+    """BusinessMessageReject (35=j) for a message we could not act on."""
+    msg = _message(begin_string, "j")
+    header = ref.getHeader()
+    if header.isSetField(MSG_SEQ_NUM):
+        msg.setField(REF_SEQ_NUM, header.getField(MSG_SEQ_NUM))
+    msg.setField(372, header.getField(MSG_TYPE))  # RefMsgType
+    if ref.isSetField(CL_ORD_ID):
+        msg.setField(BUSINESS_REJECT_REF_ID, ref.getField(CL_ORD_ID))
+    msg.setField(380, "0")  # BusinessRejectReason: other
+    msg.setField(TEXT, text[:200])
+    return msg

@@ -1,0 +1,93 @@
+"""quickfix session settings built from our config, and the engines (acceptor/initiator) around them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import quickfix as fix
+
+from gateway.config import FixConfig
+from gateway.fix import specs
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSpec:
+    """One FIX session as quickfix needs it, whichever side of the gateway it is on."""
+
+    begin_string: str
+    sender: str
+    target: str
+    host: str
+    port: int
+
+
+def session_id(spec: SessionSpec) -> fix.SessionID:
+    return fix.SessionID(spec.begin_string, spec.sender, spec.target)
+
+
+def session_key(sid: fix.SessionID) -> str:
+    return sid.toString()
+
+
+def build_settings(role: str, sessions: list[SessionSpec], cfg: FixConfig, work_dir: Path) -> fix.SessionSettings:
+    """SessionSettings for an acceptor (role 'acceptor') or an initiator ('initiator')."""
+    dictionaries = specs.prepare(work_dir / "dictionaries", cfg.spec_dir)
+    settings = fix.SessionSettings()
+    defaults = fix.Dictionary()
+    for key, value in {
+        "ConnectionType": role,
+        "StartTime": "00:00:00",
+        "EndTime": "00:00:00",
+        "HeartBtInt": str(cfg.heartbeat_interval),
+        "ReconnectInterval": str(cfg.reconnect_interval),
+        "UseDataDictionary": "Y",
+        # Missing business fields get an execution report naming them, not a session reject.
+        "ValidateRequiredFields": "N",
+        "ValidateFieldsOutOfOrder": "N",
+        "ValidateUserDefinedFields": "N",
+        "AllowUnknownMsgFields": "Y",
+        "ResetOnLogon": "Y" if cfg.store == "memory" else "N",
+        "ResetOnLogout": "N",
+        "ResetOnDisconnect": "N",
+        "SocketNodelay": "Y",
+        "FileStorePath": str(cfg.store_path),
+        "FileLogPath": str(cfg.log_path or work_dir / "log"),
+    }.items():
+        defaults.setString(key, value)
+    settings.set(defaults)
+    for spec in sessions:
+        d = fix.Dictionary()
+        d.setString("DataDictionary", str(dictionaries[spec.begin_string]))
+        if role == "acceptor":
+            d.setString("SocketAcceptPort", str(spec.port))
+            d.setString("SocketAcceptHost", spec.host)
+        else:
+            d.setString("SocketConnectHost", spec.host)
+            d.setString("SocketConnectPort", str(spec.port))
+        settings.set(session_id(spec), d)
+    return settings
+
+
+def store_factory(cfg: FixConfig, settings: fix.SessionSettings) -> fix.MessageStoreFactory:
+    if cfg.store == "file":
+        Path(cfg.store_path).mkdir(parents=True, exist_ok=True)
+        return fix.FileStoreFactory(settings)
+    return fix.MemoryStoreFactory()
+
+
+def log_factory(cfg: FixConfig, settings: fix.SessionSettings) -> fix.LogFactory | None:
+    if cfg.log_path is None:
+        return None
+    Path(cfg.log_path).mkdir(parents=True, exist_ok=True)
+    return fix.FileLogFactory(settings)
+
+
+def make_engine(role: str, app: fix.Application, sessions: list[SessionSpec], cfg: FixConfig,
+                work_dir: Path):
+    """A SocketAcceptor or SocketInitiator (one thread for all its sessions), not yet started."""
+    settings = build_settings(role, sessions, cfg, work_dir)
+    store = store_factory(cfg, settings)
+    logs = log_factory(cfg, settings)
+    cls = fix.SocketAcceptor if role == "acceptor" else fix.SocketInitiator
+    engine = cls(app, store, settings, logs) if logs else cls(app, store, settings)
+    return engine

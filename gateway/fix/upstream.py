@@ -1,0 +1,57 @@
+"""The OMS-facing FIX acceptor: NewOrderSingle, cancel, replace and status requests in, reports out."""
+from __future__ import annotations
+
+from typing import Protocol
+
+import quickfix as fix
+
+from gateway.core.types import CancelRequest, InvalidOrder, NewOrder, ReplaceRequest, StatusRequest, Urgency
+from gateway.fix import codec
+from gateway.fix.application import GuardedApplication
+
+
+class OmsHandler(Protocol):
+    def new_order(self, order: NewOrder | InvalidOrder) -> None: ...
+    def cancel(self, request: CancelRequest) -> None: ...
+    def replace(self, request: ReplaceRequest) -> None: ...
+    def status(self, request: StatusRequest) -> None: ...
+    def session_status(self, role: str, session: str, up: bool) -> None: ...
+
+
+def _as_fix_reject(exc: codec.FieldError) -> Exception:
+    return fix.FieldNotFound(exc.tag) if exc.missing else fix.IncorrectTagValue(exc.tag)
+
+
+class UpstreamApplication(GuardedApplication):
+    role = "upstream"
+
+    def __init__(self, handler: OmsHandler, default_urgency: Urgency) -> None:
+        super().__init__()
+        self.handler = handler
+        self.default_urgency = default_urgency
+
+    def on_logon(self, session: str) -> None:
+        self.handler.session_status(self.role, session, True)
+
+    def on_logout(self, session: str) -> None:
+        self.handler.session_status(self.role, session, False)
+
+    def on_app(self, message: fix.Message, session: str) -> None:
+        msg_type = message.getHeader().getField(codec.MSG_TYPE)
+        try:
+            if msg_type == "D":
+                self.handler.new_order(codec.parse_new_order(message, session, self.default_urgency))
+            elif msg_type == "F":
+                self.handler.cancel(codec.parse_cancel(message, session))
+            elif msg_type == "G":
+                self.handler.replace(codec.parse_replace(message, session))
+            elif msg_type == "H":
+                self.handler.status(codec.parse_status_request(message, session))
+            else:
+                raise fix.UnsupportedMessageType()
+        except codec.FieldError as exc:
+            raise _as_fix_reject(exc) from None
+
+    def on_failure(self, message: fix.Message, session: str, exc: Exception) -> None:
+        self.send(codec.business_reject(message, f"gateway could not process the message: {exc}",
+                                        self.begin_string(session)), session)

@@ -1,0 +1,225 @@
+"""The running gateway: the order engine under one lock, with the upstream and venue FIX sessions around it.
+
+quickfix calls back on its own threads (one for the upstream acceptor, one for the venue
+initiator). Each callback copies its message into a plain event and, holding the engine lock,
+runs one engine step and sends what it produced before releasing the lock: state has one
+writer at a time and messages leave in the order the engine decided them, with no thread
+handoff on the order path. Session up/down events arrive while quickfix holds a session lock,
+so they are handed to a control thread instead of taking the engine lock there.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from gateway.config import GatewayConfig
+from gateway.core.clock import Clock, WallClock
+from gateway.core.engine import IdSource, OrderEngine, StateChange
+from gateway.core.market import MarketView, VenueInfo
+from gateway.core.router import RouteDecision
+from gateway.core.types import (
+    CancelChild,
+    CancelReject,
+    CancelRequest,
+    ExecutionReport,
+    InvalidOrder,
+    NewOrder,
+    Outbox,
+    ReplaceRequest,
+    SendChild,
+    StatusRequest,
+    VenueReport,
+)
+from gateway.core.validation import Instrument
+from gateway.fix import codec
+from gateway.fix.downstream import VenueApplication
+from gateway.fix.sessions import SessionSpec, make_engine, session_id, session_key
+from gateway.fix.upstream import UpstreamApplication
+
+log = structlog.get_logger("gateway")
+
+
+def boot_id(clock: Clock) -> str:
+    """A prefix for ids that differs between restarts (base-36 milliseconds since the epoch)."""
+    millis = clock.now_ns() // 1_000_000
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while millis:
+        millis, rem = divmod(millis, 36)
+        out = digits[rem] + out
+    return out
+
+
+def venue_infos(cfg: GatewayConfig) -> dict[str, VenueInfo]:
+    return {
+        v.name: VenueInfo(v.name, v.kind, v.maker_fee, v.taker_fee, v.latency_us, False, v.min_qty, v.protected)
+        for v in cfg.venues
+    }
+
+
+class Gateway:
+    def __init__(self, cfg: GatewayConfig, market: MarketView, work_dir: Path, clock: Clock | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock or WallClock()
+        instruments = {s.symbol: Instrument(s.symbol, s.tick, s.lot) for s in cfg.symbols}
+        self.engine = OrderEngine(
+            instruments, venue_infos(cfg), market, IdSource(boot_id(self.clock)), self.clock,
+            max_rounds=cfg.routing.max_sweeps, max_venue_rejects=cfg.routing.max_venue_rejects,
+        )
+        self._lock = threading.Lock()
+        self._control: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._control_thread = threading.Thread(target=self._run_control, name="sorgw-control", daemon=True)
+        self.sessions_up: dict[str, bool] = {}
+
+        upstream_specs = [
+            SessionSpec(s.begin_string, s.sender_comp_id, s.target_comp_id, cfg.upstream.host, cfg.upstream.port)
+            for s in cfg.upstream.sessions
+        ]
+        venue_specs = {v.name: SessionSpec(v.begin_string, v.sender_comp_id, v.target, v.host, v.port)
+                       for v in cfg.venues}
+        self.upstream = UpstreamApplication(self, cfg.routing.default_urgency)
+        self.downstream = VenueApplication(
+            self, {session_key(session_id(spec)): name for name, spec in venue_specs.items()}
+        )
+        self._acceptor = make_engine("acceptor", self.upstream, upstream_specs, cfg.fix, work_dir)
+        self._initiator = make_engine("initiator", self.downstream, list(venue_specs.values()), cfg.fix, work_dir)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._control_thread.start()
+        self._acceptor.start()
+        self._initiator.start()
+        log.info("gateway.started", upstream_port=self.cfg.upstream.port, venues=[v.name for v in self.cfg.venues])
+
+    def stop(self) -> None:
+        """Log out of every session and stop both engines."""
+        self._initiator.stop()
+        self._acceptor.stop()
+        self._control.put(None)
+        self._control_thread.join(timeout=5)
+        log.info("gateway.stopped")
+
+    def wait_for_venues(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(info.connected for info in self.engine.venues.values()):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def inspect(self, read: Callable[[OrderEngine], object]):
+        """Run `read` against the engine while holding its lock (for tools and tests)."""
+        with self._lock:
+            return read(self.engine)
+
+    # --- events from the FIX threads --------------------------------------------------------
+
+    def new_order(self, order: NewOrder | InvalidOrder) -> None:
+        if isinstance(order, InvalidOrder):
+            self._step(self.engine.on_invalid_order, order)
+        else:
+            self._step(self.engine.on_new_order, order)
+
+    def cancel(self, request: CancelRequest) -> None:
+        self._step(self.engine.on_cancel, request)
+
+    def replace(self, request: ReplaceRequest) -> None:
+        self._step(self.engine.on_replace, request)
+
+    def status(self, request: StatusRequest) -> None:
+        self._step(self.engine.on_status_request, request)
+
+    def venue_report(self, report: VenueReport) -> None:
+        self._step(self.engine.on_venue_report, report)
+
+    def child_rejected(self, venue: str, cl_ord_id: str, text: str) -> None:
+        log.warning("venue.child_rejected", venue=venue, child=cl_ord_id, text=text)
+        self._step(lambda _: self.engine.on_child_rejected(venue, cl_ord_id, text), None)
+
+    def child_cancel_rejected(self, venue: str, cl_ord_id: str, text: str) -> None:
+        # The child's own final report (fill or cancel) follows; nothing changes until then.
+        log.info("venue.cancel_rejected", venue=venue, child=cl_ord_id, text=text)
+
+    def session_status(self, role: str, session: str, up: bool) -> None:
+        key = f"{role}:{session}"
+        if self.sessions_up.get(key, False) == up:
+            return  # quickfix reports a logout for every failed connection attempt too
+        self.sessions_up[key] = up
+        log.info("session.logon" if up else "session.logout", role=role, session=session)
+        if role == "venue":
+            self._control.put(lambda: self._step(lambda _: self.engine.on_venue_status(session, up), None))
+
+    # --- carrying out engine steps ----------------------------------------------------------
+
+    def _run_control(self) -> None:
+        while (task := self._control.get()) is not None:
+            try:
+                task()
+            except Exception:
+                log.exception("gateway.control_task_failed")
+
+    def _step(self, step: Callable, event: object) -> None:
+        with self._lock:
+            pending = deque([step(event)])
+            while pending:
+                pending.extend(self._carry_out(pending.popleft()))
+
+    def _carry_out(self, out: Outbox) -> list[Outbox]:
+        """Send what one engine step produced; steps it caused in turn (a failed send) come back."""
+        follow_ups = []
+        for item in out.decisions:
+            self._log_decision(item)
+        for command in out.commands:
+            if isinstance(command, ExecutionReport):
+                self._send_upstream(codec.execution_report(command, self.upstream.begin_string(command.session)),
+                                    command.session, command.cl_ord_id)
+                log.info("upstream.report", cl_ord_id=command.cl_ord_id, order_id=command.order_id,
+                         exec_type=command.exec_type.name, ord_status=command.ord_status.name,
+                         cum_qty=command.cum_qty, leaves_qty=command.leaves_qty, avg_px=str(command.avg_px),
+                         last_qty=command.last_qty or None, last_px=str(command.last_px) if command.last_px else None,
+                         last_mkt=command.last_mkt, text=command.text)
+            elif isinstance(command, CancelReject):
+                self._send_upstream(codec.cancel_reject(command, self.upstream.begin_string(command.session)),
+                                    command.session, command.cl_ord_id)
+                log.info("upstream.cancel_reject", cl_ord_id=command.cl_ord_id, order_id=command.order_id,
+                         orig_cl_ord_id=command.orig_cl_ord_id, text=command.text)
+            elif isinstance(command, SendChild):
+                message = codec.new_order_single(command, self.downstream.venue_begin_string(command.venue))
+                sent = self.downstream.send_to_venue(message, command.venue)
+                log.info("venue.child_sent", order_id=command.parent_order_id, child=command.cl_ord_id,
+                         venue=command.venue, qty=command.spec.qty,
+                         price=str(command.spec.price) if command.spec.price is not None else None,
+                         ord_type=command.spec.ord_type.name, tif=command.spec.tif.name, sent=sent)
+                if not sent:
+                    follow_ups.append(self.engine.on_child_rejected(
+                        command.venue, command.cl_ord_id, "venue session not logged on"))
+            elif isinstance(command, CancelChild):
+                message = codec.order_cancel_request(command, self.downstream.venue_begin_string(command.venue))
+                sent = self.downstream.send_to_venue(message, command.venue)
+                log.info("venue.cancel_sent", child=command.orig_cl_ord_id, venue=command.venue, sent=sent)
+        return follow_ups
+
+    def _send_upstream(self, message, session: str, cl_ord_id: str) -> None:
+        if not self.upstream.send(message, session):
+            # quickfix keeps the message in the session's store; the OMS gets it on resend.
+            log.warning("upstream.send_deferred", session=session, cl_ord_id=cl_ord_id)
+
+    def _log_decision(self, item: object) -> None:
+        if isinstance(item, RouteDecision):
+            log.info("route.decision", order_id=item.order_id, phase=item.phase, reason=item.reason,
+                     children=[f"{c.venue}:{c.qty}@{c.price if c.price is not None else 'MKT'}/{c.tif.name}"
+                               for c in item.children],
+                     excluded={e.venue: e.reason for e in item.exclusions} or None)
+        elif isinstance(item, StateChange):
+            log.info("order.state", order_id=item.order_id, cl_ord_id=item.cl_ord_id,
+                     old=item.old.name if item.old else None, new=item.new.name,
+                     cum_qty=item.cum_qty, leaves_qty=item.leaves_qty)
+        else:
+            log.warning("engine.notice", text=str(item))
