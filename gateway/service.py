@@ -39,7 +39,7 @@ from gateway.core.types import (
 from gateway.core.validation import Instrument
 from gateway.fix import codec
 from gateway.fix.downstream import VenueApplication
-from gateway.fix.sessions import SessionSpec, make_engine, session_id, session_key
+from gateway.fix.sessions import SessionSpec, make_engine, session_id, session_key, shutdown
 from gateway.fix.upstream import UpstreamApplication
 
 log = structlog.get_logger("gateway")
@@ -100,8 +100,13 @@ class Gateway:
 
     def stop(self) -> None:
         """Log out of every session and stop both engines."""
-        self._initiator.stop()
-        self._acceptor.stop()
+        shutdown(self._initiator, self.downstream.sessions.values())
+        shutdown(self._acceptor, self.upstream.sessions.values())
+        # quickfix keeps sessions in a process-wide registry keyed by SessionID. Dropping the
+        # engines now (they form a reference cycle with their applications) destroys their
+        # sessions here, rather than at a later garbage collection that would unregister a
+        # newer engine's session of the same SessionID.
+        self._initiator = self._acceptor = None
         self._control.put(None)
         self._control_thread.join(timeout=5)
         log.info("gateway.stopped")

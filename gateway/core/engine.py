@@ -122,17 +122,8 @@ class OrderEngine:
     def on_cancel(self, request: CancelRequest) -> Outbox:
         out = Outbox()
         parent = self._find_for_change(request, "1", out)
-        if parent is None:
-            return out
-        self._by_cl_ord_id[(request.session, request.cl_ord_id)] = parent
-        parent.pending = request
-        if parent.live_children():
-            self._set_status(parent, OrdStatus.PENDING_CANCEL, out)
-            out.add(self._report(parent, ExecType.PENDING_CANCEL, cl_ord_id=request.cl_ord_id,
-                                 orig_cl_ord_id=request.orig_cl_ord_id))
-            self._cancel_children(parent, out)
-        else:
-            self._finish_cancel(parent, out)
+        if parent is not None:
+            self._begin_change(parent, request, out)
         return out
 
     def on_replace(self, request: ReplaceRequest) -> Outbox:
@@ -148,15 +139,7 @@ class OrderEngine:
         if rejection:
             out.add(self._cancel_reject(parent, request, "2", CxlRejReason.OTHER, rejection.text))
             return out
-        self._by_cl_ord_id[(request.session, request.cl_ord_id)] = parent
-        parent.pending = request
-        if parent.live_children():
-            self._set_status(parent, OrdStatus.PENDING_REPLACE, out)
-            out.add(self._report(parent, ExecType.PENDING_REPLACE, cl_ord_id=request.cl_ord_id,
-                                 orig_cl_ord_id=request.orig_cl_ord_id))
-            self._cancel_children(parent, out)
-        else:
-            self._finish_replace(parent, out)
+        self._begin_change(parent, request, out)
         return out
 
     def on_status_request(self, request: StatusRequest) -> Outbox:
@@ -250,6 +233,19 @@ class OrderEngine:
             return None
         return parent
 
+    def _begin_change(self, parent: ParentOrder, request: CancelRequest | ReplaceRequest, out: Outbox) -> None:
+        """Accept a cancel or replace: act now if nothing works at a venue, else pull the children first."""
+        self._by_cl_ord_id[(request.session, request.cl_ord_id)] = parent
+        parent.pending = request
+        if not parent.live_children():
+            self._work(parent, out)
+            return
+        cancel = isinstance(request, CancelRequest)
+        self._set_status(parent, OrdStatus.PENDING_CANCEL if cancel else OrdStatus.PENDING_REPLACE, out)
+        out.add(self._report(parent, ExecType.PENDING_CANCEL if cancel else ExecType.PENDING_REPLACE,
+                             cl_ord_id=request.cl_ord_id, orig_cl_ord_id=request.orig_cl_ord_id))
+        self._cancel_children(parent, out)
+
     def _fill(self, parent: ParentOrder, child: ChildOrder, report: VenueReport, out: Outbox) -> None:
         assert report.last_px is not None
         qty = min(report.last_qty, parent.qty - parent.cum_qty)
@@ -327,8 +323,10 @@ class OrderEngine:
             if child.cancel_sent:
                 continue
             child.cancel_sent = True
-            out.add(CancelChild(child.venue, self.ids.child_id(), child.cl_ord_id, child.symbol,
-                                child.side, child.spec.qty))
+            cancel_id = self.ids.child_id()
+            # The venue's Canceled report carries the cancel's ClOrdID, so it must find the child too.
+            self._children[cancel_id] = child
+            out.add(CancelChild(child.venue, cancel_id, child.cl_ord_id, child.symbol, child.side, child.spec.qty))
 
     def _finish_cancel(self, parent: ParentOrder, out: Outbox) -> None:
         request = parent.pending

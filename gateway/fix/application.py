@@ -44,7 +44,10 @@ class GuardedApplication(fix.Application):
             log.exception("fix.on_logout_failed", role=self.role)
 
     def toAdmin(self, message, sessionID):  # noqa: N802
-        pass
+        try:
+            self.on_admin_sent(message, session_key(sessionID))
+        except Exception:
+            log.exception("fix.to_admin_failed", role=self.role)
 
     def toApp(self, message, sessionID):  # noqa: N802
         try:
@@ -85,6 +88,8 @@ class GuardedApplication(fix.Application):
     def on_logout(self, session: str) -> None: ...
 
     def on_sent(self, message: fix.Message, session: str) -> None: ...
+
+    def on_admin_sent(self, message: fix.Message, session: str) -> None: ...
 
     def on_admin(self, message: fix.Message, session: str) -> None: ...
 

@@ -13,7 +13,7 @@ import quickfix as fix
 from gateway.config import FixConfig
 from gateway.fix import codec
 from gateway.fix.application import GuardedApplication
-from gateway.fix.sessions import SessionSpec, make_engine, session_id, session_key
+from gateway.fix.sessions import SessionSpec, make_engine, session_id, session_key, shutdown
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,7 @@ class OmsClient(GuardedApplication):
         super().__init__()
         self.spec = spec
         self.received: list[Received] = []
+        self.rejects_sent: list[Received] = []
         self._cond = threading.Condition()
         self._logged_on = False
         self._initiator = make_engine("initiator", self, [spec], cfg, work_dir)
@@ -56,11 +57,12 @@ class OmsClient(GuardedApplication):
     def start(self, timeout: float = 10.0) -> None:
         self._initiator.start()
         if not self.wait(lambda: self._logged_on, timeout):
-            self._initiator.stop()
+            self.stop()
             raise TimeoutError(f"OMS session {self.session} did not log on within {timeout}s")
 
     def stop(self) -> None:
-        self._initiator.stop()
+        shutdown(self._initiator, self.sessions.values())
+        self._initiator = None  # destroy its sessions now: see Gateway.stop
 
     def on_logon(self, session: str) -> None:
         with self._cond:
@@ -78,6 +80,12 @@ class OmsClient(GuardedApplication):
     def on_admin(self, message: fix.Message, session: str) -> None:
         if message.getHeader().getField(codec.MSG_TYPE) == "3":
             self._record(message)
+
+    def on_admin_sent(self, message: fix.Message, session: str) -> None:
+        # A reject the OMS itself sends means the gateway sent something its dictionary refuses.
+        if message.getHeader().getField(codec.MSG_TYPE) == "3":
+            with self._cond:
+                self.rejects_sent.append(Received("3", _fields(message)))
 
     def _record(self, message: fix.Message) -> None:
         received = Received(message.getHeader().getField(codec.MSG_TYPE), _fields(message))
@@ -134,13 +142,14 @@ class OmsClient(GuardedApplication):
     # --- reading ------------------------------------------------------------------------
 
     def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until predicate() holds; it is re-checked on every message and every 20 ms."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while not predicate():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._cond.wait(remaining)
+                self._cond.wait(min(remaining, 0.02))
             return True
 
     def reports(self, order_id_or_cl_ord_id: str | None = None) -> list[Received]:

@@ -12,6 +12,7 @@ from gateway.core.types import (
     ExecType,
     ExecutionReport,
     InvalidOrder,
+    OrdRejReason,
     Liquidity,
     NewOrder,
     OrdStatus,
@@ -175,6 +176,15 @@ def _avg(value: Decimal) -> str:
     return _fmt(value.quantize(Decimal("0.00000001")))
 
 
+# OrdRejReason values each version defines; a newer reason falls back to "other" / "broker option".
+_ORD_REJ_REASONS = {FIX42: ({str(n) for n in range(9)}, "0"), "FIX.4.4": ({str(n) for n in range(17)} | {"99"}, "99")}
+
+
+def ord_rej_reason(reason: OrdRejReason, begin_string: str) -> str:
+    known, fallback = _ORD_REJ_REASONS[begin_string]
+    return reason.value if reason.value in known else fallback
+
+
 def execution_report(er: ExecutionReport, begin_string: str) -> fix.Message:
     msg = _message(begin_string, "8")
     exec_type = er.exec_type.value
@@ -211,7 +221,7 @@ def execution_report(er: ExecutionReport, begin_string: str) -> fix.Message:
         if er.last_mkt:
             msg.setField(LAST_MKT, er.last_mkt)
     if er.ord_rej_reason is not None:
-        msg.setField(ORD_REJ_REASON, er.ord_rej_reason.value)
+        msg.setField(ORD_REJ_REASON, ord_rej_reason(er.ord_rej_reason, begin_string))
     if er.text:
         msg.setField(TEXT, er.text)
     msg.setField(fix.TransactTime())

@@ -1,6 +1,8 @@
 """quickfix session settings built from our config, and the engines (acceptor/initiator) around them."""
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,10 +86,30 @@ def log_factory(cfg: FixConfig, settings: fix.SessionSettings) -> fix.LogFactory
 
 def make_engine(role: str, app: fix.Application, sessions: list[SessionSpec], cfg: FixConfig,
                 work_dir: Path):
-    """A SocketAcceptor or SocketInitiator (one thread for all its sessions), not yet started."""
+    """An acceptor (a thread per connection) or an initiator (one thread for all sessions), not started.
+
+    Acceptors are the threaded kind because SocketAcceptor.stop() closes its server from the
+    caller's thread while its own thread deletes it: a use-after-free on every stop.
+    """
     settings = build_settings(role, sessions, cfg, work_dir)
     store = store_factory(cfg, settings)
     logs = log_factory(cfg, settings)
-    cls = fix.SocketAcceptor if role == "acceptor" else fix.SocketInitiator
+    cls = fix.ThreadedSocketAcceptor if role == "acceptor" else fix.SocketInitiator
     engine = cls(app, store, settings, logs) if logs else cls(app, store, settings)
     return engine
+
+
+def shutdown(engine, sessions: Iterable[fix.SessionID], timeout: float = 2.0) -> None:
+    """Log out of every session, wait (up to timeout) for the logouts, then stop the engine.
+
+    quickfix's own stop() polls for logout in whole seconds; asking first makes a clean
+    stop take milliseconds.
+    """
+    live = [s for s in (fix.Session.lookupSession(sid) for sid in sessions) if s is not None]
+    for session in live:
+        if session.isLoggedOn():
+            session.logout("shutting down")
+    deadline = time.monotonic() + timeout
+    while any(session.isLoggedOn() for session in live) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    engine.stop()

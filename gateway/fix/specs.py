@@ -32,7 +32,7 @@ def standard_spec_dir() -> Path:
 
 
 def merge(standard: Path, custom: Path, target: Path) -> None:
-    """Write `standard` with the fields and message additions of `custom` to `target`."""
+    """Write `standard` with the fields, message additions and relaxed requirements of `custom` to `target`."""
     tree = ET.parse(standard)
     root = tree.getroot()
     extra = ET.parse(custom).getroot()
@@ -50,6 +50,11 @@ def merge(standard: Path, custom: Path, target: Path) -> None:
         for field in message:
             if field.get("name") not in present:
                 target_message.append(field)
+    for message in extra.find("optional"):
+        relaxed = set(message.get("fields").split(","))
+        for child in messages[message.get("name")]:
+            if child.get("name") in relaxed:
+                child.set("required", "N")
     target.parent.mkdir(parents=True, exist_ok=True)
     tree.write(target, encoding="UTF-8", xml_declaration=True)
 
