@@ -36,6 +36,7 @@ BUSINESS_REJECT_REF_ID, CXL_REJ_RESPONSE_TO, LAST_LIQUIDITY_IND = 379, 434, 851
 SOR_URGENCY = 9701
 
 FIX42 = "FIX.4.2"
+AVG_PX_PLACES = Decimal("0.00000001")
 _FIX42_TRADE = {OrdStatus.FILLED: "2"}  # any other status of a fill is "1" (partial fill)
 _LIQUIDITY_IND = {Liquidity.MAKER: "1", Liquidity.TAKER: "2"}
 _LIQUIDITY_FROM_IND = {"1": Liquidity.MAKER, "2": Liquidity.TAKER}
@@ -168,12 +169,14 @@ def _message(begin_string: str, msg_type: str) -> fix.Message:
     return msg
 
 
-def _fmt(value: Decimal) -> str:
+def price_text(value: Decimal) -> str:
+    """A price as FIX text: plain digits, no exponent, no trailing zeros."""
     return format(value.normalize(), "f")
 
 
-def _avg(value: Decimal) -> str:
-    return _fmt(value.quantize(Decimal("0.00000001")))
+def avg_px_text(value: Decimal) -> str:
+    """AvgPx rounded to 8 decimals (the exact value is kept in the core)."""
+    return price_text(value.quantize(AVG_PX_PLACES))
 
 
 # OrdRejReason values each version defines; a newer reason falls back to "other" / "broker option".
@@ -209,15 +212,15 @@ def execution_report(er: ExecutionReport, begin_string: str) -> fix.Message:
     if er.ord_type is not None:
         msg.setField(ORD_TYPE, er.ord_type.value)
     if er.price is not None:
-        msg.setField(PRICE, _fmt(er.price))
+        msg.setField(PRICE, price_text(er.price))
     if er.tif is not None:
         msg.setField(TIF, er.tif.value)
     msg.setField(CUM_QTY, str(er.cum_qty))
     msg.setField(LEAVES_QTY, str(er.leaves_qty))
-    msg.setField(AVG_PX, _avg(er.avg_px))
+    msg.setField(AVG_PX, avg_px_text(er.avg_px))
     if er.last_qty:
         msg.setField(LAST_QTY, str(er.last_qty))
-        msg.setField(LAST_PX, _fmt(er.last_px))
+        msg.setField(LAST_PX, price_text(er.last_px))
         if er.last_mkt:
             msg.setField(LAST_MKT, er.last_mkt)
     if er.ord_rej_reason is not None:
@@ -254,7 +257,7 @@ def new_order_single(cmd: SendChild, begin_string: str) -> fix.Message:
     msg.setField(ORDER_QTY, str(spec.qty))
     msg.setField(ORD_TYPE, spec.ord_type.value)
     if spec.price is not None:
-        msg.setField(PRICE, _fmt(spec.price))
+        msg.setField(PRICE, price_text(spec.price))
     msg.setField(TIF, spec.tif.value)
     msg.setField(fix.TransactTime())
     return msg

@@ -1,0 +1,1 @@
+"""Venue simulators: matching cores that run with or without FIX sockets in front of them."""
