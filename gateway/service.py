@@ -198,7 +198,8 @@ class Gateway:
             elif isinstance(command, SendChild):
                 message = codec.new_order_single(command, self.downstream.venue_begin_string(command.venue))
                 sent = self.downstream.send_to_venue(message, command.venue)
-                log.info("venue.child_sent", order_id=command.parent_order_id, child=command.cl_ord_id,
+                log.info("venue.child_sent", order_id=command.parent_order_id,
+                         cl_ord_id=self.engine.parents[command.parent_order_id].cl_ord_id, child=command.cl_ord_id,
                          venue=command.venue, qty=command.spec.qty,
                          price=str(command.spec.price) if command.spec.price is not None else None,
                          ord_type=command.spec.ord_type.name, tif=command.spec.tif.name, sent=sent)
@@ -218,7 +219,8 @@ class Gateway:
 
     def _log_decision(self, item: object) -> None:
         if isinstance(item, RouteDecision):
-            log.info("route.decision", order_id=item.order_id, phase=item.phase, reason=item.reason,
+            log.info("route.decision", order_id=item.order_id, cl_ord_id=self.engine.parents[item.order_id].cl_ord_id,
+                     phase=item.phase, reason=item.reason,
                      children=[f"{c.venue}:{c.qty}@{c.price if c.price is not None else 'MKT'}/{c.tif.name}"
                                for c in item.children],
                      excluded={e.venue: e.reason for e in item.exclusions} or None)

@@ -29,10 +29,20 @@ VENUES: list[dict[str, Any]] = [
 ]
 
 
+def free_ports(n: int) -> list[int]:
+    """n distinct ports free on 127.0.0.1 now (all held open together, so none repeats)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def build(work_dir: Path, venues: list[dict[str, Any]] | None = None, seed: int = 42,
@@ -45,15 +55,15 @@ def build(work_dir: Path, venues: list[dict[str, Any]] | None = None, seed: int 
                    "reconnect_interval": 1}
     fix_venues = {"store": "memory", "store_path": str(work_dir / "venue-store"), "heartbeat_interval": 5}
     gw_venues, sim_venues = [], []
-    for venue in venues:
-        port = free_port()
+    upstream_port, *ports = free_ports(len(venues) + 1)
+    for venue, port in zip(venues, ports):
         common = {"name": venue["name"], "kind": venue["kind"], "port": port,
                   "maker_fee": venue["maker_fee"], "taker_fee": venue["taker_fee"]}
         gw_venues.append({**common, "latency_us": venue["latency_us"], "min_qty": venue.get("min_qty", 1)})
         sim_venues.append({**common, "min_qty": venue.get("min_qty", 1), **venue.get("sim", {}),
                            **sim_overrides.get(venue["name"], {})})
     gateway_raw: dict[str, Any] = {
-        "upstream": {"port": free_port()}, "venues": gw_venues, "symbols": SYMBOLS, "fix": fix_gateway,
+        "upstream": {"port": upstream_port}, "venues": gw_venues, "symbols": SYMBOLS, "fix": fix_gateway,
         **(gateway_overrides or {}),
     }
     venues_raw = {"seed": seed, "symbols": SYMBOLS, "venues": sim_venues, "fix": fix_venues}

@@ -17,7 +17,8 @@ def make_stack(tmp_path):
     stacks = []
 
     def make(**kwargs) -> Stack:
-        gateway_cfg, venues_cfg = topology.build(tmp_path, sim_overrides=kwargs.pop("sim_overrides", None))
+        gateway_cfg, venues_cfg = topology.build(tmp_path, sim_overrides=kwargs.pop("sim_overrides", None),
+                                                 gateway_overrides=kwargs.pop("gateway_overrides", None))
         stack = Stack(gateway_cfg, venues_cfg, tmp_path, **kwargs).__enter__()
         stacks.append(stack)
         return stack
@@ -208,3 +209,16 @@ def test_missing_cl_ord_id_is_a_session_reject(stack):
                          codec.PRICE: "190.00"})
     assert stack.oms.wait(lambda: stack.oms.session_rejects(), 5)
     assert stack.oms.session_rejects()[0].get(371) == "11"
+
+
+def test_fix42_oms_gets_fix42_reports(make_stack):
+    upstream = {"port": topology.free_port(), "sessions": [{"begin_string": "FIX.4.2"}]}
+    stack = make_stack(gateway_overrides={"upstream": upstream})
+    stack.oms.new_order("F42", "AAPL", "1", 800, price="190.04", urgency="H")
+    final = stack.oms.wait_final("F42")
+    assert final[codec.ORD_STATUS] == "2" and final[8] == "FIX.4.2"
+    reports = assert_consistent(stack, "F42")
+    # FIX 4.2: ExecTransType on every report, ExecType 1/2 for partial fill/fill, never F.
+    assert all(m.get(codec.EXEC_TRANS_TYPE) == "0" for m in reports)
+    assert [m[codec.EXEC_TYPE] for m in reports if checks.is_fill(m)][-1] == "2"
+    assert "F" not in {m[codec.EXEC_TYPE] for m in reports}

@@ -239,3 +239,21 @@ def test_day_limit_without_liquidity_posts_on_best_rebate_venue(engine):
 def test_children_never_exceed_parent_leaves(engine):
     out = engine.on_new_order(order(qty=2000, price="100.03"))
     assert sum(c.spec.qty for c in children(out)) <= 2000
+
+
+def test_disconnected_venue_is_not_routed_to(engine):
+    engine.on_venue_status("LITB", False)
+    out = engine.on_new_order(order(qty=500))
+    assert {c.venue for c in children(out)} == {"LITA"}
+    assert any(("LITB", "disconnected") in {(e.venue, e.reason) for e in d.exclusions}
+               for d in out.decisions if hasattr(d, "exclusions"))
+
+
+def test_venue_reconnecting_resumes_a_waiting_day_order(engine):
+    for venue in ("LITA", "LITB", "DRKA"):
+        engine.on_venue_status(venue, False)
+    out = engine.on_new_order(order(qty=100))
+    assert reports(out)[0].ord_status is OrdStatus.NEW and not children(out)
+    out = engine.on_venue_status("LITA", True)
+    (child,) = children(out)
+    assert child.venue == "LITA" and child.spec.qty == 100
