@@ -4,6 +4,7 @@ from __future__ import annotations
 import quickfix as fix
 import structlog
 
+from gateway.fix import codec
 from gateway.fix.sessions import session_key
 
 log = structlog.get_logger("gateway.fix")
@@ -89,7 +90,10 @@ class GuardedApplication(fix.Application):
 
     def on_sent(self, message: fix.Message, session: str) -> None: ...
 
-    def on_admin_sent(self, message: fix.Message, session: str) -> None: ...
+    def on_admin_sent(self, message: fix.Message, session: str) -> None:
+        if message.getHeader().getField(codec.MSG_TYPE) == "3":  # we refused what the peer sent: ops must see it
+            log.warning("fix.session_reject_sent", role=self.role, session=session,
+                        message=message.toString().replace("\x01", "|"))
 
     def on_admin(self, message: fix.Message, session: str) -> None: ...
 

@@ -82,6 +82,7 @@ class OmsClient(GuardedApplication):
             self._record(message)
 
     def on_admin_sent(self, message: fix.Message, session: str) -> None:
+        super().on_admin_sent(message, session)
         # A reject the OMS itself sends means the gateway sent something its dictionary refuses.
         if message.getHeader().getField(codec.MSG_TYPE) == "3":
             with self._cond:

@@ -5,13 +5,10 @@ from collections import OrderedDict
 from typing import Protocol
 
 import quickfix as fix
-import structlog
 
 from gateway.core.types import VenueReport
 from gateway.fix import codec
 from gateway.fix.application import GuardedApplication
-
-log = structlog.get_logger("gateway.fix.downstream")
 
 SENT_ORDERS_KEPT = 100_000  # a reject refers to a recent message; older ones need not be kept
 
