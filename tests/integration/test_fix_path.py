@@ -222,3 +222,15 @@ def test_fix42_oms_gets_fix42_reports(make_stack):
     assert all(m.get(codec.EXEC_TRANS_TYPE) == "0" for m in reports)
     assert [m[codec.EXEC_TYPE] for m in reports if checks.is_fill(m)][-1] == "2"
     assert "F" not in {m[codec.EXEC_TYPE] for m in reports}
+
+
+def test_fok_fills_whole_at_one_venue_or_expires_untouched(stack):
+    stack.oms.new_order("FOK1", "AAPL", "1", 150, price="190.02", tif="4", urgency="H")
+    filled = stack.oms.wait_final("FOK1")
+    assert filled[codec.ORD_STATUS] == "2" and filled[codec.CUM_QTY] == "150"
+    assert len({venue for venue, _, _ in checks.fills_of(assert_consistent(stack, "FOK1"))}) == 1
+    # More than any single venue shows within the limit: nothing may trade.
+    stack.oms.new_order("FOK2", "AAPL", "1", 50_000, price="190.02", tif="4", urgency="H")
+    expired = stack.oms.wait_final("FOK2")
+    assert expired[codec.ORD_STATUS] == "C" and expired[codec.CUM_QTY] == "0"
+    assert checks.fills_of(assert_consistent(stack, "FOK2")) == []
