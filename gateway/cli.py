@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,20 @@ def _parser() -> argparse.ArgumentParser:
     venue.add_argument("--config", type=Path, default=Path("config/venues.yaml"),
                        help="venue simulator config file (default: config/venues.yaml)")
 
+    audit = sub.add_parser("audit", help="read the audit trail: show an order's story, verify the chain, export")
+    audit.add_argument("--config", type=Path, default=Path("config/gateway.yaml"),
+                       help="gateway config whose audit.url to read (default: config/gateway.yaml)")
+    audit.add_argument("--url", help="audit store url, instead of the config's audit.url")
+    audit.add_argument("--table", help="PostgreSQL table, instead of the config's audit.table (default: audit)")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    show = audit_sub.add_parser("show", help="the whole story of one parent order, in time order")
+    show.add_argument("key", metavar="ORDER", help="an OrderID or any ClOrdID of the order")
+    audit_sub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad record")
+    export = audit_sub.add_parser("export", help="write records as JSON lines or CSV to stdout")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.add_argument("--from", dest="start", help="ISO-8601 time, inclusive (UTC unless stated)")
+    export.add_argument("--to", dest="end", help="ISO-8601 time, exclusive")
+
     demo = sub.add_parser("demo", parents=[common],
                           help="venues, gateway and a scripted OMS on 127.0.0.1; exit 0 when every expectation held")
     demo.add_argument("--quiet", action="store_true", help="print only the per-order summary, not the log")
@@ -45,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             logs.configure(args.log_level or cfg.logging.level, args.log_json or cfg.logging.json_output)
             from gateway.app import run_venues
             return run_venues(cfg, args.work_dir)
+        if args.command == "audit":
+            return _audit(args)
         if args.command == "demo":
             level = args.log_level or ("warning" if args.quiet else "info")
             logs.configure(level, args.log_json)
@@ -55,10 +72,39 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into head and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # a start-up failure (port in use, unreadable store): say it plainly
         print(f"sorgw {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 2
+
+
+def _audit(args) -> int:
+    from gateway.audit import commands
+    from gateway.audit.stores import open_store
+
+    if args.url:
+        url, table = args.url, args.table or "audit"
+    else:
+        audit = config.load(args.config, config.GatewayConfig).audit
+        url, table = audit.url, args.table or audit.table
+    store = open_store(url, table)
+    if url.startswith("sqlite:///") and not store.path.exists():
+        print(f"sorgw audit: no audit trail at {store.path}", file=sys.stderr)
+        return 1
+    store.open()
+    try:
+        if args.audit_command == "show":
+            return commands.show(store, args.key)
+        if args.audit_command == "verify":
+            return commands.verify(store)
+        start = commands.parse_time(args.start) if args.start else None
+        end = commands.parse_time(args.end) if args.end else None
+        return commands.export(store, args.format, start, end)
+    finally:
+        store.close()
 
 
 if __name__ == "__main__":

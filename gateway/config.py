@@ -91,6 +91,20 @@ class RoutingConfig(Model):
     max_venue_rejects: int = Field(1, ge=1)  # rejects from one venue before a parent stops using it
 
 
+class AuditConfig(Model):
+    """Where the audit trail is kept: an SQLite file (embedded default) or PostgreSQL."""
+
+    url: str = "sqlite:///var/audit/audit.db"
+    table: str = Field("audit", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # PostgreSQL table name
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+        return value
+
+
 class LoggingConfig(Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_output: bool = Field(False, alias="json")
@@ -105,6 +119,7 @@ class GatewayConfig(Model):
     symbols: tuple[SymbolConfig, ...]
     routing: RoutingConfig = RoutingConfig()
     fix: FixConfig = FixConfig()
+    audit: AuditConfig = AuditConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")

@@ -9,6 +9,9 @@ so they are handed to a control thread instead of taking the engine lock there.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import queue
 import threading
 import time
@@ -18,6 +21,10 @@ from pathlib import Path
 
 import structlog
 
+from gateway.audit import entries
+from gateway.audit.records import Entry
+from gateway.audit.stores import open_store
+from gateway.audit.writer import AuditWriter
 from gateway.config import GatewayConfig
 from gateway.core.clock import Clock, WallClock
 from gateway.core.engine import IdSource, OrderEngine, StateChange
@@ -66,7 +73,9 @@ def venue_infos(cfg: GatewayConfig) -> dict[str, VenueInfo]:
 class Gateway:
     def __init__(self, cfg: GatewayConfig, market: MarketView, work_dir: Path, clock: Clock | None = None) -> None:
         self.cfg = cfg
+        self.audit = AuditWriter(open_store(cfg.audit.url, cfg.audit.table))
         self.clock = clock or WallClock()
+        self._sending = threading.local()  # the parent OrderID of the message being sent, for the tap
         instruments = {s.symbol: Instrument(s.symbol, s.tick, s.lot) for s in cfg.symbols}
         self.engine = OrderEngine(
             instruments, venue_infos(cfg), market, IdSource(boot_id(self.clock)), self.clock,
@@ -87,12 +96,18 @@ class Gateway:
         self.downstream = VenueApplication(
             self, {session_key(session_id(spec)): name for name, spec in venue_specs.items()}
         )
+        self.upstream.tap = self.downstream.tap = self._tap
         self._acceptor = make_engine("acceptor", self.upstream, upstream_specs, cfg.fix, work_dir)
         self._initiator = make_engine("initiator", self.downstream, list(venue_specs.values()), cfg.fix, work_dir)
 
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.audit.start()
+        config_json = entries.to_json(self.cfg.model_dump(mode="json"))
+        self.audit.commit([Entry("config", entries.to_json({
+            "sha256": hashlib.sha256(config_json.encode()).hexdigest(), "config": json.loads(config_json)}),
+            ts_ns=self.clock.now_ns())])
         self._control_thread.start()
         self._acceptor.start()
         self._initiator.start()
@@ -109,6 +124,7 @@ class Gateway:
         self._initiator = self._acceptor = None
         self._control.put(None)
         self._control_thread.join(timeout=5)
+        self.audit.stop()
         log.info("gateway.stopped")
 
     def wait_for_venues(self, timeout: float) -> bool:
@@ -126,31 +142,33 @@ class Gateway:
 
     # --- events from the FIX threads --------------------------------------------------------
 
-    def new_order(self, order: NewOrder | InvalidOrder) -> None:
-        if isinstance(order, InvalidOrder):
-            self._step(self.engine.on_invalid_order, order)
-        else:
-            self._step(self.engine.on_new_order, order)
+    def new_order(self, order: NewOrder | InvalidOrder, raw: str) -> None:
+        step = self.engine.on_invalid_order if isinstance(order, InvalidOrder) else self.engine.on_new_order
+        self._step(step, order, self._inbound(order.session, raw, order.cl_ord_id, None))
 
-    def cancel(self, request: CancelRequest) -> None:
-        self._step(self.engine.on_cancel, request)
+    def cancel(self, request: CancelRequest, raw: str) -> None:
+        self._step(self.engine.on_cancel, request, self._inbound_change(request, raw))
 
-    def replace(self, request: ReplaceRequest) -> None:
-        self._step(self.engine.on_replace, request)
+    def replace(self, request: ReplaceRequest, raw: str) -> None:
+        self._step(self.engine.on_replace, request, self._inbound_change(request, raw))
 
-    def status(self, request: StatusRequest) -> None:
-        self._step(self.engine.on_status_request, request)
+    def status(self, request: StatusRequest, raw: str) -> None:
+        order_id = self.engine.order_id_for(request.session, request.cl_ord_id)
+        self._step(self.engine.on_status_request, request,
+                   self._inbound(request.session, raw, request.cl_ord_id, order_id))
 
-    def venue_report(self, report: VenueReport) -> None:
-        self._step(self.engine.on_venue_report, report)
+    def venue_report(self, report: VenueReport, raw: str) -> None:
+        self._step(self.engine.on_venue_report, report, self._inbound_venue(report.venue, report.cl_ord_id, raw))
 
-    def child_rejected(self, venue: str, cl_ord_id: str, text: str) -> None:
+    def child_rejected(self, venue: str, cl_ord_id: str, text: str, raw: str) -> None:
         log.warning("venue.child_rejected", venue=venue, child=cl_ord_id, text=text)
-        self._step(lambda _: self.engine.on_child_rejected(venue, cl_ord_id, text), None)
+        self._step(lambda _: self.engine.on_child_rejected(venue, cl_ord_id, text), None,
+                   self._inbound_venue(venue, cl_ord_id, raw))
 
-    def child_cancel_rejected(self, venue: str, cl_ord_id: str, text: str) -> None:
+    def child_cancel_rejected(self, venue: str, cl_ord_id: str, text: str, raw: str) -> None:
         # The child's own final report (fill or cancel) follows; nothing changes until then.
         log.info("venue.cancel_rejected", venue=venue, child=cl_ord_id, text=text)
+        self.audit.record(self._inbound_venue(venue, cl_ord_id, raw))
 
     def session_status(self, role: str, session: str, up: bool) -> None:
         key = f"{role}:{session}"
@@ -158,6 +176,8 @@ class Gateway:
             return  # quickfix reports a logout for every failed connection attempt too
         self.sessions_up[key] = up
         log.info("session.logon" if up else "session.logout", role=role, session=session)
+        self.audit.record(Entry("session", entries.to_json({"role": role, "event": "logon" if up else "logout"}),
+                                session, ts_ns=self.clock.now_ns()))
         if role == "venue":
             self._control.put(lambda: self._step(lambda _: self.engine.on_venue_status(session, up), None))
 
@@ -170,11 +190,48 @@ class Gateway:
             except Exception:
                 log.exception("gateway.control_task_failed")
 
-    def _step(self, step: Callable, event: object) -> None:
+    def _inbound(self, session: str, raw: str, cl_ord_id: str | None, order_id: str | None) -> Entry:
+        return entries.fix_message("in", session, raw, self.clock.now_ns(), order_id, cl_ord_id)
+
+    def _inbound_change(self, request: CancelRequest | ReplaceRequest, raw: str) -> Entry:
+        order_id = self.engine.order_id_for(request.session, request.orig_cl_ord_id)
+        return self._inbound(request.session, raw, request.cl_ord_id, order_id)
+
+    def _inbound_venue(self, venue: str, cl_ord_id: str, raw: str) -> Entry:
+        return self._inbound(self.downstream.session_of[venue], raw, cl_ord_id, self.engine.parent_of_child(cl_ord_id))
+
+    def _tap(self, direction: str, session: str, message) -> None:
+        """Every message quickfix sends, and incoming admin messages, onto the audit trail (no wait)."""
+        try:
+            raw = message.toString()
+            order_id = getattr(self._sending, "order_id", None)
+            cl_ord_id = message.getField(codec.CL_ORD_ID) if message.isSetField(codec.CL_ORD_ID) else None
+            if order_id is None and message.isSetField(codec.ORDER_ID):
+                order_id = message.getField(codec.ORDER_ID)
+            self.audit.record(entries.fix_message(direction, session, raw, self.clock.now_ns(), order_id, cl_ord_id))
+        except Exception:
+            log.exception("audit.tap_failed", session=session)
+
+    def _step(self, step: Callable, event: object, inbound: Entry | None = None) -> None:
+        """One engine step: the message that caused it and what was decided are committed
+        to the audit trail before anything the step produced is sent."""
         with self._lock:
-            pending = deque([step(event)])
+            out = step(event)
+            head = []
+            if inbound is not None:
+                if inbound.order_id is None:
+                    inbound = dataclasses.replace(inbound, order_id=_first_order_id(out))
+                head.append(inbound)
+            pending = deque([(out, head)])
             while pending:
-                pending.extend(self._carry_out(pending.popleft()))
+                out, head = pending.popleft()
+                self.audit.commit(head + entries.for_outbox(out, self.clock.now_ns(), self._cl_ord_ids(out)))
+                pending.extend((follow_up, []) for follow_up in self._carry_out(out))
+
+    def _cl_ord_ids(self, out: Outbox) -> dict[str, str]:
+        parents = self.engine.parents
+        return {d.order_id: parents[d.order_id].cl_ord_id for d in out.decisions
+                if isinstance(d, RouteDecision) and d.order_id in parents}
 
     def _carry_out(self, out: Outbox) -> list[Outbox]:
         """Send what one engine step produced; steps it caused in turn (a failed send) come back."""
@@ -197,7 +254,9 @@ class Gateway:
                          orig_cl_ord_id=command.orig_cl_ord_id, text=command.text)
             elif isinstance(command, SendChild):
                 message = codec.new_order_single(command, self.downstream.venue_begin_string(command.venue))
+                self._sending.order_id = command.parent_order_id
                 sent = self.downstream.send_to_venue(message, command.venue)
+                self._sending.order_id = None
                 log.info("venue.child_sent", order_id=command.parent_order_id,
                          cl_ord_id=self.engine.parents[command.parent_order_id].cl_ord_id, child=command.cl_ord_id,
                          venue=command.venue, qty=command.spec.qty,
@@ -208,7 +267,9 @@ class Gateway:
                         command.venue, command.cl_ord_id, "venue session not logged on"))
             elif isinstance(command, CancelChild):
                 message = codec.order_cancel_request(command, self.downstream.venue_begin_string(command.venue))
+                self._sending.order_id = self.engine.parent_of_child(command.orig_cl_ord_id)
                 sent = self.downstream.send_to_venue(message, command.venue)
+                self._sending.order_id = None
                 log.info("venue.cancel_sent", child=command.orig_cl_ord_id, venue=command.venue, sent=sent)
         return follow_ups
 
@@ -230,3 +291,11 @@ class Gateway:
                      cum_qty=item.cum_qty, leaves_qty=item.leaves_qty)
         else:
             log.warning("engine.notice", text=str(item))
+
+
+def _first_order_id(out: Outbox) -> str | None:
+    for command in out.commands:
+        order_id = getattr(command, "order_id", None) or getattr(command, "parent_order_id", None)
+        if order_id and order_id != "NONE":
+            return order_id
+    return None

@@ -94,6 +94,16 @@ class OrderEngine:
         self._children: dict[str, ChildOrder] = {}
         self._venue_exec_ids: set[tuple[str, str]] = set()
 
+    def order_id_for(self, session: str, cl_ord_id: str) -> str | None:
+        """The OrderID of the parent any of whose ClOrdIDs this is, if known."""
+        parent = self._by_cl_ord_id.get((session, cl_ord_id))
+        return parent.order_id if parent else None
+
+    def parent_of_child(self, cl_ord_id: str) -> str | None:
+        """The OrderID of the parent a child ClOrdID (or a child cancel's ClOrdID) belongs to."""
+        child = self._children.get(cl_ord_id)
+        return child.parent_id if child else None
+
     # --- OMS requests -------------------------------------------------------------------
 
     def on_new_order(self, order: NewOrder) -> Outbox:

@@ -1,6 +1,8 @@
 """A quickfix Application base that never lets an exception escape a callback."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import quickfix as fix
 import structlog
 
@@ -25,6 +27,9 @@ class GuardedApplication(fix.Application):
     def __init__(self) -> None:
         super().__init__()
         self.sessions: dict[str, fix.SessionID] = {}
+        # Called with ("in" | "out", session, message) for every message but incoming
+        # application messages, which the handler records itself with their context.
+        self.tap: Callable[[str, str, fix.Message], None] | None = None
 
     def onCreate(self, sessionID):  # noqa: N802 - quickfix's names
         try:
@@ -46,19 +51,28 @@ class GuardedApplication(fix.Application):
 
     def toAdmin(self, message, sessionID):  # noqa: N802
         try:
-            self.on_admin_sent(message, session_key(sessionID))
+            key = session_key(sessionID)
+            if self.tap:
+                self.tap("out", key, message)
+            self.on_admin_sent(message, key)
         except Exception:
             log.exception("fix.to_admin_failed", role=self.role)
 
     def toApp(self, message, sessionID):  # noqa: N802
         try:
-            self.on_sent(message, session_key(sessionID))
+            key = session_key(sessionID)
+            if self.tap:
+                self.tap("out", key, message)
+            self.on_sent(message, key)
         except Exception:
             log.exception("fix.to_app_failed", role=self.role)
 
     def fromAdmin(self, message, sessionID):  # noqa: N802
         try:
-            self.on_admin(message, session_key(sessionID))
+            key = session_key(sessionID)
+            if self.tap:
+                self.tap("in", key, message)
+            self.on_admin(message, key)
         except Exception:
             log.exception("fix.from_admin_failed", role=self.role)
 
@@ -66,6 +80,9 @@ class GuardedApplication(fix.Application):
         try:
             self.on_app(message, session_key(sessionID))
         except FIX_REJECTS:
+            # Refused before the handler recorded it: the audit trail still gets the message.
+            if self.tap:
+                self.tap("in", session_key(sessionID), message)
             raise
         except Exception as exc:
             log.exception("fix.from_app_failed", role=self.role, message=message.toString().replace("\x01", "|"))

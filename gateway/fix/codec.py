@@ -50,6 +50,10 @@ class FieldError(ValueError):
         self.tag = tag
         self.missing = missing
 
+    def to_fix(self) -> Exception:
+        """The quickfix exception that makes the session send a Reject (3) naming the tag."""
+        return fix.FieldNotFound(self.tag) if self.missing else fix.IncorrectTagValue(self.tag)
+
 
 def _get(msg: fix.Message, tag: int, name: str) -> str:
     if not msg.isSetField(tag):

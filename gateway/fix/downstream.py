@@ -14,9 +14,11 @@ SENT_ORDERS_KEPT = 100_000  # a reject refers to a recent message; older ones ne
 
 
 class VenueHandler(Protocol):
-    def venue_report(self, report: VenueReport) -> None: ...
-    def child_rejected(self, venue: str, cl_ord_id: str, text: str) -> None: ...
-    def child_cancel_rejected(self, venue: str, cl_ord_id: str, text: str) -> None: ...
+    """Receives each venue event with the raw message it came in (for the audit trail)."""
+
+    def venue_report(self, report: VenueReport, raw: str) -> None: ...
+    def child_rejected(self, venue: str, cl_ord_id: str, text: str, raw: str) -> None: ...
+    def child_cancel_rejected(self, venue: str, cl_ord_id: str, text: str, raw: str) -> None: ...
     def session_status(self, role: str, session: str, up: bool) -> None: ...
 
 
@@ -54,16 +56,22 @@ class VenueApplication(GuardedApplication):
         cl_ord_id = self._sent_orders.pop((session, ref), None)
         if cl_ord_id is not None:
             text = message.getField(codec.TEXT) if message.isSetField(codec.TEXT) else "session reject"
-            self.handler.child_rejected(self.venues[session], cl_ord_id, f"session reject: {text}")
+            self.handler.child_rejected(self.venues[session], cl_ord_id, f"session reject: {text}",
+                                        message.toString())
 
     def on_app(self, message: fix.Message, session: str) -> None:
         venue = self.venues[session]
         msg_type = message.getHeader().getField(codec.MSG_TYPE)
         text = message.getField(codec.TEXT) if message.isSetField(codec.TEXT) else ""
+        raw = message.toString()
         if msg_type == "8":
-            self.handler.venue_report(codec.parse_venue_report(message, venue))
+            try:
+                report = codec.parse_venue_report(message, venue)
+            except codec.FieldError as exc:
+                raise exc.to_fix() from None
+            self.handler.venue_report(report, raw)
         elif msg_type == "9":
-            self.handler.child_cancel_rejected(venue, message.getField(codec.ORIG_CL_ORD_ID), text)
+            self.handler.child_cancel_rejected(venue, message.getField(codec.ORIG_CL_ORD_ID), text, raw)
         elif msg_type == "j":
             cl_ord_id = None
             if message.isSetField(codec.BUSINESS_REJECT_REF_ID):
@@ -71,7 +79,9 @@ class VenueApplication(GuardedApplication):
             elif message.isSetField(codec.REF_SEQ_NUM):
                 cl_ord_id = self._sent_orders.pop((session, message.getField(codec.REF_SEQ_NUM)), None)
             if cl_ord_id is not None:
-                self.handler.child_rejected(venue, cl_ord_id, f"business reject: {text}")
+                self.handler.child_rejected(venue, cl_ord_id, f"business reject: {text}", raw)
+            elif self.tap:
+                self.tap("in", session, message)
         else:
             raise fix.UnsupportedMessageType()
 

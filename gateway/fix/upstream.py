@@ -11,15 +11,13 @@ from gateway.fix.application import GuardedApplication
 
 
 class OmsHandler(Protocol):
-    def new_order(self, order: NewOrder | InvalidOrder) -> None: ...
-    def cancel(self, request: CancelRequest) -> None: ...
-    def replace(self, request: ReplaceRequest) -> None: ...
-    def status(self, request: StatusRequest) -> None: ...
+    """Receives each OMS request with the raw message it came in (for the audit trail)."""
+
+    def new_order(self, order: NewOrder | InvalidOrder, raw: str) -> None: ...
+    def cancel(self, request: CancelRequest, raw: str) -> None: ...
+    def replace(self, request: ReplaceRequest, raw: str) -> None: ...
+    def status(self, request: StatusRequest, raw: str) -> None: ...
     def session_status(self, role: str, session: str, up: bool) -> None: ...
-
-
-def _as_fix_reject(exc: codec.FieldError) -> Exception:
-    return fix.FieldNotFound(exc.tag) if exc.missing else fix.IncorrectTagValue(exc.tag)
 
 
 class UpstreamApplication(GuardedApplication):
@@ -38,19 +36,20 @@ class UpstreamApplication(GuardedApplication):
 
     def on_app(self, message: fix.Message, session: str) -> None:
         msg_type = message.getHeader().getField(codec.MSG_TYPE)
+        raw = message.toString()
         try:
             if msg_type == "D":
-                self.handler.new_order(codec.parse_new_order(message, session, self.default_urgency))
+                self.handler.new_order(codec.parse_new_order(message, session, self.default_urgency), raw)
             elif msg_type == "F":
-                self.handler.cancel(codec.parse_cancel(message, session))
+                self.handler.cancel(codec.parse_cancel(message, session), raw)
             elif msg_type == "G":
-                self.handler.replace(codec.parse_replace(message, session))
+                self.handler.replace(codec.parse_replace(message, session), raw)
             elif msg_type == "H":
-                self.handler.status(codec.parse_status_request(message, session))
+                self.handler.status(codec.parse_status_request(message, session), raw)
             else:
                 raise fix.UnsupportedMessageType()
         except codec.FieldError as exc:
-            raise _as_fix_reject(exc) from None
+            raise exc.to_fix() from None
 
     def on_failure(self, message: fix.Message, session: str, exc: Exception) -> None:
         self.send(codec.business_reject(message, f"gateway could not process the message: {exc}",

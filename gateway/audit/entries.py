@@ -1,0 +1,58 @@
+"""Audit entries for what the gateway saw, decided and sent: FIX messages, decisions, state changes."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from decimal import Decimal
+from enum import Enum
+
+from gateway.audit.records import Entry
+from gateway.core.engine import StateChange
+from gateway.core.router import RouteDecision
+from gateway.core.types import CancelReject, ExecType, ExecutionReport, Outbox
+
+SOH = "\x01"
+
+
+def _plain(value):
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.name
+    if dataclasses.is_dataclass(value):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    raise TypeError(f"cannot put {type(value).__name__} in the audit trail")
+
+
+def to_json(value) -> str:
+    return json.dumps(value, default=_plain, separators=(",", ":"), sort_keys=True)
+
+
+def fix_message(direction: str, session: str, raw: str, ts_ns: int, order_id: str | None = None,
+                cl_ord_id: str | None = None) -> Entry:
+    return Entry("fix_in" if direction == "in" else "fix_out", raw.replace(SOH, "|"), session, order_id,
+                 cl_ord_id, ts_ns)
+
+
+def for_outbox(out: Outbox, ts_ns: int, cl_ord_ids: dict[str, str]) -> list[Entry]:
+    """Decisions, state changes and rejects of one engine step; cl_ord_ids maps OrderID -> ClOrdID."""
+    entries = []
+    for item in out.decisions:
+        if isinstance(item, RouteDecision):
+            entries.append(Entry("decision", to_json(item), None, item.order_id, cl_ord_ids.get(item.order_id), ts_ns))
+        elif isinstance(item, StateChange):
+            entries.append(Entry("state", to_json(item), None, item.order_id, item.cl_ord_id, ts_ns))
+        else:
+            entries.append(Entry("notice", to_json({"text": str(item)}), None, None, None, ts_ns))
+    for command in out.commands:
+        if isinstance(command, ExecutionReport) and command.exec_type is ExecType.REJECTED:
+            entries.append(Entry("reject", to_json({"kind": "order", "reason": command.ord_rej_reason,
+                                                     "text": command.text}),
+                                 command.session, command.order_id, command.cl_ord_id, ts_ns))
+        elif isinstance(command, CancelReject):
+            entries.append(Entry("reject", to_json({"kind": "cancel", "reason": command.reason,
+                                                     "text": command.text}),
+                                 command.session, command.order_id, command.cl_ord_id, ts_ns))
+    return entries

@@ -1,0 +1,78 @@
+"""The PostgreSQL audit store (asyncpg), driven synchronously from the thread that owns it."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import asyncpg
+
+from gateway.audit.records import FIELDS, GENESIS, Record
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS {table} (
+    seq BIGINT PRIMARY KEY,
+    ts_ns BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    session TEXT,
+    order_id TEXT,
+    cl_ord_id TEXT,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {table}_order ON {table} (order_id);
+CREATE INDEX IF NOT EXISTS {table}_cl_ord ON {table} (cl_ord_id);
+CREATE INDEX IF NOT EXISTS {table}_ts ON {table} (ts_ns);
+"""
+COLUMNS = ", ".join(FIELDS)
+
+
+class PostgresStore:
+    """One connection and one private event loop; every call runs to completion on it."""
+
+    def __init__(self, url: str, table: str = "audit") -> None:
+        if not table.isidentifier():
+            raise ValueError(f"audit table name {table!r} is not a plain identifier")
+        self.url = url
+        self.table = table
+        self._loop = asyncio.new_event_loop()
+        self._conn: asyncpg.Connection | None = None
+
+    def _run(self, coro):
+        return self._loop.run_until_complete(coro)
+
+    def open(self) -> tuple[int, str]:
+        self._conn = self._run(asyncpg.connect(self.url))
+        self._run(self._conn.execute(SCHEMA.format(table=self.table)))
+        row = self._run(self._conn.fetchrow(f"SELECT seq, hash FROM {self.table} ORDER BY seq DESC LIMIT 1"))
+        return (row["seq"], row["hash"]) if row else (0, GENESIS)
+
+    def append(self, records: list[Record]) -> None:
+        async def write() -> None:
+            async with self._conn.transaction():
+                await self._conn.executemany(
+                    f"INSERT INTO {self.table} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    [(r.seq, r.ts_ns, r.kind, r.session, r.order_id, r.cl_ord_id, r.body, r.prev_hash, r.hash)
+                     for r in records])
+        self._run(write())
+
+    def records(self, start_ns: int | None = None, end_ns: int | None = None) -> Iterator[Record]:
+        rows = self._run(self._conn.fetch(
+            f"SELECT {COLUMNS} FROM {self.table} WHERE ts_ns >= $1 AND ts_ns < $2 ORDER BY seq",
+            start_ns or 0, end_ns or 2**63 - 1))
+        return (Record(*row) for row in rows)
+
+    def for_order(self, key: str) -> list[Record]:
+        order_ids = [r["order_id"] for r in self._run(self._conn.fetch(
+            f"SELECT DISTINCT order_id FROM {self.table} WHERE (order_id = $1 OR cl_ord_id = $1)"
+            " AND order_id IS NOT NULL AND order_id != 'NONE'", key))]
+        rows = self._run(self._conn.fetch(
+            f"SELECT {COLUMNS} FROM {self.table} WHERE order_id = ANY($1::text[]) OR (cl_ord_id = $2 AND "
+            "(order_id IS NULL OR order_id = 'NONE')) ORDER BY seq", order_ids, key))
+        return [Record(*row) for row in rows]
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._run(self._conn.close())
+            self._conn = None
+        self._loop.close()

@@ -1,0 +1,81 @@
+"""The embedded audit store: one SQLite file in WAL mode."""
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from gateway.audit.records import FIELDS, GENESIS, Record
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    ts_ns INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    session TEXT,
+    order_id TEXT,
+    cl_ord_id TEXT,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_order ON audit (order_id);
+CREATE INDEX IF NOT EXISTS audit_cl_ord ON audit (cl_ord_id);
+CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts_ns);
+"""
+COLUMNS = ", ".join(FIELDS)
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._db: sqlite3.Connection | None = None
+
+    def open(self) -> tuple[int, str]:
+        """Create the file if needed; return (last seq, last hash) to continue the chain."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The writer thread opens the store; readers (CLI) open their own.
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL survives a killed process (the WAL is in the OS); FULL would also survive power loss.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        row = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else (0, GENESIS)
+
+    def append(self, records: list[Record]) -> None:
+        """Write a batch in one transaction (the group commit)."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.executemany(f"INSERT INTO audit ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(r.seq, r.ts_ns, r.kind, r.session, r.order_id, r.cl_ord_id, r.body, r.prev_hash,
+                             r.hash) for r in records])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def records(self, start_ns: int | None = None, end_ns: int | None = None) -> Iterator[Record]:
+        query, args = f"SELECT {COLUMNS} FROM audit", []
+        if start_ns is not None or end_ns is not None:
+            query += " WHERE ts_ns >= ? AND ts_ns < ?"
+            args = [start_ns or 0, end_ns or 2**63 - 1]
+        for row in self._db.execute(query + " ORDER BY seq", args):
+            yield Record(*row)
+
+    def for_order(self, key: str) -> list[Record]:
+        """Every record of the order that `key` (an OrderID or any ClOrdID of it) names, in seq order."""
+        order_ids = [r[0] for r in self._db.execute(
+            "SELECT DISTINCT order_id FROM audit WHERE (order_id = ? OR cl_ord_id = ?) AND order_id IS NOT NULL"
+            " AND order_id != 'NONE'", (key, key))]
+        marks = ",".join("?" * len(order_ids))
+        rows = self._db.execute(
+            f"SELECT {COLUMNS} FROM audit WHERE order_id IN ({marks}) OR (cl_ord_id = ? AND "
+            "(order_id IS NULL OR order_id = 'NONE')) ORDER BY seq", (*order_ids, key))
+        return [Record(*row) for row in rows]
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
