@@ -21,6 +21,7 @@ from pathlib import Path
 
 import structlog
 
+from gateway import recovery
 from gateway.audit import entries
 from gateway.audit.records import Entry
 from gateway.audit.stores import open_store
@@ -51,6 +52,8 @@ from gateway.fix.upstream import UpstreamApplication
 
 log = structlog.get_logger("gateway")
 
+ADMIN_MSG_TYPES = frozenset("0 1 2 3 4 5 A".split())
+
 
 def boot_id(clock: Clock) -> str:
     """A prefix for ids that differs between restarts (base-36 milliseconds since the epoch)."""
@@ -77,8 +80,9 @@ class Gateway:
         self.clock = clock or WallClock()
         self._sending = threading.local()  # the parent OrderID of the message being sent, for the tap
         instruments = {s.symbol: Instrument(s.symbol, s.tick, s.lot) for s in cfg.symbols}
+        self.boot = boot_id(self.clock)
         self.engine = OrderEngine(
-            instruments, venue_infos(cfg), market, IdSource(boot_id(self.clock)), self.clock,
+            instruments, venue_infos(cfg), market, IdSource(self.boot), self.clock,
             max_rounds=cfg.routing.max_sweeps, max_venue_rejects=cfg.routing.max_venue_rejects,
         )
         self._lock = threading.Lock()
@@ -92,6 +96,7 @@ class Gateway:
         ]
         venue_specs = {v.name: SessionSpec(v.begin_string, v.sender_comp_id, v.target, v.host, v.port)
                        for v in cfg.venues}
+        self._upstream_keys = {session_key(session_id(spec)) for spec in upstream_specs}
         self.upstream = UpstreamApplication(self, cfg.routing.default_urgency)
         self.downstream = VenueApplication(
             self, {session_key(session_id(spec)): name for name, spec in venue_specs.items()}
@@ -104,14 +109,33 @@ class Gateway:
 
     def start(self) -> None:
         self.audit.start()
+        unsent = self._recover() if self.cfg.fix.store == "file" else []
         config_json = entries.to_json(self.cfg.model_dump(mode="json"))
         self.audit.commit([Entry("config", entries.to_json({
-            "sha256": hashlib.sha256(config_json.encode()).hexdigest(), "config": json.loads(config_json)}),
-            ts_ns=self.clock.now_ns())])
+            "sha256": hashlib.sha256(config_json.encode()).hexdigest(), "boot": self.boot,
+            "config": json.loads(config_json)}), ts_ns=self.clock.now_ns())])
         self._control_thread.start()
         self._acceptor.start()
         self._initiator.start()
+        if unsent:
+            # Sessions persist what is sent before logon and deliver it on resend.
+            self._step(lambda _: Outbox(commands=unsent), None)
         log.info("gateway.started", upstream_port=self.cfg.upstream.port, venues=[v.name for v in self.cfg.venues])
+
+    def _recover(self) -> list:
+        """Rebuild open orders from the audit trail of earlier runs (see gateway.recovery)."""
+        reader = open_store(self.cfg.audit.url, self.cfg.audit.table)
+        reader.open()
+        try:
+            result = recovery.replay(
+                self.engine, reader.records(), set(self.upstream.sessions) | self._upstream_keys,
+                self.downstream.venues, self.cfg.routing.default_urgency)
+        finally:
+            reader.close()
+        if result.records:
+            log.warning("gateway.recovered", records=result.records, parents=result.parents,
+                        open_parents=result.open_parents, resending=len(result.unsent))
+        return result.unsent
 
     def stop(self) -> None:
         """Log out of every session and stop both engines."""
@@ -162,8 +186,9 @@ class Gateway:
 
     def child_rejected(self, venue: str, cl_ord_id: str, text: str, raw: str) -> None:
         log.warning("venue.child_rejected", venue=venue, child=cl_ord_id, text=text)
+        self.audit.record(self._inbound_venue(venue, cl_ord_id, raw))
         self._step(lambda _: self.engine.on_child_rejected(venue, cl_ord_id, text), None,
-                   self._inbound_venue(venue, cl_ord_id, raw))
+                   self._child_rejected_entry(venue, cl_ord_id, text))
 
     def child_cancel_rejected(self, venue: str, cl_ord_id: str, text: str, raw: str) -> None:
         # The child's own final report (fill or cancel) follows; nothing changes until then.
@@ -176,10 +201,13 @@ class Gateway:
             return  # quickfix reports a logout for every failed connection attempt too
         self.sessions_up[key] = up
         log.info("session.logon" if up else "session.logout", role=role, session=session)
-        self.audit.record(Entry("session", entries.to_json({"role": role, "event": "logon" if up else "logout"}),
-                                session, ts_ns=self.clock.now_ns()))
+        record = Entry("session", entries.to_json({"role": role, "event": "logon" if up else "logout"}),
+                       session, ts_ns=self.clock.now_ns())
         if role == "venue":
-            self._control.put(lambda: self._step(lambda _: self.engine.on_venue_status(session, up), None))
+            # On record inside the step it causes, so a replay applies it at the same point.
+            self._control.put(lambda: self._step(lambda _: self.engine.on_venue_status(session, up), None, record))
+        else:
+            self.audit.record(record)
 
     # --- carrying out engine steps ----------------------------------------------------------
 
@@ -200,15 +228,28 @@ class Gateway:
     def _inbound_venue(self, venue: str, cl_ord_id: str, raw: str) -> Entry:
         return self._inbound(self.downstream.session_of[venue], raw, cl_ord_id, self.engine.parent_of_child(cl_ord_id))
 
+    def _child_rejected_entry(self, venue: str, cl_ord_id: str, text: str) -> Entry:
+        return Entry("event", entries.to_json({"event": "child_rejected", "venue": venue, "cl_ord_id": cl_ord_id,
+                                               "text": text}),
+                     venue, self.engine.parent_of_child(cl_ord_id), cl_ord_id, self.clock.now_ns())
+
     def _tap(self, direction: str, session: str, message) -> None:
-        """Every message quickfix sends, and incoming admin messages, onto the audit trail (no wait)."""
+        """Every message quickfix sends, and incoming admin messages, onto the audit trail.
+
+        An outgoing application message is committed before quickfix stores and sends it, so
+        recovery can tell what was never sent (not on record) from what may have been.
+        """
         try:
             raw = message.toString()
             order_id = getattr(self._sending, "order_id", None)
             cl_ord_id = message.getField(codec.CL_ORD_ID) if message.isSetField(codec.CL_ORD_ID) else None
             if order_id is None and message.isSetField(codec.ORDER_ID):
                 order_id = message.getField(codec.ORDER_ID)
-            self.audit.record(entries.fix_message(direction, session, raw, self.clock.now_ns(), order_id, cl_ord_id))
+            entry = entries.fix_message(direction, session, raw, self.clock.now_ns(), order_id, cl_ord_id)
+            if direction == "out" and not _is_admin(message):
+                self.audit.commit([entry])
+            else:
+                self.audit.record(entry)
         except Exception:
             log.exception("audit.tap_failed", session=session)
 
@@ -226,15 +267,16 @@ class Gateway:
             while pending:
                 out, head = pending.popleft()
                 self.audit.commit(head + entries.for_outbox(out, self.clock.now_ns(), self._cl_ord_ids(out)))
-                pending.extend((follow_up, []) for follow_up in self._carry_out(out))
+                pending.extend(self._carry_out(out))
 
     def _cl_ord_ids(self, out: Outbox) -> dict[str, str]:
         parents = self.engine.parents
         return {d.order_id: parents[d.order_id].cl_ord_id for d in out.decisions
                 if isinstance(d, RouteDecision) and d.order_id in parents}
 
-    def _carry_out(self, out: Outbox) -> list[Outbox]:
-        """Send what one engine step produced; steps it caused in turn (a failed send) come back."""
+    def _carry_out(self, out: Outbox) -> list[tuple[Outbox, list[Entry]]]:
+        """Send what one engine step produced; steps it caused in turn (a failed send) come back
+        with the audit entry that explains them."""
         follow_ups = []
         for item in out.decisions:
             self._log_decision(item)
@@ -263,8 +305,9 @@ class Gateway:
                          price=str(command.spec.price) if command.spec.price is not None else None,
                          ord_type=command.spec.ord_type.name, tif=command.spec.tif.name, sent=sent)
                 if not sent:
-                    follow_ups.append(self.engine.on_child_rejected(
-                        command.venue, command.cl_ord_id, "venue session not logged on"))
+                    text = "venue session not logged on"
+                    follow_ups.append((self.engine.on_child_rejected(command.venue, command.cl_ord_id, text),
+                                       [self._child_rejected_entry(command.venue, command.cl_ord_id, text)]))
             elif isinstance(command, CancelChild):
                 message = codec.order_cancel_request(command, self.downstream.venue_begin_string(command.venue))
                 self._sending.order_id = self.engine.parent_of_child(command.orig_cl_ord_id)
@@ -291,6 +334,10 @@ class Gateway:
                      cum_qty=item.cum_qty, leaves_qty=item.leaves_qty)
         else:
             log.warning("engine.notice", text=str(item))
+
+
+def _is_admin(message) -> bool:
+    return message.getHeader().getField(codec.MSG_TYPE) in ADMIN_MSG_TYPES
 
 
 def _first_order_id(out: Outbox) -> str | None:

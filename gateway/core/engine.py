@@ -89,6 +89,7 @@ class OrderEngine:
         self.policy = policy
         self.max_rounds = max_rounds
         self.max_venue_rejects = max_venue_rejects
+        self.planner = plan  # recovery replays recorded decisions in its place
         self.parents: dict[str, ParentOrder] = {}
         self._by_cl_ord_id: dict[tuple[str, str], ParentOrder] = {}
         self._children: dict[str, ChildOrder] = {}
@@ -303,7 +304,7 @@ class OrderEngine:
             ex_destination=parent.ex_destination, dark_done=parent.dark_done, excluded=excluded,
             lot=instrument.lot,
         )
-        decision = plan(request, self.market, self.venues, self.policy)
+        decision = self.planner(request, self.market, self.venues, self.policy)
         out.decisions.append(decision)
         if not decision.children:
             if parent.last_reject is not None or parent.tif is not TimeInForce.DAY \
