@@ -110,6 +110,9 @@ class Gateway:
     def start(self) -> None:
         self.audit.start()
         unsent = self._recover() if self.cfg.fix.store == "file" else []
+        if self.cfg.fix.store == "memory" and self.audit.records_at_start:
+            log.warning("gateway.not_recovered", records=self.audit.records_at_start,
+                        detail="fix.store is memory: orders of earlier runs are not rebuilt (use fix.store: file)")
         config_json = entries.to_json(self.cfg.model_dump(mode="json"))
         self.audit.commit([Entry("config", entries.to_json({
             "sha256": hashlib.sha256(config_json.encode()).hexdigest(), "boot": self.boot,

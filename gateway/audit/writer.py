@@ -38,6 +38,7 @@ class AuditWriter:
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._next_seq = 1
         self._last_hash = ""
+        self.records_at_start = 0
         # Counters for metrics and benchmarks.
         self.batches = 0
         self.errors = 0
@@ -46,6 +47,7 @@ class AuditWriter:
 
     def start(self) -> None:
         last_seq, self._last_hash = self.store.open()
+        self.records_at_start = last_seq
         self._next_seq = last_seq + 1
         self._running = True
         self._thread.start()
