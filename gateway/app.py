@@ -60,13 +60,47 @@ def _serve(start, stop, name: str) -> int:
 def run_gateway(cfg: GatewayConfig, work_dir: Path) -> int:
     market = MarketView()
     gateway = Gateway(cfg, market, work_dir)
-    log.warning("market_data.none", detail="no market-data bus in this process: directed orders (ExDestination) "
-                "are routed; others wait for venue books or expire")
-    return _serve(gateway.start, gateway.stop, "gateway")
+    if cfg.mqtt.url is None:
+        log.warning("market_data.none", detail="no mqtt.url: no venue books reach this process; directed orders "
+                    "(ExDestination) are routed, others wait for books or expire")
+        return _serve(gateway.start, gateway.stop, "gateway")
+    from gateway.bus.mqtt import MqttSubscriber
+
+    def market_status(up: bool) -> None:
+        (log.info if up else log.error)("market_data.connected" if up else "market_data.disconnected",
+                                        url=cfg.mqtt.url)
+
+    feed = MqttSubscriber(cfg.mqtt.url, market.update, cfg.mqtt.prefix, on_status=market_status)
+
+    def start() -> None:
+        feed.start()
+        gateway.start()
+
+    def stop() -> None:
+        gateway.stop()
+        feed.stop()
+
+    return _serve(start, stop, "gateway")
 
 
 def run_venues(cfg: VenuesConfig, work_dir: Path) -> int:
     from gateway.simulator.host import VenueHost
 
-    host = VenueHost(cfg, work_dir, InProcessBus())
-    return _serve(host.start, host.stop, "venues")
+    bus = InProcessBus()
+    host = VenueHost(cfg, work_dir, bus)
+    if cfg.mqtt.url is None:
+        return _serve(host.start, host.stop, "venues")
+    from gateway.bus.mqtt import MqttPublisher
+
+    publisher = MqttPublisher(cfg.mqtt.url, cfg.mqtt.prefix)
+    bus.subscribe(publisher.publish)
+
+    def start() -> None:
+        publisher.start()
+        host.start()
+
+    def stop() -> None:
+        host.stop()
+        publisher.stop()
+
+    return _serve(start, stop, "venues")

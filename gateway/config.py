@@ -23,10 +23,12 @@ class Model(BaseModel):
 
 
 Port = Annotated[int, Field(gt=0, lt=65536, description="a TCP port, 1-65535")]
+# Venue and symbol names become FIX values and MQTT topic levels: no '/', '+', '#' or spaces.
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")]
 
 
 class SymbolConfig(Model):
-    symbol: str
+    symbol: Name
     tick: Decimal = Decimal("0.01")
     lot: int = Field(1, ge=1)
     reference_price: Decimal = Field(Decimal("100"), gt=0)
@@ -67,7 +69,7 @@ class UpstreamConfig(Model):
 class VenueConfig(Model):
     """One downstream venue session, and what the router needs to know about the venue."""
 
-    name: str  # the venue's id: ExDestination (100) and LastMkt (30) use it
+    name: Name  # the venue's id: ExDestination (100) and LastMkt (30) use it
     kind: VenueKind = VenueKind.LIT
     host: str = "127.0.0.1"
     port: Port
@@ -89,6 +91,20 @@ class RoutingConfig(Model):
     default_urgency: Urgency = Urgency.MEDIUM
     max_sweeps: int = Field(5, ge=1)  # take rounds per parent before the remainder rests or expires
     max_venue_rejects: int = Field(1, ge=1)  # rejects from one venue before a parent stops using it
+
+
+class MqttConfig(Model):
+    """The market-data bus between venue simulators and the gateway; no url keeps books in-process."""
+
+    url: str | None = None  # mqtt://host:port
+    prefix: str = "sorgw"  # topics are PREFIX/book/VENUE/SYMBOL
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("mqtt://"):
+            raise ValueError("expected mqtt://HOST:PORT")
+        return value
 
 
 class AuditConfig(Model):
@@ -119,6 +135,7 @@ class GatewayConfig(Model):
     symbols: tuple[SymbolConfig, ...]
     routing: RoutingConfig = RoutingConfig()
     fix: FixConfig = FixConfig()
+    mqtt: MqttConfig = MqttConfig()
     audit: AuditConfig = AuditConfig()
     logging: LoggingConfig = LoggingConfig()
 
@@ -151,7 +168,7 @@ class DarkLiquidity(Model):
 class SimVenueConfig(Model):
     """One simulated venue: a FIX acceptor in front of a matching core."""
 
-    name: str
+    name: Name
     kind: VenueKind = VenueKind.LIT
     host: str = "127.0.0.1"
     port: Port
@@ -180,6 +197,7 @@ class VenuesConfig(Model):
     symbols: tuple[SymbolConfig, ...]
     venues: tuple[SimVenueConfig, ...]
     fix: FixConfig = FixConfig()
+    mqtt: MqttConfig = MqttConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")

@@ -73,9 +73,10 @@ class MarketView:
         self._books: dict[tuple[str, str], BookSnapshot] = {}
 
     def update(self, snapshot: BookSnapshot) -> None:
+        """Keep the newest snapshot: by venue time, then seq (a restarted venue counts seq from 1 again)."""
         key = (snapshot.venue, snapshot.symbol)
         current = self._books.get(key)
-        if current is None or snapshot.seq > current.seq:
+        if current is None or (snapshot.ts_ns, snapshot.seq) > (current.ts_ns, current.seq):
             self._books[key] = snapshot
 
     def book(self, venue: str, symbol: str) -> BookSnapshot | None:

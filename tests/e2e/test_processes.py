@@ -35,8 +35,10 @@ def _wait_for(proc: subprocess.Popen, log: Path, text: str, timeout: float = 20)
 
 
 @pytest.fixture
-def processes(tmp_path):
-    gateway_cfg, venues_cfg = topology.build(tmp_path)
+def processes(tmp_path, prefix):
+    mqtt = {"url": "mqtt://127.0.0.1:1883", "prefix": prefix}
+    gateway_cfg, venues_cfg = topology.build(tmp_path, gateway_overrides={"mqtt": mqtt})
+    venues_cfg = venues_cfg.model_copy(update={"mqtt": gateway_cfg.mqtt})
     started: list[tuple[subprocess.Popen, Path]] = []
 
     def start(args: list[str], name: str) -> tuple[subprocess.Popen, Path]:
@@ -67,11 +69,16 @@ def test_gateway_and_venues_trade_then_stop_cleanly_on_signals(processes, tmp_pa
     oms = OmsClient(SessionSpec("FIX.4.4", "OMS", "SORGW", up.host, up.port), gateway_cfg.fix, tmp_path / "oms")
     oms.start()
     try:
-        # No market data crosses processes yet, so a directed order is what routes.
         oms.new_order("P1", "MSFT", "2", 100, price="409.99", ex_destination="LITC")
         final = oms.wait_final("P1", 10)
         assert final is not None and final[codec.ORD_STATUS] == "2", oms.reports("P1")
         assert checks.order_problems(oms.reports("P1")) == []
+        # Books cross the process boundary over MQTT, so an unrouted order sweeps several venues.
+        oms.new_order("P2", "AAPL", "1", 1500, price="190.04", urgency="H")
+        final = oms.wait_final("P2", 10)
+        assert final is not None and final[codec.ORD_STATUS] == "2", oms.reports("P2")
+        assert checks.order_problems(oms.reports("P2")) == []
+        assert len({venue for venue, _, _ in checks.fills_of(oms.reports("P2"))}) >= 2
     finally:
         oms.stop()
 

@@ -35,12 +35,14 @@ def _wait_log(path, text: str, timeout: float = 20, after: int = 0) -> None:
     raise AssertionError(f"{text!r} not in {path.name}:\n{path.read_text() if path.exists() else ''}")
 
 
-def test_kill_during_fills_then_restart_reports_every_fill_exactly_once(tmp_path):
+def test_kill_during_a_multi_venue_fill_then_restart_reports_every_fill_exactly_once(tmp_path, prefix):
     fix_file = {"store": "file", "heartbeat_interval": 5, "reconnect_interval": 1}
     gateway_cfg, venues_cfg = topology.build(
         tmp_path, sim_overrides={v: {"fill_latency_ms": d} for v, d in FILL_DELAYS.items()},
-        gateway_overrides={"fix": {**fix_file, "store_path": str(tmp_path / "gw-store")}})
-    venues_cfg = venues_cfg.model_copy(update={"fix": FixConfig(**fix_file, store_path=tmp_path / "venue-store")})
+        gateway_overrides={"fix": {**fix_file, "store_path": str(tmp_path / "gw-store")},
+                           "mqtt": {"url": "mqtt://127.0.0.1:1883", "prefix": prefix}})
+    venues_cfg = venues_cfg.model_copy(update={"fix": FixConfig(**fix_file, store_path=tmp_path / "venue-store"),
+                                               "mqtt": gateway_cfg.mqtt})
     (tmp_path / "gateway.yaml").write_text(yaml.safe_dump(gateway_cfg.model_dump(mode="json", by_alias=True)))
     (tmp_path / "venues.yaml").write_text(yaml.safe_dump(venues_cfg.model_dump(mode="json", by_alias=True)))
     gw_log, venue_log = tmp_path / "gateway.log", tmp_path / "venues.log"
@@ -57,11 +59,9 @@ def test_kill_during_fills_then_restart_reports_every_fill_exactly_once(tmp_path
         oms = OmsClient(SessionSpec("FIX.4.4", "OMS", "SORGW", up.host, up.port),
                         FixConfig(**fix_file, store_path=tmp_path / "oms-store"), tmp_path / "oms")
         oms.start()
-        # One parent per venue (no market data crosses processes, so each is directed).
-        orders = {"K-A": "LITA", "K-B": "LITB", "K-C": "LITC"}
-        for cl_ord_id, venue in orders.items():
-            oms.new_order(cl_ord_id, "MSFT", "1", 100, price="410.10", ex_destination=venue)
-        assert oms.wait(lambda: any(checks.is_fill(m) for m in oms.reports("K-A")), 10)
+        # One parent swept across the three lit venues, urgently: no dark phase first.
+        oms.new_order("K1", "AAPL", "1", 1500, price="190.04", urgency="H")
+        assert oms.wait(lambda: any(checks.is_fill(m) for m in oms.reports("K1")), 10)
 
         os.kill(gateway.pid, signal.SIGKILL)  # mid-way: LITB and LITC fill while the gateway is dead
         gateway.wait(10)
@@ -69,14 +69,16 @@ def test_kill_during_fills_then_restart_reports_every_fill_exactly_once(tmp_path
         gateway = _start(run_gateway, gw_log, tmp_path)
         _wait_log(gw_log, "gateway.recovered")
 
-        finals = {c: oms.wait_final(c, 20) for c in orders}
-        for cl_ord_id, venue in orders.items():
-            final, reports = finals[cl_ord_id], oms.reports(cl_ord_id)
-            assert final is not None and final[codec.ORD_STATUS] == "2", (cl_ord_id, [m.fields for m in reports])
-            assert checks.order_problems([m for m in reports if m.msg_type == "8"]) == []
-            assert [(v, q) for v, q, _ in checks.fills_of(reports)] == [(venue, 100)]  # once, not twice
+        final = oms.wait_final("K1", 20)
+        reports = oms.reports("K1")
+        assert final is not None and final[codec.ORD_STATUS] == "2", [m.fields for m in reports]
+        assert final[codec.CUM_QTY] == "1500" and final[codec.LEAVES_QTY] == "0"
+        assert checks.order_problems([m for m in reports if m.msg_type == "8"]) == []
+        fills = checks.fills_of(reports)
+        assert sum(q for _, q, _ in fills) == 1500 and {v for v, _, _ in fills} == set(FILL_DELAYS)
         exec_ids = [m[codec.EXEC_ID] for m in oms.received if m.msg_type == "8"]
         assert len(exec_ids) == len(set(exec_ids))
+        assert '"open_parents": 1' in gw_log.read_text()
     finally:
         if oms is not None:
             oms.stop()
