@@ -1,4 +1,4 @@
-"""The `sorgw` command: run the gateway, run the venue simulators, or run the end-to-end demo."""
+"""The `sorgw` command: run the gateway or the venue simulators, the demo, the audit tools, benchmarks."""
 from __future__ import annotations
 
 import argparse
@@ -41,6 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--from", dest="start", help="ISO-8601 time, inclusive (UTC unless stated)")
     export.add_argument("--to", dest="end", help="ISO-8601 time, exclusive")
 
+    bench = sub.add_parser("bench", help="benchmarks: router plan() latency, audit cost per order step")
+    bench.add_argument("--router", action="store_true", help="time plan() (default when no part is named)")
+    bench.add_argument("--audit", action="store_true", help="time engine steps with and without the audit commit")
+    bench.add_argument("--venues", type=int, default=8, help="router bench: lit venues (default 8)")
+    bench.add_argument("--levels", type=int, default=10, help="router bench: levels per side (default 10)")
+    bench.add_argument("--iterations", type=int, default=20000, help="router bench: plan() calls (default 20000)")
+    bench.add_argument("--steps", type=int, default=2000, help="audit bench: engine steps (default 2000)")
+
     demo = sub.add_parser("demo", parents=[common],
                           help="venues, gateway and a scripted OMS on 127.0.0.1; exit 0 when every expectation held")
     demo.add_argument("--quiet", action="store_true", help="print only the per-order summary, not the log")
@@ -62,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_venues(cfg, args.work_dir)
         if args.command == "audit":
             return _audit(args)
+        if args.command == "bench":
+            return _bench(args)
         if args.command == "demo":
             level = args.log_level or ("warning" if args.quiet else "info")
             logs.configure(level, args.log_json)
@@ -79,6 +89,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sorgw {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 2
+
+
+def _bench(args) -> int:
+    for name in ("venues", "levels", "iterations", "steps"):
+        if getattr(args, name) < 1:
+            print(f"sorgw bench: --{name} must be at least 1", file=sys.stderr)
+            return 2
+    if args.router or not args.audit:
+        from gateway.bench import main_router
+
+        main_router(args)
+    if args.audit:
+        from gateway.audit.bench import audit_bench, print_report
+
+        print_report(audit_bench(args.steps))
+    return 0
 
 
 def _audit(args) -> int:
