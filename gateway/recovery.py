@@ -128,6 +128,7 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
                 produced[_identity(command)] = command
     finally:
         engine.planner, engine.ids = live_planner, live_ids
+        disconnect_all(engine)  # this process has logged on to no venue yet
     if decisions:
         raise RecoveryError(f"{len(decisions)} recorded decisions were not reached by the replay")
     result.unsent = [command for key, command in produced.items() if key not in sent]
@@ -136,12 +137,19 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
     return result
 
 
+def disconnect_all(engine: OrderEngine) -> None:
+    for venue in list(engine.venues):
+        engine.on_venue_status(venue, False)
+
+
 def _apply(engine: OrderEngine, record: Record, upstream: set[str], venues: dict[str, str],
            default_urgency: Urgency) -> list[Command]:
     if record.kind == "config":
+        # A start: that run's id prefix, and no venue session is up yet.
         boot = json.loads(record.body).get("boot")
         if boot:
             engine.ids = IdSource(boot)
+        disconnect_all(engine)
         return []
     if record.kind == "session":
         body = json.loads(record.body)
