@@ -1,0 +1,1 @@
+"""Execution analytics the router reads: markouts, per-venue scores and adaptive dark-pool allocation."""

@@ -1,0 +1,164 @@
+"""Adaptive dark-pool allocation from censored fills (Ganchev, Nevmyvaka, Kearns, Wortman Vaughan, CACM 2010)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from heapq import heapify, heappop, heappush
+from types import MappingProxyType
+
+Tail = Callable[[int], float]  # k shares -> P(the pool has at least k shares for us)
+_NO_MINIMUMS: Mapping[str, int] = MappingProxyType({})
+
+
+class _PoolEstimate:
+    """Kaplan–Meier estimate of one pool's liquidity tail T(k) = P(S >= k), S and k in units.
+
+    An observation is exact (S = filled) when the pool filled less than sent, censored (S >= sent) when it
+    filled everything. A censored S >= v is at risk, without an event, at every k < v; an exact S = r is at
+    risk at every k <= r and is the event at r.
+    """
+
+    def __init__(self, max_units: int) -> None:
+        self._exact = [0] * (max_units + 1)  # [r]: observations with S = r
+        self._censored = [0] * (max_units + 1)  # [v]: observations with S >= v
+        self._max = max_units
+        self._optimistic: tuple[int, list[float]] | None = None  # (min_at_risk, tail) of the last call
+
+    def observe(self, units: int, exact: bool) -> None:
+        """S = units when exact, else S >= units; S >= max_units is all that is kept beyond max_units."""
+        if exact and units < self._max:
+            self._exact[units] += 1
+        elif units > 0:
+            self._censored[min(units, self._max)] += 1
+        self._optimistic = None
+
+    def tail(self) -> tuple[float, ...]:
+        """T(0), T(1), ... as far as the data defines it (while some observation is at risk)."""
+        return tuple(self._estimate(1))
+
+    def optimistic(self, min_at_risk: int) -> list[float]:
+        """T(0..max_units), held flat from the first k whose step is estimated from under min_at_risk observations.
+
+        T is non-increasing, so the flat tail never understates it: a pool gets units there until enough of
+        its fills (or misses) show what it really holds. A pool never observed is 1 everywhere.
+        """
+        if self._optimistic is None or self._optimistic[0] != min_at_risk:
+            tail = self._estimate(min_at_risk)
+            tail.extend([tail[-1]] * (self._max + 1 - len(tail)))
+            self._optimistic = (min_at_risk, tail)
+        return self._optimistic[1]
+
+    def _estimate(self, min_at_risk: int) -> list[float]:
+        """The product-limit estimate T(0), T(1), ... up to the first step with fewer than min_at_risk at risk."""
+        tail = [1.0]
+        for at_risk, events in self._hazards():
+            if at_risk < min_at_risk:
+                break
+            tail.append(tail[-1] * (1 - events / at_risk))
+        return tail
+
+    def _hazards(self) -> list[tuple[int, int]]:
+        """(at risk, events) at k = 0..max_units-1."""
+        hazards = []
+        exact_at_or_above = sum(self._exact)
+        censored_above = sum(self._censored)
+        for k in range(self._max):
+            censored_above -= self._censored[k]
+            hazards.append((exact_at_or_above + censored_above, self._exact[k]))
+            exact_at_or_above -= self._exact[k]
+        return hazards
+
+
+class DarkAllocator:
+    """Splits an order across dark pools to maximise expected fill, learning each pool from its fills.
+
+    Quantities are allocated in units of `unit` shares, at most `max_units` per pool. The next unit goes
+    to the pool with the largest optimistic T(allocated + 1). A step of T is trusted once
+    ceil(exploration * ln(1 + observations)) observations were at risk there (the paper's cut-off, with
+    its confidence tightening as data comes in), so a step that a few unlucky fills made look dry is
+    tried again later instead of never.
+    """
+
+    def __init__(self, pools: Sequence[str], unit: int = 100, max_units: int = 200, exploration: float = 1.5) -> None:
+        if unit < 1 or max_units < 1 or exploration <= 0:
+            raise ValueError("unit, max_units and exploration must be positive")
+        self.unit = unit
+        self.max_units = max_units
+        self._exploration = exploration
+        self._observations = 0
+        self._pools = {pool: _PoolEstimate(max_units) for pool in pools}
+
+    def allocate(self, qty: int, eligible: Sequence[str], min_qty: Mapping[str, int] = _NO_MINIMUMS) -> dict[str, int]:
+        """Pool -> shares, in eligible order, pools given nothing left out.
+
+        The shares sum to qty rounded down to units, unless that exceeds max_units per pool or pools must
+        be dropped because their share would be under their minimum (a pool is dropped, the one with the
+        smallest share first, and the rest re-allocated).
+        """
+        min_at_risk = max(1, math.ceil(self._exploration * math.log1p(self._observations)))
+        tails = {pool: self._pool(pool).optimistic(min_at_risk) for pool in eligible}
+        return _allocate(qty // self.unit, list(dict.fromkeys(eligible)), lambda pool, n: tails[pool][n + 1],
+                         self.max_units, self.unit, min_qty)
+
+    def observe(self, pool: str, sent: int, filled: int) -> None:
+        """What a child of `sent` shares to `pool` filled."""
+        if not 0 <= filled <= sent:
+            raise ValueError(f"a pool fills between 0 and what was sent, got {filled} of {sent}")
+        self._pool(pool).observe(filled // self.unit, exact=filled < sent)
+        self._observations += 1
+
+    def tail(self, pool: str) -> tuple[float, ...]:
+        """The Kaplan–Meier estimate of P(pool holds >= k units), k = 0, 1, ..., as far as its data reaches."""
+        return self._pool(pool).tail()
+
+    def _pool(self, pool: str) -> _PoolEstimate:
+        estimate = self._pools.get(pool)
+        if estimate is None:
+            raise ValueError(f"unknown dark pool {pool}")
+        return estimate
+
+
+def oracle_allocation(qty: int, tails: Mapping[str, Tail], unit: int = 100,
+                      min_qty: Mapping[str, int] = _NO_MINIMUMS) -> dict[str, int]:
+    """The allocation maximising expected fill when each pool's true tail (in shares) is known."""
+    def marginal(pool: str, n: int) -> float:
+        tail = tails[pool]
+        return sum(tail(k) for k in range(n * unit + 1, (n + 1) * unit + 1))
+
+    units = qty // unit
+    return _allocate(units, list(tails), marginal, units, unit, min_qty)
+
+
+def expected_fill(allocation: Mapping[str, int], tails: Mapping[str, Tail]) -> float:
+    """Expected shares filled: E[min(v, S)] = sum over k = 1..v of P(S >= k), summed over pools."""
+    return sum(sum(tails[pool](k) for k in range(1, shares + 1)) for pool, shares in allocation.items())
+
+
+def _allocate(units: int, pools: list[str], marginal: Callable[[str, int], float], cap: int, unit: int,
+              min_qty: Mapping[str, int]) -> dict[str, int]:
+    """Greedy allocation, dropping pools whose share falls under their minimum and re-allocating the rest."""
+    pools = [pool for pool in pools if min_qty.get(pool, 0) <= units * unit]
+    while True:
+        given = _greedy(units, pools, marginal, cap)
+        short = [pool for pool in pools if 0 < given[pool] * unit < min_qty.get(pool, 0)]
+        if not short:
+            return {pool: n * unit for pool, n in given.items() if n}
+        pools.remove(min(short, key=given.__getitem__))
+
+
+def _greedy(units: int, pools: Sequence[str], marginal: Callable[[str, int], float], cap: int) -> dict[str, int]:
+    """Each unit to the pool whose next unit is likeliest to fill; ties to the pool with fewer units, then listed first.
+
+    Optimal for expected fill because each pool's marginal is non-increasing in what it already has.
+    """
+    given = dict.fromkeys(pools, 0)
+    heap = [(-marginal(pool, 0), 0, i, pool) for i, pool in enumerate(pools)]
+    heapify(heap)
+    for _ in range(units):
+        if not heap:
+            break
+        _, n, i, pool = heappop(heap)
+        given[pool] = n = n + 1
+        if n < cap:
+            heappush(heap, (-marginal(pool, n), n, i, pool))
+    return given

@@ -1,0 +1,147 @@
+"""Online per-venue statistics from our own child orders: fill rate, ack latency and toxicity."""
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gateway.analytics.markouts import MarkoutTracker
+
+
+@dataclass(frozen=True, slots=True)
+class VenueScore:
+    """What the router reads about one venue; None latency: no ack seen yet (fall back to configuration)."""
+
+    venue: str
+    fill_rate: float  # smoothed share of sent quantity that filled, in (0, 1)
+    latency_us: float | None  # exponentially weighted mean ack latency
+    latency_p99_us: float | None  # over the last `latency_window` acks
+    toxicity: float  # 0: no adverse selection, 1: severe
+    fills: int
+    children: int  # child orders sent
+    working_qty: int  # live at the venue: sent on children not done yet, less their fills
+    last_sent_ns: int | None  # when the last child went out: how fresh these numbers are
+    last_fill_ns: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class VenueStatsConfig:
+    prior_fills: float = 1.0  # Beta(prior_fills, prior_misses) prior on the fill rate, counted in children
+    prior_misses: float = 1.0
+    latency_alpha: float = 0.1  # weight of the newest ack in the latency mean
+    latency_window: int = 1000  # acks kept for the p99
+    toxicity_horizon_ns: int = 1_000_000_000  # the markout horizon toxicity is read at
+    toxicity_scale_bps: float = 5.0  # a shrunk mean markout of -scale bps scores tanh(1) = 0.76
+    toxicity_prior_fills: float = 20.0  # fills' worth of shrinkage toward "no adverse selection"
+
+
+class _Latency:
+    """Exponentially weighted mean and a nearest-rank p99 over a sliding window, in microseconds."""
+
+    __slots__ = ("_sorted", "_window", "alpha", "mean")
+
+    def __init__(self, alpha: float, window: int) -> None:
+        self.alpha = alpha
+        self.mean: float | None = None
+        self._window: deque[float] = deque(maxlen=window)
+        self._sorted: list[float] = []
+
+    def add(self, us: float) -> None:
+        self.mean = us if self.mean is None else self.mean + self.alpha * (us - self.mean)
+        if len(self._window) == self._window.maxlen:
+            del self._sorted[bisect_left(self._sorted, self._window[0])]
+        self._window.append(us)
+        insort(self._sorted, us)
+
+    @property
+    def p99(self) -> float | None:
+        if not self._sorted:
+            return None
+        return self._sorted[math.ceil(0.99 * len(self._sorted)) - 1]
+
+
+class _Venue:
+    __slots__ = ("children", "done", "done_filled", "done_sent", "fills", "last_fill_ns", "last_sent_ns", "latency",
+                 "working_qty")
+
+    def __init__(self, config: VenueStatsConfig) -> None:
+        self.children = self.working_qty = self.done = self.done_sent = self.done_filled = self.fills = 0
+        self.latency = _Latency(config.latency_alpha, config.latency_window)
+        self.last_sent_ns: int | None = None
+        self.last_fill_ns: int | None = None
+
+
+class VenueStats:
+    """Per-venue statistics, fed by the engine (the one writer) and read by the router as snapshots."""
+
+    def __init__(self, markouts: MarkoutTracker, config: VenueStatsConfig = VenueStatsConfig(),
+                 venues: Iterable[str] = ()) -> None:
+        if config.prior_fills <= 0 or config.prior_misses <= 0:
+            raise ValueError("the fill-rate prior needs positive weights, so no venue starts at 0 or 1")
+        if config.toxicity_horizon_ns not in markouts.horizons_ns:
+            raise ValueError(f"the markout tracker has no {config.toxicity_horizon_ns} ns horizon for toxicity")
+        self._markouts = markouts
+        self._config = config
+        self._venues: dict[str, _Venue] = {}
+        for venue in venues:
+            self._venue(venue)
+
+    def on_child_sent(self, venue: str, qty: int, ts_ns: int) -> None:
+        state = self._venue(venue)
+        state.children += 1
+        state.working_qty += qty
+        state.last_sent_ns = ts_ns
+
+    def on_ack(self, venue: str, ts_ns: int, sent_ts_ns: int) -> None:
+        if ts_ns >= sent_ts_ns:  # an ack before its send is clock skew, not a latency
+            self._venue(venue).latency.add((ts_ns - sent_ts_ns) / 1000)
+
+    def on_fill(self, venue: str, qty: int, ts_ns: int) -> None:
+        state = self._venue(venue)
+        state.fills += 1
+        state.working_qty = max(0, state.working_qty - qty)
+        state.last_fill_ns = ts_ns
+
+    def on_child_done(self, venue: str, sent_qty: int, filled_qty: int) -> None:
+        """A child reached a final state; only done children count toward the fill rate (live ones may still fill)."""
+        if sent_qty <= 0 or not 0 <= filled_qty <= sent_qty:
+            raise ValueError(f"a done child needs 0 <= filled <= sent and sent > 0, got {filled_qty}/{sent_qty}")
+        state = self._venue(venue)
+        state.working_qty = max(0, state.working_qty - (sent_qty - filled_qty))  # its fills came off already
+        state.done += 1
+        state.done_sent += sent_qty
+        state.done_filled += filled_qty
+
+    def fill_rate(self, venue: str) -> float:
+        """Filled over sent quantity, under a Beta prior counted in children: (n * rate + a) / (n + a + b)."""
+        config = self._config
+        state = self._venues.get(venue)
+        n, observed = (state.done, state.done_filled / state.done_sent) if state and state.done else (0, 0.0)
+        return (n * observed + config.prior_fills) / (n + config.prior_fills + config.prior_misses)
+
+    def toxicity(self, venue: str) -> float:
+        """tanh of the venue's adverse mean markout (bps at the reference horizon), shrunk toward 0 for few fills.
+
+        tanh(x) = 2 * logistic(2x) - 1: a logistic folded so that zero or favourable markouts score 0.
+        """
+        config = self._config
+        stats = self._markouts.stats(venue, config.toxicity_horizon_ns)
+        if stats is None:
+            return 0.0
+        shrunk = stats.mean_bps * stats.count / (stats.count + config.toxicity_prior_fills)
+        return max(0.0, math.tanh(-shrunk / config.toxicity_scale_bps))
+
+    def snapshot(self) -> dict[str, VenueScore]:
+        """Every venue named at construction or seen in an event, as immutable scores."""
+        return {name: VenueScore(name, self.fill_rate(name), state.latency.mean, state.latency.p99,
+                                 self.toxicity(name), state.fills, state.children, state.working_qty,
+                                 state.last_sent_ns, state.last_fill_ns)
+                for name, state in self._venues.items()}
+
+    def _venue(self, venue: str) -> _Venue:
+        state = self._venues.get(venue)
+        if state is None:
+            state = self._venues[venue] = _Venue(self._config)
+        return state

@@ -1,0 +1,140 @@
+"""Per-venue statistics: smoothed fill rate, ack latency mean and p99, toxicity from markouts, immutable snapshots."""
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal as D
+
+import pytest
+
+from gateway.analytics.markouts import MarkoutTracker
+from gateway.analytics.venue_stats import VenueStats, VenueStatsConfig
+from gateway.core.types import Side
+
+SEC = 1_000_000_000
+US = 1_000
+T0 = 1_700_000_000 * SEC
+
+
+def make_stats(**config) -> tuple[VenueStats, MarkoutTracker]:
+    markouts = MarkoutTracker([SEC])
+    return VenueStats(markouts, VenueStatsConfig(**config), venues=["ARCA", "DRK1"]), markouts
+
+
+def picked_off(markouts: MarkoutTracker, venue: str, fills: int, bps: int) -> None:
+    """`fills` buys of 100 at 100.00 that each mark `bps` at one second."""
+    for _ in range(fills):
+        markouts.on_fill("ACME", venue, Side.BUY, 100, D("100.00"), T0)
+    markouts.on_mid("ACME", T0 + SEC, D("100.00") + D(bps) / 100)
+
+
+def test_a_new_venue_has_the_prior_fill_rate():
+    stats, _ = make_stats()
+    assert stats.fill_rate("ARCA") == 0.5
+    assert stats.fill_rate("never-seen") == 0.5
+
+
+def test_fill_rate_is_smoothed_toward_the_prior():
+    stats, _ = make_stats()
+    stats.on_child_done("ARCA", 100, 100)
+    assert stats.fill_rate("ARCA") == pytest.approx(2 / 3)  # (1 * 1.0 + 1) / (1 + 2)
+
+    for _ in range(98):
+        stats.on_child_done("DRK1", 500, 0)
+    assert 0 < stats.fill_rate("DRK1") == pytest.approx(1 / 100)
+
+
+def test_fill_rate_weighs_quantity_within_the_observed_rate():
+    stats, _ = make_stats()
+    stats.on_child_done("ARCA", 100, 100)
+    stats.on_child_done("ARCA", 900, 0)
+    assert stats.fill_rate("ARCA") == pytest.approx((2 * 0.1 + 1) / 4)  # 100 of 1000 shares over two children
+
+
+def test_a_done_child_with_impossible_quantities_is_refused():
+    stats, _ = make_stats()
+    with pytest.raises(ValueError):
+        stats.on_child_done("ARCA", 100, 101)
+    with pytest.raises(ValueError):
+        stats.on_child_done("ARCA", 0, 0)
+
+
+def test_latency_is_an_exponentially_weighted_mean_of_acks():
+    stats, _ = make_stats(latency_alpha=0.25)
+    assert stats.snapshot()["ARCA"].latency_us is None
+
+    stats.on_ack("ARCA", T0 + 400 * US, T0)
+    assert stats.snapshot()["ARCA"].latency_us == pytest.approx(400)
+    stats.on_ack("ARCA", T0 + 800 * US, T0)
+    assert stats.snapshot()["ARCA"].latency_us == pytest.approx(500)  # 400 + 0.25 * (800 - 400)
+    stats.on_ack("ARCA", T0, T0 + 1)  # acked before it was sent: clock skew, not a sample
+    assert stats.snapshot()["ARCA"].latency_us == pytest.approx(500)
+
+
+def test_latency_p99_is_over_a_bounded_window():
+    stats, _ = make_stats(latency_window=100)
+    for us in range(1, 101):
+        stats.on_ack("ARCA", T0 + us * US, T0)
+    assert stats.snapshot()["ARCA"].latency_p99_us == 99
+
+    for _ in range(100):  # the window now holds only these
+        stats.on_ack("ARCA", T0 + 5 * US, T0)
+    assert stats.snapshot()["ARCA"].latency_p99_us == 5
+
+
+def test_toxicity_rises_with_adverse_markouts_and_is_zero_without_them():
+    scores = []
+    for bps in (5, 0, -1, -5, -20):
+        stats, markouts = make_stats()
+        picked_off(markouts, "DRK1", 50, bps)
+        scores.append(stats.toxicity("DRK1"))
+
+    assert scores[:2] == [0.0, 0.0]
+    assert scores[1] < scores[2] < scores[3] < scores[4] < 1
+
+
+def test_toxicity_is_shrunk_when_there_are_few_fills():
+    few, few_markouts = make_stats()
+    many, many_markouts = make_stats()
+    picked_off(few_markouts, "DRK1", 2, -10)
+    picked_off(many_markouts, "DRK1", 200, -10)
+
+    assert 0 < few.toxicity("DRK1") < many.toxicity("DRK1")
+    assert few.toxicity("ARCA") == 0.0  # no markouts at all
+
+
+def test_snapshot_reports_activity_per_venue():
+    stats, markouts = make_stats()
+    stats.on_child_sent("DRK1", 500, T0)
+    stats.on_child_sent("DRK1", 300, T0 + 1)
+    stats.on_ack("DRK1", T0 + 200 * US, T0)
+    stats.on_fill("DRK1", 200, T0 + 5)
+    stats.on_child_done("DRK1", 500, 200)
+    picked_off(markouts, "DRK1", 30, -5)
+
+    score = stats.snapshot()["DRK1"]
+
+    assert (score.venue, score.children, score.fills, score.working_qty) == ("DRK1", 2, 1, 300)
+    assert (score.last_sent_ns, score.last_fill_ns) == (T0 + 1, T0 + 5)
+    assert score.fill_rate == pytest.approx((0.4 + 1) / 3)
+    assert (score.latency_us, score.latency_p99_us) == (200, 200)
+    assert score.toxicity == stats.toxicity("DRK1") > 0
+    assert set(stats.snapshot()) == {"ARCA", "DRK1"}
+
+
+def test_snapshot_is_immutable_and_detached():
+    stats, _ = make_stats()
+    snapshot = stats.snapshot()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snapshot["ARCA"].fill_rate = 1.0  # type: ignore[misc]
+
+    snapshot.clear()
+    stats.on_child_done("ARCA", 100, 100)
+    assert stats.snapshot()["ARCA"].fill_rate == pytest.approx(2 / 3)
+    assert snapshot == {}
+
+
+def test_the_config_must_fit_the_tracker_and_keep_the_prior_off_0_and_1():
+    with pytest.raises(ValueError):
+        VenueStats(MarkoutTracker([5 * SEC]))
+    with pytest.raises(ValueError):
+        make_stats(prior_misses=0)
