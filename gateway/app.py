@@ -9,6 +9,7 @@ import structlog
 
 from gateway.bus.inprocess import InProcessBus
 from gateway.config import GatewayConfig, VenuesConfig
+from gateway.core.clock import WallClock
 from gateway.core.market import MarketView
 from gateway.service import Gateway
 
@@ -37,8 +38,13 @@ def wait_for_signal() -> int:
     return which[0]
 
 
+def market_view(cfg: GatewayConfig) -> MarketView:
+    """Books older than routing.max_quote_age_ms (by the venue's own timestamp) count as stale."""
+    return MarketView(WallClock(), cfg.routing.max_quote_age_ms * 1_000_000)
+
+
 def start_gateway(cfg: GatewayConfig, work_dir: Path, bus: InProcessBus | None = None) -> Gateway:
-    market = MarketView()
+    market = market_view(cfg)
     if bus is not None:
         bus.subscribe(market.update)
     gateway = Gateway(cfg, market, work_dir)
@@ -58,7 +64,7 @@ def _serve(start, stop, name: str) -> int:
 
 
 def run_gateway(cfg: GatewayConfig, work_dir: Path) -> int:
-    market = MarketView()
+    market = market_view(cfg)
     gateway = Gateway(cfg, market, work_dir)
     if cfg.mqtt.url is None:
         log.warning("market_data.none", detail="no mqtt.url: no venue books reach this process; directed orders "

@@ -91,6 +91,7 @@ class RoutingConfig(Model):
     default_urgency: Urgency = Urgency.MEDIUM
     max_sweeps: int = Field(5, ge=1)  # take rounds per parent before the remainder rests or expires
     max_venue_rejects: int = Field(1, ge=1)  # rejects from one venue before a parent stops using it
+    max_quote_age_ms: int = Field(2000, ge=0)  # an older book is stale and not routed to; 0: never stale
 
 
 class MqttConfig(Model):

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from gateway.core.clock import Clock
 from gateway.core.types import VenueKind
 
 
@@ -69,8 +70,11 @@ class MarketView:
     snapshot, never a half-updated book, so no lock is needed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None, max_age_ns: int = 0) -> None:
+        """With a clock and max_age_ns, a book older than that (by its venue timestamp) is not shown."""
         self._books: dict[tuple[str, str], BookSnapshot] = {}
+        self._clock = clock
+        self._max_age_ns = max_age_ns if clock is not None else 0
 
     def update(self, snapshot: BookSnapshot) -> None:
         """Keep the newest snapshot: by venue time, then seq (a restarted venue counts seq from 1 again)."""
@@ -80,7 +84,16 @@ class MarketView:
             self._books[key] = snapshot
 
     def book(self, venue: str, symbol: str) -> BookSnapshot | None:
-        return self._books.get((venue, symbol))
+        """The venue's current book, or None if there is none or it is stale."""
+        snapshot = self._books.get((venue, symbol))
+        if snapshot is not None and self._max_age_ns and self._clock.now_ns() - snapshot.ts_ns > self._max_age_ns:
+            return None
+        return snapshot
+
+    def age_ns(self, venue: str, symbol: str) -> int | None:
+        """How old the venue's newest snapshot is, stale or not (None: never seen)."""
+        snapshot = self._books.get((venue, symbol))
+        return None if snapshot is None or self._clock is None else self._clock.now_ns() - snapshot.ts_ns
 
     def nbbo(self, symbol: str, venues: Mapping[str, VenueInfo]) -> Nbbo:
         """Best bid and offer over connected, protected lit venues."""
@@ -90,7 +103,7 @@ class MarketView:
         for name, info in venues.items():
             if info.kind is not VenueKind.LIT or not info.connected or not info.protected:
                 continue
-            snap = self._books.get((name, symbol))
+            snap = self.book(name, symbol)
             if snap is None:
                 continue
             if snap.bids:

@@ -257,3 +257,19 @@ def test_venue_reconnecting_resumes_a_waiting_day_order(engine):
     out = engine.on_venue_status("LITA", True)
     (child,) = children(out)
     assert child.venue == "LITA" and child.spec.qty == 100
+
+
+def test_stale_books_are_not_routed_to_at_their_displayed_price():
+    clock = ManualClock(start_ns=10_000_000_000)
+    market = MarketView(clock, max_age_ns=2_000_000_000)
+    market.update(BookSnapshot("LITA", "AAPL", (), (Level(D("100.01"), 300),), 1, clock.now_ns()))
+    market.update(BookSnapshot("LITB", "AAPL", (), (Level(D("100.02"), 300),), 1, clock.now_ns() - 1_500_000_000))
+    venues = {name: VenueInfo(name, VenueKind.LIT, D("0"), D("0.003"), 300, True) for name in ("LITA", "LITB")}
+    engine = OrderEngine({"AAPL": Instrument("AAPL", D("0.01"))}, venues, market, IdSource("s"), clock)
+    clock.advance(1_000_000_000)  # LITB's book is now 2.5 s old, LITA's 1 s
+    out = engine.on_new_order(order(qty=600, price="100.02", tif=TimeInForce.IOC))
+    assert [(c.venue, c.spec.qty) for c in children(out)] == [("LITA", 300)]
+    assert market.book("LITB", "AAPL") is None and market.age_ns("LITB", "AAPL") == 2_500_000_000
+    clock.advance(5_000_000_000)  # the feed went quiet: nothing is fresh, nothing is routed
+    out = engine.on_new_order(order(cl="P2", qty=100, price="100.02", tif=TimeInForce.IOC))
+    assert not children(out) and reports(out)[-1].ord_status is OrdStatus.EXPIRED
