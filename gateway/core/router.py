@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from itertools import islice
 from operator import itemgetter
 
@@ -12,6 +13,12 @@ from gateway.core.types import ChildSpec, OrdType, Side, TimeInForce, Urgency, V
 
 DISCONNECTED = "disconnected"
 REJECTED = "rejected this order"
+
+# Enum members as module constants: on 3.11 each `VenueKind.LIT`-style lookup is a descriptor call, and the
+# router makes them per venue and per child.
+_LIT, _DARK = VenueKind.LIT, VenueKind.DARK
+_LIMIT, _MARKET = OrdType.LIMIT, OrdType.MARKET
+_DAY, _IOC, _FOK = TimeInForce.DAY, TimeInForce.IOC, TimeInForce.FOK
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +60,28 @@ class Exclusion:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+class _Candidates:
+    """RouteDecision.candidates: a tuple of Candidate, or a recipe (a partial) the router hands over and that
+    is built into one on first read; the order path acts on and logs decisions without reading candidates."""
+
+    def __get__(self, decision: RouteDecision | None, owner: type | None = None) -> tuple[Candidate, ...]:
+        if decision is None:
+            raise AttributeError("candidates")  # no class-level default: the dataclass field stays required
+        value = decision.__dict__["_candidates"]
+        if type(value) is partial:
+            value = decision.__dict__["_candidates"] = value()
+        return value
+
+    def __set__(self, decision: RouteDecision, value: tuple[Candidate, ...] | partial) -> None:
+        decision.__dict__["_candidates"] = value  # only __init__ gets here: the frozen __setattr__ refuses
+
+
+@dataclass(frozen=True)  # no slots: the candidates descriptor keeps its value in the instance dict
 class RouteDecision:
     order_id: str
     phase: str  # "directed", "dark", "take", "post" or "none"
     children: tuple[ChildSpec, ...]
-    candidates: tuple[Candidate, ...]
+    candidates: tuple[Candidate, ...] = _Candidates()  # type: ignore[assignment]
     exclusions: tuple[Exclusion, ...]
     nbbo: Nbbo
     reason: str  # one human sentence: why these children (or why none)
@@ -66,7 +89,10 @@ class RouteDecision:
 
 # A far-side level a take could hit: (price, displayed qty, venue name, venue info).
 _Entry = tuple[Decimal, int, str, VenueInfo]
-_price = itemgetter(0)
+# A venue's far-side levels within the limit, best first: (venue name, venue info, levels).
+_Reachable = tuple[str, VenueInfo, Sequence[Level]]
+_price = _name = itemgetter(0)
+_qty = itemgetter(1)
 
 
 @dataclass(slots=True)
@@ -101,25 +127,32 @@ def trade_through_violations(decision: RouteDecision, side: Side, symbol: str, m
     its own venue's book (the venue fills it best price first); MARKET children count as the worst price.
     """
     buy = side.is_buy
-    lit = [c for c in decision.children if c.venue not in venues or venues[c.venue].kind is VenueKind.LIT]
+    lit = []
+    taken: dict[str, list] = {}  # venue -> [qty of its lit children, the furthest price they reach]
+    for child in decision.children:
+        info = venues.get(child.venue)
+        if info is None or info.kind is _LIT:
+            lit.append(child)
+            _add_taken(taken, child, buy)
     if not lit:
         return []
     furthest = _furthest(lit, buy)
-    by_venue: dict[str, list[ChildSpec]] = {}
-    for child in lit:
-        by_venue.setdefault(child.venue, []).append(child)
     rejected = {e.venue for e in decision.exclusions if e.reason == REJECTED}
     violations = []
     for name, info in venues.items():
-        if info.kind is not VenueKind.LIT or not info.protected or not info.connected or name in rejected:
+        if info.kind is not _LIT or not info.protected or not info.connected or name in rejected:
             continue
         book = market.book(name, symbol)
         levels = () if book is None else book.asks if buy else book.bids
-        if not levels or (furthest is not None and not _better(levels[0].price, furthest, buy)):
-            continue  # nothing this venue shows is better than any child's price
-        standing = _first_untaken(levels, by_venue.get(name, ()), buy)
-        if standing is None or (furthest is not None and not _better(standing, furthest, buy)):
+        if not levels:
             continue
+        standing = levels[0].price
+        if furthest is not None and (standing >= furthest if buy else standing <= furthest):
+            continue  # nothing this venue shows is better than any child's price
+        if name in taken:
+            standing = _first_untaken(levels, *taken[name], buy)
+            if standing is None or (furthest is not None and (standing >= furthest if buy else standing <= furthest)):
+                continue
         for child in lit:
             if child.venue != name and (child.price is None or _better(standing, child.price, buy)):
                 shown = "MARKET" if child.price is None else child.price
@@ -130,22 +163,36 @@ def trade_through_violations(decision: RouteDecision, side: Side, symbol: str, m
 
 def _furthest(children: Sequence[ChildSpec], buy: bool) -> Decimal | None:
     """The furthest price these children reach into the book; None if one is a MARKET order."""
-    prices = [c.price for c in children]
-    if None in prices:
-        return None
-    return max(prices) if buy else min(prices)
+    furthest = None
+    for child in children:
+        price = child.price
+        if price is None:  # not `None in prices`: Decimal == None costs an ABC isinstance check
+            return None
+        if furthest is None or (price > furthest if buy else price < furthest):
+            furthest = price
+    return furthest
 
 
-def _first_untaken(levels: Sequence[Level], children: Sequence[ChildSpec], buy: bool) -> Decimal | None:
-    """The best price on this side of a book that `children` (all at this venue) do not take entirely."""
-    if not children:
-        return levels[0].price if levels else None
-    qty = sum(c.qty for c in children)
-    reach = _furthest(children, buy)
+def _add_taken(taken: dict[str, list], child: ChildSpec, buy: bool) -> None:
+    """Add child to its venue's [qty, furthest price] (None once one of them is a MARKET order)."""
+    seen = taken.get(child.venue)
+    if seen is None:
+        taken[child.venue] = [child.qty, child.price]
+        return
+    seen[0] += child.qty
+    price, reach = child.price, seen[1]
+    if reach is not None and (price is None or (price > reach if buy else price < reach)):
+        seen[1] = price
+
+
+def _first_untaken(levels: Sequence[Level], qty: int, reach: Decimal | None, buy: bool) -> Decimal | None:
+    """The best price on this side of a book that children at this venue, qty in all and reaching as far
+    as reach (None: MARKET), do not take entirely."""
     for level in levels:
-        if level.qty > qty or (reach is not None and _better(reach, level.price, buy)):
-            return level.price
-        qty -= level.qty
+        price, shown = level.price, level.qty
+        if shown > qty or reach is not None and (reach < price if buy else reach > price):
+            return price
+        qty -= shown
     return None
 
 
@@ -153,30 +200,60 @@ def _survey(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueIn
     lit: list[tuple[str, VenueInfo, BookSnapshot]] = []
     dark: list[tuple[str, VenueInfo]] = []
     exclusions: list[Exclusion] = []
-    for name in sorted(venues):
-        info = venues[name]
+    protected: list[BookSnapshot] = []
+    symbol, excluded = order.symbol, order.excluded
+    for name, info in sorted(venues.items(), key=_name):
         if not info.connected:
             exclusions.append(Exclusion(name, DISCONNECTED))
-        elif name in order.excluded:
+            continue
+        is_dark = info.kind is _DARK
+        book = None if is_dark else market.book(name, symbol)
+        if book is not None and info.protected:
+            protected.append(book)  # the NBBO counts it even if this order may not use the venue
+        if name in excluded:
             exclusions.append(Exclusion(name, REJECTED))
-        elif info.kind is VenueKind.DARK:
+        elif is_dark:
             dark.append((name, info))
+        elif book is None:
+            exclusions.append(Exclusion(name, f"no quote for {symbol}"))
         else:
-            book = market.book(name, order.symbol)
-            if book is None:
-                exclusions.append(Exclusion(name, f"no quote for {order.symbol}"))
-            else:
-                lit.append((name, info, book))
+            lit.append((name, info, book))
     # Stable sorts: names are already in order, so they break the remaining ties.
-    lit.sort(key=lambda v: (v[1].taker_fee, v[1].latency_us))
-    dark.sort(key=lambda v: (v[1].taker_fee, v[1].latency_us))
-    return _Survey(lit, dark, exclusions, market.nbbo(order.symbol, venues))
+    lit.sort(key=_taker_preference)
+    dark.sort(key=_taker_preference)
+    return _Survey(lit, dark, exclusions, _nbbo(protected))
+
+
+def _taker_preference(venue: tuple[str, VenueInfo] | tuple[str, VenueInfo, BookSnapshot]) -> tuple[Decimal, int]:
+    return venue[1].taker_fee, venue[1].latency_us
+
+
+def _nbbo(books: Sequence[BookSnapshot]) -> Nbbo:
+    """MarketView.nbbo folded from the books of the connected, protected lit venues, already at hand."""
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    bid_qty = ask_qty = 0
+    for book in books:
+        if book.bids:
+            top = book.bids[0]
+            if bid is None or top.price > bid:
+                bid, bid_qty = top.price, top.qty
+            elif top.price == bid:
+                bid_qty += top.qty
+        if book.asks:
+            top = book.asks[0]
+            if ask is None or top.price < ask:
+                ask, ask_qty = top.price, top.qty
+            elif top.price == ask:
+                ask_qty += top.qty
+    return Nbbo(bid, bid_qty, ask, ask_qty)
 
 
 def _decision(order: PlanRequest, survey: _Survey, phase: str, children: Sequence[ChildSpec],
-              candidates: Sequence[Candidate], reason: str) -> RouteDecision:
-    return RouteDecision(order.order_id, phase, tuple(children), tuple(candidates), tuple(survey.exclusions),
-                         survey.nbbo, reason)
+              candidates: tuple[Candidate, ...] | partial, reason: str) -> RouteDecision:
+    """The decision; candidates may be a recipe, built only if read (see _Candidates)."""
+    return RouteDecision(order.order_id, phase, tuple(children), candidates,  # type: ignore[arg-type]
+                         tuple(survey.exclusions), survey.nbbo, reason)
 
 
 def _none(order: PlanRequest, survey: _Survey, reason: str) -> RouteDecision:
@@ -204,14 +281,14 @@ def _directed(order: PlanRequest, survey: _Survey, venues: Mapping[str, VenueInf
     buy = order.side.is_buy
     price, ord_type = order.limit, order.ord_type
     reason = f"directed to {dest} by ExDestination"
-    if info.kind is VenueKind.DARK:
+    if info.kind is _DARK:
         if price is None:
             price = survey.nbbo.ask if buy else survey.nbbo.bid
-        ord_type = OrdType.MARKET if price is None else OrdType.LIMIT
+        ord_type = _MARKET if price is None else _LIMIT
     else:
         better = _best_other_quote(survey.lit, dest, buy)
         if better is not None and (price is None or _better(better[1], price, buy)):
-            price, ord_type = better[1], OrdType.LIMIT
+            price, ord_type = better[1], _LIMIT
             reason += f", capped at {price} so it cannot trade through {better[0]}"
     child = ChildSpec(dest, order.qty, price, ord_type, order.tif, "directed")
     return _decision(order, survey, "directed", (child,), (), reason)
@@ -244,26 +321,26 @@ def _route(order: PlanRequest, survey: _Survey, policy: RoutingPolicy) -> RouteD
         decision = _dark(order, survey, placeable)
         if decision is not None:
             return decision
-    entries = _far_side(order, survey.lit)
-    if not entries:
-        if order.ord_type is OrdType.LIMIT and order.tif is TimeInForce.DAY and survey.lit:
+    reachable = _far_side(order, survey.lit)
+    if not reachable:
+        if order.ord_type is _LIMIT and order.tif is _DAY and survey.lit:
             return _post(order, survey, placeable)
         return _none(order, survey, _nothing_to_take(order))
-    if order.tif is TimeInForce.FOK:
-        return _fill_or_kill(order, survey, entries, placeable)
-    return _take(order, survey, entries, placeable)
+    if order.tif is _FOK:
+        return _fill_or_kill(order, survey, reachable, placeable)
+    return _take(order, survey, reachable, placeable)
 
 
 def _nothing_to_take(order: PlanRequest) -> str:
     if order.limit is None:
         return f"no lit liquidity for {order.symbol}"
-    if order.tif is TimeInForce.DAY:
+    if order.tif is _DAY:
         return "no lit venue to rest on"
     return f"no lit liquidity within limit {order.limit} and {order.tif.name}"
 
 
 def _dark_applies(order: PlanRequest, nbbo: Nbbo, policy: RoutingPolicy) -> bool:
-    if order.urgency not in policy.dark_first or order.dark_done or order.tif is TimeInForce.FOK:
+    if order.urgency not in policy.dark_first or order.dark_done or order.tif is _FOK:
         return False
     mid = nbbo.mid
     if mid is None:
@@ -285,15 +362,20 @@ def _dark(order: PlanRequest, survey: _Survey, placeable: int) -> RouteDecision 
     price = order.limit
     if price is None:
         price = survey.nbbo.ask if order.side.is_buy else survey.nbbo.bid
-    children = [ChildSpec(name, qty, price, OrdType.LIMIT, TimeInForce.IOC, "dark")
+    children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "dark")
                 for (name, _), qty in zip(eligible, shares)]
-    candidates = [Candidate(name, price, shares[i] if i < len(shares) else 0, info.taker_fee, info.latency_us,
-                            i + 1 if i < len(shares) else None)
-                  for i, (name, info) in enumerate(eligible)]
+    candidates = partial(_dark_candidates, eligible, shares, price)
     dropped = len(eligible) - len(shares)
     reason = (f"dark first at {order.urgency.name} urgency: {placeable} split across {len(shares)} "
               f"pool(s) at {price}" + (f", {dropped} pool(s) dropped for their minimum size" if dropped else ""))
     return _decision(order, survey, "dark", children, candidates, reason)
+
+
+def _dark_candidates(eligible: Sequence[tuple[str, VenueInfo]], shares: Sequence[int],
+                     price: Decimal | None) -> tuple[Candidate, ...]:
+    return tuple(Candidate(name, price, shares[i] if i < len(shares) else 0, info.taker_fee, info.latency_us,
+                           i + 1 if i < len(shares) else None)
+                 for i, (name, info) in enumerate(eligible))
 
 
 def _split(qty: int, lot: int, min_qtys: Sequence[int]) -> list[int]:
@@ -307,47 +389,159 @@ def _split(qty: int, lot: int, min_qtys: Sequence[int]) -> list[int]:
     return [qty]
 
 
-def _far_side(order: PlanRequest, lit: Sequence[tuple[str, VenueInfo, BookSnapshot]]) -> list[_Entry]:
-    """Every far-side level within the limit: best price first, then lower taker fee, latency, name."""
+def _far_side(order: PlanRequest, lit: Sequence[tuple[str, VenueInfo, BookSnapshot]]) -> list[_Reachable]:
+    """Each lit venue's far-side levels within the limit (venues with none left out), in taker preference order.
+
+    A stable sort of all their levels by price is the sweep order: best price, then taker fee, latency, name.
+    """
     buy = order.side.is_buy
     limit = order.limit
-    entries: list[_Entry] = []
+    reachable = []
     for name, info, book in lit:
-        for level in book.asks if buy else book.bids:
-            if limit is not None and (level.price > limit if buy else level.price < limit):
+        levels = book.asks if buy else book.bids
+        if limit is not None:
+            levels = levels[:_within(levels, limit, buy)]
+        if levels:
+            reachable.append((name, info, levels))
+    return reachable
+
+
+def _within(levels: Sequence[Level], limit: Decimal, buy: bool) -> int:
+    """How many of these levels (best first) are within the limit."""
+    if not levels:
+        return 0
+    last = levels[-1].price
+    if last <= limit if buy else last >= limit:
+        return len(levels)  # the whole book: one comparison instead of one per level
+    count = 0
+    for level in levels:
+        if level.price > limit if buy else level.price < limit:
+            break
+        count += 1
+    return count
+
+
+def _reach(reachable: Sequence[_Reachable], qty: int, buy: bool) -> list[_Entry]:
+    """The levels a sweep of qty can consider, in sweep order: all of them, or a complete price prefix
+    (every level strictly better than some price) that shows more than qty.
+
+    A sweep stops within the first price tier that gets it past qty, so it never looks beyond such a
+    prefix; small orders on deep books then sort a few levels, not all of them. The prefix is searched
+    for in each book's first `depth` levels, `depth` growing with how far short the books fell so far.
+    """
+    depth = 1
+    while True:
+        frontier = _frontier(reachable, depth, buy)
+        entries = _entries(reachable, frontier, buy)
+        shown = sum(map(_qty, entries))
+        if frontier is None or shown > qty:
+            return _sweep_order(entries, buy)
+        depth *= qty // max(shown, 1) + 1  # at least doubles: shown <= qty here
+
+
+def _frontier(reachable: Sequence[_Reachable], depth: int, buy: bool) -> Decimal | None:
+    """The best price below the first `depth` levels of any book; None if no book is deeper than that.
+
+    Books are best first, so every level strictly better than it lies within those first levels.
+    """
+    frontier = None
+    for _, _, levels in reachable:
+        if len(levels) > depth:
+            price = levels[depth].price
+            if frontier is None or (price < frontier if buy else price > frontier):
+                frontier = price
+    return frontier
+
+
+def _entries(reachable: Sequence[_Reachable], frontier: Decimal | None, buy: bool) -> list[_Entry]:
+    """Every level strictly better than frontier (all of them if None), venue by venue."""
+    entries: list[_Entry] = []
+    for name, info, levels in reachable:
+        for level in levels:
+            price = level.price
+            if frontier is not None and (price >= frontier if buy else price <= frontier):
                 break
-            entries.append((level.price, level.qty, name, info))
+            entries.append((price, level.qty, name, info))
+    return entries
+
+
+def _sweep_order(entries: list[_Entry], buy: bool) -> list[_Entry]:
     entries.sort(key=_price, reverse=not buy)  # stable, even reversed: venue preference breaks price ties
     return entries
 
 
-def _take(order: PlanRequest, survey: _Survey, entries: list[_Entry], placeable: int) -> RouteDecision:
-    takes = _allocate(entries, placeable, order.lot)
-    per_venue: dict[str, list] = {}  # venue -> [qty, worst price], in the order first taken
-    candidates = []
-    rank = 0
-    worst = None
-    for (price, qty, name, info), took in zip(entries, takes):
+def _take(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], placeable: int) -> RouteDecision:
+    buy, lot = order.side.is_buy, order.lot
+    per_venue = _everything(reachable, placeable, buy) if lot == 1 else None
+    if per_venue is None:
+        entries = _reach(reachable, placeable, buy)
+        per_venue = _per_venue(entries, _allocate(entries, placeable, lot))
+    candidates = partial(_swept_candidates, reachable, placeable, lot, buy)
+    if not per_venue:
+        return _decision(order, survey, "none", (), candidates,
+                         f"no lot of {order.lot} can be taken without leaving a better odd lot standing")
+    children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take")
+                for name, (qty, price) in per_venue.items()]
+    total = sum(c.qty for c in children)
+    worst = _furthest(children, buy)
+    reason = f"take {total} of {placeable} across {len(children)} venue(s) best price first, up to {worst}"
+    if total < placeable:
+        reason += "; that is all the lit liquidity takeable now"
+    return _decision(order, survey, "take", children, candidates, reason)
+
+
+def _per_venue(entries: Sequence[_Entry], takes: Sequence[int]) -> dict[str, list]:
+    """Venue -> [qty, worst price] of what the takes (entries in sweep order) take, in the order first taken."""
+    per_venue: dict[str, list] = {}
+    for (price, _, name, _), took in zip(entries, takes):
         if took:
-            rank += 1
-            worst = price
             child = per_venue.get(name)
             if child is None:
                 per_venue[name] = [took, price]
             else:
                 child[0] += took
                 child[1] = price
+    return per_venue
+
+
+def _everything(reachable: Sequence[_Reachable], qty: int, buy: bool) -> dict[str, list] | None:
+    """_per_venue for a lot-1 sweep of qty that takes every level it can reach, found book by book with no
+    sort; None if the levels show more than qty (then the sweep stops somewhere inside them)."""
+    firsts: list[tuple[Decimal, str, list]] = []  # (best price shown, venue, [qty, worst price])
+    shown = 0
+    for name, _, levels in reachable:
+        child = None
+        for level in levels:
+            if level.qty:
+                if child is None:
+                    child = [level.qty, level.price]
+                    firsts.append((level.price, name, child))
+                else:
+                    child[0] += level.qty
+                    child[1] = level.price
+        if child is not None:
+            shown += child[0]
+            if shown > qty:
+                return None
+    firsts.sort(key=_price, reverse=not buy)  # stable: the order the sweep first reaches each venue
+    return {name: child for _, name, child in firsts}
+
+
+def _swept_candidates(reachable: Sequence[_Reachable], qty: int, lot: int, buy: bool) -> tuple[Candidate, ...]:
+    """The levels the sweep considered, in sweep order, ranked in the order taken."""
+    entries = _reach(reachable, qty, buy)
+    return _taken_candidates(entries, _allocate(entries, qty, lot))
+
+
+def _taken_candidates(entries: Sequence[_Entry], takes: Sequence[int]) -> tuple[Candidate, ...]:
+    """The entries a sweep considered (takes is as long as that), ranked in the order taken."""
+    candidates = []
+    rank = 0
+    for (price, qty, name, info), took in zip(entries, takes):
+        if took:
+            rank += 1
         candidates.append(Candidate(name, price, qty, info.taker_fee, info.latency_us, rank if took else None))
-    if not per_venue:
-        return _decision(order, survey, "none", (), candidates,
-                         f"no lot of {order.lot} can be taken without leaving a better odd lot standing")
-    children = [ChildSpec(name, qty, price, OrdType.LIMIT, TimeInForce.IOC, "take")
-                for name, (qty, price) in per_venue.items()]
-    total = sum(c.qty for c in children)
-    reason = f"take {total} of {placeable} across {len(children)} venue(s) best price first, up to {worst}"
-    if total < placeable:
-        reason += "; that is all the lit liquidity takeable now"
-    return _decision(order, survey, "take", children, candidates, reason)
+    return tuple(candidates)
 
 
 def _allocate(entries: Sequence[_Entry], qty: int, lot: int) -> list[int]:
@@ -361,37 +555,39 @@ def _allocate(entries: Sequence[_Entry], qty: int, lot: int) -> list[int]:
     if lot == 1:
         return _greedy(entries, qty)
     depth: dict[str, int] = {}  # per venue: displayed qty in the tiers before the current one
-    ragged: set[str] = set()  # venues whose depth is not a lot multiple
-    base = 0  # sum of depth rounded up to lots: what taking all earlier tiers whole costs
+    short: dict[str, int] = {}  # venues whose depth is not a lot multiple: what it lacks to the next one
+    base = 0  # sum of depth rounded up to lots (depth + short): what taking all earlier tiers whole costs
     chosen = (0, 0)
     start, n = 0, len(entries)
     while start < n and base <= qty:
+        price = entries[start][0]
         end = start + 1
-        while end < n and entries[end][0] == entries[start][0]:
+        while end < n and entries[end][0] == price:
             end += 1
-        if not ragged or _rounds_up(entries, start, end, depth, ragged, lot):
+        tier = entries[start:end]
+        if not short or _rounds_up(tier, short):
             chosen = (start, end)
-        for _, level_qty, name, _ in islice(entries, start, end):
-            before = depth.get(name, 0)
-            depth[name] = after = before + level_qty
-            base += _ceil(after, lot) - _ceil(before, lot)
-            if after % lot:
-                ragged.add(name)
+        for _, level_qty, name, _ in tier:
+            depth[name] = after = depth.get(name, 0) + level_qty
+            lacks = -after % lot
+            base += level_qty + lacks - short.get(name, 0)
+            if lacks:
+                short[name] = lacks
             else:
-                ragged.discard(name)
+                short.pop(name, None)
         start = end
     return _fill(entries, chosen, qty, lot, start)
 
 
 def _greedy(entries: Sequence[_Entry], qty: int) -> list[int]:
     """The lot-1 case of _allocate: take levels in order until qty is done; consider the rest of that price."""
-    takes = []
+    takes: list[int] = []
     left = qty
     marginal = None
     for price, level_qty, _, _ in entries:
         if left == 0 and price != marginal:
             break
-        took = min(level_qty, left)
+        took = level_qty if level_qty < left else left
         if took:
             marginal = price
             left -= took
@@ -403,14 +599,15 @@ def _ceil(qty: int, lot: int) -> int:
     return -(-qty // lot) * lot
 
 
-def _rounds_up(entries: Sequence[_Entry], start: int, end: int, depth: dict[str, int], ragged: set[str],
-               lot: int) -> bool:
-    """Can every ragged venue reach its next lot multiple within the tier entries[start:end]?"""
-    short = {name: _ceil(depth[name], lot) - depth[name] for name in ragged}
-    for _, level_qty, name, _ in islice(entries, start, end):
-        if name in short:
-            short[name] -= level_qty
-    return all(missing <= 0 for missing in short.values())
+def _rounds_up(tier: Sequence[_Entry], short: dict[str, int]) -> bool:
+    """Can every ragged venue (in short) reach its next lot multiple within this price tier?"""
+    if len(short) > len(tier):
+        return False  # each level is one venue's: some ragged venue has none here
+    missing = dict(short)
+    for _, level_qty, name, _ in tier:
+        if name in missing:
+            missing[name] -= level_qty
+    return all(left <= 0 for left in missing.values())
 
 
 def _fill(entries: Sequence[_Entry], chosen: tuple[int, int], qty: int, lot: int, considered: int) -> list[int]:
@@ -422,7 +619,7 @@ def _fill(entries: Sequence[_Entry], chosen: tuple[int, int], qty: int, lot: int
     for name, shown in want.items():
         want[name] = _ceil(shown, lot)
     left = qty - sum(want.values())
-    for _, level_qty, name, _ in islice(entries, start, end):
+    for _, level_qty, name, _ in entries[start:end]:
         reach[name] = shown = reach.get(name, 0) + level_qty
         have = want.get(name, 0)
         add = min(shown - shown % lot - have, left - left % lot)
@@ -431,25 +628,22 @@ def _fill(entries: Sequence[_Entry], chosen: tuple[int, int], qty: int, lot: int
             left -= add
     takes = []
     for _, level_qty, name, _ in islice(entries, considered):
-        took = min(level_qty, want.get(name, 0))
+        took = want.get(name, 0)
+        if level_qty < took:
+            took = level_qty
         if took:
             want[name] -= took
         takes.append(took)
     return takes
 
 
-def _fill_or_kill(order: PlanRequest, survey: _Survey, entries: list[_Entry], placeable: int) -> RouteDecision:
+def _fill_or_kill(order: PlanRequest, survey: _Survey, reachable: list[_Reachable],
+                  placeable: int) -> RouteDecision:
     """One FOK child on the single venue that fills it all at the best average price without trading through."""
     buy = order.side.is_buy
     best, blocked = _single_venue(order, survey.lit) if placeable == order.qty else (None, False)
     venue, worst = best or (None, None)
-    candidates = []
-    rank = 0
-    for price, qty, name, info in entries:
-        used = name == venue and not _better(worst, price, buy)
-        if used:
-            rank += 1
-        candidates.append(Candidate(name, price, qty, info.taker_fee, info.latency_us, rank if used else None))
+    candidates = partial(_fok_candidates, reachable, venue, worst, buy)
     if venue is None:
         if placeable != order.qty:
             why = f"FOK quantity {order.qty} is not a multiple of the lot {order.lot}"
@@ -457,9 +651,22 @@ def _fill_or_kill(order: PlanRequest, survey: _Survey, entries: list[_Entry], pl
             why = f"no single venue can fill {order.qty} FOK " + (
                 "without trading through a better quote" if blocked else f"within limit {order.limit}")
         return _decision(order, survey, "none", (), candidates, why)
-    child = ChildSpec(venue, order.qty, worst, OrdType.LIMIT, TimeInForce.FOK, "take")
+    child = ChildSpec(venue, order.qty, worst, _LIMIT, _FOK, "take")
     return _decision(order, survey, "take", (child,), candidates,
                      f"FOK {order.qty} on {venue} alone, the best average price, up to {worst}")
+
+
+def _fok_candidates(reachable: Sequence[_Reachable], venue: str | None, worst: Decimal | None,
+                    buy: bool) -> tuple[Candidate, ...]:
+    """Every level within the limit in sweep order, ranked where the FOK child takes it."""
+    candidates = []
+    rank = 0
+    for price, qty, name, info in _sweep_order(_entries(reachable, None, buy), buy):
+        used = name == venue and not _better(worst, price, buy)  # type: ignore[arg-type]
+        if used:
+            rank += 1
+        candidates.append(Candidate(name, price, qty, info.taker_fee, info.latency_us, rank if used else None))
+    return tuple(candidates)
 
 
 def _single_venue(order: PlanRequest, lit: Sequence[tuple[str, VenueInfo, BookSnapshot]]
@@ -499,11 +706,20 @@ def _fill_alone(levels: Sequence[Level], qty: int, limit: Decimal | None,
 
 def _post(order: PlanRequest, survey: _Survey, placeable: int) -> RouteDecision:
     """Rest the order at its limit on the lit venue paying the lowest maker fee (the best rebate)."""
-    ranked = sorted(survey.lit, key=lambda v: (v[1].maker_fee, v[1].latency_us, v[0]))
+    ranked = sorted(survey.lit, key=_maker_preference)
     venue, info, _ = ranked[0]
-    candidates = [Candidate(name, order.limit, placeable if i == 0 else 0, v.maker_fee, v.latency_us,
-                            1 if i == 0 else None) for i, (name, v, _) in enumerate(ranked)]
-    child = ChildSpec(venue, placeable, order.limit, OrdType.LIMIT, TimeInForce.DAY, "post")
+    candidates = partial(_post_candidates, ranked, order.limit, placeable)
+    child = ChildSpec(venue, placeable, order.limit, _LIMIT, _DAY, "post")
     return _decision(order, survey, "post", (child,), candidates,
                      f"nothing takeable within limit {order.limit}; resting {placeable} on {venue}, "
                      f"lowest maker fee {info.maker_fee}")
+
+
+def _maker_preference(venue: tuple[str, VenueInfo, BookSnapshot]) -> tuple[Decimal, int, str]:
+    return venue[1].maker_fee, venue[1].latency_us, venue[0]
+
+
+def _post_candidates(ranked: Sequence[tuple[str, VenueInfo, BookSnapshot]], limit: Decimal | None,
+                     placeable: int) -> tuple[Candidate, ...]:
+    return tuple(Candidate(name, limit, placeable if i == 0 else 0, info.maker_fee, info.latency_us,
+                           1 if i == 0 else None) for i, (name, info, _) in enumerate(ranked))
