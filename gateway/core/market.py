@@ -1,7 +1,7 @@
 """Immutable L2 book snapshots per venue and the consolidated view (NBBO) built from them."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -97,25 +97,27 @@ class MarketView:
 
     def nbbo(self, symbol: str, venues: Mapping[str, VenueInfo]) -> Nbbo:
         """Best bid and offer over connected, protected lit venues."""
-        bid: Decimal | None = None
-        ask: Decimal | None = None
-        bid_qty = ask_qty = 0
-        for name, info in venues.items():
-            if info.kind is not VenueKind.LIT or not info.connected or not info.protected:
-                continue
-            snap = self.book(name, symbol)
-            if snap is None:
-                continue
-            if snap.bids:
-                top = snap.bids[0]
-                if bid is None or top.price > bid:
-                    bid, bid_qty = top.price, top.qty
-                elif top.price == bid:
-                    bid_qty += top.qty
-            if snap.asks:
-                top = snap.asks[0]
-                if ask is None or top.price < ask:
-                    ask, ask_qty = top.price, top.qty
-                elif top.price == ask:
-                    ask_qty += top.qty
-        return Nbbo(bid, bid_qty, ask, ask_qty)
+        books = (self.book(name, symbol) for name, info in venues.items()
+                 if info.kind is VenueKind.LIT and info.connected and info.protected)
+        return fold_nbbo([book for book in books if book is not None])
+
+
+def fold_nbbo(books: Iterable[BookSnapshot]) -> Nbbo:
+    """The best bid and offer across `books`, with the quantity shown at each."""
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    bid_qty = ask_qty = 0
+    for book in books:
+        if book.bids:
+            top = book.bids[0]
+            if bid is None or top.price > bid:
+                bid, bid_qty = top.price, top.qty
+            elif top.price == bid:
+                bid_qty += top.qty
+        if book.asks:
+            top = book.asks[0]
+            if ask is None or top.price < ask:
+                ask, ask_qty = top.price, top.qty
+            elif top.price == ask:
+                ask_qty += top.qty
+    return Nbbo(bid, bid_qty, ask, ask_qty)

@@ -8,7 +8,7 @@ from functools import partial
 from itertools import islice
 from operator import itemgetter
 
-from gateway.core.market import BookSnapshot, Level, MarketView, Nbbo, VenueInfo
+from gateway.core.market import BookSnapshot, Level, MarketView, Nbbo, VenueInfo, fold_nbbo
 from gateway.core.types import ChildSpec, OrdType, Side, TimeInForce, Urgency, VenueKind
 
 DISCONNECTED = "disconnected"
@@ -221,32 +221,11 @@ def _survey(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueIn
     # Stable sorts: names are already in order, so they break the remaining ties.
     lit.sort(key=_taker_preference)
     dark.sort(key=_taker_preference)
-    return _Survey(lit, dark, exclusions, _nbbo(protected))
+    return _Survey(lit, dark, exclusions, fold_nbbo(protected))
 
 
 def _taker_preference(venue: tuple[str, VenueInfo] | tuple[str, VenueInfo, BookSnapshot]) -> tuple[Decimal, int]:
     return venue[1].taker_fee, venue[1].latency_us
-
-
-def _nbbo(books: Sequence[BookSnapshot]) -> Nbbo:
-    """MarketView.nbbo folded from the books of the connected, protected lit venues, already at hand."""
-    bid: Decimal | None = None
-    ask: Decimal | None = None
-    bid_qty = ask_qty = 0
-    for book in books:
-        if book.bids:
-            top = book.bids[0]
-            if bid is None or top.price > bid:
-                bid, bid_qty = top.price, top.qty
-            elif top.price == bid:
-                bid_qty += top.qty
-        if book.asks:
-            top = book.asks[0]
-            if ask is None or top.price < ask:
-                ask, ask_qty = top.price, top.qty
-            elif top.price == ask:
-                ask_qty += top.qty
-    return Nbbo(bid, bid_qty, ask, ask_qty)
 
 
 def _decision(order: PlanRequest, survey: _Survey, phase: str, children: Sequence[ChildSpec],
