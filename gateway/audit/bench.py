@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 
 from gateway.audit import entries
-from gateway.audit.records import Entry
 from gateway.audit.sqlite import SqliteStore
 from gateway.audit.writer import AuditWriter
 from gateway.core.clock import WallClock
