@@ -163,7 +163,17 @@ class DarkLiquidity(Model):
     """Hidden size a simulated dark pool holds per side, drawn around a mean."""
 
     mean_qty: int = Field(1000, ge=0)
-    stdev_qty: int = Field(300, ge=0)
+    stdev_qty: int = Field(300, ge=0)  # normal only
+    distribution: Literal["normal", "exponential", "uniform"] = "normal"  # uniform: over [0, 2 x mean_qty]
+    fill_probability: float = Field(1.0, ge=0, le=1)  # chance that a side has any hidden size on a draw
+
+
+class Toxicity(Model):
+    """Adverse selection at a simulated lit venue: after a client's order takes liquidity, the venue's
+    quotes may move against it."""
+
+    probability: float = Field(0, ge=0, le=1)
+    ticks: int = Field(1, ge=0)
 
 
 class SimVenueConfig(Model):
@@ -185,6 +195,9 @@ class SimVenueConfig(Model):
     depth: DepthProfile = DepthProfile()
     dark: DarkLiquidity = DarkLiquidity()
     price_offset_ticks: int = 0  # shifts this venue's quotes so venues differ
+    toxicity: Toxicity = Toxicity()
+    speed_bump_us: int = Field(0, ge=0)  # delay on inbound orders and cancels (IEX: 350)
+    background_flow: float = Field(0, ge=0, le=1)  # chance per replenish and symbol of someone else's market order
 
     @property
     def comp_id(self) -> str:

@@ -68,6 +68,12 @@ class Scheduler:
                 log.exception("scheduler.task_failed")
 
 
+def inbound_delay_ms(venue: SimVenueConfig) -> float:
+    """How long a new order or cancel waits before it reaches the core: the speed bump, then the ack
+    latency. Orders and cancels wait alike, so one session's messages reach the core in the order sent."""
+    return venue.speed_bump_us / 1000 + venue.ack_latency_ms
+
+
 def execution_report(report: SimReport, begin_string: str) -> fix.Message:
     msg = fix.Message()
     msg.getHeader().setField(fix.BeginString(begin_string))
@@ -100,7 +106,10 @@ def execution_report(report: SimReport, begin_string: str) -> fix.Message:
 
 
 class VenueHost(GuardedApplication):
-    """Every configured simulated venue behind one SocketAcceptor."""
+    """Every configured simulated venue behind one SocketAcceptor.
+
+    `background_flow`, when not 0, overrides every venue's own `background_flow`.
+    """
 
     role = "venue-sim"
 
@@ -120,11 +129,13 @@ class VenueHost(GuardedApplication):
         self.configs: dict[str, SimVenueConfig] = {}
         specs = []
         for venue in cfg.venues:
+            if background_flow:
+                venue = venue.model_copy(update={"background_flow": background_flow})
             spec = SessionSpec(venue.begin_string, venue.comp_id, venue.target_comp_id, venue.host, venue.port)
             key = session_key(session_id(spec))
             self.cores[key] = VenueCore(
                 venue, cfg.symbols, cfg.seed, clock, publish=bus.publish,
-                nbbo=lambda symbol: self.market.nbbo(symbol, lit), background_flow=background_flow,
+                nbbo=lambda symbol: self.market.nbbo(symbol, lit),
             )
             self.configs[key] = venue
             specs.append(spec)
@@ -161,7 +172,7 @@ class VenueHost(GuardedApplication):
             self._new_order(message, session)
         elif msg_type == "F":
             cancel = codec.parse_cancel(message, session)
-            self._later(self.configs[session].ack_latency_ms, lambda: self._cancel(session, cancel))
+            self._later(inbound_delay_ms(self.configs[session]), lambda: self._cancel(session, cancel))
         else:
             raise fix.UnsupportedMessageType()
 
@@ -183,7 +194,7 @@ class VenueHost(GuardedApplication):
             self._send(acks)
             self._later(venue.fill_latency_ms, lambda: self._send(rest))
 
-        self._later(venue.ack_latency_ms, process)
+        self._later(inbound_delay_ms(venue), process)
 
     def _cancel(self, session: str, cancel) -> None:
         with self._lock:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import random
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from gateway.config import SimVenueConfig, SymbolConfig
+from gateway.config import DarkLiquidity, SimVenueConfig, SymbolConfig
 from gateway.core.clock import Clock
 from gateway.core.market import BookSnapshot, Level, Nbbo
 from gateway.core.types import ExecType, Liquidity, OrdStatus, OrdType, Side, TimeInForce, VenueKind
@@ -83,8 +83,7 @@ class VenueCore:
 
     def __init__(self, config: SimVenueConfig, symbols: Sequence[SymbolConfig], seed: int, clock: Clock,
                  publish: Callable[[BookSnapshot], None] = lambda s: None,
-                 nbbo: Callable[[str], Nbbo | None] = lambda sym: None,
-                 background_flow: float = 0.0) -> None:
+                 nbbo: Callable[[str], Nbbo | None] = lambda sym: None) -> None:
         self.config = config
         self.name = config.name
         self.kind = config.kind
@@ -92,7 +91,6 @@ class VenueCore:
         self._clock = clock
         self._publish = publish
         self._nbbo = nbbo
-        self._background_flow = background_flow  # chance per replenish() and symbol of a background order
         self._rng = random.Random(seed ^ zlib.crc32(config.name.encode()))
         self._boot = format(clock.now_ns() // 1_000_000, "x")  # ids stay unique across restarts
         self._exec_seq = 0
@@ -102,11 +100,13 @@ class VenueCore:
         self._finished: dict[tuple[str, str], OrdStatus] = {}  # the newest FINISHED_MEMORY, oldest first
         self._books = {s: OrderBook() for s in self._symbols}
         self._pools = {s: DarkPool() for s in self._symbols}
-        # Per symbol and side (is_buy): the seeded (price, qty) levels that replenish() restores.
-        self._profile: dict[str, dict[bool, list[tuple[Decimal, int]]]] = {}
+        # Per symbol: the venue's quote centre, which adverse selection moves.
+        self._centre = {s.symbol: s.reference_price + config.price_offset_ticks * s.tick for s in symbols}
+        # Per symbol and side (is_buy): the seeded (ticks from the centre, qty) levels that replenish() restores.
+        self._profile: dict[str, dict[bool, list[tuple[int, int]]]] = {}
         for symbol in self._symbols:
             if self.kind is VenueKind.LIT:
-                self._profile[symbol] = self._draw_profile(self._symbols[symbol])
+                self._profile[symbol] = self._draw_profile(symbol)
                 self._top_up(symbol)
             else:
                 self._draw_hidden(symbol)
@@ -156,7 +156,7 @@ class VenueCore:
         reports: list[SimReport] = []
         for symbol in self._symbols:
             if self.kind is VenueKind.LIT:
-                if self._background_flow and self._rng.random() < self._background_flow:
+                if self.config.background_flow and self._rng.random() < self.config.background_flow:
                     reports += self._background_order(symbol)
                 self._top_up(symbol)
             else:
@@ -195,36 +195,61 @@ class VenueCore:
             book.add(order)
         elif order.leaves:
             self._expire(client, reports, "no more liquidity within the limit")
+        if order.cum:
+            self._adverse_move(request.symbol, order.is_buy)
         if order.cum or rests:  # a new order's fills all happened just now
             self._publish(self.snapshot(request.symbol))
 
-    def _draw_profile(self, spec: SymbolConfig) -> dict[bool, list[tuple[Decimal, int]]]:
-        depth = self.config.depth
-        ref = spec.reference_price + self.config.price_offset_ticks * spec.tick
+    def _draw_profile(self, symbol: str) -> dict[bool, list[tuple[int, int]]]:
+        spec, depth = self._symbols[symbol], self.config.depth
         vary = depth.qty_per_level // 4
-        profile: dict[bool, list[tuple[Decimal, int]]] = {}
+        profile: dict[bool, list[tuple[int, int]]] = {}
         for is_buy, sign in ((True, -1), (False, 1)):
             levels = []
             for i in range(depth.levels):
-                price = ref + sign * (depth.spread_ticks + i) * spec.tick
-                if price > 0:
+                ticks = sign * (depth.spread_ticks + i)
+                if self._centre[symbol] + ticks * spec.tick > 0:
                     qty = self._rng.randint(depth.qty_per_level - vary, depth.qty_per_level + vary)
-                    levels.append((price, _in_lots(qty, spec.lot)))
+                    levels.append((ticks, _in_lots(qty, spec.lot)))
             profile[is_buy] = levels
         return profile
+
+    def _levels(self, symbol: str) -> Iterator[tuple[bool, Decimal, int]]:
+        """(is_buy, price, target qty) of each profile level around the current centre."""
+        tick = self._symbols[symbol].tick
+        for is_buy, levels in self._profile[symbol].items():
+            for ticks, target in levels:
+                price = self._centre[symbol] + ticks * tick
+                if price > 0:
+                    yield is_buy, price, target
 
     def _top_up(self, symbol: str) -> None:
         """Restore the venue's own quantity at each profile level, skipping prices a client order
         now rests at or through on the other side (the book must never cross)."""
         book = self._books[symbol]
-        for is_buy, levels in self._profile[symbol].items():
-            side = Side.BUY if is_buy else Side.SELL
-            for price, target in levels:
-                if book.would_cross(is_buy, price):
-                    continue
-                own = sum(o.leaves for o in book.orders_at(is_buy, price) if o.owner is None)
-                if own < target:
-                    book.add(Order(None, "", "", side, target - own, price))
+        for is_buy, price, target in self._levels(symbol):
+            if book.would_cross(is_buy, price):
+                continue
+            own = sum(o.leaves for o in book.orders_at(is_buy, price) if o.owner is None)
+            if own < target:
+                book.add(Order(None, "", "", Side.BUY if is_buy else Side.SELL, target - own, price))
+
+    def _adverse_move(self, symbol: str, taker_bought: bool) -> None:
+        """Maybe (toxicity.probability, once per client order that took liquidity) move the centre
+        toxicity.ticks against the taker and re-lay the venue's own levels around it at once; the venue's
+        own orders off the new profile go, client orders stay where they are."""
+        toxicity = self.config.toxicity
+        if not (toxicity.probability and toxicity.ticks) or self._rng.random() >= toxicity.probability:
+            return
+        tick = self._symbols[symbol].tick
+        move = toxicity.ticks * tick if taker_bought else -toxicity.ticks * tick
+        self._centre[symbol] = max(tick, self._centre[symbol] + move)  # a run of toxic sells stops above zero
+        book = self._books[symbol]
+        keep = {(is_buy, price) for is_buy, price, _ in self._levels(symbol)}
+        for order in list(book.resting()):
+            if order.owner is None and (order.is_buy, order.price) not in keep:
+                book.remove(order)
+        self._top_up(symbol)
 
     def _background_order(self, symbol: str) -> list[SimReport]:
         """Someone else's small market order, which may fill client orders resting at the top."""
@@ -256,10 +281,19 @@ class VenueCore:
             self._publish(self.snapshot(request.symbol))
 
     def _draw_hidden(self, symbol: str) -> None:
-        dark = self.config.dark
         pool = self._pools[symbol]
         for is_buy in (True, False):
-            pool.hidden[is_buy] = max(0, round(self._rng.gauss(dark.mean_qty, dark.stdev_qty)))
+            pool.hidden[is_buy] = self._hidden_qty(self.config.dark)
+
+    def _hidden_qty(self, dark: DarkLiquidity) -> int:
+        """One side's hidden size: none at all with chance 1 - fill_probability, else drawn from the distribution."""
+        if dark.fill_probability < 1 and self._rng.random() >= dark.fill_probability:
+            return 0
+        if dark.distribution == "exponential":
+            return round(self._rng.expovariate(1 / dark.mean_qty)) if dark.mean_qty else 0
+        if dark.distribution == "uniform":
+            return round(self._rng.uniform(0, 2 * dark.mean_qty))
+        return max(0, round(self._rng.gauss(dark.mean_qty, dark.stdev_qty)))
 
     def _mid(self, symbol: str) -> Decimal | None:
         """The NBBO midpoint, or None when there is no two-sided, uncrossed NBBO to peg to."""

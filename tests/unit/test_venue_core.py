@@ -29,12 +29,11 @@ def lit(**overrides) -> SimVenueConfig:
 class Venue:
     """A VenueCore with a manual clock and a record of everything it published."""
 
-    def __init__(self, config: SimVenueConfig | None = None, seed: int = 7, background_flow: float = 0.0,
-                 nbbo: Nbbo | None = None) -> None:
+    def __init__(self, config: SimVenueConfig | None = None, seed: int = 7, nbbo: Nbbo | None = None) -> None:
         self.clock = ManualClock()
         self.published: list[BookSnapshot] = []
         self.core = VenueCore(config or lit(), [AAPL, MSFT], seed, self.clock, publish=self.published.append,
-                              nbbo=lambda symbol: nbbo, background_flow=background_flow)
+                              nbbo=lambda symbol: nbbo)
 
     def book(self, symbol: str = "AAPL") -> BookSnapshot:
         return self.core.snapshot(symbol)
@@ -374,7 +373,7 @@ def test_without_background_flow_replenish_never_fills_clients(venue):
 
 
 def test_background_flow_fills_resting_client_orders_over_time():
-    venue = Venue(background_flow=1.0)
+    venue = Venue(lit(background_flow=1.0))
     venue.core.submit(new("P", BUY, 60, "100.00"))  # alone at the best bid, inside the spread
     fills = []
     for _ in range(100):
@@ -413,17 +412,17 @@ def script(venue: Venue) -> tuple[list[SimReport], list[BookSnapshot]]:
 
 
 def test_same_seed_and_calls_give_identical_reports_and_snapshots():
-    config = lit(reject_rate=0.2)
-    first = script(Venue(config, seed=11, background_flow=0.5))
-    second = script(Venue(config, seed=11, background_flow=0.5))
+    config = lit(reject_rate=0.2, background_flow=0.5)
+    first = script(Venue(config, seed=11))
+    second = script(Venue(config, seed=11))
     assert first == second
     assert any(r.exec_type is ExecType.TRADE for r in first[0])
     assert any(r.text == SIMULATED_REJECT for r in first[0])
-    assert script(Venue(config, seed=12, background_flow=0.5)) != first
+    assert script(Venue(config, seed=12)) != first
 
 
 def test_exec_and_order_ids_are_unique_and_name_the_venue_and_boot():
-    venue = Venue(background_flow=0.5)
+    venue = Venue(lit(background_flow=0.5))
     boot = format(venue.clock.now_ns() // 1_000_000, "x")  # the clock at construction
     reports, _ = script(venue)
     assert len({r.exec_id for r in reports}) == len(reports)
@@ -452,8 +451,8 @@ actions = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(actions, st.integers(0, 3), st.sampled_from([VenueKind.LIT, VenueKind.DARK]))
 def test_reports_stay_consistent_under_random_flow(steps, seed, kind):
-    config = lit(reject_rate=0.1, kind=kind, dark=DarkLiquidity(mean_qty=300, stdev_qty=200))
-    venue = Venue(config, seed=seed, background_flow=0.5, nbbo=Nbbo(D("99.99"), 100, D("100.02"), 100))
+    config = lit(reject_rate=0.1, kind=kind, dark=DarkLiquidity(mean_qty=300, stdev_qty=200), background_flow=0.5)
+    venue = Venue(config, seed=seed, nbbo=Nbbo(D("99.99"), 100, D("100.02"), 100))
     reports: list[SimReport] = []
     submitted: dict[tuple[str, str], int] = {}
     for n, step in enumerate(steps):
