@@ -15,13 +15,12 @@ from gateway.simulator.host import VenueHost
 class Stack:
     """Start with `with Stack(...) as stack:`; everything is logged out and stopped on exit."""
 
-    def __init__(self, gateway_cfg: GatewayConfig, venues_cfg: VenuesConfig, work_dir: Path,
-                 background_flow: float = 0.0) -> None:
+    def __init__(self, gateway_cfg: GatewayConfig, venues_cfg: VenuesConfig, work_dir: Path) -> None:
         self.gateway_cfg = gateway_cfg
         self.venues_cfg = venues_cfg
         self.work_dir = work_dir
         self.bus = InProcessBus()
-        self.venues = VenueHost(venues_cfg, work_dir / "venues", self.bus, background_flow=background_flow)
+        self.venues = VenueHost(venues_cfg, work_dir / "venues", self.bus)
         self.gateway: Gateway | None = None
         self.oms: OmsClient | None = None
 

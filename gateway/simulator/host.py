@@ -106,15 +106,11 @@ def execution_report(report: SimReport, begin_string: str) -> fix.Message:
 
 
 class VenueHost(GuardedApplication):
-    """Every configured simulated venue behind one SocketAcceptor.
-
-    `background_flow`, when not 0, overrides every venue's own `background_flow`.
-    """
+    """Every configured simulated venue behind one acceptor."""
 
     role = "venue-sim"
 
-    def __init__(self, cfg: VenuesConfig, work_dir: Path, bus: InProcessBus,
-                 background_flow: float = 0.0) -> None:
+    def __init__(self, cfg: VenuesConfig, work_dir: Path, bus: InProcessBus) -> None:
         super().__init__()
         self.cfg = cfg
         self.bus = bus
@@ -129,8 +125,6 @@ class VenueHost(GuardedApplication):
         self.configs: dict[str, SimVenueConfig] = {}
         specs = []
         for venue in cfg.venues:
-            if background_flow:
-                venue = venue.model_copy(update={"background_flow": background_flow})
             spec = SessionSpec(venue.begin_string, venue.comp_id, venue.target_comp_id, venue.host, venue.port)
             key = session_key(session_id(spec))
             self.cores[key] = VenueCore(

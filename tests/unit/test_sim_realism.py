@@ -259,8 +259,3 @@ def venues_config() -> VenuesConfig:
 def test_the_host_uses_each_venues_background_flow(tmp_path):
     host = VenueHost(venues_config(), tmp_path, InProcessBus())
     assert sorted((c.name, c.config.background_flow) for c in host.cores.values()) == [("LITA", 0.2), ("LITB", 0)]
-
-
-def test_a_host_wide_background_flow_overrides_every_venue(tmp_path):
-    host = VenueHost(venues_config(), tmp_path, InProcessBus(), background_flow=0.7)
-    assert {c.config.background_flow for c in host.cores.values()} == {0.7}
