@@ -158,6 +158,8 @@ def _apply(engine: OrderEngine, record: Record, upstream: set[str], venues: dict
         return []
     if record.kind == "event":
         body = json.loads(record.body)
+        if body["event"] == "cancel_unsent":
+            return engine.on_cancel_unsent(body["cl_ord_id"]).commands
         return engine.on_child_rejected(body["venue"], body["cl_ord_id"], body["text"]).commands
     msg = _message(record.body)
     msg_type = msg.getHeader().getField(codec.MSG_TYPE)

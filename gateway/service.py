@@ -313,10 +313,17 @@ class Gateway:
                                        [self._child_rejected_entry(command.venue, command.cl_ord_id, text)]))
             elif isinstance(command, CancelChild):
                 message = codec.order_cancel_request(command, self.downstream.venue_begin_string(command.venue))
-                self._sending.order_id = self.engine.parent_of_child(command.orig_cl_ord_id)
+                parent_id = self.engine.parent_of_child(command.orig_cl_ord_id)
+                self._sending.order_id = parent_id
                 sent = self.downstream.send_to_venue(message, command.venue)
                 self._sending.order_id = None
                 log.info("venue.cancel_sent", child=command.orig_cl_ord_id, venue=command.venue, sent=sent)
+                if not sent:
+                    event = Entry("event", entries.to_json({"event": "cancel_unsent", "venue": command.venue,
+                                                            "cl_ord_id": command.orig_cl_ord_id}),
+                                  command.venue, parent_id, command.orig_cl_ord_id,
+                                  self.clock.now_ns())
+                    follow_ups.append((self.engine.on_cancel_unsent(command.orig_cl_ord_id), [event]))
         return follow_ups
 
     def _send_upstream(self, message, session: str, cl_ord_id: str) -> None:

@@ -216,9 +216,20 @@ class OrderEngine:
         self.venues[venue] = dataclasses.replace(info, connected=connected)
         if connected:
             for parent in list(self.parents.values()):
-                if parent.live and parent.pending is None and not parent.live_children():
+                if not parent.live:
+                    continue
+                if parent.pending is None and not parent.live_children():
                     self._work(parent, out)
+                elif parent.pending is not None:
+                    self._cancel_children(parent, out)  # cancels that could not be sent while it was down
         return out
+
+    def on_cancel_unsent(self, cl_ord_id: str) -> Outbox:
+        """A child cancel could not be sent (venue session down): send it again when the venue is back."""
+        child = self._children.get(cl_ord_id)
+        if child is not None:
+            child.cancel_sent = False
+        return Outbox()
 
     # --- internals ------------------------------------------------------------------------
 

@@ -273,3 +273,18 @@ def test_stale_books_are_not_routed_to_at_their_displayed_price():
     clock.advance(5_000_000_000)  # the feed went quiet: nothing is fresh, nothing is routed
     out = engine.on_new_order(order(cl="P2", qty=100, price="100.02", tif=TimeInForce.IOC))
     assert not children(out) and reports(out)[-1].ord_status is OrdStatus.EXPIRED
+
+
+def test_a_cancel_that_could_not_reach_a_down_venue_is_sent_when_it_is_back(engine):
+    out = engine.on_new_order(order(qty=100, price="99.95"))  # rests on LITA
+    (post,) = children(out)
+    engine.on_venue_report(VenueReport("LITA", post.cl_ord_id, "a1", ExecType.NEW, OrdStatus.NEW))
+    engine.on_venue_status("LITA", False)
+    out = engine.on_cancel(CancelRequest(S, "C1", "P1", "AAPL", Side.BUY))
+    (cancel,) = [c for c in out.commands if isinstance(c, CancelChild)]
+    engine.on_cancel_unsent(cancel.orig_cl_ord_id)  # the service could not send it
+    out = engine.on_venue_status("LITA", True)
+    (again,) = [c for c in out.commands if isinstance(c, CancelChild)]
+    assert again.orig_cl_ord_id == post.cl_ord_id and again.cl_ord_id != cancel.cl_ord_id
+    done = engine.on_venue_report(VenueReport("LITA", again.cl_ord_id, "c1", ExecType.CANCELED, OrdStatus.CANCELED))
+    assert reports(done)[-1].ord_status is OrdStatus.CANCELED
