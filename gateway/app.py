@@ -52,14 +52,19 @@ def start_gateway(cfg: GatewayConfig, work_dir: Path, bus: InProcessBus | None =
     return gateway
 
 
-def _serve(start, stop, name: str) -> int:
-    """Start, block until SIGINT/SIGTERM, then stop (FIX logouts, engines stopped)."""
-    start()
+def _serve(name: str, *services) -> int:
+    """Start services in order, block until SIGINT/SIGTERM, then stop them in reverse order
+    (FIX logouts, engines stopped, buses disconnected)."""
+    started = []
     try:
+        for service in services:
+            service.start()
+            started.append(service)
         signum = wait_for_signal()
         log.info(f"{name}.stopping", signal=signal.Signals(signum).name)
     finally:
-        stop()
+        for service in reversed(started):
+            service.stop()
     return 0
 
 
@@ -69,7 +74,7 @@ def run_gateway(cfg: GatewayConfig, work_dir: Path) -> int:
     if cfg.mqtt.url is None:
         log.warning("market_data.none", detail="no mqtt.url: no venue books reach this process; directed orders "
                     "(ExDestination) are routed, others wait for books or expire")
-        return _serve(gateway.start, gateway.stop, "gateway")
+        return _serve("gateway", gateway)
     from gateway.bus.mqtt import MqttSubscriber
 
     def market_status(up: bool) -> None:
@@ -77,16 +82,7 @@ def run_gateway(cfg: GatewayConfig, work_dir: Path) -> int:
                                         url=cfg.mqtt.url)
 
     feed = MqttSubscriber(cfg.mqtt.url, market.update, cfg.mqtt.prefix, on_status=market_status)
-
-    def start() -> None:
-        feed.start()
-        gateway.start()
-
-    def stop() -> None:
-        gateway.stop()
-        feed.stop()
-
-    return _serve(start, stop, "gateway")
+    return _serve("gateway", feed, gateway)
 
 
 def run_venues(cfg: VenuesConfig, work_dir: Path) -> int:
@@ -95,18 +91,9 @@ def run_venues(cfg: VenuesConfig, work_dir: Path) -> int:
     bus = InProcessBus()
     host = VenueHost(cfg, work_dir, bus)
     if cfg.mqtt.url is None:
-        return _serve(host.start, host.stop, "venues")
+        return _serve("venues", host)
     from gateway.bus.mqtt import MqttPublisher
 
     publisher = MqttPublisher(cfg.mqtt.url, cfg.mqtt.prefix)
     bus.subscribe(publisher.publish)
-
-    def start() -> None:
-        publisher.start()
-        host.start()
-
-    def stop() -> None:
-        host.stop()
-        publisher.stop()
-
-    return _serve(start, stop, "venues")
+    return _serve("venues", publisher, host)

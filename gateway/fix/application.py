@@ -31,50 +31,35 @@ class GuardedApplication(fix.Application):
         # application messages, which the handler records itself with their context.
         self.tap: Callable[[str, str, fix.Message], None] | None = None
 
-    def onCreate(self, sessionID):  # noqa: N802 - quickfix's names
+    def _guarded(self, callback: str, action: Callable[[], None]) -> None:
         try:
-            self.sessions[session_key(sessionID)] = sessionID
+            action()
         except Exception:
-            log.exception("fix.on_create_failed", role=self.role)
+            log.exception(f"fix.{callback}_failed", role=self.role)
+
+    def _tapped(self, direction: str, message, sessionID, then: Callable[[fix.Message, str], None]) -> None:
+        key = session_key(sessionID)
+        if self.tap:
+            self.tap(direction, key, message)
+        then(message, key)
+
+    def onCreate(self, sessionID):  # noqa: N802 - quickfix's names
+        self._guarded("on_create", lambda: self.sessions.__setitem__(session_key(sessionID), sessionID))
 
     def onLogon(self, sessionID):  # noqa: N802
-        try:
-            self.on_logon(session_key(sessionID))
-        except Exception:
-            log.exception("fix.on_logon_failed", role=self.role)
+        self._guarded("on_logon", lambda: self.on_logon(session_key(sessionID)))
 
     def onLogout(self, sessionID):  # noqa: N802
-        try:
-            self.on_logout(session_key(sessionID))
-        except Exception:
-            log.exception("fix.on_logout_failed", role=self.role)
+        self._guarded("on_logout", lambda: self.on_logout(session_key(sessionID)))
 
     def toAdmin(self, message, sessionID):  # noqa: N802
-        try:
-            key = session_key(sessionID)
-            if self.tap:
-                self.tap("out", key, message)
-            self.on_admin_sent(message, key)
-        except Exception:
-            log.exception("fix.to_admin_failed", role=self.role)
+        self._guarded("to_admin", lambda: self._tapped("out", message, sessionID, self.on_admin_sent))
 
     def toApp(self, message, sessionID):  # noqa: N802
-        try:
-            key = session_key(sessionID)
-            if self.tap:
-                self.tap("out", key, message)
-            self.on_sent(message, key)
-        except Exception:
-            log.exception("fix.to_app_failed", role=self.role)
+        self._guarded("to_app", lambda: self._tapped("out", message, sessionID, self.on_sent))
 
     def fromAdmin(self, message, sessionID):  # noqa: N802
-        try:
-            key = session_key(sessionID)
-            if self.tap:
-                self.tap("in", key, message)
-            self.on_admin(message, key)
-        except Exception:
-            log.exception("fix.from_admin_failed", role=self.role)
+        self._guarded("from_admin", lambda: self._tapped("in", message, sessionID, self.on_admin))
 
     def fromApp(self, message, sessionID):  # noqa: N802
         try:
