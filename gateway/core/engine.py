@@ -313,7 +313,7 @@ class OrderEngine:
             order_id=parent.order_id, symbol=parent.symbol, side=parent.side, qty=parent.leaves_qty,
             ord_type=parent.ord_type, limit=parent.price, tif=parent.tif, urgency=parent.urgency,
             ex_destination=parent.ex_destination, dark_done=parent.dark_done, excluded=excluded,
-            lot=instrument.lot,
+            lot=instrument.lot, strategy=parent.strategy or self.policy.default_strategy,
         )
         decision = self.planner(request, self.market, self.venues, self.policy)
         out.decisions.append(decision)

@@ -13,6 +13,7 @@ from gateway.core.types import (
     OrdType,
     ReplaceRequest,
     Side,
+    Strategy,
     TimeInForce,
     Urgency,
 )
@@ -59,6 +60,7 @@ class ParentOrder:
     tif: TimeInForce
     urgency: Urgency
     ex_destination: str | None
+    strategy: Strategy | None = None  # None: the routing policy's default
     status: OrdStatus = OrdStatus.NEW
     cum_qty: int = 0
     notional: Decimal = ZERO
@@ -83,6 +85,7 @@ class ParentOrder:
             tif=order.tif,
             urgency=order.urgency,
             ex_destination=order.ex_destination,
+            strategy=order.strategy,
         )
 
     @property

@@ -9,7 +9,7 @@ from itertools import islice
 from operator import itemgetter
 
 from gateway.core.market import BookSnapshot, Level, MarketView, Nbbo, VenueInfo, fold_nbbo
-from gateway.core.types import ChildSpec, OrdType, Side, TimeInForce, Urgency, VenueKind
+from gateway.core.types import ChildSpec, OrdType, Side, Strategy, TimeInForce, Urgency, VenueKind
 
 DISCONNECTED = "disconnected"
 REJECTED = "rejected this order"
@@ -35,10 +35,12 @@ class PlanRequest:
     dark_done: bool = False  # the dark phase was already tried for this parent
     excluded: frozenset[str] = frozenset()  # venues this parent must not use (they rejected it)
     lot: int = 1  # child quantities are multiples of lot, except a directed order
+    strategy: Strategy = Strategy.DARK
 
 
 @dataclass(frozen=True, slots=True)
 class RoutingPolicy:
+    default_strategy: Strategy = Strategy.DARK  # for orders that name none
     dark_first: frozenset[Urgency] = frozenset({Urgency.LOW, Urgency.MEDIUM})  # urgencies that try dark first
 
 

@@ -33,6 +33,16 @@ class Urgency(str, Enum):
     HIGH = "H"
 
 
+class Strategy(str, Enum):
+    """How the router works a parent (SorStrategy 9702); an order without one gets the configured default."""
+
+    SWEEP = "sweep"  # lit only: price, then taker fee, then latency
+    COST = "cost"  # lit only: all-in cost per share (fees, toxicity, latency, staleness) within each price tier
+    DARK = "dark"  # by urgency: L rests in dark pools until a timeout, M probes dark pools with IOCs, H sweeps
+    LIQUIDITY = "liquidity"  # lit only: the marginal price tier split pro rata to displayed size
+    SINGLE = "single"  # the one lit venue that fills the most at the best average price
+
+
 class OrdStatus(str, Enum):
     NEW = "0"
     PARTIALLY_FILLED = "1"
@@ -117,6 +127,7 @@ class NewOrder:
     ex_destination: str | None = None
     urgency: Urgency = Urgency.MEDIUM
     account: str | None = None
+    strategy: Strategy | None = None  # None: the routing policy's default
 
 
 @dataclass(frozen=True, slots=True)

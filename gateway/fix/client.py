@@ -112,11 +112,13 @@ class OmsClient(GuardedApplication):
             raise RuntimeError(f"OMS session {self.session} is not logged on")
 
     def new_order(self, cl_ord_id: str, symbol: str, side: str, qty: int, price: Decimal | str | None = None,
-                  tif: str = "0", ex_destination: str | None = None, urgency: str | None = None) -> None:
+                  tif: str = "0", ex_destination: str | None = None, urgency: str | None = None,
+                  strategy: str | None = None) -> None:
         fields: dict[int, object] = {
             codec.CL_ORD_ID: cl_ord_id, codec.SYMBOL: symbol, codec.SIDE: side, codec.ORDER_QTY: qty,
             codec.ORD_TYPE: "1" if price is None else "2", codec.PRICE: price, codec.TIF: tif,
             codec.EX_DESTINATION: ex_destination, codec.SOR_URGENCY: urgency,
+            codec.SOR_STRATEGY: strategy,
         }
         if self.spec.begin_string == codec.FIX42:
             fields[21] = "1"

@@ -21,6 +21,7 @@ from gateway.core.types import (
     SendChild,
     Side,
     StatusRequest,
+    Strategy,
     TimeInForce,
     Urgency,
     VenueReport,
@@ -34,6 +35,7 @@ REF_SEQ_NUM, SIDE, SYMBOL, TEXT, TIF, TRANSACT_TIME, EX_DESTINATION = 45, 54, 55
 ORD_REJ_REASON, CXL_REJ_REASON, EXEC_TYPE, LEAVES_QTY = 103, 102, 150, 151
 BUSINESS_REJECT_REF_ID, CXL_REJ_RESPONSE_TO, LAST_LIQUIDITY_IND = 379, 434, 851
 SOR_URGENCY = 9701
+SOR_STRATEGY = 9702
 
 FIX42 = "FIX.4.2"
 AVG_PX_PLACES = Decimal("0.00000001")
@@ -111,10 +113,12 @@ def parse_new_order(msg: fix.Message, session: str, default_urgency: Urgency) ->
         tif = _enum(TimeInForce, _opt(msg, TIF) or TimeInForce.DAY.value, "TimeInForce", TIF)
         urgency_raw = _opt(msg, SOR_URGENCY)
         urgency = _enum(Urgency, urgency_raw, "SorUrgency", SOR_URGENCY) if urgency_raw else default_urgency
+        strategy_raw = _opt(msg, SOR_STRATEGY)
+        strategy = _enum(Strategy, strategy_raw, "SorStrategy", SOR_STRATEGY) if strategy_raw else None
         return NewOrder(
             session=session, cl_ord_id=cid, symbol=symbol, side=side, qty=qty, ord_type=ord_type,
             price=_price(_opt(msg, PRICE)), tif=tif, ex_destination=_opt(msg, EX_DESTINATION),
-            urgency=urgency, account=_opt(msg, ACCOUNT),
+            urgency=urgency, account=_opt(msg, ACCOUNT), strategy=strategy,
         )
     except FieldError as exc:
         return InvalidOrder(session, cid, symbol, side, qty, str(exc))
