@@ -156,9 +156,10 @@ class VenueCore:
         reports: list[SimReport] = []
         for symbol in self._symbols:
             if self.kind is VenueKind.LIT:
+                self._top_up(symbol)
+                # After the top-up, so what someone else took stays gone (and shown) until the next replenish.
                 if self.config.background_flow and self._rng.random() < self.config.background_flow:
                     reports += self._background_order(symbol)
-                self._top_up(symbol)
             else:
                 self._draw_hidden(symbol)
                 for order, fill in self._pools[symbol].sweep(self._mid(symbol)):
@@ -175,6 +176,24 @@ class VenueCore:
             book = self._books[symbol]
             bids, asks = book.levels(True, SNAPSHOT_LEVELS), book.levels(False, SNAPSHOT_LEVELS)
         return BookSnapshot(self.name, symbol, bids, asks, self._snap_seq[symbol], self._clock.now_ns())
+
+    def centre(self, symbol: str) -> Decimal:
+        """Where the venue lays its own quotes: the reference price plus its offset, moved by adverse selection."""
+        return self._centre[symbol]
+
+    def shift(self, symbol: str, ticks: int) -> None:
+        """Move the centre `ticks` (negative: down, never to zero or below) and re-lay the venue's own levels
+        around it at once, publishing the result; the venue's own orders off the new profile go, client orders
+        stay where they are. A lit venue only."""
+        tick = self._symbols[symbol].tick
+        self._centre[symbol] = max(tick, self._centre[symbol] + ticks * tick)
+        book = self._books[symbol]
+        keep = {(is_buy, price) for is_buy, price, _ in self._levels(symbol)}
+        for order in list(book.resting()):
+            if order.owner is None and (order.is_buy, order.price) not in keep:
+                book.remove(order)
+        self._top_up(symbol)
+        self._publish(self.snapshot(symbol))
 
     def open_orders(self, owner: str) -> list[SimReport]:
         """The current state of the owner's live orders, oldest first, as ORDER_STATUS reports."""
@@ -195,10 +214,10 @@ class VenueCore:
             book.add(order)
         elif order.leaves:
             self._expire(client, reports, "no more liquidity within the limit")
-        if order.cum:
-            self._adverse_move(request.symbol, order.is_buy)
         if order.cum or rests:  # a new order's fills all happened just now
             self._publish(self.snapshot(request.symbol))
+        if order.cum:
+            self._adverse_move(request.symbol, order.is_buy)
 
     def _draw_profile(self, symbol: str) -> dict[bool, list[tuple[int, int]]]:
         spec, depth = self._symbols[symbol], self.config.depth
@@ -235,21 +254,13 @@ class VenueCore:
                 book.add(Order(None, "", "", Side.BUY if is_buy else Side.SELL, target - own, price))
 
     def _adverse_move(self, symbol: str, taker_bought: bool) -> None:
-        """Maybe (toxicity.probability, once per client order that took liquidity) move the centre
-        toxicity.ticks against the taker and re-lay the venue's own levels around it at once; the venue's
-        own orders off the new profile go, client orders stay where they are."""
+        """Adverse selection as markouts measure it: maybe (toxicity.probability, once per client order that
+        took liquidity) move the quotes toxicity.ticks against the taker's fill (down after a buy, up after a
+        sell), so what the taker just got is worth less at once."""
         toxicity = self.config.toxicity
         if not (toxicity.probability and toxicity.ticks) or self._rng.random() >= toxicity.probability:
             return
-        tick = self._symbols[symbol].tick
-        move = toxicity.ticks * tick if taker_bought else -toxicity.ticks * tick
-        self._centre[symbol] = max(tick, self._centre[symbol] + move)  # a run of toxic sells stops above zero
-        book = self._books[symbol]
-        keep = {(is_buy, price) for is_buy, price, _ in self._levels(symbol)}
-        for order in list(book.resting()):
-            if order.owner is None and (order.is_buy, order.price) not in keep:
-                book.remove(order)
-        self._top_up(symbol)
+        self.shift(symbol, -toxicity.ticks if taker_bought else toxicity.ticks)
 
     def _background_order(self, symbol: str) -> list[SimReport]:
         """Someone else's small market order, which may fill client orders resting at the top."""
@@ -283,17 +294,7 @@ class VenueCore:
     def _draw_hidden(self, symbol: str) -> None:
         pool = self._pools[symbol]
         for is_buy in (True, False):
-            pool.hidden[is_buy] = self._hidden_qty(self.config.dark)
-
-    def _hidden_qty(self, dark: DarkLiquidity) -> int:
-        """One side's hidden size: none at all with chance 1 - fill_probability, else drawn from the distribution."""
-        if dark.fill_probability < 1 and self._rng.random() >= dark.fill_probability:
-            return 0
-        if dark.distribution == "exponential":
-            return round(self._rng.expovariate(1 / dark.mean_qty)) if dark.mean_qty else 0
-        if dark.distribution == "uniform":
-            return round(self._rng.uniform(0, 2 * dark.mean_qty))
-        return max(0, round(self._rng.gauss(dark.mean_qty, dark.stdev_qty)))
+            pool.hidden[is_buy] = hidden_qty(self.config.dark, self._rng)
 
     def _mid(self, symbol: str) -> Decimal | None:
         """The NBBO midpoint, or None when there is no two-sided, uncrossed NBBO to peg to."""
@@ -378,6 +379,17 @@ class VenueCore:
     def _next_order_id(self) -> str:
         self._order_seq += 1
         return f"{self.name}-{self._boot}-O{self._order_seq}"
+
+
+def hidden_qty(dark: DarkLiquidity, rng: random.Random) -> int:
+    """One side's hidden size: none at all with chance 1 - fill_probability, else drawn from the distribution."""
+    if dark.fill_probability < 1 and rng.random() >= dark.fill_probability:
+        return 0
+    if dark.distribution == "exponential":
+        return round(rng.expovariate(1 / dark.mean_qty)) if dark.mean_qty else 0
+    if dark.distribution == "uniform":
+        return round(rng.uniform(0, 2 * dark.mean_qty))
+    return max(0, round(rng.gauss(dark.mean_qty, dark.stdev_qty)))
 
 
 def _in_lots(qty: int, lot: int) -> int:

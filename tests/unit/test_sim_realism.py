@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 import statistics
 import threading
+import zlib
 from decimal import Decimal as D
 
 import pytest
@@ -14,7 +15,7 @@ from gateway.core.clock import ManualClock
 from gateway.core.market import BookSnapshot, Nbbo
 from gateway.core.types import ExecType, OrdType, Side, TimeInForce, VenueKind
 from gateway.simulator.host import Scheduler, VenueHost, inbound_delay_ms
-from gateway.simulator.venue import SimOrder, SimReport, VenueCore
+from gateway.simulator.venue import SimOrder, SimReport, VenueCore, hidden_qty
 
 AAPL = SymbolConfig(symbol="AAPL", tick=D("0.01"), reference_price=D("100"))
 DAY, IOC = TimeInForce.DAY, TimeInForce.IOC
@@ -57,30 +58,40 @@ def traded(reports: list[SimReport]) -> int:
 # --- toxicity ---------------------------------------------------------------------------------
 
 
-def test_a_toxic_venue_moves_its_quotes_up_after_a_client_buy_takes():
+def test_a_toxic_venue_moves_its_quotes_down_after_a_client_buy_takes():
     venue = Venue(toxic(ticks=2))
     assert venue.quotes() == ([D("99.99"), D("99.98"), D("99.97")], [D("100.01"), D("100.02"), D("100.03")])
     assert traded(venue.send(BUY, 10, "100.01")) == 10
-    assert venue.quotes() == ([D("100.01"), D("100.00"), D("99.99")], [D("100.03"), D("100.04"), D("100.05")])
+    assert venue.quotes() == ([D("99.97"), D("99.96"), D("99.95")], [D("99.99"), D("100.00"), D("100.01")])
     moved = venue.published[-1]
-    assert (moved.bids[0].price, moved.asks[0].price) == (D("100.01"), D("100.03")), "the move is published"
+    assert (moved.bids[0].price, moved.asks[0].price) == (D("99.97"), D("99.99")), "the move is published"
 
 
-def test_a_toxic_venue_moves_its_quotes_down_after_a_client_sell_takes():
+def test_a_toxic_venue_moves_its_quotes_up_after_a_client_sell_takes():
     venue = Venue(toxic(ticks=1))
     venue.send(SELL, 10, "99.99")
-    assert venue.quotes() == ([D("99.98"), D("99.97"), D("99.96")], [D("100.00"), D("100.01"), D("100.02")])
+    assert venue.quotes() == ([D("100.00"), D("99.99"), D("99.98")], [D("100.02"), D("100.03"), D("100.04")])
+
+
+def test_the_fill_is_published_before_the_move():
+    venue = Venue(toxic(ticks=2))
+    venue.send(BUY, 10, "100.01")
+    filled, moved = venue.published[-2:]
+    assert filled.asks[0].price == D("100.01") and moved.asks[0].price == D("99.99")
+    assert moved.seq == filled.seq + 1
 
 
 def test_a_move_tops_the_profile_up_at_once_around_the_new_centre():
     venue = Venue(toxic())
     before = venue.core.snapshot("AAPL")
     (b0, b1, b2), (a0, a1, a2) = ([lv.qty for lv in side] for side in (before.bids, before.asks))
-    venue.send(BUY, a0 + 5, "100.02")  # the whole best ask and 5 of the next
+    venue.send(BUY, a0 + 5, "100.02")  # the whole best ask and 5 of the next; the centre moves down a tick
     after = venue.core.snapshot("AAPL")
     # Each level's target moved with the centre; what the venue already had there is kept.
-    assert [lv.qty for lv in after.bids] == [b0, max(b1, b0), max(b2, b1)]
-    assert [lv.qty for lv in after.asks] == [max(a0, a1 - 5), max(a1, a2), a2]
+    assert [lv.price for lv in after.bids] == [D("99.98"), D("99.97"), D("99.96")]
+    assert [lv.qty for lv in after.bids] == [max(b0, b1), max(b1, b2), b2]
+    assert [lv.price for lv in after.asks] == [D("100.00"), D("100.01"), D("100.02")]
+    assert [lv.qty for lv in after.asks] == [a0, a1, max(a1 - 5, a2)]
 
 
 @pytest.mark.parametrize("tox", [Toxicity(probability=0, ticks=2), Toxicity(probability=1, ticks=0)])
@@ -101,6 +112,28 @@ def test_no_move_when_nothing_was_taken_or_on_background_flow():
     assert venue.quotes()[0][0] == D("99.99") and venue.quotes()[1][0] == D("100.01")
 
 
+def test_shift_moves_the_centre_and_relays_the_venues_own_quotes():
+    venue = Venue(lit())
+    venue.core.shift("AAPL", 2)
+    assert venue.core.centre("AAPL") == D("100.02")
+    assert venue.quotes() == ([D("100.01"), D("100.00"), D("99.99")], [D("100.03"), D("100.04"), D("100.05")])
+    assert venue.published[-1].asks[0].price == D("100.03"), "the shift is published"
+    venue.core.shift("AAPL", -100_000)
+    assert venue.core.centre("AAPL") == D("0.01"), "the centre stays above zero"
+
+
+def test_what_background_flow_takes_stays_gone_until_the_next_replenish():
+    venue = Venue(lit(background_flow=1.0, depth=DepthProfile(levels=3, qty_per_level=100, replenish_ms=10)))
+    full = venue.core.snapshot("AAPL")
+    shown = []
+    for _ in range(20):
+        venue.core.replenish()
+        shown.append(venue.published[-1])
+    taken = [sum(lv.qty for lv in full.bids + full.asks) - sum(lv.qty for lv in s.bids + s.asks) for s in shown]
+    assert all(t > 0 for t in taken), "each replenish's background order shows in what is published"
+    assert len(set(taken)) > 1
+
+
 def states(venue: Venue, owner: str) -> list[tuple]:
     return [(r.cl_ord_id, r.order_id, r.side, r.price, r.leaves_qty, r.cum_qty, r.ord_status)
             for r in venue.core.open_orders(owner)]
@@ -111,13 +144,13 @@ def test_client_resting_orders_survive_a_move_untouched():
     venue.send(SELL, 40, "100.02", tif=DAY, owner="S2")
     venue.send(BUY, 30, "100.00", tif=DAY, owner="S2")
     before = states(venue, "S2")
-    venue.send(BUY, 10, "100.01")  # centre 100.00 -> 100.03
+    venue.send(BUY, 10, "100.01")  # centre 100.00 -> 99.97
     assert states(venue, "S2") == before
     snap = venue.core.snapshot("AAPL")
-    # Bids re-laid at 100.02 (skipped: it would cross S2's ask), 100.01 and 100.00 (behind S2's 30).
-    assert [lv.price for lv in snap.bids] == [D("100.01"), D("100.00")]
-    assert snap.asks[0].price == D("100.02") and snap.asks[0].qty == 40  # S2's ask alone at the top
-    assert [lv.price for lv in snap.asks[1:]] == [D("100.04"), D("100.05"), D("100.06")]
+    # Asks re-laid at 99.98, 99.99 and 100.00 would all cross S2's bid: skipped, S2's ask is all that is left.
+    assert [(lv.price, lv.qty) for lv in snap.asks] == [(D("100.02"), 40)]
+    assert snap.bids[0].price == D("100.00") and snap.bids[0].qty == 30  # S2's bid alone at the top
+    assert [lv.price for lv in snap.bids[1:]] == [D("99.96"), D("99.95"), D("99.94")]
 
 
 def test_a_taker_remainder_that_rests_stays_where_it_rests():
@@ -127,7 +160,8 @@ def test_a_taker_remainder_that_rests_stays_where_it_rests():
     [resting] = venue.core.open_orders("S1")
     assert (resting.price, resting.leaves_qty) == (D("100.01"), 20)
     bids, asks = venue.quotes()
-    assert bids[0] == D("100.01") and asks[0] == D("100.02"), "the bid profile (100.00 down) sits behind it"
+    assert bids == [D("100.01"), D("99.98"), D("99.97"), D("99.96")], "the bid profile sits behind it"
+    assert asks[0] == D("100.02"), "asks at 100.00 and 100.01 would cross it"
 
 
 def flow(venue: Venue, seed: int, steps: int = 200) -> list[SimReport]:
@@ -221,6 +255,14 @@ def test_fill_probability_is_the_share_of_draws_with_any_size():
     draws = dark_draws(DarkLiquidity(mean_qty=1000, stdev_qty=100, fill_probability=0.3))
     assert 0.25 <= sum(1 for d in draws if d) / len(draws) <= 0.35
     assert 950 <= statistics.mean([d for d in draws if d]) <= 1050
+
+
+def test_hidden_qty_is_the_venues_own_draw():
+    dark = DarkLiquidity(mean_qty=700, stdev_qty=250, fill_probability=0.6)
+    venue = Venue(lit(kind=VenueKind.DARK, dark=dark), seed=3, nbbo=Nbbo(D("99.99"), 100, D("100.01"), 100))
+    rng = random.Random(3 ^ zlib.crc32(b"LITA"))
+    bid, ask = hidden_qty(dark, rng), hidden_qty(dark, rng)  # the venue draws the bid side first, at start-up
+    assert (traded(venue.send(SELL, 1_000_000)), traded(venue.send(BUY, 1_000_000))) == (bid, ask)
 
 
 def test_dark_draws_are_deterministic_for_a_seed():
