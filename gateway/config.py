@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.core.types import Urgency, VenueKind
+from gateway.core.types import Strategy, Urgency, VenueKind
 
 ENV_PREFIX = "SORGW__"
 
@@ -87,11 +87,34 @@ class VenueConfig(Model):
         return self.target_comp_id or self.name
 
 
+class CostConfig(Model):
+    """The cost strategy's risk terms, in basis points of the price per share."""
+
+    toxicity_bps: float = Field(2.0, ge=0)  # per unit of a venue's toxicity score (0..1)
+    latency_bps_per_ms: float = Field(0.2, ge=0)  # per millisecond of a venue's ack latency
+    staleness_bps_per_s: float = Field(1.0, ge=0)  # per second of a venue's quote age
+    miss_bps: float = Field(0.5, ge=0)  # per unit of a venue's miss rate (1 - fill rate)
+
+
 class RoutingConfig(Model):
     default_urgency: Urgency = Urgency.MEDIUM
+    default_strategy: Strategy = Strategy.DARK  # for orders without SorStrategy (9702)
     max_sweeps: int = Field(5, ge=1)  # take rounds per parent before the remainder rests or expires
     max_venue_rejects: int = Field(1, ge=1)  # rejects from one venue before a parent stops using it
     max_quote_age_ms: int = Field(2000, ge=0)  # an older book is stale and not routed to; 0: never stale
+    dark_timeout_ms: int = Field(2000, ge=1)  # `dark` strategy, urgency L: how long children rest in dark pools
+    probe_qty: int = Field(1000, ge=1)  # `dark` strategy, urgency M: most shares sent as dark IOC probes
+    cost: CostConfig = CostConfig()
+    markout_horizons_ms: tuple[int, ...] = Field((100, 1000, 5000), min_length=1)
+    toxicity_horizon_ms: int = Field(1000, ge=0)  # the markout horizon a venue's toxicity score reads
+    timer_ms: int = Field(50, ge=1)  # how often the engine sees time pass (dark timeouts, markout mids)
+
+    @field_validator("markout_horizons_ms")
+    @classmethod
+    def _non_negative(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if min(value) < 0:
+            raise ValueError("markout horizons are non-negative milliseconds")
+        return value
 
 
 class MqttConfig(Model):

@@ -100,7 +100,7 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
     produced: dict[tuple[str, str], Command] = {}
     sent: set[tuple[str, str]] = set()
 
-    def recorded_plan(request, market, venues, policy) -> RouteDecision:
+    def recorded_plan(request, market, venues, policy, learning) -> RouteDecision:
         if not decisions:
             raise RecoveryError(f"order {request.order_id} was routed but no decision is on record")
         decision = decisions.popleft()
@@ -121,13 +121,17 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
             pending.append(record)
 
     live_planner, engine.planner = engine.planner, recorded_plan
-    live_ids = engine.ids
+    live_ids, live_clock = engine.ids, engine.clock
+    engine.clock = clock = _RecordClock()  # deadlines replay as they were set: from recorded times
+    engine.learning.enabled = False
     try:
         for record in pending:
+            clock.now = record.ts_ns
             for command in _apply(engine, record, upstream_sessions, venue_of_session, default_urgency):
                 produced[_identity(command)] = command
     finally:
-        engine.planner, engine.ids = live_planner, live_ids
+        engine.planner, engine.ids, engine.clock = live_planner, live_ids, live_clock
+        engine.learning.enabled = True
         disconnect_all(engine)  # this process has logged on to no venue yet
     if decisions:
         raise RecoveryError(f"{len(decisions)} recorded decisions were not reached by the replay")
@@ -135,6 +139,15 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
     result.parents = len(engine.parents)
     result.open_parents = sum(parent.live for parent in engine.parents.values())
     return result
+
+
+class _RecordClock:
+    """The time of the record being replayed."""
+
+    now = 0
+
+    def now_ns(self) -> int:
+        return self.now
 
 
 def disconnect_all(engine: OrderEngine) -> None:
@@ -160,6 +173,8 @@ def _apply(engine: OrderEngine, record: Record, upstream: set[str], venues: dict
         body = json.loads(record.body)
         if body["event"] == "cancel_unsent":
             return engine.on_cancel_unsent(body["cl_ord_id"]).commands
+        if body["event"] == "timer":
+            return engine.on_timer(body["now_ns"]).commands
         return engine.on_child_rejected(body["venue"], body["cl_ord_id"], body["text"]).commands
     msg = _message(record.body)
     msg_type = msg.getHeader().getField(codec.MSG_TYPE)

@@ -26,11 +26,13 @@ from gateway.audit import entries
 from gateway.audit.records import Entry
 from gateway.audit.stores import open_store
 from gateway.audit.writer import AuditWriter
-from gateway.config import GatewayConfig
+from gateway.analytics.learning import LearningConfig
+from gateway.analytics.venue_stats import VenueStatsConfig
+from gateway.config import GatewayConfig, RoutingConfig
 from gateway.core.clock import Clock, WallClock
 from gateway.core.engine import IdSource, OrderEngine, StateChange
 from gateway.core.market import MarketView, VenueInfo
-from gateway.core.router import RouteDecision
+from gateway.core.router import CostWeights, RouteDecision, RoutingPolicy
 from gateway.core.types import (
     CancelChild,
     CancelReject,
@@ -66,6 +68,18 @@ def boot_id(clock: Clock) -> str:
     return out
 
 
+def routing_policy(routing: RoutingConfig) -> RoutingPolicy:
+    cost = routing.cost
+    return RoutingPolicy(routing.default_strategy,
+                         CostWeights(cost.toxicity_bps, cost.latency_bps_per_ms, cost.staleness_bps_per_s, cost.miss_bps),
+                         routing.dark_timeout_ms * 1_000_000, routing.probe_qty)
+
+
+def learning_config(routing: RoutingConfig) -> LearningConfig:
+    return LearningConfig(tuple(ms * 1_000_000 for ms in routing.markout_horizons_ms),
+                          VenueStatsConfig(toxicity_horizon_ns=routing.toxicity_horizon_ms * 1_000_000))
+
+
 def venue_infos(cfg: GatewayConfig) -> dict[str, VenueInfo]:
     return {
         v.name: VenueInfo(v.name, v.kind, v.maker_fee, v.taker_fee, v.latency_us, False, v.min_qty, v.protected)
@@ -83,11 +97,14 @@ class Gateway:
         self.boot = boot_id(self.clock)
         self.engine = OrderEngine(
             instruments, venue_infos(cfg), market, IdSource(self.boot), self.clock,
-            max_rounds=cfg.routing.max_sweeps, max_venue_rejects=cfg.routing.max_venue_rejects,
+            policy=routing_policy(cfg.routing), max_rounds=cfg.routing.max_sweeps,
+            max_venue_rejects=cfg.routing.max_venue_rejects, learning=learning_config(cfg.routing),
         )
         self._lock = threading.Lock()
         self._control: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._control_thread = threading.Thread(target=self._run_control, name="sorgw-control", daemon=True)
+        self._stopping = threading.Event()
+        self._timer_thread = threading.Thread(target=self._run_timer, name="sorgw-timer", daemon=True)
         self.sessions_up: dict[str, bool] = {}
 
         upstream_specs = [
@@ -118,6 +135,7 @@ class Gateway:
             "sha256": hashlib.sha256(config_json.encode()).hexdigest(), "boot": self.boot,
             "config": json.loads(config_json)}), ts_ns=self.clock.now_ns())])
         self._control_thread.start()
+        self._timer_thread.start()
         self._acceptor.start()
         self._initiator.start()
         if unsent:
@@ -149,8 +167,11 @@ class Gateway:
         # sessions here, rather than at a later garbage collection that would unregister a
         # newer engine's session of the same SessionID.
         self._initiator = self._acceptor = None
+        self._stopping.set()
         self._control.put(None)
         self._control_thread.join(timeout=5)
+        if self._timer_thread.is_alive():
+            self._timer_thread.join(timeout=5)
         self.audit.stop()
         log.info("gateway.stopped")
 
@@ -221,6 +242,17 @@ class Gateway:
             except Exception:
                 log.exception("gateway.control_task_failed")
 
+    def _run_timer(self) -> None:
+        """Let the engine see time pass; a tick that changes nothing leaves no trace in the audit trail."""
+        interval = self.cfg.routing.timer_ms / 1000
+        while not self._stopping.wait(interval):
+            now = self.clock.now_ns()
+            tick = Entry("event", entries.to_json({"event": "timer", "now_ns": now}), ts_ns=now)
+            try:
+                self._step(self.engine.on_timer, now, tick, quiet=True)
+            except Exception:
+                log.exception("gateway.timer_failed")
+
     def _inbound(self, session: str, raw: str, cl_ord_id: str | None, order_id: str | None) -> Entry:
         return entries.fix_message("in", session, raw, self.clock.now_ns(), order_id, cl_ord_id)
 
@@ -256,11 +288,14 @@ class Gateway:
         except Exception:
             log.exception("audit.tap_failed", session=session)
 
-    def _step(self, step: Callable, event: object, inbound: Entry | None = None) -> None:
+    def _step(self, step: Callable, event: object, inbound: Entry | None = None, quiet: bool = False) -> None:
         """One engine step: the message that caused it and what was decided are committed
-        to the audit trail before anything the step produced is sent."""
+        to the audit trail before anything the step produced is sent; a quiet step that
+        produced nothing is not recorded."""
         with self._lock:
             out = step(event)
+            if quiet and not out.commands and not out.decisions:
+                return
             head = []
             if inbound is not None:
                 if inbound.order_id is None:

@@ -133,12 +133,17 @@ class VenueStats:
         shrunk = stats.mean_bps * stats.count / (stats.count + config.toxicity_prior_fills)
         return max(0.0, math.tanh(-shrunk / config.toxicity_scale_bps))
 
+    def score(self, venue: str) -> VenueScore | None:
+        """One venue's immutable score; None for a venue never named or seen."""
+        state = self._venues.get(venue)
+        if state is None:
+            return None
+        return VenueScore(venue, self.fill_rate(venue), state.latency.mean, state.latency.p99, self.toxicity(venue),
+                          state.fills, state.children, state.working_qty, state.last_sent_ns, state.last_fill_ns)
+
     def snapshot(self) -> dict[str, VenueScore]:
         """Every venue named at construction or seen in an event, as immutable scores."""
-        return {name: VenueScore(name, self.fill_rate(name), state.latency.mean, state.latency.p99,
-                                 self.toxicity(name), state.fills, state.children, state.working_qty,
-                                 state.last_sent_ns, state.last_fill_ns)
-                for name, state in self._venues.items()}
+        return {name: score for name in self._venues if (score := self.score(name)) is not None}
 
     def _venue(self, venue: str) -> _Venue:
         state = self._venues.get(venue)

@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Mapping
 from decimal import Decimal
 
+from gateway.analytics.learning import LearningConfig, VenueLearning
 from gateway.core.clock import Clock
 from gateway.core.market import MarketView, VenueInfo
 from gateway.core.orders import ChildOrder, ParentOrder
@@ -33,6 +34,7 @@ from gateway.core.types import (
     SendChild,
     StatusRequest,
     TimeInForce,
+    VenueKind,
     VenueReport,
 )
 from gateway.core.validation import Instrument, validate_new, validate_replace
@@ -80,6 +82,7 @@ class OrderEngine:
         policy: RoutingPolicy = RoutingPolicy(),
         max_rounds: int = 20,
         max_venue_rejects: int = 1,
+        learning: LearningConfig = LearningConfig(),
     ) -> None:
         self.instruments = dict(instruments)
         self.venues: dict[str, VenueInfo] = dict(venues)
@@ -90,10 +93,13 @@ class OrderEngine:
         self.max_rounds = max_rounds
         self.max_venue_rejects = max_venue_rejects
         self.planner = plan  # recovery replays recorded decisions in its place
+        self.learning = VenueLearning([n for n, v in venues.items() if v.kind is VenueKind.LIT],
+                                      [n for n, v in venues.items() if v.kind is VenueKind.DARK], learning)
         self.parents: dict[str, ParentOrder] = {}
         self._by_cl_ord_id: dict[tuple[str, str], ParentOrder] = {}
         self._children: dict[str, ChildOrder] = {}
         self._venue_exec_ids: set[tuple[str, str]] = set()
+        self._resting_dark: list[ParentOrder] = []  # parents with a dark deadline set
 
     def order_id_for(self, session: str, cl_ord_id: str) -> str | None:
         """The OrderID of the parent any of whose ClOrdIDs this is, if known."""
@@ -181,6 +187,10 @@ class OrderEngine:
             return out
         self._venue_exec_ids.add(key)
         parent = self.parents[child.parent_id]
+        now = self.clock.now_ns()
+        if not child.acked:
+            child.acked = True
+            self.learning.child_acked(child.venue, now, child.sent_ns)
         if report.exec_type is ExecType.TRADE and report.last_qty > 0 and report.last_px is not None:
             self._fill(parent, child, report, out)
         if report.exec_type is ExecType.REJECTED:
@@ -194,6 +204,7 @@ class OrderEngine:
         if child.cum_qty >= child.spec.qty:
             child.status = OrdStatus.FILLED
         if not child.live:
+            self._child_done(child)
             self._work(parent, out)
         return out
 
@@ -205,6 +216,7 @@ class OrderEngine:
             return out
         parent = self.parents[child.parent_id]
         self._child_rejected(parent, child, text)
+        self._child_done(child)
         self._work(parent, out)
         return out
 
@@ -222,6 +234,24 @@ class OrderEngine:
                     self._work(parent, out)
                 elif parent.pending is not None:
                     self._cancel_children(parent, out)  # cancels that could not be sent while it was down
+        return out
+
+    def on_timer(self, now_ns: int) -> Outbox:
+        """Time passing: mark fills to the current mids, and pull dark children whose resting time is up."""
+        out = Outbox()
+        for symbol in self.instruments:
+            mid = self.market.nbbo(symbol, self.venues).mid
+            if mid is not None:
+                self.learning.mid(symbol, now_ns, mid)
+        for parent in self._resting_dark:
+            if parent.dark_deadline_ns > now_ns:  # type: ignore[operator]
+                continue
+            due = [child for child in _live_dark(parent) if not child.cancel_sent and self.venues[child.venue].connected]
+            if due:
+                out.decisions.append(f"dark resting time is up for {parent.order_id}: canceling "
+                                     f"{len(due)} dark child(ren); what is left goes to lit venues")
+                self._cancel(due, out)
+        self._resting_dark = [p for p in self._resting_dark if _live_dark(p)]
         return out
 
     def on_cancel_unsent(self, cl_ord_id: str) -> Outbox:
@@ -280,6 +310,8 @@ class OrderEngine:
             return
         child.cum_qty += qty
         child.notional += report.last_px * qty
+        self.learning.child_filled(parent.symbol, child.venue, parent.side, qty, report.last_px, self.clock.now_ns(),
+                                   self.market.nbbo(parent.symbol, self.venues).mid)
         old = parent.status
         parent.apply_fill(qty, report.last_px)
         if parent.status is not old:
@@ -288,6 +320,7 @@ class OrderEngine:
 
     def _child_rejected(self, parent: ParentOrder, child: ChildOrder, text: str) -> None:
         child.status = OrdStatus.REJECTED
+        child.rejected = True
         count = parent.venue_rejects.get(child.venue, 0) + 1
         parent.venue_rejects[child.venue] = count
         parent.last_reject = f"{child.venue} rejected the child order: {text}"
@@ -315,7 +348,7 @@ class OrderEngine:
             ex_destination=parent.ex_destination, dark_done=parent.dark_done, excluded=excluded,
             lot=instrument.lot, strategy=parent.strategy or self.policy.default_strategy,
         )
-        decision = self.planner(request, self.market, self.venues, self.policy)
+        decision = self.planner(request, self.market, self.venues, self.policy, self.learning)
         out.decisions.append(decision)
         if not decision.children:
             if parent.last_reject is not None or parent.tif is not TimeInForce.DAY \
@@ -323,14 +356,23 @@ class OrderEngine:
                 self._end(parent, out, parent.last_reject or decision.reason)
             # A day limit order with nowhere to go waits for a venue to connect.
             return
+        now = self.clock.now_ns()
         if decision.phase == "dark":
             parent.dark_done = True
+            if any(spec.tif is TimeInForce.DAY for spec in decision.children):
+                parent.dark_deadline_ns = now + self.policy.dark_timeout_ns
+                self._resting_dark.append(parent)
         parent.rounds += 1
         for spec in decision.children:
-            child = ChildOrder(self.ids.child_id(), parent.order_id, spec.venue, parent.symbol, parent.side, spec)
+            child = ChildOrder(self.ids.child_id(), parent.order_id, spec.venue, parent.symbol, parent.side, spec,
+                               sent_ns=now)
             parent.children[child.cl_ord_id] = child
             self._children[child.cl_ord_id] = child
+            self.learning.child_sent(spec.venue, spec.qty, now)
             out.add(SendChild(spec.venue, child.cl_ord_id, parent.order_id, parent.symbol, parent.side, spec))
+
+    def _child_done(self, child: ChildOrder) -> None:
+        self.learning.child_done(child.venue, child.spec.qty, min(child.cum_qty, child.spec.qty), not child.rejected)
 
     def _end(self, parent: ParentOrder, out: Outbox, text: str) -> None:
         """Close the unfilled remainder: Expired for IOC/FOK/market, Canceled for a day order."""
@@ -341,9 +383,10 @@ class OrderEngine:
         out.add(self._report(parent, ExecType.EXPIRED if expire else ExecType.CANCELED, text=text))
 
     def _cancel_children(self, parent: ParentOrder, out: Outbox) -> None:
-        for child in parent.live_children():
-            if child.cancel_sent:
-                continue
+        self._cancel([child for child in parent.live_children() if not child.cancel_sent], out)
+
+    def _cancel(self, children: list[ChildOrder], out: Outbox) -> None:
+        for child in children:
             child.cancel_sent = True
             cancel_id = self.ids.child_id()
             # The venue's Canceled report carries the cancel's ClOrdID, so it must find the child too.
@@ -415,3 +458,7 @@ class OrderEngine:
                        response_to: str, reason: CxlRejReason, text: str) -> CancelReject:
         return CancelReject(request.session, parent.order_id, request.cl_ord_id, request.orig_cl_ord_id,
                             parent.status, response_to, reason, text)
+
+
+def _live_dark(parent: ParentOrder) -> list[ChildOrder]:
+    return [child for child in parent.live_children() if child.spec.purpose == "dark"]

@@ -35,6 +35,9 @@ class ChildOrder:
     cum_qty: int = 0
     notional: Decimal = ZERO
     cancel_sent: bool = False
+    sent_ns: int = 0
+    acked: bool = False  # some report from the venue arrived
+    rejected: bool = False
 
     @property
     def live(self) -> bool:
@@ -67,6 +70,7 @@ class ParentOrder:
     children: dict[str, ChildOrder] = field(default_factory=dict)
     pending: CancelRequest | ReplaceRequest | None = None
     dark_done: bool = False
+    dark_deadline_ns: int | None = None  # when resting dark children are pulled
     rounds: int = 0
     venue_rejects: dict[str, int] = field(default_factory=dict)
     last_reject: str | None = None

@@ -8,6 +8,8 @@ from functools import partial
 from itertools import islice
 from operator import itemgetter
 
+from gateway.analytics.dark_allocation import DarkAllocator
+from gateway.analytics.learning import VenueLearning
 from gateway.core.market import BookSnapshot, Level, MarketView, Nbbo, VenueInfo, fold_nbbo
 from gateway.core.types import ChildSpec, OrdType, Side, Strategy, TimeInForce, Urgency, VenueKind
 
@@ -19,6 +21,9 @@ REJECTED = "rejected this order"
 _LIT, _DARK = VenueKind.LIT, VenueKind.DARK
 _LIMIT, _MARKET = OrdType.LIMIT, OrdType.MARKET
 _DAY, _IOC, _FOK = TimeInForce.DAY, TimeInForce.IOC, TimeInForce.FOK
+_SWEEP, _COST, _DARK_FIRST = Strategy.SWEEP, Strategy.COST, Strategy.DARK
+_LIQUIDITY, _SINGLE = Strategy.LIQUIDITY, Strategy.SINGLE
+_BPS = 1e-4
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +44,23 @@ class PlanRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class CostWeights:
+    """The cost strategy's risk terms, in basis points of the price per share, added to price and taker fee."""
+
+    toxicity_bps: float = 2.0  # per unit of toxicity score (0..1)
+    latency_bps_per_ms: float = 0.2  # per millisecond of the venue's ack latency (observed, else configured)
+    staleness_bps_per_s: float = 1.0  # per second of the venue's quote age
+    miss_bps: float = 0.5  # per unit of the venue's miss rate (1 - fill rate)
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingPolicy:
     default_strategy: Strategy = Strategy.DARK  # for orders that name none
-    dark_first: frozenset[Urgency] = frozenset({Urgency.LOW, Urgency.MEDIUM})  # urgencies that try dark first
+    cost: CostWeights = CostWeights()
+    dark_timeout_ns: int = 2_000_000_000  # low urgency under `dark`: how long children rest in dark pools
+    probe_qty: int = 1000  # medium urgency under `dark`: most shares sent to dark pools as IOC probes
+
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +73,7 @@ class Candidate:
     fee: Decimal
     latency_us: int
     rank: int | None
+    score: Decimal | None = None  # lit: estimated all-in cost per share (price, fee, risks); dark: fill estimate
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +107,8 @@ class RouteDecision:
     exclusions: tuple[Exclusion, ...]
     nbbo: Nbbo
     reason: str  # one human sentence: why these children (or why none)
+    strategy: Strategy | None = None
+    books: tuple[BookSnapshot, ...] = ()  # the usable lit books the plan saw
 
 
 # A far-side level a take could hit: (price, displayed qty, venue name, venue info).
@@ -107,14 +129,15 @@ class _Survey:
     nbbo: Nbbo
 
 
-def plan(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo],
-         policy: RoutingPolicy) -> RouteDecision:
-    """Decide the children for `order`: directed, else dark first, else take, else post, else none."""
+def plan(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo], policy: RoutingPolicy,
+         stats: VenueLearning | None = None) -> RouteDecision:
+    """Decide the children for `order`: directed, else dark first (by strategy and urgency), else take by the
+    order's strategy, else post, else none."""
     survey = _survey(order, market, venues)
     if order.ex_destination is not None:
         decision = _directed(order, survey, venues)
     else:
-        decision = _route(order, survey, policy)
+        decision = _route(order, survey, policy, stats, market)
     violations = trade_through_violations(decision, order.side, order.symbol, market, venues)
     if violations:
         raise AssertionError(f"router bug, plan for {order.order_id} trades through: {'; '.join(violations)}")
@@ -234,7 +257,8 @@ def _decision(order: PlanRequest, survey: _Survey, phase: str, children: Sequenc
               candidates: tuple[Candidate, ...] | partial, reason: str) -> RouteDecision:
     """The decision; candidates may be a recipe, built only if read (see _Candidates)."""
     return RouteDecision(order.order_id, phase, tuple(children), candidates,  # type: ignore[arg-type]
-                         tuple(survey.exclusions), survey.nbbo, reason)
+                         tuple(survey.exclusions), survey.nbbo, reason, order.strategy,
+                         tuple([entry[2] for entry in survey.lit]))
 
 
 def _none(order: PlanRequest, survey: _Survey, reason: str) -> RouteDecision:
@@ -291,17 +315,23 @@ def _best_other_quote(lit: Sequence[tuple[str, VenueInfo, BookSnapshot]], dest: 
 # --- dark, take, post --------------------------------------------------------------------------------
 
 
-def _route(order: PlanRequest, survey: _Survey, policy: RoutingPolicy) -> RouteDecision:
+def _route(order: PlanRequest, survey: _Survey, policy: RoutingPolicy, stats: VenueLearning | None,
+           market: MarketView) -> RouteDecision:
     if not survey.lit and not survey.dark:
         everything_down = all(e.reason == DISCONNECTED for e in survey.exclusions)
         return _none(order, survey, "no venue connected" if everything_down else "no usable venue")
     placeable = order.qty - order.qty % order.lot
     if placeable == 0:
         return _none(order, survey, f"{order.qty} is less than one lot of {order.lot}")
-    if _dark_applies(order, survey.nbbo, policy):
-        decision = _dark(order, survey, placeable)
+    strategy = order.strategy
+    if strategy is _DARK_FIRST and _dark_applies(order, survey.nbbo):
+        decision = _dark(order, survey, placeable, policy, stats)
         if decision is not None:
             return decision
+    penalties = None
+    if strategy is _COST:
+        penalties = _penalties(order, survey, policy.cost, stats, market)
+        survey.lit.sort(key=lambda venue: penalties[venue[0]])  # stable: ties keep the taker preference
     reachable = _far_side(order, survey.lit)
     if not reachable:
         if order.ord_type is _LIMIT and order.tif is _DAY and survey.lit:
@@ -309,7 +339,9 @@ def _route(order: PlanRequest, survey: _Survey, policy: RoutingPolicy) -> RouteD
         return _none(order, survey, _nothing_to_take(order))
     if order.tif is _FOK:
         return _fill_or_kill(order, survey, reachable, placeable)
-    return _take(order, survey, reachable, placeable)
+    if strategy is _SINGLE:
+        return _single(order, survey, reachable, placeable)
+    return _take(order, survey, reachable, placeable, penalties)
 
 
 def _nothing_to_take(order: PlanRequest) -> str:
@@ -320,8 +352,8 @@ def _nothing_to_take(order: PlanRequest) -> str:
     return f"no lit liquidity within limit {order.limit} and {order.tif.name}"
 
 
-def _dark_applies(order: PlanRequest, nbbo: Nbbo, policy: RoutingPolicy) -> bool:
-    if order.urgency not in policy.dark_first or order.dark_done or order.tif is _FOK:
+def _dark_applies(order: PlanRequest, nbbo: Nbbo) -> bool:
+    if order.urgency is Urgency.HIGH or order.dark_done or order.tif is _FOK:
         return False
     mid = nbbo.mid
     if mid is None:
@@ -329,34 +361,74 @@ def _dark_applies(order: PlanRequest, nbbo: Nbbo, policy: RoutingPolicy) -> bool
     return order.limit is None or (mid <= order.limit if order.side.is_buy else mid >= order.limit)
 
 
-def _dark(order: PlanRequest, survey: _Survey, placeable: int) -> RouteDecision | None:
-    """IOC children across the dark pools that can take this size; None (with exclusions noted) if none can."""
+def _dark(order: PlanRequest, survey: _Survey, placeable: int, policy: RoutingPolicy,
+          stats: VenueLearning | None) -> RouteDecision | None:
+    """Dark pools first: low urgency rests Day orders at the midpoint, sized by each pool's estimated fill;
+    medium sends IOC probes of at most policy.probe_qty to the likeliest pools. None if no pool can take it."""
+    resting = order.urgency is Urgency.LOW
+    qty = placeable if resting else max(order.lot, min(placeable, policy.probe_qty - policy.probe_qty % order.lot))
     eligible = []
     for name, info in survey.dark:
-        if info.min_qty <= placeable:
+        if info.min_qty <= qty:
             eligible.append((name, info))
         else:
-            survey.exclusions.append(Exclusion(name, f"dark pool minimum {info.min_qty} > {placeable}"))
+            survey.exclusions.append(Exclusion(name, f"dark pool minimum {info.min_qty} > {qty}"))
     if not eligible:
         return None
-    shares = _split(placeable, order.lot, [info.min_qty for _, info in eligible])
+    shares, how = _dark_shares(qty, order.lot, eligible, stats.dark if stats else None)
+    if not shares:
+        return None
     price = order.limit
     if price is None:
         price = survey.nbbo.ask if order.side.is_buy else survey.nbbo.bid
-    children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "dark")
-                for (name, _), qty in zip(eligible, shares)]
-    candidates = partial(_dark_candidates, eligible, shares, price)
-    dropped = len(eligible) - len(shares)
-    reason = (f"dark first at {order.urgency.name} urgency: {placeable} split across {len(shares)} "
-              f"pool(s) at {price}" + (f", {dropped} pool(s) dropped for their minimum size" if dropped else ""))
+    tif = _DAY if resting else _IOC
+    children = [ChildSpec(name, shares[name], price, _LIMIT, tif, "dark") for name, _ in eligible if name in shares]
+    children.sort(key=lambda child: -child.qty)  # stable: the largest share first, then venue preference
+    candidates = partial(_dark_candidates, eligible, shares, price, stats.dark if stats else None)
+    placed = sum(shares.values())
+    if resting:
+        reason = (f"dark first at LOW urgency: resting {placed} of {placeable} at the midpoint in "
+                  f"{len(children)} pool(s) up to {price} for {policy.dark_timeout_ns // 1_000_000} ms, {how}")
+    else:
+        reason = (f"dark first at MEDIUM urgency: IOC probes for {placed} of {placeable} in "
+                  f"{len(children)} pool(s) at {price}, {how}")
     return _decision(order, survey, "dark", children, candidates, reason)
 
 
-def _dark_candidates(eligible: Sequence[tuple[str, VenueInfo]], shares: Sequence[int],
-                     price: Decimal | None) -> tuple[Candidate, ...]:
-    return tuple(Candidate(name, price, shares[i] if i < len(shares) else 0, info.taker_fee, info.latency_us,
-                           i + 1 if i < len(shares) else None)
-                 for i, (name, info) in enumerate(eligible))
+def _dark_shares(qty: int, lot: int, eligible: Sequence[tuple[str, VenueInfo]],
+                 allocator: DarkAllocator | None) -> tuple[dict[str, int], str]:
+    """Pool -> shares for qty, and how they were chosen: by the allocator's estimated marginal fill
+    probabilities where it can allocate in lots, else evenly in lots (pools dropped for their minimums)."""
+    minimums = {name: info.min_qty for name, info in eligible}
+    if allocator is not None and allocator.unit % lot == 0 and qty >= allocator.unit:
+        shares = allocator.allocate(qty, list(minimums), minimums)
+        if shares:
+            return shares, "sized by estimated fill probability"
+    even = _split(qty, lot, list(minimums.values()))
+    dropped = len(eligible) - len(even)
+    return ({name: share for (name, _), share in zip(eligible, even)},
+            "split evenly" + (f", {dropped} pool(s) dropped for their minimum size" if dropped else ""))
+
+
+def _dark_candidates(eligible: Sequence[tuple[str, VenueInfo]], shares: Mapping[str, int], price: Decimal | None,
+                     allocator: DarkAllocator | None) -> tuple[Candidate, ...]:
+    """Every eligible pool with its share, ranked largest share first; score: its estimated fill probability
+    for one more allocation unit (None without an allocator)."""
+    ranked = sorted((name for name, _ in eligible if name in shares), key=lambda name: -shares[name])
+    rank = {name: i + 1 for i, name in enumerate(ranked)}
+    return tuple(Candidate(name, price, shares.get(name, 0), info.taker_fee, info.latency_us, rank.get(name),
+                           None if allocator is None else _fill_estimate(allocator, name, shares.get(name, 0)))
+                 for name, info in eligible)
+
+
+def _fill_estimate(allocator: DarkAllocator, pool: str, shares: int) -> Decimal:
+    """The expected share of `shares` this pool fills, E[min(v, S)] / v, from its estimated tail."""
+    tail = allocator.tail(pool)
+    units = shares // allocator.unit
+    if units == 0:
+        return Decimal(0)
+    expected = sum(tail[min(k, len(tail) - 1)] for k in range(1, units + 1)) / units
+    return Decimal(f"{expected:.4f}")
 
 
 def _split(qty: int, lot: int, min_qtys: Sequence[int]) -> list[int]:
@@ -451,13 +523,27 @@ def _sweep_order(entries: list[_Entry], buy: bool) -> list[_Entry]:
     return entries
 
 
-def _take(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], placeable: int) -> RouteDecision:
+def _take(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], placeable: int,
+          penalties: Mapping[str, Decimal] | None) -> RouteDecision:
+    """Take up to placeable, whole price tiers best first; the marginal tier goes in venue order (taker
+    preference, or all-in cost under `cost`), or pro rata to displayed size under `liquidity`."""
     buy, lot = order.side.is_buy, order.lot
+    pro_rata = order.strategy is _LIQUIDITY
     per_venue = _everything(reachable, placeable, buy) if lot == 1 else None
+    how = "all-in cost" if penalties is not None else "taker preference"
     if per_venue is None:
         entries = _reach(reachable, placeable, buy)
-        per_venue = _per_venue(entries, _allocate(entries, placeable, lot))
-    candidates = partial(_swept_candidates, reachable, placeable, lot, buy)
+        takes = _allocate(entries, placeable, lot)
+        if pro_rata:
+            if lot == 1:
+                takes = _pro_rata(entries, takes)
+                how = "pro rata to displayed size"
+            else:
+                how = "taker preference (pro rata needs a lot of 1)"
+        per_venue = _per_venue(entries, takes)
+    elif pro_rata:
+        how = "pro rata to displayed size"
+    candidates = partial(_swept_candidates, reachable, placeable, lot, buy, penalties, pro_rata)
     if not per_venue:
         return _decision(order, survey, "none", (), candidates,
                          f"no lot of {order.lot} can be taken without leaving a better odd lot standing")
@@ -465,10 +551,31 @@ def _take(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], plac
                 for name, (qty, price) in per_venue.items()]
     total = sum(c.qty for c in children)
     worst = _furthest(children, buy)
-    reason = f"take {total} of {placeable} across {len(children)} venue(s) best price first, up to {worst}"
+    reason = (f"{order.strategy.value}: take {total} of {placeable} across {len(children)} venue(s) best price "
+              f"first, up to {worst}, the marginal price by {how}")
     if total < placeable:
         reason += "; that is all the lit liquidity takeable now"
     return _decision(order, survey, "take", children, candidates, reason)
+
+
+def _pro_rata(entries: Sequence[_Entry], takes: list[int]) -> list[int]:
+    """Re-split the marginal price tier of a lot-1 sweep in proportion to the size each level shows
+    (largest remainders first); every better tier stays taken whole."""
+    if not takes:
+        return takes
+    marginal = entries[len(takes) - 1][0]
+    tier = [i for i in range(len(takes)) if entries[i][0] == marginal]
+    total = sum(takes[i] for i in tier)
+    shown = sum(entries[i][1] for i in tier)
+    exact = [(total * entries[i][1], i) for i in tier]
+    split = {i: q // shown for q, i in exact}
+    left = total - sum(split.values())
+    for _, i in sorted(exact, key=lambda e: (-(e[0] % shown), e[1]))[:left]:
+        split[i] += 1
+    takes = list(takes)
+    for i in tier:
+        takes[i] = split[i]
+    return takes
 
 
 def _per_venue(entries: Sequence[_Entry], takes: Sequence[int]) -> dict[str, list]:
@@ -508,21 +615,53 @@ def _everything(reachable: Sequence[_Reachable], qty: int, buy: bool) -> dict[st
     return {name: child for _, name, child in firsts}
 
 
-def _swept_candidates(reachable: Sequence[_Reachable], qty: int, lot: int, buy: bool) -> tuple[Candidate, ...]:
+def _swept_candidates(reachable: Sequence[_Reachable], qty: int, lot: int, buy: bool,
+                      penalties: Mapping[str, Decimal] | None, pro_rata: bool) -> tuple[Candidate, ...]:
     """The levels the sweep considered, in sweep order, ranked in the order taken."""
     entries = _reach(reachable, qty, buy)
-    return _taken_candidates(entries, _allocate(entries, qty, lot))
+    takes = _allocate(entries, qty, lot)
+    if pro_rata and lot == 1:
+        takes = _pro_rata(entries, takes)
+    return _taken_candidates(entries, takes, buy, penalties)
 
 
-def _taken_candidates(entries: Sequence[_Entry], takes: Sequence[int]) -> tuple[Candidate, ...]:
-    """The entries a sweep considered (takes is as long as that), ranked in the order taken."""
+def _taken_candidates(entries: Sequence[_Entry], takes: Sequence[int], buy: bool,
+                      penalties: Mapping[str, Decimal] | None = None) -> tuple[Candidate, ...]:
+    """The entries a sweep considered (takes is as long as that), ranked in the order taken; scored with
+    their all-in price per share (price plus costs for a buy, less them for a sell) where penalties are known."""
     candidates = []
     rank = 0
     for (price, qty, name, info), took in zip(entries, takes):
         if took:
             rank += 1
-        candidates.append(Candidate(name, price, qty, info.taker_fee, info.latency_us, rank if took else None))
+        score = None if penalties is None else price + penalties[name] if buy else price - penalties[name]
+        candidates.append(Candidate(name, price, qty, info.taker_fee, info.latency_us, rank if took else None,
+                                    score))
     return tuple(candidates)
+
+
+def _penalties(order: PlanRequest, survey: _Survey, weights: CostWeights, stats: VenueLearning | None,
+               market: MarketView) -> dict[str, Decimal]:
+    """Lit venue -> expected cost per share beyond the price: taker fee plus toxicity, latency, staleness and
+    miss-rate risks, each in basis points of the reference price (the NBBO mid, else the venue's top)."""
+    mid = survey.nbbo.mid
+    buy = order.side.is_buy
+    penalties = {}
+    for name, info, book in survey.lit:
+        top = book.best_ask if buy else book.best_bid
+        reference = mid if mid is not None else top.price if top is not None else None
+        score = stats.score(name) if stats is not None else None
+        risk_bps = 0.0
+        if score is not None:
+            risk_bps += weights.toxicity_bps * score.toxicity + weights.miss_bps * (1 - score.fill_rate)
+        latency_us = score.latency_us if score is not None and score.latency_us is not None else info.latency_us
+        risk_bps += weights.latency_bps_per_ms * latency_us / 1000
+        age_ns = market.age_ns(name, order.symbol)
+        if age_ns:
+            risk_bps += weights.staleness_bps_per_s * max(age_ns, 0) / 1e9
+        risk = Decimal(0) if reference is None else reference * Decimal(f"{risk_bps * _BPS:.8f}")
+        penalties[name] = info.taker_fee + risk
+    return penalties
 
 
 def _allocate(entries: Sequence[_Entry], qty: int, lot: int) -> list[int]:
@@ -616,6 +755,50 @@ def _fill(entries: Sequence[_Entry], chosen: tuple[int, int], qty: int, lot: int
             want[name] -= took
         takes.append(took)
     return takes
+
+
+def _single(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], placeable: int) -> RouteDecision:
+    """One IOC child on the venue that alone fills the most, at the best average price, never past a better
+    protected quote standing at another venue."""
+    buy, lot = order.side.is_buy, order.lot
+    best: tuple[int, Decimal, str, Decimal] | None = None  # (qty, -avg or avg cost key, venue, worst price)
+    for name, _, levels in reachable:
+        other = _best_other_quote(survey.lit, name, buy)
+        qty, cost, worst = 0, Decimal(0), None
+        for level in levels:
+            if other is not None and _better(other[1], level.price, buy):
+                break
+            took = min(level.qty, placeable - qty)
+            qty, cost, worst = qty + took, cost + took * level.price, level.price
+            if qty == placeable:
+                break
+        qty -= qty % lot
+        if qty == 0 or worst is None:
+            continue
+        key = cost / qty if buy else -cost / qty
+        if best is None or qty > best[0] or (qty == best[0] and key < best[1]):
+            best = (qty, key, name, worst)
+    if best is None:
+        return _none(order, survey, "no single venue can take a lot without trading through a better quote")
+    qty, _, venue, worst = best
+    child = ChildSpec(venue, qty, worst, _LIMIT, _IOC, "take")
+    candidates = partial(_single_candidates, reachable, venue, worst, buy)
+    return _decision(order, survey, "take", (child,), candidates,
+                     f"single: take {qty} of {placeable} on {venue} alone, the venue that fills the most "
+                     f"at the best average price, up to {worst}")
+
+
+def _single_candidates(reachable: Sequence[_Reachable], venue: str, worst: Decimal,
+                       buy: bool) -> tuple[Candidate, ...]:
+    """Every venue's levels within the limit in sweep order, ranked where the single child takes them."""
+    candidates = []
+    rank = 0
+    for price, qty, name, info in _sweep_order(_entries(reachable, None, buy), buy):
+        used = name == venue and not _better(worst, price, buy)
+        if used:
+            rank += 1
+        candidates.append(Candidate(name, price, qty, info.taker_fee, info.latency_us, rank if used else None))
+    return tuple(candidates)
 
 
 def _fill_or_kill(order: PlanRequest, survey: _Survey, reachable: list[_Reachable],

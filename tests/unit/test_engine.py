@@ -1,6 +1,7 @@
 """The order engine: parent/child state, FIX semantics of the reports it produces, no sockets."""
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal as D
 
 import pytest
@@ -220,14 +221,46 @@ def test_directed_order_rejected_by_venue_is_canceled_with_reason(engine):
     assert last.ord_status is OrdStatus.CANCELED and "LITA rejected" in last.text
 
 
-def test_dark_first_for_low_urgency(engine):
-    out = engine.on_new_order(order(qty=400, urgency=Urgency.LOW))
+def test_medium_urgency_probes_dark_with_ioc_then_sweeps(engine):
+    out = engine.on_new_order(order(qty=400, urgency=Urgency.MEDIUM))
     (dark,) = children(out)
     assert dark.venue == "DRKA" and dark.spec.tif is TimeInForce.IOC
     out = engine.on_venue_report(fill(dark, 100, "100.00", "d1"))
     out = engine.on_venue_report(ended(dark, "d2"))
     assert {c.venue for c in children(out)} <= {"LITA", "LITB"}
     assert sum(c.spec.qty for c in children(out)) == 300
+
+
+def test_low_urgency_rests_dark_until_the_timeout_then_goes_lit(engine):
+    engine.policy = dataclasses.replace(engine.policy, dark_timeout_ns=1_000_000_000)
+    out = engine.on_new_order(order(qty=400, urgency=Urgency.LOW))
+    (dark,) = children(out)
+    assert dark.venue == "DRKA" and dark.spec.tif is TimeInForce.DAY
+    engine.on_venue_report(VenueReport("DRKA", dark.cl_ord_id, "d0", ExecType.NEW, OrdStatus.NEW))
+    engine.on_venue_report(fill(dark, 100, "100.00", "d1"))
+    engine.clock.advance(999_999_999)
+    assert not engine.on_timer(engine.clock.now_ns()).commands
+    engine.clock.advance(1)
+    out = engine.on_timer(engine.clock.now_ns())
+    (cancel,) = [c for c in out.commands if isinstance(c, CancelChild)]
+    assert cancel.orig_cl_ord_id == dark.cl_ord_id
+    assert not engine.on_timer(engine.clock.now_ns()).commands  # asked once
+    out = engine.on_venue_report(VenueReport("DRKA", cancel.cl_ord_id, "d2", ExecType.CANCELED, OrdStatus.CANCELED))
+    assert {c.venue for c in children(out)} <= {"LITA", "LITB"}
+    assert sum(c.spec.qty for c in children(out)) == 300
+    assert all(c.spec.tif is TimeInForce.IOC for c in children(out))  # a day parent's lit takes are IOC
+
+
+def test_learning_sees_sends_acks_fills_and_dark_outcomes(engine):
+    out = engine.on_new_order(order(qty=400, urgency=Urgency.MEDIUM))
+    (dark,) = children(out)
+    engine.clock.advance(250_000)
+    engine.on_venue_report(fill(dark, 100, "100.00", "d1"))
+    engine.on_venue_report(ended(dark, "d2"))
+    score = engine.learning.score("DRKA")
+    assert (score.children, score.fills, score.latency_us) == (1, 1, 250.0)
+    assert engine.learning.dark.tail("DRKA")[:2] == (1.0, 1.0)  # an exact observation: 1 unit there, not 2
+    assert engine.learning.dark.tail("DRKA")[2] == 0.0
 
 
 def test_day_limit_without_liquidity_posts_on_best_rebate_venue(engine):

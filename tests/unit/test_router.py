@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gateway.core.market import BookSnapshot, Level, MarketView, VenueInfo
 from gateway.core.router import Candidate, Exclusion, PlanRequest, RouteDecision, RoutingPolicy, plan
-from gateway.core.types import ChildSpec, OrdType, Side, TimeInForce, Urgency, VenueKind
+from gateway.core.types import ChildSpec, OrdType, Side, Strategy, TimeInForce, Urgency, VenueKind
 
 SYM = "ACME"
 LIMIT, MARKET = OrdType.LIMIT, OrdType.MARKET
@@ -230,10 +230,24 @@ def test_dark_is_skipped_when_the_mid_is_outside_the_limit():
     assert route(request(600, "100.01", side=Side.SELL, tif=DAY, urgency=Urgency.MEDIUM)).phase == "post"
 
 
-def test_policy_decides_which_urgencies_go_dark_first():
-    policy = RoutingPolicy(dark_first=frozenset({Urgency.HIGH}))
-    assert route(request(600, "100.02", urgency=Urgency.HIGH), policy=policy).phase == "dark"
-    assert route(request(600, "100.02", urgency=Urgency.LOW), policy=policy).phase == "take"
+def test_low_urgency_rests_day_orders_in_dark_pools():
+    decision = route(request(1200, "100.02", urgency=Urgency.LOW))
+    assert decision.phase == "dark" and "LOW" in decision.reason
+    # No allocator history: an even split, which DRK2's 1000-share minimum turns into one child.
+    assert [(c.venue, c.qty, c.tif) for c in decision.children] == [("DRK2", 1200, DAY)]
+
+
+def test_medium_urgency_probes_with_at_most_probe_qty():
+    decision = route(request(5000, "100.02", urgency=Urgency.MEDIUM), policy=RoutingPolicy(probe_qty=1500))
+    assert decision.phase == "dark"
+    assert sum(c.qty for c in decision.children) == 1500
+    assert all(c.tif is IOC for c in decision.children)
+
+
+@pytest.mark.parametrize("strategy", [Strategy.SWEEP, Strategy.COST, Strategy.LIQUIDITY, Strategy.SINGLE])
+def test_only_the_dark_strategy_goes_dark(strategy):
+    decision = route(request(600, "100.02", urgency=Urgency.LOW, strategy=strategy))
+    assert decision.phase == "take" and decision.strategy is strategy
 
 
 # --- directed -----------------------------------------------------------------------------------------

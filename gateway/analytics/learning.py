@@ -1,0 +1,64 @@
+"""What the engine learns from its own children: venue statistics, markouts and dark-pool liquidity."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from gateway.analytics.dark_allocation import DarkAllocator
+from gateway.analytics.markouts import MarkoutTracker
+from gateway.analytics.venue_stats import VenueScore, VenueStats, VenueStatsConfig
+from gateway.core.types import Side
+
+
+@dataclass(frozen=True, slots=True)
+class LearningConfig:
+    markout_horizons_ns: tuple[int, ...] = (100_000_000, 1_000_000_000, 5_000_000_000)
+    stats: VenueStatsConfig = VenueStatsConfig()
+    dark_unit: int = 100  # dark allocation unit in shares
+    dark_max_units: int = 200  # most units allocated to one pool
+    dark_exploration: float = 1.5
+
+
+class VenueLearning:
+    """Feeds VenueStats, MarkoutTracker and DarkAllocator from the engine's events; the router reads it.
+
+    `enabled` is off while recovery replays an earlier run, whose timings this process never saw.
+    """
+
+    def __init__(self, lit: Iterable[str], dark: Sequence[str], config: LearningConfig = LearningConfig()) -> None:
+        horizons = tuple(sorted({*config.markout_horizons_ns, config.stats.toxicity_horizon_ns}))
+        self.markouts = MarkoutTracker(horizons)
+        self.stats = VenueStats(self.markouts, config.stats, [*lit, *dark])
+        self.dark = DarkAllocator(dark, config.dark_unit, config.dark_max_units, config.dark_exploration)
+        self._dark_pools = frozenset(dark)
+        self.enabled = True
+
+    def score(self, venue: str) -> VenueScore | None:
+        return self.stats.score(venue)
+
+    def child_sent(self, venue: str, qty: int, now_ns: int) -> None:
+        if self.enabled:
+            self.stats.on_child_sent(venue, qty, now_ns)
+
+    def child_acked(self, venue: str, now_ns: int, sent_ns: int) -> None:
+        if self.enabled:
+            self.stats.on_ack(venue, now_ns, sent_ns)
+
+    def child_filled(self, symbol: str, venue: str, side: Side, qty: int, price: Decimal, now_ns: int,
+                     mid: Decimal | None) -> None:
+        if self.enabled:
+            self.stats.on_fill(venue, qty, now_ns)
+            self.markouts.on_fill(symbol, venue, side, qty, price, now_ns, mid)
+
+    def child_done(self, venue: str, sent_qty: int, filled_qty: int, found_liquidity: bool) -> None:
+        """A child ended; `found_liquidity`: it ended for lack of liquidity or filled, not by a reject."""
+        if not self.enabled:
+            return
+        self.stats.on_child_done(venue, sent_qty, filled_qty)
+        if found_liquidity and venue in self._dark_pools:
+            self.dark.observe(venue, sent_qty, filled_qty)
+
+    def mid(self, symbol: str, now_ns: int, mid: Decimal) -> None:
+        if self.enabled:
+            self.markouts.on_mid(symbol, now_ns, mid)
