@@ -24,6 +24,7 @@ _DAY, _IOC, _FOK = TimeInForce.DAY, TimeInForce.IOC, TimeInForce.FOK
 _SWEEP, _COST, _DARK_FIRST = Strategy.SWEEP, Strategy.COST, Strategy.DARK
 _LIQUIDITY, _SINGLE = Strategy.LIQUIDITY, Strategy.SINGLE
 _BPS = 1e-4
+_MICRO = Decimal("0.000001")
 
 
 @dataclass(frozen=True, slots=True)
@@ -660,7 +661,7 @@ def _penalties(order: PlanRequest, survey: _Survey, weights: CostWeights, stats:
         if age_ns:
             risk_bps += weights.staleness_bps_per_s * max(age_ns, 0) / 1e9
         risk = Decimal(0) if reference is None else reference * Decimal(f"{risk_bps * _BPS:.8f}")
-        penalties[name] = info.taker_fee + risk
+        penalties[name] = (info.taker_fee + risk).quantize(_MICRO)
     return penalties
 
 

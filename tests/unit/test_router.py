@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.analytics.learning import VenueLearning
 from gateway.core.market import BookSnapshot, Level, MarketView, VenueInfo
 from gateway.core.router import Candidate, Exclusion, PlanRequest, RouteDecision, RoutingPolicy, plan
 from gateway.core.types import ChildSpec, OrdType, Side, Strategy, TimeInForce, Urgency, VenueKind
@@ -250,6 +251,52 @@ def test_only_the_dark_strategy_goes_dark(strategy):
     assert decision.phase == "take" and decision.strategy is strategy
 
 
+# --- strategies ---------------------------------------------------------------------------------------
+
+
+def toxic(venue: str, fills: int = 30) -> VenueLearning:
+    """A history in which every fill at `venue` was followed by the mid falling 20 bps (bought, then marked down)."""
+    learning = VenueLearning(["ARCA", "BATS", "EDGA"], ["DRK1", "DRK2"])
+    for i in range(fills):
+        learning.child_sent(venue, 100, i)
+        learning.child_filled(SYM, venue, Side.BUY, 100, D("100.02"), i, D("100.015"))
+        learning.child_done(venue, 100, 100, True)
+    learning.mid(SYM, 5_000_000_000, D("99.82"))
+    return learning
+
+
+def test_sweep_prefers_the_rebate_venue_within_a_price_tier():
+    decision = route(request(1000, "100.03", strategy=Strategy.SWEEP))
+    assert legs(decision) == [("ARCA", 500, "100.02"), ("BATS", 200, "100.01"), ("EDGA", 300, "100.02")]
+
+
+def test_cost_avoids_a_toxic_venue_within_a_price_tier():
+    order = request(1000, "100.03", strategy=Strategy.COST)
+    decision = plan(order, make_market(), VENUES, RoutingPolicy(), toxic("EDGA"))
+    # The 100.01 tier whole, then the 100.02 tier: ARCA before EDGA, whose rebate does not pay for its toxicity.
+    assert legs(decision) == [("ARCA", 800, "100.02"), ("BATS", 200, "100.01")]
+
+
+def test_cost_scores_every_candidate_with_its_all_in_price():
+    order = request(1000, "100.03", strategy=Strategy.COST)
+    decision = plan(order, make_market(), VENUES, RoutingPolicy(), toxic("EDGA"))
+    scores = {(c.venue, c.price): c.score for c in decision.candidates}
+    assert scores[("EDGA", D("100.02"))] - D("100.02") > D("0.01")  # toxicity outweighs its rebate
+    assert D("0.003") < scores[("ARCA", D("100.02"))] - D("100.02") < D("0.01")
+
+
+def test_liquidity_splits_the_marginal_tier_pro_rata():
+    decision = route(request(250, "100.01", strategy=Strategy.LIQUIDITY))
+    assert sorted(legs(decision)) == [("ARCA", 150, "100.01"), ("BATS", 100, "100.01")]
+    assert "pro rata" in decision.reason
+
+
+def test_single_takes_from_one_venue_without_trading_through_another():
+    decision = route(request(1000, "100.03", strategy=Strategy.SINGLE))
+    assert legs(decision) == [("ARCA", 300, "100.01")]
+    assert all(c.rank is None for c in decision.candidates if c.venue != "ARCA")
+
+
 # --- directed -----------------------------------------------------------------------------------------
 
 
@@ -379,14 +426,32 @@ def requests(draw, where: dict[str, VenueInfo]) -> PlanRequest:
         draw(st.sampled_from(TimeInForce)), draw(st.sampled_from(Urgency)),
         ex_destination=draw(st.sampled_from([*where, "NOPE"])) if directed else None,
         dark_done=draw(st.booleans()), excluded=frozenset(draw(st.sets(st.sampled_from(list(where)), max_size=1))),
-        lot=lot,
+        lot=lot, strategy=draw(st.sampled_from(Strategy)),
     )
 
 
 @st.composite
-def scenarios(draw) -> tuple[PlanRequest, MarketView, dict[str, VenueInfo]]:
+def histories(draw, where: dict[str, VenueInfo]) -> VenueLearning:
+    """What the engine could have learnt: random acks, fills, markouts and dark outcomes per venue."""
+    learning = VenueLearning([n for n, v in where.items() if v.kind is VenueKind.LIT],
+                             [n for n, v in where.items() if v.kind is VenueKind.DARK])
+    for name in where:
+        for _ in range(draw(st.integers(0, 3))):
+            sent = draw(st.integers(1, 30)) * 100
+            filled = draw(st.integers(0, sent // 100)) * 100
+            learning.child_sent(name, sent, 0)
+            learning.child_acked(name, draw(st.integers(0, 5_000_000)), 0)
+            if filled:
+                learning.child_filled(SYM, name, Side.BUY, filled, D("100.01"), 0, D("100.005"))
+            learning.child_done(name, sent, filled, True)
+        learning.mid(SYM, 2_000_000_000, D(draw(st.integers(9990, 10010))) / 100)
+    return learning
+
+
+@st.composite
+def scenarios(draw) -> tuple[PlanRequest, MarketView, dict[str, VenueInfo], VenueLearning | None]:
     where = draw(venue_infos())
-    return draw(requests(where)), draw(markets(where)), where
+    return draw(requests(where)), draw(markets(where)), where, draw(st.none() | histories(where))
 
 
 def beyond(price: D, limit: D, side: Side) -> bool:
@@ -405,8 +470,8 @@ PROPERTY = settings(max_examples=200, deadline=None)
 @PROPERTY
 @given(scenarios())
 def test_children_stay_within_the_order_its_limit_and_the_displayed_depth(scenario):
-    order, market, where = scenario
-    decision = plan(order, market, where, RoutingPolicy())
+    order, market, where, learning = scenario
+    decision = plan(order, market, where, RoutingPolicy(), learning)
     assert decision.phase in {"directed", "dark", "take", "post", "none"}
     assert (decision.phase == "none") == (not decision.children)
     assert all(c.qty > 0 for c in decision.children)
@@ -421,7 +486,9 @@ def test_children_stay_within_the_order_its_limit_and_the_displayed_depth(scenar
         assert len({c.venue for c in decision.children}) == len(decision.children)
         assert all(c.qty <= depth_within(market, c.venue, order) for c in decision.children)
     if decision.phase == "dark":
-        assert sum(c.qty for c in decision.children) == order.qty - order.qty % order.lot
+        placeable = order.qty - order.qty % order.lot
+        wanted = placeable if order.urgency is Urgency.LOW else min(placeable, 1000 - 1000 % order.lot)
+        assert wanted - (learning.dark.unit if learning else 0) < sum(c.qty for c in decision.children) <= wanted
         assert all(where[c.venue].kind is VenueKind.DARK and c.qty >= where[c.venue].min_qty
                    for c in decision.children)
 
@@ -429,9 +496,9 @@ def test_children_stay_within_the_order_its_limit_and_the_displayed_depth(scenar
 @PROPERTY
 @given(scenarios())
 def test_without_lots_the_sweep_is_the_plain_greedy_one(scenario):
-    order, market, where = scenario
+    order, market, where, _ = scenario
     order = dataclasses.replace(order, lot=1, ex_destination=None, urgency=Urgency.HIGH,
-                                tif=IOC if order.tif is FOK else order.tif)
+                                tif=IOC if order.tif is FOK else order.tif, strategy=Strategy.SWEEP)
     decision = plan(order, market, where, RoutingPolicy())
     assert [(c.venue, c.qty, c.price) for c in decision.children if c.purpose == "take"] == \
         greedy(order, market, where)
@@ -463,9 +530,10 @@ def greedy(order: PlanRequest, market: MarketView, where: dict[str, VenueInfo]) 
 @PROPERTY
 @given(scenarios())
 def test_decisions_do_not_depend_on_venue_order(scenario):
-    order, market, where = scenario
+    order, market, where, learning = scenario
     backwards = dict(reversed(where.items()))
-    assert plan(order, market, where, RoutingPolicy()) == plan(order, market, backwards, RoutingPolicy())
+    assert plan(order, market, where, RoutingPolicy(), learning) == \
+        plan(order, market, backwards, RoutingPolicy(), learning)
 
 
 def test_candidates_are_the_levels_through_the_marginal_price_in_sweep_order():

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from gateway.core import router
 from gateway.core.market import BookSnapshot, MarketView, VenueInfo
 from gateway.core.router import Exclusion, RouteDecision, RoutingPolicy, plan, trade_through_violations
-from gateway.core.types import ChildSpec, OrdType, Side, TimeInForce, Urgency, VenueKind
+from gateway.core.types import ChildSpec, OrdType, Side, Strategy, TimeInForce, Urgency, VenueKind
 from tests.unit.test_router import (
     FEES,
     PROPERTY,
@@ -126,8 +126,8 @@ def test_plan_refuses_to_return_a_decision_that_trades_through(monkeypatch):
 @PROPERTY
 @given(scenarios())
 def test_every_plan_is_free_of_trade_throughs(scenario):
-    order, market, where = scenario
-    decision = plan(order, market, where, RoutingPolicy())
+    order, market, where, learning = scenario
+    decision = plan(order, market, where, RoutingPolicy(), learning)
     assert trade_through_violations(decision, order.side, SYM, market, where) == []
 
 
@@ -144,7 +144,8 @@ def lit_sweeps(draw):
     side = draw(st.sampled_from(Side))
     reach = draw(st.none() | st.integers(0, 9))  # ticks beyond the touch; None for a market order
     limit = None if reach is None else str(D(10001 + reach) / 100 if side.is_buy else D(9999 - reach) / 100)
-    order = request(draw(st.integers(1, 3000 // lot)) * lot, limit, side=side, urgency=Urgency.HIGH, lot=lot)
+    order = request(draw(st.integers(1, 3000 // lot)) * lot, limit, side=side, urgency=Urgency.HIGH, lot=lot,
+                    strategy=draw(st.sampled_from([Strategy.SWEEP, Strategy.COST, Strategy.LIQUIDITY])))
     return order, market, where
 
 
