@@ -1,4 +1,4 @@
-"""The `sorgw` command: run the gateway or the venue simulators, the demo, the audit tools, benchmarks."""
+"""The `sorgw` command: run the gateway or the venue simulators, the demo, simulations, the audit tools, benchmarks."""
 from __future__ import annotations
 
 import argparse
@@ -49,6 +49,18 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--iterations", type=int, default=20000, help="router bench: plan() calls (default 20000)")
     bench.add_argument("--steps", type=int, default=2000, help="audit bench: engine steps (default 2000)")
 
+    simulate = sub.add_parser("simulate", help="the router and engine against the matching cores, no sockets: "
+                                               "Monte Carlo over scenarios, a table, CSV and a PNG")
+    simulate.add_argument("--config", type=Path, default=Path("config/simulate.yaml"),
+                          help="scenarios to simulate (default: config/simulate.yaml)")
+    simulate.add_argument("--runs", type=int, help="runs per scenario and strategy (default: the config's)")
+    simulate.add_argument("--seed", type=int, help="the seed every run's world derives from (default: the config's)")
+    simulate.add_argument("--out", type=Path, default=Path("var/simulate"),
+                          help="where the CSV files and the chart go (default: var/simulate)")
+    simulate.add_argument("--scenario", nargs="+", default=[], metavar="NAME", help="only these scenarios")
+    simulate.add_argument("--strategy", nargs="+", default=[], metavar="NAME",
+                          help="only these strategies (sweep, cost, dark, liquidity, single)")
+
     demo = sub.add_parser("demo", parents=[common],
                           help="venues, gateway and a scripted OMS on 127.0.0.1; exit 0 when every expectation held")
     demo.add_argument("--quiet", action="store_true", help="print only the per-order summary, not the log")
@@ -72,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             return _audit(args)
         if args.command == "bench":
             return _bench(args)
+        if args.command == "simulate":
+            return _simulate(args)
         if args.command == "demo":
             level = args.log_level or ("warning" if args.quiet else "info")
             logs.configure(level, args.log_json)
@@ -104,6 +118,33 @@ def _bench(args) -> int:
         from gateway.audit.bench import audit_bench, print_report
 
         print_report(audit_bench(args.steps))
+    return 0
+
+
+def _simulate(args) -> int:
+    from gateway.simulation import report, runner, scenarios
+    from gateway.simulation.progress import Progress
+
+    if args.runs is not None and args.runs < 1:
+        print("sorgw simulate: --runs must be at least 1", file=sys.stderr)
+        return 2
+    cfg = scenarios.load(args.config)
+    seed = cfg.seed if args.seed is None else args.seed
+    try:
+        work = runner.plan(cfg, args.scenario, args.strategy, args.runs)
+        progress = Progress(sum(len(strategies) * runs for _, strategies, runs in work))
+        try:
+            results = runner.simulate(cfg, work, seed, progress)
+        finally:
+            progress.close()
+    except scenarios.SimulationError as exc:
+        print(f"sorgw simulate: {exc}", file=sys.stderr)
+        return 2
+    summaries = report.summarise(results)
+    report.print_table(summaries, results.dark_studies, seed, sys.stdout)
+    args.out.mkdir(parents=True, exist_ok=True)
+    paths = [*report.write_csvs(results, summaries, args.out), report.write_chart(summaries, args.out / "chart.png")]
+    print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
 
 
