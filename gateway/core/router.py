@@ -5,7 +5,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
-from itertools import islice
 from operator import itemgetter
 
 from gateway.analytics.dark_allocation import DarkAllocator
@@ -139,7 +138,8 @@ def plan(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo]
         decision = _directed(order, survey, venues)
     else:
         decision = _route(order, survey, policy, stats, market)
-    violations = trade_through_violations(decision, order.side, order.symbol, market, venues)
+    protected = [(name, book) for name, info, book in survey.lit if info.protected]
+    violations = _violations(decision, order.side, venues, protected)
     if violations:
         raise AssertionError(f"router bug, plan for {order.order_id} trades through: {'; '.join(violations)}")
     return decision
@@ -152,6 +152,16 @@ def trade_through_violations(decision: RouteDecision, side: Side, symbol: str, m
     Routable venues are connected ones the order has not been rejected by; a child never trades through
     its own venue's book (the venue fills it best price first); MARKET children count as the worst price.
     """
+    rejected = {e.venue for e in decision.exclusions if e.reason == REJECTED}
+    protected = [(name, book) for name, info in venues.items()
+                 if info.kind is _LIT and info.protected and info.connected and name not in rejected
+                 and (book := market.book(name, symbol)) is not None]
+    return _violations(decision, side, venues, protected)
+
+
+def _violations(decision: RouteDecision, side: Side, venues: Mapping[str, VenueInfo],
+                protected: Sequence[tuple[str, BookSnapshot]]) -> list[str]:
+    """trade_through_violations against these books: the routable protected lit venues' quotes."""
     buy = side.is_buy
     lit = []
     taken: dict[str, list] = {}  # venue -> [qty of its lit children, the furthest price they reach]
@@ -163,13 +173,9 @@ def trade_through_violations(decision: RouteDecision, side: Side, symbol: str, m
     if not lit:
         return []
     furthest = _furthest(lit, buy)
-    rejected = {e.venue for e in decision.exclusions if e.reason == REJECTED}
     violations = []
-    for name, info in venues.items():
-        if info.kind is not _LIT or not info.protected or not info.connected or name in rejected:
-            continue
-        book = market.book(name, symbol)
-        levels = () if book is None else book.asks if buy else book.bids
+    for name, book in protected:
+        levels = book.asks if buy else book.bids
         if not levels:
             continue
         standing = levels[0].price
@@ -675,8 +681,11 @@ def _allocate(entries: Sequence[_Entry], qty: int, lot: int) -> list[int]:
     """
     if lot == 1:
         return _greedy(entries, qty)
-    depth: dict[str, int] = {}  # per venue: displayed qty in the tiers before the current one
-    short: dict[str, int] = {}  # venues whose depth is not a lot multiple: what it lacks to the next one
+    venue_of: dict[str, int] = {}
+    ids = [venue_of.setdefault(entry[2], len(venue_of)) for entry in entries]  # venue numbers: lists, not dicts
+    depth = [0] * len(venue_of)  # per venue: displayed qty in the tiers before the current one
+    short = [0] * len(venue_of)  # per venue: what its depth lacks to the next lot multiple
+    ragged = 0  # venues with short > 0
     base = 0  # sum of depth rounded up to lots (depth + short): what taking all earlier tiers whole costs
     chosen = (0, 0)
     start, n = 0, len(entries)
@@ -685,19 +694,18 @@ def _allocate(entries: Sequence[_Entry], qty: int, lot: int) -> list[int]:
         end = start + 1
         while end < n and entries[end][0] == price:
             end += 1
-        tier = entries[start:end]
-        if not short or _rounds_up(tier, short):
+        if not ragged or _rounds_up(entries, ids, start, end, short, ragged):
             chosen = (start, end)
-        for _, level_qty, name, _ in tier:
-            depth[name] = after = depth.get(name, 0) + level_qty
+        for i in range(start, end):
+            level_qty, venue = entries[i][1], ids[i]
+            depth[venue] = after = depth[venue] + level_qty
             lacks = -after % lot
-            base += level_qty + lacks - short.get(name, 0)
-            if lacks:
-                short[name] = lacks
-            else:
-                short.pop(name, None)
+            was = short[venue]
+            base += level_qty + lacks - was
+            ragged += (lacks > 0) - (was > 0)
+            short[venue] = lacks
         start = end
-    return _fill(entries, chosen, qty, lot, start)
+    return _fill(entries, ids, len(venue_of), chosen, qty, lot, start)
 
 
 def _greedy(entries: Sequence[_Entry], qty: int) -> list[int]:
@@ -716,44 +724,46 @@ def _greedy(entries: Sequence[_Entry], qty: int) -> list[int]:
     return takes
 
 
-def _ceil(qty: int, lot: int) -> int:
-    return -(-qty // lot) * lot
-
-
-def _rounds_up(tier: Sequence[_Entry], short: dict[str, int]) -> bool:
-    """Can every ragged venue (in short) reach its next lot multiple within this price tier?"""
-    if len(short) > len(tier):
+def _rounds_up(entries: Sequence[_Entry], ids: Sequence[int], start: int, end: int, short: Sequence[int],
+               ragged: int) -> bool:
+    """Can every ragged venue (short of a lot multiple) reach its next lot multiple in the tier entries[start:end]?"""
+    if ragged > end - start:
         return False  # each level is one venue's: some ragged venue has none here
-    missing = dict(short)
-    for _, level_qty, name, _ in tier:
-        if name in missing:
-            missing[name] -= level_qty
-    return all(left <= 0 for left in missing.values())
+    reached = 0
+    for i in range(start, end):
+        lacks = short[ids[i]]
+        if lacks:
+            if entries[i][1] < lacks:
+                return False
+            reached += 1
+    return reached == ragged
 
 
-def _fill(entries: Sequence[_Entry], chosen: tuple[int, int], qty: int, lot: int, considered: int) -> list[int]:
+def _fill(entries: Sequence[_Entry], ids: Sequence[int], venues: int, chosen: tuple[int, int], qty: int, lot: int,
+          considered: int) -> list[int]:
     start, end = chosen
-    want: dict[str, int] = {}  # per venue: total to take
-    for _, level_qty, name, _ in islice(entries, start):
-        want[name] = want.get(name, 0) + level_qty
-    reach = dict(want)  # per venue: displayed depth through the current entry of the marginal tier
-    for name, shown in want.items():
-        want[name] = _ceil(shown, lot)
-    left = qty - sum(want.values())
-    for _, level_qty, name, _ in entries[start:end]:
-        reach[name] = shown = reach.get(name, 0) + level_qty
-        have = want.get(name, 0)
-        add = min(shown - shown % lot - have, left - left % lot)
+    shown = [0] * venues  # per venue: displayed depth before the marginal tier, then through it
+    for i in range(start):
+        shown[ids[i]] += entries[i][1]
+    want = [-(-depth // lot) * lot for depth in shown]  # per venue: total to take
+    left = qty - sum(want)
+    for i in range(start, end):
+        venue = ids[i]
+        shown[venue] = reach = shown[venue] + entries[i][1]
+        have = want[venue]
+        add = min(reach - reach % lot - have, left - left % lot)
         if add > 0:
-            want[name] = have + add
+            want[venue] = have + add
             left -= add
     takes = []
-    for _, level_qty, name, _ in islice(entries, considered):
-        took = want.get(name, 0)
-        if level_qty < took:
-            took = level_qty
+    for i in range(considered):
+        venue = ids[i]
+        took = want[venue]
         if took:
-            want[name] -= took
+            level_qty = entries[i][1]
+            if level_qty < took:
+                took = level_qty
+            want[venue] -= took
         takes.append(took)
     return takes
 
