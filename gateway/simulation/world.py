@@ -20,6 +20,7 @@ from gateway.core.market import BookSnapshot, MarketView, Nbbo
 from gateway.core.types import (
     TERMINAL,
     CancelChild,
+    CancelReject,
     CancelRequest,
     ExecType,
     ExecutionReport,
@@ -184,6 +185,8 @@ class World:
                          lambda c=command: self._cancel_arrives(c))
             elif isinstance(command, ExecutionReport):
                 self._upstream(command, fill)
+            elif not isinstance(command, CancelReject):  # a horizon cancel the fills overtook: the parent is done
+                raise SimulationError(f"the simulation cannot carry out {type(command).__name__} yet")
 
     def _upstream(self, report: ExecutionReport, fill: tuple[int, Decimal | None, Decimal] | None) -> None:
         if report.order_id == "NONE":
