@@ -106,7 +106,7 @@ class RoutingConfig(Model):
     probe_qty: int = Field(1000, ge=1)  # `dark` strategy, urgency M: most shares sent as dark IOC probes
     cost: CostConfig = CostConfig()
     markout_horizons_ms: tuple[int, ...] = Field((100, 1000, 5000), min_length=1)
-    toxicity_horizon_ms: int = Field(1000, ge=0)  # the markout horizon a venue's toxicity score reads
+    toxicity_horizon_ms: int = Field(100, ge=0)  # the markout horizon a venue's toxicity score reads
     timer_ms: int = Field(50, ge=1)  # how often the engine sees time pass (dark timeouts, markout mids)
 
     @field_validator("markout_horizons_ms")
@@ -192,8 +192,9 @@ class DarkLiquidity(Model):
 
 
 class Toxicity(Model):
-    """Adverse selection at a simulated lit venue: after a client's order takes liquidity, the venue's
-    quotes may move against it."""
+    """Adverse selection at a simulated lit venue, as markouts measure it: after a client's order takes
+    liquidity there, with `probability` the venue's quotes move `ticks` against the taker's fill (down after
+    a buy, up after a sell), so what the taker just got is marked down."""
 
     probability: float = Field(0, ge=0, le=1)
     ticks: int = Field(1, ge=0)

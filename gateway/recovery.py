@@ -29,6 +29,7 @@ from gateway.core.types import (
     ExecutionReport,
     InvalidOrder,
     OrdType,
+    QueryChild,
     SendChild,
     TimeInForce,
     Urgency,
@@ -77,6 +78,8 @@ def _identity(command: Command) -> tuple[str, str]:
         return ("cxl_reject", f"{command.session}:{command.cl_ord_id}")
     if isinstance(command, SendChild | CancelChild):
         return ("child", command.cl_ord_id)
+    if isinstance(command, QueryChild):
+        return ("query", command.cl_ord_id)
     raise TypeError(command)
 
 
@@ -135,7 +138,9 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
         disconnect_all(engine)  # this process has logged on to no venue yet
     if decisions:
         raise RecoveryError(f"{len(decisions)} recorded decisions were not reached by the replay")
-    result.unsent = [command for key, command in produced.items() if key not in sent]
+    # Status queries are not resent: every venue logon queries its live children afresh.
+    result.unsent = [command for key, command in produced.items()
+                     if key not in sent and not isinstance(command, QueryChild)]
     result.parents = len(engine.parents)
     result.open_parents = sum(parent.live for parent in engine.parents.values())
     return result

@@ -26,13 +26,11 @@ from gateway.audit import entries
 from gateway.audit.records import Entry
 from gateway.audit.stores import open_store
 from gateway.audit.writer import AuditWriter
-from gateway.analytics.learning import LearningConfig
-from gateway.analytics.venue_stats import VenueStatsConfig
-from gateway.config import GatewayConfig, RoutingConfig
+from gateway.config import GatewayConfig
 from gateway.core.clock import Clock, WallClock
 from gateway.core.engine import IdSource, OrderEngine, StateChange
 from gateway.core.market import MarketView, VenueInfo
-from gateway.core.router import CostWeights, RouteDecision, RoutingPolicy
+from gateway.core.router import RouteDecision
 from gateway.core.types import (
     CancelChild,
     CancelReject,
@@ -41,6 +39,7 @@ from gateway.core.types import (
     InvalidOrder,
     NewOrder,
     Outbox,
+    QueryChild,
     ReplaceRequest,
     SendChild,
     StatusRequest,
@@ -51,6 +50,7 @@ from gateway.fix import codec
 from gateway.fix.downstream import VenueApplication
 from gateway.fix.sessions import SessionSpec, make_engine, session_id, session_key, shutdown
 from gateway.fix.upstream import UpstreamApplication
+from gateway.policy import learning_config, routing_policy
 
 log = structlog.get_logger("gateway")
 
@@ -66,18 +66,6 @@ def boot_id(clock: Clock) -> str:
         millis, rem = divmod(millis, 36)
         out = digits[rem] + out
     return out
-
-
-def routing_policy(routing: RoutingConfig) -> RoutingPolicy:
-    cost = routing.cost
-    return RoutingPolicy(routing.default_strategy,
-                         CostWeights(cost.toxicity_bps, cost.latency_bps_per_ms, cost.staleness_bps_per_s, cost.miss_bps),
-                         routing.dark_timeout_ms * 1_000_000, routing.probe_qty)
-
-
-def learning_config(routing: RoutingConfig) -> LearningConfig:
-    return LearningConfig(tuple(ms * 1_000_000 for ms in routing.markout_horizons_ms),
-                          VenueStatsConfig(toxicity_horizon_ns=routing.toxicity_horizon_ms * 1_000_000))
 
 
 def venue_infos(cfg: GatewayConfig) -> dict[str, VenueInfo]:
@@ -359,6 +347,13 @@ class Gateway:
                                   command.venue, parent_id, command.orig_cl_ord_id,
                                   self.clock.now_ns())
                     follow_ups.append((self.engine.on_cancel_unsent(command.orig_cl_ord_id), [event]))
+            elif isinstance(command, QueryChild):
+                message = codec.order_status_request(command, self.downstream.venue_begin_string(command.venue))
+                self._sending.order_id = self.engine.parent_of_child(command.cl_ord_id)
+                sent = self.downstream.send_to_venue(message, command.venue)
+                self._sending.order_id = None
+                # Unsent, it is asked again at the next logon or timeout.
+                log.info("venue.status_query", child=command.cl_ord_id, venue=command.venue, sent=sent)
         return follow_ups
 
     def _send_upstream(self, message, session: str, cl_ord_id: str) -> None:

@@ -45,11 +45,12 @@ class VenueLearning:
         if self.enabled:
             self.stats.on_ack(venue, now_ns, sent_ns)
 
-    def child_filled(self, symbol: str, venue: str, side: Side, qty: int, price: Decimal, now_ns: int,
+    def child_filled(self, market: str, venue: str, side: Side, qty: int, price: Decimal, now_ns: int,
                      mid: Decimal | None) -> None:
+        """A fill, to be marked against the mids fed under `market` (see `mid`)."""
         if self.enabled:
             self.stats.on_fill(venue, qty, now_ns)
-            self.markouts.on_fill(symbol, venue, side, qty, price, now_ns, mid)
+            self.markouts.on_fill(market, venue, side, qty, price, now_ns, mid)
 
     def child_done(self, venue: str, sent_qty: int, filled_qty: int, found_liquidity: bool) -> None:
         """A child ended; `found_liquidity`: it ended for lack of liquidity or filled, not by a reject."""
@@ -59,6 +60,7 @@ class VenueLearning:
         if found_liquidity and venue in self._dark_pools:
             self.dark.observe(venue, sent_qty, filled_qty)
 
-    def mid(self, symbol: str, now_ns: int, mid: Decimal) -> None:
+    def mid(self, market: str, now_ns: int, mid: Decimal) -> None:
+        """The mid of one market fills are marked to (the engine keys them by venue and symbol)."""
         if self.enabled:
-            self.markouts.on_mid(symbol, now_ns, mid)
+            self.markouts.on_mid(market, now_ns, mid)

@@ -30,6 +30,7 @@ from gateway.core.types import (
     OrdStatus,
     OrdType,
     Outbox,
+    QueryChild,
     ReplaceRequest,
     SendChild,
     StatusRequest,
@@ -38,6 +39,9 @@ from gateway.core.types import (
     VenueReport,
 )
 from gateway.core.validation import Instrument, validate_new, validate_replace
+
+
+_LAST_PX_PLACES = Decimal("0.00000001")
 
 
 class IdSource:
@@ -83,6 +87,7 @@ class OrderEngine:
         max_rounds: int = 20,
         max_venue_rejects: int = 1,
         learning: LearningConfig = LearningConfig(),
+        child_timeout_ns: int = 5_000_000_000,
     ) -> None:
         self.instruments = dict(instruments)
         self.venues: dict[str, VenueInfo] = dict(venues)
@@ -92,6 +97,7 @@ class OrderEngine:
         self.policy = policy
         self.max_rounds = max_rounds
         self.max_venue_rejects = max_venue_rejects
+        self.child_timeout_ns = child_timeout_ns  # a child the venue has not answered that long is queried
         self.planner = plan  # recovery replays recorded decisions in its place
         self.learning = VenueLearning([n for n, v in venues.items() if v.kind is VenueKind.LIT],
                                       [n for n, v in venues.items() if v.kind is VenueKind.DARK], learning)
@@ -100,6 +106,7 @@ class OrderEngine:
         self._children: dict[str, ChildOrder] = {}
         self._venue_exec_ids: set[tuple[str, str]] = set()
         self._resting_dark: list[ParentOrder] = []  # parents with a dark deadline set
+        self._unanswered: dict[str, ChildOrder] = {}  # children the venue has not reported on yet
 
     def order_id_for(self, session: str, cl_ord_id: str) -> str | None:
         """The OrderID of the parent any of whose ClOrdIDs this is, if known."""
@@ -190,9 +197,12 @@ class OrderEngine:
         now = self.clock.now_ns()
         if not child.acked:
             child.acked = True
+            self._unanswered.pop(child.cl_ord_id, None)
             self.learning.child_acked(child.venue, now, child.sent_ns)
         if report.exec_type is ExecType.TRADE and report.last_qty > 0 and report.last_px is not None:
             self._fill(parent, child, report, out)
+        if report.exec_type is ExecType.ORDER_STATUS:
+            self._reconcile(parent, child, report, out)
         if report.exec_type is ExecType.REJECTED:
             self._child_rejected(parent, child, report.text or "rejected by venue")
         elif report.ord_status in TERMINAL or report.exec_type in (
@@ -227,6 +237,12 @@ class OrderEngine:
             return out
         self.venues[venue] = dataclasses.replace(info, connected=connected)
         if connected:
+            # Reports sent while the session was down may be lost (sequence numbers reset on logon).
+            now = self.clock.now_ns()
+            for parent in self.parents.values():
+                for child in parent.live_children():
+                    if child.venue == venue:
+                        self._query(child, now, out)
             for parent in list(self.parents.values()):
                 if not parent.live:
                     continue
@@ -237,12 +253,15 @@ class OrderEngine:
         return out
 
     def on_timer(self, now_ns: int) -> Outbox:
-        """Time passing: mark fills to the current mids, and pull dark children whose resting time is up."""
+        """Time passing: mark fills to the current mids, pull dark children whose resting time is up, and
+        query children a venue has not answered within child_timeout_ns."""
         out = Outbox()
         for symbol in self.instruments:
-            mid = self.market.nbbo(symbol, self.venues).mid
-            if mid is not None:
-                self.learning.mid(symbol, now_ns, mid)
+            nbbo_mid = self.market.nbbo(symbol, self.venues).mid
+            for venue in self.venues:
+                mid = self._venue_mid(venue, symbol, nbbo_mid)
+                if mid is not None:
+                    self.learning.mid(f"{venue}/{symbol}", now_ns, mid)
         for parent in self._resting_dark:
             if parent.dark_deadline_ns > now_ns:  # type: ignore[operator]
                 continue
@@ -252,6 +271,14 @@ class OrderEngine:
                                      f"{len(due)} dark child(ren); what is left goes to lit venues")
                 self._cancel(due, out)
         self._resting_dark = [p for p in self._resting_dark if _live_dark(p)]
+        for child in list(self._unanswered.values()):
+            if not child.live or child.acked:
+                del self._unanswered[child.cl_ord_id]
+            elif now_ns - (child.queried_ns or child.sent_ns) >= self.child_timeout_ns \
+                    and self.venues[child.venue].connected:
+                out.decisions.append(f"{child.venue} has not answered child {child.cl_ord_id} for "
+                                     f"{(now_ns - child.sent_ns) // 1_000_000} ms: asking where it stands")
+                self._query(child, now_ns, out)
         return out
 
     def on_cancel_unsent(self, cl_ord_id: str) -> Outbox:
@@ -310,13 +337,38 @@ class OrderEngine:
             return
         child.cum_qty += qty
         child.notional += report.last_px * qty
-        self.learning.child_filled(parent.symbol, child.venue, parent.side, qty, report.last_px, self.clock.now_ns(),
-                                   self.market.nbbo(parent.symbol, self.venues).mid)
+        venue, symbol = child.venue, parent.symbol
+        mid = self._venue_mid(venue, symbol, None if self.venues[venue].kind is VenueKind.LIT
+                              else self.market.nbbo(symbol, self.venues).mid)
+        self.learning.child_filled(f"{venue}/{symbol}", venue, parent.side, qty, report.last_px, self.clock.now_ns(),
+                                   mid)
         old = parent.status
         parent.apply_fill(qty, report.last_px)
         if parent.status is not old:
             out.decisions.append(self._change(parent, old))
         out.add(self._report(parent, ExecType.TRADE, last_qty=qty, last_px=report.last_px, last_mkt=child.venue))
+
+    def _reconcile(self, parent: ParentOrder, child: ChildOrder, report: VenueReport, out: Outbox) -> None:
+        """An answer to a status query: fills the venue reports that never reached us are applied now."""
+        child.queried_ns = None
+        if report.ord_status is OrdStatus.REJECTED:
+            out.decisions.append(f"{child.venue} does not know child {child.cl_ord_id}: it never arrived; "
+                                 f"its {child.leaves_qty} go back to the parent")
+            child.status = OrdStatus.CANCELED
+            return
+        missing = (report.cum_qty or 0) - child.cum_qty
+        if missing <= 0:
+            return
+        price = child.spec.price
+        if report.avg_px is not None:
+            price = ((report.avg_px * report.cum_qty - child.notional) / missing).quantize(_LAST_PX_PLACES)
+        if price is None:
+            out.decisions.append(f"{child.venue} reports {missing} more filled on child {child.cl_ord_id} "
+                                 f"with no price to book them at")
+            return
+        out.decisions.append(f"{child.venue} reports {missing} filled on child {child.cl_ord_id} that no "
+                             f"execution report told us of: booked at {price}")
+        self._fill(parent, child, dataclasses.replace(report, last_qty=missing, last_px=price), out)
 
     def _child_rejected(self, parent: ParentOrder, child: ChildOrder, text: str) -> None:
         child.status = OrdStatus.REJECTED
@@ -368,8 +420,23 @@ class OrderEngine:
                                sent_ns=now)
             parent.children[child.cl_ord_id] = child
             self._children[child.cl_ord_id] = child
+            self._unanswered[child.cl_ord_id] = child
             self.learning.child_sent(spec.venue, spec.qty, now)
             out.add(SendChild(spec.venue, child.cl_ord_id, parent.order_id, parent.symbol, parent.side, spec))
+
+    def _venue_mid(self, venue: str, symbol: str, nbbo_mid: Decimal | None) -> Decimal | None:
+        """What a fill at this venue is marked to: a lit venue's own mid (the venue whose quotes move first
+        after a fill is the one that selected against it), the NBBO mid for a dark pool."""
+        if self.venues[venue].kind is not VenueKind.LIT:
+            return nbbo_mid
+        book = self.market.book(venue, symbol)
+        if book is None or not book.bids or not book.asks:
+            return None
+        return (book.bids[0].price + book.asks[0].price) / 2
+
+    def _query(self, child: ChildOrder, now_ns: int, out: Outbox) -> None:
+        child.queried_ns = now_ns
+        out.add(QueryChild(child.venue, child.cl_ord_id, child.symbol, child.side))
 
     def _child_done(self, child: ChildOrder) -> None:
         self.learning.child_done(child.venue, child.spec.qty, min(child.cum_qty, child.spec.qty), not child.rejected)

@@ -37,6 +37,7 @@ class ChildOrder:
     cancel_sent: bool = False
     sent_ns: int = 0
     acked: bool = False  # some report from the venue arrived
+    queried_ns: int | None = None  # when a status query went out that has no answer yet
     rejected: bool = False
 
     @property

@@ -185,6 +185,7 @@ class VenueReport:
     last_px: Decimal | None = None
     leaves_qty: int | None = None
     cum_qty: int | None = None
+    avg_px: Decimal | None = None
     venue_order_id: str | None = None
     liquidity: Liquidity | None = None
     text: str | None = None
@@ -255,7 +256,17 @@ class CancelChild:
     qty: int
 
 
-Command = SendChild | CancelChild | ExecutionReport | CancelReject
+@dataclass(frozen=True, slots=True)
+class QueryChild:
+    """Command: ask a venue where a child stands (OrderStatusRequest), when its reports may have been lost."""
+
+    venue: str
+    cl_ord_id: str
+    symbol: str
+    side: Side
+
+
+Command = SendChild | CancelChild | QueryChild | ExecutionReport | CancelReject
 
 
 @dataclass(frozen=True, slots=True)

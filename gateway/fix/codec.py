@@ -17,6 +17,7 @@ from gateway.core.types import (
     NewOrder,
     OrdStatus,
     OrdType,
+    QueryChild,
     ReplaceRequest,
     SendChild,
     Side,
@@ -84,15 +85,15 @@ def _qty(value: str, name: str, tag: int) -> int:
     return int(qty)
 
 
-def _price(value: str | None) -> Decimal | None:
+def _price(value: str | None, name: str = "Price", tag: int = PRICE) -> Decimal | None:
     if value is None:
         return None
     try:
         price = Decimal(value)
     except InvalidOperation:
-        raise FieldError(f"Price (44) is not a number: {value!r}", PRICE) from None
+        raise FieldError(f"{name} ({tag}) is not a number: {value!r}", tag) from None
     if not price.is_finite():
-        raise FieldError(f"Price (44) is not a number: {value!r}", PRICE)
+        raise FieldError(f"{name} ({tag}) is not a number: {value!r}", tag)
     return price
 
 
@@ -155,16 +156,23 @@ def parse_venue_report(msg: fix.Message, venue: str) -> VenueReport:
     """A child execution report, FIX 4.2 (ExecType 1/2, LastShares) or 4.4 (ExecType F, LastQty)."""
     raw_type = _get(msg, EXEC_TYPE, "ExecType")
     status = _enum(OrdStatus, _get(msg, ORD_STATUS, "OrdStatus"), "OrdStatus", ORD_STATUS)
-    exec_type = ExecType.TRADE if raw_type in ("1", "2") else _enum(ExecType, raw_type, "ExecType", EXEC_TYPE)
+    if _opt(msg, EXEC_TRANS_TYPE) == "3":  # FIX 4.2 status answer: ExecType carries the order's status
+        exec_type = ExecType.ORDER_STATUS
+    elif raw_type in ("1", "2"):
+        exec_type = ExecType.TRADE
+    else:
+        exec_type = _enum(ExecType, raw_type, "ExecType", EXEC_TYPE)
     last_qty = _qty(_opt(msg, LAST_QTY) or "0", "LastQty", LAST_QTY)
     last_px = _opt(msg, LAST_PX)
     leaves = _opt(msg, LEAVES_QTY)
     cum = _opt(msg, CUM_QTY)
+    avg_px = _opt(msg, AVG_PX)
     return VenueReport(
         venue=venue, cl_ord_id=cl_ord_id(msg), exec_id=_get(msg, EXEC_ID, "ExecID"), exec_type=exec_type,
         ord_status=status, last_qty=last_qty, last_px=Decimal(last_px) if last_px else None,
         leaves_qty=_qty(leaves, "LeavesQty", LEAVES_QTY) if leaves else None,
-        cum_qty=_qty(cum, "CumQty", CUM_QTY) if cum else None, venue_order_id=_opt(msg, ORDER_ID),
+        cum_qty=_qty(cum, "CumQty", CUM_QTY) if cum else None, avg_px=_price(avg_px, "AvgPx", AVG_PX),
+        venue_order_id=_opt(msg, ORDER_ID),
         liquidity=_LIQUIDITY_FROM_IND.get(_opt(msg, LAST_LIQUIDITY_IND) or ""), text=_opt(msg, TEXT),
     )
 
@@ -279,6 +287,14 @@ def order_cancel_request(cmd: CancelChild, begin_string: str) -> fix.Message:
     msg.setField(SIDE, cmd.side.value)
     msg.setField(ORDER_QTY, str(cmd.qty))
     msg.setField(fix.TransactTime())
+    return msg
+
+
+def order_status_request(cmd: QueryChild, begin_string: str) -> fix.Message:
+    msg = _message(begin_string, "H")
+    msg.setField(CL_ORD_ID, cmd.cl_ord_id)
+    msg.setField(SYMBOL, cmd.symbol)
+    msg.setField(SIDE, cmd.side.value)
     return msg
 
 

@@ -27,13 +27,14 @@ from gateway.core.types import (
     Liquidity,
     NewOrder,
     Outbox,
+    QueryChild,
     SendChild,
     Strategy,
     VenueKind,
     VenueReport,
 )
 from gateway.core.validation import Instrument
-from gateway.service import learning_config, routing_policy
+from gateway.policy import learning_config, routing_policy
 from gateway.simulation.metrics import Fill, ParentOutcome
 from gateway.simulation.scenarios import Scenario, SimulationConfig, SimulationError
 from gateway.simulator.venue import SimOrder, SimReport, VenueCore
@@ -48,13 +49,16 @@ _MS = 1_000_000
 _LIQUIDITY = {Liquidity.MAKER: Liquidity.MAKER, Liquidity.TAKER: Liquidity.TAKER, Liquidity.DARK: Liquidity.MAKER}
 
 
+_AVG_PX_PLACES = Decimal("0.00000001")  # AvgPx as the FIX message carries it
+
+
 def venue_report(venue: str, report: SimReport) -> VenueReport:
     """A venue's report as the gateway parses it from the FIX message host.py builds (FIX 4.4)."""
     return VenueReport(
         venue=venue, cl_ord_id=report.cl_ord_id, exec_id=report.exec_id, exec_type=report.exec_type,
         ord_status=report.ord_status, last_qty=report.last_qty,
         last_px=report.last_px if report.last_qty else None, leaves_qty=report.leaves_qty,
-        cum_qty=report.cum_qty, venue_order_id=report.order_id,
+        cum_qty=report.cum_qty, avg_px=report.avg_px.quantize(_AVG_PX_PLACES), venue_order_id=report.order_id,
         liquidity=_LIQUIDITY[report.liquidity] if report.last_qty and report.liquidity else None,
         text=report.text,
     )
@@ -183,6 +187,9 @@ class World:
             elif isinstance(command, CancelChild):
                 self._at(self.clock.now_ns() + self._inbound_ns[command.venue],
                          lambda c=command: self._cancel_arrives(c))
+            elif isinstance(command, QueryChild):
+                self._at(self.clock.now_ns() + self._inbound_ns[command.venue],
+                         lambda c=command: self._query_arrives(c))
             elif isinstance(command, ExecutionReport):
                 self._upstream(command, fill)
             elif not isinstance(command, CancelReject):  # a horizon cancel the fills overtook: the parent is done
@@ -220,6 +227,12 @@ class World:
         # A cancel that is too late is refused (35=9) and the gateway waits for the child's own final report.
         result = self.cores[command.venue].cancel(OWNER, command.cl_ord_id, command.orig_cl_ord_id)
         self._to_gateway(command.venue, result.reports, None)
+
+    def _query_arrives(self, command: QueryChild) -> None:
+        report = self.cores[command.venue].status(OWNER, command.cl_ord_id)
+        if report is None:
+            raise SimulationError(f"{command.venue} lost child {command.cl_ord_id}: a simulated venue forgets nothing")
+        self._to_gateway(command.venue, [report], None)
 
     def _replenish(self, venue: str) -> None:
         mids = {s.symbol: self._true_nbbo(s.symbol).mid for s in self.scenario.symbols}

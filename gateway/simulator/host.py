@@ -15,7 +15,7 @@ from gateway.bus.inprocess import InProcessBus
 from gateway.config import SimVenueConfig, VenuesConfig
 from gateway.core.clock import WallClock
 from gateway.core.market import MarketView, VenueInfo
-from gateway.core.types import ExecType, InvalidOrder, Liquidity, OrdStatus, Urgency, VenueKind
+from gateway.core.types import ExecType, InvalidOrder, Liquidity, OrdStatus, StatusRequest, Urgency, VenueKind
 from gateway.fix import codec
 from gateway.fix.application import GuardedApplication
 from gateway.fix.sessions import SessionSpec, make_engine, session_id, session_key, shutdown
@@ -80,8 +80,12 @@ def execution_report(report: SimReport, begin_string: str) -> fix.Message:
     msg.getHeader().setField(fix.MsgType("8"))
     exec_type = report.exec_type.value
     if begin_string == codec.FIX42:
-        msg.setField(codec.EXEC_TRANS_TYPE, "0")
-        if report.exec_type is ExecType.TRADE:
+        # 4.2 has no ExecType I: a status answer is ExecTransType 3 with the order's status as its ExecType.
+        status = report.exec_type is ExecType.ORDER_STATUS
+        msg.setField(codec.EXEC_TRANS_TYPE, "3" if status else "0")
+        if status:
+            exec_type = report.ord_status.value
+        elif report.exec_type is ExecType.TRADE:
             exec_type = "2" if report.ord_status is OrdStatus.FILLED else "1"
     for tag, value in (
         (codec.ORDER_ID, report.order_id), (codec.CL_ORD_ID, report.cl_ord_id),
@@ -167,6 +171,8 @@ class VenueHost(GuardedApplication):
         elif msg_type == "F":
             cancel = codec.parse_cancel(message, session)
             self._later(inbound_delay_ms(self.configs[session]), lambda: self._cancel(session, cancel))
+        elif msg_type == "H":
+            self._status(codec.parse_status_request(message, session))
         else:
             raise fix.UnsupportedMessageType()
 
@@ -207,6 +213,29 @@ class VenueHost(GuardedApplication):
         msg.setField(codec.CXL_REJ_REASON, "1" if "unknown" in result.reject_reason else "0")
         msg.setField(codec.TEXT, result.reject_reason)
         self.send(msg, session)
+
+    def _status(self, request: StatusRequest) -> None:
+        with self._lock:
+            report = self.cores[request.session].status(request.session, request.cl_ord_id)
+        if report is not None:
+            self._send([report])
+            return
+        msg = fix.Message()
+        fix42 = self.begin_string(request.session) == codec.FIX42
+        msg.getHeader().setField(fix.BeginString(self.begin_string(request.session)))
+        msg.getHeader().setField(fix.MsgType("8"))
+        venue = self.configs[request.session].name
+        for tag, value in ((codec.ORDER_ID, "NONE"), (codec.CL_ORD_ID, request.cl_ord_id),
+                           (codec.EXEC_ID, f"{venue}-status-{request.cl_ord_id}-{time.time_ns()}"),
+                           (codec.EXEC_TYPE, OrdStatus.REJECTED.value if fix42 else ExecType.ORDER_STATUS.value),
+                           (codec.ORD_STATUS, OrdStatus.REJECTED.value),
+                           (codec.ORD_REJ_REASON, "5"), (codec.SYMBOL, request.symbol), (codec.SIDE, request.side.value),
+                           (codec.LEAVES_QTY, "0"), (codec.CUM_QTY, "0"), (codec.AVG_PX, "0"),
+                           (codec.TEXT, f"unknown order {request.cl_ord_id}")):
+            msg.setField(tag, value)
+        if fix42:
+            msg.setField(codec.EXEC_TRANS_TYPE, "3")  # status
+        self.send(msg, request.session)
 
     def _send_rejected(self, session: str, invalid: InvalidOrder) -> None:
         msg = fix.Message()

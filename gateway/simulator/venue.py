@@ -97,7 +97,7 @@ class VenueCore:
         self._order_seq = 0
         self._snap_seq = {s: 0 for s in self._symbols}
         self._live: dict[tuple[str, str], _Client] = {}  # (owner, cl_ord_id) -> a live order
-        self._finished: dict[tuple[str, str], OrdStatus] = {}  # the newest FINISHED_MEMORY, oldest first
+        self._finished: dict[tuple[str, str], _Client] = {}  # the newest FINISHED_MEMORY, oldest first
         self._books = {s: OrderBook() for s in self._symbols}
         self._pools = {s: DarkPool() for s in self._symbols}
         # Per symbol: the venue's quote centre, which adverse selection moves.
@@ -139,7 +139,8 @@ class VenueCore:
             finished = self._finished.get((owner, orig_cl_ord_id))
             if finished is None:
                 return CancelResult([], f"unknown order {orig_cl_ord_id}")
-            return CancelResult([], f"too late to cancel: order {orig_cl_ord_id} is already {finished.name.lower()}")
+            return CancelResult([], f"too late to cancel: order {orig_cl_ord_id} is already "
+                                    f"{finished.status.name.lower()}")
         symbol = client.request.symbol
         if self.kind is VenueKind.LIT:
             self._books[symbol].remove(client.order)
@@ -194,6 +195,12 @@ class VenueCore:
                 book.remove(order)
         self._top_up(symbol)
         self._publish(self.snapshot(symbol))
+
+    def status(self, owner: str, cl_ord_id: str) -> SimReport | None:
+        """Where one of the owner's orders stands, live or finished, as an ORDER_STATUS report; None if unknown."""
+        key = (owner, cl_ord_id)
+        client = self._live.get(key) or self._finished.get(key)
+        return None if client is None else self._report(client, ExecType.ORDER_STATUS)
 
     def open_orders(self, owner: str) -> list[SimReport]:
         """The current state of the owner's live orders, oldest first, as ORDER_STATUS reports."""
@@ -359,7 +366,7 @@ class VenueCore:
         client.status = status
         key = (client.request.owner, client.request.cl_ord_id)
         del self._live[key]
-        self._finished[key] = status
+        self._finished[key] = client
         if len(self._finished) > FINISHED_MEMORY:
             del self._finished[next(iter(self._finished))]
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+import quickfix as fix
 
 from gateway import checks, topology
+from gateway.audit.stores import open_store
+from gateway.core.types import OrdType, Side, TimeInForce
 from gateway.fix import codec
+from gateway.simulator.venue import SimOrder
 from gateway.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -234,3 +238,39 @@ def test_fok_fills_whole_at_one_venue_or_expires_untouched(stack):
     expired = stack.oms.wait_final("FOK2")
     assert expired[codec.ORD_STATUS] == "C" and expired[codec.CUM_QTY] == "0"
     assert checks.fills_of(assert_consistent(stack, "FOK2")) == []
+
+
+def test_fills_lost_while_a_venue_session_was_down_are_recovered_by_a_status_query(stack):
+    oms = stack.oms
+    oms.new_order("Q1", "AAPL", "2", 300, price="190.05", urgency="H")
+
+    def resting():
+        return stack.gateway.inspect(lambda e: [(c.venue, c.cl_ord_id) for p in e.parents.values()
+                                                for c in p.live_children() if c.acked])
+    assert oms.wait(lambda: bool(resting()), 10)
+    ((venue, child_id),) = resting()
+    key = next(k for k, cfg in stack.venues.configs.items() if cfg.name == venue)
+    fix.Session.lookupSession(stack.venues.sessions[key]).disconnect()
+    assert oms.wait(lambda: not stack.gateway.inspect(lambda e: e.venues[venue].connected), 10)
+    # Someone else lifts the resting child while the session is down: its fill report cannot be delivered,
+    # and the session's sequence numbers reset on the next logon, so that report is gone.
+    with stack.venues._lock:
+        reports = stack.venues.cores[key].submit(SimOrder("someone-else", "X1", "AAPL", Side.BUY, 100_000,
+                                                          OrdType.LIMIT, Decimal("190.05"), TimeInForce.IOC))
+    lost = [r for r in reports if r.owner == key]
+    assert [r.last_qty for r in lost] == [300]
+    stack.venues._send(lost)
+
+    final = oms.wait_final("Q1", timeout=20)
+    assert final is not None and final[codec.ORD_STATUS] == "2"
+    assert (final[codec.CUM_QTY], final[codec.LAST_MKT], final[codec.LAST_PX]) == ("300", venue, "190.05")
+    assert_consistent(stack, "Q1")
+    assert stack.gateway.inspect(lambda e: not e._children[child_id].live)
+    store = open_store(stack.gateway_cfg.audit.url, stack.gateway_cfg.audit.table)
+    store.open()
+    try:
+        trail = list(store.records())
+    finally:
+        store.close()
+    assert any(r.kind == "fix_out" and "|35=H|" in r.body and f"|11={child_id}|" in r.body for r in trail)
+    assert any(r.kind == "notice" and "no execution report told us of" in r.body for r in trail)

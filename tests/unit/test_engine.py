@@ -19,6 +19,7 @@ from gateway.core.types import (
     NewOrder,
     OrdStatus,
     OrdType,
+    QueryChild,
     ReplaceRequest,
     SendChild,
     Side,
@@ -321,3 +322,34 @@ def test_a_cancel_that_could_not_reach_a_down_venue_is_sent_when_it_is_back(engi
     assert again.orig_cl_ord_id == post.cl_ord_id and again.cl_ord_id != cancel.cl_ord_id
     done = engine.on_venue_report(VenueReport("LITA", again.cl_ord_id, "c1", ExecType.CANCELED, OrdStatus.CANCELED))
     assert reports(done)[-1].ord_status is OrdStatus.CANCELED
+
+
+def test_a_child_the_venue_never_answers_is_queried_and_rerouted_if_unknown(engine):
+    engine.child_timeout_ns = 1_000_000_000
+    out = engine.on_new_order(order(qty=200))
+    (child,) = children(out)
+    engine.clock.advance(999_999_999)
+    assert not engine.on_timer(engine.clock.now_ns()).commands
+    engine.clock.advance(1)
+    (query,) = engine.on_timer(engine.clock.now_ns()).commands
+    assert isinstance(query, QueryChild) and query.cl_ord_id == child.cl_ord_id
+    assert not engine.on_timer(engine.clock.now_ns()).commands  # not again until another timeout passes
+    unknown = VenueReport(child.venue, child.cl_ord_id, "s1", ExecType.ORDER_STATUS, OrdStatus.REJECTED,
+                          text="unknown order")
+    out = engine.on_venue_report(unknown)
+    assert [c.spec.qty for c in children(out)] == [200]  # routed again
+
+
+def test_a_reconnecting_venue_is_asked_about_its_live_children_and_missed_fills_are_booked(engine):
+    out = engine.on_new_order(order(qty=100, price="99.95"))  # rests: nothing takeable
+    (post,) = children(out)
+    engine.on_venue_report(VenueReport(post.venue, post.cl_ord_id, "a1", ExecType.NEW, OrdStatus.NEW))
+    engine.on_venue_status(post.venue, False)
+    out = engine.on_venue_status(post.venue, True)
+    (query,) = [c for c in out.commands if isinstance(c, QueryChild)]
+    assert query.cl_ord_id == post.cl_ord_id
+    status = VenueReport(post.venue, post.cl_ord_id, "s1", ExecType.ORDER_STATUS, OrdStatus.FILLED,
+                         leaves_qty=0, cum_qty=100, avg_px=D("99.95"))
+    (fill_report,) = reports(engine.on_venue_report(status))
+    assert (fill_report.exec_type, fill_report.last_qty, fill_report.last_px, fill_report.ord_status) == \
+        (ExecType.TRADE, 100, D("99.95"), OrdStatus.FILLED)
