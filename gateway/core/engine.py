@@ -193,6 +193,8 @@ class OrderEngine:
             child.status = OrdStatus.NEW
         if child.cum_qty >= child.spec.qty:
             child.status = OrdStatus.FILLED
+        if child.spec.cancel_on_ack and child.live:
+            self._cancel_child(child, out)  # an emulated IOC: it ends when the venue acks this cancel
         if not child.live:
             self._work(parent, out)
         return out
@@ -342,13 +344,16 @@ class OrderEngine:
 
     def _cancel_children(self, parent: ParentOrder, out: Outbox) -> None:
         for child in parent.live_children():
-            if child.cancel_sent:
-                continue
-            child.cancel_sent = True
-            cancel_id = self.ids.child_id()
-            # The venue's Canceled report carries the cancel's ClOrdID, so it must find the child too.
-            self._children[cancel_id] = child
-            out.add(CancelChild(child.venue, cancel_id, child.cl_ord_id, child.symbol, child.side, child.spec.qty))
+            self._cancel_child(child, out)
+
+    def _cancel_child(self, child: ChildOrder, out: Outbox) -> None:
+        if child.cancel_sent:
+            return
+        child.cancel_sent = True
+        cancel_id = self.ids.child_id()
+        # The venue's Canceled report carries the cancel's ClOrdID, so it must find the child too.
+        self._children[cancel_id] = child
+        out.add(CancelChild(child.venue, cancel_id, child.cl_ord_id, child.symbol, child.side, child.spec.qty))
 
     def _finish_cancel(self, parent: ParentOrder, out: Outbox) -> None:
         request = parent.pending
