@@ -68,40 +68,40 @@ class PlainExchange(fix.Application):
 
     # --- quickfix callbacks: nothing may escape but the rejects quickfix turns into 35=3 / RejectLogon ------
 
-    def onCreate(self, sessionID):  # noqa: N802
+    def onCreate(self, sessionID):
         self._sessions[sessionID.getSenderCompID().getValue()] = sessionID
 
-    def onLogon(self, sessionID):  # noqa: N802
+    def onLogon(self, sessionID):
         with self.lock:
             self.logged_on.add(sessionID.getSenderCompID().getValue())
             self.lock.notify_all()
 
-    def onLogout(self, sessionID):  # noqa: N802
+    def onLogout(self, sessionID):
         with self.lock:
             self.logged_on.discard(sessionID.getSenderCompID().getValue())
 
-    def toAdmin(self, message, sessionID):  # noqa: N802
+    def toAdmin(self, message, sessionID):
         pass
 
-    def toApp(self, message, sessionID):  # noqa: N802
+    def toApp(self, message, sessionID):
         pass
 
-    def fromAdmin(self, message, sessionID):  # noqa: N802
+    def fromAdmin(self, message, sessionID):
         venue = self.venues[sessionID.getSenderCompID().getValue()]
         if message.getHeader().getField(35) == "A" and venue.password is not None:
             given = message.getField(554) if message.isSetField(554) else None
             if given != venue.password:
                 raise fix.RejectLogon("bad password")
 
-    def fromApp(self, message, sessionID):  # noqa: N802
+    def fromApp(self, message, sessionID):
         try:
             self._from_app(message, sessionID)
         except (fix.IncorrectTagValue, fix.UnsupportedMessageType):
             raise
-        except Exception:  # anything else escaping a callback would end the test process
+        except Exception:  # noqa: BLE001 - anything escaping a callback would end the test process
             traceback.print_exc()
 
-    def _from_app(self, message, sessionID) -> None:  # noqa: N803
+    def _from_app(self, message, sessionID) -> None:
         venue = self.venues[sessionID.getSenderCompID().getValue()]
         msg_type = message.getHeader().getField(35)
         fields = {tag: message.getField(tag) for tag in (CL_ORD_ID, ORIG_CL_ORD_ID, SYMBOL, SIDE, ORDER_QTY,

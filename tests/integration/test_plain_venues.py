@@ -80,7 +80,7 @@ def test_routed_ioc_remainder_goes_to_the_unquoted_venue_as_day_then_cancel(plai
     lit = sum(qty for venue, qty, _ in checks.fills_of(reports) if venue != "PLNX")
     assert 0 < lit < 1000
     assert final[codec.ORD_STATUS] == "C" and final[codec.CUM_QTY] == str(lit + 600)
-    assert plnx_fills(reports) == [(300, Decimal("190")), (300, Decimal("190"))]
+    assert plnx_fills(reports) == [(300, Decimal(190)), (300, Decimal(190))]
     assert [(o[40], o[59], o[44], o[38]) for o in plnx.orders] == [("2", "0", "190", str((1500 - lit) // 100 * 100))]
     assert [c[codec.ORIG_CL_ORD_ID] for c in plnx.cancels] == [plnx.orders[0][codec.CL_ORD_ID]]
 
