@@ -4,12 +4,14 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator, model_validator
 
-from gateway.core.types import Strategy, Urgency, VenueKind
+from gateway.core.types import OrdType, Strategy, TimeInForce, Urgency, VenueKind
+from gateway.core.venue_rules import VenueRules
 
 ENV_PREFIX = "SORGW__"
 
@@ -66,6 +68,18 @@ class UpstreamConfig(Model):
     sessions: tuple[UpstreamSession, ...] = (UpstreamSession(),)
 
 
+TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
+ORD_TYPE_NAMES = {"limit": OrdType.LIMIT, "market": OrdType.MARKET}
+TIF_NAMES = {"day": TimeInForce.DAY, "ioc": TimeInForce.IOC, "fok": TimeInForce.FOK}
+
+
+class Schedule(Model):
+    """When a session is up each day (UTC); no schedule keeps it up around the clock."""
+
+    start_time: str = Field(pattern=TIME_OF_DAY)
+    end_time: str = Field(pattern=TIME_OF_DAY)
+
+
 class VenueConfig(Model):
     """One downstream venue session, and what the router needs to know about the venue."""
 
@@ -76,15 +90,59 @@ class VenueConfig(Model):
     sender_comp_id: str = "SORGW"
     target_comp_id: str | None = None  # defaults to the venue name
     begin_string: Literal["FIX.4.4", "FIX.4.2"] = "FIX.4.4"
+    heartbeat_interval: int | None = Field(None, ge=1)  # None: fix.heartbeat_interval
+    schedule: Schedule | None = None  # None: always on
+    sequence_reset: Literal["logon", "never"] | None = None  # None: follows fix.store
+    data_dictionary: FilePath | None = None  # None: the standard dictionary for begin_string
+    username: str | None = None  # Username (553) on Logon
+    password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # env var holding Password (554)
     maker_fee: Decimal = Decimal("0")
     taker_fee: Decimal = Decimal("0")
     latency_us: int = Field(500, ge=0)
     min_qty: int = Field(1, ge=1)
     protected: bool = True
+    order_types: tuple[Literal["limit", "market"], ...] = ("limit", "market")
+    time_in_force: tuple[Literal["day", "ioc", "fok"], ...] = ("day", "ioc", "fok")
+    tick: Decimal | None = None  # None: the symbol's tick
+    lot: int = Field(1, ge=1)  # children are multiples of this and of the symbol's lot
+    market_data: bool = True  # False: no book is read for this venue, even if one is published
 
     @property
     def target(self) -> str:
         return self.target_comp_id or self.name
+
+    @field_validator("tick")
+    @classmethod
+    def _positive_tick(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and value <= 0:
+            raise ValueError("tick must be positive")
+        return value
+
+    @model_validator(mode="after")
+    def _usable(self) -> VenueConfig:
+        if "limit" not in self.order_types:
+            raise ValueError("order_types must include limit: every order can be sent as a limit, not as a market")
+        if "day" not in self.time_in_force:
+            raise ValueError("time_in_force must include day: IOC is emulated with a DAY order and a cancel")
+        if self.password_env is not None and self.username is None:
+            raise ValueError("password_env needs username")
+        return self
+
+    def rules(self) -> VenueRules:
+        return VenueRules(
+            order_types=frozenset(ORD_TYPE_NAMES[t] for t in self.order_types),
+            tifs=frozenset(TIF_NAMES[t] for t in self.time_in_force),
+            tick=self.tick, lot=self.lot, min_qty=self.min_qty, market_data=self.market_data,
+        )
+
+    def password(self, environ: Mapping[str, str]) -> str | None:
+        """The Logon password from the environment; ConfigError naming the variable if it is not set."""
+        if self.password_env is None:
+            return None
+        value = environ.get(self.password_env)
+        if not value:
+            raise ConfigError(f"venues.{self.name}.password_env: environment variable {self.password_env} is not set")
+        return value
 
 
 class CostConfig(Model):
@@ -108,6 +166,8 @@ class RoutingConfig(Model):
     markout_horizons_ms: tuple[int, ...] = Field((100, 1000, 5000), min_length=1)
     toxicity_horizon_ms: int = Field(100, ge=0)  # the markout horizon a venue's toxicity score reads
     timer_ms: int = Field(50, ge=1)  # how often the engine sees time pass (dark timeouts, markout mids)
+    market_protection_bps: int = Field(50, ge=0, le=10_000)  # market -> limit this far past the far touch
+    unquoted_remainders: bool = False  # venues with market_data: false may take what the plan leaves
 
     @field_validator("markout_horizons_ms")
     @classmethod
@@ -166,6 +226,9 @@ class GatewayConfig(Model):
     @model_validator(mode="after")
     def _unique_names(self) -> "GatewayConfig":
         _require_unique("venues", [v.name for v in self.venues])
+        _require_unique("venue sessions", [(v.begin_string, v.sender_comp_id, v.target) for v in self.venues])
+        _require_unique("upstream.sessions", [(s.begin_string, s.sender_comp_id, s.target_comp_id)
+                                              for s in self.upstream.sessions])
         _require_unique("symbols", [s.symbol for s in self.symbols])
         ports = [v.port for v in self.venues if v.host == self.upstream.host]
         if self.upstream.port in ports:

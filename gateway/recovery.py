@@ -58,7 +58,8 @@ def _decimal(value: str | None) -> Decimal | None:
 def decision_from_json(body: str) -> RouteDecision:
     d = json.loads(body)
     children = tuple(ChildSpec(c["venue"], c["qty"], _decimal(c["price"]), OrdType(c["ord_type"]),
-                               TimeInForce(c["tif"]), c["purpose"]) for c in d["children"])
+                               TimeInForce(c["tif"]), c["purpose"], c.get("cancel_on_ack", False))
+                     for c in d["children"])
     candidates = tuple(Candidate(c["venue"], _decimal(c["price"]), c["qty"], Decimal(c["fee"]), c["latency_us"],
                                  c["rank"]) for c in d["candidates"])
     exclusions = tuple(Exclusion(e["venue"], e["reason"]) for e in d["exclusions"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import queue
 import threading
 import time
@@ -26,7 +27,7 @@ from gateway.audit import entries
 from gateway.audit.records import Entry
 from gateway.audit.stores import open_store
 from gateway.audit.writer import AuditWriter
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, VenueConfig
 from gateway.core.clock import Clock, WallClock
 from gateway.core.engine import IdSource, OrderEngine, StateChange
 from gateway.core.market import MarketView, VenueInfo
@@ -46,6 +47,7 @@ from gateway.core.types import (
     VenueReport,
 )
 from gateway.core.validation import Instrument
+from gateway.core.venue_planner import VenuePlanner, VenuePolicy
 from gateway.fix import codec
 from gateway.fix.downstream import VenueApplication
 from gateway.fix.sessions import SessionSpec, make_engine, session_id, session_key, shutdown
@@ -75,6 +77,18 @@ def venue_infos(cfg: GatewayConfig) -> dict[str, VenueInfo]:
     }
 
 
+def venue_session(venue: VenueConfig) -> SessionSpec:
+    """The venue's FIX session as configured: version, CompIDs, heartbeat, schedule, sequence policy, dictionary."""
+    schedule = venue.schedule
+    return SessionSpec(
+        venue.begin_string, venue.sender_comp_id, venue.target, venue.host, venue.port,
+        heartbeat_interval=venue.heartbeat_interval,
+        start_time=schedule.start_time if schedule else None, end_time=schedule.end_time if schedule else None,
+        reset_on_logon=None if venue.sequence_reset is None else venue.sequence_reset == "logon",
+        dictionary=venue.data_dictionary,
+    )
+
+
 class Gateway:
     def __init__(self, cfg: GatewayConfig, market: MarketView, work_dir: Path, clock: Clock | None = None) -> None:
         self.cfg = cfg
@@ -88,6 +102,9 @@ class Gateway:
             policy=routing_policy(cfg.routing), max_rounds=cfg.routing.max_sweeps,
             max_venue_rejects=cfg.routing.max_venue_rejects, learning=learning_config(cfg.routing),
         )
+        self.engine.planner = VenuePlanner(
+            {v.name: v.rules() for v in cfg.venues}, instruments,
+            VenuePolicy(cfg.routing.market_protection_bps, cfg.routing.unquoted_remainders))
         self._lock = threading.Lock()
         self._control: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._control_thread = threading.Thread(target=self._run_control, name="sorgw-control", daemon=True)
@@ -99,12 +116,13 @@ class Gateway:
             SessionSpec(s.begin_string, s.sender_comp_id, s.target_comp_id, cfg.upstream.host, cfg.upstream.port)
             for s in cfg.upstream.sessions
         ]
-        venue_specs = {v.name: SessionSpec(v.begin_string, v.sender_comp_id, v.target, v.host, v.port)
-                       for v in cfg.venues}
+        venue_specs = {v.name: venue_session(v) for v in cfg.venues}
         self._upstream_keys = {session_key(session_id(spec)) for spec in upstream_specs}
         self.upstream = UpstreamApplication(self, cfg.routing.default_urgency)
         self.downstream = VenueApplication(
-            self, {session_key(session_id(spec)): name for name, spec in venue_specs.items()}
+            self, {session_key(session_id(spec)): name for name, spec in venue_specs.items()},
+            {session_key(session_id(venue_specs[v.name])): (v.username, v.password(os.environ))
+             for v in cfg.venues if v.username is not None},
         )
         self.upstream.tap = self.downstream.tap = self._tap
         self._acceptor = make_engine("acceptor", self.upstream, upstream_specs, cfg.fix, work_dir)

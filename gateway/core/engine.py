@@ -213,6 +213,8 @@ class OrderEngine:
             child.status = OrdStatus.NEW
         if child.cum_qty >= child.spec.qty:
             child.status = OrdStatus.FILLED
+        if child.spec.cancel_on_ack and child.live:
+            self._cancel_child(child, out)  # an emulated IOC: it ends when the venue acks this cancel
         if not child.live:
             self._child_done(child)
             self._work(parent, out)
@@ -269,7 +271,8 @@ class OrderEngine:
             if due:
                 out.decisions.append(f"dark resting time is up for {parent.order_id}: canceling "
                                      f"{len(due)} dark child(ren); what is left goes to lit venues")
-                self._cancel(due, out)
+                for child in due:
+                    self._cancel_child(child, out)
         self._resting_dark = [p for p in self._resting_dark if _live_dark(p)]
         for child in list(self._unanswered.values()):
             if not child.live or child.acked:
@@ -450,15 +453,17 @@ class OrderEngine:
         out.add(self._report(parent, ExecType.EXPIRED if expire else ExecType.CANCELED, text=text))
 
     def _cancel_children(self, parent: ParentOrder, out: Outbox) -> None:
-        self._cancel([child for child in parent.live_children() if not child.cancel_sent], out)
+        for child in parent.live_children():
+            self._cancel_child(child, out)
 
-    def _cancel(self, children: list[ChildOrder], out: Outbox) -> None:
-        for child in children:
-            child.cancel_sent = True
-            cancel_id = self.ids.child_id()
-            # The venue's Canceled report carries the cancel's ClOrdID, so it must find the child too.
-            self._children[cancel_id] = child
-            out.add(CancelChild(child.venue, cancel_id, child.cl_ord_id, child.symbol, child.side, child.spec.qty))
+    def _cancel_child(self, child: ChildOrder, out: Outbox) -> None:
+        if child.cancel_sent:
+            return
+        child.cancel_sent = True
+        cancel_id = self.ids.child_id()
+        # The venue's Canceled report carries the cancel's ClOrdID, so it must find the child too.
+        self._children[cancel_id] = child
+        out.add(CancelChild(child.venue, cancel_id, child.cl_ord_id, child.symbol, child.side, child.spec.qty))
 
     def _finish_cancel(self, parent: ParentOrder, out: Outbox) -> None:
         request = parent.pending

@@ -170,6 +170,7 @@ class ChildSpec:
     ord_type: OrdType
     tif: TimeInForce
     purpose: str  # "directed", "dark", "take" or "post": why the router chose it
+    cancel_on_ack: bool = False  # an IOC sent as DAY to a venue without IOC: canceled once acknowledged
 
 
 @dataclass(frozen=True, slots=True)

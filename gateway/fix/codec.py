@@ -43,6 +43,14 @@ AVG_PX_PLACES = Decimal("0.00000001")
 _FIX42_TRADE = {OrdStatus.FILLED: "2"}  # any other status of a fill is "1" (partial fill)
 _LIQUIDITY_IND = {Liquidity.MAKER: "1", Liquidity.TAKER: "2"}
 _LIQUIDITY_FROM_IND = {"1": Liquidity.MAKER, "2": Liquidity.TAKER}
+_TRADE_EXEC_TYPES = frozenset({"F", "1", "2"})
+# Venue ExecTypes the engine acts on; any other (stopped, suspended, restated, ...) is status only.
+_VENUE_EXEC_TYPES = {t.value: t for t in (ExecType.NEW, ExecType.DONE_FOR_DAY, ExecType.CANCELED,
+                                          ExecType.REPLACED, ExecType.PENDING_CANCEL, ExecType.REJECTED,
+                                          ExecType.PENDING_NEW, ExecType.EXPIRED, ExecType.PENDING_REPLACE)}
+# Venue OrdStatus values with no counterpart in the parent's life: the child is still working.
+_VENUE_WORKING = {"5": OrdStatus.NEW, "7": OrdStatus.NEW, "9": OrdStatus.NEW, "B": OrdStatus.NEW,
+                  "D": OrdStatus.NEW}
 
 
 class FieldError(ValueError):
@@ -85,16 +93,18 @@ def _qty(value: str, name: str, tag: int) -> int:
     return int(qty)
 
 
-def _price(value: str | None, name: str = "Price", tag: int = PRICE) -> Decimal | None:
-    if value is None:
-        return None
+def _decimal(value: str, name: str, tag: int) -> Decimal:
     try:
-        price = Decimal(value)
+        number = Decimal(value)
     except InvalidOperation:
         raise FieldError(f"{name} ({tag}) is not a number: {value!r}", tag) from None
-    if not price.is_finite():
+    if not number.is_finite():
         raise FieldError(f"{name} ({tag}) is not a number: {value!r}", tag)
-    return price
+    return number
+
+
+def _price(value: str | None) -> Decimal | None:
+    return None if value is None else _decimal(value, "Price", PRICE)
 
 
 def cl_ord_id(msg: fix.Message) -> str:
@@ -153,25 +163,37 @@ def parse_status_request(msg: fix.Message, session: str) -> StatusRequest:
 
 
 def parse_venue_report(msg: fix.Message, venue: str) -> VenueReport:
-    """A child execution report, FIX 4.2 (ExecType 1/2, LastShares) or 4.4 (ExecType F, LastQty)."""
+    """A child execution report, FIX 4.2 or 4.4, optional fields (LeavesQty, CumQty, AvgPx, LastMkt) or not.
+
+    A fill is ExecType F (4.4) or 1/2 (4.2, and deprecated 4.4) and must carry LastQty/LastShares (32) and
+    LastPx (31). A status report (ExecType I, or 4.2 ExecTransType 3), a trade bust or correction (4.2
+    ExecTransType 1/2, 4.4 ExecType G/H) and any ExecType we do not act on are status only: no fill, and
+    the OrdStatus says whether the child is still working.
+    """
     raw_type = _get(msg, EXEC_TYPE, "ExecType")
-    status = _enum(OrdStatus, _get(msg, ORD_STATUS, "OrdStatus"), "OrdStatus", ORD_STATUS)
-    if _opt(msg, EXEC_TRANS_TYPE) == "3":  # FIX 4.2 status answer: ExecType carries the order's status
+    raw_status = _get(msg, ORD_STATUS, "OrdStatus")
+    status = _VENUE_WORKING.get(raw_status) or _enum(OrdStatus, raw_status, "OrdStatus", ORD_STATUS)
+    trans_type = _opt(msg, EXEC_TRANS_TYPE)
+    if trans_type not in (None, "0"):
         exec_type = ExecType.ORDER_STATUS
-    elif raw_type in ("1", "2"):
+    elif raw_type in _TRADE_EXEC_TYPES:
         exec_type = ExecType.TRADE
     else:
-        exec_type = _enum(ExecType, raw_type, "ExecType", EXEC_TYPE)
-    last_qty = _qty(_opt(msg, LAST_QTY) or "0", "LastQty", LAST_QTY)
-    last_px = _opt(msg, LAST_PX)
+        exec_type = _VENUE_EXEC_TYPES.get(raw_type, ExecType.ORDER_STATUS)
+    last_qty, last_px = 0, None
+    if exec_type is ExecType.TRADE:
+        last_qty = _qty(_get(msg, LAST_QTY, "LastQty"), "LastQty", LAST_QTY)
+        last_px = _decimal(_get(msg, LAST_PX, "LastPx"), "LastPx", LAST_PX)
+        if last_qty < 0 or last_px <= 0:
+            raise FieldError(f"a fill needs LastQty >= 0 and LastPx > 0, got {last_qty} at {last_px}", LAST_QTY)
     leaves = _opt(msg, LEAVES_QTY)
     cum = _opt(msg, CUM_QTY)
     avg_px = _opt(msg, AVG_PX)
     return VenueReport(
         venue=venue, cl_ord_id=cl_ord_id(msg), exec_id=_get(msg, EXEC_ID, "ExecID"), exec_type=exec_type,
-        ord_status=status, last_qty=last_qty, last_px=Decimal(last_px) if last_px else None,
+        ord_status=status, last_qty=last_qty, last_px=last_px,
         leaves_qty=_qty(leaves, "LeavesQty", LEAVES_QTY) if leaves else None,
-        cum_qty=_qty(cum, "CumQty", CUM_QTY) if cum else None, avg_px=_price(avg_px, "AvgPx", AVG_PX),
+        cum_qty=_qty(cum, "CumQty", CUM_QTY) if cum else None, avg_px=_decimal(avg_px, "AvgPx", AVG_PX) if avg_px else None,
         venue_order_id=_opt(msg, ORDER_ID),
         liquidity=_LIQUIDITY_FROM_IND.get(_opt(msg, LAST_LIQUIDITY_IND) or ""), text=_opt(msg, TEXT),
     )
@@ -208,7 +230,9 @@ def execution_report(er: ExecutionReport, begin_string: str) -> fix.Message:
     msg = _message(begin_string, "8")
     exec_type = er.exec_type.value
     if begin_string == FIX42:
-        msg.setField(EXEC_TRANS_TYPE, "0")
+        # FIX 4.2 has no ExecType F or I: a fill is 1 (partial) or 2 (fill), a status report is
+        # ExecTransType 3 (Status) with the order's status as its ExecType.
+        msg.setField(EXEC_TRANS_TYPE, "3" if er.exec_type is ExecType.ORDER_STATUS else "0")
         if er.exec_type is ExecType.TRADE:
             exec_type = _FIX42_TRADE.get(er.ord_status, "1")
         elif er.exec_type is ExecType.ORDER_STATUS:

@@ -5,12 +5,16 @@ from collections import OrderedDict
 from typing import Protocol
 
 import quickfix as fix
+import structlog
 
 from gateway.core.types import VenueReport
 from gateway.fix import codec
 from gateway.fix.application import GuardedApplication
 
-SENT_ORDERS_KEPT = 100_000  # a reject refers to a recent message; older ones need not be kept
+log = structlog.get_logger("gateway.fix")
+
+SENT_KEPT = 100_000  # a reject refers to a recent message; older ones need not be kept
+USERNAME, PASSWORD = 553, 554
 
 
 class VenueHandler(Protocol):
@@ -27,13 +31,17 @@ class VenueApplication(GuardedApplication):
 
     role = "venue"
 
-    def __init__(self, handler: VenueHandler, venues: dict[str, str]) -> None:
+    def __init__(self, handler: VenueHandler, venues: dict[str, str],
+                 credentials: dict[str, tuple[str, str | None]] | None = None) -> None:
         super().__init__()
         self.handler = handler
         self.venues = venues
         self.session_of = {venue: key for key, venue in venues.items()}
-        # MsgSeqNum of recent NewOrderSingles, so a session reject (35=3) finds its child.
-        self._sent_orders: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self.credentials = credentials or {}  # session key -> (Username, Password or None)
+        # (session, MsgSeqNum) -> (MsgType, ClOrdID) of recent orders and cancels, so a reject that names
+        # only the sequence number (35=3, or 35=j without BusinessRejectRefID) finds what it refused.
+        self._sent: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
+        self._sent_ids: dict[tuple[str, str], str] = {}  # (session, ClOrdID) -> MsgSeqNum
 
     def on_logon(self, session: str) -> None:
         self.handler.session_status(self.role, self.venues[session], True)
@@ -43,21 +51,50 @@ class VenueApplication(GuardedApplication):
 
     def on_sent(self, message: fix.Message, session: str) -> None:
         header = message.getHeader()
-        if header.getField(codec.MSG_TYPE) == "D":
+        msg_type = header.getField(codec.MSG_TYPE)
+        if msg_type in ("D", "F"):
             seq = header.getField(codec.MSG_SEQ_NUM)
-            self._sent_orders[(session, seq)] = message.getField(codec.CL_ORD_ID)
-            if len(self._sent_orders) > SENT_ORDERS_KEPT:
-                self._sent_orders.popitem(last=False)
+            cl_ord_id = message.getField(codec.CL_ORD_ID)
+            self._sent[(session, seq)] = (msg_type, cl_ord_id)
+            self._sent_ids[(session, cl_ord_id)] = seq
+            if len(self._sent) > SENT_KEPT:
+                (old_session, _), (_, old_id) = self._sent.popitem(last=False)
+                self._sent_ids.pop((old_session, old_id), None)
+
+    def on_admin_sent(self, message: fix.Message, session: str) -> None:
+        super().on_admin_sent(message, session)
+        credentials = self.credentials.get(session)
+        if credentials is not None and message.getHeader().getField(codec.MSG_TYPE) == "A":
+            # Set after the audit tap has recorded the Logon: the password never reaches the trail.
+            username, password = credentials
+            message.setField(USERNAME, username)
+            if password is not None:
+                message.setField(PASSWORD, password)
 
     def on_admin(self, message: fix.Message, session: str) -> None:
-        if message.getHeader().getField(codec.MSG_TYPE) != "3":
-            return
-        ref = message.getField(codec.REF_SEQ_NUM) if message.isSetField(codec.REF_SEQ_NUM) else None
-        cl_ord_id = self._sent_orders.pop((session, ref), None)
-        if cl_ord_id is not None:
-            text = message.getField(codec.TEXT) if message.isSetField(codec.TEXT) else "session reject"
-            self.handler.child_rejected(self.venues[session], cl_ord_id, f"session reject: {text}",
-                                        message.toString())
+        if message.getHeader().getField(codec.MSG_TYPE) == "3":
+            text = message.getField(codec.TEXT) if message.isSetField(codec.TEXT) else "no reason given"
+            self._refused(session, self._referenced(session, message, None), f"session reject: {text}", message)
+
+    def _referenced(self, session: str, message: fix.Message, ref_id: str | None) -> tuple[str, str] | None:
+        """(MsgType, ClOrdID) of the order or cancel a reject refers to, by ClOrdID or by MsgSeqNum."""
+        if ref_id is not None and (session, ref_id) in self._sent_ids:
+            return self._sent.get((session, self._sent_ids[(session, ref_id)]))
+        if message.isSetField(codec.REF_SEQ_NUM):
+            return self._sent.get((session, message.getField(codec.REF_SEQ_NUM)))
+        return None
+
+    def _refused(self, session: str, sent: tuple[str, str] | None, text: str, message: fix.Message) -> None:
+        venue = self.venues[session]
+        if sent is None:
+            log.warning("venue.reject_unmatched", venue=venue, text=text,
+                        message=message.toString().replace("\x01", "|"))
+            if self.tap and message.getHeader().getField(codec.MSG_TYPE) == "j":
+                self.tap("in", session, message)  # fromAdmin messages are tapped already
+        elif sent[0] == "D":
+            self.handler.child_rejected(venue, sent[1], text, message.toString())
+        else:
+            self.handler.child_cancel_rejected(venue, sent[1], text, message.toString())
 
     def on_app(self, message: fix.Message, session: str) -> None:
         venue = self.venues[session]
@@ -73,15 +110,9 @@ class VenueApplication(GuardedApplication):
         elif msg_type == "9":
             self.handler.child_cancel_rejected(venue, message.getField(codec.ORIG_CL_ORD_ID), text, raw)
         elif msg_type == "j":
-            cl_ord_id = None
-            if message.isSetField(codec.BUSINESS_REJECT_REF_ID):
-                cl_ord_id = message.getField(codec.BUSINESS_REJECT_REF_ID)
-            elif message.isSetField(codec.REF_SEQ_NUM):
-                cl_ord_id = self._sent_orders.pop((session, message.getField(codec.REF_SEQ_NUM)), None)
-            if cl_ord_id is not None:
-                self.handler.child_rejected(venue, cl_ord_id, f"business reject: {text}", raw)
-            elif self.tap:
-                self.tap("in", session, message)
+            ref_id = message.getField(codec.BUSINESS_REJECT_REF_ID) \
+                if message.isSetField(codec.BUSINESS_REJECT_REF_ID) else None
+            self._refused(session, self._referenced(session, message, ref_id), f"business reject: {text}", message)
         else:
             raise fix.UnsupportedMessageType()
 

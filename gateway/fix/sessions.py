@@ -21,6 +21,11 @@ class SessionSpec:
     target: str
     host: str
     port: int
+    heartbeat_interval: int | None = None  # None: the engine-wide setting
+    start_time: str | None = None  # daily schedule, UTC; None: always on
+    end_time: str | None = None
+    reset_on_logon: bool | None = None  # None: reset when the store is memory, persist when it is a file
+    dictionary: Path | None = None  # a counterparty's own dictionary; None: the standard one
 
 
 def session_id(spec: SessionSpec) -> fix.SessionID:
@@ -59,7 +64,18 @@ def build_settings(role: str, sessions: list[SessionSpec], cfg: FixConfig, work_
     settings.set(defaults)
     for spec in sessions:
         d = fix.Dictionary()
-        d.setString("DataDictionary", str(dictionaries[spec.begin_string]))
+        dictionary = dictionaries[spec.begin_string]
+        if spec.dictionary is not None:
+            dictionary = work_dir / "dictionaries" / f"{spec.begin_string}-{spec.sender}-{spec.target}.xml"
+            specs.merge(spec.dictionary, specs.custom_fields_file(), dictionary)
+        d.setString("DataDictionary", str(dictionary))
+        if spec.heartbeat_interval is not None:
+            d.setString("HeartBtInt", str(spec.heartbeat_interval))
+        if spec.start_time is not None and spec.end_time is not None:
+            d.setString("StartTime", spec.start_time)
+            d.setString("EndTime", spec.end_time)
+        if spec.reset_on_logon is not None:
+            d.setString("ResetOnLogon", "Y" if spec.reset_on_logon else "N")
         if role == "acceptor":
             d.setString("SocketAcceptPort", str(spec.port))
             d.setString("SocketAcceptHost", spec.host)
@@ -70,8 +86,9 @@ def build_settings(role: str, sessions: list[SessionSpec], cfg: FixConfig, work_
     return settings
 
 
-def store_factory(cfg: FixConfig, settings: fix.SessionSettings) -> fix.MessageStoreFactory:
-    if cfg.store == "file":
+def store_factory(cfg: FixConfig, settings: fix.SessionSettings, persistent: bool = False) -> fix.MessageStoreFactory:
+    """A file store when the config asks for one or some session keeps its sequence numbers across restarts."""
+    if cfg.store == "file" or persistent:
         Path(cfg.store_path).mkdir(parents=True, exist_ok=True)
         return fix.FileStoreFactory(settings)
     return fix.MemoryStoreFactory()
@@ -92,7 +109,7 @@ def make_engine(role: str, app: fix.Application, sessions: list[SessionSpec], cf
     caller's thread while its own thread deletes it: a use-after-free on every stop.
     """
     settings = build_settings(role, sessions, cfg, work_dir)
-    store = store_factory(cfg, settings)
+    store = store_factory(cfg, settings, any(spec.reset_on_logon is False for spec in sessions))
     logs = log_factory(cfg, settings)
     cls = fix.ThreadedSocketAcceptor if role == "acceptor" else fix.SocketInitiator
     engine = cls(app, store, settings, logs) if logs else cls(app, store, settings)

@@ -33,7 +33,10 @@ def standard_spec_dir() -> Path:
 
 def merge(standard: Path, custom: Path, target: Path) -> None:
     """Write `standard` with the fields, message additions and relaxed requirements of `custom` to `target`."""
-    tree = ET.parse(standard)
+    try:
+        tree = ET.parse(standard)
+    except ET.ParseError as exc:
+        raise ValueError(f"{standard}: not a FIX data dictionary: {exc}") from None
     root = tree.getroot()
     extra = ET.parse(custom).getroot()
     fields = root.find("fields")
@@ -52,7 +55,7 @@ def merge(standard: Path, custom: Path, target: Path) -> None:
                 target_message.append(field)
     for message in extra.find("optional"):
         relaxed = set(message.get("fields").split(","))
-        for child in messages[message.get("name")]:
+        for child in messages.get(message.get("name"), ()):  # a venue's own dictionary may lack some
             if child.get("name") in relaxed:
                 child.set("required", "N")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,19 @@ from gateway.audit.records import GENESIS, Entry, chain
 from gateway.core.clock import ManualClock
 from gateway.core.engine import IdSource, OrderEngine
 from gateway.core.market import BookSnapshot, Level, MarketView, VenueInfo
-from gateway.core.types import ExecType, ExecutionReport, OrdStatus, SendChild, Urgency, VenueKind, VenueReport
+from gateway.core.types import (
+    ExecType,
+    ExecutionReport,
+    OrdStatus,
+    SendChild,
+    TimeInForce,
+    Urgency,
+    VenueKind,
+    VenueReport,
+)
 from gateway.core.validation import Instrument
+from gateway.core.venue_planner import VenuePlanner
+from gateway.core.venue_rules import VenueRules
 from gateway.fix import codec
 
 OMS = "FIX.4.4:SORGW->OMS"
@@ -101,3 +112,31 @@ def test_replay_refuses_a_trail_whose_decisions_do_not_match():
     trail.entries = [e for e in trail.entries if e.kind != "decision"]  # a decision removed from the trail
     with pytest.raises(recovery.RecoveryError, match="no decision is on record"):
         recovery.replay(make_engine("new"), chain(trail.entries, 1, GENESIS), {OMS}, {LITA: "LITA"}, Urgency.MEDIUM)
+
+
+def test_replay_keeps_two_sessions_with_one_cl_ord_id_apart_and_restores_emulated_iocs():
+    oms42 = "FIX.4.2:SORGW->OMS42"
+    original = make_engine("old")
+    # LITA takes no IOC: the take children go as DAY, to be canceled once acknowledged.
+    original.planner = VenuePlanner({"LITA": VenueRules(tifs=frozenset({TimeInForce.DAY}))},
+                                    original.instruments)
+    trail = Trail(original)
+    for session, fields in ((OMS, {54: "1", 44: "100.01"}), (oms42, {54: "2", 44: "99.99", 21: "1"})):
+        d = raw("D", {11: "P1", 55: "AAPL", 38: "200", 40: "2", 59: "0", 9701: "H", **fields})
+        out = original.on_new_order(codec.parse_new_order(fix.Message(d, False), session, Urgency.MEDIUM))
+        trail.step(entries.fix_message("in", session, d, 0, None, "P1"), out, send=False)
+    f = raw("F", {11: "P1-C", 41: "P1", 55: "AAPL", 54: "2"})
+    out = original.on_cancel(codec.parse_cancel(fix.Message(f, False), oms42))
+    trail.step(entries.fix_message("in", oms42, f, 0, None, "P1-C"), out, send=False)
+
+    rebuilt = make_engine("new")
+    recovery.replay(rebuilt, chain(trail.entries, 1, GENESIS), {OMS, oms42}, {LITA: "LITA"}, Urgency.MEDIUM)
+
+    def state(engine):
+        return sorted((p.session, p.cl_ord_id, p.side, p.status, type(p.pending).__name__,
+                       [(c.cl_ord_id, c.spec) for c in p.children.values()]) for p in engine.parents.values())
+
+    assert state(rebuilt) == state(original)
+    assert rebuilt.order_id_for(OMS, "P1") != rebuilt.order_id_for(oms42, "P1")
+    specs = [c.spec for p in rebuilt.parents.values() for c in p.children.values()]
+    assert len(specs) == 2 and all(s.tif is TimeInForce.DAY and s.cancel_on_ack for s in specs)
