@@ -148,10 +148,10 @@ class VenueConfig(Model):
 class CostConfig(Model):
     """The cost strategy's risk terms, in basis points of the price per share."""
 
-    toxicity_bps: float = Field(2.0, ge=0)  # per unit of a venue's toxicity score (0..1)
-    latency_bps_per_ms: float = Field(0.2, ge=0)  # per millisecond of a venue's ack latency
+    toxicity_bps: float = Field(5.0, ge=0)  # per unit of a venue's toxicity score (0..1)
+    latency_bps_per_ms: float = Field(0.02, ge=0)  # per millisecond of a venue's ack latency
     staleness_bps_per_s: float = Field(1.0, ge=0)  # per second of a venue's quote age
-    miss_bps: float = Field(0.5, ge=0)  # per unit of a venue's miss rate (1 - fill rate)
+    miss_bps: float = Field(2.0, ge=0)  # per unit of a venue's miss rate (1 - fill rate)
 
 
 class RoutingConfig(Model):

@@ -32,9 +32,9 @@ class VenueStatsConfig:
     prior_misses: float = 1.0
     latency_alpha: float = 0.1  # weight of the newest ack in the latency mean
     latency_window: int = 1000  # acks kept for the p99
-    toxicity_horizon_ns: int = 1_000_000_000  # the markout horizon toxicity is read at
-    toxicity_scale_bps: float = 5.0  # a shrunk mean markout of -scale bps scores tanh(1) = 0.76
-    toxicity_prior_fills: float = 20.0  # fills' worth of shrinkage toward "no adverse selection"
+    toxicity_horizon_ns: int = 100_000_000  # the markout horizon toxicity is read at
+    toxicity_scale_bps: float = 2.0  # a shrunk adverse move of scale bps scores tanh(1) = 0.76
+    toxicity_prior_fills: float = 5.0  # fills' worth of shrinkage toward "no adverse selection"
 
 
 class _Latency:
@@ -122,15 +122,20 @@ class VenueStats:
         return (n * observed + config.prior_fills) / (n + config.prior_fills + config.prior_misses)
 
     def toxicity(self, venue: str) -> float:
-        """tanh of the venue's adverse mean markout (bps at the reference horizon), shrunk toward 0 for few fills.
+        """tanh of how far the mid moved against the venue's fills by the reference horizon (bps), shrunk toward 0
+        for few fills. With a horizon-0 markout on record the spread paid at the fill is taken out, so only
+        the move after it counts.
 
-        tanh(x) = 2 * logistic(2x) - 1: a logistic folded so that zero or favourable markouts score 0.
+        tanh(x) = 2 * logistic(2x) - 1: a logistic folded so that zero or favourable moves score 0.
         """
         config = self._config
         stats = self._markouts.stats(venue, config.toxicity_horizon_ns)
         if stats is None:
             return 0.0
-        shrunk = stats.mean_bps * stats.count / (stats.count + config.toxicity_prior_fills)
+        moved = stats.mean_bps
+        if config.toxicity_horizon_ns and (at_fill := self._markouts.stats(venue, 0)) is not None:
+            moved -= at_fill.mean_bps
+        shrunk = moved * stats.count / (stats.count + config.toxicity_prior_fills)
         return max(0.0, math.tanh(-shrunk / config.toxicity_scale_bps))
 
     def score(self, venue: str) -> VenueScore | None:

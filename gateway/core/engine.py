@@ -340,11 +340,8 @@ class OrderEngine:
             return
         child.cum_qty += qty
         child.notional += report.last_px * qty
-        venue, symbol = child.venue, parent.symbol
-        mid = self._venue_mid(venue, symbol, None if self.venues[venue].kind is VenueKind.LIT
-                              else self.market.nbbo(symbol, self.venues).mid)
-        self.learning.child_filled(f"{venue}/{symbol}", venue, parent.side, qty, report.last_px, self.clock.now_ns(),
-                                   mid)
+        self.learning.child_filled(f"{child.venue}/{parent.symbol}", child.venue, parent.side, qty, report.last_px,
+                                   self.clock.now_ns(), child.sent_mid)
         old = parent.status
         parent.apply_fill(qty, report.last_px)
         if parent.status is not old:
@@ -418,9 +415,10 @@ class OrderEngine:
                 parent.dark_deadline_ns = now + self.policy.dark_timeout_ns
                 self._resting_dark.append(parent)
         parent.rounds += 1
+        nbbo_mid = decision.nbbo.mid
         for spec in decision.children:
             child = ChildOrder(self.ids.child_id(), parent.order_id, spec.venue, parent.symbol, parent.side, spec,
-                               sent_ns=now)
+                               sent_ns=now, sent_mid=self._venue_mid(spec.venue, parent.symbol, nbbo_mid))
             parent.children[child.cl_ord_id] = child
             self._children[child.cl_ord_id] = child
             self._unanswered[child.cl_ord_id] = child
@@ -428,13 +426,14 @@ class OrderEngine:
             out.add(SendChild(spec.venue, child.cl_ord_id, parent.order_id, parent.symbol, parent.side, spec))
 
     def _venue_mid(self, venue: str, symbol: str, nbbo_mid: Decimal | None) -> Decimal | None:
-        """What a fill at this venue is marked to: a lit venue's own mid (the venue whose quotes move first
-        after a fill is the one that selected against it), the NBBO mid for a dark pool."""
+        """What fills at this venue are marked to: a lit venue's own mid (the venue whose quotes move first
+        after a fill is the one that selected against it), the NBBO mid for a dark pool or a venue with no
+        two-sided book."""
         if self.venues[venue].kind is not VenueKind.LIT:
             return nbbo_mid
         book = self.market.book(venue, symbol)
         if book is None or not book.bids or not book.asks:
-            return None
+            return nbbo_mid
         return (book.bids[0].price + book.asks[0].price) / 2
 
     def _query(self, child: ChildOrder, now_ns: int, out: Outbox) -> None:

@@ -36,6 +36,7 @@ class ChildOrder:
     notional: Decimal = ZERO
     cancel_sent: bool = False
     sent_ns: int = 0
+    sent_mid: Decimal | None = None  # the venue's mid when the child was sent: its fills' horizon-0 markout
     acked: bool = False  # some report from the venue arrived
     queried_ns: int | None = None  # when a status query went out that has no answer yet
     rejected: bool = False

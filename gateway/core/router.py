@@ -47,10 +47,10 @@ class PlanRequest:
 class CostWeights:
     """The cost strategy's risk terms, in basis points of the price per share, added to price and taker fee."""
 
-    toxicity_bps: float = 2.0  # per unit of toxicity score (0..1)
-    latency_bps_per_ms: float = 0.2  # per millisecond of the venue's ack latency (observed, else configured)
+    toxicity_bps: float = 5.0  # per unit of toxicity score (0..1)
+    latency_bps_per_ms: float = 0.02  # per millisecond of the venue's ack latency (observed, else configured)
     staleness_bps_per_s: float = 1.0  # per second of the venue's quote age
-    miss_bps: float = 0.5  # per unit of the venue's miss rate (1 - fill rate)
+    miss_bps: float = 2.0  # per unit of the venue's miss rate (1 - fill rate)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ T0 = 1_700_000_000 * SEC
 
 def make_stats(**config) -> tuple[VenueStats, MarkoutTracker]:
     markouts = MarkoutTracker([SEC])
+    config.setdefault("toxicity_horizon_ns", SEC)
     return VenueStats(markouts, VenueStatsConfig(**config), venues=["ARCA", "DRK1"]), markouts
 
 
@@ -100,6 +101,20 @@ def test_toxicity_is_shrunk_when_there_are_few_fills():
 
     assert 0 < few.toxicity("DRK1") < many.toxicity("DRK1")
     assert few.toxicity("ARCA") == 0.0  # no markouts at all
+
+
+def test_toxicity_counts_the_move_after_a_fill_not_the_spread_paid_at_it():
+    def toxicity(mid_later: str) -> float:
+        markouts = MarkoutTracker([0, SEC])
+        stats = VenueStats(markouts, VenueStatsConfig(toxicity_horizon_ns=SEC), venues=["ARCA"])
+        for _ in range(20):  # bought at the offer, a cent over the mid
+            markouts.on_fill("ACME", "ARCA", Side.BUY, 100, D("100.01"), T0, mid_at_fill=D("100.00"))
+        markouts.on_mid("ACME", T0 + SEC, D(mid_later))
+        return stats.toxicity("ARCA")
+
+    assert toxicity("100.00") == 0.0  # the 1 bp half spread paid is no adverse selection
+    assert toxicity("100.02") == 0.0  # the price went our way
+    assert 0.5 < toxicity("99.98") < 1  # marked down 2 bps after every fill
 
 
 def test_snapshot_reports_activity_per_venue():
