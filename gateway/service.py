@@ -29,7 +29,7 @@ from gateway.audit.stores import open_store
 from gateway.audit.writer import AuditWriter
 from gateway.config import GatewayConfig, VenueConfig
 from gateway.core.clock import Clock, WallClock
-from gateway.core.engine import IdSource, OrderEngine, StateChange
+from gateway.core.engine import IdSource, OrderEngine, Routine, StateChange
 from gateway.core.market import MarketView, VenueInfo
 from gateway.core.router import RouteDecision
 from gateway.core.types import (
@@ -390,6 +390,8 @@ class Gateway:
             log.info("order.state", order_id=item.order_id, cl_ord_id=item.cl_ord_id,
                      old=item.old.name if item.old else None, new=item.new.name,
                      cum_qty=item.cum_qty, leaves_qty=item.leaves_qty)
+        elif isinstance(item, Routine):
+            log.info("engine.notice", text=item.text)
         else:
             log.warning("engine.notice", text=str(item))
 

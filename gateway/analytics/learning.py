@@ -27,7 +27,8 @@ class VenueLearning:
     """
 
     def __init__(self, lit: Iterable[str], dark: Sequence[str], config: LearningConfig = LearningConfig()) -> None:
-        # Horizon 0 (the mid at the fill) lets toxicity count only the move after a fill, not the spread paid.
+        # Horizon 0 (marked to the mid when the child was sent) lets toxicity count only the move after a fill,
+        # not the spread paid.
         horizons = tuple(sorted({0, *config.markout_horizons_ns, config.stats.toxicity_horizon_ns}))
         self.markouts = MarkoutTracker(horizons)
         self.stats = VenueStats(self.markouts, config.stats, [*lit, *dark])

@@ -44,6 +44,16 @@ from gateway.core.validation import Instrument, validate_new, validate_replace
 _LAST_PX_PLACES = Decimal("0.00000001")
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Routine:
+    """A notice of ordinary engine housekeeping (plain string notices are anomalies worth a warning)."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class IdSource:
     """OrderIDs, ExecIDs and child ClOrdIDs, unique across restarts through a per-boot prefix."""
 
@@ -269,8 +279,8 @@ class OrderEngine:
                 continue
             due = [child for child in _live_dark(parent) if not child.cancel_sent and self.venues[child.venue].connected]
             if due:
-                out.decisions.append(f"dark resting time is up for {parent.order_id}: canceling "
-                                     f"{len(due)} dark child(ren); what is left goes to lit venues")
+                out.decisions.append(Routine(f"dark resting time is up for {parent.order_id}: canceling "
+                                             f"{len(due)} dark child(ren); what is left goes to lit venues"))
                 for child in due:
                     self._cancel_child(child, out)
         self._resting_dark = [p for p in self._resting_dark if _live_dark(p)]
@@ -351,10 +361,10 @@ class OrderEngine:
     def _reconcile(self, parent: ParentOrder, child: ChildOrder, report: VenueReport, out: Outbox) -> None:
         """An answer to a status query: fills the venue reports that never reached us are applied now."""
         child.queried_ns = None
-        if report.ord_status is OrdStatus.REJECTED:
+        if report.ord_status is OrdStatus.REJECTED:  # the venue does not know it: ended below, and
+            child.rejected = True  # no lesson about the venue's liquidity
             out.decisions.append(f"{child.venue} does not know child {child.cl_ord_id}: it never arrived; "
                                  f"its {child.leaves_qty} go back to the parent")
-            child.status = OrdStatus.CANCELED
             return
         missing = (report.cum_qty or 0) - child.cum_qty
         if missing <= 0:

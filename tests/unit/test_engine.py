@@ -7,7 +7,7 @@ from decimal import Decimal as D
 import pytest
 
 from gateway.core.clock import ManualClock
-from gateway.core.engine import IdSource, OrderEngine
+from gateway.core.engine import IdSource, OrderEngine, Routine
 from gateway.core.market import BookSnapshot, Level, MarketView, VenueInfo
 from gateway.core.types import (
     CancelChild,
@@ -353,3 +353,21 @@ def test_a_reconnecting_venue_is_asked_about_its_live_children_and_missed_fills_
     (fill_report,) = reports(engine.on_venue_report(status))
     assert (fill_report.exec_type, fill_report.last_qty, fill_report.last_px, fill_report.ord_status) == \
         (ExecType.TRADE, 100, D("99.95"), OrdStatus.FILLED)
+
+
+def test_a_dark_child_the_venue_does_not_know_teaches_nothing_about_the_pool(engine):
+    out = engine.on_new_order(order(qty=400, urgency=Urgency.MEDIUM))
+    (dark,) = children(out)
+    unknown = VenueReport("DRKA", dark.cl_ord_id, "s1", ExecType.ORDER_STATUS, OrdStatus.REJECTED,
+                          text="unknown order")
+    out = engine.on_venue_report(unknown)
+    assert sum(c.spec.qty for c in children(out)) == 400  # all of it goes lit
+    assert engine.learning.dark.tail("DRKA") == (1.0,)  # no observation: it never reached the pool
+
+
+def test_the_dark_timeout_is_a_routine_notice(engine):
+    engine.policy = dataclasses.replace(engine.policy, dark_timeout_ns=1)
+    engine.on_new_order(order(qty=400, urgency=Urgency.LOW))
+    engine.clock.advance(1)
+    out = engine.on_timer(engine.clock.now_ns())
+    assert [type(d) for d in out.decisions] == [Routine]
