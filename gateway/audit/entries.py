@@ -20,7 +20,7 @@ def _plain(value):
     if isinstance(value, Enum):
         return value.name
     if dataclasses.is_dataclass(value):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init}  # derived ones are not
     if isinstance(value, frozenset | set):
         return sorted(value)
     raise TypeError(f"cannot put {type(value).__name__} in the audit trail")

@@ -1,6 +1,7 @@
 """The router's pure core: one parent order and the market in, child orders and the reasons for them out."""
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -9,7 +10,7 @@ from operator import itemgetter
 
 from gateway.analytics.dark_allocation import DarkAllocator
 from gateway.analytics.learning import VenueLearning
-from gateway.core.market import BookSnapshot, Level, MarketView, Nbbo, VenueInfo, fold_nbbo
+from gateway.core.market import BookSnapshot, Level, MarketView, Nbbo, PriceKey, Row, VenueInfo, fold_nbbo, price_key
 from gateway.core.types import ChildSpec, OrdType, Side, Strategy, TimeInForce, Urgency, VenueKind
 
 DISCONNECTED = "disconnected"
@@ -111,12 +112,14 @@ class RouteDecision:
     books: tuple[BookSnapshot, ...] = ()  # the usable lit books the plan saw
 
 
-# A far-side level a take could hit: (price, displayed qty, venue name, venue info).
-_Entry = tuple[Decimal, int, str, VenueInfo]
-# A venue's far-side levels within the limit, best first: (venue name, venue info, levels).
-_Reachable = tuple[str, VenueInfo, Sequence[Level]]
-_price = _name = itemgetter(0)
+# A far-side level a take could hit is its BookSnapshot Row: (key, displayed qty, venue, price), the keys
+# ascending from the best price on both sides.
+_Entry = Row
+# A venue's far-side rows within the limit, best first: (venue name, venue info, rows).
+_Reachable = tuple[str, VenueInfo, Sequence[Row]]
+_key = _name = itemgetter(0)
 _qty = itemgetter(1)
+_venue = itemgetter(2)
 
 
 @dataclass(slots=True)
@@ -455,33 +458,18 @@ def _far_side(order: PlanRequest, lit: Sequence[tuple[str, VenueInfo, BookSnapsh
     A stable sort of all their levels by price is the sweep order: best price, then taker fee, latency, name.
     """
     buy = order.side.is_buy
-    limit = order.limit
+    limit = None if order.limit is None else price_key(order.limit) if buy else -price_key(order.limit)
     reachable = []
     for name, info, book in lit:
-        levels = book.asks if buy else book.bids
-        if limit is not None:
-            levels = levels[:_within(levels, limit, buy)]
-        if levels:
-            reachable.append((name, info, levels))
+        rows = book.ask_rows if buy else book.bid_rows
+        if limit is not None and rows and rows[-1][0] > limit:
+            rows = rows[:bisect_right(rows, limit, key=_key)]
+        if rows:
+            reachable.append((name, info, rows))
     return reachable
 
 
-def _within(levels: Sequence[Level], limit: Decimal, buy: bool) -> int:
-    """How many of these levels (best first) are within the limit."""
-    if not levels:
-        return 0
-    last = levels[-1].price
-    if last <= limit if buy else last >= limit:
-        return len(levels)  # the whole book: one comparison instead of one per level
-    count = 0
-    for level in levels:
-        if level.price > limit if buy else level.price < limit:
-            break
-        count += 1
-    return count
-
-
-def _reach(reachable: Sequence[_Reachable], qty: int, buy: bool) -> list[_Entry]:
+def _reach(reachable: Sequence[_Reachable], qty: int) -> list[_Entry]:
     """The levels a sweep of qty can consider, in sweep order: all of them, or a complete price prefix
     (every level strictly better than some price) that shows more than qty.
 
@@ -491,42 +479,38 @@ def _reach(reachable: Sequence[_Reachable], qty: int, buy: bool) -> list[_Entry]
     """
     depth = 1
     while True:
-        frontier = _frontier(reachable, depth, buy)
-        entries = _entries(reachable, frontier, buy)
+        frontier = _frontier(reachable, depth)
+        entries = _entries(reachable, frontier)
         shown = sum(map(_qty, entries))
         if frontier is None or shown > qty:
-            return _sweep_order(entries, buy)
+            return _sweep_order(entries)
         depth *= qty // max(shown, 1) + 1  # at least doubles: shown <= qty here
 
 
-def _frontier(reachable: Sequence[_Reachable], depth: int, buy: bool) -> Decimal | None:
-    """The best price below the first `depth` levels of any book; None if no book is deeper than that.
+def _frontier(reachable: Sequence[_Reachable], depth: int) -> PriceKey | None:
+    """The key of the best price below the first `depth` levels of any book; None if no book is deeper.
 
     Books are best first, so every level strictly better than it lies within those first levels.
     """
     frontier = None
-    for _, _, levels in reachable:
-        if len(levels) > depth:
-            price = levels[depth].price
-            if frontier is None or (price < frontier if buy else price > frontier):
-                frontier = price
+    for _, _, rows in reachable:
+        if len(rows) > depth:
+            key = rows[depth][0]
+            if frontier is None or key < frontier:
+                frontier = key
     return frontier
 
 
-def _entries(reachable: Sequence[_Reachable], frontier: Decimal | None, buy: bool) -> list[_Entry]:
+def _entries(reachable: Sequence[_Reachable], frontier: PriceKey | None) -> list[_Entry]:
     """Every level strictly better than frontier (all of them if None), venue by venue."""
     entries: list[_Entry] = []
-    for name, info, levels in reachable:
-        for level in levels:
-            price = level.price
-            if frontier is not None and (price >= frontier if buy else price <= frontier):
-                break
-            entries.append((price, level.qty, name, info))
+    for _, _, rows in reachable:
+        entries += rows if frontier is None else rows[:bisect_left(rows, frontier, key=_key)]
     return entries
 
 
-def _sweep_order(entries: list[_Entry], buy: bool) -> list[_Entry]:
-    entries.sort(key=_price, reverse=not buy)  # stable, even reversed: venue preference breaks price ties
+def _sweep_order(entries: list[_Entry]) -> list[_Entry]:
+    entries.sort(key=_key)  # stable: venue preference breaks price ties
     return entries
 
 
@@ -536,10 +520,10 @@ def _take(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], plac
     preference, or all-in cost under `cost`), or pro rata to displayed size under `liquidity`."""
     buy, lot = order.side.is_buy, order.lot
     pro_rata = order.strategy is _LIQUIDITY
-    per_venue = _everything(reachable, placeable, buy) if lot == 1 else None
+    per_venue = _everything(reachable, placeable) if lot == 1 else None
     how = "all-in cost" if penalties is not None else "taker preference"
     if per_venue is None:
-        entries = _reach(reachable, placeable, buy)
+        entries = _reach(reachable, placeable)
         takes = _allocate(entries, placeable, lot)
         if pro_rata:
             if lot == 1:
@@ -588,7 +572,7 @@ def _pro_rata(entries: Sequence[_Entry], takes: list[int]) -> list[int]:
 def _per_venue(entries: Sequence[_Entry], takes: Sequence[int]) -> dict[str, list]:
     """Venue -> [qty, worst price] of what the takes (entries in sweep order) take, in the order first taken."""
     per_venue: dict[str, list] = {}
-    for (price, _, name, _), took in zip(entries, takes):
+    for (_, _, name, price), took in zip(entries, takes):
         if took:
             child = per_venue.get(name)
             if child is None:
@@ -599,48 +583,45 @@ def _per_venue(entries: Sequence[_Entry], takes: Sequence[int]) -> dict[str, lis
     return per_venue
 
 
-def _everything(reachable: Sequence[_Reachable], qty: int, buy: bool) -> dict[str, list] | None:
+def _everything(reachable: Sequence[_Reachable], qty: int) -> dict[str, list] | None:
     """_per_venue for a lot-1 sweep of qty that takes every level it can reach, found book by book with no
     sort; None if the levels show more than qty (then the sweep stops somewhere inside them)."""
-    firsts: list[tuple[Decimal, str, list]] = []  # (best price shown, venue, [qty, worst price])
+    firsts: list[tuple[PriceKey, str, list]] = []  # (key of the best price shown, venue, [qty, worst price])
     shown = 0
-    for name, _, levels in reachable:
-        child = None
-        for level in levels:
-            if level.qty:
-                if child is None:
-                    child = [level.qty, level.price]
-                    firsts.append((level.price, name, child))
-                else:
-                    child[0] += level.qty
-                    child[1] = level.price
-        if child is not None:
-            shown += child[0]
+    for name, _, rows in reachable:
+        total = sum(map(_qty, rows))
+        if total:
+            shown += total
             if shown > qty:
                 return None
-    firsts.sort(key=_price, reverse=not buy)  # stable: the order the sweep first reaches each venue
+            first = rows[0] if rows[0][1] else next(row for row in rows if row[1])
+            last = rows[-1] if rows[-1][1] else next(row for row in reversed(rows) if row[1])
+            firsts.append((first[0], name, [total, last[3]]))
+    firsts.sort(key=_key)  # stable: the order the sweep first reaches each venue
     return {name: child for _, name, child in firsts}
 
 
 def _swept_candidates(reachable: Sequence[_Reachable], qty: int, lot: int, buy: bool,
                       penalties: Mapping[str, Decimal] | None, pro_rata: bool) -> tuple[Candidate, ...]:
     """The levels the sweep considered, in sweep order, ranked in the order taken."""
-    entries = _reach(reachable, qty, buy)
+    entries = _reach(reachable, qty)
     takes = _allocate(entries, qty, lot)
     if pro_rata and lot == 1:
         takes = _pro_rata(entries, takes)
-    return _taken_candidates(entries, takes, buy, penalties)
+    return _taken_candidates(entries, takes, reachable, buy, penalties)
 
 
-def _taken_candidates(entries: Sequence[_Entry], takes: Sequence[int], buy: bool,
+def _taken_candidates(entries: Sequence[_Entry], takes: Sequence[int], reachable: Sequence[_Reachable], buy: bool,
                       penalties: Mapping[str, Decimal] | None = None) -> tuple[Candidate, ...]:
     """The entries a sweep considered (takes is as long as that), ranked in the order taken; scored with
     their all-in price per share (price plus costs for a buy, less them for a sell) where penalties are known."""
+    infos = {name: info for name, info, _ in reachable}
     candidates = []
     rank = 0
-    for (price, qty, name, info), took in zip(entries, takes):
+    for (_, qty, name, price), took in zip(entries, takes):
         if took:
             rank += 1
+        info = infos[name]
         score = None if penalties is None else price + penalties[name] if buy else price - penalties[name]
         candidates.append(Candidate(name, price, qty, info.taker_fee, info.latency_us, rank if took else None,
                                     score))
@@ -677,35 +658,41 @@ def _allocate(entries: Sequence[_Entry], qty: int, lot: int) -> list[int]:
     Whole price tiers are taken best first; the marginal tier is shared in venue preference order. Each
     venue's total is a lot multiple, and no venue is left with an untaken level strictly better than the
     marginal price (that would be a trade-through), so a venue whose depth so far is not a lot multiple
-    must round up inside the marginal tier; a tier where one cannot is not a valid marginal tier.
+    must round up inside the marginal tier; a tier where one cannot is not a valid marginal tier. The
+    marginal tier is the last valid one of those whose earlier tiers, taken whole, fit in qty.
     """
     if lot == 1:
         return _greedy(entries, qty)
-    venue_of: dict[str, int] = {}
-    ids = [venue_of.setdefault(entry[2], len(venue_of)) for entry in entries]  # venue numbers: lists, not dicts
-    depth = [0] * len(venue_of)  # per venue: displayed qty in the tiers before the current one
+    venue_of = {name: i for i, name in enumerate(dict.fromkeys(map(_venue, entries)))}
+    ids = list(map(venue_of.__getitem__, map(_venue, entries)))  # venue numbers: lists, not dicts
+    depth = [0] * len(venue_of)  # per venue: displayed qty in the tiers walked so far
     short = [0] * len(venue_of)  # per venue: what its depth lacks to the next lot multiple
     ragged = 0  # venues with short > 0
-    base = 0  # sum of depth rounded up to lots (depth + short): what taking all earlier tiers whole costs
-    chosen = (0, 0)
-    start, n = 0, len(entries)
-    while start < n and base <= qty:
-        price = entries[start][0]
-        end = start + 1
-        while end < n and entries[end][0] == price:
-            end += 1
-        if not ragged or _rounds_up(entries, ids, start, end, short, ragged):
-            chosen = (start, end)
-        for i in range(start, end):
-            level_qty, venue = entries[i][1], ids[i]
-            depth[venue] = after = depth[venue] + level_qty
-            lacks = -after % lot
-            was = short[venue]
-            base += level_qty + lacks - was
-            ragged += (lacks > 0) - (was > 0)
-            short[venue] = lacks
-        start = end
-    return _fill(entries, ids, len(venue_of), chosen, qty, lot, start)
+    base = 0  # sum of depth rounded up to lots (depth + short): what taking all walked tiers whole costs
+    chosen = start = 0, 0
+    tier = None
+    ragged_before = reached = 0  # the current tier: ragged venues before it, and those it lets round up
+    considered = len(entries)
+    for i, (key, level_qty, venue) in enumerate(zip(map(_key, entries), map(_qty, entries), ids)):
+        if key != tier:
+            if reached == ragged_before:
+                chosen = start, i  # the tier just walked is valid (the first "tier" is empty)
+            if base > qty:
+                considered = i
+                break
+            start, tier, ragged_before, reached = i, key, ragged, 0
+        was = short[venue]
+        if was:
+            reached += 1 if level_qty >= was else -len(entries)  # a venue that cannot round up here spoils the tier
+        depth[venue] = after = depth[venue] + level_qty
+        lacks = -after % lot
+        short[venue] = lacks
+        base += level_qty + lacks - was
+        ragged += (lacks > 0) - (was > 0)
+    else:
+        if reached == ragged_before:
+            chosen = start, considered
+    return _fill(entries, ids, len(venue_of), chosen, qty, lot, considered)
 
 
 def _greedy(entries: Sequence[_Entry], qty: int) -> list[int]:
@@ -713,39 +700,25 @@ def _greedy(entries: Sequence[_Entry], qty: int) -> list[int]:
     takes: list[int] = []
     left = qty
     marginal = None
-    for price, level_qty, _, _ in entries:
-        if left == 0 and price != marginal:
+    for key, level_qty, _, _ in entries:
+        if left == 0 and key != marginal:
             break
         took = level_qty if level_qty < left else left
         if took:
-            marginal = price
+            marginal = key
             left -= took
         takes.append(took)
     return takes
 
 
-def _rounds_up(entries: Sequence[_Entry], ids: Sequence[int], start: int, end: int, short: Sequence[int],
-               ragged: int) -> bool:
-    """Can every ragged venue (short of a lot multiple) reach its next lot multiple in the tier entries[start:end]?"""
-    if ragged > end - start:
-        return False  # each level is one venue's: some ragged venue has none here
-    reached = 0
-    for i in range(start, end):
-        lacks = short[ids[i]]
-        if lacks:
-            if entries[i][1] < lacks:
-                return False
-            reached += 1
-    return reached == ragged
-
-
 def _fill(entries: Sequence[_Entry], ids: Sequence[int], venues: int, chosen: tuple[int, int], qty: int, lot: int,
           considered: int) -> list[int]:
+    """The takes with entries[start:end] (chosen) as the marginal tier."""
     start, end = chosen
     shown = [0] * venues  # per venue: displayed depth before the marginal tier, then through it
     for i in range(start):
         shown[ids[i]] += entries[i][1]
-    want = [-(-depth // lot) * lot for depth in shown]  # per venue: total to take
+    want = [depth + -depth % lot for depth in shown]  # per venue: total to take
     left = qty - sum(want)
     for i in range(start, end):
         venue = ids[i]
@@ -756,7 +729,7 @@ def _fill(entries: Sequence[_Entry], ids: Sequence[int], venues: int, chosen: tu
             want[venue] = have + add
             left -= add
     takes = []
-    for i in range(considered):
+    for i in range(end):  # every venue's total lies within its levels up to the marginal tier
         venue = ids[i]
         took = want[venue]
         if took:
@@ -765,6 +738,7 @@ def _fill(entries: Sequence[_Entry], ids: Sequence[int], venues: int, chosen: tu
                 took = level_qty
             want[venue] -= took
         takes.append(took)
+    takes += [0] * (considered - end)
     return takes
 
 
@@ -773,14 +747,14 @@ def _single(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], pl
     protected quote standing at another venue."""
     buy, lot = order.side.is_buy, order.lot
     best: tuple[int, Decimal, str, Decimal] | None = None  # (qty, -avg or avg cost key, venue, worst price)
-    for name, _, levels in reachable:
+    for name, _, rows in reachable:
         other = _best_other_quote(survey.lit, name, buy)
         qty, cost, worst = 0, Decimal(0), None
-        for level in levels:
-            if other is not None and _better(other[1], level.price, buy):
+        for _, shown, _, price in rows:
+            if other is not None and _better(other[1], price, buy):
                 break
-            took = min(level.qty, placeable - qty)
-            qty, cost, worst = qty + took, cost + took * level.price, level.price
+            took = min(shown, placeable - qty)
+            qty, cost, worst = qty + took, cost + took * price, price
             if qty == placeable:
                 break
         qty -= qty % lot
@@ -804,10 +778,12 @@ def _single_candidates(reachable: Sequence[_Reachable], venue: str, worst: Decim
     """Every venue's levels within the limit in sweep order, ranked where the single child takes them."""
     candidates = []
     rank = 0
-    for price, qty, name, info in _sweep_order(_entries(reachable, None, buy), buy):
+    infos = {name: info for name, info, _ in reachable}
+    for _, qty, name, price in _sweep_order(_entries(reachable, None)):
         used = name == venue and not _better(worst, price, buy)
         if used:
             rank += 1
+        info = infos[name]
         candidates.append(Candidate(name, price, qty, info.taker_fee, info.latency_us, rank if used else None))
     return tuple(candidates)
 
@@ -836,10 +812,12 @@ def _fok_candidates(reachable: Sequence[_Reachable], venue: str | None, worst: D
     """Every level within the limit in sweep order, ranked where the FOK child takes it."""
     candidates = []
     rank = 0
-    for price, qty, name, info in _sweep_order(_entries(reachable, None, buy), buy):
+    infos = {name: info for name, info, _ in reachable}
+    for _, qty, name, price in _sweep_order(_entries(reachable, None)):
         used = name == venue and not _better(worst, price, buy)  # type: ignore[arg-type]
         if used:
             rank += 1
+        info = infos[name]
         candidates.append(Candidate(name, price, qty, info.taker_fee, info.latency_us, rank if used else None))
     return tuple(candidates)
 

@@ -160,9 +160,10 @@ class StatusRequest:
     side: Side
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: that doubles the cost of making one, and the router makes one per child
 class ChildSpec:
-    """One child order the router wants sent: where, how much, at what price."""
+    """One child order the router wants sent: where, how much, at what price; treated as immutable
+    (fitting one to a venue's rules makes a copy)."""
 
     venue: str
     qty: int

@@ -533,6 +533,67 @@ def greedy(order: PlanRequest, market: MarketView, where: dict[str, VenueInfo]) 
 
 
 @PROPERTY
+@given(scenarios(), st.sampled_from([10, 100]))
+def test_with_lots_the_sweep_takes_through_the_last_tier_it_may_stop_in(scenario, lot):
+    order, market, where, _ = scenario
+    order = dataclasses.replace(order, lot=lot, ex_destination=None, urgency=Urgency.HIGH,
+                                tif=IOC if order.tif is FOK else order.tif, strategy=Strategy.SWEEP)
+    decision = plan(order, market, where, RoutingPolicy())
+    assert sorted((c.venue, c.qty, c.price) for c in decision.children if c.purpose == "take") == \
+        sorted(in_lots(order, market, where))
+
+
+def in_lots(order: PlanRequest, market: MarketView, where: dict[str, VenueInfo]) -> list:
+    """The lot sweep by its definition, tier by tier from scratch: take every tier better than the marginal one
+    whole, each venue rounded up to a lot inside the marginal tier; the marginal tier is the last one that lets
+    every venue round up and whose better tiers, so rounded, fit in the order; it is shared in venue order."""
+    buy, lot = order.side.is_buy, order.lot
+    books = {}
+    for name, info in sorted(where.items(), key=lambda v: (v[1].taker_fee, v[1].latency_us, v[0])):
+        book = market.book(name, SYM)
+        if info.kind is VenueKind.LIT and info.connected and name not in order.excluded and book:
+            levels = [lv for lv in (book.asks if buy else book.bids)
+                      if order.limit is None or not beyond(lv.price, order.limit, order.side)]
+            if levels:
+                books[name] = levels
+    tiers = sorted({lv.price for levels in books.values() for lv in levels}, reverse=not buy)
+
+    def before(tier):  # venue -> qty shown at prices better than tier
+        return {name: sum(lv.qty for lv in levels if beyond(tier, lv.price, order.side))
+                for name, levels in books.items()}
+
+    def at(name, tier):
+        return next((lv.qty for lv in books[name] if lv.price == tier), 0)
+
+    marginal = None
+    for tier in tiers:
+        depth = before(tier)
+        if sum(-(-shown // lot) * lot for shown in depth.values()) > order.qty:
+            break
+        if all(at(name, tier) >= -shown % lot for name, shown in depth.items()):
+            marginal = tier
+    if marginal is None:
+        return []
+    want = {name: -(-shown // lot) * lot for name, shown in before(marginal).items()}
+    left = order.qty - sum(want.values())
+    for name, shown in before(marginal).items():
+        reach = shown + at(name, marginal)
+        add = min(reach - reach % lot - want[name], left - left % lot)
+        if add > 0:
+            want[name] += add
+            left -= add
+    children = []
+    for name, qty in want.items():
+        if qty:
+            shown, worst = 0, None
+            for lv in books[name]:
+                if shown < qty:
+                    shown, worst = shown + lv.qty, lv.price
+            children.append((name, qty, worst))
+    return children
+
+
+@PROPERTY
 @given(scenarios())
 def test_decisions_do_not_depend_on_venue_order(scenario):
     order, market, where, learning = scenario
