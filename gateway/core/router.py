@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
+from itertools import accumulate
 from operator import itemgetter
 
 from gateway.analytics.dark_allocation import DarkAllocator
@@ -665,33 +666,34 @@ def _allocate(entries: Sequence[_Entry], qty: int, lot: int) -> list[int]:
         return _greedy(entries, qty)
     venue_of = {name: i for i, name in enumerate(dict.fromkeys(map(_venue, entries)))}
     ids = list(map(venue_of.__getitem__, map(_venue, entries)))  # venue numbers: lists, not dicts
-    depth = [0] * len(venue_of)  # per venue: displayed qty in the tiers walked so far
-    short = [0] * len(venue_of)  # per venue: what its depth lacks to the next lot multiple
-    ragged = 0  # venues with short > 0
-    base = 0  # sum of depth rounded up to lots (depth + short): what taking all walked tiers whole costs
+    keys, qtys = list(map(_key, entries)), list(map(_qty, entries))
+    shown = [0, *accumulate(qtys)]  # displayed qty before each entry
+    venues = len(venue_of)
+    depth = [0] * venues  # per venue: displayed qty in the tiers walked so far
+    short = [0] * venues  # per venue: what its depth lacks to the next lot multiple
     chosen = start = 0, 0
     tier = None
-    ragged_before = reached = 0  # the current tier: ragged venues before it, and those it lets round up
-    considered = len(entries)
-    for i, (key, level_qty, venue) in enumerate(zip(map(_key, entries), map(_qty, entries), ids)):
+    ragged = reached = 0  # the current tier: venues short of a lot before it, and those it lets round up
+    n = considered = len(entries)
+    for i in range(n):
+        key = keys[i]
         if key != tier:
-            if reached == ragged_before:
+            if reached == ragged:
                 chosen = start, i  # the tier just walked is valid (the first "tier" is empty)
-            if base > qty:
+            if shown[i] + sum(short) > qty:  # taking every tier so far whole, in lots, is more than qty
                 considered = i
                 break
-            start, tier, ragged_before, reached = i, key, ragged, 0
+            start, tier, reached = i, key, 0
+            ragged = venues - short.count(0)
+        venue, level_qty = ids[i], qtys[i]
         was = short[venue]
         if was:
-            reached += 1 if level_qty >= was else -len(entries)  # a venue that cannot round up here spoils the tier
+            reached += 1 if level_qty >= was else -n  # a venue that cannot round up here spoils the tier
         depth[venue] = after = depth[venue] + level_qty
-        lacks = -after % lot
-        short[venue] = lacks
-        base += level_qty + lacks - was
-        ragged += (lacks > 0) - (was > 0)
+        short[venue] = -after % lot
     else:
-        if reached == ragged_before:
-            chosen = start, considered
+        if reached == ragged:
+            chosen = start, n
     return _fill(entries, ids, len(venue_of), chosen, qty, lot, considered)
 
 
