@@ -44,10 +44,10 @@ def market_view(cfg: GatewayConfig) -> MarketView:
 
 
 def start_gateway(cfg: GatewayConfig, work_dir: Path, bus: InProcessBus | None = None) -> Gateway:
-    market = market_view(cfg)
+    gateway = Gateway(cfg, market_view(cfg), work_dir)
     if bus is not None:
-        bus.subscribe(market.update)
-    gateway = Gateway(cfg, market, work_dir)
+        bus.subscribe(gateway.on_snapshot)
+        gateway.metrics.market_data_connected.set(1)  # in-process: connected as long as the process runs
     gateway.start()
     return gateway
 
@@ -69,8 +69,7 @@ def _serve(name: str, *services) -> int:
 
 
 def run_gateway(cfg: GatewayConfig, work_dir: Path) -> int:
-    market = market_view(cfg)
-    gateway = Gateway(cfg, market, work_dir)
+    gateway = Gateway(cfg, market_view(cfg), work_dir)
     if cfg.mqtt.url is None:
         log.warning("market_data.none", detail="no mqtt.url: no venue books reach this process; directed orders "
                     "(ExDestination) are routed, others wait for books or expire")
@@ -78,10 +77,12 @@ def run_gateway(cfg: GatewayConfig, work_dir: Path) -> int:
     from gateway.bus.mqtt import MqttSubscriber
 
     def market_status(up: bool) -> None:
+        gateway.metrics.market_data_connected.set(1 if up else 0)
         (log.info if up else log.error)("market_data.connected" if up else "market_data.disconnected",
                                         url=cfg.mqtt.url)
 
-    feed = MqttSubscriber(cfg.mqtt.url, market.update, cfg.mqtt.prefix, on_status=market_status)
+    feed = MqttSubscriber(cfg.mqtt.url, gateway.on_snapshot, cfg.mqtt.prefix, on_status=market_status)
+    gateway.metrics.malformed_payloads = lambda: feed.malformed
     return _serve("gateway", feed, gateway)
 
 

@@ -205,6 +205,14 @@ class AuditConfig(Model):
         return value
 
 
+class MetricsConfig(Model):
+    """The HTTP endpoint ops and Prometheus read: /metrics, /healthz, /readyz."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"  # 0.0.0.0 to be scraped from another host or container
+    port: int = Field(9464, ge=0, lt=65536)  # 0: any free port (the log line gateway.metrics names it)
+
+
 class LoggingConfig(Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_output: bool = Field(False, alias="json")
@@ -221,6 +229,7 @@ class GatewayConfig(Model):
     fix: FixConfig = FixConfig()
     mqtt: MqttConfig = MqttConfig()
     audit: AuditConfig = AuditConfig()
+    metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")

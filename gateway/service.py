@@ -30,7 +30,7 @@ from gateway.audit.writer import AuditWriter
 from gateway.config import GatewayConfig, VenueConfig
 from gateway.core.clock import Clock, WallClock
 from gateway.core.engine import IdSource, OrderEngine, Routine, StateChange
-from gateway.core.market import MarketView, VenueInfo
+from gateway.core.market import BookSnapshot, MarketView, VenueInfo
 from gateway.core.router import RouteDecision
 from gateway.core.types import (
     CancelChild,
@@ -44,14 +44,18 @@ from gateway.core.types import (
     ReplaceRequest,
     SendChild,
     StatusRequest,
+    VenueKind,
     VenueReport,
 )
 from gateway.core.validation import Instrument
 from gateway.core.venue_planner import VenuePlanner, VenuePolicy
+from gateway.endpoint import Endpoint
 from gateway.fix import codec
 from gateway.fix.downstream import VenueApplication
 from gateway.fix.sessions import SessionSpec, make_engine, session_id, session_key, shutdown
 from gateway.fix.upstream import UpstreamApplication
+from gateway.metrics import Metrics, VenueQuality
+from gateway.observer import Arrival, Observer
 from gateway.policy import learning_config, routing_policy
 
 log = structlog.get_logger("gateway")
@@ -92,8 +96,11 @@ def venue_session(venue: VenueConfig) -> SessionSpec:
 class Gateway:
     def __init__(self, cfg: GatewayConfig, market: MarketView, work_dir: Path, clock: Clock | None = None) -> None:
         self.cfg = cfg
-        self.audit = AuditWriter(open_store(cfg.audit.url, cfg.audit.table))
+        self.metrics = Metrics()
+        self.observer = Observer(self.metrics, [v.name for v in cfg.venues if v.kind is VenueKind.DARK])
+        self.audit = AuditWriter(open_store(cfg.audit.url, cfg.audit.table), metrics=self.metrics)
         self.clock = clock or WallClock()
+        self.market = market
         self._sending = threading.local()  # the parent OrderID of the message being sent, for the tap
         instruments = {s.symbol: Instrument(s.symbol, s.tick, s.lot) for s in cfg.symbols}
         self.boot = boot_id(self.clock)
@@ -102,15 +109,21 @@ class Gateway:
             policy=routing_policy(cfg.routing), max_rounds=cfg.routing.max_sweeps,
             max_venue_rejects=cfg.routing.max_venue_rejects, learning=learning_config(cfg.routing),
         )
-        self.engine.planner = VenuePlanner(
+        self.engine.planner = _Timed(VenuePlanner(
             {v.name: v.rules() for v in cfg.venues}, instruments,
-            VenuePolicy(cfg.routing.market_protection_bps, cfg.routing.unquoted_remainders))
+            VenuePolicy(cfg.routing.market_protection_bps, cfg.routing.unquoted_remainders)),
+            self.metrics.routing_latency.observe)
         self._lock = threading.Lock()
         self._control: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._control_thread = threading.Thread(target=self._run_control, name="sorgw-control", daemon=True)
         self._stopping = threading.Event()
         self._timer_thread = threading.Thread(target=self._run_timer, name="sorgw-timer", daemon=True)
+        self._last_tick = time.monotonic()
+        self._listening = False
         self.sessions_up: dict[str, bool] = {}
+        self._feeds = [v.name for v in cfg.venues if v.kind is VenueKind.LIT and v.market_data]
+        self._stale: set[str] = set()
+        self.endpoint: Endpoint | None = None
 
         upstream_specs = [
             SessionSpec(s.begin_string, s.sender_comp_id, s.target_comp_id, cfg.upstream.host, cfg.upstream.port)
@@ -125,14 +138,35 @@ class Gateway:
              for v in cfg.venues if v.username is not None},
         )
         self.upstream.tap = self.downstream.tap = self._tap
+        self.upstream.count = lambda direction, key, msg_type: self.observer.message(
+            "upstream", key, direction, msg_type)
+        self.downstream.count = lambda direction, key, msg_type: self.observer.message(
+            "venue", self.downstream.venues.get(key, key), direction, msg_type)
+        for key in self._upstream_keys:
+            self.observer.session_known("upstream", key)
+        for name in venue_specs:
+            self.observer.session_known("venue", name)
+        self.metrics.quote_ages = self._quote_ages
+        self.metrics.venue_quality = lambda: self.inspect(_venue_quality)
+        self.metrics.audit_queue_depth = lambda: self.audit.depth
         self._acceptor = make_engine("acceptor", self.upstream, upstream_specs, cfg.fix, work_dir)
         self._initiator = make_engine("initiator", self.downstream, list(venue_specs.values()), cfg.fix, work_dir)
 
     # --- lifecycle ------------------------------------------------------------------------
 
+    @property
+    def metrics_url(self) -> str | None:
+        """Where /metrics, /healthz and /readyz are served (None with metrics.enabled off)."""
+        return self.endpoint.url if self.endpoint is not None else None
+
     def start(self) -> None:
         self.audit.start()
+        if self.cfg.metrics.enabled:
+            self.endpoint = Endpoint(self.cfg.metrics.host, self.cfg.metrics.port, self.metrics.registry,
+                                     self.health_problems, self.readiness_problems)
+            self.endpoint.start()
         unsent = self._recover() if self.cfg.fix.store == "file" else []
+        self.observer.open_orders(*self.inspect(_open_orders))
         if self.cfg.fix.store == "memory" and self.audit.records_at_start:
             log.warning("gateway.not_recovered", records=self.audit.records_at_start,
                         detail="fix.store is memory: orders of earlier runs are not rebuilt (use fix.store: file)")
@@ -143,6 +177,7 @@ class Gateway:
         self._control_thread.start()
         self._timer_thread.start()
         self._acceptor.start()
+        self._listening = True
         self._initiator.start()
         if unsent:
             # Sessions persist what is sent before logon and deliver it on resend.
@@ -173,12 +208,15 @@ class Gateway:
         # sessions here, rather than at a later garbage collection that would unregister a
         # newer engine's session of the same SessionID.
         self._initiator = self._acceptor = None
+        self._listening = False
         self._stopping.set()
         self._control.put(None)
         self._control_thread.join(timeout=5)
         if self._timer_thread.is_alive():
             self._timer_thread.join(timeout=5)
         self.audit.stop()
+        if self.endpoint is not None:
+            self.endpoint.stop()
         log.info("gateway.stopped")
 
     def wait_for_venues(self, timeout: float) -> bool:
@@ -190,15 +228,55 @@ class Gateway:
         return False
 
     def inspect(self, read: Callable[[OrderEngine], object]):
-        """Run `read` against the engine while holding its lock (for tools and tests)."""
+        """Run `read` against the engine while holding its lock (for tools, metrics and tests)."""
         with self._lock:
             return read(self.engine)
+
+    def health_problems(self) -> dict[str, str]:
+        """What keeps the process from being healthy: its engine or its threads not responding.
+
+        Steps wait for the audit store, so while it refuses commits a blocked engine is that outage (which
+        /readyz reports), not a hung process: restarting would not help.
+        """
+        problems = {}
+        if not self._timer_thread.is_alive():
+            problems["timer"] = "the engine timer thread is not running"
+        if not self._control_thread.is_alive():
+            problems["control"] = "the session control thread is not running"
+        if not self.audit.writable:
+            return problems
+        if self._lock.acquire(timeout=2):
+            self._lock.release()
+        else:
+            problems["engine"] = "the engine lock has been held for over 2 s"
+        stalled = time.monotonic() - self._last_tick
+        if stalled > max(2.0, 40 * self.cfg.routing.timer_ms / 1000):
+            problems["timer"] = f"the engine timer last ran {stalled:.1f} s ago"
+        return problems
+
+    def readiness_problems(self) -> dict[str, str]:
+        """What keeps the gateway from taking orders: the acceptor, every venue session, the audit store."""
+        problems = {}
+        if not self._listening:
+            problems["upstream"] = f"the upstream acceptor is not listening on port {self.cfg.upstream.port}"
+        if not any(up for key, up in self.sessions_up.items() if key.startswith("venue:")):
+            problems["venues"] = "no venue session is logged on"
+        if not self.audit.writable:
+            problems["audit"] = "the audit store is not accepting commits"
+        return problems
+
+    def on_snapshot(self, snapshot: BookSnapshot) -> None:
+        """A venue's book from the market-data bus (on the bus thread)."""
+        self.metrics.snapshots.labels(snapshot.venue).inc()
+        self.market.update(snapshot)
 
     # --- events from the FIX threads --------------------------------------------------------
 
     def new_order(self, order: NewOrder | InvalidOrder, raw: str) -> None:
+        arrival = Arrival(time.perf_counter_ns(), "order")
+        self.metrics.parents_received.labels(order.session).inc()
         step = self.engine.on_invalid_order if isinstance(order, InvalidOrder) else self.engine.on_new_order
-        self._step(step, order, self._inbound(order.session, raw, order.cl_ord_id, None))
+        self._step(step, order, self._inbound(order.session, raw, order.cl_ord_id, None), arrival=arrival)
 
     def cancel(self, request: CancelRequest, raw: str) -> None:
         self._step(self.engine.on_cancel, request, self._inbound_change(request, raw))
@@ -212,13 +290,15 @@ class Gateway:
                    self._inbound(request.session, raw, request.cl_ord_id, order_id))
 
     def venue_report(self, report: VenueReport, raw: str) -> None:
-        self._step(self.engine.on_venue_report, report, self._inbound_venue(report.venue, report.cl_ord_id, raw))
+        arrival = Arrival(time.perf_counter_ns(), "venue", report.liquidity)
+        self._step(self.engine.on_venue_report, report, self._inbound_venue(report.venue, report.cl_ord_id, raw),
+                   arrival=arrival, child=report.cl_ord_id)
 
     def child_rejected(self, venue: str, cl_ord_id: str, text: str, raw: str) -> None:
         log.warning("venue.child_rejected", venue=venue, child=cl_ord_id, text=text)
         self.audit.record(self._inbound_venue(venue, cl_ord_id, raw))
         self._step(lambda _: self.engine.on_child_rejected(venue, cl_ord_id, text), None,
-                   self._child_rejected_entry(venue, cl_ord_id, text))
+                   self._child_rejected_entry(venue, cl_ord_id, text), child=cl_ord_id)
 
     def child_cancel_rejected(self, venue: str, cl_ord_id: str, text: str, raw: str) -> None:
         # The child's own final report (fill or cancel) follows; nothing changes until then.
@@ -230,6 +310,7 @@ class Gateway:
         if self.sessions_up.get(key, False) == up:
             return  # quickfix reports a logout for every failed connection attempt too
         self.sessions_up[key] = up
+        self.observer.session(role, session, up)
         log.info("session.logon" if up else "session.logout", role=role, session=session)
         record = Entry("session", entries.to_json({"role": role, "event": "logon" if up else "logout"}),
                        session, ts_ns=self.clock.now_ns())
@@ -252,12 +333,37 @@ class Gateway:
         """Let the engine see time pass; a tick that changes nothing leaves no trace in the audit trail."""
         interval = self.cfg.routing.timer_ms / 1000
         while not self._stopping.wait(interval):
+            self._last_tick = time.monotonic()
+            self._check_feeds()
             now = self.clock.now_ns()
             tick = Entry("event", entries.to_json({"event": "timer", "now_ns": now}), ts_ns=now)
             try:
                 self._step(self.engine.on_timer, now, tick, quiet=True)
             except Exception:
                 log.exception("gateway.timer_failed")
+
+    def _quote_ages(self) -> dict[str, float]:
+        """Per venue with a feed, the age in seconds of its newest book of any symbol (+Inf: none yet)."""
+        ages = {}
+        for venue in self._feeds:
+            seen = [age for s in self.cfg.symbols if (age := self.market.age_ns(venue, s.symbol)) is not None]
+            ages[venue] = min(seen) / 1e9 if seen else float("inf")
+        return ages
+
+    def _check_feeds(self) -> None:
+        """Count each venue feed going stale (no book younger than routing.max_quote_age_ms)."""
+        max_age_s = self.cfg.routing.max_quote_age_ms / 1000
+        if not max_age_s:
+            return
+        for venue, age in self._quote_ages().items():
+            if age > max_age_s and age != float("inf"):
+                if venue not in self._stale:
+                    self._stale.add(venue)
+                    self.metrics.stale.labels(venue).inc()
+                    log.warning("market_data.stale", venue=venue, age_s=round(age, 3))
+            elif venue in self._stale:
+                self._stale.discard(venue)
+                log.info("market_data.fresh", venue=venue)
 
     def _inbound(self, session: str, raw: str, cl_ord_id: str | None, order_id: str | None) -> Entry:
         return entries.fix_message("in", session, raw, self.clock.now_ns(), order_id, cl_ord_id)
@@ -294,12 +400,18 @@ class Gateway:
         except Exception:
             log.exception("audit.tap_failed", session=session)
 
-    def _step(self, step: Callable, event: object, inbound: Entry | None = None, quiet: bool = False) -> None:
+    def _step(self, step: Callable, event: object, inbound: Entry | None = None, quiet: bool = False,
+              arrival: Arrival | None = None, child: str | None = None) -> None:
         """One engine step: the message that caused it and what was decided are committed
         to the audit trail before anything the step produced is sent; a quiet step that
-        produced nothing is not recorded."""
+        produced nothing is not recorded. `child`: the child order the step is about, watched for metrics."""
         with self._lock:
+            watched = self.engine.child(child) if child is not None else None
+            if watched is not None:
+                was_live, was_acked = watched.live, watched.acked
             out = step(event)
+            if watched is not None:
+                self.observer.child_stepped(watched, was_live, was_acked, self.clock.now_ns())
             if quiet and not out.commands and not out.decisions:
                 return
             head = []
@@ -311,14 +423,15 @@ class Gateway:
             while pending:
                 out, head = pending.popleft()
                 self.audit.commit(head + entries.for_outbox(out, self.clock.now_ns(), self._cl_ord_ids(out)))
-                pending.extend(self._carry_out(out))
+                pending.extend(self._carry_out(out, arrival))
+                arrival = None  # follow-ups (a failed send) are the gateway's own doing
 
     def _cl_ord_ids(self, out: Outbox) -> dict[str, str]:
         parents = self.engine.parents
         return {d.order_id: parents[d.order_id].cl_ord_id for d in out.decisions
                 if isinstance(d, RouteDecision) and d.order_id in parents}
 
-    def _carry_out(self, out: Outbox) -> list[tuple[Outbox, list[Entry]]]:
+    def _carry_out(self, out: Outbox, arrival: Arrival | None) -> list[tuple[Outbox, list[Entry]]]:
         """Send what one engine step produced; steps it caused in turn (a failed send) come back
         with the audit entry that explains them."""
         follow_ups = []
@@ -326,14 +439,16 @@ class Gateway:
             self._log_decision(item)
         for command in out.commands:
             if isinstance(command, ExecutionReport):
-                self._send_upstream(codec.execution_report(command, self.upstream.begin_string(command.session)),
-                                    command.session, command.cl_ord_id)
+                message = codec.execution_report(command, self.upstream.begin_string(command.session))
+                self.observer.carried_out(command, arrival)  # counted before the OMS can see it
+                self._send_upstream(message, command.session, command.cl_ord_id)
                 log.info("upstream.report", cl_ord_id=command.cl_ord_id, order_id=command.order_id,
                          exec_type=command.exec_type.name, ord_status=command.ord_status.name,
                          cum_qty=command.cum_qty, leaves_qty=command.leaves_qty, avg_px=str(command.avg_px),
                          last_qty=command.last_qty or None, last_px=str(command.last_px) if command.last_px else None,
                          last_mkt=command.last_mkt, text=command.text)
             elif isinstance(command, CancelReject):
+                self.observer.carried_out(command, arrival)
                 self._send_upstream(codec.cancel_reject(command, self.upstream.begin_string(command.session)),
                                     command.session, command.cl_ord_id)
                 log.info("upstream.cancel_reject", cl_ord_id=command.cl_ord_id, order_id=command.order_id,
@@ -343,6 +458,7 @@ class Gateway:
                 self._sending.order_id = command.parent_order_id
                 sent = self.downstream.send_to_venue(message, command.venue)
                 self._sending.order_id = None
+                self.observer.carried_out(command, arrival, sent)
                 log.info("venue.child_sent", order_id=command.parent_order_id,
                          cl_ord_id=self.engine.parents[command.parent_order_id].cl_ord_id, child=command.cl_ord_id,
                          venue=command.venue, qty=command.spec.qty,
@@ -406,3 +522,51 @@ def _first_order_id(out: Outbox) -> str | None:
         if order_id and order_id != "NONE":
             return order_id
     return None
+
+
+class _Timed:
+    """A planner that reports how long each decision took."""
+
+    def __init__(self, planner: Callable[..., RouteDecision], observe: Callable[[float], None]) -> None:
+        self._planner, self._observe = planner, observe
+
+    def __call__(self, *args) -> RouteDecision:
+        start = time.perf_counter()
+        try:
+            return self._planner(*args)
+        finally:
+            self._observe(time.perf_counter() - start)
+
+
+def _open_orders(engine: OrderEngine) -> tuple[int, dict[str, int]]:
+    children: dict[str, int] = dict.fromkeys(engine.venues, 0)
+    parents = 0
+    for parent in engine.parents.values():
+        parents += parent.live
+        for child in parent.live_children():
+            children[child.venue] = children.get(child.venue, 0) + 1
+    return parents, children
+
+
+def _venue_quality(engine: OrderEngine) -> list[VenueQuality]:
+    learning = engine.learning
+    horizons = [h for h in learning.markouts.horizons_ns if h > 0]
+    quality = []
+    for venue, info in sorted(engine.venues.items()):
+        score = learning.score(venue)
+        dark = None
+        if info.kind is VenueKind.DARK:
+            tail = learning.dark.tail(venue)
+            dark = tail[1] if len(tail) > 1 else None
+        markouts = {}
+        for horizon in horizons:
+            stats = learning.markouts.stats(venue, horizon)
+            if stats is not None:
+                markouts[_horizon_label(horizon)] = stats.mean_bps
+        quality.append(VenueQuality(venue, score.toxicity if score else None, score.fill_rate if score else None,
+                                    dark, markouts))
+    return quality
+
+
+def _horizon_label(ns: int) -> str:
+    return f"{ns // 1_000_000_000}s" if ns % 1_000_000_000 == 0 else f"{ns // 1_000_000}ms"

@@ -64,7 +64,7 @@ def build(work_dir: Path, venues: list[dict[str, Any]] | None = None, seed: int 
                            **sim_overrides.get(venue["name"], {})})
     gateway_raw: dict[str, Any] = {
         "upstream": {"port": upstream_port}, "venues": gw_venues, "symbols": SYMBOLS, "fix": fix_gateway,
-        "audit": {"url": f"sqlite:///{work_dir / 'audit.db'}"},
+        "audit": {"url": f"sqlite:///{work_dir / 'audit.db'}"}, "metrics": {"port": 0},
         **(gateway_overrides or {}),
     }
     venues_raw = {"seed": seed, "symbols": SYMBOLS, "venues": sim_venues, "fix": fix_venues}

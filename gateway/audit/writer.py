@@ -9,6 +9,7 @@ from typing import Protocol
 import structlog
 
 from gateway.audit.records import Entry, Record, chain
+from gateway.metrics import Metrics
 
 log = structlog.get_logger("gateway.audit")
 
@@ -27,9 +28,10 @@ class AuditWriter:
     whoever waits for it waits, because nothing may be acted on before it is on record.
     """
 
-    def __init__(self, store: Store, max_batch: int = 2000) -> None:
+    def __init__(self, store: Store, max_batch: int = 2000, metrics: Metrics | None = None) -> None:
         self.store = store
         self.max_batch = max_batch
+        self.metrics = metrics
         self._queue: deque[Entry] = deque()
         self._cond = threading.Condition()
         self._submitted = 0
@@ -44,6 +46,7 @@ class AuditWriter:
         self.errors = 0
         self.last_batch_size = 0
         self.commit_seconds = 0.0
+        self._failing = False
 
     def start(self) -> None:
         last_seq, self._last_hash = self.store.open()
@@ -65,6 +68,11 @@ class AuditWriter:
     @property
     def depth(self) -> int:
         return len(self._queue)
+
+    @property
+    def writable(self) -> bool:
+        """Running, and its last commit (if any) did not fail."""
+        return self._running and self._thread.is_alive() and not self._failing
 
     def submit(self, entries: list[Entry]) -> int:
         """Queue entries; the returned ticket is reached when all of them are committed."""
@@ -112,6 +120,9 @@ class AuditWriter:
                 self.store.append(records)
             except Exception as exc:
                 self.errors += 1
+                self._failing = True
+                if self.metrics is not None:
+                    self.metrics.audit_errors.inc()
                 log.error("audit.commit_failed", error=str(exc), batch=len(records), retry_in=delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -119,4 +130,9 @@ class AuditWriter:
             self.commit_seconds = time.perf_counter() - started
             self.batches += 1
             self.last_batch_size = len(records)
+            self._failing = False
+            if self.metrics is not None:
+                self.metrics.audit_records.inc(len(records))
+                self.metrics.audit_batch.observe(len(records))
+                self.metrics.audit_commit_latency.observe(self.commit_seconds)
             return

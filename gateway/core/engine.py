@@ -123,6 +123,9 @@ class OrderEngine:
         parent = self._by_cl_ord_id.get((session, cl_ord_id))
         return parent.order_id if parent else None
 
+    def child(self, cl_ord_id: str) -> ChildOrder | None:
+        return self._children.get(cl_ord_id)
+
     def parent_of_child(self, cl_ord_id: str) -> str | None:
         """The OrderID of the parent a child ClOrdID (or a child cancel's ClOrdID) belongs to."""
         child = self._children.get(cl_ord_id)

@@ -30,6 +30,8 @@ class GuardedApplication(fix.Application):
         # Called with ("in" | "out", session, message) for every message but incoming
         # application messages, which the handler records itself with their context.
         self.tap: Callable[[str, str, fix.Message], None] | None = None
+        # Called with ("in" | "out", session, MsgType) for every message, for metrics.
+        self.count: Callable[[str, str, str], None] | None = None
 
     def _guarded(self, callback: str, action: Callable[[], None]) -> None:
         try:
@@ -39,9 +41,14 @@ class GuardedApplication(fix.Application):
 
     def _tapped(self, direction: str, message, sessionID, then: Callable[[fix.Message, str], None]) -> None:
         key = session_key(sessionID)
+        self._count(direction, key, message)
         if self.tap:
             self.tap(direction, key, message)
         then(message, key)
+
+    def _count(self, direction: str, key: str, message: fix.Message) -> None:
+        if self.count:
+            self.count(direction, key, message.getHeader().getField(codec.MSG_TYPE))
 
     def onCreate(self, sessionID):  # noqa: N802 - quickfix's names
         self._guarded("on_create", lambda: self.sessions.__setitem__(session_key(sessionID), sessionID))
@@ -62,6 +69,10 @@ class GuardedApplication(fix.Application):
         self._guarded("from_admin", lambda: self._tapped("in", message, sessionID, self.on_admin))
 
     def fromApp(self, message, sessionID):  # noqa: N802
+        try:
+            self._count("in", session_key(sessionID), message)
+        except Exception:
+            log.exception("fix.count_failed", role=self.role)
         try:
             self.on_app(message, session_key(sessionID))
         except FIX_REJECTS:

@@ -152,6 +152,8 @@ class VenueHost(GuardedApplication):
         log.info("venues.started", venues={v.name: v.port for v in self.cfg.venues})
 
     def stop(self) -> None:
+        if self._acceptor is None:
+            return  # stopped already
         shutdown(self._acceptor, self.sessions.values())
         self._acceptor = None  # destroy its sessions now: see Gateway.stop
         if self._scheduler:

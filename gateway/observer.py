@@ -1,0 +1,149 @@
+"""Turns what the gateway sees and does into metrics: FIX traffic, session changes, engine steps, market data."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import Counter
+
+from gateway.core.orders import ChildOrder
+from gateway.core.types import CancelReject, ExecType, ExecutionReport, Liquidity, OrdStatus, SendChild
+from gateway.metrics import Metrics
+
+_SECONDS = 1e-9
+_LIQUIDITY = {Liquidity.TAKER: "taker", Liquidity.MAKER: "maker", Liquidity.DARK: "dark_midpoint"}
+_PARENT_ENDS = {ExecType.EXPIRED: "expired", ExecType.DONE_FOR_DAY: "done_for_day"}
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """What started an engine step, for latencies: when its message arrived (perf_counter_ns) and from whom."""
+
+    ns: int
+    source: str  # "order" (a NewOrderSingle from the OMS) or "venue" (a venue's execution report)
+    liquidity: Liquidity | None = None  # a venue report's LastLiquidityInd
+
+
+class Observer:
+    """Called from the thread that owns each piece of state: FIX threads for their traffic, the engine step (under
+    the engine lock) for orders, the bus thread for books. Only counter, gauge and histogram calls: no locks of
+    its own, no handoffs."""
+
+    def __init__(self, metrics: Metrics, dark_venues: Iterable[str]) -> None:
+        self.metrics = metrics
+        self._dark = frozenset(dark_venues)
+        self._arrived: dict[str, int] = {}  # parent OrderID -> arrival, until its first child is sent
+        self._messages: dict[tuple[str, str, str, str], Counter] = {}  # labelled children, cached
+
+    # --- FIX sessions (quickfix threads) ---------------------------------------------------------------
+
+    def message(self, role: str, session: str, direction: str, msg_type: str) -> None:
+        key = (session, role, direction, msg_type)
+        counter = self._messages.get(key)
+        if counter is None:
+            counter = self._messages[key] = self.metrics.messages.labels(*key)
+        counter.inc()
+        m = self.metrics
+        if msg_type == "2":
+            m.resend_requests.labels(session, role, direction).inc()
+        elif msg_type == "4":
+            m.sequence_resets.labels(session, role, direction).inc()
+        elif msg_type in ("3", "j") and (direction == "out" or role == "upstream"):
+            # What a venue refuses of ours is counted once, as the child it ends (reason "venue").
+            m.rejects.labels("session").inc()
+
+    def session_known(self, role: str, session: str) -> None:
+        self.metrics.session_up.labels(session, role).set(0)
+
+    def session(self, role: str, session: str, up: bool) -> None:
+        """A session changed state (the gateway drops repeats)."""
+        m = self.metrics
+        m.session_up.labels(session, role).set(1 if up else 0)
+        (m.logons if up else m.disconnects).labels(session, role).inc()
+
+    # --- engine steps (under the engine lock) -----------------------------------------------------------
+
+    def open_orders(self, parents: int, children: Mapping[str, int]) -> None:
+        """The open orders recovery rebuilt, before any step."""
+        self.metrics.open_parents.set(parents)
+        for venue, count in children.items():
+            self.metrics.open_children.labels(venue).set(count)
+
+    def child_stepped(self, child: ChildOrder, was_live: bool, was_acked: bool, now_ns: int) -> None:
+        """After a step that could move this child: its first answer, its end."""
+        m = self.metrics
+        if child.acked and not was_acked:
+            m.venue_ack_latency.labels(child.venue).observe(max(now_ns - child.sent_ns, 0) * _SECONDS)
+        if was_live and not child.live:
+            self._child_ended(child.venue, _child_outcome(child))
+
+    def carried_out(self, command: object, arrival: Arrival | None, sent: bool = True) -> None:
+        """One command of an engine step, as it is sent."""
+        if isinstance(command, ExecutionReport):
+            self._report(command, arrival)
+        elif isinstance(command, SendChild):
+            m = self.metrics
+            m.children_sent.labels(command.venue).inc()
+            m.open_children.labels(command.venue).inc()
+            arrived = self._arrived.pop(command.parent_order_id, None)
+            if arrived is not None:
+                m.first_child_latency.observe((time.perf_counter_ns() - arrived) * _SECONDS)
+            if not sent:  # the venue session is down: the child ends here, refused
+                m.rejects.labels("session").inc()
+                self._child_ended(command.venue, "rejected", counted=True)
+        elif isinstance(command, CancelReject):
+            self.metrics.rejects.labels("cancel_reject").inc()
+
+    def _report(self, report: ExecutionReport, arrival: Arrival | None) -> None:
+        m = self.metrics
+        exec_type = report.exec_type
+        if exec_type is ExecType.NEW or exec_type is ExecType.REJECTED:
+            if arrival is not None and arrival.source == "order":
+                m.ack_latency.observe((time.perf_counter_ns() - arrival.ns) * _SECONDS)
+            if exec_type is ExecType.NEW:
+                m.open_parents.inc()
+                if arrival is not None and arrival.source == "order":
+                    self._arrived[report.order_id] = arrival.ns
+            else:
+                m.parents_done.labels("rejected").inc()
+                m.rejects.labels("validation").inc()
+            return
+        if exec_type is ExecType.TRADE:
+            venue = report.last_mkt or "unknown"
+            liquidity = "dark_midpoint" if venue in self._dark else _LIQUIDITY.get(
+                arrival.liquidity if arrival is not None else None, "unknown")
+            m.fills.labels(venue, liquidity).inc()
+            m.filled_shares.labels(venue, liquidity).inc(report.last_qty)
+            if report.last_px is not None:
+                m.filled_notional.labels(venue, liquidity).inc(float(report.last_px * report.last_qty))
+            if arrival is not None and arrival.source == "venue":
+                m.fill_report_latency.observe((time.perf_counter_ns() - arrival.ns) * _SECONDS)
+            if report.ord_status is OrdStatus.FILLED:
+                self._parent_ended(report.order_id, "filled")
+        elif exec_type is ExecType.CANCELED:
+            self._parent_ended(report.order_id, "partially_filled_canceled" if report.cum_qty else "canceled")
+        elif exec_type in _PARENT_ENDS:
+            self._parent_ended(report.order_id, _PARENT_ENDS[exec_type])
+
+    def _parent_ended(self, order_id: str, outcome: str) -> None:
+        self.metrics.parents_done.labels(outcome).inc()
+        self.metrics.open_parents.dec()
+        self._arrived.pop(order_id, None)
+
+    def _child_ended(self, venue: str, outcome: str, counted: bool = False) -> None:
+        m = self.metrics
+        m.children_done.labels(venue, outcome).inc()
+        m.open_children.labels(venue).dec()
+        if outcome == "rejected" and not counted:
+            m.rejects.labels("venue").inc()
+
+
+def _child_outcome(child: ChildOrder) -> str:
+    if child.status is OrdStatus.FILLED:
+        return "filled"
+    if child.rejected:
+        return "rejected"
+    if child.cum_qty:
+        return "partially_filled"
+    return "expired" if child.status is OrdStatus.EXPIRED else "canceled"
