@@ -41,6 +41,16 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--from", dest="start", help="ISO-8601 time, inclusive (UTC unless stated)")
     export.add_argument("--to", dest="end", help="ISO-8601 time, exclusive")
 
+    status = sub.add_parser("status", help="read the gateway's /metrics and print sessions, orders, venues, latency")
+    status.add_argument("--url", help="the metrics endpoint; /metrics is appended to a bare http://HOST:PORT "
+                                      "(default: from --config, else http://127.0.0.1:9464/metrics)")
+    status.add_argument("--config", type=Path, help="gateway config whose metrics.host and metrics.port to read "
+                                                    "(default: config/gateway.yaml when it exists)")
+    status.add_argument("--watch", nargs="?", type=float, const=2.0, metavar="SECONDS",
+                        help="clear the screen and redraw every SECONDS (default 2) until Ctrl-C")
+    status.add_argument("--stale-after", type=float, default=2.0, metavar="SECONDS",
+                        help="flag a venue's quotes STALE when older (default 2, as routing.max_quote_age_ms)")
+
     bench = sub.add_parser("bench", help="benchmarks: router plan() latency, audit cost per order step")
     bench.add_argument("--router", action="store_true", help="time plan() (default when no part is named)")
     bench.add_argument("--audit", action="store_true", help="time engine steps with and without the audit commit")
@@ -82,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             return run_venues(cfg, args.work_dir)
         if args.command == "audit":
             return _audit(args)
+        if args.command == "status":
+            from gateway.status import command as status_command
+            return status_command(args)
         if args.command == "bench":
             return _bench(args)
         if args.command == "simulate":
