@@ -1,4 +1,5 @@
-"""The `sorgw` command: run the gateway or the venue simulators, the demo, simulations, the audit tools, benchmarks."""
+"""The `sorgw` command: run the gateway or the venue simulators, the demo, simulations, the audit tools, status,
+benchmarks."""
 from __future__ import annotations
 
 import argparse
@@ -51,13 +52,15 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--stale-after", type=float, default=2.0, metavar="SECONDS",
                         help="flag a venue's quotes STALE when older (default 2, as routing.max_quote_age_ms)")
 
-    bench = sub.add_parser("bench", help="benchmarks: router plan() latency, audit cost per order step")
+    bench = sub.add_parser("bench", help="benchmarks: router plan() latency, audit and metrics cost per order step")
     bench.add_argument("--router", action="store_true", help="time plan() (default when no part is named)")
     bench.add_argument("--audit", action="store_true", help="time engine steps with and without the audit commit")
+    bench.add_argument("--metrics", action="store_true", help="time engine steps with and without metric updates")
     bench.add_argument("--venues", type=int, default=8, help="router bench: lit venues (default 8)")
     bench.add_argument("--levels", type=int, default=10, help="router bench: levels per side (default 10)")
     bench.add_argument("--iterations", type=int, default=20000, help="router bench: plan() calls (default 20000)")
-    bench.add_argument("--steps", type=int, default=2000, help="audit bench: engine steps (default 2000)")
+    bench.add_argument("--steps", type=int, default=2000, help="audit and metrics benches: engine steps "
+                                                                "(default 2000)")
 
     simulate = sub.add_parser("simulate", help="the router and engine against the matching cores, no sockets: "
                                                "Monte Carlo over scenarios, a table, CSV and a PNG")
@@ -123,7 +126,7 @@ def _bench(args) -> int:
         if getattr(args, name) < 1:
             print(f"sorgw bench: --{name} must be at least 1", file=sys.stderr)
             return 2
-    if args.router or not args.audit:
+    if args.router or not (args.audit or args.metrics):
         from gateway.bench import main_router
 
         main_router(args)
@@ -131,6 +134,10 @@ def _bench(args) -> int:
         from gateway.audit.bench import audit_bench, print_report
 
         print_report(audit_bench(args.steps))
+    if args.metrics:
+        from gateway.metrics_bench import metrics_bench, print_report as print_metrics
+
+        print_metrics(metrics_bench(args.steps))
     return 0
 
 

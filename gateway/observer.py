@@ -5,7 +5,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import Counter
+from prometheus_client.metrics import MetricWrapperBase
 
 from gateway.core.orders import ChildOrder
 from gateway.core.types import CancelReject, ExecType, ExecutionReport, Liquidity, OrdStatus, SendChild
@@ -34,24 +34,28 @@ class Observer:
         self.metrics = metrics
         self._dark = frozenset(dark_venues)
         self._arrived: dict[str, int] = {}  # parent OrderID -> arrival, until its first child is sent
-        self._messages: dict[tuple[str, str, str, str], Counter] = {}  # labelled children, cached
+        self._labelled: dict[tuple[int, tuple[str, ...]], MetricWrapperBase] = {}
+
+    def _of(self, metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
+        """metric.labels(*labels), cached: the lookup costs three times the update."""
+        key = (id(metric), labels)
+        child = self._labelled.get(key)
+        if child is None:
+            child = self._labelled[key] = metric.labels(*labels)
+        return child
 
     # --- FIX sessions (quickfix threads) ---------------------------------------------------------------
 
     def message(self, role: str, session: str, direction: str, msg_type: str) -> None:
-        key = (session, role, direction, msg_type)
-        counter = self._messages.get(key)
-        if counter is None:
-            counter = self._messages[key] = self.metrics.messages.labels(*key)
-        counter.inc()
         m = self.metrics
+        self._of(m.messages, session, role, direction, msg_type).inc()
         if msg_type == "2":
-            m.resend_requests.labels(session, role, direction).inc()
+            self._of(m.resend_requests, session, role, direction).inc()
         elif msg_type == "4":
-            m.sequence_resets.labels(session, role, direction).inc()
+            self._of(m.sequence_resets, session, role, direction).inc()
         elif msg_type in ("3", "j") and (direction == "out" or role == "upstream"):
             # What a venue refuses of ours is counted once, as the child it ends (reason "venue").
-            m.rejects.labels("session").inc()
+            self._of(m.rejects, "session").inc()
 
     def session_known(self, role: str, session: str) -> None:
         self.metrics.session_up.labels(session, role).set(0)
@@ -64,6 +68,9 @@ class Observer:
 
     # --- engine steps (under the engine lock) -----------------------------------------------------------
 
+    def parent_received(self, session: str) -> None:
+        self._of(self.metrics.parents_received, session).inc()
+
     def open_orders(self, parents: int, children: Mapping[str, int]) -> None:
         """The open orders recovery rebuilt, before any step."""
         self.metrics.open_parents.set(parents)
@@ -74,7 +81,7 @@ class Observer:
         """After a step that could move this child: its first answer, its end."""
         m = self.metrics
         if child.acked and not was_acked:
-            m.venue_ack_latency.labels(child.venue).observe(max(now_ns - child.sent_ns, 0) * _SECONDS)
+            self._of(m.venue_ack_latency, child.venue).observe(max(now_ns - child.sent_ns, 0) * _SECONDS)
         if was_live and not child.live:
             self._child_ended(child.venue, _child_outcome(child))
 
@@ -84,16 +91,16 @@ class Observer:
             self._report(command, arrival)
         elif isinstance(command, SendChild):
             m = self.metrics
-            m.children_sent.labels(command.venue).inc()
-            m.open_children.labels(command.venue).inc()
+            self._of(m.children_sent, command.venue).inc()
+            self._of(m.open_children, command.venue).inc()
             arrived = self._arrived.pop(command.parent_order_id, None)
             if arrived is not None:
                 m.first_child_latency.observe((time.perf_counter_ns() - arrived) * _SECONDS)
             if not sent:  # the venue session is down: the child ends here, refused
-                m.rejects.labels("session").inc()
+                self._of(m.rejects, "session").inc()
                 self._child_ended(command.venue, "rejected", counted=True)
         elif isinstance(command, CancelReject):
-            self.metrics.rejects.labels("cancel_reject").inc()
+            self._of(self.metrics.rejects, "cancel_reject").inc()
 
     def _report(self, report: ExecutionReport, arrival: Arrival | None) -> None:
         m = self.metrics
@@ -106,17 +113,17 @@ class Observer:
                 if arrival is not None and arrival.source == "order":
                     self._arrived[report.order_id] = arrival.ns
             else:
-                m.parents_done.labels("rejected").inc()
-                m.rejects.labels("validation").inc()
+                self._of(m.parents_done, "rejected").inc()
+                self._of(m.rejects, "validation").inc()
             return
         if exec_type is ExecType.TRADE:
             venue = report.last_mkt or "unknown"
             liquidity = "dark_midpoint" if venue in self._dark else _LIQUIDITY.get(
                 arrival.liquidity if arrival is not None else None, "unknown")
-            m.fills.labels(venue, liquidity).inc()
-            m.filled_shares.labels(venue, liquidity).inc(report.last_qty)
+            self._of(m.fills, venue, liquidity).inc()
+            self._of(m.filled_shares, venue, liquidity).inc(report.last_qty)
             if report.last_px is not None:
-                m.filled_notional.labels(venue, liquidity).inc(float(report.last_px * report.last_qty))
+                self._of(m.filled_notional, venue, liquidity).inc(float(report.last_px * report.last_qty))
             if arrival is not None and arrival.source == "venue":
                 m.fill_report_latency.observe((time.perf_counter_ns() - arrival.ns) * _SECONDS)
             if report.ord_status is OrdStatus.FILLED:
@@ -127,16 +134,16 @@ class Observer:
             self._parent_ended(report.order_id, _PARENT_ENDS[exec_type])
 
     def _parent_ended(self, order_id: str, outcome: str) -> None:
-        self.metrics.parents_done.labels(outcome).inc()
+        self._of(self.metrics.parents_done, outcome).inc()
         self.metrics.open_parents.dec()
         self._arrived.pop(order_id, None)
 
     def _child_ended(self, venue: str, outcome: str, counted: bool = False) -> None:
         m = self.metrics
-        m.children_done.labels(venue, outcome).inc()
-        m.open_children.labels(venue).dec()
+        self._of(m.children_done, venue, outcome).inc()
+        self._of(m.open_children, venue).dec()
         if outcome == "rejected" and not counted:
-            m.rejects.labels("venue").inc()
+            self._of(m.rejects, "venue").inc()
 
 
 def _child_outcome(child: ChildOrder) -> str:

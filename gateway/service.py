@@ -274,7 +274,7 @@ class Gateway:
 
     def new_order(self, order: NewOrder | InvalidOrder, raw: str) -> None:
         arrival = Arrival(time.perf_counter_ns(), "order")
-        self.metrics.parents_received.labels(order.session).inc()
+        self.observer.parent_received(order.session)
         step = self.engine.on_invalid_order if isinstance(order, InvalidOrder) else self.engine.on_new_order
         self._step(step, order, self._inbound(order.session, raw, order.cl_ord_id, None), arrival=arrival)
 

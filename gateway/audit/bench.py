@@ -21,7 +21,8 @@ SESSION = "FIX.4.4:SORGW->OMS"
 RAW = "8=FIX.4.4|9=120|35=D|34=2|49=OMS|56=SORGW|11={}|38=100|40=2|44=99.00|54=1|55=AAPL|59=0|10=000|"
 
 
-def _engine() -> OrderEngine:
+def bench_engine() -> OrderEngine:
+    """One lit venue with a deep book: every buy below the offer is acked and rests as one child."""
     market = MarketView()
     market.update(BookSnapshot("LITA", "AAPL", (Level(Decimal("99.99"), 10**9),),
                                (Level(Decimal("100.01"), 10**9),), 1, 0))
@@ -32,7 +33,7 @@ def _engine() -> OrderEngine:
 
 def _steps(n: int, writer: AuditWriter | None, prefix: str) -> list[float]:
     """Time n engine steps (a resting buy: ack plus one child), each committed first when writer is given."""
-    engine = _engine()
+    engine = bench_engine()
     times = []
     for i in range(n):
         cl_ord_id = f"{prefix}{i}"

@@ -169,4 +169,5 @@ def test_no_endpoint_when_metrics_are_off(tmp_path):
         assert running.gateway.metrics_url is None and running.gateway.endpoint is None
         running.oms.new_order("N1", "AAPL", "1", 100, price="190.04", urgency="H")
         assert running.oms.wait_final("N1")[codec.ORD_STATUS] == "2"
-        assert running.gateway.metrics.parents_done.labels("filled")._value.get() == 1
+        registry = running.gateway.metrics.registry
+        assert registry.get_sample_value("sorgw_parent_orders_total", {"outcome": "filled"}) == 1
