@@ -17,7 +17,13 @@ COPY --from=builder /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels sor-gateway && rm -rf /wheels
 WORKDIR /app
 COPY config config
+# Everything the processes write (audit SQLite file, FIX stores and dictionaries) goes under /app/var.
 RUN mkdir -p /app/var && chown sorgw /app/var
 USER sorgw
+# 9876: the upstream FIX acceptor (upstream.port); 9464: /metrics, /healthz, /readyz (metrics.port).
+EXPOSE 9876 9464
+# Liveness of `sorgw run`; the slim image has no curl. `sorgw venue` serves no HTTP: compose disables this there.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9464/healthz', timeout=4)"]
 ENTRYPOINT ["sorgw"]
 CMD ["run", "--config", "config/gateway.yaml"]

@@ -19,7 +19,6 @@ BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 # Label values, all bounded: venue and session names come from the config, the rest are listed here.
 PARENT_OUTCOMES = ("filled", "partially_filled_canceled", "canceled", "rejected", "expired", "done_for_day")
 CHILD_OUTCOMES = ("filled", "partially_filled", "canceled", "rejected", "expired")
-LIQUIDITY = ("taker", "maker", "dark_midpoint", "unknown")
 REJECT_REASONS = ("validation", "venue", "session", "cancel_reject")
 ROLES = ("upstream", "venue")
 DIRECTIONS = ("in", "out")

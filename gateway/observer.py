@@ -9,7 +9,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from gateway.core.orders import ChildOrder
 from gateway.core.types import CancelReject, ExecType, ExecutionReport, Liquidity, OrdStatus, SendChild
-from gateway.metrics import Metrics
+from gateway.metrics import CHILD_OUTCOMES, DIRECTIONS, PARENT_OUTCOMES, REJECT_REASONS, Metrics
 
 _SECONDS = 1e-9
 _LIQUIDITY = {Liquidity.TAKER: "taker", Liquidity.MAKER: "maker", Liquidity.DARK: "dark_midpoint"}
@@ -57,14 +57,38 @@ class Observer:
             # What a venue refuses of ours is counted once, as the child it ends (reason "venue").
             self._of(m.rejects, "session").inc()
 
-    def session_known(self, role: str, session: str) -> None:
-        self.metrics.session_up.labels(session, role).set(0)
+    def declare(self, upstream_sessions: Iterable[str], venues: Iterable[str]) -> None:
+        """Create every series the config makes possible, at 0, so the first event is a visible increase (rate()
+        and increase() cannot see a series' first sample) and panels of events that never happened read 0."""
+        m = self.metrics
+        sessions = [("upstream", s) for s in upstream_sessions] + [("venue", v) for v in venues]
+        for role, session in sessions:
+            m.session_up.labels(session, role).set(0)
+            for metric in (m.logons, m.disconnects):
+                self._of(metric, session, role)
+            for direction in DIRECTIONS:
+                self._of(m.resend_requests, session, role, direction)
+                self._of(m.sequence_resets, session, role, direction)
+            if role == "upstream":
+                self._of(m.parents_received, session)
+            else:
+                for metric in (m.children_sent, m.open_children, m.stale):
+                    self._of(metric, session)
+                for outcome in CHILD_OUTCOMES:
+                    self._of(m.children_done, session, outcome)
+                for liquidity in ("dark_midpoint",) if session in self._dark else ("taker", "maker", "unknown"):
+                    for metric in (m.fills, m.filled_shares, m.filled_notional):
+                        self._of(metric, session, liquidity)
+        for outcome in PARENT_OUTCOMES:
+            self._of(m.parents_done, outcome)
+        for reason in REJECT_REASONS:
+            self._of(m.rejects, reason)
 
     def session(self, role: str, session: str, up: bool) -> None:
         """A session changed state (the gateway drops repeats)."""
         m = self.metrics
         m.session_up.labels(session, role).set(1 if up else 0)
-        (m.logons if up else m.disconnects).labels(session, role).inc()
+        self._of(m.logons if up else m.disconnects, session, role).inc()
 
     # --- engine steps (under the engine lock) -----------------------------------------------------------
 
@@ -75,7 +99,7 @@ class Observer:
         """The open orders recovery rebuilt, before any step."""
         self.metrics.open_parents.set(parents)
         for venue, count in children.items():
-            self.metrics.open_children.labels(venue).set(count)
+            self._of(self.metrics.open_children, venue).set(count)
 
     def child_stepped(self, child: ChildOrder, was_live: bool, was_acked: bool, now_ns: int) -> None:
         """After a step that could move this child: its first answer, its end."""

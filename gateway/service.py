@@ -142,10 +142,7 @@ class Gateway:
             "upstream", key, direction, msg_type)
         self.downstream.count = lambda direction, key, msg_type: self.observer.message(
             "venue", self.downstream.venues.get(key, key), direction, msg_type)
-        for key in self._upstream_keys:
-            self.observer.session_known("upstream", key)
-        for name in venue_specs:
-            self.observer.session_known("venue", name)
+        self.observer.declare(sorted(self._upstream_keys), venue_specs)
         self.metrics.quote_ages = self._quote_ages
         self.metrics.venue_quality = lambda: self.inspect(_venue_quality)
         self.metrics.audit_queue_depth = lambda: self.audit.depth

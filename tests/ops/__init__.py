@@ -1,0 +1,1 @@
+"""Operations tests: Prometheus config and alert rules, live scrapes of the gateway, the Grafana dashboard's queries."""
