@@ -405,6 +405,11 @@ class OrderEngine:
         if parent.rounds >= self.max_rounds:
             self._end(parent, out, f"routing stopped after {parent.rounds} rounds")
             return
+        if parent.ex_destination is not None and parent.tif is not TimeInForce.DAY and parent.rounds:
+            # The OMS chose the venue and asked for an immediate answer: that venue's answer is final.
+            self._end(parent, out, parent.last_reject or f"{parent.ex_destination} filled {parent.cum_qty} of "
+                                                         f"{parent.qty} {parent.tif.name}")
+            return
         instrument = self.instruments[parent.symbol]
         excluded = frozenset(v for v, n in parent.venue_rejects.items() if n >= self.max_venue_rejects)
         request = PlanRequest(

@@ -222,6 +222,17 @@ def test_directed_order_rejected_by_venue_is_canceled_with_reason(engine):
     assert last.ord_status is OrdStatus.CANCELED and "LITA rejected" in last.text
 
 
+def test_directed_ioc_order_ends_with_the_venues_answer_and_is_not_sent_again(engine):
+    out = engine.on_new_order(order(qty=500, tif=TimeInForce.IOC, ex_destination="LITA"))
+    (child,) = children(out)
+    engine.on_venue_report(fill(child, 300, "100.01", "x1"))
+    out = engine.on_venue_report(ended(child, "x2", ExecType.CANCELED, OrdStatus.CANCELED))
+    assert children(out) == []
+    last = reports(out)[-1]
+    assert (last.ord_status, last.cum_qty, last.leaves_qty) == (OrdStatus.EXPIRED, 300, 0)
+    assert last.text == "LITA filled 300 of 500 IOC"
+
+
 def test_medium_urgency_probes_dark_with_ioc_then_sweeps(engine):
     out = engine.on_new_order(order(qty=400, urgency=Urgency.MEDIUM))
     (dark,) = children(out)
