@@ -242,6 +242,11 @@ class GatewayConfig(Model):
         ports = [v.port for v in self.venues if v.host == self.upstream.host]
         if self.upstream.port in ports:
             raise ValueError("upstream.port is also a venue port")
+        with_password = [v.name for v in self.venues if v.password_env is not None]
+        if self.fix.log_path is not None and with_password:
+            raise ValueError(f"fix.log_path: quickfix's message logs would hold the Logon password of "
+                             f"{', '.join(with_password)} (password_env); leave them off, the audit trail "
+                             f"keeps every message without it")
         return self
 
 

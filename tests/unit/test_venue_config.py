@@ -46,6 +46,12 @@ def test_the_password_comes_from_the_named_environment_variable_only():
         cfg.password({})
 
 
+def test_quickfix_message_logs_are_refused_when_a_venue_logs_on_with_a_password(tmp_path):
+    with pytest.raises(config.ConfigError, match="fix.log_path: .* Logon password of PLNX"):
+        load(venue(username="gw", password_env="PLNX_PASSWORD"), fix={"log_path": str(tmp_path)})
+    assert load(venue(), fix={"log_path": str(tmp_path)}).fix.log_path == tmp_path
+
+
 def test_capabilities_become_venue_rules():
     rules = load(venue(order_types=["limit"], time_in_force=["day", "ioc"], tick="0.05", lot=100, min_qty=200,
                        market_data=False)).venues[0].rules()
