@@ -90,6 +90,14 @@ class Observer:
         m.session_up.labels(session, role).set(1 if up else 0)
         self._of(m.logons if up else m.disconnects, session, role).inc()
 
+    # --- market data (the bus thread, the timer thread) ------------------------------------------------
+
+    def snapshot(self, venue: str) -> None:
+        self._of(self.metrics.snapshots, venue).inc()
+
+    def stale(self, venue: str) -> None:
+        self._of(self.metrics.stale, venue).inc()
+
     # --- engine steps (under the engine lock) -----------------------------------------------------------
 
     def parent_received(self, session: str) -> None:

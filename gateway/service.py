@@ -264,7 +264,7 @@ class Gateway:
 
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
         """A venue's book from the market-data bus (on the bus thread)."""
-        self.metrics.snapshots.labels(snapshot.venue).inc()
+        self.observer.snapshot(snapshot.venue)
         self.market.update(snapshot)
 
     # --- events from the FIX threads --------------------------------------------------------
@@ -356,7 +356,7 @@ class Gateway:
             if age > max_age_s and age != float("inf"):
                 if venue not in self._stale:
                     self._stale.add(venue)
-                    self.metrics.stale.labels(venue).inc()
+                    self.observer.stale(venue)
                     log.warning("market_data.stale", venue=venue, age_s=round(age, 3))
             elif venue in self._stale:
                 self._stale.discard(venue)

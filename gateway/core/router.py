@@ -694,7 +694,7 @@ def _allocate(entries: Sequence[_Entry], qty: int, lot: int) -> list[int]:
     else:
         if reached == ragged:
             chosen = start, n
-    return _fill(entries, ids, len(venue_of), chosen, qty, lot, considered)
+    return _fill(entries, ids, venues, chosen, qty, lot, considered)
 
 
 def _greedy(entries: Sequence[_Entry], qty: int) -> list[int]:

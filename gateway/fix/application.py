@@ -69,21 +69,22 @@ class GuardedApplication(fix.Application):
         self._guarded("from_admin", lambda: self._tapped("in", message, sessionID, self.on_admin))
 
     def fromApp(self, message, sessionID):  # noqa: N802
+        key = session_key(sessionID)
         try:
-            self._count("in", session_key(sessionID), message)
+            self._count("in", key, message)
         except Exception:
             log.exception("fix.count_failed", role=self.role)
         try:
-            self.on_app(message, session_key(sessionID))
+            self.on_app(message, key)
         except FIX_REJECTS:
             # Refused before the handler recorded it: the audit trail still gets the message.
             if self.tap:
-                self.tap("in", session_key(sessionID), message)
+                self.tap("in", key, message)
             raise
         except Exception as exc:
             log.exception("fix.from_app_failed", role=self.role, message=message.toString().replace("\x01", "|"))
             try:
-                self.on_failure(message, session_key(sessionID), exc)
+                self.on_failure(message, key, exc)
             except Exception:
                 log.exception("fix.on_failure_failed", role=self.role)
 

@@ -63,8 +63,10 @@ def test_metrics_count_what_the_oms_sent_and_what_it_was_told(stack):
     oms.new_order("M1", "AAPL", "1", 1500, price="190.04", urgency="H")  # marketable: fills across venues
     oms.new_order("M2", "AAPL", "2", 500, price="195.00", urgency="H")  # rests away from the market
     oms.new_order("M3", "NOPE", "1", 100, price="10.00")  # unknown symbol: rejected
+    oms.new_order("M4", "AAPL", "1", 300, price="190.10", urgency="L")  # rests in dark pools first
     assert oms.wait_final("M1")[codec.ORD_STATUS] == "2"
     assert oms.wait_final("M3")[codec.ORD_STATUS] == "8"
+    assert oms.wait_final("M4")[codec.ORD_STATUS] == "2"
     assert oms.wait(lambda: any(m.get(codec.ORD_STATUS) == "0" for m in oms.reports("M2")), 10)
     oms.cancel("M2-C", "M2", "AAPL", "2", 500)
     assert oms.wait_final("M2-C")[codec.ORD_STATUS] == "4"
@@ -73,21 +75,23 @@ def test_metrics_count_what_the_oms_sent_and_what_it_was_told(stack):
 
     samples = scrape(stack)
     session = stack.gateway_cfg.upstream.sessions[0]
-    assert total(samples, "sorgw_parent_orders_received_total") == 3
-    assert total(samples, "sorgw_parent_orders_total", outcome="filled") == 1
+    assert total(samples, "sorgw_parent_orders_received_total") == 4
+    assert total(samples, "sorgw_parent_orders_total", outcome="filled") == 2
     assert total(samples, "sorgw_parent_orders_total", outcome="canceled") == 1
     assert total(samples, "sorgw_parent_orders_total", outcome="rejected") == 1
-    assert total(samples, "sorgw_parent_orders_total") == 3
+    assert total(samples, "sorgw_parent_orders_total") == 4
     assert total(samples, "sorgw_rejects_total", reason="validation") == 1
     assert total(samples, "sorgw_rejects_total", reason="cancel_reject") == 1
     assert total(samples, "sorgw_open_parent_orders") == 0
 
-    fills = checks.fills_of(oms.reports("M1"))
-    assert total(samples, "sorgw_filled_shares_total") == sum(qty for _, qty, _ in fills) == 1500
+    fills = checks.fills_of(oms.reports("M1")) + checks.fills_of(oms.reports("M4"))
+    assert total(samples, "sorgw_filled_shares_total") == sum(qty for _, qty, _ in fills) == 1800
     for venue in {venue for venue, _, _ in fills}:
         assert total(samples, "sorgw_filled_shares_total", venue=venue) == \
             sum(qty for v, qty, _ in fills if v == venue)
-        assert total(samples, "sorgw_fills_total", venue=venue, liquidity="taker") >= 1
+        liquidity = "dark_midpoint" if venue.startswith("DRK") else "taker"
+        assert total(samples, "sorgw_fills_total", venue=venue, liquidity=liquidity) >= 1
+    assert any(venue.startswith("DRK") for venue, _, _ in fills)
     assert total(samples, "sorgw_filled_notional_total") == pytest.approx(float(sum(q * px for _, q, px in fills)))
 
     sent, ended, live = stack.gateway.inspect(lambda e: (
@@ -104,13 +108,13 @@ def test_metrics_count_what_the_oms_sent_and_what_it_was_told(stack):
     upstream = [key for key in samples["sorgw_session_up"] if ("role", "upstream") in key]
     assert len(upstream) == 1 and samples["sorgw_session_up"][upstream[0]] == 1
     assert total(samples, "sorgw_session_logons_total") == len(venues) + 1
-    assert total(samples, "sorgw_fix_messages_total", role="upstream", direction="in", msg_type="D") == 3
+    assert total(samples, "sorgw_fix_messages_total", role="upstream", direction="in", msg_type="D") == 4
     assert total(samples, "sorgw_fix_messages_total", role="upstream", direction="in",
                  msg_type="A") == 1  # the OMS's Logon
     assert session.begin_string in upstream[0][1][1]
 
-    assert total(samples, "sorgw_parent_ack_seconds_count") == 3
-    assert total(samples, "sorgw_parent_first_child_seconds_count") == 2
+    assert total(samples, "sorgw_parent_ack_seconds_count") == 4
+    assert total(samples, "sorgw_parent_first_child_seconds_count") == 3
     assert total(samples, "sorgw_fill_report_seconds_count") == len(fills)
     assert total(samples, "sorgw_venue_ack_seconds_count") >= 1
     assert total(samples, "sorgw_routing_decision_seconds_count") >= 2
@@ -123,7 +127,7 @@ def test_metrics_count_what_the_oms_sent_and_what_it_was_told(stack):
         assert total(samples, "sorgw_market_data_snapshots_total", venue=name) > 0
         assert 0 <= total(samples, "sorgw_quote_age_seconds", venue=name) < 2
     assert total(samples, "sorgw_market_data_connected") == 1
-    used = {venue for venue, _, _ in fills}
+    used = {venue for venue, _, _ in fills if not venue.startswith("DRK")}
     for name in used:
         assert 0 < total(samples, "sorgw_venue_fill_ratio", venue=name) < 1
         assert 0 <= total(samples, "sorgw_venue_toxicity", venue=name) <= 1
@@ -161,6 +165,12 @@ def test_health_and_readiness_follow_the_venues_and_the_audit_store(stack, tmp_p
     for venue in stack.gateway_cfg.venues:
         assert samples["sorgw_session_up"][(("role", "venue"), ("session", venue.name))] == 0
         assert total(samples, "sorgw_session_disconnects_total", session=venue.name) == 1
+    # Their books stop too: each lit feed goes stale once routing.max_quote_age_ms (2 s) has passed.
+    lit = [v.name for v in stack.gateway_cfg.venues if v.kind.value == "lit"]
+    assert all(total(samples, "sorgw_market_data_stale_total", venue=name) == 0 for name in lit)
+    assert wait_for(lambda: all(total(scrape(stack), "sorgw_market_data_stale_total", venue=name) == 1
+                                for name in lit), timeout=6)
+    assert all(total(scrape(stack), "sorgw_quote_age_seconds", venue=name) > 2 for name in lit)
 
 
 def test_no_endpoint_when_metrics_are_off(tmp_path):
