@@ -135,6 +135,10 @@ class VenueConfig(Model):
             tick=self.tick, lot=self.lot, min_qty=self.min_qty, market_data=self.market_data,
         )
 
+    def keeps_sequence_numbers(self, fix: FixConfig) -> bool:
+        """Whether this session's sequence numbers survive a reconnect, so the venue resends what was missed."""
+        return self.sequence_reset == "never" or (self.sequence_reset is None and fix.store == "file")
+
     def password(self, environ: Mapping[str, str]) -> str | None:
         """The Logon password from the environment; ConfigError naming the variable if it is not set."""
         if self.password_env is None:

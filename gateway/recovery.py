@@ -3,15 +3,23 @@
 The engine is deterministic given its inputs, its ids and its routing decisions, all of which
 are on record. Replaying the recorded inputs (OMS requests, venue reports, venue session
 changes, child rejects) with each start's id prefix and the recorded decisions in place of the
-router rebuilds every parent and child exactly as they were. Every command the replay produces
-that was never recorded as sent (reports by ExecID, child orders and cancels by ClOrdID) was
-decided but lost in the crash: those are sent now, and nothing else is sent twice.
+router rebuilds every parent and child exactly as they were.
+
+What was sent is judged against quickfix's message store, not the trail alone: an outgoing
+message is on record before quickfix stores it, and quickfix stores it before it sends it. Each
+start records every session's store (next MsgSeqNum, creation time). A message recorded in a
+run with MsgSeqNum below the store's next number at the following start was stored, so the peer
+has it or gets it by FIX resend; one at or above it was recorded but never stored, so never
+sent, and its number went to other content. Every command the replay produces with no stored
+message (reports by ExecID, child orders and cancels by ClOrdID) is sent now, marked PossResend;
+nothing else is sent twice. Where a store cannot tell (memory store, reset on logon, a store
+reset since), being on record counts as sent.
 """
 from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -35,6 +43,7 @@ from gateway.core.types import (
     Urgency,
 )
 from gateway.fix import codec
+from gateway.fix.sessions import StoreState
 
 SOH = "\x01"
 
@@ -43,12 +52,60 @@ class RecoveryError(Exception):
     """The audit trail does not replay to the state it recorded (it was altered, or is from other code)."""
 
 
+RESET_SEQ_NUM_FLAG = 141
+
+
 @dataclass
 class Replay:
     unsent: list[Command] = field(default_factory=list)
+    never_sent: list[Record] = field(default_factory=list)  # the last run's messages recorded but never stored
     parents: int = 0
     open_parents: int = 0
     records: int = 0
+
+
+@dataclass
+class _Sent:
+    """Outgoing messages on record, per session and run, to be judged against the stores."""
+
+    runs: int = 0
+    stores: dict[tuple[int, str], StoreState] = field(default_factory=dict)  # (run, session) -> store at its start
+    messages: dict[str, list[tuple[int, int | None, tuple[str, str] | None, Record]]] = field(default_factory=dict)
+    resets: dict[tuple[int, str], int] = field(default_factory=dict)  # (run, session) -> trail seq of last reset
+
+    def add(self, record: Record, msg: fix.Message) -> None:
+        header = msg.getHeader()
+        msg_type = header.getField(codec.MSG_TYPE)
+        if msg_type == "A" and msg.isSetField(RESET_SEQ_NUM_FLAG) and msg.getField(RESET_SEQ_NUM_FLAG) == "Y":
+            self.resets[(self.runs, record.session)] = record.seq  # both sides start again at 1
+        if record.kind == "fix_out":
+            msg_seq = int(header.getField(codec.MSG_SEQ_NUM)) if header.isSetField(codec.MSG_SEQ_NUM) else None
+            self.messages.setdefault(record.session, []).append((self.runs, msg_seq, _sent_identity(record, msg),
+                                                                 record))
+
+    def judge(self, live: Mapping[str, StoreState]) -> tuple[set[tuple[str, str]], list[Record]]:
+        """(identities the peer has or can get by resend, the last run's records that were never stored)."""
+        sent: set[tuple[str, str]] = set()
+        never: list[Record] = []
+        for session, messages in self.messages.items():
+            for run, msg_seq, identity, record in messages:
+                before = self.stores.get((run, session))
+                after = live.get(session) if run == self.runs else self.stores.get((run + 1, session))
+                if _stored(before, after, msg_seq, record.seq > self.resets.get((run, session), 0)):
+                    if identity is not None:
+                        sent.add(identity)
+                elif run == self.runs and identity is not None:
+                    never.append(record)
+        return sent, never
+
+
+def _stored(before: StoreState | None, after: StoreState | None, msg_seq: int | None, judged: bool) -> bool:
+    """Whether a message sent in a run was stored, from the session's store at that run's start and the next."""
+    if not judged or msg_seq is None or before is None or after is None or not (before.persistent and after.persistent):
+        return True  # the store cannot tell: on record counts as sent
+    if after.created != before.created or after.next_sender < before.next_sender:
+        return True  # the store was reset in between: what the peer saw is gone from both sides
+    return msg_seq < after.next_sender
 
 
 def _decimal(value: str | None) -> Decimal | None:
@@ -72,6 +129,11 @@ def _message(body: str) -> fix.Message:
     return fix.Message(body.replace("|", SOH), False)
 
 
+def store_record_body(session: str, state: StoreState) -> dict:
+    """The `store` record each start writes per session (read back by replay)."""
+    return {"session": session, **state.as_dict()}
+
+
 def _identity(command: Command) -> tuple[str, str]:
     if isinstance(command, ExecutionReport):
         return ("exec", command.exec_id)
@@ -84,8 +146,7 @@ def _identity(command: Command) -> tuple[str, str]:
     raise TypeError(command)
 
 
-def _sent_identity(record: Record) -> tuple[str, str] | None:
-    msg = _message(record.body)
+def _sent_identity(record: Record, msg: fix.Message) -> tuple[str, str] | None:
     msg_type = msg.getHeader().getField(codec.MSG_TYPE)
     if msg_type == "8" and msg.isSetField(codec.EXEC_ID):
         return ("exec", msg.getField(codec.EXEC_ID))
@@ -97,12 +158,16 @@ def _sent_identity(record: Record) -> tuple[str, str] | None:
 
 
 def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: set[str],
-           venue_of_session: dict[str, str], default_urgency: Urgency) -> Replay:
-    """Rebuild `engine` from `records` (seq order); return what was decided but never sent."""
+           venue_of_session: dict[str, str], default_urgency: Urgency,
+           stores: Mapping[str, StoreState] | None = None) -> Replay:
+    """Rebuild `engine` from `records` (seq order); return what was decided but never sent.
+
+    `stores`: each session's message store now, before any session starts.
+    """
     result = Replay()
     decisions: deque[RouteDecision] = deque()
     produced: dict[tuple[str, str], Command] = {}
-    sent: set[tuple[str, str]] = set()
+    on_record = _Sent()
 
     def recorded_plan(request, market, venues, policy, learning) -> RouteDecision:
         if not decisions:
@@ -118,10 +183,16 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
         if record.kind == "decision":
             decisions.append(decision_from_json(record.body))
         elif record.kind == "fix_out":
-            identity = _sent_identity(record)
-            if identity:
-                sent.add(identity)
+            on_record.add(record, _message(record.body))
+        elif record.kind == "store":
+            body = json.loads(record.body)
+            on_record.stores[(on_record.runs, body["session"])] = StoreState(
+                body["next_sender"], body["next_target"], body["created"], body["persistent"])
         elif record.kind in ("config", "fix_in", "session", "event"):
+            if record.kind == "config":
+                on_record.runs += 1
+            elif record.kind == "fix_in" and record.body.startswith("8=") and "|35=A|" in record.body:
+                on_record.add(record, _message(record.body))
             pending.append(record)
 
     live_planner, engine.planner = engine.planner, recorded_plan
@@ -139,6 +210,7 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
         disconnect_all(engine)  # this process has logged on to no venue yet
     if decisions:
         raise RecoveryError(f"{len(decisions)} recorded decisions were not reached by the replay")
+    sent, result.never_sent = on_record.judge(stores or {})
     # Status queries are not resent: every venue logon queries its live children afresh.
     result.unsent = [command for key, command in produced.items()
                      if key not in sent and not isinstance(command, QueryChild)]
@@ -181,7 +253,9 @@ def _apply(engine: OrderEngine, record: Record, upstream: set[str], venues: dict
             return engine.on_cancel_unsent(body["cl_ord_id"]).commands
         if body["event"] == "timer":
             return engine.on_timer(body["now_ns"]).commands
-        return engine.on_child_rejected(body["venue"], body["cl_ord_id"], body["text"]).commands
+        if body["event"] == "child_rejected":
+            return engine.on_child_rejected(body["venue"], body["cl_ord_id"], body["text"]).commands
+        return []  # notes for readers of the trail (never_sent): no engine input
     msg = _message(record.body)
     msg_type = msg.getHeader().getField(codec.MSG_TYPE)
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import structlog
 
-from gateway import recovery
+from gateway import faults, recovery
 from gateway.audit import entries
 from gateway.audit.records import Entry
 from gateway.audit.stores import open_store
@@ -52,7 +52,16 @@ from gateway.core.venue_planner import VenuePlanner, VenuePolicy
 from gateway.endpoint import Endpoint
 from gateway.fix import codec
 from gateway.fix.downstream import VenueApplication
-from gateway.fix.sessions import SessionSpec, make_engine, session_id, session_key, shutdown
+from gateway.fix.sessions import (
+    SessionSpec,
+    StoreState,
+    make_engine,
+    session_id,
+    session_key,
+    shutdown,
+    store_state,
+    uses_file_store,
+)
 from gateway.fix.upstream import UpstreamApplication
 from gateway.metrics import Metrics, VenueQuality
 from gateway.observer import Arrival, Observer
@@ -76,7 +85,8 @@ def boot_id(clock: Clock) -> str:
 
 def venue_infos(cfg: GatewayConfig) -> dict[str, VenueInfo]:
     return {
-        v.name: VenueInfo(v.name, v.kind, v.maker_fee, v.taker_fee, v.latency_us, False, v.min_qty, v.protected)
+        v.name: VenueInfo(v.name, v.kind, v.maker_fee, v.taker_fee, v.latency_us, False, v.min_qty, v.protected,
+                          resends=v.keeps_sequence_numbers(cfg.fix))
         for v in cfg.venues
     }
 
@@ -148,6 +158,14 @@ class Gateway:
         self.metrics.audit_queue_depth = lambda: self.audit.depth
         self._acceptor = make_engine("acceptor", self.upstream, upstream_specs, cfg.fix, work_dir)
         self._initiator = make_engine("initiator", self.downstream, list(venue_specs.values()), cfg.fix, work_dir)
+        # Read before any session starts: what each store kept tells recovery what was really sent.
+        self.stores: dict[str, StoreState] = {}
+        for specs in (upstream_specs, list(venue_specs.values())):
+            file_store = uses_file_store(cfg.fix, specs)
+            for spec in specs:
+                sid = session_id(spec)
+                self.stores[session_key(sid)] = store_state(sid, cfg.fix, file_store)
+        self._resend: set[str] = set()  # ExecIDs and ClOrdIDs recovery sends again: they go out PossResend=Y
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -162,15 +180,23 @@ class Gateway:
             self.endpoint = Endpoint(self.cfg.metrics.host, self.cfg.metrics.port, self.metrics.registry,
                                      self.health_problems, self.readiness_problems)
             self.endpoint.start()
-        unsent = self._recover() if self.cfg.fix.store == "file" else []
+        unsent, never_sent = self._recover() if self.cfg.fix.store == "file" else ([], [])
         self.observer.open_orders(*self.inspect(_open_orders))
         if self.cfg.fix.store == "memory" and self.audit.records_at_start:
             log.warning("gateway.not_recovered", records=self.audit.records_at_start,
                         detail="fix.store is memory: orders of earlier runs are not rebuilt (use fix.store: file)")
         config_json = entries.to_json(self.cfg.model_dump(mode="json"))
-        self.audit.commit([Entry("config", entries.to_json({
+        now = self.clock.now_ns()
+        start = [Entry("config", entries.to_json({
             "sha256": hashlib.sha256(config_json.encode()).hexdigest(), "boot": self.boot,
-            "config": json.loads(config_json)}), ts_ns=self.clock.now_ns())])
+            "config": json.loads(config_json)}), ts_ns=now)]
+        start += [Entry("store", entries.to_json(recovery.store_record_body(key, state)), key, ts_ns=now)
+                  for key, state in self.stores.items()]
+        start += [Entry("event", entries.to_json({"event": "never_sent", "record": record.seq, "session": record.session,
+                                                  "detail": "recorded, but quickfix never stored it: its MsgSeqNum "
+                                                            "went to other content; sent again"}),
+                        record.session, record.order_id, record.cl_ord_id, now) for record in never_sent]
+        self.audit.commit(start)
         self._control_thread.start()
         self._timer_thread.start()
         self._acceptor.start()
@@ -178,23 +204,28 @@ class Gateway:
         self._initiator.start()
         if unsent:
             # Sessions persist what is sent before logon and deliver it on resend.
+            self._resend.update(_resent_id(command) for command in unsent)
             self._step(lambda _: Outbox(commands=unsent), None)
         log.info("gateway.started", upstream_port=self.cfg.upstream.port, venues=[v.name for v in self.cfg.venues])
 
-    def _recover(self) -> list:
-        """Rebuild open orders from the audit trail of earlier runs (see gateway.recovery)."""
+    def _recover(self) -> tuple[list, list]:
+        """Rebuild open orders from the audit trail of earlier runs (see gateway.recovery); return what to send
+        again and the records of messages that were never sent."""
         reader = open_store(self.cfg.audit.url, self.cfg.audit.table)
         reader.open()
         try:
             result = recovery.replay(
                 self.engine, reader.records(), set(self.upstream.sessions) | self._upstream_keys,
-                self.downstream.venues, self.cfg.routing.default_urgency)
+                self.downstream.venues, self.cfg.routing.default_urgency, self.stores)
         finally:
             reader.close()
+        for record in result.never_sent:
+            log.warning("recovery.never_sent", record=record.seq, session=record.session, cl_ord_id=record.cl_ord_id,
+                        detail="on record but never stored by quickfix: sent again")
         if result.records:
             log.warning("gateway.recovered", records=result.records, parents=result.parents,
                         open_parents=result.open_parents, resending=len(result.unsent))
-        return result.unsent
+        return result.unsent, result.never_sent
 
     def stop(self) -> None:
         """Log out of every session and stop both engines."""
@@ -384,6 +415,8 @@ class Gateway:
         recovery can tell what was never sent (not on record) from what may have been.
         """
         try:
+            if self._resend and direction == "out":
+                self._mark_resent(message)
             raw = message.toString()
             order_id = getattr(self._sending, "order_id", None)
             cl_ord_id = message.getField(codec.CL_ORD_ID) if message.isSetField(codec.CL_ORD_ID) else None
@@ -392,10 +425,19 @@ class Gateway:
             entry = entries.fix_message(direction, session, raw, self.clock.now_ns(), order_id, cl_ord_id)
             if direction == "out" and not _is_admin(message):
                 self.audit.commit([entry])
+                faults.reached("recorded_out")
+                faults.reached(f"recorded_out.{message.getHeader().getField(codec.MSG_TYPE)}")
             else:
                 self.audit.record(entry)
         except Exception:
             log.exception("audit.tap_failed", session=session)
+
+    def _mark_resent(self, message) -> None:
+        """A message recovery sends again goes out PossResend=Y: the peer checks its ExecID/ClOrdID."""
+        tag = codec.EXEC_ID if message.getHeader().getField(codec.MSG_TYPE) == "8" else codec.CL_ORD_ID
+        if message.isSetField(tag) and message.getField(tag) in self._resend:
+            self._resend.discard(message.getField(tag))
+            message.getHeader().setField(codec.POSS_RESEND, "Y")
 
     def _step(self, step: Callable, event: object, inbound: Entry | None = None, quiet: bool = False,
               arrival: Arrival | None = None, child: str | None = None) -> None:
@@ -420,6 +462,8 @@ class Gateway:
             while pending:
                 out, head = pending.popleft()
                 self.audit.commit(head + entries.for_outbox(out, self.clock.now_ns(), self._cl_ord_ids(out)))
+                if out.commands:
+                    faults.reached("step_committed")
                 pending.extend(self._carry_out(out, arrival))
                 arrival = None  # follow-ups (a failed send) are the gateway's own doing
 
@@ -511,6 +555,10 @@ class Gateway:
 
 def _is_admin(message) -> bool:
     return message.getHeader().getField(codec.MSG_TYPE) in ADMIN_MSG_TYPES
+
+
+def _resent_id(command) -> str:
+    return command.exec_id if isinstance(command, ExecutionReport) else command.cl_ord_id
 
 
 def _first_order_id(out: Outbox) -> str | None:

@@ -98,6 +98,7 @@ class OrderEngine:
         max_venue_rejects: int = 1,
         learning: LearningConfig = LearningConfig(),
         child_timeout_ns: int = 5_000_000_000,
+        status_waits: int = 3,
     ) -> None:
         self.instruments = dict(instruments)
         self.venues: dict[str, VenueInfo] = dict(venues)
@@ -108,6 +109,9 @@ class OrderEngine:
         self.max_rounds = max_rounds
         self.max_venue_rejects = max_venue_rejects
         self.child_timeout_ns = child_timeout_ns  # a child the venue has not answered that long is queried
+        # A venue that resends what we missed gets this many status answers ahead of its reports before the
+        # difference is booked from the answer alone.
+        self.status_waits = status_waits
         self.planner = plan  # recovery replays recorded decisions in its place
         self.learning = VenueLearning([n for n, v in venues.items() if v.kind is VenueKind.LIT],
                                       [n for n, v in venues.items() if v.kind is VenueKind.DARK], learning)
@@ -117,6 +121,7 @@ class OrderEngine:
         self._venue_exec_ids: set[tuple[str, str]] = set()
         self._resting_dark: list[ParentOrder] = []  # parents with a dark deadline set
         self._unanswered: dict[str, ChildOrder] = {}  # children the venue has not reported on yet
+        self._reports_behind: dict[str, ChildOrder] = {}  # children whose status showed fills not yet reported
 
     def order_id_for(self, session: str, cl_ord_id: str) -> str | None:
         """The OrderID of the parent any of whose ClOrdIDs this is, if known."""
@@ -135,6 +140,8 @@ class OrderEngine:
 
     def on_new_order(self, order: NewOrder) -> Outbox:
         out = Outbox()
+        if self._answer_possible_duplicate(order, out):
+            return out
         rejection = validate_new(
             order, self.instruments, self.venues, (order.session, order.cl_ord_id) in self._by_cl_ord_id
         )
@@ -152,6 +159,8 @@ class OrderEngine:
 
     def on_invalid_order(self, invalid: InvalidOrder) -> Outbox:
         out = Outbox()
+        if self._answer_possible_duplicate(invalid, out):
+            return out
         out.add(self._reject_report(invalid.session, invalid.cl_ord_id, invalid.symbol, invalid.side,
                                     invalid.qty, invalid.reason, invalid.text, None))
         return out
@@ -214,8 +223,8 @@ class OrderEngine:
             self.learning.child_acked(child.venue, now, child.sent_ns)
         if report.exec_type is ExecType.TRADE and report.last_qty > 0 and report.last_px is not None:
             self._fill(parent, child, report, out)
-        if report.exec_type is ExecType.ORDER_STATUS:
-            self._reconcile(parent, child, report, out)
+        if report.exec_type is ExecType.ORDER_STATUS and self._reconcile(parent, child, report, out):
+            return out  # its reports are behind its status: the child stays as it is until they arrive
         if report.exec_type is ExecType.REJECTED:
             self._child_rejected(parent, child, report.text or "rejected by venue")
         elif report.ord_status in TERMINAL or report.exec_type in (
@@ -287,6 +296,11 @@ class OrderEngine:
                 for child in due:
                     self._cancel_child(child, out)
         self._resting_dark = [p for p in self._resting_dark if _live_dark(p)]
+        for child in list(self._reports_behind.values()):
+            if not child.live:
+                del self._reports_behind[child.cl_ord_id]
+            elif now_ns - (child.queried_ns or 0) >= self.child_timeout_ns and self.venues[child.venue].connected:
+                self._query(child, now_ns, out)
         for child in list(self._unanswered.values()):
             if not child.live or child.acked:
                 del self._unanswered[child.cl_ord_id]
@@ -306,8 +320,26 @@ class OrderEngine:
 
     # --- internals ------------------------------------------------------------------------
 
+    def _answer_possible_duplicate(self, request: NewOrder | InvalidOrder | CancelRequest | ReplaceRequest,
+                                   out: Outbox) -> bool:
+        """A PossDup/PossResend request whose ClOrdID we already know was seen before (the OMS resent it after a
+        restart or a lost sequence number): answer with the order's current status, never act on it twice and
+        never reject the order it names."""
+        if not request.poss_dup:
+            return False
+        parent = self._by_cl_ord_id.get((request.session, request.cl_ord_id))
+        if parent is None:
+            return False
+        out.decisions.append(Routine(f"possible duplicate {request.cl_ord_id} from {request.session}: "
+                                     f"answered with the status of {parent.order_id}"))
+        out.add(self._report(parent, ExecType.ORDER_STATUS, cl_ord_id=request.cl_ord_id,
+                             text="possible duplicate of a known order: its current status"))
+        return True
+
     def _find_for_change(self, request: CancelRequest | ReplaceRequest, response_to: str,
                          out: Outbox) -> ParentOrder | None:
+        if self._answer_possible_duplicate(request, out):
+            return None
         parent = self._by_cl_ord_id.get((request.session, request.orig_cl_ord_id))
         if parent is None:
             out.add(CancelReject(request.session, "NONE", request.cl_ord_id, request.orig_cl_ord_id,
@@ -361,27 +393,44 @@ class OrderEngine:
             out.decisions.append(self._change(parent, old))
         out.add(self._report(parent, ExecType.TRADE, last_qty=qty, last_px=report.last_px, last_mkt=child.venue))
 
-    def _reconcile(self, parent: ParentOrder, child: ChildOrder, report: VenueReport, out: Outbox) -> None:
-        """An answer to a status query: fills the venue reports that never reached us are applied now."""
+    def _reconcile(self, parent: ParentOrder, child: ChildOrder, report: VenueReport, out: Outbox) -> bool:
+        """An answer to a status query. Fills it shows that no report told us of are booked now, unless the venue
+        resends missed reports: then they are waited for (True), since booking them from the answer would report
+        one execution at the venue's average price instead of each one as it happened."""
         child.queried_ns = None
-        if report.ord_status is OrdStatus.REJECTED:  # the venue does not know it: ended below, and
+        unknown = report.ord_status is OrdStatus.REJECTED
+        missing = (report.cum_qty or 0) - child.cum_qty
+        if not unknown and missing <= 0:
+            child.status_ahead = 0
+            self._reports_behind.pop(child.cl_ord_id, None)
+            return False
+        if self.venues[child.venue].resends and child.status_ahead < self.status_waits:
+            # The order or its reports may still be on their way (a resend after a reconnect): the child keeps
+            # its quantity, which is never routed again while it may still fill.
+            child.status_ahead += 1
+            child.queried_ns = self.clock.now_ns()  # asked again child_timeout_ns from now
+            self._reports_behind[child.cl_ord_id] = child
+            what = "does not know it yet" if unknown else f"shows {missing} more filled than its reports"
+            out.decisions.append(Routine(f"{child.venue} {what} on child {child.cl_ord_id}: waiting "
+                                         f"({child.status_ahead} of {self.status_waits})"))
+            return True
+        self._reports_behind.pop(child.cl_ord_id, None)
+        if unknown:  # the venue does not know it: ended below, and
             child.rejected = True  # no lesson about the venue's liquidity
             out.decisions.append(f"{child.venue} does not know child {child.cl_ord_id}: it never arrived; "
                                  f"its {child.leaves_qty} go back to the parent")
-            return
-        missing = (report.cum_qty or 0) - child.cum_qty
-        if missing <= 0:
-            return
+            return False
         price = child.spec.price
         if report.avg_px is not None:
             price = ((report.avg_px * report.cum_qty - child.notional) / missing).quantize(_LAST_PX_PLACES)
         if price is None:
             out.decisions.append(f"{child.venue} reports {missing} more filled on child {child.cl_ord_id} "
                                  f"with no price to book them at")
-            return
+            return False
         out.decisions.append(f"{child.venue} reports {missing} filled on child {child.cl_ord_id} that no "
-                             f"execution report told us of: booked at {price}")
+                             f"execution report told us of: booked at {price}, the venue's average for them")
         self._fill(parent, child, dataclasses.replace(report, last_qty=missing, last_px=price), out)
+        return False
 
     def _child_rejected(self, parent: ParentOrder, child: ChildOrder, text: str) -> None:
         child.status = OrdStatus.REJECTED

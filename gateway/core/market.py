@@ -77,6 +77,7 @@ class VenueInfo:
     connected: bool
     min_qty: int = 1  # dark pools: minimum size that can cross
     protected: bool = True  # lit quote protected under the order-protection rule
+    resends: bool = False  # its session keeps sequence numbers: reports missed while down are resent on logon
 
 
 @dataclass(frozen=True, slots=True)

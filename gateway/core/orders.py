@@ -40,6 +40,7 @@ class ChildOrder:
     acked: bool = False  # some report from the venue arrived
     queried_ns: int | None = None  # when a status query went out that has no answer yet
     rejected: bool = False
+    status_ahead: int = 0  # status answers in a row that showed fills its execution reports had not (yet) told
 
     @property
     def live(self) -> bool:

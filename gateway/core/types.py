@@ -128,6 +128,7 @@ class NewOrder:
     urgency: Urgency = Urgency.MEDIUM
     account: str | None = None
     strategy: Strategy | None = None  # None: the routing policy's default
+    poss_dup: bool = False  # PossDupFlag (43) or PossResend (97): the OMS may have sent it before
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,7 @@ class CancelRequest:
     orig_cl_ord_id: str
     symbol: str
     side: Side
+    poss_dup: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,7 @@ class ReplaceRequest:
     ord_type: OrdType
     price: Decimal | None
     tif: TimeInForce
+    poss_dup: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +285,7 @@ class InvalidOrder:
     qty: int
     text: str
     reason: OrdRejReason = OrdRejReason.OTHER
+    poss_dup: bool = False
 
 
 @dataclass(slots=True)

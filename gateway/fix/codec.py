@@ -35,6 +35,7 @@ ORDER_ID, ORDER_QTY, ORD_STATUS, ORD_TYPE, ORIG_CL_ORD_ID, PRICE = 37, 38, 39, 4
 REF_SEQ_NUM, SIDE, SYMBOL, TEXT, TIF, TRANSACT_TIME, EX_DESTINATION = 45, 54, 55, 58, 59, 60, 100
 ORD_REJ_REASON, CXL_REJ_REASON, EXEC_TYPE, LEAVES_QTY = 103, 102, 150, 151
 BUSINESS_REJECT_REF_ID, CXL_REJ_RESPONSE_TO, LAST_LIQUIDITY_IND = 379, 434, 851
+POSS_DUP_FLAG, POSS_RESEND = 43, 97
 SOR_URGENCY = 9701
 SOR_STRATEGY = 9702
 
@@ -111,6 +112,12 @@ def cl_ord_id(msg: fix.Message) -> str:
     return _get(msg, CL_ORD_ID, "ClOrdID")
 
 
+def poss_dup(msg: fix.Message) -> bool:
+    """PossDupFlag (43) or PossResend (97) is Y: the sender may have sent this message before."""
+    header = msg.getHeader()
+    return any(header.isSetField(tag) and header.getField(tag) == "Y" for tag in (POSS_DUP_FLAG, POSS_RESEND))
+
+
 def parse_new_order(msg: fix.Message, session: str, default_urgency: Urgency) -> NewOrder | InvalidOrder:
     cid = cl_ord_id(msg)
     symbol = _opt(msg, SYMBOL) or ""
@@ -129,10 +136,10 @@ def parse_new_order(msg: fix.Message, session: str, default_urgency: Urgency) ->
         return NewOrder(
             session=session, cl_ord_id=cid, symbol=symbol, side=side, qty=qty, ord_type=ord_type,
             price=_price(_opt(msg, PRICE)), tif=tif, ex_destination=_opt(msg, EX_DESTINATION),
-            urgency=urgency, account=_opt(msg, ACCOUNT), strategy=strategy,
+            urgency=urgency, account=_opt(msg, ACCOUNT), strategy=strategy, poss_dup=poss_dup(msg),
         )
     except FieldError as exc:
-        return InvalidOrder(session, cid, symbol, side, qty, str(exc))
+        return InvalidOrder(session, cid, symbol, side, qty, str(exc), poss_dup=poss_dup(msg))
 
 
 def parse_cancel(msg: fix.Message, session: str) -> CancelRequest:
@@ -140,6 +147,7 @@ def parse_cancel(msg: fix.Message, session: str) -> CancelRequest:
         session=session, cl_ord_id=cl_ord_id(msg),
         orig_cl_ord_id=_get(msg, ORIG_CL_ORD_ID, "OrigClOrdID"),
         symbol=_get(msg, SYMBOL, "Symbol"), side=_enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE),
+        poss_dup=poss_dup(msg),
     )
 
 
@@ -152,6 +160,7 @@ def parse_replace(msg: fix.Message, session: str) -> ReplaceRequest:
         ord_type=_enum(OrdType, _get(msg, ORD_TYPE, "OrdType"), "OrdType", ORD_TYPE),
         price=_price(_opt(msg, PRICE)),
         tif=_enum(TimeInForce, _opt(msg, TIF) or TimeInForce.DAY.value, "TimeInForce", TIF),
+        poss_dup=poss_dup(msg),
     )
 
 

@@ -28,6 +28,20 @@ class SessionSpec:
     dictionary: Path | None = None  # a counterparty's own dictionary; None: the standard one
 
 
+@dataclass(frozen=True, slots=True)
+class StoreState:
+    """What quickfix's message store holds for one session, read before the session starts."""
+
+    next_sender: int  # the MsgSeqNum the next message we send will carry
+    next_target: int
+    created: str | None  # when the file store was created or last reset; None without a file store
+    persistent: bool  # sequence numbers and sent messages survive a restart (file store, no reset on logon)
+
+    def as_dict(self) -> dict:
+        return {"next_sender": self.next_sender, "next_target": self.next_target, "created": self.created,
+                "persistent": self.persistent}
+
+
 def session_id(spec: SessionSpec) -> fix.SessionID:
     return fix.SessionID(spec.begin_string, spec.sender, spec.target)
 
@@ -86,9 +100,27 @@ def build_settings(role: str, sessions: list[SessionSpec], cfg: FixConfig, work_
     return settings
 
 
-def store_factory(cfg: FixConfig, settings: fix.SessionSettings, persistent: bool = False) -> fix.MessageStoreFactory:
+def uses_file_store(cfg: FixConfig, sessions: Iterable[SessionSpec]) -> bool:
     """A file store when the config asks for one or some session keeps its sequence numbers across restarts."""
-    if cfg.store == "file" or persistent:
+    return cfg.store == "file" or any(spec.reset_on_logon is False for spec in sessions)
+
+
+def store_state(sid: fix.SessionID, cfg: FixConfig, file_store: bool) -> StoreState:
+    """The session's store as quickfix opened it (call after the engine is made, before it starts)."""
+    session = fix.Session.lookupSession(sid)
+    created = None
+    if file_store:
+        # quickfix's FileStore keeps its creation time in PREFIX.session, PREFIX = BeginString-Sender-Target.
+        prefix = f"{sid.getBeginString().getValue()}-{sid.getSenderCompID().getValue()}-" \
+                 f"{sid.getTargetCompID().getValue()}"
+        path = Path(cfg.store_path) / f"{prefix}.session"
+        created = path.read_text().strip() if path.exists() else None
+    return StoreState(session.getExpectedSenderNum(), session.getExpectedTargetNum(), created,
+                      file_store and not session.getResetOnLogon())
+
+
+def store_factory(cfg: FixConfig, settings: fix.SessionSettings, persistent: bool = False) -> fix.MessageStoreFactory:
+    if persistent:
         Path(cfg.store_path).mkdir(parents=True, exist_ok=True)
         return fix.FileStoreFactory(settings)
     return fix.MemoryStoreFactory()
@@ -109,7 +141,7 @@ def make_engine(role: str, app: fix.Application, sessions: list[SessionSpec], cf
     caller's thread while its own thread deletes it: a use-after-free on every stop.
     """
     settings = build_settings(role, sessions, cfg, work_dir)
-    store = store_factory(cfg, settings, any(spec.reset_on_logon is False for spec in sessions))
+    store = store_factory(cfg, settings, uses_file_store(cfg, sessions))
     logs = log_factory(cfg, settings)
     cls = fix.ThreadedSocketAcceptor if role == "acceptor" else fix.SocketInitiator
     engine = cls(app, store, settings, logs) if logs else cls(app, store, settings)

@@ -174,13 +174,21 @@ class VenueHost(GuardedApplication):
             cancel = codec.parse_cancel(message, session)
             self._later(inbound_delay_ms(self.configs[session]), lambda: self._cancel(session, cancel))
         elif msg_type == "H":
-            self._status(codec.parse_status_request(message, session))
+            # Behind whatever arrived before it, as a venue answers in the order it receives.
+            request = codec.parse_status_request(message, session)
+            self._later(inbound_delay_ms(self.configs[session]), lambda: self._status(request))
         else:
             raise fix.UnsupportedMessageType()
 
     def _new_order(self, message: fix.Message, session: str) -> None:
         parsed = codec.parse_new_order(message, session, Urgency.MEDIUM)
         core = self.cores[session]
+        if parsed.poss_dup:
+            with self._lock:
+                known = core.status(session, parsed.cl_ord_id)
+            if known is not None:  # sent before: where it stands, not a second order
+                self._send([known])
+                return
         if isinstance(parsed, InvalidOrder):
             self._send_rejected(session, parsed)
             return

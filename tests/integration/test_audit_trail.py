@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -15,11 +14,9 @@ from gateway.audit.records import first_break
 from gateway.audit.stores import open_store
 from gateway.fix import codec
 from gateway.stack import Stack
-from tests.unavailable import unavailable
 
 pytestmark = pytest.mark.integration
 SORGW = [sys.executable, "-m", "gateway.cli", "audit"]
-POSTGRES_URL = os.environ.get("SORGW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def trade(tmp_path, audit: dict | None = None):
@@ -100,23 +97,6 @@ def test_sqlite_trail_is_complete_and_the_cli_reads_it(tmp_path):
     with sqlite3.connect(path) as db:
         db.execute("DELETE FROM audit WHERE seq = 3")
     assert "record 3 is missing" in cli(url, "verify").stderr
-
-
-@pytest.fixture
-def postgres_url():
-    import asyncio
-
-    import asyncpg
-
-    async def probe():
-        conn = await asyncpg.connect(POSTGRES_URL, timeout=3)
-        await conn.close()
-
-    try:
-        asyncio.run(probe())
-    except Exception as exc:
-        unavailable(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
-    return POSTGRES_URL
 
 
 def test_postgres_trail_is_complete_and_verifies(tmp_path, postgres_url):

@@ -382,3 +382,73 @@ def test_the_dark_timeout_is_a_routine_notice(engine):
     engine.clock.advance(1)
     out = engine.on_timer(engine.clock.now_ns())
     assert [type(d) for d in out.decisions] == [Routine]
+
+
+def test_a_possible_duplicate_of_a_filled_order_is_answered_with_its_status_not_rejected(engine):
+    sent = children(engine.on_new_order(order(qty=300, price="100.01")))
+    engine.on_venue_report(fill(sent[0], sent[0].spec.qty, "100.01", "V1", done=True))
+    for c in sent[1:]:
+        engine.on_venue_report(fill(c, c.spec.qty, "100.01", f"V-{c.cl_ord_id}", done=True))
+    assert engine.parents[engine.order_id_for(S, "P1")].status is OrdStatus.FILLED
+
+    out = engine.on_new_order(order(qty=300, price="100.01", poss_dup=True))
+    [status] = reports(out)
+    assert (status.exec_type, status.ord_status, status.cum_qty, status.leaves_qty) == (
+        ExecType.ORDER_STATUS, OrdStatus.FILLED, 300, 0)
+    assert not children(out) and len(engine.parents) == 1
+    # Without the flag the same ClOrdID is a duplicate and refused, naming it.
+    [dup] = reports(engine.on_new_order(order(qty=300, price="100.01")))
+    assert dup.ord_status is OrdStatus.REJECTED and "P1" in dup.text
+
+
+def test_a_possible_duplicate_cancel_or_replace_already_seen_is_answered_with_status(engine):
+    engine.on_new_order(order(qty=100, price="99.00"))  # rests: nothing marketable
+    first = engine.on_cancel(CancelRequest(S, "X1", "P1", "AAPL", Side.BUY))
+    assert reports(first) or [c for c in first.commands if isinstance(c, CancelChild)]
+    again = engine.on_cancel(CancelRequest(S, "X1", "P1", "AAPL", Side.BUY, poss_dup=True))
+    assert not [c for c in again.commands if isinstance(c, (CancelReject, CancelChild))]
+    [status] = reports(again)
+    assert status.exec_type is ExecType.ORDER_STATUS and status.cl_ord_id == "X1"
+
+
+def test_a_possible_duplicate_of_an_unknown_order_is_a_new_order(engine):
+    out = engine.on_new_order(order(cl="P9", qty=100, poss_dup=True))
+    assert reports(out)[0].exec_type is ExecType.NEW and children(out)
+
+
+def test_a_venue_that_resends_reports_is_waited_for_its_own_fills_not_booked_at_an_average(engine):
+    """The venue's status runs ahead of its reports: each execution is reported as it happened, once."""
+    engine.venues = {name: dataclasses.replace(info, resends=True) for name, info in engine.venues.items()}
+    out = engine.on_new_order(order(qty=100, price="99.95"))
+    (post,) = children(out)
+    engine.on_venue_report(VenueReport(post.venue, post.cl_ord_id, "a1", ExecType.NEW, OrdStatus.NEW))
+    engine.on_venue_status(post.venue, False)
+    engine.on_venue_status(post.venue, True)
+    status = VenueReport(post.venue, post.cl_ord_id, "s1", ExecType.ORDER_STATUS, OrdStatus.FILLED,
+                         leaves_qty=0, cum_qty=100, avg_px=D("99.955"))
+    out = engine.on_venue_report(status)
+    assert not reports(out) and not children(out)
+    assert engine.child(post.cl_ord_id).live  # held: its quantity is not routed again while its fills are due
+    out = engine.on_venue_report(fill(post, 40, "99.95", "f1"))
+    out2 = engine.on_venue_report(fill(post, 60, "99.96", "f2", done=True))
+    assert [(r.last_qty, r.last_px) for r in reports(out) + reports(out2)] == [(40, D("99.95")), (60, D("99.96"))]
+    assert reports(out2)[-1].ord_status is OrdStatus.FILLED
+
+
+def test_a_venue_whose_reports_never_come_is_booked_from_its_status_after_the_waits(engine):
+    engine.venues = {name: dataclasses.replace(info, resends=True) for name, info in engine.venues.items()}
+    (post,) = children(engine.on_new_order(order(qty=100, price="99.95")))
+    engine.on_venue_report(VenueReport(post.venue, post.cl_ord_id, "a1", ExecType.NEW, OrdStatus.NEW))
+    asked = 0
+    for n in range(engine.status_waits + 1):
+        status = VenueReport(post.venue, post.cl_ord_id, f"s{n}", ExecType.ORDER_STATUS, OrdStatus.FILLED,
+                             leaves_qty=0, cum_qty=100, avg_px=D("99.95"))
+        out = engine.on_venue_report(status)
+        if n < engine.status_waits:
+            assert not reports(out)
+            engine.clock.advance(engine.child_timeout_ns)
+            queries = [c for c in engine.on_timer(engine.clock.now_ns()).commands if isinstance(c, QueryChild)]
+            asked += len(queries)
+    assert asked == engine.status_waits
+    (booked,) = reports(out)
+    assert (booked.last_qty, booked.last_px, booked.ord_status) == (100, D("99.95"), OrdStatus.FILLED)

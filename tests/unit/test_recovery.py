@@ -26,6 +26,7 @@ from gateway.core.validation import Instrument
 from gateway.core.venue_planner import VenuePlanner
 from gateway.core.venue_rules import VenueRules
 from gateway.fix import codec
+from gateway.fix.sessions import StoreState
 
 OMS = "FIX.4.4:SORGW->OMS"
 LITA = "FIX.4.4:SORGW->LITA"
@@ -71,21 +72,25 @@ class Trail:
         return codec.new_order_single(command, "FIX.4.4").toString()
 
 
+def _order_then_fill(trail: Trail) -> tuple[SendChild, ExecutionReport]:
+    """An order for 300 sent to LITA and filled there; the fill's report to the OMS is decided but not sent."""
+    d = raw("D", {11: "P1", 55: "AAPL", 54: "1", 38: "300", 40: "2", 44: "100.01", 59: "0", 9701: "H"})
+    out = trail.engine.on_new_order(codec.parse_new_order(fix.Message(d, False), OMS, Urgency.MEDIUM))
+    trail.step(entries.fix_message("in", OMS, d, 0, None, "P1"), out)
+    (child,) = [c for c in out.commands if isinstance(c, SendChild)]
+    report = raw("8", {37: "V1", 11: child.cl_ord_id, 17: "LITA-X1", 150: "F", 39: "2", 55: "AAPL", 54: "1",
+                       38: "300", 32: "300", 31: "100.01", 14: "300", 151: "0", 6: "100.01"})
+    out = trail.engine.on_venue_report(codec.parse_venue_report(fix.Message(report, False), "LITA"))
+    trail.step(entries.fix_message("in", LITA, report, 0, None, child.cl_ord_id), out, send=False)
+    (fill_report,) = [c for c in out.commands if isinstance(c, ExecutionReport)]
+    return child, fill_report
+
+
 def test_replay_rebuilds_state_and_returns_only_the_unsent():
     original = make_engine("old")
     trail = Trail(original)
-    d = raw("D", {11: "P1", 55: "AAPL", 54: "1", 38: "300", 40: "2", 44: "100.01", 59: "0", 9701: "H"})
-    order = codec.parse_new_order(fix.Message(d, False), OMS, Urgency.MEDIUM)
-    out = original.on_new_order(order)
-    trail.step(entries.fix_message("in", OMS, d, 0, None, "P1"), out)
-    (child,) = [c for c in out.commands if isinstance(c, SendChild)]
-
-    report = raw("8", {37: "V1", 11: child.cl_ord_id, 17: "LITA-X1", 150: "F", 39: "2", 55: "AAPL", 54: "1",
-                       38: "300", 32: "300", 31: "100.01", 14: "300", 151: "0", 6: "100.01"})
-    out = original.on_venue_report(codec.parse_venue_report(fix.Message(report, False), "LITA"))
     # The crash: the fill was on record, the report to the OMS was decided but never sent.
-    trail.step(entries.fix_message("in", LITA, report, 0, None, child.cl_ord_id), out, send=False)
-    (fill_report,) = [c for c in out.commands if isinstance(c, ExecutionReport)]
+    child, fill_report = _order_then_fill(trail)
 
     rebuilt = make_engine("new")
     result = recovery.replay(rebuilt, chain(trail.entries, 1, GENESIS), {OMS}, {LITA: "LITA"}, Urgency.MEDIUM)
@@ -140,3 +145,31 @@ def test_replay_keeps_two_sessions_with_one_cl_ord_id_apart_and_restores_emulate
     assert rebuilt.order_id_for(OMS, "P1") != rebuilt.order_id_for(oms42, "P1")
     specs = [c.spec for p in rebuilt.parents.values() for c in p.children.values()]
     assert len(specs) == 2 and all(s.tif is TimeInForce.DAY and s.cancel_on_ack for s in specs)
+
+
+def _filled_order_with_its_report_recorded_at(msg_seq: int) -> tuple[Trail, ExecutionReport]:
+    """A trail in which the OMS's fill report is on record with MsgSeqNum msg_seq, after a start whose store said 1."""
+    trail = Trail(make_engine("old"))
+    trail.entries.append(Entry("store", entries.to_json(recovery.store_record_body(OMS, STORE_AT_START)), OMS))
+    _, fill_report = _order_then_fill(trail)
+    message = codec.execution_report(fill_report, "FIX.4.4")
+    message.getHeader().setField(34, str(msg_seq))
+    trail.entries.append(entries.fix_message("out", OMS, message.toString(), 0, None, "P1"))
+    return trail, fill_report
+
+
+STORE_AT_START = StoreState(1, 1, "20261202-10:00:00", True)
+
+
+@pytest.mark.parametrize("store_now, resent", [
+    (StoreState(7, 3, "20261202-10:00:00", True), True),  # the report took MsgSeqNum 7, the store never got it
+    (StoreState(8, 3, "20261202-10:00:00", True), False),  # stored: the OMS has it or gets it by FIX resend
+    (StoreState(1, 1, "20261202-11:00:00", True), False),  # the store was reset since: nothing to tell by
+    (StoreState(7, 3, "20261202-10:00:00", False), False),  # reset on logon: on record counts as sent
+])
+def test_a_report_on_record_is_sent_again_only_when_the_store_shows_it_was_never_stored(store_now, resent):
+    trail, fill_report = _filled_order_with_its_report_recorded_at(7)
+    result = recovery.replay(make_engine("new"), chain(trail.entries, 1, GENESIS), {OMS}, {LITA: "LITA"},
+                             Urgency.MEDIUM, {OMS: store_now})
+    assert result.unsent == ([fill_report] if resent else [])
+    assert len(result.never_sent) == (1 if resent else 0)
