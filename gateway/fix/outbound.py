@@ -65,6 +65,7 @@ class SessionQueue:
         self.sender_tid: int | None = None
         self.reader_tid: int | None = None  # quickfix's thread for this session's connection
         self.cut_at: float | None = None
+        self.in_send: dict[int, tuple[int, float]] = {}  # thread -> (socket, first seen blocked sending on it)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -180,17 +181,17 @@ class Outbound:
                     log.exception("upstream.watchdog_failed", session=queue.session)
 
     def _check(self, queue: SessionQueue, now: float) -> None:
+        stuck = self._stuck_sockets(queue, now)
         if len(queue) > self.limits.max_queue:
             reason = "queue"
-        elif queue.blocked_for(now) > self.limits.send_timeout_s:
+        elif stuck:
             reason = "send_timeout"
         else:
             return
         if queue.cut_at is not None and now - queue.cut_at < self.limits.send_timeout_s:
             return  # cut already; give the session time to go down and the queue to drain into the store
         queue.cut_at = now
-        fds = {fd for tid in (queue.sender_tid, queue.reader_tid) if tid is not None
-               and (fd := blocked_socket(tid, self._local_port)) is not None}
+        fds = stuck or {fd for fd, _ in queue.in_send.values()}
         log.error("upstream.slow_consumer", session=queue.session, reason=reason, queued=len(queue),
                   blocked_s=round(queue.blocked_for(now), 3), action="shutdown" if fds else "disconnect")
         self._on_slow(queue.session, reason)
@@ -199,3 +200,23 @@ class Outbound:
         if not fds:
             # No thread is stuck in a send, so the session's mutex is free or soon will be.
             threading.Thread(target=self._disconnect, args=(queue.session,), daemon=True).start()
+
+    def _stuck_sockets(self, queue: SessionQueue, now: float) -> set[int]:
+        """The session's sockets a thread has been blocked sending on for over the send timeout.
+
+        Only time in send(2) counts: our sender may also wait for the session's mutex while quickfix's
+        thread resends to a peer that reads (and so is not behind). quickfix's thread is sampled at
+        each check; our sender's send call has a known start.
+        """
+        stuck = set()
+        for tid, started in ((queue.sender_tid, queue.sending_since), (queue.reader_tid, None)):
+            fd = blocked_socket(tid, self._local_port) if tid is not None else None
+            seen = queue.in_send.get(tid)
+            if fd is None:
+                queue.in_send.pop(tid, None)
+                continue
+            if seen is None or seen[0] != fd or (started is not None and seen[1] < started):
+                seen = queue.in_send[tid] = (fd, now)
+            if now - seen[1] > self.limits.send_timeout_s:
+                stuck.add(fd)
+        return stuck
