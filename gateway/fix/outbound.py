@@ -82,15 +82,22 @@ class SessionQueue:
         since = self.sending_since
         return 0.0 if since is None else now - since
 
-    def close(self, deadline: float) -> None:
-        """Send what is queued (until the deadline), then end the sender thread."""
+    def close(self, deadline: float, local_port: int) -> None:
+        """Send what is queued until the deadline, then end the sender thread (cutting off a send that blocks
+        it: quickfix must not be sending when its sessions are destroyed). What is left was never sent."""
         with self._cond:
             self._closing = True
             self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(max(0.0, deadline - time.monotonic()))
-        if self._items:
-            log.warning("upstream.unsent_at_stop", session=self.session, queued=len(self._items))
+        if self._thread is None:
+            return
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            with self._cond:
+                log.warning("upstream.unsent_at_stop", session=self.session, queued=len(self._items))
+                self._items.clear()
+            if self.sender_tid is not None and (fd := blocked_socket(self.sender_tid, local_port)) is not None:
+                cut(fd)
+            self._thread.join(1)
 
     def _run(self) -> None:
         self.sender_tid = threading.get_native_id()
@@ -110,10 +117,12 @@ class SessionQueue:
             finally:
                 self.sending_since = None
             with self._cond:
-                self._items.popleft()
+                if self._items:  # emptied by close() when the send outlasted the deadline
+                    self._items.popleft()
             if not sent:
-                # quickfix keeps the message in the session's store; the OMS gets it on resend.
-                log.warning("upstream.send_deferred", session=self.session, cl_ord_id=cl_ord_id)
+                # Not stored either: the session is unknown, or not logged on since its sequence numbers were
+                # reset. Otherwise quickfix stores what it cannot send, for the resend after the next logon.
+                log.warning("upstream.report_dropped", session=self.session, cl_ord_id=cl_ord_id)
 
 
 class Outbound:
@@ -165,7 +174,7 @@ class Outbound:
         with self._lock:
             queues = list(self._queues.values())
         for queue in queues:
-            queue.close(deadline)
+            queue.close(deadline, self._local_port)
         self._watchdog.join(timeout=1)
 
     def _watch(self) -> None:

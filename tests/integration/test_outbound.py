@@ -79,50 +79,61 @@ def acceptor(tmp_path):
         engine.stop()
 
 
-def report(n: int) -> fix.Message:
+def report(n: int, text: int = 300) -> fix.Message:
     message = fix.Message()
     message.getHeader().setField(35, "8")
     message.setField(17, f"E{n}")
-    message.setField(58, "x" * 300)
+    message.setField(58, "x" * text)
     return message
 
 
-def send_until_blocked(app: Acceptor, session: str) -> tuple[threading.Thread, dict]:
+def send_until_blocked(app: Acceptor, session: str, port: int) -> tuple[threading.Thread, dict]:
     state: dict = {"sent": 0, "stop": threading.Event()}
 
     def run() -> None:
         state["tid"] = threading.get_native_id()
         while not state["stop"].is_set():
-            app.send(report(state["sent"]), session)
+            app.send(report(state["sent"], 60_000), session)
             state["sent"] += 1
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    last = -1
-    while state["sent"] != last:  # blocked: no progress in 200 ms
-        last = state["sent"]
-        time.sleep(0.2)
+    # Blocked for good: in send(2) and no progress for 0.5 s. The kernel grows a socket's send buffer for a
+    # while (up to net.ipv4.tcp_wmem's maximum), which can let a blocked send finish.
+    deadline = time.monotonic() + 20
+    stuck_since, last = None, -1
+    while time.monotonic() < deadline:
+        if blocked_socket(state.get("tid", 0), port) is None or state["sent"] != last:
+            stuck_since, last = time.monotonic(), state["sent"]
+        elif time.monotonic() - stuck_since > 0.5:
+            break
+        time.sleep(0.05)
     return thread, state
 
 
 def test_a_blocked_send_holds_up_session_disconnect_until_its_socket_is_shut_down(acceptor):
     app, session, port, peer = acceptor
-    sender, state = send_until_blocked(app, session)
-    assert sender.is_alive() and state["sent"] < 1000
+    sender, state = send_until_blocked(app, session, port)
+    try:
+        fd = blocked_socket(state["tid"], port)
+        assert fd is not None
+        assert blocked_socket(threading.get_native_id(), port) is None  # this thread sends nothing
 
-    disconnected = threading.Event()
-    threading.Thread(target=lambda: (app.disconnect(session), disconnected.set()), daemon=True).start()
-    # Session::disconnect needs the session mutex, which Session::sendRaw holds through the blocked send.
-    assert not disconnected.wait(1.5)
-
-    fd = blocked_socket(state["tid"], port)
-    assert fd is not None
-    assert blocked_socket(threading.get_native_id(), port) is None  # this thread sends nothing
-    state["stop"].set()
-    cut(fd)
-    sender.join(2)
-    assert not sender.is_alive()
-    assert disconnected.wait(2) and app.logged_out.wait(2)
+        disconnected = threading.Event()
+        threading.Thread(target=lambda: (app.disconnect(session), disconnected.set()), daemon=True).start()
+        # Session::disconnect needs the session mutex, which Session::sendRaw holds through the blocked send.
+        assert not disconnected.wait(1.5)
+        state["stop"].set()
+        cut(fd)
+        sender.join(2)
+        assert not sender.is_alive()
+        assert disconnected.wait(2) and app.logged_out.wait(2)
+    finally:
+        # No send may be under way when the acceptor destroys its sessions.
+        state["stop"].set()
+        if sender.is_alive() and (fd := blocked_socket(state["tid"], port)) is not None:
+            cut(fd)
+        sender.join(2)
 
 
 def sequence_numbers(data: bytes) -> list[int]:
