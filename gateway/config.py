@@ -66,6 +66,9 @@ class UpstreamConfig(Model):
     host: str = "127.0.0.1"
     port: Port = 9876
     sessions: tuple[UpstreamSession, ...] = (UpstreamSession(),)
+    # An OMS this far behind is disconnected (what it missed is resent after its next logon).
+    max_send_queue: int = Field(10_000, ge=1)  # reports waiting to be sent to one session
+    send_timeout_ms: int = Field(5_000, ge=10)  # one send to it blocked this long (it stopped reading)
 
 
 TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"

@@ -21,6 +21,7 @@ PARENT_OUTCOMES = ("filled", "partially_filled_canceled", "canceled", "rejected"
 CHILD_OUTCOMES = ("filled", "partially_filled", "canceled", "rejected", "expired")
 REJECT_REASONS = ("validation", "venue", "session", "cancel_reject")
 ROLES = ("upstream", "venue")
+SLOW_CONSUMER_REASONS = ("queue", "send_timeout")
 DIRECTIONS = ("in", "out")
 
 
@@ -121,6 +122,10 @@ class Metrics:
         self.messages = Counter(
             "sorgw_fix_messages", "FIX messages, by direction and MsgType (35).",
             ["session", "role", "direction", "msg_type"], registry=r)
+        self.slow_consumers = Counter(
+            "sorgw_upstream_slow_consumer_disconnects", "OMS sessions cut off for falling behind, by reason: queue "
+            "(over upstream.max_send_queue reports waiting) or send_timeout (a send blocked over "
+            "upstream.send_timeout_ms).", ["session", "reason"], registry=r)
 
         # Market data.
         self.market_data_connected = Gauge(
@@ -146,6 +151,7 @@ class Metrics:
         self.venue_quality: Callable[[], Sequence[VenueQuality]] = tuple
         self.malformed_payloads: Callable[[], int] = int
         self.audit_queue_depth: Callable[[], int] = int
+        self.send_queues: Callable[[], Mapping[str, int]] = dict
         r.register(_Sampled(self._sampled))
 
     def _sampled(self) -> Iterator[Metric]:
@@ -160,6 +166,11 @@ class Metrics:
             value=self.malformed_payloads())
         yield GaugeMetricFamily(
             "sorgw_audit_queue_depth", "Audit entries waiting to be committed.", value=self.audit_queue_depth())
+        queued = GaugeMetricFamily(
+            "sorgw_upstream_send_queue", "Reports waiting in an OMS session's send queue.", labels=["session"])
+        for session, depth in sorted(self.send_queues().items()):
+            queued.add_metric([session], depth)
+        yield queued
         toxicity = GaugeMetricFamily(
             "sorgw_venue_toxicity", "Venue toxicity score, 0 (benign) to 1 (the mid runs away after our fills).",
             labels=["venue"])

@@ -9,7 +9,14 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from gateway.core.orders import ChildOrder
 from gateway.core.types import CancelReject, ExecType, ExecutionReport, Liquidity, OrdStatus, SendChild
-from gateway.metrics import CHILD_OUTCOMES, DIRECTIONS, PARENT_OUTCOMES, REJECT_REASONS, Metrics
+from gateway.metrics import (
+    CHILD_OUTCOMES,
+    DIRECTIONS,
+    PARENT_OUTCOMES,
+    REJECT_REASONS,
+    SLOW_CONSUMER_REASONS,
+    Metrics,
+)
 
 _SECONDS = 1e-9
 _LIQUIDITY = {Liquidity.TAKER: "taker", Liquidity.MAKER: "maker", Liquidity.DARK: "dark_midpoint"}
@@ -71,6 +78,8 @@ class Observer:
                 self._of(m.sequence_resets, session, role, direction)
             if role == "upstream":
                 self._of(m.parents_received, session)
+                for reason in SLOW_CONSUMER_REASONS:
+                    self._of(m.slow_consumers, session, reason)
             else:
                 for metric in (m.children_sent, m.open_children, m.stale):
                     self._of(metric, session)
@@ -89,6 +98,10 @@ class Observer:
         m = self.metrics
         m.session_up.labels(session, role).set(1 if up else 0)
         self._of(m.logons if up else m.disconnects, session, role).inc()
+
+    def slow_consumer(self, session: str, reason: str) -> None:
+        """An OMS session was cut off for falling behind (the send watchdog's thread)."""
+        self._of(self.metrics.slow_consumers, session, reason).inc()
 
     # --- market data (the bus thread, the timer thread) ------------------------------------------------
 

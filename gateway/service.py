@@ -1,11 +1,13 @@
 """The running gateway: the order engine under one lock, with the upstream and venue FIX sessions around it.
 
-quickfix calls back on its own threads (one for the upstream acceptor, one for the venue
-initiator). Each callback copies its message into a plain event and, holding the engine lock,
-runs one engine step and sends what it produced before releasing the lock: state has one
-writer at a time and messages leave in the order the engine decided them, with no thread
-handoff on the order path. Session up/down events arrive while quickfix holds a session lock,
-so they are handed to a control thread instead of taking the engine lock there.
+quickfix calls back on its own threads (one per OMS connection, one for the venue initiator).
+Each callback copies its message into a plain event and, holding the engine lock, runs one
+engine step and carries out what it produced before releasing the lock: state has one writer at
+a time and messages leave in the order the engine decided them. Child orders go to the venues at
+once (the initiator's sockets never block a send); reports go into their OMS session's send
+queue (gateway.fix.outbound), since a send to an OMS blocks until it reads. Session up/down
+events arrive while quickfix holds a session lock, so they are handed to a control thread
+instead of taking the engine lock there.
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ from gateway.core.venue_planner import VenuePlanner, VenuePolicy
 from gateway.endpoint import Endpoint
 from gateway.fix import codec
 from gateway.fix.downstream import VenueApplication
+from gateway.fix.outbound import Limits, Outbound
 from gateway.fix.sessions import (
     SessionSpec,
     StoreState,
@@ -142,6 +145,10 @@ class Gateway:
         venue_specs = {v.name: venue_session(v) for v in cfg.venues}
         self._upstream_keys = {session_key(session_id(spec)) for spec in upstream_specs}
         self.upstream = UpstreamApplication(self, cfg.routing.default_urgency)
+        self.outbound = Outbound(
+            sorted(self._upstream_keys), self.upstream.send, self.upstream.disconnect, cfg.upstream.port,
+            Limits(cfg.upstream.max_send_queue, cfg.upstream.send_timeout_ms / 1000), self.observer.slow_consumer)
+        self.upstream.connection_thread = self.outbound.reader_is_current_thread
         self.downstream = VenueApplication(
             self, {session_key(session_id(spec)): name for name, spec in venue_specs.items()},
             {session_key(session_id(venue_specs[v.name])): (v.username, v.password(os.environ))
@@ -156,6 +163,7 @@ class Gateway:
         self.metrics.quote_ages = self._quote_ages
         self.metrics.venue_quality = lambda: self.inspect(_venue_quality)
         self.metrics.audit_queue_depth = lambda: self.audit.depth
+        self.metrics.send_queues = self.outbound.depths
         self._acceptor = make_engine("acceptor", self.upstream, upstream_specs, cfg.fix, work_dir)
         self._initiator = make_engine("initiator", self.downstream, list(venue_specs.values()), cfg.fix, work_dir)
         # Read before any session starts: what each store kept tells recovery what was really sent.
@@ -230,6 +238,7 @@ class Gateway:
     def stop(self) -> None:
         """Log out of every session and stop both engines."""
         shutdown(self._initiator, self.downstream.sessions.values())
+        self.outbound.close(timeout=2)
         shutdown(self._acceptor, self.upstream.sessions.values())
         # quickfix keeps sessions in a process-wide registry keyed by SessionID. Dropping the
         # engines now (they form a reference cycle with their applications) destroys their
@@ -532,9 +541,8 @@ class Gateway:
         return follow_ups
 
     def _send_upstream(self, message, session: str, cl_ord_id: str) -> None:
-        if not self.upstream.send(message, session):
-            # quickfix keeps the message in the session's store; the OMS gets it on resend.
-            log.warning("upstream.send_deferred", session=session, cl_ord_id=cl_ord_id)
+        """Queue a report for its OMS session's sender thread: no socket send under the engine lock."""
+        self.outbound.put(session, message, cl_ord_id)
 
     def _log_decision(self, item: object) -> None:
         if isinstance(item, RouteDecision):

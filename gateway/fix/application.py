@@ -95,6 +95,13 @@ class GuardedApplication(fix.Application):
             return False
         return fix.Session.sendToTarget(message, sid)
 
+    def disconnect(self, session: str) -> None:
+        """Drop the session's connection (waits for a send under way on it: see gateway.fix.outbound.cut)."""
+        sid = self.sessions.get(session)
+        found = fix.Session.lookupSession(sid) if sid is not None else None
+        if found is not None:
+            found.disconnect()
+
     def begin_string(self, session: str) -> str:
         return self.sessions[session].getBeginString().getValue()
 

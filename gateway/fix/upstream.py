@@ -1,6 +1,7 @@
 """The OMS-facing FIX acceptor: NewOrderSingle, cancel, replace and status requests in, reports out."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import quickfix as fix
@@ -27,8 +28,12 @@ class UpstreamApplication(GuardedApplication):
         super().__init__()
         self.handler = handler
         self.default_urgency = default_urgency
+        # Called with the session key on quickfix's thread for that session's connection, at each logon.
+        self.connection_thread: Callable[[str], None] | None = None
 
     def on_logon(self, session: str) -> None:
+        if self.connection_thread:
+            self.connection_thread(session)
         self.handler.session_status(self.role, session, True)
 
     def on_logout(self, session: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -100,6 +101,7 @@ def run_campaign(tmp_path: Path, prefix: str, audit: dict, seed: int) -> None:
                       venue_fix={"log_path": tmp_path / "venue-fixlog"})
     rng = random.Random(seed)
     oms = flow = None
+    crashed = 0  # kills that landed on their crash point
     try:
         oms = procs.start(SIM)
         flow = Flow(oms, seed)
@@ -108,11 +110,12 @@ def run_campaign(tmp_path: Path, prefix: str, audit: dict, seed: int) -> None:
         procs.kill_gateway()
         for kill in range(KILLS):
             if kill % 2 == 0:
-                point = f"{rng.choice(CRASH_POINTS)}:{rng.randint(1, 12)}"
+                point = f"{rng.choice(CRASH_POINTS)}:{rng.randint(1, 6)}"
                 procs.start_gateway(crash_at=point, wait=False)
                 try:
-                    procs.wait_gateway_exit(15)  # the crash point is reached while orders flow
-                except Exception:
+                    procs.wait_gateway_exit(8)  # the crash point is reached while orders flow
+                    crashed += 1
+                except subprocess.TimeoutExpired:
                     procs.kill_gateway()  # it was not reached in time: kill it anyway
             else:
                 procs.start_gateway(wait=False)
@@ -140,6 +143,7 @@ def run_campaign(tmp_path: Path, prefix: str, audit: dict, seed: int) -> None:
             oms.stop()
         procs.stop()
     assert procs.trail_break() is None
+    assert crashed >= KILLS // 4, f"only {crashed} of {KILLS} kills landed on a crash point"
 
     upstream = {}
     for m in oms.received:
