@@ -9,6 +9,7 @@ PossDupFlag is the protocol failure quickfix logs out for.
 """
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from gateway.fix.sessions import StoreState
 BEGIN_STRING = "FIX.4.4"
 ADMIN = frozenset("0 1 2 3 4 5 A".split())
 BEGIN_SEQ_NO, END_SEQ_NO, GAP_FILL_FLAG, NEW_SEQ_NO = 7, 16, 123, 36
+TRACE = bool(os.environ.get("SORGW_SIM_TRACE"))  # print every message as it arrives, to follow one seed
 
 
 @dataclass
@@ -110,6 +112,8 @@ class Endpoint:
         self._receive(self.inbox.popleft())
 
     def _receive(self, text: str) -> None:
+        if TRACE:
+            print(f"{self.name} <- {text.replace(chr(1), '|')}")
         msg = fix.Message(text, False)
         header = msg.getHeader()
         msg_type = header.getField(codec.MSG_TYPE)

@@ -74,11 +74,10 @@ class Gateway:
             self.sessions[key] = Endpoint(key, stores[key], self._from_venue(venue), False, violation,
                                           self._tapper(key), self._tap_in(key), point,
                                           self._venue_status(venue, True), self._venue_status(venue, False))
-        self.replayed: recovery.Replay | None = None
 
     def start(self) -> None:
         stores = {key: endpoint.store.state() for key, endpoint in self.sessions.items()}
-        result = self.replayed = recovery.replay(self.engine, list(self.trail.records), {OMS},
+        result = recovery.replay(self.engine, list(self.trail.records), {OMS},
                                                  {key: venue for venue, key in VENUES.items()}, Urgency.MEDIUM,
                                                  stores)
         now = self.clock.now_ns()
@@ -102,18 +101,18 @@ class Gateway:
                 if msg.isSetField(tag) and msg.getField(tag) in self._resend:
                     self._resend.discard(msg.getField(tag))
                     msg.getHeader().setField(codec.POSS_RESEND, "Y")
-            self.trail.commit([entries.fix_message("out", session, msg.toString(), self.clock.now_ns())])
+            self.trail.commit([self._entry("out", session, msg)])
             if msg_type not in ADMIN:
                 self.point("recorded_resend" if flagged(msg, codec.POSS_DUP_FLAG) else "recorded_out")
         return tap
 
     def _tap_in(self, session: str) -> Callable[[fix.Message], None]:
-        return lambda msg: self.trail.commit([entries.fix_message("in", session, msg.toString(),
-                                                                  self.clock.now_ns())])
+        return lambda msg: self.trail.commit([self._entry("in", session, msg)])
 
-    def _inbound(self, session: str, msg: fix.Message) -> Entry:
+    def _entry(self, direction: str, session: str, msg: fix.Message) -> Entry:
+        """The one place a message becomes an audit body (recovery.replay reads it back)."""
         cl = msg.getField(codec.CL_ORD_ID) if msg.isSetField(codec.CL_ORD_ID) else None
-        return entries.fix_message("in", session, msg.toString(), self.clock.now_ns(), None, cl)
+        return entries.fix_message(direction, session, msg.toString(), self.clock.now_ns(), None, cl)
 
     def _from_oms(self, msg: fix.Message) -> None:
         self.point("received")  # mid-step: nothing of it on record
@@ -125,16 +124,16 @@ class Gateway:
             order, step = codec.parse_cancel(msg, OMS), self.engine.on_cancel
         else:
             order, step = codec.parse_replace(msg, OMS), self.engine.on_replace
-        self.step(lambda: step(order), self._inbound(OMS, msg))
+        self.step(lambda: step(order), self._entry("in", OMS, msg))
 
     def _from_venue(self, venue: str) -> Callable[[fix.Message], None]:
         def on_app(msg: fix.Message) -> None:
             self.point("received")
             if msg.getHeader().getField(codec.MSG_TYPE) == "9":  # the child's own final report follows
-                self.trail.commit([self._inbound(VENUES[venue], msg)])
+                self.trail.commit([self._entry("in", VENUES[venue], msg)])
                 return
             report = codec.parse_venue_report(msg, venue)
-            self.step(lambda: self.engine.on_venue_report(report), self._inbound(VENUES[venue], msg))
+            self.step(lambda: self.engine.on_venue_report(report), self._entry("in", VENUES[venue], msg))
         return on_app
 
     def _venue_status(self, venue: str, up: bool) -> Callable[[], None]:
@@ -170,6 +169,7 @@ class Gateway:
             self._carry_out(command)
 
     def _carry_out(self, command) -> None:
+        # A persistent store takes a message whether or not the session is logged on: no send fails here.
         if isinstance(command, ExecutionReport):
             self.sessions[OMS].send(codec.execution_report(command, BEGIN_STRING))
         elif isinstance(command, CancelReject):

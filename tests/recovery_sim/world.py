@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from gateway.audit.records import first_break
 from gateway.core.clock import ManualClock
-from tests.recovery_sim.fixlayer import Endpoint, Store, connect
+from tests.recovery_sim.fixlayer import TRACE, Endpoint, Store, connect
 from tests.recovery_sim.peers import Fill, Oms, Venue
 from tests.recovery_sim.process import OMS, VENUES, Gateway, Trail
 
@@ -40,11 +40,13 @@ class Faults:
         if self.armed and self.at and self.count >= self.at[0]:
             self.at.popleft()
             self.crashes.append(f"{'start:' if self.starting else ''}{name}@{self.count}")
+            if TRACE:
+                print(f"CRASH {self.crashes[-1]}")
             raise Crash(name)
 
 
 class World:
-    def __init__(self, seed: int, crashes: int = 10, orders: int = 6, max_gap: int = 40) -> None:
+    def __init__(self, seed: int, crashes: int = 10, orders: int = 4, max_gap: int = 30) -> None:
         self.seed = seed
         self.rng = rng = random.Random(seed)
         self.violations: list[str] = []
@@ -224,4 +226,4 @@ class World:
         return (f"seed {self.seed}: {len(problems)} problem(s) after {self.boots} starts, crashes at "
                 f"{', '.join(self.faults.crashes) or 'none'}\n  " + "\n  ".join(problems[:8]) +
                 f"\n  rerun: SORGW_SIM_SEED={self.seed} .venv/bin/python -m pytest "
-                f"tests/unit/test_recovery_simulation.py -k every_step_boundary")
+                f"tests/unit/test_recovery_simulation.py -k step_boundary (SORGW_SIM_TRACE=1 prints every message)")
