@@ -87,7 +87,8 @@ class Oms:
         self.fills[order.root] = []
         self.endpoint.send(message("D", {codec.CL_ORD_ID: order.root, codec.SYMBOL: "AAPL", codec.SIDE: side,
                                          codec.ORDER_QTY: str(order.qty), codec.ORD_TYPE: "2",
-                                         codec.PRICE: str(price), codec.TIF: order.tif}))
+                                         codec.PRICE: str(price), codec.TIF: order.tif,
+                                         codec.SOR_URGENCY: self.rng.choice("LMH")}))
 
     def open_orders(self) -> list[OmsOrder]:
         return [o for o in self.orders.values() if not o.done and o.pending is None and o.status is not None]

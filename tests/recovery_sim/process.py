@@ -36,7 +36,7 @@ from gateway.fix import codec
 from tests.recovery_sim.fixlayer import ADMIN, BEGIN_STRING, Endpoint, Store, flagged
 
 OMS = "FIX.4.4:SORGW->OMS"
-VENUES = {"LITA": "FIX.4.4:SORGW->LITA", "LITB": "FIX.4.4:SORGW->LITB"}
+VENUES = {"LITA": "FIX.4.4:SORGW->LITA", "LITB": "FIX.4.4:SORGW->LITB", "DRKA": "FIX.4.4:SORGW->DRKA"}
 BOOKS = {"LITA": ((D("99.99"), 400), (D("100.01"), 300)), "LITB": ((D("99.98"), 500), (D("100.02"), 500))}
 
 
@@ -55,7 +55,8 @@ def new_engine(boot: str, clock: ManualClock) -> OrderEngine:
     market = MarketView()
     for venue, (bid, ask) in BOOKS.items():
         market.update(BookSnapshot(venue, "AAPL", (Level(*bid),), (Level(*ask),), 1, 0))
-    venues = {v: VenueInfo(v, VenueKind.LIT, D("-0.002"), D("0.003"), 300, False, resends=True) for v in BOOKS}
+    venues = {v: VenueInfo(v, VenueKind.DARK if v.startswith("DRK") else VenueKind.LIT, D("-0.002"), D("0.003"),
+                           300, False, resends=True) for v in VENUES}
     return OrderEngine({"AAPL": Instrument("AAPL", D("0.01"))}, venues, market, IdSource(boot), clock)
 
 

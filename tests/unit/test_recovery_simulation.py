@@ -1,7 +1,7 @@
 """A seeded simulation of crash recovery: the real engine, replay and audit chain, crashed at every step boundary.
 
 No sockets, no threads: tests/recovery_sim simulates the FIX layer (stores, sequence numbers,
-resend), an OMS and two venues, and kills the gateway process at scheduled step boundaries
+resend), an OMS, two lit venues and a dark pool, and kills the gateway process at scheduled step boundaries
 (after a step is committed and before anything is sent; after an outgoing message is recorded
 and before quickfix stores it; after it is stored and before the peer has it; while an incoming
 message is being handled; during recovery's own resends). Each seed is one reproducible run.
