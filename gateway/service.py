@@ -61,6 +61,8 @@ from gateway.policy import learning_config, routing_policy
 log = structlog.get_logger("gateway")
 
 ADMIN_MSG_TYPES = frozenset("0 1 2 3 4 5 A".split())
+SHUTDOWN_TEXT = "gateway shutting down"
+DISCONNECT_TEXT = "canceled: OMS session disconnected (cancel_on_disconnect)"
 
 
 def boot_id(clock: Clock) -> str:
@@ -108,6 +110,9 @@ class Gateway:
             instruments, venue_infos(cfg), market, IdSource(self.boot), self.clock,
             policy=routing_policy(cfg.routing), max_rounds=cfg.routing.max_sweeps,
             max_venue_rejects=cfg.routing.max_venue_rejects, learning=learning_config(cfg.routing),
+            retain_finished_ns=cfg.routing.retain_finished_ms * 1_000_000,
+            final_states_kept=cfg.routing.final_states_kept,
+            venue_down_timeout_ns=cfg.routing.venue_down_timeout_ms * 1_000_000,
         )
         self.engine.planner = _Timed(VenuePlanner(
             {v.name: v.rules() for v in cfg.venues}, instruments,
@@ -146,6 +151,9 @@ class Gateway:
         self.metrics.quote_ages = self._quote_ages
         self.metrics.venue_quality = lambda: self.inspect(_venue_quality)
         self.metrics.audit_queue_depth = lambda: self.audit.depth
+        self.metrics.children_in_doubt = lambda: self.inspect(_in_doubt)
+        self._cancel_on_disconnect = {session_key(session_id(spec)) for spec, s in zip(upstream_specs,
+                                      cfg.upstream.sessions) if s.cancel_on_disconnect}
         self._acceptor = make_engine("acceptor", self.upstream, upstream_specs, cfg.fix, work_dir)
         self._initiator = make_engine("initiator", self.downstream, list(venue_specs.values()), cfg.fix, work_dir)
 
@@ -197,7 +205,11 @@ class Gateway:
         return result.unsent
 
     def stop(self) -> None:
-        """Log out of every session and stop both engines."""
+        """Settle working orders (shutdown.working_orders), log out of every session and stop both engines."""
+        try:
+            self._settle_working_orders()
+        except Exception:
+            log.exception("shutdown.settle_failed")
         shutdown(self._initiator, self.downstream.sessions.values())
         shutdown(self._acceptor, self.upstream.sessions.values())
         # quickfix keeps sessions in a process-wide registry keyed by SessionID. Dropping the
@@ -215,6 +227,32 @@ class Gateway:
         if self.endpoint is not None:
             self.endpoint.stop()
         log.info("gateway.stopped")
+
+    def _settle_working_orders(self) -> None:
+        """With `cancel`, cancel every live child and wait (up to shutdown.cancel_timeout_ms) for the venues to
+        answer; whatever still works at a venue then is logged loudly and reported to its OMS."""
+        settings = self.cfg.shutdown
+        open_parents, _ = self.inspect(_open_orders)
+        if settings.working_orders == "cancel" and open_parents:
+            log.warning("shutdown.canceling", parents=open_parents, timeout_ms=settings.cancel_timeout_ms)
+            self._step(lambda _: self.engine.on_shutdown(SHUTDOWN_TEXT), None, self._event("shutdown", SHUTDOWN_TEXT))
+            deadline = time.monotonic() + settings.cancel_timeout_ms / 1000
+            while self.inspect(OrderEngine.working_children) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        working = self.inspect(lambda e: [(c.parent_id, c.cl_ord_id, c.venue, c.leaves_qty)
+                                          for c in e.working_children()])
+        if not working:
+            if open_parents:
+                log.info("shutdown.nothing_left_working")
+            return
+        log.error("shutdown.orders_left_working", mode=settings.working_orders, children=len(working),
+                  orders=[f"{order_id} child {child} at {venue}: {qty}" for order_id, child, venue, qty in working])
+        text = SHUTDOWN_TEXT if settings.working_orders == "leave" else f"{SHUTDOWN_TEXT}, cancels unanswered"
+        self._step(lambda _: self.engine.on_left_working(text), None, self._event("left_working", text))
+
+    def _event(self, event: str, text: str, session: str | None = None) -> Entry:
+        """An event recovery replays (see gateway.recovery)."""
+        return Entry("event", entries.to_json({"event": event, "text": text}), session, ts_ns=self.clock.now_ns())
 
     def wait_for_venues(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -316,6 +354,9 @@ class Gateway:
             self._control.put(lambda: self._step(lambda _: self.engine.on_venue_status(session, up), None, record))
         else:
             self.audit.record(record)
+            if not up and session in self._cancel_on_disconnect:
+                self._control.put(lambda: self._step(lambda _: self.engine.on_oms_disconnect(session, DISCONNECT_TEXT),
+                                                     None, self._event("oms_disconnect", DISCONNECT_TEXT, session)))
 
     # --- carrying out engine steps ----------------------------------------------------------
 
@@ -543,6 +584,13 @@ def _open_orders(engine: OrderEngine) -> tuple[int, dict[str, int]]:
         for child in parent.live_children():
             children[child.venue] = children.get(child.venue, 0) + 1
     return parents, children
+
+
+def _in_doubt(engine: OrderEngine) -> dict[str, int]:
+    counts = dict.fromkeys(engine.venues, 0)
+    for child in engine.in_doubt.values():
+        counts[child.venue] += 1
+    return counts
 
 
 def _venue_quality(engine: OrderEngine) -> list[VenueQuality]:
