@@ -210,6 +210,7 @@ class Gateway:
             self._settle_working_orders()
         except Exception:
             log.exception("shutdown.settle_failed")
+        self._stopping.set()  # no more timer steps: venues logging out now are not outages to report
         shutdown(self._initiator, self.downstream.sessions.values())
         shutdown(self._acceptor, self.upstream.sessions.values())
         # quickfix keeps sessions in a process-wide registry keyed by SessionID. Dropping the
