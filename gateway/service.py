@@ -63,6 +63,7 @@ log = structlog.get_logger("gateway")
 ADMIN_MSG_TYPES = frozenset("0 1 2 3 4 5 A".split())
 SHUTDOWN_TEXT = "gateway shutting down"
 DISCONNECT_TEXT = "canceled: OMS session disconnected (cancel_on_disconnect)"
+LISTED_AT_MOST = 100  # orders named in one log line; the audit trail names every one
 
 
 def boot_id(clock: Clock) -> str:
@@ -246,8 +247,9 @@ class Gateway:
             if open_parents:
                 log.info("shutdown.nothing_left_working")
             return
+        listed = [f"{order_id} child {child} at {venue}: {qty}" for order_id, child, venue, qty in working]
         log.error("shutdown.orders_left_working", mode=settings.working_orders, children=len(working),
-                  orders=[f"{order_id} child {child} at {venue}: {qty}" for order_id, child, venue, qty in working])
+                  orders=listed[:LISTED_AT_MOST], more=max(len(listed) - LISTED_AT_MOST, 0) or None)
         text = SHUTDOWN_TEXT if settings.working_orders == "leave" else f"{SHUTDOWN_TEXT}, cancels unanswered"
         self._step(lambda _: self.engine.on_left_working(text), None, self._event("left_working", text))
 

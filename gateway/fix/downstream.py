@@ -13,7 +13,7 @@ from gateway.fix.application import GuardedApplication
 
 log = structlog.get_logger("gateway.fix")
 
-SENT_KEPT = 100_000  # a reject refers to a recent message; older ones need not be kept
+SENT_KEPT = 10_000  # a reject refers to a recent message (milliseconds old); older ones need not be kept
 USERNAME, PASSWORD = 553, 554
 
 
