@@ -591,8 +591,8 @@ class OrderEngine:
         """The venue answered for a child held in doubt."""
         child.in_doubt = False
         del self.in_doubt[child.cl_ord_id]
-        state = child.status.name.lower()
-        text = f"{child.venue} answered for child {child.cl_ord_id}: {state}, {child.leaves_qty} no longer in doubt"
+        text = (f"{child.venue} answered for child {child.cl_ord_id}: {child.status.name.lower()}, filled "
+                f"{child.cum_qty} of {child.spec.qty}; nothing there is in doubt any more")
         out.decisions.append(f"{parent.order_id}: {text}")
         out.add(self._report(parent, ExecType.ORDER_STATUS, text=text))
 
