@@ -61,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--iterations", type=int, default=20000, help="router bench: plan() calls (default 20000)")
     bench.add_argument("--steps", type=int, default=2000, help="audit and metrics benches: engine steps "
                                                                 "(default 2000)")
+    bench.add_argument("--soak", action="store_true", help="the gateway as a process under a steady order flow: "
+                                                           "its RSS after the warm-up and at the end")
+    bench.add_argument("--rate", type=float, default=100.0, help="soak: orders per second (default 100)")
+    bench.add_argument("--duration", type=float, default=1800.0, help="soak: seconds (default 1800)")
+    bench.add_argument("--warmup", type=float, default=60.0, help="soak: seconds before the first RSS reading "
+                                                                  "(default 60)")
+    bench.add_argument("--mqtt", metavar="URL", help="soak: carry venue books to the gateway over this broker "
+                                                     "(mqtt://HOST:PORT), so fills are marked to mids")
 
     simulate = sub.add_parser("simulate", help="the router and engine against the matching cores, no sockets: "
                                                "Monte Carlo over scenarios, a table, CSV and a PNG")
@@ -126,7 +134,10 @@ def _bench(args) -> int:
         if getattr(args, name) < 1:
             print(f"sorgw bench: --{name} must be at least 1", file=sys.stderr)
             return 2
-    if args.router or not (args.audit or args.metrics):
+    if args.soak and not 0 < args.warmup < args.duration or args.rate <= 0:
+        print("sorgw bench: --soak needs --rate > 0 and 0 < --warmup < --duration", file=sys.stderr)
+        return 2
+    if args.router or not (args.audit or args.metrics or args.soak):
         from gateway.bench import main_router
 
         main_router(args)
@@ -138,6 +149,12 @@ def _bench(args) -> int:
         from gateway.metrics_bench import metrics_bench, print_report as print_metrics
 
         print_metrics(metrics_bench(args.steps))
+    if args.soak:
+        from gateway.soak import print_progress, print_report, run_soak
+
+        logs.configure("warning", False)
+        result = run_soak(args.rate, args.duration, args.warmup, mqtt_url=args.mqtt, progress=print_progress)
+        return 0 if print_report(result) else 1
     return 0
 
 

@@ -60,6 +60,7 @@ class UpstreamSession(Model):
     sender_comp_id: str = "SORGW"
     target_comp_id: str = "OMS"
     begin_string: Literal["FIX.4.4", "FIX.4.2"] = "FIX.4.4"
+    cancel_on_disconnect: bool = False  # True: when this session logs out or drops, its open orders are canceled
 
 
 class UpstreamConfig(Model):
@@ -175,6 +176,9 @@ class RoutingConfig(Model):
     timer_ms: int = Field(50, ge=1)  # how often the engine sees time pass (dark timeouts, markout mids)
     market_protection_bps: int = Field(50, ge=0, le=10_000)  # market -> limit this far past the far touch
     unquoted_remainders: bool = False  # venues with market_data: false may take what the plan leaves
+    retain_finished_ms: int = Field(30_000, ge=0)  # a finished order stays in memory this long for late reports
+    final_states_kept: int = Field(10_000, ge=0)  # final states of forgotten orders kept for status and duplicates
+    venue_down_timeout_ms: int = Field(30_000, ge=1)  # a venue down this long: its children are held in doubt
 
     @field_validator("markout_horizons_ms")
     @classmethod
@@ -220,6 +224,13 @@ class MetricsConfig(Model):
     port: int = Field(9464, ge=0, lt=65536)  # 0: any free port (the log line gateway.metrics names it)
 
 
+class ShutdownConfig(Model):
+    """What a stop (SIGTERM, SIGINT) does with orders still working at venues."""
+
+    working_orders: Literal["cancel", "leave"] = "cancel"
+    cancel_timeout_ms: int = Field(5_000, ge=0)  # how long to wait for the venues to confirm the cancels
+
+
 class LoggingConfig(Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_output: bool = Field(False, alias="json")
@@ -237,6 +248,7 @@ class GatewayConfig(Model):
     mqtt: MqttConfig = MqttConfig()
     audit: AuditConfig = AuditConfig()
     metrics: MetricsConfig = MetricsConfig()
+    shutdown: ShutdownConfig = ShutdownConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")

@@ -152,6 +152,7 @@ class Metrics:
         self.malformed_payloads: Callable[[], int] = int
         self.audit_queue_depth: Callable[[], int] = int
         self.send_queues: Callable[[], Mapping[str, int]] = dict
+        self.children_in_doubt: Callable[[], Mapping[str, int]] = dict
         r.register(_Sampled(self._sampled))
 
     def _sampled(self) -> Iterator[Metric]:
@@ -164,6 +165,13 @@ class Metrics:
         yield CounterMetricFamily(
             "sorgw_market_data_malformed", "Market-data payloads that could not be decoded.",
             value=self.malformed_payloads())
+        in_doubt = GaugeMetricFamily(
+            "sorgw_children_in_doubt", "Child orders held at a venue that stayed down past "
+            "routing.venue_down_timeout_ms: they may still fill there, so their quantity is not re-routed.",
+            labels=["venue"])
+        for venue, count in sorted(self.children_in_doubt().items()):
+            in_doubt.add_metric([venue], count)
+        yield in_doubt
         yield GaugeMetricFamily(
             "sorgw_audit_queue_depth", "Audit entries waiting to be committed.", value=self.audit_queue_depth())
         queued = GaugeMetricFamily(

@@ -240,6 +240,7 @@ def _apply(engine: OrderEngine, record: Record, upstream: set[str], venues: dict
         boot = json.loads(record.body).get("boot")
         if boot:
             engine.ids = IdSource(boot)
+        engine.closing = None  # a new run takes orders again
         disconnect_all(engine)
         return []
     if record.kind == "session":
@@ -253,6 +254,12 @@ def _apply(engine: OrderEngine, record: Record, upstream: set[str], venues: dict
             return engine.on_cancel_unsent(body["cl_ord_id"]).commands
         if body["event"] == "timer":
             return engine.on_timer(body["now_ns"]).commands
+        if body["event"] == "shutdown":
+            return engine.on_shutdown(body["text"]).commands
+        if body["event"] == "left_working":
+            return engine.on_left_working(body["text"]).commands
+        if body["event"] == "oms_disconnect":
+            return engine.on_oms_disconnect(record.session, body["text"]).commands
         if body["event"] == "child_rejected":
             return engine.on_child_rejected(body["venue"], body["cl_ord_id"], body["text"]).commands
         return []  # notes for readers of the trail (never_sent): no engine input

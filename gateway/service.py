@@ -73,6 +73,9 @@ from gateway.policy import learning_config, routing_policy
 log = structlog.get_logger("gateway")
 
 ADMIN_MSG_TYPES = frozenset("0 1 2 3 4 5 A".split())
+SHUTDOWN_TEXT = "gateway shutting down"
+DISCONNECT_TEXT = "canceled: OMS session disconnected (cancel_on_disconnect)"
+LISTED_AT_MOST = 100  # orders named in one log line; the audit trail names every one
 
 
 def boot_id(clock: Clock) -> str:
@@ -121,6 +124,9 @@ class Gateway:
             instruments, venue_infos(cfg), market, IdSource(self.boot), self.clock,
             policy=routing_policy(cfg.routing), max_rounds=cfg.routing.max_sweeps,
             max_venue_rejects=cfg.routing.max_venue_rejects, learning=learning_config(cfg.routing),
+            retain_finished_ns=cfg.routing.retain_finished_ms * 1_000_000,
+            final_states_kept=cfg.routing.final_states_kept,
+            venue_down_timeout_ns=cfg.routing.venue_down_timeout_ms * 1_000_000,
         )
         self.engine.planner = _Timed(VenuePlanner(
             {v.name: v.rules() for v in cfg.venues}, instruments,
@@ -164,6 +170,9 @@ class Gateway:
         self.metrics.venue_quality = lambda: self.inspect(_venue_quality)
         self.metrics.audit_queue_depth = lambda: self.audit.depth
         self.metrics.send_queues = self.outbound.depths
+        self.metrics.children_in_doubt = lambda: self.inspect(_in_doubt)
+        self._cancel_on_disconnect = {session_key(session_id(spec)) for spec, s in zip(upstream_specs,
+                                      cfg.upstream.sessions) if s.cancel_on_disconnect}
         self._acceptor = make_engine("acceptor", self.upstream, upstream_specs, cfg.fix, work_dir)
         self._initiator = make_engine("initiator", self.downstream, list(venue_specs.values()), cfg.fix, work_dir)
         # Read before any session starts: what each store kept tells recovery what was really sent.
@@ -174,6 +183,7 @@ class Gateway:
                 sid = session_id(spec)
                 self.stores[session_key(sid)] = store_state(sid, cfg.fix, file_store)
         self._resend: set[str] = set()  # ExecIDs and ClOrdIDs recovery sends again: they go out PossResend=Y
+        self._held: dict[str, list] = {}  # venue -> child orders and cancels recovery sends once it logs on
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -205,15 +215,20 @@ class Gateway:
                                                             "went to other content; sent again"}),
                         record.session, record.order_id, record.cl_ord_id, now) for record in never_sent]
         self.audit.commit(start)
+        # Orders and cancels for a venue wait for its logon: a venue session that is down refuses them.
+        self._resend.update(_resent_id(command) for command in unsent)
+        to_oms = [command for command in unsent if not isinstance(command, SendChild | CancelChild)]
+        for command in unsent:
+            if isinstance(command, SendChild | CancelChild):
+                self._held.setdefault(command.venue, []).append(command)
         self._control_thread.start()
         self._timer_thread.start()
         self._acceptor.start()
         self._listening = True
         self._initiator.start()
-        if unsent:
-            # Sessions persist what is sent before logon and deliver it on resend.
-            self._resend.update(_resent_id(command) for command in unsent)
-            self._step(lambda _: Outbox(commands=unsent), None)
+        if to_oms:
+            # The OMS sessions persist what is sent before logon and deliver it on resend.
+            self._step(lambda _: Outbox(commands=to_oms), None)
         log.info("gateway.started", upstream_port=self.cfg.upstream.port, venues=[v.name for v in self.cfg.venues])
 
     def _recover(self) -> tuple[list, list]:
@@ -236,7 +251,12 @@ class Gateway:
         return result.unsent, result.never_sent
 
     def stop(self) -> None:
-        """Log out of every session and stop both engines."""
+        """Settle working orders (shutdown.working_orders), log out of every session and stop both engines."""
+        try:
+            self._settle_working_orders()
+        except Exception:
+            log.exception("shutdown.settle_failed")
+        self._stopping.set()  # no more timer steps: venues logging out now are not outages to report
         shutdown(self._initiator, self.downstream.sessions.values())
         self.outbound.close(timeout=2)
         shutdown(self._acceptor, self.upstream.sessions.values())
@@ -255,6 +275,33 @@ class Gateway:
         if self.endpoint is not None:
             self.endpoint.stop()
         log.info("gateway.stopped")
+
+    def _settle_working_orders(self) -> None:
+        """With `cancel`, cancel every live child and wait (up to shutdown.cancel_timeout_ms) for the venues to
+        answer; whatever still works at a venue then is logged loudly and reported to its OMS."""
+        settings = self.cfg.shutdown
+        open_parents, _ = self.inspect(_open_orders)
+        if settings.working_orders == "cancel" and open_parents:
+            log.warning("shutdown.canceling", parents=open_parents, timeout_ms=settings.cancel_timeout_ms)
+            self._step(lambda _: self.engine.on_shutdown(SHUTDOWN_TEXT), None, self._event("shutdown", SHUTDOWN_TEXT))
+            deadline = time.monotonic() + settings.cancel_timeout_ms / 1000
+            while self.inspect(OrderEngine.working_children) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        working = self.inspect(lambda e: [(c.parent_id, c.cl_ord_id, c.venue, c.leaves_qty)
+                                          for c in e.working_children()])
+        if not working:
+            if open_parents:
+                log.info("shutdown.nothing_left_working")
+            return
+        listed = [f"{order_id} child {child} at {venue}: {qty}" for order_id, child, venue, qty in working]
+        log.error("shutdown.orders_left_working", mode=settings.working_orders, children=len(working),
+                  orders=listed[:LISTED_AT_MOST], more=max(len(listed) - LISTED_AT_MOST, 0) or None)
+        text = SHUTDOWN_TEXT if settings.working_orders == "leave" else f"{SHUTDOWN_TEXT}, cancels unanswered"
+        self._step(lambda _: self.engine.on_left_working(text), None, self._event("left_working", text))
+
+    def _event(self, event: str, text: str, session: str | None = None) -> Entry:
+        """An event recovery replays (see gateway.recovery)."""
+        return Entry("event", entries.to_json({"event": event, "text": text}), session, ts_ns=self.clock.now_ns())
 
     def wait_for_venues(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -352,10 +399,18 @@ class Gateway:
         record = Entry("session", entries.to_json({"role": role, "event": "logon" if up else "logout"}),
                        session, ts_ns=self.clock.now_ns())
         if role == "venue":
-            # On record inside the step it causes, so a replay applies it at the same point.
-            self._control.put(lambda: self._step(lambda _: self.engine.on_venue_status(session, up), None, record))
+            def venue_status() -> None:
+                held = self._held.pop(session, None) if up else None
+                if held:  # what recovery found unsent, before the engine asks the venue where its children stand
+                    self._step(lambda _: Outbox(commands=held), None)
+                # On record inside the step it causes, so a replay applies it at the same point.
+                self._step(lambda _: self.engine.on_venue_status(session, up), None, record)
+            self._control.put(venue_status)
         else:
             self.audit.record(record)
+            if not up and session in self._cancel_on_disconnect:
+                self._control.put(lambda: self._step(lambda _: self.engine.on_oms_disconnect(session, DISCONNECT_TEXT),
+                                                     None, self._event("oms_disconnect", DISCONNECT_TEXT, session)))
 
     # --- carrying out engine steps ----------------------------------------------------------
 
@@ -599,6 +654,13 @@ def _open_orders(engine: OrderEngine) -> tuple[int, dict[str, int]]:
         for child in parent.live_children():
             children[child.venue] = children.get(child.venue, 0) + 1
     return parents, children
+
+
+def _in_doubt(engine: OrderEngine) -> dict[str, int]:
+    counts = dict.fromkeys(engine.venues, 0)
+    for child in engine.in_doubt.values():
+        counts[child.venue] += 1
+    return counts
 
 
 def _venue_quality(engine: OrderEngine) -> list[VenueQuality]:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections import deque
 from collections.abc import Mapping
 from decimal import Decimal
 
 from gateway.analytics.learning import LearningConfig, VenueLearning
 from gateway.core.clock import Clock
+from gateway.core.finished import FinalStates
 from gateway.core.market import MarketView, VenueInfo
 from gateway.core.orders import ChildOrder, ParentOrder
 from gateway.core.router import PlanRequest, RoutingPolicy, plan
@@ -42,6 +44,7 @@ from gateway.core.validation import Instrument, validate_new, validate_replace
 
 
 _LAST_PX_PLACES = Decimal("0.00000001")
+_SWEEP_NS = 1_000_000_000  # finished parents leave memory in batches at most this far apart
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -99,6 +102,9 @@ class OrderEngine:
         learning: LearningConfig = LearningConfig(),
         child_timeout_ns: int = 5_000_000_000,
         status_waits: int = 3,
+        retain_finished_ns: int = 30_000_000_000,
+        final_states_kept: int = 10_000,
+        venue_down_timeout_ns: int = 30_000_000_000,
     ) -> None:
         self.instruments = dict(instruments)
         self.venues: dict[str, VenueInfo] = dict(venues)
@@ -112,20 +118,26 @@ class OrderEngine:
         # A venue that resends what we missed gets this many status answers ahead of its reports before the
         # difference is booked from the answer alone.
         self.status_waits = status_waits
+        self.retain_finished_ns = retain_finished_ns  # how long a finished parent stays for late venue reports
+        self.venue_down_timeout_ns = venue_down_timeout_ns  # then a down venue's children are held as in doubt
         self.planner = plan  # recovery replays recorded decisions in its place
         self.learning = VenueLearning([n for n, v in venues.items() if v.kind is VenueKind.LIT],
                                       [n for n, v in venues.items() if v.kind is VenueKind.DARK], learning)
         self.parents: dict[str, ParentOrder] = {}
         self._by_cl_ord_id: dict[tuple[str, str], ParentOrder] = {}
         self._children: dict[str, ChildOrder] = {}
-        self._venue_exec_ids: set[tuple[str, str]] = set()
         self._resting_dark: list[ParentOrder] = []  # parents with a dark deadline set
         self._unanswered: dict[str, ChildOrder] = {}  # children the venue has not reported on yet
         self._reports_behind: dict[str, ChildOrder] = {}  # children whose status showed fills not yet reported
+        self.finished = FinalStates(final_states_kept)  # orders that left memory, for status and duplicates
+        self._finished: deque[ParentOrder] = deque()  # parents final with no child live, oldest first
+        self._down_since: dict[str, int | None] = {}  # venue -> when it went down (None: its children are held)
+        self.in_doubt: dict[str, ChildOrder] = {}  # children held at a venue that stayed down
+        self.closing: str | None = None  # the gateway is stopping: every parent ends once its children are out
 
     def order_id_for(self, session: str, cl_ord_id: str) -> str | None:
         """The OrderID of the parent any of whose ClOrdIDs this is, if known."""
-        parent = self._by_cl_ord_id.get((session, cl_ord_id))
+        parent = self._by_cl_ord_id.get((session, cl_ord_id)) or self.finished.get(session, cl_ord_id)
         return parent.order_id if parent else None
 
     def child(self, cl_ord_id: str) -> ChildOrder | None:
@@ -142,8 +154,9 @@ class OrderEngine:
         out = Outbox()
         if self._answer_possible_duplicate(order, out):
             return out
+        key = (order.session, order.cl_ord_id)
         rejection = validate_new(
-            order, self.instruments, self.venues, (order.session, order.cl_ord_id) in self._by_cl_ord_id
+            order, self.instruments, self.venues, key in self._by_cl_ord_id or key in self.finished
         )
         if rejection:
             out.add(self._reject_report(order.session, order.cl_ord_id, order.symbol, order.side,
@@ -191,7 +204,10 @@ class OrderEngine:
     def on_status_request(self, request: StatusRequest) -> Outbox:
         out = Outbox()
         parent = self._by_cl_ord_id.get((request.session, request.cl_ord_id))
-        if parent is None:
+        final = self.finished.get(request.session, request.cl_ord_id) if parent is None else None
+        if final is not None:
+            out.add(dataclasses.replace(final, cl_ord_id=request.cl_ord_id, exec_id=self.ids.exec_id()))
+        elif parent is None:
             out.add(ExecutionReport(
                 session=request.session, order_id="NONE", cl_ord_id=request.cl_ord_id,
                 exec_id=self.ids.exec_id(), exec_type=ExecType.ORDER_STATUS, ord_status=OrdStatus.REJECTED,
@@ -211,10 +227,9 @@ class OrderEngine:
         if child is None or child.venue != report.venue:
             out.decisions.append(f"ignored report for unknown child {report.cl_ord_id} from {report.venue}")
             return out
-        key = (report.venue, report.exec_id)
-        if key in self._venue_exec_ids:
+        if report.exec_id in child.exec_ids:
             return out
-        self._venue_exec_ids.add(key)
+        child.exec_ids.append(report.exec_id)
         parent = self.parents[child.parent_id]
         now = self.clock.now_ns()
         if not child.acked:
@@ -237,6 +252,8 @@ class OrderEngine:
             child.status = OrdStatus.FILLED
         if child.spec.cancel_on_ack and child.live:
             self._cancel_child(child, out)  # an emulated IOC: it ends when the venue acks this cancel
+        if child.in_doubt:
+            self._resolve_doubt(parent, child, out)
         if not child.live:
             self._child_done(child)
             self._work(parent, out)
@@ -250,6 +267,8 @@ class OrderEngine:
             return out
         parent = self.parents[child.parent_id]
         self._child_rejected(parent, child, text)
+        if child.in_doubt:
+            self._resolve_doubt(parent, child, out)
         self._child_done(child)
         self._work(parent, out)
         return out
@@ -260,6 +279,10 @@ class OrderEngine:
         if info is None or info.connected == connected:
             return out
         self.venues[venue] = dataclasses.replace(info, connected=connected)
+        if connected:
+            self._down_since.pop(venue, None)
+        else:
+            self._down_since[venue] = self.clock.now_ns()
         if connected:
             # Reports sent while the session was down may be lost (sequence numbers reset on logon).
             now = self.clock.now_ns()
@@ -309,6 +332,8 @@ class OrderEngine:
                 out.decisions.append(f"{child.venue} has not answered child {child.cl_ord_id} for "
                                      f"{(now_ns - child.sent_ns) // 1_000_000} ms: asking where it stands")
                 self._query(child, now_ns, out)
+        self._hold_in_doubt(now_ns, out)
+        self._forget_finished(now_ns, out)
         return out
 
     def on_cancel_unsent(self, cl_ord_id: str) -> Outbox:
@@ -317,6 +342,45 @@ class OrderEngine:
         if child is not None:
             child.cancel_sent = False
         return Outbox()
+
+    # --- stopping -----------------------------------------------------------------------------
+
+    def on_shutdown(self, text: str) -> Outbox:
+        """The gateway is stopping: cancel every live child; each parent ends Canceled with `text` once its
+        children are out, and so does any order that arrives meanwhile."""
+        self.closing = text
+        out = Outbox()
+        for parent in list(self.parents.values()):
+            if parent.live:
+                parent.close_reason = text
+                self._cancel_children(parent, out)
+                self._work(parent, out)
+        return out
+
+    def on_oms_disconnect(self, session: str, text: str) -> Outbox:
+        """An OMS session with cancel-on-disconnect went away: its open orders are canceled as at a shutdown."""
+        out = Outbox()
+        for parent in list(self.parents.values()):
+            if parent.live and parent.session == session:
+                parent.close_reason = text
+                self._cancel_children(parent, out)
+                self._work(parent, out)
+        return out
+
+    def working_children(self) -> list[ChildOrder]:
+        """Every child still live at a venue."""
+        return [child for parent in self.parents.values() for child in parent.live_children()]
+
+    def on_left_working(self, text: str) -> Outbox:
+        """The gateway stops with children still working: tell each parent's OMS what stays where."""
+        out = Outbox()
+        for parent in self.parents.values():
+            live = parent.live_children()
+            if live:
+                where = ", ".join(f"{c.leaves_qty} at {c.venue} (child {c.cl_ord_id})" for c in live)
+                out.add(self._report(parent, ExecType.ORDER_STATUS, text=f"{text}: still working {where}"))
+                out.decisions.append(f"{parent.order_id} ({parent.cl_ord_id}) left working: {where}")
+        return out
 
     # --- internals ------------------------------------------------------------------------
 
@@ -327,13 +391,18 @@ class OrderEngine:
         never reject the order it names."""
         if not request.poss_dup:
             return False
+        text = "possible duplicate of a known order: its current status"
         parent = self._by_cl_ord_id.get((request.session, request.cl_ord_id))
-        if parent is None:
+        final = self.finished.get(request.session, request.cl_ord_id) if parent is None else None
+        if final is not None:
+            report = dataclasses.replace(final, cl_ord_id=request.cl_ord_id, exec_id=self.ids.exec_id(), text=text)
+        elif parent is not None:
+            report = self._report(parent, ExecType.ORDER_STATUS, cl_ord_id=request.cl_ord_id, text=text)
+        else:
             return False
         out.decisions.append(Routine(f"possible duplicate {request.cl_ord_id} from {request.session}: "
-                                     f"answered with the status of {parent.order_id}"))
-        out.add(self._report(parent, ExecType.ORDER_STATUS, cl_ord_id=request.cl_ord_id,
-                             text="possible duplicate of a known order: its current status"))
+                                     f"answered with the status of {report.order_id}"))
+        out.add(report)
         return True
 
     def _find_for_change(self, request: CancelRequest | ReplaceRequest, response_to: str,
@@ -341,6 +410,12 @@ class OrderEngine:
         if self._answer_possible_duplicate(request, out):
             return None
         parent = self._by_cl_ord_id.get((request.session, request.orig_cl_ord_id))
+        final = self.finished.get(request.session, request.orig_cl_ord_id) if parent is None else None
+        if final is not None:
+            out.add(CancelReject(request.session, final.order_id, request.cl_ord_id, request.orig_cl_ord_id,
+                                 final.ord_status, response_to, CxlRejReason.TOO_LATE,
+                                 f"too late: order is already {final.ord_status.name.lower()}"))
+            return None
         if parent is None:
             out.add(CancelReject(request.session, "NONE", request.cl_ord_id, request.orig_cl_ord_id,
                                  OrdStatus.REJECTED, response_to, CxlRejReason.UNKNOWN_ORDER,
@@ -363,6 +438,7 @@ class OrderEngine:
     def _begin_change(self, parent: ParentOrder, request: CancelRequest | ReplaceRequest, out: Outbox) -> None:
         """Accept a cancel or replace: act now if nothing works at a venue, else pull the children first."""
         self._by_cl_ord_id[(request.session, request.cl_ord_id)] = parent
+        parent.cl_ord_ids.append(request.cl_ord_id)
         parent.pending = request
         if not parent.live_children():
             self._work(parent, out)
@@ -370,7 +446,8 @@ class OrderEngine:
         cancel = isinstance(request, CancelRequest)
         self._set_status(parent, OrdStatus.PENDING_CANCEL if cancel else OrdStatus.PENDING_REPLACE, out)
         out.add(self._report(parent, ExecType.PENDING_CANCEL if cancel else ExecType.PENDING_REPLACE,
-                             cl_ord_id=request.cl_ord_id, orig_cl_ord_id=request.orig_cl_ord_id))
+                             cl_ord_id=request.cl_ord_id, orig_cl_ord_id=request.orig_cl_ord_id,
+                             text=self._pending_in_doubt(parent)))
         self._cancel_children(parent, out)
 
     def _fill(self, parent: ParentOrder, child: ChildOrder, report: VenueReport, out: Outbox) -> None:
@@ -450,6 +527,11 @@ class OrderEngine:
             self._finish_replace(parent, out)
             return
         if parent.leaves_qty == 0:
+            self._settle(parent)
+            return
+        reason = parent.close_reason or self.closing
+        if reason is not None:
+            self._close(parent, out, reason)
             return
         if parent.rounds >= self.max_rounds:
             self._end(parent, out, f"routing stopped after {parent.rounds} rounds")
@@ -507,8 +589,87 @@ class OrderEngine:
         child.queried_ns = now_ns
         out.add(QueryChild(child.venue, child.cl_ord_id, child.symbol, child.side))
 
+    def _settle(self, parent: ParentOrder) -> None:
+        """Queue a parent to leave memory once it is final and no child of it is live."""
+        if parent.finished_ns is None and not parent.live and not parent.live_children():
+            parent.finished_ns = self.clock.now_ns()
+            self._finished.append(parent)
+
+    def _forget_finished(self, now_ns: int, out: Outbox) -> None:
+        """Drop parents finished over retain_finished_ns ago, with their children; their final states stay
+        in the bounded cache. Swept in batches (the oldest due a second or more) to keep notices few."""
+        due = now_ns - self.retain_finished_ns
+        queue = self._finished
+        if not queue or queue[0].finished_ns > due - min(self.retain_finished_ns, _SWEEP_NS):  # type: ignore[operator]
+            return
+        forgotten = []
+        while queue and queue[0].finished_ns <= due:  # type: ignore[operator]
+            forgotten.append(self._forget(queue.popleft()))
+        out.decisions.append(Routine(f"{len(forgotten)} finished order(s) left memory ({forgotten[0]} .. "
+                                     f"{forgotten[-1]}); status requests are answered from their final state"))
+
+    def _forget(self, parent: ParentOrder) -> str:
+        del self.parents[parent.order_id]
+        for cl_ord_id in parent.cl_ord_ids:
+            self._by_cl_ord_id.pop((parent.session, cl_ord_id), None)
+        for child in parent.children.values():
+            self._children.pop(child.cl_ord_id, None)
+            self._unanswered.pop(child.cl_ord_id, None)
+            self._reports_behind.pop(child.cl_ord_id, None)
+            for cancel_id in child.cancel_ids:
+                self._children.pop(cancel_id, None)
+        # The ExecID is set when a status request is answered from it.
+        self.finished.add(self._report(parent, ExecType.ORDER_STATUS, exec_id=""), tuple(parent.cl_ord_ids))
+        return parent.order_id
+
+    def _hold_in_doubt(self, now_ns: int, out: Outbox) -> None:
+        """Children at a venue down past venue_down_timeout_ns may still fill there: hold them (they keep
+        their parent's quantity, so nothing re-routes it) and tell the OMS, once per outage."""
+        for venue, since in self._down_since.items():
+            if since is None or now_ns - since < self.venue_down_timeout_ns:
+                continue
+            self._down_since[venue] = None
+            for parent in self.parents.values():
+                held = [child for child in parent.live_children() if child.venue == venue]
+                if not held:
+                    continue
+                for child in held:
+                    child.in_doubt = True
+                    self.in_doubt[child.cl_ord_id] = child
+                qty = sum(child.leaves_qty for child in held)
+                text = (f"{venue} down for {(now_ns - since) // 1_000_000} ms: {qty} in doubt there "
+                        f"(child {', '.join(c.cl_ord_id for c in held)}), held until {venue} answers")
+                out.decisions.append(f"{parent.order_id}: {text}")
+                out.add(self._report(parent, ExecType.ORDER_STATUS, text=text))
+
+    def _resolve_doubt(self, parent: ParentOrder, child: ChildOrder, out: Outbox) -> None:
+        """The venue answered for a child held in doubt."""
+        child.in_doubt = False
+        del self.in_doubt[child.cl_ord_id]
+        text = (f"{child.venue} answered for child {child.cl_ord_id}: {child.status.name.lower()}, filled "
+                f"{child.cum_qty} of {child.spec.qty}; nothing there is in doubt any more")
+        out.decisions.append(f"{parent.order_id}: {text}")
+        out.add(self._report(parent, ExecType.ORDER_STATUS, text=text))
+
+    def _pending_in_doubt(self, parent: ParentOrder) -> str | None:
+        held = [child for child in parent.live_children() if child.in_doubt]
+        if not held:
+            return None
+        venues = ", ".join(sorted({child.venue for child in held}))
+        return (f"pending until {venues} answers: {sum(child.leaves_qty for child in held)} in doubt "
+                f"at a venue that is down")
+
+    def _close(self, parent: ParentOrder, out: Outbox, text: str) -> None:
+        """End a parent whose children are all out, because the gateway stops or its OMS went away."""
+        old = parent.status
+        parent.status = OrdStatus.CANCELED
+        out.decisions.append(self._change(parent, old))
+        out.add(self._report(parent, ExecType.CANCELED, text=text))
+        self._settle(parent)
+
     def _child_done(self, child: ChildOrder) -> None:
         self.learning.child_done(child.venue, child.spec.qty, min(child.cum_qty, child.spec.qty), not child.rejected)
+        self._settle(self.parents[child.parent_id])
 
     def _end(self, parent: ParentOrder, out: Outbox, text: str) -> None:
         """Close the unfilled remainder: Expired for IOC/FOK/market, Canceled for a day order."""
@@ -517,6 +678,7 @@ class OrderEngine:
         parent.status = OrdStatus.EXPIRED if expire else OrdStatus.CANCELED
         out.decisions.append(self._change(parent, old))
         out.add(self._report(parent, ExecType.EXPIRED if expire else ExecType.CANCELED, text=text))
+        self._settle(parent)
 
     def _cancel_children(self, parent: ParentOrder, out: Outbox) -> None:
         for child in parent.live_children():
@@ -529,6 +691,7 @@ class OrderEngine:
         cancel_id = self.ids.child_id()
         # The venue's Canceled report carries the cancel's ClOrdID, so it must find the child too.
         self._children[cancel_id] = child
+        child.cancel_ids += (cancel_id,)
         out.add(CancelChild(child.venue, cancel_id, child.cl_ord_id, child.symbol, child.side, child.spec.qty))
 
     def _finish_cancel(self, parent: ParentOrder, out: Outbox) -> None:
@@ -538,6 +701,7 @@ class OrderEngine:
         if parent.cum_qty >= parent.qty:
             parent.status = OrdStatus.FILLED
             out.add(self._cancel_reject(parent, request, "1", CxlRejReason.TOO_LATE, "too late: order filled"))
+            self._settle(parent)
             return
         old = parent.status
         parent.status = OrdStatus.CANCELED
@@ -545,6 +709,7 @@ class OrderEngine:
         out.add(self._report(parent, ExecType.CANCELED, cl_ord_id=request.cl_ord_id,
                              orig_cl_ord_id=request.orig_cl_ord_id))
         parent.cl_ord_id = request.cl_ord_id
+        self._settle(parent)
 
     def _finish_replace(self, parent: ParentOrder, out: Outbox) -> None:
         request = parent.pending
@@ -573,11 +738,12 @@ class OrderEngine:
 
     def _report(self, parent: ParentOrder, exec_type: ExecType, *, cl_ord_id: str | None = None,
                 orig_cl_ord_id: str | None = None, last_qty: int = 0, last_px: Decimal | None = None,
-                last_mkt: str | None = None, text: str | None = None) -> ExecutionReport:
+                last_mkt: str | None = None, text: str | None = None, exec_id: str | None = None) -> ExecutionReport:
         return ExecutionReport(
             session=parent.session, order_id=parent.order_id, cl_ord_id=cl_ord_id or parent.cl_ord_id,
-            exec_id=self.ids.exec_id(), exec_type=exec_type, ord_status=parent.status, symbol=parent.symbol,
-            side=parent.side, order_qty=parent.qty, ord_type=parent.ord_type, price=parent.price,
+            exec_id=self.ids.exec_id() if exec_id is None else exec_id, exec_type=exec_type,
+            ord_status=parent.status, symbol=parent.symbol, side=parent.side, order_qty=parent.qty,
+            ord_type=parent.ord_type, price=parent.price,
             tif=parent.tif, cum_qty=parent.cum_qty, leaves_qty=parent.leaves_qty, avg_px=parent.avg_px,
             orig_cl_ord_id=orig_cl_ord_id, last_qty=last_qty, last_px=last_px, last_mkt=last_mkt, text=text,
         )

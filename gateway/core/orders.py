@@ -41,6 +41,9 @@ class ChildOrder:
     queried_ns: int | None = None  # when a status query went out that has no answer yet
     rejected: bool = False
     status_ahead: int = 0  # status answers in a row that showed fills its execution reports had not (yet) told
+    in_doubt: bool = False  # its venue stayed down past routing.venue_down_timeout_ms: it may still fill
+    cancel_ids: tuple[str, ...] = ()  # ClOrdIDs of the cancels sent for it
+    exec_ids: list[str] = field(default_factory=list)  # venue ExecIDs seen, so a repeated report is ignored
 
     @property
     def live(self) -> bool:
@@ -77,6 +80,9 @@ class ParentOrder:
     rounds: int = 0
     venue_rejects: dict[str, int] = field(default_factory=dict)
     last_reject: str | None = None
+    cl_ord_ids: list[str] = field(default_factory=list)  # every ClOrdID the OMS gave it, oldest first
+    close_reason: str | None = None  # set: once nothing works at a venue, it ends Canceled with this Text
+    finished_ns: int | None = None  # when it was final with no child live (it leaves memory some time later)
 
     @classmethod
     def accept(cls, order_id: str, order: NewOrder) -> "ParentOrder":
@@ -93,6 +99,7 @@ class ParentOrder:
             urgency=order.urgency,
             ex_destination=order.ex_destination,
             strategy=order.strategy,
+            cl_ord_ids=[order.cl_ord_id],
         )
 
     @property

@@ -13,7 +13,7 @@ from gateway.fix.application import GuardedApplication
 
 log = structlog.get_logger("gateway.fix")
 
-SENT_KEPT = 100_000  # a reject refers to a recent message; older ones need not be kept
+SENT_KEPT = 10_000  # a reject refers to a recent message (milliseconds old); older ones need not be kept
 USERNAME, PASSWORD = 553, 554
 
 
@@ -117,7 +117,13 @@ class VenueApplication(GuardedApplication):
             raise fix.UnsupportedMessageType()
 
     def send_to_venue(self, message: fix.Message, venue: str) -> bool:
-        return self.send(message, self.session_of[venue])
+        """False when the venue's session is not logged on. quickfix would store the message and say it was
+        sent, but a session that resets on logon drops it: the engine sends it again after the next logon."""
+        sid = self.sessions.get(self.session_of[venue])
+        session = fix.Session.lookupSession(sid) if sid is not None else None
+        if session is None or not session.isLoggedOn():
+            return False
+        return fix.Session.sendToTarget(message, sid)
 
     def venue_begin_string(self, venue: str) -> str:
         return self.begin_string(self.session_of[venue])

@@ -16,27 +16,6 @@ from gateway.stack import Stack
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def make_stack(tmp_path):
-    stacks = []
-
-    def make(**kwargs) -> Stack:
-        gateway_cfg, venues_cfg = topology.build(tmp_path, sim_overrides=kwargs.pop("sim_overrides", None),
-                                                 gateway_overrides=kwargs.pop("gateway_overrides", None))
-        stack = Stack(gateway_cfg, venues_cfg, tmp_path, **kwargs).__enter__()
-        stacks.append(stack)
-        return stack
-
-    yield make
-    for stack in stacks:
-        stack.__exit__(None, None, None)
-
-
-@pytest.fixture
-def stack(make_stack) -> Stack:
-    return make_stack()
-
-
 def assert_consistent(stack: Stack, cl_ord_id: str):
     """Reports are FIX-consistent, and the gateway's children add up to what the OMS was told."""
     reports = stack.oms.reports(cl_ord_id)

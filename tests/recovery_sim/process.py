@@ -45,6 +45,7 @@ class Trail:
 
     def __init__(self) -> None:
         self.records: list[Record] = []
+        self.child_parent: dict[str, str] = {}  # child ClOrdID -> OrderID, for the checks once the engine forgot it
 
     def commit(self, batch: list[Entry]) -> None:
         prev = self.records[-1].hash if self.records else GENESIS
@@ -176,6 +177,7 @@ class Gateway:
         elif isinstance(command, CancelReject):
             self.sessions[OMS].send(codec.cancel_reject(command, BEGIN_STRING))
         elif isinstance(command, SendChild):
+            self.trail.child_parent[command.cl_ord_id] = command.parent_order_id
             self.sessions[VENUES[command.venue]].send(codec.new_order_single(command, BEGIN_STRING))
         elif isinstance(command, CancelChild):
             self.sessions[VENUES[command.venue]].send(codec.order_cancel_request(command, BEGIN_STRING))

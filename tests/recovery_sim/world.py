@@ -203,7 +203,7 @@ class World:
         by_order: dict[str, Counter[Fill]] = {}
         for venue in self.venues.values():
             for cl, fill in venue.executions:
-                parent = engine.parent_of_child(cl)
+                parent = engine.parent_of_child(cl) or self.trail.child_parent.get(cl)
                 by_order.setdefault(parent, Counter())[fill] += 1
         for root, order in self.oms.orders.items():
             if not order.done:

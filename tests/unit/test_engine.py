@@ -39,19 +39,6 @@ def book(venue: str, bids, asks, seq: int = 1) -> BookSnapshot:
                         tuple(Level(D(p), q) for p, q in asks), seq, 0)
 
 
-@pytest.fixture
-def engine() -> OrderEngine:
-    market = MarketView()
-    market.update(book("LITA", [("99.99", 300), ("99.98", 300)], [("100.01", 300), ("100.02", 300)]))
-    market.update(book("LITB", [("99.99", 200)], [("100.01", 200), ("100.03", 500)]))
-    venues = {
-        "LITA": VenueInfo("LITA", VenueKind.LIT, D("-0.002"), D("0.003"), 300, True),
-        "LITB": VenueInfo("LITB", VenueKind.LIT, D("0.0015"), D("-0.001"), 400, True),
-        "DRKA": VenueInfo("DRKA", VenueKind.DARK, D("0"), D("0.001"), 400, True, min_qty=100),
-    }
-    return OrderEngine({"AAPL": Instrument("AAPL", D("0.01"))}, venues, market, IdSource("t"), ManualClock())
-
-
 def order(cl="P1", qty=500, price="100.02", side=Side.BUY, tif=TimeInForce.DAY, urgency=Urgency.HIGH, **kw):
     return NewOrder(S, cl, kw.pop("symbol", "AAPL"), side, qty, OrdType.LIMIT if price else OrdType.MARKET,
                     D(price) if price else None, tif, urgency=urgency, **kw)
