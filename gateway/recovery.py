@@ -35,8 +35,7 @@ from gateway.core.types import (
     Urgency,
 )
 from gateway.fix import codec
-
-SOH = "\x01"
+from gateway.fix.wire import WireMessage
 
 
 class RecoveryError(Exception):
@@ -68,8 +67,9 @@ def decision_from_json(body: str) -> RouteDecision:
     return RouteDecision(d["order_id"], d["phase"], children, candidates, exclusions, nbbo, d["reason"])
 
 
-def _message(body: str) -> fix.Message:
-    return fix.Message(body.replace("|", SOH), False)
+def _message(body: bytes) -> WireMessage:
+    """The recorded message, field values exactly as its live callback read them (even bytes that are not UTF-8)."""
+    return WireMessage(body)
 
 
 def _identity(command: Command) -> tuple[str, str]:

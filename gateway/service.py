@@ -169,7 +169,7 @@ class Gateway:
                         detail="fix.store is memory: orders of earlier runs are not rebuilt (use fix.store: file)")
         config_json = entries.to_json(self.cfg.model_dump(mode="json"))
         self.audit.commit([Entry("config", entries.to_json({
-            "sha256": hashlib.sha256(config_json.encode()).hexdigest(), "boot": self.boot,
+            "sha256": hashlib.sha256(config_json).hexdigest(), "boot": self.boot,
             "config": json.loads(config_json)}), ts_ns=self.clock.now_ns())])
         self._control_thread.start()
         self._timer_thread.start()
