@@ -83,6 +83,10 @@ class PostgresStore:
             "(order_id IS NULL OR order_id = 'NONE')) ORDER BY seq", order_ids, key))
         return [Record(*row) for row in rows]
 
+    def ping(self) -> None:
+        """Fails when the server is gone, so the writer reconnects before anything waits on a commit."""
+        self._run(self._conn.execute("SELECT 1"))
+
     def close(self) -> None:
         if self._conn is not None:
             try:

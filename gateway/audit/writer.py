@@ -15,12 +15,14 @@ from gateway.metrics import Metrics
 log = structlog.get_logger("gateway.audit")
 
 RETRY_MIN_S, RETRY_MAX_S = 0.05, 2.0
+PROBE_S = 0.2  # an idle writer checks the store this often
 STOP_TIMEOUT_S = 10.0
 
 
 class Store(Protocol):
     def open(self) -> tuple[int, str]: ...
     def append(self, records: list[Record]) -> None: ...
+    def ping(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -55,6 +57,8 @@ class AuditWriter:
         self.last_batch_size = 0
         self.commit_seconds = 0.0
         self._failing = False
+        self._connected = True
+        self._delay = RETRY_MIN_S
 
     def start(self) -> None:
         last_seq, self._last_hash = self.store.open()
@@ -121,12 +125,19 @@ class AuditWriter:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._running and not self._queue:
-                    self._cond.wait()
+                if self._running and not self._queue:
+                    # Idle: look at the store now and then, so an outage is known before an order waits on it.
+                    self._cond.wait(self._delay if not self._connected else PROBE_S)
                 if not self._queue:
-                    return
-                count = min(len(self._queue), self.max_batch)
-                batch = [self._queue.popleft() for _ in range(count)]
+                    if not self._running:
+                        return
+                    batch = None
+                else:
+                    count = min(len(self._queue), self.max_batch)
+                    batch = [self._queue.popleft() for _ in range(count)]
+            if batch is None:
+                self._probe()
+                continue
             try:
                 self._commit(batch)
             except Exception:
@@ -141,29 +152,39 @@ class AuditWriter:
                 self._committed += len(batch)
                 self._cond.notify_all()
 
+    def _probe(self) -> None:
+        try:
+            if self._connected:
+                self.store.ping()
+                return
+            head = self._reopen()
+        except Exception as exc:
+            self._failed(exc, "audit.store_unreachable", 0)
+            return
+        if head != (self._next_seq - 1, self._last_hash):
+            self._head_moved(head)
+            self._next_seq, self._last_hash = head[0] + 1, head[1]
+        self._resumed()
+
     def _commit(self, batch: list[Entry]) -> None:
         """Write one batch; return once it is on record, reopening the store as often as that takes."""
         records = self._chain(batch, self._next_seq, self._last_hash)
-        delay, connected = RETRY_MIN_S, True
         while True:
             try:
-                if not connected:
-                    records = self._resume(batch, records)
-                    connected = True
-                    if records is None:
+                if not self._connected:
+                    head = self._reopen()
+                    if head == (records[-1].seq, records[-1].hash):
+                        log.warning("audit.commit_was_durable", seq=records[-1].seq)  # only its answer was lost
+                        self._on_record(records)
                         return
+                    if head != (records[0].seq - 1, records[0].prev_hash):
+                        self._head_moved(head)
+                        records = self._chain(batch, head[0] + 1, head[1])
                 started = time.perf_counter()
                 self.store.append(records)
             except Exception as exc:
-                self._count_error()
-                with self._cond:
-                    self._failing = True
-                log.error("audit.commit_failed" if connected else "audit.reconnect_failed", error=str(exc),
-                          error_type=type(exc).__name__, batch=len(batch), retry_in=delay)
-                self._close_quietly()
-                connected = False
-                time.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+                self._failed(exc, "audit.commit_failed", len(batch))
+                time.sleep(self._delay)
                 continue
             self.commit_seconds = time.perf_counter() - started
             self.batches += 1
@@ -175,30 +196,40 @@ class AuditWriter:
             self._on_record(records)
             return
 
-    def _resume(self, batch: list[Entry], records: list[Record]) -> list[Record] | None:
-        """Reopen the store after a failed commit: the records still to write, or None if the failed commit
-        had in fact gone through (its acknowledgement was what got lost)."""
+    def _reopen(self) -> tuple[int, str]:
+        """Open the store again after a failure; its last (seq, hash)."""
         head = self.store.open()
+        self._connected = True
         self.reconnects += 1
         if self.metrics is not None:
             self.metrics.audit_reconnects.inc()
-        log.warning("audit.reconnected", head_seq=head[0], batch=len(batch))
-        if head == (records[-1].seq, records[-1].hash):
-            log.warning("audit.commit_was_durable", seq=records[-1].seq)
-            self._on_record(records)
-            return None
-        if head != (records[0].seq - 1, records[0].prev_hash):
-            # Not where this writer left it (another writer, or a restore): continue after what the store holds.
-            log.error("audit.head_moved", expected_seq=records[0].seq - 1, found_seq=head[0])
-            return self._chain(batch, head[0] + 1, head[1])
-        return records
+        log.warning("audit.reconnected", head_seq=head[0])
+        return head
+
+    def _head_moved(self, head: tuple[int, str]) -> None:
+        # Not where this writer left it (another writer, or a restore): the chain continues after what is there.
+        log.error("audit.head_moved", expected_seq=self._next_seq - 1, found_seq=head[0])
+
+    def _failed(self, exc: Exception, event: str, batch: int) -> None:
+        self._count_error()
+        with self._cond:
+            self._failing = True
+        log.error(event if self._connected else "audit.reconnect_failed", error=str(exc),
+                  error_type=type(exc).__name__, batch=batch, retry_in=self._delay)
+        self._close_quietly()
+        self._connected = False
+        self._delay = min(self._delay * 2, RETRY_MAX_S)
 
     def _on_record(self, records: list[Record]) -> None:
         self._next_seq = records[-1].seq + 1
         self._last_hash = records[-1].hash
+        self._resumed()
+
+    def _resumed(self) -> None:
+        self._delay = RETRY_MIN_S
         with self._cond:
             if self._failing:
-                log.warning("audit.commits_resumed", seq=records[-1].seq)
+                log.warning("audit.commits_resumed", next_seq=self._next_seq)
             self._failing = False
             self._cond.notify_all()
 
