@@ -207,6 +207,8 @@ class AuditConfig(Model):
 
     url: str = "sqlite:///var/audit/audit.db"
     table: str = Field("audit", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # PostgreSQL table name
+    # While the store refuses commits, how long a new order, cancel or replace waits for it before it is refused.
+    max_hold_ms: int = Field(2000, ge=0)
 
     @field_validator("url")
     @classmethod

@@ -19,7 +19,7 @@ BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 # Label values, all bounded: venue and session names come from the config, the rest are listed here.
 PARENT_OUTCOMES = ("filled", "partially_filled_canceled", "canceled", "rejected", "expired", "done_for_day")
 CHILD_OUTCOMES = ("filled", "partially_filled", "canceled", "rejected", "expired")
-REJECT_REASONS = ("validation", "venue", "session", "cancel_reject")
+REJECT_REASONS = ("validation", "venue", "session", "cancel_reject", "audit_outage")
 ROLES = ("upstream", "venue")
 SLOW_CONSUMER_REASONS = ("queue", "send_timeout")
 DIRECTIONS = ("in", "out")
@@ -80,7 +80,8 @@ class Metrics:
         self.rejects = Counter(
             "sorgw_rejects", "Rejects, by reason: validation (a parent refused), venue (a child refused), "
             "session (FIX session or business rejects sent or received), cancel_reject (a cancel or replace "
-            "refused upstream).", ["reason"], registry=r)
+            "refused upstream), audit_outage (an order, cancel or replace refused while the audit store was "
+            "down).", ["reason"], registry=r)
         self.open_parents = Gauge(
             "sorgw_open_parent_orders", "Parent orders not yet in a final state.", registry=r)
         self.open_children = Gauge(
@@ -144,6 +145,11 @@ class Metrics:
         self.audit_errors = Counter(
             "sorgw_audit_commit_errors", "Audit commits that failed (each is retried until it succeeds).",
             registry=r)
+        self.audit_reconnects = Counter(
+            "sorgw_audit_reconnects", "Times the audit store was reopened after a failed commit.", registry=r)
+        self.audit_unstorable = Counter(
+            "sorgw_audit_unstorable_entries",
+            "Audit entries that could not be stored as given (an `unstorable` record names each).", registry=r)
 
         # Read at scrape time from the market view, the engine's learning, the bus and the audit writer; the
         # gateway points these at its live state.

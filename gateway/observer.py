@@ -147,6 +147,12 @@ class Observer:
         elif isinstance(command, CancelReject):
             self._of(self.metrics.rejects, "cancel_reject").inc()
 
+    def refused(self, order: bool) -> None:
+        """An OMS request refused while the audit store was down; `order`: a new order, which ends here."""
+        self._of(self.metrics.rejects, "audit_outage").inc()
+        if order:
+            self._of(self.metrics.parents_done, "rejected").inc()
+
     def _report(self, report: ExecutionReport, arrival: Arrival | None) -> None:
         m = self.metrics
         exec_type = report.exec_type

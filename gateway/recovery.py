@@ -23,7 +23,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import quickfix as fix
 
 from gateway.audit.records import Record
 from gateway.core.engine import IdSource, OrderEngine
@@ -44,8 +43,7 @@ from gateway.core.types import (
 )
 from gateway.fix import codec
 from gateway.fix.sessions import StoreState
-
-SOH = "\x01"
+from gateway.fix.wire import WireMessage
 
 
 class RecoveryError(Exception):
@@ -73,7 +71,7 @@ class _Sent:
     messages: dict[str, list[tuple[int, int | None, tuple[str, str] | None, Record]]] = field(default_factory=dict)
     resets: dict[tuple[int, str], int] = field(default_factory=dict)  # (run, session) -> trail seq of last reset
 
-    def add(self, record: Record, msg: fix.Message) -> None:
+    def add(self, record: Record, msg: WireMessage) -> None:
         header = msg.getHeader()
         msg_type = header.getField(codec.MSG_TYPE)
         if msg_type == "A" and msg.isSetField(RESET_SEQ_NUM_FLAG) and msg.getField(RESET_SEQ_NUM_FLAG) == "Y":
@@ -125,8 +123,9 @@ def decision_from_json(body: str) -> RouteDecision:
     return RouteDecision(d["order_id"], d["phase"], children, candidates, exclusions, nbbo, d["reason"])
 
 
-def _message(body: str) -> fix.Message:
-    return fix.Message(body.replace("|", SOH), False)
+def _message(body: bytes) -> WireMessage:
+    """The recorded message, field values exactly as its live callback read them (even bytes that are not UTF-8)."""
+    return WireMessage(body)
 
 
 def store_record_body(session: str, state: StoreState) -> dict:
@@ -146,7 +145,7 @@ def _identity(command: Command) -> tuple[str, str]:
     raise TypeError(command)
 
 
-def _sent_identity(record: Record, msg: fix.Message) -> tuple[str, str] | None:
+def _sent_identity(record: Record, msg: WireMessage) -> tuple[str, str] | None:
     msg_type = msg.getHeader().getField(codec.MSG_TYPE)
     if msg_type == "8" and msg.isSetField(codec.EXEC_ID):
         return ("exec", msg.getField(codec.EXEC_ID))
@@ -191,8 +190,10 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
         elif record.kind in ("config", "fix_in", "session", "event"):
             if record.kind == "config":
                 on_record.runs += 1
-            elif record.kind == "fix_in" and record.body.startswith("8=") and "|35=A|" in record.body:
-                on_record.add(record, _message(record.body))
+            elif record.kind == "fix_in":
+                msg = _message(record.body)
+                if msg.getField(codec.MSG_TYPE) == "A":  # a peer's Logon may reset both sides' numbers
+                    on_record.add(record, msg)
             pending.append(record)
 
     live_planner, engine.planner = engine.planner, recorded_plan
@@ -271,7 +272,7 @@ def _apply(engine: OrderEngine, record: Record, upstream: set[str], venues: dict
         return []  # refused with a session-level reject when it came in: the engine never saw it
 
 
-def _apply_message(engine: OrderEngine, msg: fix.Message, msg_type: str, session: str, upstream: set[str],
+def _apply_message(engine: OrderEngine, msg: WireMessage, msg_type: str, session: str, upstream: set[str],
                    venues: dict[str, str], default_urgency: Urgency) -> list[Command]:
     if session in upstream:
         if msg_type == "D":

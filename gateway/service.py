@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import queue
@@ -20,6 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import structlog
@@ -38,9 +40,13 @@ from gateway.core.types import (
     CancelChild,
     CancelReject,
     CancelRequest,
+    CxlRejReason,
+    ExecType,
     ExecutionReport,
     InvalidOrder,
     NewOrder,
+    OrdRejReason,
+    OrdStatus,
     Outbox,
     QueryChild,
     ReplaceRequest,
@@ -120,6 +126,7 @@ class Gateway:
         self._sending = threading.local()  # the parent OrderID of the message being sent, for the tap
         instruments = {s.symbol: Instrument(s.symbol, s.tick, s.lot) for s in cfg.symbols}
         self.boot = boot_id(self.clock)
+        self._refusals = itertools.count(1)  # ExecIDs of audit-outage rejects: outside the engine's id sequence
         self.engine = OrderEngine(
             instruments, venue_infos(cfg), market, IdSource(self.boot), self.clock,
             policy=routing_policy(cfg.routing), max_rounds=cfg.routing.max_sweeps,
@@ -206,7 +213,7 @@ class Gateway:
         config_json = entries.to_json(self.cfg.model_dump(mode="json"))
         now = self.clock.now_ns()
         start = [Entry("config", entries.to_json({
-            "sha256": hashlib.sha256(config_json.encode()).hexdigest(), "boot": self.boot,
+            "sha256": hashlib.sha256(config_json).hexdigest(), "boot": self.boot,
             "config": json.loads(config_json)}), ts_ns=now)]
         start += [Entry("store", entries.to_json(recovery.store_record_body(key, state)), key, ts_ns=now)
                   for key, state in self.stores.items()]
@@ -359,13 +366,19 @@ class Gateway:
     def new_order(self, order: NewOrder | InvalidOrder, raw: str) -> None:
         arrival = Arrival(time.perf_counter_ns(), "order")
         self.observer.parent_received(order.session)
+        if self._refused_unrecorded(order, raw):
+            return
         step = self.engine.on_invalid_order if isinstance(order, InvalidOrder) else self.engine.on_new_order
         self._step(step, order, self._inbound(order.session, raw, order.cl_ord_id, None), arrival=arrival)
 
     def cancel(self, request: CancelRequest, raw: str) -> None:
+        if self._refused_unrecorded(request, raw):
+            return
         self._step(self.engine.on_cancel, request, self._inbound_change(request, raw))
 
     def replace(self, request: ReplaceRequest, raw: str) -> None:
+        if self._refused_unrecorded(request, raw):
+            return
         self._step(self.engine.on_replace, request, self._inbound_change(request, raw))
 
     def status(self, request: StatusRequest, raw: str) -> None:
@@ -457,6 +470,45 @@ class Gateway:
                 self._stale.discard(venue)
                 log.info("market_data.fresh", venue=venue)
 
+    def _refused_unrecorded(self, request: NewOrder | InvalidOrder | CancelRequest | ReplaceRequest, raw: str) -> bool:
+        """While the audit store refuses commits, hold an OMS request up to audit.max_hold_ms; past that, refuse
+        it (True). The refusal is sent before it can be on record, and the engine never sees the request: no
+        state, no engine lock (a step may hold it waiting for the store), ExecIDs of its own, and the request
+        recorded as `fix_refused` so that recovery does not replay it."""
+        hold_ms = self.cfg.audit.max_hold_ms
+        if request.poss_dup and self.engine.order_id_for(request.session, request.cl_ord_id) is not None:
+            return False  # a possible duplicate of a known order is never refused: it waits and gets its status
+        if self.audit.wait_writable(hold_ms / 1000):
+            return False
+        text = f"audit trail unavailable for {hold_ms} ms: the gateway cannot record orders; send again later"
+        if isinstance(request, CancelRequest | ReplaceRequest):
+            order_id = self.engine.order_id_for(request.session, request.orig_cl_ord_id)  # a plain dict read
+            parent = self.engine.parents.get(order_id) if order_id else None
+            command = CancelReject(request.session, order_id or "NONE", request.cl_ord_id, request.orig_cl_ord_id,
+                                   parent.status if parent else OrdStatus.REJECTED,
+                                   "2" if isinstance(request, ReplaceRequest) else "1", CxlRejReason.OTHER, text)
+            message = codec.cancel_reject(command, self.upstream.begin_string(request.session))
+        else:
+            order_id = "NONE"
+            command = ExecutionReport(
+                request.session, order_id, request.cl_ord_id, f"{self.boot}-R{next(self._refusals)}",
+                ExecType.REJECTED, OrdStatus.REJECTED, request.symbol, request.side, max(request.qty, 0),
+                getattr(request, "ord_type", None), getattr(request, "price", None), getattr(request, "tif", None),
+                0, 0, Decimal(0), ord_rej_reason=OrdRejReason.OTHER, text=text)
+            message = codec.execution_report(command, self.upstream.begin_string(request.session))
+        now = self.clock.now_ns()
+        self.audit.submit([entries.fix_message("in", request.session, raw, now, order_id, request.cl_ord_id,
+                                               kind="fix_refused"),
+                           *entries.for_outbox(Outbox(commands=[command]), now, {})])
+        self.observer.refused(isinstance(command, ExecutionReport))
+        log.error("audit.request_refused", session=request.session, cl_ord_id=request.cl_ord_id, held_ms=hold_ms)
+        self._sending.refusal = True  # its tap queues the report rather than wait for the store
+        try:
+            self.upstream.send(message, request.session)
+        finally:
+            self._sending.refusal = False
+        return True
+
     def _inbound(self, session: str, raw: str, cl_ord_id: str | None, order_id: str | None) -> Entry:
         return entries.fix_message("in", session, raw, self.clock.now_ns(), order_id, cl_ord_id)
 
@@ -487,7 +539,7 @@ class Gateway:
             if order_id is None and message.isSetField(codec.ORDER_ID):
                 order_id = message.getField(codec.ORDER_ID)
             entry = entries.fix_message(direction, session, raw, self.clock.now_ns(), order_id, cl_ord_id)
-            if direction == "out" and not _is_admin(message):
+            if direction == "out" and not _is_admin(message) and not getattr(self._sending, "refusal", False):
                 self.audit.commit([entry])
                 faults.reached("recorded_out")
                 faults.reached(f"recorded_out.{message.getHeader().getField(codec.MSG_TYPE)}")

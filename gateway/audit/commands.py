@@ -1,6 +1,7 @@
 """`sorgw audit show|verify|export`: read the audit trail back, check its chain, hand it to other tools."""
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import sys
@@ -10,6 +11,7 @@ from typing import TextIO
 from gateway.audit.records import FIELDS, Record, first_break
 from gateway.core.types import OrdStatus
 
+SOH = "\x01"
 MSG_TYPES = {"D": "NewOrderSingle", "F": "OrderCancelRequest", "G": "OrderCancelReplaceRequest",
              "H": "OrderStatusRequest", "8": "ExecutionReport", "9": "OrderCancelReject", "3": "Reject",
              "j": "BusinessMessageReject", "A": "Logon", "5": "Logout", "0": "Heartbeat", "1": "TestRequest",
@@ -31,13 +33,30 @@ def parse_time(text: str) -> int:
     return int(moment.timestamp() * 1e9)
 
 
+def displayed(body: bytes) -> str:
+    """Bytes for a terminal: SOH as |, bytes that are not UTF-8 as \\xNN (display only: the trail keeps them)."""
+    return body.decode("utf-8", "backslashreplace").replace(SOH, "|")
+
+
+def fix_fields(body: bytes) -> dict[str, str]:
+    """tag -> value of a stored FIX message, for display (a legacy body has | for SOH and no SOH)."""
+    text = body.decode("utf-8", "backslashreplace")
+    out: dict[str, str] = {}
+    for part in text.split(SOH if SOH in text else "|"):
+        tag, sep, value = part.partition("=")
+        if sep:
+            out.setdefault(tag, value)
+    return out
+
+
 def summarize(record: Record) -> str:
-    if record.kind in ("fix_in", "fix_out"):
-        fields = dict(part.split("=", 1) for part in record.body.split("|") if "=" in part)
+    if record.kind in ("fix_in", "fix_out", "fix_refused"):
+        fields = fix_fields(record.body)
         name = MSG_TYPES.get(fields.get("35", ""), fields.get("35", "?"))
         shown = " ".join(f"{label}={fields[tag]}" for tag, label in SHOWN_TAGS.items() if tag in fields)
-        arrow = "<-" if record.kind == "fix_in" else "->"
-        return f"{arrow} {record.session} {name} {shown}"
+        arrow = "<-" if record.kind != "fix_out" else "->"
+        refused = " (refused: audit store down)" if record.kind == "fix_refused" else ""
+        return f"{arrow} {record.session} {name} {shown}{refused}"
     body = json.loads(record.body)
     if record.kind == "decision":
         children = ", ".join(f"{c['venue']} {c['qty']}@{c['price'] or 'MKT'} {c['purpose']}" for c in body["children"])
@@ -49,7 +68,7 @@ def summarize(record: Record) -> str:
         return f"state {old} -> {OrdStatus(body['new']).name} cum={body['cum_qty']} leaves={body['leaves_qty']}"
     if record.kind == "reject":
         return f"{body['kind']} reject: {body['text']}"
-    return f"{record.kind}: {record.body}"
+    return f"{record.kind}: {displayed(record.body)}"
 
 
 def show(store, key: str, out: TextIO = sys.stdout) -> int:
@@ -79,14 +98,28 @@ def verify(store, out: TextIO = sys.stdout) -> int:
     return 0
 
 
+def exported(record: Record) -> dict:
+    """A record as plain values: `body` is the body's text (SOH kept) when it is UTF-8, else None and
+    `body_base64` holds its bytes; either way the exact bytes come back."""
+    row = {f: getattr(record, f) for f in FIELDS}
+    try:
+        row["body"], row["body_base64"] = record.body.decode("utf-8"), None
+    except UnicodeDecodeError:
+        row["body"], row["body_base64"] = None, base64.b64encode(record.body).decode()
+    return row
+
+
 def export(store, fmt: str, start_ns: int | None, end_ns: int | None, out: TextIO = sys.stdout) -> int:
     records = store.records(start_ns, end_ns)
     if fmt == "jsonl":
         for r in records:
-            out.write(json.dumps(r.as_dict(), separators=(",", ":")) + "\n")
+            row = exported(r)
+            if row["body_base64"] is None:
+                del row["body_base64"]
+            out.write(json.dumps(row, separators=(",", ":")) + "\n")
     else:
         writer = csv.writer(out)
-        writer.writerow(FIELDS)
+        writer.writerow((*FIELDS, "body_base64"))
         for r in records:
-            writer.writerow([getattr(r, f) for f in FIELDS])
+            writer.writerow(exported(r).values())
     return 0

@@ -11,8 +11,6 @@ from gateway.core.engine import StateChange
 from gateway.core.router import RouteDecision
 from gateway.core.types import CancelReject, ExecType, ExecutionReport, Outbox
 
-SOH = "\x01"
-
 
 def _plain(value):
     if isinstance(value, Decimal):
@@ -26,13 +24,19 @@ def _plain(value):
     raise TypeError(f"cannot put {type(value).__name__} in the audit trail")
 
 
-def to_json(value) -> str:
-    return json.dumps(value, default=_plain, separators=(",", ":"), sort_keys=True)
+def to_json(value) -> bytes:
+    return json.dumps(value, default=_plain, separators=(",", ":"), sort_keys=True).encode()
+
+
+def wire_bytes(raw: str) -> bytes:
+    """A message's bytes from quickfix's text of it, which decodes bytes that are not UTF-8 as lone surrogates."""
+    return raw.encode("utf-8", "surrogateescape")
 
 
 def fix_message(direction: str, session: str, raw: str, ts_ns: int, order_id: str | None = None,
-                cl_ord_id: str | None = None) -> Entry:
-    return Entry("fix_in" if direction == "in" else "fix_out", raw.replace(SOH, "|"), session, order_id,
+                cl_ord_id: str | None = None, kind: str | None = None) -> Entry:
+    """A FIX message as quickfix gave it (`message.toString()`), kept byte for byte, SOH and all."""
+    return Entry(kind or ("fix_in" if direction == "in" else "fix_out"), wire_bytes(raw), session, order_id,
                  cl_ord_id, ts_ns)
 
 

@@ -1,4 +1,4 @@
-"""The PostgreSQL audit store (asyncpg), driven synchronously from the thread that owns it."""
+"""The PostgreSQL audit store (asyncpg), driven synchronously from the thread that owns it; bodies are bytea."""
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS {table} (
     session TEXT,
     order_id TEXT,
     cl_ord_id TEXT,
-    body TEXT NOT NULL,
+    body BYTEA NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
@@ -25,6 +25,12 @@ CREATE INDEX IF NOT EXISTS {table}_cl_ord ON {table} (cl_ord_id);
 CREATE INDEX IF NOT EXISTS {table}_ts ON {table} (ts_ns);
 """
 COLUMNS = ", ".join(FIELDS)
+CONNECT_TIMEOUT_S = 5
+COMMAND_TIMEOUT_S = 10
+# Tables written before bodies were bytes: the text's UTF-8 bytes are what its hashes were computed over.
+BODY_TYPE = "SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() " \
+            "AND table_name = $1 AND column_name = 'body'"
+MIGRATE = "ALTER TABLE {table} ALTER COLUMN body TYPE bytea USING convert_to(body, 'UTF8')"
 
 
 class PostgresStore:
@@ -42,8 +48,14 @@ class PostgresStore:
         return self._loop.run_until_complete(coro)
 
     def open(self) -> tuple[int, str]:
-        self._conn = self._run(asyncpg.connect(self.url))
+        if self._loop.is_closed():  # reopened after a failure
+            self._loop = asyncio.new_event_loop()
+        # Bounded waits: a database that stops answering fails the call, and the writer reconnects.
+        self._conn = self._run(asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT_S,
+                                               command_timeout=COMMAND_TIMEOUT_S))
         self._run(self._conn.execute(SCHEMA.format(table=self.table)))
+        if self._run(self._conn.fetchval(BODY_TYPE, self.table.lower())) == "text":
+            self._run(self._conn.execute(MIGRATE.format(table=self.table)))
         row = self._run(self._conn.fetchrow(f"SELECT seq, hash FROM {self.table} ORDER BY seq DESC LIMIT 1"))
         return (row["seq"], row["hash"]) if row else (0, GENESIS)
 
@@ -71,8 +83,15 @@ class PostgresStore:
             "(order_id IS NULL OR order_id = 'NONE')) ORDER BY seq", order_ids, key))
         return [Record(*row) for row in rows]
 
+    def ping(self) -> None:
+        """Fails when the server is gone, so the writer reconnects before anything waits on a commit."""
+        self._run(self._conn.execute("SELECT 1"))
+
     def close(self) -> None:
         if self._conn is not None:
-            self._run(self._conn.close())
+            try:
+                self._run(self._conn.close(timeout=CONNECT_TIMEOUT_S))
+            except Exception:  # the server is gone: drop the socket without a goodbye
+                self._conn.terminate()
             self._conn = None
         self._loop.close()

@@ -11,8 +11,8 @@ GENESIS = "0" * 64
 class Entry:
     """What a component hands to the audit trail; the writer numbers and chains it."""
 
-    kind: str  # fix_in, fix_out, decision, state, reject, session, config
-    body: str  # the raw FIX message (| for SOH) or a JSON document
+    kind: str  # fix_in, fix_out, fix_refused, decision, state, reject, session, config, event, notice
+    body: bytes  # a FIX message's exact bytes (SOH kept) or a JSON document in UTF-8
     session: str | None = None
     order_id: str | None = None
     cl_ord_id: str | None = None
@@ -29,22 +29,26 @@ class Record:
     session: str | None
     order_id: str | None
     cl_ord_id: str | None
-    body: str
+    body: bytes
     prev_hash: str
     hash: str
-
-    def as_dict(self) -> dict:
-        return {f: getattr(self, f) for f in FIELDS}
 
 
 FIELDS = ("seq", "ts_ns", "kind", "session", "order_id", "cl_ord_id", "body", "prev_hash", "hash")
 
 
 def digest(seq: int, entry_ts: int, kind: str, session: str | None, order_id: str | None,
-           cl_ord_id: str | None, body: str, prev_hash: str) -> str:
-    text = "\x1f".join((str(seq), str(entry_ts), kind, session or "", order_id or "", cl_ord_id or "", body,
-                        prev_hash))
-    return hashlib.sha256(text.encode()).hexdigest()
+           cl_ord_id: str | None, body: bytes, prev_hash: str) -> str:
+    # Over the body's bytes: a trail written when bodies were text (UTF-8 when hashed) verifies unchanged.
+    head = "\x1f".join((str(seq), str(entry_ts), kind, session or "", order_id or "", cl_ord_id or "", ""))
+    return hashlib.sha256(head.encode() + body + b"\x1f" + prev_hash.encode()).hexdigest()
+
+
+def column(value: str | None) -> str | None:
+    """A text column's value as every store can keep it: no NUL, no lone surrogate (escaped instead)."""
+    if value is None or value.isascii() and "\x00" not in value:
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
 def chain(entries: list[Entry], next_seq: int, prev_hash: str) -> list[Record]:
@@ -52,10 +56,16 @@ def chain(entries: list[Entry], next_seq: int, prev_hash: str) -> list[Record]:
     records = []
     for offset, e in enumerate(entries):
         seq = next_seq + offset
-        h = digest(seq, e.ts_ns, e.kind, e.session, e.order_id, e.cl_ord_id, e.body, prev_hash)
-        records.append(Record(seq, e.ts_ns, e.kind, e.session, e.order_id, e.cl_ord_id, e.body, prev_hash, h))
+        session, order_id, cl_ord_id = column(e.session), column(e.order_id), column(e.cl_ord_id)
+        h = digest(seq, e.ts_ns, e.kind, session, order_id, cl_ord_id, e.body, prev_hash)
+        records.append(Record(seq, e.ts_ns, e.kind, session, order_id, cl_ord_id, e.body, prev_hash, h))
         prev_hash = h
     return records
+
+
+def as_bytes(body: bytes | str) -> bytes:
+    """A stored body as bytes: rows written before bodies were bytes hold text (FIX with | for SOH, or JSON)."""
+    return body.encode() if isinstance(body, str) else bytes(body)
 
 
 def first_break(records) -> str | None:

@@ -1,11 +1,11 @@
-"""The embedded audit store: one SQLite file in WAL mode."""
+"""The embedded audit store: one SQLite file in WAL mode; bodies are BLOBs (TEXT in files written before)."""
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from gateway.audit.records import FIELDS, GENESIS, Record
+from gateway.audit.records import FIELDS, GENESIS, Record, as_bytes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS audit (
     session TEXT,
     order_id TEXT,
     cl_ord_id TEXT,
-    body TEXT NOT NULL,
+    body BLOB NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
@@ -62,7 +62,7 @@ class SqliteStore:
             query += " WHERE ts_ns >= ? AND ts_ns < ?"
             args = [start_ns or 0, end_ns or 2**63 - 1]
         for row in self._db.execute(query + " ORDER BY seq", args):
-            yield Record(*row)
+            yield _record(row)
 
     def for_order(self, key: str) -> list[Record]:
         """Every record of the order that `key` (an OrderID or any ClOrdID of it) names, in seq order."""
@@ -73,9 +73,17 @@ class SqliteStore:
         rows = self._db.execute(
             f"SELECT {COLUMNS} FROM audit WHERE order_id IN ({marks}) OR (cl_ord_id = ? AND "
             "(order_id IS NULL OR order_id = 'NONE')) ORDER BY seq", (*order_ids, key))
-        return [Record(*row) for row in rows]
+        return [_record(row) for row in rows]
+
+    def ping(self) -> None:
+        """A file store is there as long as its file is: nothing to check."""
 
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _record(row: tuple) -> Record:
+    # A file written before bodies were bytes has TEXT bodies; SQLite keeps each value's own type.
+    return Record(*row[:6], as_bytes(row[6]), *row[7:])

@@ -1,6 +1,7 @@
 """The audit writer: one thread that numbers, chains and group-commits what every other thread submits."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
@@ -8,15 +9,20 @@ from typing import Protocol
 
 import structlog
 
-from gateway.audit.records import Entry, Record, chain
+from gateway.audit.records import GENESIS, Entry, Record, chain
 from gateway.metrics import Metrics
 
 log = structlog.get_logger("gateway.audit")
+
+RETRY_MIN_S, RETRY_MAX_S = 0.05, 2.0
+PROBE_S = 0.2  # an idle writer checks the store this often
+STOP_TIMEOUT_S = 10.0
 
 
 class Store(Protocol):
     def open(self) -> tuple[int, str]: ...
     def append(self, records: list[Record]) -> None: ...
+    def ping(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -24,8 +30,10 @@ class AuditWriter:
     """Callers submit entries and may wait until they are committed; the writer commits in batches.
 
     A batch is whatever queued up while the previous commit ran, so under load many entries
-    share one commit. A failed commit is retried (with backoff, loudly) until it succeeds:
-    whoever waits for it waits, because nothing may be acted on before it is on record.
+    share one commit. A failed commit closes the store and reopens it (with backoff, loudly) until
+    the batch is on record: whoever waits for it waits, because nothing may be acted on before it
+    is on record. The reopened store's last record tells whether the failed commit had in fact
+    gone through, so a batch is never written twice nor skipped.
     """
 
     def __init__(self, store: Store, max_batch: int = 2000, metrics: Metrics | None = None) -> None:
@@ -44,9 +52,13 @@ class AuditWriter:
         # Counters for metrics and benchmarks.
         self.batches = 0
         self.errors = 0
+        self.reconnects = 0
+        self.unstorable = 0
         self.last_batch_size = 0
         self.commit_seconds = 0.0
         self._failing = False
+        self._connected = True
+        self._delay = RETRY_MIN_S
 
     def start(self) -> None:
         last_seq, self._last_hash = self.store.open()
@@ -56,13 +68,17 @@ class AuditWriter:
         self._thread.start()
 
     def stop(self) -> None:
-        """Commit everything submitted so far, then close the store."""
+        """Commit everything submitted so far, then close the store (after STOP_TIMEOUT_S if it refuses commits)."""
         with self._cond:
             if not self._running:
                 return
             self._running = False
             self._cond.notify_all()
-        self._thread.join()
+        self._thread.join(STOP_TIMEOUT_S)
+        if self._thread.is_alive():
+            log.error("audit.stopped_uncommitted", entries=self._submitted - self._committed,
+                      detail="the audit store still refuses commits; these entries are not on record")
+            return
         self.store.close()
 
     @property
@@ -73,6 +89,17 @@ class AuditWriter:
     def writable(self) -> bool:
         """Running, and its last commit (if any) did not fail."""
         return self._running and self._thread.is_alive() and not self._failing
+
+    def wait_writable(self, timeout: float) -> bool:
+        """True at once while commits succeed; while the store refuses them, wait up to timeout seconds for it."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._failing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return self.writable
 
     def submit(self, entries: list[Entry]) -> int:
         """Queue entries; the returned ticket is reached when all of them are committed."""
@@ -98,41 +125,141 @@ class AuditWriter:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._running and not self._queue:
-                    self._cond.wait()
+                if self._running and not self._queue:
+                    # Idle: look at the store now and then, so an outage is known before an order waits on it.
+                    self._cond.wait(self._delay if not self._connected else PROBE_S)
                 if not self._queue:
-                    return
-                count = min(len(self._queue), self.max_batch)
-                batch = [self._queue.popleft() for _ in range(count)]
-            records = chain(batch, self._next_seq, self._last_hash)
-            self._write(records)
-            self._next_seq += len(records)
-            self._last_hash = records[-1].hash
+                    if not self._running:
+                        return
+                    batch = None
+                else:
+                    count = min(len(self._queue), self.max_batch)
+                    batch = [self._queue.popleft() for _ in range(count)]
+            if batch is None:
+                self._probe()
+                continue
+            try:
+                self._commit(batch)
+            except Exception:
+                # A defect of ours, not the store's nor a peer's: the batch goes back and is tried again.
+                log.exception("audit.writer_error", batch=len(batch))
+                self._count_error()
+                with self._cond:
+                    self._queue.extendleft(reversed(batch))
+                time.sleep(RETRY_MAX_S)
+                continue
             with self._cond:
-                self._committed += len(records)
+                self._committed += len(batch)
                 self._cond.notify_all()
 
-    def _write(self, records: list[Record]) -> None:
-        delay = 0.05
+    def _probe(self) -> None:
+        try:
+            if self._connected:
+                self.store.ping()
+                return
+            head = self._reopen()
+        except Exception as exc:
+            self._failed(exc, "audit.store_unreachable", 0)
+            return
+        if head != (self._next_seq - 1, self._last_hash):
+            self._head_moved(head)
+            self._next_seq, self._last_hash = head[0] + 1, head[1]
+        self._resumed()
+
+    def _commit(self, batch: list[Entry]) -> None:
+        """Write one batch; return once it is on record, reopening the store as often as that takes."""
+        records = self._chain(batch, self._next_seq, self._last_hash)
         while True:
-            started = time.perf_counter()
             try:
+                if not self._connected:
+                    head = self._reopen()
+                    if head == (records[-1].seq, records[-1].hash):
+                        log.warning("audit.commit_was_durable", seq=records[-1].seq)  # only its answer was lost
+                        self._on_record(records)
+                        return
+                    if head != (records[0].seq - 1, records[0].prev_hash):
+                        self._head_moved(head)
+                        records = self._chain(batch, head[0] + 1, head[1])
+                started = time.perf_counter()
                 self.store.append(records)
             except Exception as exc:
-                self.errors += 1
-                self._failing = True
-                if self.metrics is not None:
-                    self.metrics.audit_errors.inc()
-                log.error("audit.commit_failed", error=str(exc), batch=len(records), retry_in=delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                self._failed(exc, "audit.commit_failed", len(batch))
+                time.sleep(self._delay)
                 continue
             self.commit_seconds = time.perf_counter() - started
             self.batches += 1
             self.last_batch_size = len(records)
-            self._failing = False
             if self.metrics is not None:
                 self.metrics.audit_records.inc(len(records))
                 self.metrics.audit_batch.observe(len(records))
                 self.metrics.audit_commit_latency.observe(self.commit_seconds)
+            self._on_record(records)
             return
+
+    def _reopen(self) -> tuple[int, str]:
+        """Open the store again after a failure; its last (seq, hash)."""
+        head = self.store.open()
+        self._connected = True
+        self.reconnects += 1
+        if self.metrics is not None:
+            self.metrics.audit_reconnects.inc()
+        log.warning("audit.reconnected", head_seq=head[0])
+        return head
+
+    def _head_moved(self, head: tuple[int, str]) -> None:
+        # Not where this writer left it (another writer, or a restore): the chain continues after what is there.
+        log.error("audit.head_moved", expected_seq=self._next_seq - 1, found_seq=head[0])
+
+    def _failed(self, exc: Exception, event: str, batch: int) -> None:
+        self._count_error()
+        with self._cond:
+            self._failing = True
+        log.error(event if self._connected else "audit.reconnect_failed", error=str(exc),
+                  error_type=type(exc).__name__, batch=batch, retry_in=self._delay)
+        self._close_quietly()
+        self._connected = False
+        self._delay = min(self._delay * 2, RETRY_MAX_S)
+
+    def _on_record(self, records: list[Record]) -> None:
+        self._next_seq = records[-1].seq + 1
+        self._last_hash = records[-1].hash
+        self._resumed()
+
+    def _resumed(self) -> None:
+        self._delay = RETRY_MIN_S
+        with self._cond:
+            if self._failing:
+                log.warning("audit.commits_resumed", next_seq=self._next_seq)
+            self._failing = False
+            self._cond.notify_all()
+
+    def _chain(self, batch: list[Entry], next_seq: int, prev_hash: str) -> list[Record]:
+        try:
+            return chain(batch, next_seq, prev_hash)
+        except Exception:
+            return chain([self._storable(entry) for entry in batch], next_seq, prev_hash)
+
+    def _storable(self, entry: Entry) -> Entry:
+        """The entry, or in its place a record of why it could not be stored as given (never silently dropped)."""
+        try:
+            chain([entry], 1, GENESIS)
+            return entry
+        except Exception as exc:
+            self.unstorable += 1
+            if self.metrics is not None:
+                self.metrics.audit_unstorable.inc()
+            log.error("audit.entry_unstorable", kind=repr(entry.kind), error=repr(exc))
+            body = json.dumps({"error": repr(exc), "entry": repr(entry)}).encode()
+            ts_ns = entry.ts_ns if isinstance(entry.ts_ns, int) else time.time_ns()
+            return Entry("unstorable", body, ts_ns=ts_ns)
+
+    def _count_error(self) -> None:
+        self.errors += 1
+        if self.metrics is not None:
+            self.metrics.audit_errors.inc()
+
+    def _close_quietly(self) -> None:
+        try:
+            self.store.close()
+        except Exception as exc:
+            log.warning("audit.close_failed", error=str(exc))

@@ -40,6 +40,7 @@ SOR_URGENCY = 9701
 SOR_STRATEGY = 9702
 
 FIX42 = "FIX.4.2"
+MAX_INTEGER_DIGITS = 12  # in a price or a quantity
 AVG_PX_PLACES = Decimal("0.00000001")
 _FIX42_TRADE = {OrdStatus.FILLED: "2"}  # any other status of a fill is "1" (partial fill)
 _LIQUIDITY_IND = {Liquidity.MAKER: "1", Liquidity.TAKER: "2"}
@@ -67,14 +68,40 @@ class FieldError(ValueError):
         return fix.FieldNotFound(self.tag) if self.missing else fix.IncorrectTagValue(self.tag)
 
 
+def _utf8(value: str) -> bool:
+    """False for a value the peer sent as bytes that are not UTF-8 (quickfix hands those over as lone surrogates)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _checked(value: str, name: str, tag: int) -> str:
+    # Such a value could be neither echoed (quickfix refuses to set it) nor logged or stored as text.
+    if not _utf8(value):
+        raise FieldError(f"{name} ({tag}) is not valid UTF-8", tag)
+    return value
+
+
 def _get(msg: fix.Message, tag: int, name: str) -> str:
     if not msg.isSetField(tag):
         raise FieldError(f"missing required field {name} ({tag})", tag, missing=True)
-    return msg.getField(tag)
+    return _checked(msg.getField(tag), name, tag)
 
 
-def _opt(msg: fix.Message, tag: int) -> str | None:
-    return msg.getField(tag) if msg.isSetField(tag) else None
+def _opt(msg: fix.Message, tag: int, name: str) -> str | None:
+    return _checked(msg.getField(tag), name, tag) if msg.isSetField(tag) else None
+
+
+def text(msg: fix.Message) -> str | None:
+    """Text (58), free text passed on to the OMS and the logs: bytes that are not UTF-8 become U+FFFD."""
+    if not msg.isSetField(TEXT):
+        return None
+    value = msg.getField(TEXT)
+    return value if _utf8(value) else value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _enum(kind, value: str, name: str, tag: int):
@@ -85,11 +112,8 @@ def _enum(kind, value: str, name: str, tag: int):
 
 
 def _qty(value: str, name: str, tag: int) -> int:
-    try:
-        qty = Decimal(value)
-    except InvalidOperation:
-        raise FieldError(f"{name} ({tag}) is not a number: {value!r}", tag) from None
-    if not qty.is_finite() or qty != qty.to_integral_value():
+    qty = _decimal(value, name, tag)
+    if qty != qty.to_integral_value():
         raise FieldError(f"{name} ({tag}) must be a whole number of shares, got {value}", tag)
     return int(qty)
 
@@ -101,6 +125,9 @@ def _decimal(value: str, name: str, tag: int) -> Decimal:
         raise FieldError(f"{name} ({tag}) is not a number: {value!r}", tag) from None
     if not number.is_finite():
         raise FieldError(f"{name} ({tag}) is not a number: {value!r}", tag)
+    if number.adjusted() >= MAX_INTEGER_DIGITS:
+        # Past this, Decimal arithmetic at 28 digits (tick checks, qty x price) is no longer exact.
+        raise FieldError(f"{name} ({tag}) has more than {MAX_INTEGER_DIGITS} digits before the decimal point", tag)
     return number
 
 
@@ -120,7 +147,9 @@ def poss_dup(msg: fix.Message) -> bool:
 
 def parse_new_order(msg: fix.Message, session: str, default_urgency: Urgency) -> NewOrder | InvalidOrder:
     cid = cl_ord_id(msg)
-    symbol = _opt(msg, SYMBOL) or ""
+    symbol = msg.getField(SYMBOL) if msg.isSetField(SYMBOL) else ""
+    if not _utf8(symbol):
+        symbol = ""  # the reject names the field; it cannot echo the value
     side: Side | None = None
     qty = 0
     try:
@@ -128,15 +157,16 @@ def parse_new_order(msg: fix.Message, session: str, default_urgency: Urgency) ->
         qty = _qty(_get(msg, ORDER_QTY, "OrderQty"), "OrderQty", ORDER_QTY)
         _get(msg, SYMBOL, "Symbol")
         ord_type = _enum(OrdType, _get(msg, ORD_TYPE, "OrdType"), "OrdType", ORD_TYPE)
-        tif = _enum(TimeInForce, _opt(msg, TIF) or TimeInForce.DAY.value, "TimeInForce", TIF)
-        urgency_raw = _opt(msg, SOR_URGENCY)
+        tif = _enum(TimeInForce, _opt(msg, TIF, "TimeInForce") or TimeInForce.DAY.value, "TimeInForce", TIF)
+        urgency_raw = _opt(msg, SOR_URGENCY, "SorUrgency")
         urgency = _enum(Urgency, urgency_raw, "SorUrgency", SOR_URGENCY) if urgency_raw else default_urgency
-        strategy_raw = _opt(msg, SOR_STRATEGY)
+        strategy_raw = _opt(msg, SOR_STRATEGY, "SorStrategy")
         strategy = _enum(Strategy, strategy_raw, "SorStrategy", SOR_STRATEGY) if strategy_raw else None
         return NewOrder(
             session=session, cl_ord_id=cid, symbol=symbol, side=side, qty=qty, ord_type=ord_type,
-            price=_price(_opt(msg, PRICE)), tif=tif, ex_destination=_opt(msg, EX_DESTINATION),
-            urgency=urgency, account=_opt(msg, ACCOUNT), strategy=strategy, poss_dup=poss_dup(msg),
+            price=_price(_opt(msg, PRICE, "Price")), tif=tif,
+            ex_destination=_opt(msg, EX_DESTINATION, "ExDestination"), urgency=urgency,
+            account=_opt(msg, ACCOUNT, "Account"), strategy=strategy, poss_dup=poss_dup(msg),
         )
     except FieldError as exc:
         return InvalidOrder(session, cid, symbol, side, qty, str(exc), poss_dup=poss_dup(msg))
@@ -158,15 +188,15 @@ def parse_replace(msg: fix.Message, session: str) -> ReplaceRequest:
         symbol=_get(msg, SYMBOL, "Symbol"), side=_enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE),
         qty=_qty(_get(msg, ORDER_QTY, "OrderQty"), "OrderQty", ORDER_QTY),
         ord_type=_enum(OrdType, _get(msg, ORD_TYPE, "OrdType"), "OrdType", ORD_TYPE),
-        price=_price(_opt(msg, PRICE)),
-        tif=_enum(TimeInForce, _opt(msg, TIF) or TimeInForce.DAY.value, "TimeInForce", TIF),
+        price=_price(_opt(msg, PRICE, "Price")),
+        tif=_enum(TimeInForce, _opt(msg, TIF, "TimeInForce") or TimeInForce.DAY.value, "TimeInForce", TIF),
         poss_dup=poss_dup(msg),
     )
 
 
 def parse_status_request(msg: fix.Message, session: str) -> StatusRequest:
     return StatusRequest(
-        session=session, cl_ord_id=cl_ord_id(msg), symbol=_opt(msg, SYMBOL) or "",
+        session=session, cl_ord_id=cl_ord_id(msg), symbol=_opt(msg, SYMBOL, "Symbol") or "",
         side=_enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE),
     )
 
@@ -182,7 +212,7 @@ def parse_venue_report(msg: fix.Message, venue: str) -> VenueReport:
     raw_type = _get(msg, EXEC_TYPE, "ExecType")
     raw_status = _get(msg, ORD_STATUS, "OrdStatus")
     status = _VENUE_WORKING.get(raw_status) or _enum(OrdStatus, raw_status, "OrdStatus", ORD_STATUS)
-    trans_type = _opt(msg, EXEC_TRANS_TYPE)
+    trans_type = _opt(msg, EXEC_TRANS_TYPE, "ExecTransType")
     if trans_type not in (None, "0"):
         exec_type = ExecType.ORDER_STATUS
     elif raw_type in _TRADE_EXEC_TYPES:
@@ -195,16 +225,16 @@ def parse_venue_report(msg: fix.Message, venue: str) -> VenueReport:
         last_px = _decimal(_get(msg, LAST_PX, "LastPx"), "LastPx", LAST_PX)
         if last_qty < 0 or last_px <= 0:
             raise FieldError(f"a fill needs LastQty >= 0 and LastPx > 0, got {last_qty} at {last_px}", LAST_QTY)
-    leaves = _opt(msg, LEAVES_QTY)
-    cum = _opt(msg, CUM_QTY)
-    avg_px = _opt(msg, AVG_PX)
+    leaves = _opt(msg, LEAVES_QTY, "LeavesQty")
+    cum = _opt(msg, CUM_QTY, "CumQty")
+    avg_px = _opt(msg, AVG_PX, "AvgPx")
     return VenueReport(
         venue=venue, cl_ord_id=cl_ord_id(msg), exec_id=_get(msg, EXEC_ID, "ExecID"), exec_type=exec_type,
         ord_status=status, last_qty=last_qty, last_px=last_px,
         leaves_qty=_qty(leaves, "LeavesQty", LEAVES_QTY) if leaves else None,
         cum_qty=_qty(cum, "CumQty", CUM_QTY) if cum else None, avg_px=_decimal(avg_px, "AvgPx", AVG_PX) if avg_px else None,
-        venue_order_id=_opt(msg, ORDER_ID),
-        liquidity=_LIQUIDITY_FROM_IND.get(_opt(msg, LAST_LIQUIDITY_IND) or ""), text=_opt(msg, TEXT),
+        venue_order_id=_opt(msg, ORDER_ID, "OrderID"),
+        liquidity=_LIQUIDITY_FROM_IND.get(_opt(msg, LAST_LIQUIDITY_IND, "LastLiquidityInd") or ""), text=text(msg),
     )
 
 
@@ -338,7 +368,7 @@ def business_reject(ref: fix.Message, text: str, begin_string: str) -> fix.Messa
     if header.isSetField(MSG_SEQ_NUM):
         msg.setField(REF_SEQ_NUM, header.getField(MSG_SEQ_NUM))
     msg.setField(372, header.getField(MSG_TYPE))  # RefMsgType
-    if ref.isSetField(CL_ORD_ID):
+    if ref.isSetField(CL_ORD_ID) and _utf8(ref.getField(CL_ORD_ID)):
         msg.setField(BUSINESS_REJECT_REF_ID, ref.getField(CL_ORD_ID))
     msg.setField(380, "0")  # BusinessRejectReason: other
     msg.setField(TEXT, text[:200])

@@ -73,7 +73,7 @@ class VenueApplication(GuardedApplication):
 
     def on_admin(self, message: fix.Message, session: str) -> None:
         if message.getHeader().getField(codec.MSG_TYPE) == "3":
-            text = message.getField(codec.TEXT) if message.isSetField(codec.TEXT) else "no reason given"
+            text = codec.text(message) or "no reason given"
             self._refused(session, self._referenced(session, message, None), f"session reject: {text}", message)
 
     def _referenced(self, session: str, message: fix.Message, ref_id: str | None) -> tuple[str, str] | None:
@@ -99,7 +99,7 @@ class VenueApplication(GuardedApplication):
     def on_app(self, message: fix.Message, session: str) -> None:
         venue = self.venues[session]
         msg_type = message.getHeader().getField(codec.MSG_TYPE)
-        text = message.getField(codec.TEXT) if message.isSetField(codec.TEXT) else ""
+        text = codec.text(message) or ""
         raw = message.toString()
         if msg_type == "8":
             try:

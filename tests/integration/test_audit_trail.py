@@ -1,6 +1,7 @@
 """The audit trail of a running gateway, in SQLite and in PostgreSQL, read back through `sorgw audit`."""
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import subprocess
@@ -10,8 +11,11 @@ import uuid
 import pytest
 
 from gateway import topology
-from gateway.audit.records import first_break
+from gateway.audit.postgres import BODY_TYPE, PostgresStore
+from gateway.audit.postgres import SCHEMA as POSTGRES_SCHEMA
+from gateway.audit.records import GENESIS, Entry, first_break
 from gateway.audit.stores import open_store
+from gateway.audit.writer import AuditWriter
 from gateway.fix import codec
 from gateway.stack import Stack
 
@@ -49,14 +53,14 @@ def check_trail(url: str, received, table: str = "audit") -> None:
         kinds = {r.kind for r in records}
         assert {"config", "session", "fix_in", "fix_out", "decision", "state", "reject"} <= kinds
         # Every report the OMS received was recorded as sent, byte for byte in its business fields.
-        sent_exec_ids = {f.split("=", 1)[1] for r in records if r.kind == "fix_out" and "|35=8|" in r.body
-                         for f in r.body.split("|") if f.startswith("17=")}
+        sent_exec_ids = {f.split(b"=", 1)[1].decode() for r in records if r.kind == "fix_out"
+                         and b"\x0135=8\x01" in r.body for f in r.body.split(b"\x01") if f.startswith(b"17=")}
         assert {m[codec.EXEC_ID] for m in received if m.msg_type == "8"} <= sent_exec_ids
         # The order message and the decisions are on record before anything the gateway sent for it.
         for order_id in {r.order_id for r in records if r.kind == "decision"}:
             story = store.for_order(order_id)
             first_out = min(r.seq for r in story if r.kind == "fix_out")
-            assert story[0].kind == "fix_in" and "|35=D|" in story[0].body
+            assert story[0].kind == "fix_in" and b"\x0135=D\x01" in story[0].body
             assert min(r.seq for r in story if r.kind == "decision") < first_out
     finally:
         store.close()
@@ -91,7 +95,8 @@ def test_sqlite_trail_is_complete_and_the_cli_reads_it(tmp_path):
 
     path = url[len("sqlite:///"):]
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE audit SET body = replace(body, '38=900', '38=9000') WHERE body LIKE '%11=A1|%38=900%'")
+        db.execute("UPDATE audit SET body = CAST(replace(body, '38=900', '38=9000') AS BLOB) "
+                   "WHERE instr(body, CAST('11=A1' || char(1) AS BLOB)) AND instr(body, CAST('38=900' AS BLOB))")
     broken = cli(url, "verify")
     assert broken.returncode == 1 and "altered" in broken.stderr and "record" in broken.stderr
     with sqlite3.connect(path) as db:
@@ -109,3 +114,37 @@ def test_postgres_trail_is_complete_and_verifies(tmp_path, postgres_url):
     store.open()
     store._run(store._conn.execute(f"DROP TABLE {table}"))
     store.close()
+
+
+def test_a_postgres_table_with_text_bodies_becomes_bytea_with_its_hashes_unchanged(postgres_url):  # noqa: F811
+    table = f"audit_{uuid.uuid4().hex[:12]}"
+    old = PostgresStore(postgres_url, table)
+    old.open()
+    conn = old._conn
+    old._run(conn.execute(f"DROP TABLE {table}"))
+    old._run(conn.execute(POSTGRES_SCHEMA.replace("BYTEA", "TEXT").format(table=table)))
+    rows, prev = [], GENESIS
+    for seq, body in enumerate(['{"boot":"b1","desk":"caf\u00e9"}', "8=FIX.4.4|35=D|11=C1|58=caf\u00e9|"], start=1):
+        text = "\x1f".join((str(seq), "7", "fix_in", "S", "", "C1", body, prev))  # how text bodies were hashed
+        rows.append((seq, 7, "fix_in", "S", None, "C1", body, prev, hashlib.sha256(text.encode()).hexdigest()))
+        prev = rows[-1][-1]
+    old._run(conn.executemany(f"INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", rows))
+    old.close()
+    try:
+        writer = AuditWriter(PostgresStore(postgres_url, table))  # opening migrates the column
+        writer.start()
+        writer.commit([Entry("fix_in", b"8=FIX.4.4\x0135=D\x0111=C2\x01100=\xff\x01", "S", None, "C2", 8)])
+        writer.stop()
+        store = PostgresStore(postgres_url, table)
+        store.open()
+        records = list(store.records())
+        assert store._run(store._conn.fetchval(BODY_TYPE, table)) == "bytea"
+        assert first_break(records) is None
+        assert [r.body for r in records[:2]] == [rows[0][6].encode(), rows[1][6].encode()]
+        assert records[2].body.endswith(b"100=\xff\x01")
+        assert cli(postgres_url, "--table", table, "verify").returncode == 0
+    finally:
+        store = PostgresStore(postgres_url, table)
+        store.open()
+        store._run(store._conn.execute(f"DROP TABLE {table}"))
+        store.close()

@@ -251,5 +251,6 @@ def test_fills_lost_while_a_venue_session_was_down_are_recovered_by_a_status_que
         trail = list(store.records())
     finally:
         store.close()
-    assert any(r.kind == "fix_out" and "|35=H|" in r.body and f"|11={child_id}|" in r.body for r in trail)
-    assert any(r.kind == "notice" and "no execution report told us of" in r.body for r in trail)
+    assert any(r.kind == "fix_out" and b"\x0135=H\x01" in r.body and f"\x0111={child_id}\x01".encode() in r.body
+               for r in trail)
+    assert any(r.kind == "notice" and b"no execution report told us of" in r.body for r in trail)

@@ -15,6 +15,7 @@ from gateway.bus import codec
 from gateway.bus.mqtt import MqttPublisher, MqttSubscriber, parse_url
 from gateway.core.market import BookSnapshot, Level
 from tests.mqtt_broker import BROKER_HOST, BROKER_PORT
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -161,68 +162,9 @@ def test_malformed_payload_is_counted_and_the_subscriber_carries_on(broker: str,
     assert got.snapshots == [valid]
 
 
-class TcpProxy:
-    """A TCP forwarder to the broker on its own port, which a test can take down and bring back."""
-
-    def __init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def up(self) -> None:
-        self._call(self._listen())
-
-    def down(self) -> None:
-        """Stop listening and cut every forwarded connection, as a broker crash would."""
-        self._call(self._cut())
-
-    def close(self) -> None:
-        self.down()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(WAIT_S)
-        self._loop.close()
-
-    def _call(self, coro) -> None:
-        asyncio.run_coroutine_threadsafe(coro, self._loop).result(WAIT_S)
-
-    async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._forward, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in self._writers:
-            writer.transport.abort()
-        self._writers.clear()
-
-    async def _forward(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        broker_reader, broker_writer = await asyncio.open_connection(BROKER_HOST, BROKER_PORT)
-        self._writers |= {client_writer, broker_writer}
-        await asyncio.gather(self._pipe(client_reader, broker_writer), self._pipe(broker_reader, client_writer))
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except ConnectionError:
-            pass
-        writer.close()
-
-
 @pytest.fixture
 def proxy(broker: str) -> Iterator[TcpProxy]:
-    proxy = TcpProxy()
+    proxy = TcpProxy(BROKER_HOST, BROKER_PORT, "mqtt://127.0.0.1:{port}")
     proxy.up()
     yield proxy
     proxy.close()

@@ -12,7 +12,7 @@ from gateway.audit.writer import AuditWriter
 
 
 def entries(n: int, start: int = 0) -> list[Entry]:
-    return [Entry("fix_in", f"8=FIX.4.4|35=D|11=C{i}|", "S", f"O{i % 3}", f"C{i}", 1_000 + i)
+    return [Entry("fix_in", f"8=FIX.4.4\x0135=D\x0111=C{i}\x01".encode(), "S", f"O{i % 3}", f"C{i}", 1_000 + i)
             for i in range(start, start + n)]
 
 
@@ -25,7 +25,7 @@ def test_chain_links_each_record_to_the_one_before():
 
 
 @pytest.mark.parametrize("tamper, expected", [
-    (lambda rs: rs[:2] + [dataclasses.replace(rs[2], body=rs[2].body + "44=1|")] + rs[3:], "record 3: contents"),
+    (lambda rs: rs[:2] + [dataclasses.replace(rs[2], body=rs[2].body + b"44=1\x01")] + rs[3:], "record 3: contents"),
     (lambda rs: rs[:2] + rs[3:], "record 3 is missing"),
     (lambda rs: rs[:1] + [rs[2], rs[1]] + rs[3:], "record 2 is missing"),
     (lambda rs: rs[:3] + [dataclasses.replace(rs[3], prev_hash=rs[1].hash)] + rs[4:], "record 4: prev_hash"),
@@ -60,7 +60,7 @@ def test_tampering_in_the_file_is_found(tmp_path):
     writer.commit(entries(8))
     writer.stop()
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE audit SET body = replace(body, '11=C4', '11=X4') WHERE seq = 5")
+        db.execute("UPDATE audit SET body = CAST(replace(body, '11=C4', '11=X4') AS BLOB) WHERE seq = 5")
     store = SqliteStore(path)
     store.open()
     assert first_break(store.records()) == "record 5: contents do not match its hash (altered)"
