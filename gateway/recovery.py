@@ -27,7 +27,7 @@ from decimal import Decimal
 from gateway.audit.records import Record
 from gateway.core.engine import IdSource, OrderEngine
 from gateway.core.market import Nbbo
-from gateway.core.risk import Reference
+from gateway.core.risk import Halt, Reference
 from gateway.core.router import Candidate, Exclusion, RouteDecision
 from gateway.core.types import (
     CancelChild,
@@ -124,6 +124,15 @@ def decision_from_json(body: str) -> RouteDecision:
     n = d["nbbo"]
     nbbo = Nbbo(_decimal(n["bid"]), n["bid_qty"], _decimal(n["ask"]), n["ask_qty"])
     return RouteDecision(d["order_id"], d["phase"], children, candidates, exclusions, nbbo, d["reason"])
+
+
+def halt_body(event: str, halt: Halt) -> dict:
+    """The `event` record of a halt or resume (read back by replay: a halt lasts across restarts)."""
+    return {"event": event, "session": halt.session, "symbol": halt.symbol, "venue": halt.venue}
+
+
+def halt_from_json(body: dict) -> Halt:
+    return Halt(body.get("session"), body.get("symbol"), body.get("venue"))
 
 
 def reference_from_json(body: str) -> Reference | None:
@@ -289,6 +298,9 @@ def _apply(engine: OrderEngine, record: Record, upstream: set[str], venues: dict
             return engine.on_left_working(body["text"]).commands
         if body["event"] == "oms_disconnect":
             return engine.on_oms_disconnect(record.session, body["text"]).commands
+        if body["event"] in ("halt", "resume"):
+            halt = halt_from_json(body)
+            return (engine.on_halt if body["event"] == "halt" else engine.on_resume)(halt).commands
         if body["event"] == "child_rejected":
             return engine.on_child_rejected(body["venue"], body["cl_ord_id"], body["text"]).commands
         return []  # notes for readers of the trail (never_sent): no engine input

@@ -35,6 +35,7 @@ from gateway.config import GatewayConfig, VenueConfig
 from gateway.core.clock import Clock, WallClock
 from gateway.core.engine import IdSource, OrderEngine, Routine, StateChange
 from gateway.core.market import BookSnapshot, MarketView, VenueInfo
+from gateway.core.risk import Halt
 from gateway.core.router import RouteDecision
 from gateway.core.types import (
     CancelChild,
@@ -310,6 +311,13 @@ class Gateway:
     def _event(self, event: str, text: str, session: str | None = None) -> Entry:
         """An event recovery replays (see gateway.recovery)."""
         return Entry("event", entries.to_json({"event": event, "text": text}), session, ts_ns=self.clock.now_ns())
+
+    def halt(self, halt: Halt, resume: bool = False) -> None:
+        """Put a kill switch in force (or lift it); on record, so it lasts across restarts until resumed."""
+        event = "resume" if resume else "halt"
+        log.warning(f"risk.{event}", scope=str(halt))
+        entry = Entry("event", entries.to_json(recovery.halt_body(event, halt)), halt.session, ts_ns=self.clock.now_ns())
+        self._step(self.engine.on_resume if resume else self.engine.on_halt, halt, entry)
 
     def wait_for_venues(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

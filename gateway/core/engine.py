@@ -17,7 +17,7 @@ from gateway.core.clock import Clock
 from gateway.core.finished import FinalStates
 from gateway.core.market import MarketView, VenueInfo
 from gateway.core.orders import ZERO, ChildOrder, ParentOrder
-from gateway.core.risk import PriceReference, Reference, RiskGate, RiskLimits, Ticket, market_reference
+from gateway.core.risk import Halt, PriceReference, Reference, Refusal, RiskGate, RiskLimits, Ticket, market_reference
 from gateway.core.router import PlanRequest, RoutingPolicy, plan
 from gateway.core.types import (
     TERMINAL,
@@ -138,6 +138,7 @@ class OrderEngine:
         self._down_since: dict[str, int | None] = {}  # venue -> when it went down (None: its children are held)
         self.in_doubt: dict[str, ChildOrder] = {}  # children held at a venue that stayed down
         self.closing: str | None = None  # the gateway is stopping: every parent ends once its children are out
+        self.halts: set[Halt] = set()  # kill switches in force until resumed
 
     def order_id_for(self, session: str, cl_ord_id: str) -> str | None:
         """The OrderID of the parent any of whose ClOrdIDs this is, if known."""
@@ -170,7 +171,8 @@ class OrderEngine:
         ticket = Ticket(order.session, order.symbol, order.side, order.qty, order.qty, order.ord_type, order.price,
                         self.clock.now_ns() if now_ns is None else now_ns)
         lookup = _Lookup(self, order.session, order.cl_ord_id, order.symbol, order.side, out)
-        refusal = self.risk.check(ticket, lambda: self._exposure(order.session, None), lookup)
+        refusal = self._halted(order.session, order.symbol, order.ex_destination) or \
+            self.risk.check(ticket, lambda: self._exposure(order.session, None), lookup)
         if refusal:
             out.add(self._reject_report(order.session, order.cl_ord_id, order.symbol, order.side,
                                         order.qty, refusal.reason, refusal.text, order, refusal.limit))
@@ -218,7 +220,8 @@ class OrderEngine:
                         request.ord_type, request.price, self.clock.now_ns() if now_ns is None else now_ns,
                         replace=True)
         lookup = _Lookup(self, request.session, request.cl_ord_id, parent.symbol, parent.side, out)
-        refusal = self.risk.check(ticket, lambda: self._exposure(request.session, parent), lookup)
+        refusal = self._halted(request.session, parent.symbol, parent.ex_destination) or \
+            self.risk.check(ticket, lambda: self._exposure(request.session, parent), lookup)
         if refusal:
             out.add(self._cancel_reject(parent, request, "2", CxlRejReason.OTHER, refusal.text, refusal.limit))
             return out
@@ -383,6 +386,36 @@ class OrderEngine:
                 self._work(parent, out)
         return out
 
+    def on_halt(self, halt: Halt) -> Outbox:
+        """A kill switch: new orders in scope are refused until resumed; orders in scope end Canceled once their
+        children are canceled (a venue halt: children there are canceled and the rest routes elsewhere)."""
+        out = Outbox()
+        if halt in self.halts:
+            return out
+        self.halts.add(halt)
+        out.decisions.append(f"{halt} in force")
+        text = f"canceled: {halt}"
+        for parent in list(self.parents.values()):
+            if not parent.live:
+                continue
+            if halt.venue is not None:
+                for child in parent.live_children():
+                    if child.venue == halt.venue:
+                        self._cancel_child(child, out)
+            elif halt.covers(parent.session, parent.symbol):
+                parent.close_reason = text
+                self._cancel_children(parent, out)
+                self._work(parent, out)
+        return out
+
+    def on_resume(self, halt: Halt) -> Outbox:
+        """Lift a kill switch (the one with exactly this scope)."""
+        out = Outbox()
+        if halt in self.halts:
+            self.halts.discard(halt)
+            out.decisions.append(f"{halt} lifted")
+        return out
+
     def on_oms_disconnect(self, session: str, text: str) -> Outbox:
         """An OMS session with cancel-on-disconnect went away: its open orders are canceled as at a shutdown."""
         out = Outbox()
@@ -418,6 +451,12 @@ class OrderEngine:
         return out
 
     # --- internals ------------------------------------------------------------------------
+
+    def _halted(self, session: str, symbol: str, ex_destination: str | None) -> Refusal | None:
+        for halt in self.halts:
+            if halt.covers(session, symbol) or (ex_destination is not None and halt.venue == ex_destination):
+                return Refusal("halt", OrdRejReason.BROKER_OPTION, f"refused: {halt} in force until resumed")
+        return None
 
     def _exposure(self, session: str, skip: ParentOrder | None) -> tuple[int, Decimal]:
         qty, notional = 0, ZERO
@@ -589,7 +628,8 @@ class OrderEngine:
                                                          f"{parent.qty} {parent.tif.name}")
             return
         instrument = self.instruments[parent.symbol]
-        excluded = frozenset(v for v, n in parent.venue_rejects.items() if n >= self.max_venue_rejects)
+        excluded = frozenset(v for v, n in parent.venue_rejects.items() if n >= self.max_venue_rejects) | \
+            frozenset(h.venue for h in self.halts if h.venue is not None)
         request = PlanRequest(
             order_id=parent.order_id, symbol=parent.symbol, side=parent.side, qty=parent.leaves_qty,
             ord_type=parent.ord_type, limit=parent.price, tif=parent.tif, urgency=parent.urgency,

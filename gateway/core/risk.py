@@ -243,3 +243,21 @@ def market_reference(nbbo_bid: Decimal | None, nbbo_ask: Decimal | None, referen
         if price is not None:
             return Reference(symbol, side, price, source)
     return Reference(symbol, side, reference_price, "reference price") if reference_price is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    """A kill switch in force: new orders in its scope are refused and what works there is canceled. All None: every
+    order. A venue halt takes that venue out of routing instead (with no session or symbol)."""
+
+    session: str | None = None
+    symbol: str | None = None
+    venue: str | None = None
+
+    def covers(self, session: str, symbol: str) -> bool:
+        return self.venue is None and self.session in (None, session) and self.symbol in (None, symbol)
+
+    def __str__(self) -> str:
+        scope = [f"{name} {value}" for name, value in (("session", self.session), ("symbol", self.symbol),
+                                                       ("venue", self.venue)) if value is not None]
+        return "halt (" + (", ".join(scope) or "everything") + ")"

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from gateway.audit.stores import open_store
+from gateway.core.risk import Halt
 from gateway.fix import codec
 
 pytestmark = pytest.mark.integration
@@ -56,3 +57,19 @@ def test_limits_refuse_over_fix_and_let_the_rest_trade(make_stack):
     assert limits == {"BIG": "max_order_qty", "FAT": "price_collar_bps", "MKT": "market_orders",
                       "REST-2": "max_order_qty"}
     assert {"FAT", "OK", "REST"} <= set(refs)  # the collar's reference price, for a replay
+
+
+def test_halt_cancels_what_rests_and_refuses_new_orders_until_resumed(make_stack):
+    stack = make_stack()
+    oms = stack.oms
+    oms.new_order("REST", "AAPL", "2", 100, price="195.00")
+    assert oms.wait(lambda: stack.gateway.inspect(lambda e: any(p.live_children() for p in e.parents.values())), 10)
+    stack.gateway.halt(Halt(symbol="AAPL"))
+    final = oms.wait_final("REST")
+    assert (final[codec.ORD_STATUS], final[codec.TEXT]) == ("4", "canceled: halt (symbol AAPL)")
+    oms.new_order("NEW", "AAPL", "2", 100, price="195.00")
+    refused = oms.wait_final("NEW")
+    assert (refused[codec.ORD_STATUS], refused[codec.TEXT]) == ("8", "refused: halt (symbol AAPL) in force until resumed")
+    stack.gateway.halt(Halt(symbol="AAPL"), resume=True)
+    oms.new_order("AFTER", "AAPL", "2", 100, price="195.00")
+    assert oms.wait(lambda: any(m.get(codec.ORD_STATUS) == "0" for m in oms.reports("AFTER")), 10)

@@ -8,8 +8,9 @@ import pytest
 from gateway.core.clock import ManualClock
 from gateway.core.engine import IdSource, OrderEngine
 from gateway.core.market import MarketView
-from gateway.core.risk import Limits, PriceReference, RiskLimits
+from gateway.core.risk import Halt, Limits, PriceReference, RiskLimits
 from gateway.core.types import (
+    CancelChild,
     CancelReject,
     ExecType,
     OrdRejReason,
@@ -17,6 +18,8 @@ from gateway.core.types import (
     ReplaceRequest,
     Side,
     TimeInForce,
+    Urgency,
+    VenueReport,
 )
 from gateway.core.validation import Instrument
 from tests.unit.test_engine import S, children, order, reports
@@ -196,3 +199,30 @@ def test_huge_orders_never_reach_a_venue(engine, qty):
 
 def _fields(o) -> dict:
     return {name: getattr(o, name) for name in o.__dataclass_fields__}
+
+
+def test_halt_refuses_new_orders_in_scope_and_cancels_what_works_until_resumed(engine):
+    engine = limited(engine)
+    rest = engine.on_new_order(order("A", qty=100, price="99.00", urgency=Urgency.HIGH))
+    [child] = children(rest)
+    out = engine.on_halt(Halt(symbol="AAPL"))
+    [cancel] = [c for c in out.commands if isinstance(c, CancelChild)]
+    assert cancel.orig_cl_ord_id == child.cl_ord_id
+    text = refused(engine.on_new_order(order("B", qty=100, price="99.00")), "halt", OrdRejReason.BROKER_OPTION)
+    assert text == "refused: halt (symbol AAPL) in force until resumed"
+    done = engine.on_venue_report(VenueReport(child.venue, cancel.cl_ord_id, "x1", ExecType.CANCELED,
+                                              OrdStatus.CANCELED))
+    [final] = reports(done)
+    assert (final.ord_status, final.text) == (OrdStatus.CANCELED, "canceled: halt (symbol AAPL)")
+    engine.on_halt(Halt(session="other"))
+    engine.on_resume(Halt(symbol="AAPL"))
+    accepted(engine.on_new_order(order("C", qty=100, price="99.00")))  # the other session's halt is not ours
+
+
+def test_venue_halt_takes_the_venue_out_of_routing(engine):
+    engine = limited(engine)
+    engine.on_halt(Halt(venue="LITB"))
+    out = engine.on_new_order(order("A", qty=300, price="100.01"))
+    assert {c.venue for c in children(out)} == {"LITA"}
+    assert refused(engine.on_new_order(order("B", qty=10, price="100.01", ex_destination="LITB")), "halt",
+                   OrdRejReason.BROKER_OPTION) == "refused: halt (venue LITB) in force until resumed"

@@ -10,7 +10,7 @@ from gateway import recovery
 from gateway.audit import entries
 from gateway.audit.records import GENESIS, Entry, chain
 from gateway.core.market import MarketView
-from gateway.core.risk import Limits, RiskLimits
+from gateway.core.risk import Halt, Limits, RiskLimits
 from gateway.core.types import ExecType, ExecutionReport, Urgency
 from gateway.fix import codec
 from tests.unit.test_recovery import LITA, OMS, make_engine, raw
@@ -76,3 +76,16 @@ def test_replay_refuses_a_trail_missing_a_reference():
     trail = [e for e in trail if e.kind != "risk_ref"]
     with pytest.raises(recovery.RecoveryError, match="none is on record"):
         recovery.replay(make_engine("new"), chain(trail, 1, GENESIS), {OMS}, {LITA: "LITA"}, Urgency.MEDIUM)
+
+
+def test_a_halt_on_record_lasts_across_a_restart_until_resumed():
+    trail, _ = recorded_run()
+    trail.append(Entry("event", entries.to_json(recovery.halt_body("halt", Halt(symbol="AAPL"))), ts_ns=T0 + 10))
+    rebuilt = make_engine("new")
+    recovery.replay(rebuilt, chain(trail, 1, GENESIS), {OMS}, {LITA: "LITA"}, Urgency.MEDIUM)
+    assert rebuilt.halts == {Halt(symbol="AAPL")}
+    assert order(rebuilt, [], "E", "99.00", T0 + 2 * 10**9).risk_limit == "halt"
+    trail.append(Entry("event", entries.to_json(recovery.halt_body("resume", Halt(symbol="AAPL"))), ts_ns=T0 + 11))
+    resumed = make_engine("new")
+    recovery.replay(resumed, chain(trail, 1, GENESIS), {OMS}, {LITA: "LITA"}, Urgency.MEDIUM)
+    assert resumed.halts == set()
