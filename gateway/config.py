@@ -233,6 +233,40 @@ class ShutdownConfig(Model):
     cancel_timeout_ms: int = Field(5_000, ge=0)  # how long to wait for the venues to confirm the cancels
 
 
+class RiskLimitsConfig(Model):
+    """One level of pre-trade limits (README: Risk controls); a key left out falls back to risk.defaults."""
+
+    max_order_qty: int | None = Field(None, ge=1)
+    max_order_notional: Decimal | None = Field(None, gt=0)  # OrderQty x Price (a market order: x the NBBO far touch)
+    price_collar_bps: Decimal | None = Field(None, gt=0)  # how far past the NBBO far touch a limit price may go
+    price_collar_ticks: int | None = Field(None, ge=1)  # the same in ticks; with both, the narrower band applies
+    market_orders: bool | None = None  # false: market orders are refused
+    max_open_qty: int | None = Field(None, ge=1)  # per session: LeavesQty of its live orders, this one included
+    max_open_notional: Decimal | None = Field(None, gt=0)  # per session: their notional
+    max_orders_per_s: int | None = Field(None, ge=1)  # per session: new orders and replaces in any 1 s
+    duplicate_window_ms: int | None = Field(None, ge=0)  # per session: same side, symbol, qty, price; 0 off
+
+
+SESSION_ONLY_LIMITS = ("max_open_qty", "max_open_notional", "max_orders_per_s", "duplicate_window_ms")
+
+
+class RiskConfig(Model):
+    """Pre-trade limits every new order and replace is checked against before anything is routed."""
+
+    defaults: RiskLimitsConfig = RiskLimitsConfig()
+    sessions: dict[str, RiskLimitsConfig] = {}  # by the OMS's CompID (upstream.sessions[].target_comp_id)
+    symbols: dict[str, RiskLimitsConfig] = {}  # order limits only
+    restricted_symbols: tuple[Name, ...] = ()  # every order in these is refused
+
+    @model_validator(mode="after")
+    def _symbol_keys(self) -> "RiskConfig":
+        for symbol, limits in self.symbols.items():
+            wrong = [key for key in SESSION_ONLY_LIMITS if getattr(limits, key) is not None]
+            if wrong:
+                raise ValueError(f"risk.symbols.{symbol}: {', '.join(wrong)} are per session, not per symbol")
+        return self
+
+
 class LoggingConfig(Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_output: bool = Field(False, alias="json")
@@ -252,6 +286,7 @@ class GatewayConfig(Model):
     metrics: MetricsConfig = MetricsConfig()
     shutdown: ShutdownConfig = ShutdownConfig()
     logging: LoggingConfig = LoggingConfig()
+    risk: RiskConfig = RiskConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> "GatewayConfig":
@@ -263,6 +298,14 @@ class GatewayConfig(Model):
         ports = [v.port for v in self.venues if v.host == self.upstream.host]
         if self.upstream.port in ports:
             raise ValueError("upstream.port is also a venue port")
+        oms = {s.target_comp_id for s in self.upstream.sessions}
+        symbols = {s.symbol for s in self.symbols}
+        for what, names, known in (("sessions", self.risk.sessions, oms), ("symbols", self.risk.symbols, symbols),
+                                   ("restricted_symbols", self.risk.restricted_symbols, symbols)):
+            unknown = sorted(set(names) - known)
+            if unknown:
+                raise ValueError(f"risk.{what}: {', '.join(unknown)} not configured "
+                                 f"({'upstream.sessions[].target_comp_id' if what == 'sessions' else 'symbols'})")
         with_password = [v.name for v in self.venues if v.password_env is not None]
         if self.fix.log_path is not None and with_password:
             raise ValueError(f"fix.log_path: quickfix's message logs would hold the Logon password of "

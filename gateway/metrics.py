@@ -19,7 +19,7 @@ BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 # Label values, all bounded: venue and session names come from the config, the rest are listed here.
 PARENT_OUTCOMES = ("filled", "partially_filled_canceled", "canceled", "rejected", "expired", "done_for_day")
 CHILD_OUTCOMES = ("filled", "partially_filled", "canceled", "rejected", "expired")
-REJECT_REASONS = ("validation", "venue", "session", "cancel_reject", "audit_outage")
+REJECT_REASONS = ("validation", "venue", "session", "cancel_reject", "audit_outage", "risk")
 ROLES = ("upstream", "venue")
 SLOW_CONSUMER_REASONS = ("queue", "send_timeout")
 DIRECTIONS = ("in", "out")
@@ -81,7 +81,7 @@ class Metrics:
             "sorgw_rejects", "Rejects, by reason: validation (a parent refused), venue (a child refused), "
             "session (FIX session or business rejects sent or received), cancel_reject (a cancel or replace "
             "refused upstream), audit_outage (an order, cancel or replace refused while the audit store was "
-            "down).", ["reason"], registry=r)
+            "down), risk (an order or replace refused by a pre-trade limit).", ["reason"], registry=r)
         self.open_parents = Gauge(
             "sorgw_open_parent_orders", "Parent orders not yet in a final state.", registry=r)
         self.open_children = Gauge(

@@ -145,7 +145,7 @@ class Observer:
                 self._of(m.rejects, "session").inc()
                 self._child_ended(command.venue, "rejected", counted=True)
         elif isinstance(command, CancelReject):
-            self._of(self.metrics.rejects, "cancel_reject").inc()
+            self._of(self.metrics.rejects, "risk" if command.risk_limit else "cancel_reject").inc()
 
     def refused(self, order: bool) -> None:
         """An OMS request refused while the audit store was down; `order`: a new order, which ends here."""
@@ -165,7 +165,7 @@ class Observer:
                     self._arrived[report.order_id] = arrival.ns
             else:
                 self._of(m.parents_done, "rejected").inc()
-                self._of(m.rejects, "validation").inc()
+                self._of(m.rejects, "risk" if report.risk_limit else "validation").inc()
             return
         if exec_type is ExecType.TRADE:
             venue = report.last_mkt or "unknown"

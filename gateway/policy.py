@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from gateway.analytics.learning import LearningConfig
 from gateway.analytics.venue_stats import VenueStatsConfig
-from gateway.config import RoutingConfig
+from collections.abc import Iterable
+
+from gateway.config import RiskConfig, RiskLimitsConfig, RoutingConfig, SymbolConfig, UpstreamSession
+from gateway.core.risk import Limits, RiskLimits
 from gateway.core.router import CostWeights, RoutingPolicy
 
 _MS = 1_000_000
@@ -19,3 +22,24 @@ def routing_policy(routing: RoutingConfig) -> RoutingPolicy:
 def learning_config(routing: RoutingConfig) -> LearningConfig:
     return LearningConfig(tuple(ms * _MS for ms in routing.markout_horizons_ms),
                           VenueStatsConfig(toxicity_horizon_ns=routing.toxicity_horizon_ms * _MS))
+
+
+def risk_limits(risk: RiskConfig, symbols: Iterable[SymbolConfig], sessions: Iterable[UpstreamSession]) -> RiskLimits:
+    """The engine's pre-trade limits; per-session limits are keyed by the session as the engine names it."""
+    keys = {s.target_comp_id: f"{s.begin_string}:{s.sender_comp_id}->{s.target_comp_id}" for s in sessions}
+    return RiskLimits(_limits(risk.defaults),
+                      {keys[oms]: _limits(limits) for oms, limits in risk.sessions.items()},
+                      {symbol: _limits(limits) for symbol, limits in risk.symbols.items()},
+                      frozenset(risk.restricted_symbols),
+                      {s.symbol: s.reference_price for s in symbols})
+
+
+def recorded_risk_limits(config: dict) -> RiskLimits:
+    """The limits a run had, from the configuration it recorded at its start (none before risk limits existed)."""
+    return risk_limits(RiskConfig.model_validate(config.get("risk") or {}),
+                       [SymbolConfig.model_validate(s) for s in config.get("symbols", ())],
+                       [UpstreamSession.model_validate(s) for s in config.get("upstream", {}).get("sessions", ())])
+
+
+def _limits(config: RiskLimitsConfig) -> Limits:
+    return Limits(**config.model_dump())

@@ -27,6 +27,7 @@ from decimal import Decimal
 from gateway.audit.records import Record
 from gateway.core.engine import IdSource, OrderEngine
 from gateway.core.market import Nbbo
+from gateway.core.risk import Halt, Reference
 from gateway.core.router import Candidate, Exclusion, RouteDecision
 from gateway.core.types import (
     CancelChild,
@@ -38,12 +39,14 @@ from gateway.core.types import (
     OrdType,
     QueryChild,
     SendChild,
+    Side,
     TimeInForce,
     Urgency,
 )
 from gateway.fix import codec
 from gateway.fix.sessions import StoreState
 from gateway.fix.wire import WireMessage
+from gateway.policy import recorded_risk_limits
 
 
 class RecoveryError(Exception):
@@ -123,6 +126,20 @@ def decision_from_json(body: str) -> RouteDecision:
     return RouteDecision(d["order_id"], d["phase"], children, candidates, exclusions, nbbo, d["reason"])
 
 
+def halt_body(event: str, halt: Halt) -> dict:
+    """The `event` record of a halt or resume (read back by replay: a halt lasts across restarts)."""
+    return {"event": event, "session": halt.session, "symbol": halt.symbol, "venue": halt.venue}
+
+
+def halt_from_json(body: dict) -> Halt:
+    return Halt(body.get("session"), body.get("symbol"), body.get("venue"))
+
+
+def reference_from_json(body: str) -> Reference | None:
+    d = json.loads(body)
+    return None if d is None else Reference(d["symbol"], Side(d["side"]), Decimal(d["price"]), d["source"])
+
+
 def _message(body: bytes) -> WireMessage:
     """The recorded message, field values exactly as its live callback read them (even bytes that are not UTF-8)."""
     return WireMessage(body)
@@ -176,11 +193,23 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
             raise RecoveryError(f"recorded decision is for {decision.order_id}, replay routes {request.order_id}")
         return decision
 
+    references: deque[tuple[str, Reference | None]] = deque()
+
+    def recorded_reference(symbol: str, side: Side) -> Reference | None:
+        if not references:
+            raise RecoveryError(f"an order in {symbol} was checked against a price but none is on record")
+        cl_ord_id, reference = references.popleft()
+        if reference is not None and reference.symbol != symbol:
+            raise RecoveryError(f"recorded reference for {cl_ord_id} is in {reference.symbol}, replay checks {symbol}")
+        return reference
+
     pending: list[Record] = []
     for record in records:
         result.records += 1
         if record.kind == "decision":
             decisions.append(decision_from_json(record.body))
+        elif record.kind == "risk_ref":
+            references.append((record.cl_ord_id, reference_from_json(record.body)))
         elif record.kind == "fix_out":
             on_record.add(record, _message(record.body))
         elif record.kind == "store":
@@ -197,6 +226,8 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
             pending.append(record)
 
     live_planner, engine.planner = engine.planner, recorded_plan
+    live_reference, engine.reference = engine.reference, recorded_reference
+    live_limits = engine.risk.limits
     live_ids, live_clock = engine.ids, engine.clock
     engine.clock = clock = _RecordClock()  # deadlines replay as they were set: from recorded times
     engine.learning.enabled = False
@@ -207,10 +238,14 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
                 produced[_identity(command)] = command
     finally:
         engine.planner, engine.ids, engine.clock = live_planner, live_ids, live_clock
+        engine.reference = live_reference
+        engine.risk.reconfigure(live_limits)
         engine.learning.enabled = True
         disconnect_all(engine)  # this process has logged on to no venue yet
     if decisions:
         raise RecoveryError(f"{len(decisions)} recorded decisions were not reached by the replay")
+    if references:
+        raise RecoveryError(f"{len(references)} recorded price references were not reached by the replay")
     sent, result.never_sent = on_record.judge(stores or {})
     # Status queries are not resent: every venue logon queries its live children afresh.
     result.unsent = [command for key, command in produced.items()
@@ -238,9 +273,11 @@ def _apply(engine: OrderEngine, record: Record, upstream: set[str], venues: dict
            default_urgency: Urgency) -> list[Command]:
     if record.kind == "config":
         # A start: that run's id prefix, and no venue session is up yet.
-        boot = json.loads(record.body).get("boot")
+        body = json.loads(record.body)
+        boot = body.get("boot")
         if boot:
             engine.ids = IdSource(boot)
+        engine.risk.reconfigure(recorded_risk_limits(body.get("config") or {}))  # the limits that run had
         engine.closing = None  # a new run takes orders again
         disconnect_all(engine)
         return []
@@ -261,6 +298,9 @@ def _apply(engine: OrderEngine, record: Record, upstream: set[str], venues: dict
             return engine.on_left_working(body["text"]).commands
         if body["event"] == "oms_disconnect":
             return engine.on_oms_disconnect(record.session, body["text"]).commands
+        if body["event"] in ("halt", "resume"):
+            halt = halt_from_json(body)
+            return (engine.on_halt if body["event"] == "halt" else engine.on_resume)(halt).commands
         if body["event"] == "child_rejected":
             return engine.on_child_rejected(body["venue"], body["cl_ord_id"], body["text"]).commands
         return []  # notes for readers of the trail (never_sent): no engine input

@@ -35,6 +35,7 @@ from gateway.config import GatewayConfig, VenueConfig
 from gateway.core.clock import Clock, WallClock
 from gateway.core.engine import IdSource, OrderEngine, Routine, StateChange
 from gateway.core.market import BookSnapshot, MarketView, VenueInfo
+from gateway.core.risk import Halt
 from gateway.core.router import RouteDecision
 from gateway.core.types import (
     CancelChild,
@@ -74,7 +75,7 @@ from gateway.fix.sessions import (
 from gateway.fix.upstream import UpstreamApplication
 from gateway.metrics import Metrics, VenueQuality
 from gateway.observer import Arrival, Observer
-from gateway.policy import learning_config, routing_policy
+from gateway.policy import learning_config, risk_limits, routing_policy
 
 log = structlog.get_logger("gateway")
 
@@ -134,6 +135,7 @@ class Gateway:
             retain_finished_ns=cfg.routing.retain_finished_ms * 1_000_000,
             final_states_kept=cfg.routing.final_states_kept,
             venue_down_timeout_ns=cfg.routing.venue_down_timeout_ms * 1_000_000,
+            risk=risk_limits(cfg.risk, cfg.symbols, cfg.upstream.sessions),
         )
         self.engine.planner = _Timed(VenuePlanner(
             {v.name: v.rules() for v in cfg.venues}, instruments,
@@ -310,6 +312,13 @@ class Gateway:
         """An event recovery replays (see gateway.recovery)."""
         return Entry("event", entries.to_json({"event": event, "text": text}), session, ts_ns=self.clock.now_ns())
 
+    def halt(self, halt: Halt, resume: bool = False) -> None:
+        """Put a kill switch in force (or lift it); on record, so it lasts across restarts until resumed."""
+        event = "resume" if resume else "halt"
+        log.warning(f"risk.{event}", scope=str(halt))
+        entry = Entry("event", entries.to_json(recovery.halt_body(event, halt)), halt.session, ts_ns=self.clock.now_ns())
+        self._step(self.engine.on_resume if resume else self.engine.on_halt, halt, entry)
+
     def wait_for_venues(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -368,8 +377,11 @@ class Gateway:
         self.observer.parent_received(order.session)
         if self._refused_unrecorded(order, raw):
             return
-        step = self.engine.on_invalid_order if isinstance(order, InvalidOrder) else self.engine.on_new_order
-        self._step(step, order, self._inbound(order.session, raw, order.cl_ord_id, None), arrival=arrival)
+        inbound = self._inbound(order.session, raw, order.cl_ord_id, None)
+        # Checked at its record's time, as a replay checks it.
+        step = self.engine.on_invalid_order if isinstance(order, InvalidOrder) else \
+            lambda o: self.engine.on_new_order(o, inbound.ts_ns)
+        self._step(step, order, inbound, arrival=arrival)
 
     def cancel(self, request: CancelRequest, raw: str) -> None:
         if self._refused_unrecorded(request, raw):
@@ -379,7 +391,8 @@ class Gateway:
     def replace(self, request: ReplaceRequest, raw: str) -> None:
         if self._refused_unrecorded(request, raw):
             return
-        self._step(self.engine.on_replace, request, self._inbound_change(request, raw))
+        inbound = self._inbound_change(request, raw)
+        self._step(lambda r: self.engine.on_replace(r, inbound.ts_ns), request, inbound)
 
     def status(self, request: StatusRequest, raw: str) -> None:
         order_id = self.engine.order_id_for(request.session, request.cl_ord_id)
@@ -595,6 +608,9 @@ class Gateway:
         for item in out.decisions:
             self._log_decision(item)
         for command in out.commands:
+            if getattr(command, "risk_limit", None):
+                log.warning("risk.reject", session=command.session, cl_ord_id=command.cl_ord_id,
+                            limit=command.risk_limit, text=command.text)
             if isinstance(command, ExecutionReport):
                 message = codec.execution_report(command, self.upstream.begin_string(command.session))
                 self.observer.carried_out(command, arrival)  # counted before the OMS can see it

@@ -8,6 +8,7 @@ from enum import Enum
 
 from gateway.audit.records import Entry
 from gateway.core.engine import StateChange
+from gateway.core.risk import PriceReference
 from gateway.core.router import RouteDecision
 from gateway.core.types import CancelReject, ExecType, ExecutionReport, Outbox
 
@@ -48,15 +49,17 @@ def for_outbox(out: Outbox, ts_ns: int, cl_ord_ids: dict[str, str]) -> list[Entr
             entries.append(Entry("decision", to_json(item), None, item.order_id, cl_ord_ids.get(item.order_id), ts_ns))
         elif isinstance(item, StateChange):
             entries.append(Entry("state", to_json(item), None, item.order_id, item.cl_ord_id, ts_ns))
+        elif isinstance(item, PriceReference):  # recovery replays it: the market it was read from is gone
+            entries.append(Entry("risk_ref", to_json(item.reference), item.session, None, item.cl_ord_id, ts_ns))
         else:
             entries.append(Entry("notice", to_json({"text": str(item)}), None, None, None, ts_ns))
     for command in out.commands:
         if isinstance(command, ExecutionReport) and command.exec_type is ExecType.REJECTED:
             entries.append(Entry("reject", to_json({"kind": "order", "reason": command.ord_rej_reason,
-                                                     "text": command.text}),
+                                                     "text": command.text, "limit": command.risk_limit}),
                                  command.session, command.order_id, command.cl_ord_id, ts_ns))
         elif isinstance(command, CancelReject):
             entries.append(Entry("reject", to_json({"kind": "cancel", "reason": command.reason,
-                                                     "text": command.text}),
+                                                     "text": command.text, "limit": command.risk_limit}),
                                  command.session, command.order_id, command.cl_ord_id, ts_ns))
     return entries

@@ -16,7 +16,8 @@ from gateway.analytics.learning import LearningConfig, VenueLearning
 from gateway.core.clock import Clock
 from gateway.core.finished import FinalStates
 from gateway.core.market import MarketView, VenueInfo
-from gateway.core.orders import ChildOrder, ParentOrder
+from gateway.core.orders import ZERO, ChildOrder, ParentOrder
+from gateway.core.risk import Halt, PriceReference, Reference, Refusal, RiskGate, RiskLimits, Ticket, market_reference
 from gateway.core.router import PlanRequest, RoutingPolicy, plan
 from gateway.core.types import (
     TERMINAL,
@@ -105,6 +106,7 @@ class OrderEngine:
         retain_finished_ns: int = 30_000_000_000,
         final_states_kept: int = 10_000,
         venue_down_timeout_ns: int = 30_000_000_000,
+        risk: RiskLimits = RiskLimits(),
     ) -> None:
         self.instruments = dict(instruments)
         self.venues: dict[str, VenueInfo] = dict(venues)
@@ -121,6 +123,8 @@ class OrderEngine:
         self.retain_finished_ns = retain_finished_ns  # how long a finished parent stays for late venue reports
         self.venue_down_timeout_ns = venue_down_timeout_ns  # then a down venue's children are held as in doubt
         self.planner = plan  # recovery replays recorded decisions in its place
+        self.risk = RiskGate(risk, {symbol: i.tick for symbol, i in self.instruments.items()})
+        self.reference = self.market_reference  # recovery replays recorded references in its place
         self.learning = VenueLearning([n for n, v in venues.items() if v.kind is VenueKind.LIT],
                                       [n for n, v in venues.items() if v.kind is VenueKind.DARK], learning)
         self.parents: dict[str, ParentOrder] = {}
@@ -134,6 +138,7 @@ class OrderEngine:
         self._down_since: dict[str, int | None] = {}  # venue -> when it went down (None: its children are held)
         self.in_doubt: dict[str, ChildOrder] = {}  # children held at a venue that stayed down
         self.closing: str | None = None  # the gateway is stopping: every parent ends once its children are out
+        self.halts: set[Halt] = set()  # kill switches in force until resumed
 
     def order_id_for(self, session: str, cl_ord_id: str) -> str | None:
         """The OrderID of the parent any of whose ClOrdIDs this is, if known."""
@@ -150,7 +155,8 @@ class OrderEngine:
 
     # --- OMS requests -------------------------------------------------------------------
 
-    def on_new_order(self, order: NewOrder) -> Outbox:
+    def on_new_order(self, order: NewOrder, now_ns: int | None = None) -> Outbox:
+        """`now_ns`: when the order arrived (its record's time, so a replay checks the throttle alike)."""
         out = Outbox()
         if self._answer_possible_duplicate(order, out):
             return out
@@ -162,7 +168,18 @@ class OrderEngine:
             out.add(self._reject_report(order.session, order.cl_ord_id, order.symbol, order.side,
                                         order.qty, rejection.reason, rejection.text, order))
             return out
+        ticket = Ticket(order.session, order.symbol, order.side, order.qty, order.qty, order.ord_type, order.price,
+                        self.clock.now_ns() if now_ns is None else now_ns)
+        lookup = _Lookup(self, order.session, order.cl_ord_id, order.symbol, order.side, out)
+        refusal = self._halted(order.session, order.symbol, order.ex_destination) or \
+            self.risk.check(ticket, lambda: self._exposure(order.session, None), lookup)
+        if refusal:
+            out.add(self._reject_report(order.session, order.cl_ord_id, order.symbol, order.side,
+                                        order.qty, refusal.reason, refusal.text, order, refusal.limit))
+            return out
+        self.risk.accepted(ticket)
         parent = ParentOrder.accept(self.ids.order_id(), order)
+        parent.risk_px = lookup.unit(order.price)
         self.parents[parent.order_id] = parent
         self._by_cl_ord_id[(order.session, order.cl_ord_id)] = parent
         out.decisions.append(StateChange(parent.order_id, parent.cl_ord_id, None, OrdStatus.NEW, 0, parent.qty))
@@ -185,7 +202,8 @@ class OrderEngine:
             self._begin_change(parent, request, out)
         return out
 
-    def on_replace(self, request: ReplaceRequest) -> Outbox:
+    def on_replace(self, request: ReplaceRequest, now_ns: int | None = None) -> Outbox:
+        """A replace is checked against the pre-trade limits as the new order it would make."""
         out = Outbox()
         parent = self._find_for_change(request, "2", out)
         if parent is None:
@@ -198,6 +216,17 @@ class OrderEngine:
         if rejection:
             out.add(self._cancel_reject(parent, request, "2", CxlRejReason.OTHER, rejection.text))
             return out
+        ticket = Ticket(request.session, parent.symbol, parent.side, request.qty, request.qty - parent.cum_qty,
+                        request.ord_type, request.price, self.clock.now_ns() if now_ns is None else now_ns,
+                        replace=True)
+        lookup = _Lookup(self, request.session, request.cl_ord_id, parent.symbol, parent.side, out)
+        refusal = self._halted(request.session, parent.symbol, parent.ex_destination) or \
+            self.risk.check(ticket, lambda: self._exposure(request.session, parent), lookup)
+        if refusal:
+            out.add(self._cancel_reject(parent, request, "2", CxlRejReason.OTHER, refusal.text, refusal.limit))
+            return out
+        self.risk.accepted(ticket)
+        parent.replace_risk_px = lookup.unit(request.price)
         self._begin_change(parent, request, out)
         return out
 
@@ -357,6 +386,36 @@ class OrderEngine:
                 self._work(parent, out)
         return out
 
+    def on_halt(self, halt: Halt) -> Outbox:
+        """A kill switch: new orders in scope are refused until resumed; orders in scope end Canceled once their
+        children are canceled (a venue halt: children there are canceled and the rest routes elsewhere)."""
+        out = Outbox()
+        if halt in self.halts:
+            return out
+        self.halts.add(halt)
+        out.decisions.append(f"{halt} in force")
+        text = f"canceled: {halt}"
+        for parent in list(self.parents.values()):
+            if not parent.live:
+                continue
+            if halt.venue is not None:
+                for child in parent.live_children():
+                    if child.venue == halt.venue:
+                        self._cancel_child(child, out)
+            elif halt.covers(parent.session, parent.symbol):
+                parent.close_reason = text
+                self._cancel_children(parent, out)
+                self._work(parent, out)
+        return out
+
+    def on_resume(self, halt: Halt) -> Outbox:
+        """Lift a kill switch (the one with exactly this scope)."""
+        out = Outbox()
+        if halt in self.halts:
+            self.halts.discard(halt)
+            out.decisions.append(f"{halt} lifted")
+        return out
+
     def on_oms_disconnect(self, session: str, text: str) -> Outbox:
         """An OMS session with cancel-on-disconnect went away: its open orders are canceled as at a shutdown."""
         out = Outbox()
@@ -366,6 +425,15 @@ class OrderEngine:
                 self._cancel_children(parent, out)
                 self._work(parent, out)
         return out
+
+    def market_reference(self, symbol: str, side) -> Reference | None:
+        """What a price collar and a market order's notional are measured from, now."""
+        nbbo = self.market.nbbo(symbol, self.venues)
+        return market_reference(nbbo.bid, nbbo.ask, self.risk.limits.reference_prices.get(symbol), symbol, side)
+
+    def exposure(self, session: str) -> tuple[int, Decimal]:
+        """The session's open quantity and open notional (its live orders' LeavesQty, valued as checked)."""
+        return self._exposure(session, None)
 
     def working_children(self) -> list[ChildOrder]:
         """Every child still live at a venue."""
@@ -383,6 +451,24 @@ class OrderEngine:
         return out
 
     # --- internals ------------------------------------------------------------------------
+
+    def _halted(self, session: str, symbol: str, ex_destination: str | None) -> Refusal | None:
+        for halt in self.halts:
+            if halt.covers(session, symbol) or (ex_destination is not None and halt.venue == ex_destination):
+                return Refusal("halt", OrdRejReason.BROKER_OPTION, f"refused: {halt} in force until resumed")
+        return None
+
+    def _exposure(self, session: str, skip: ParentOrder | None) -> tuple[int, Decimal]:
+        qty, notional = 0, ZERO
+        for parent in self.parents.values():
+            if parent.session == session and parent.live and parent is not skip:
+                leaves, unit = parent.leaves_qty, parent.risk_px or ZERO
+                if isinstance(parent.pending, ReplaceRequest):  # either may stand: the larger counts
+                    leaves = max(leaves, parent.pending.qty - parent.cum_qty)
+                    unit = max(unit, parent.replace_risk_px or ZERO)
+                qty += leaves
+                notional += unit * leaves
+        return qty, notional
 
     def _answer_possible_duplicate(self, request: NewOrder | InvalidOrder | CancelRequest | ReplaceRequest,
                                    out: Outbox) -> bool:
@@ -542,7 +628,8 @@ class OrderEngine:
                                                          f"{parent.qty} {parent.tif.name}")
             return
         instrument = self.instruments[parent.symbol]
-        excluded = frozenset(v for v, n in parent.venue_rejects.items() if n >= self.max_venue_rejects)
+        excluded = frozenset(v for v, n in parent.venue_rejects.items() if n >= self.max_venue_rejects) | \
+            frozenset(h.venue for h in self.halts if h.venue is not None)
         request = PlanRequest(
             order_id=parent.order_id, symbol=parent.symbol, side=parent.side, qty=parent.leaves_qty,
             ord_type=parent.ord_type, limit=parent.price, tif=parent.tif, urgency=parent.urgency,
@@ -749,19 +836,43 @@ class OrderEngine:
         )
 
     def _reject_report(self, session: str, cl_ord_id: str, symbol: str, side, qty: int,
-                       reason: OrdRejReason, text: str, order: NewOrder | None) -> ExecutionReport:
+                       reason: OrdRejReason, text: str, order: NewOrder | None,
+                       risk_limit: str | None = None) -> ExecutionReport:
         return ExecutionReport(
             session=session, order_id="NONE", cl_ord_id=cl_ord_id, exec_id=self.ids.exec_id(),
             exec_type=ExecType.REJECTED, ord_status=OrdStatus.REJECTED, symbol=symbol, side=side,
             order_qty=max(qty, 0), ord_type=order.ord_type if order else None,
             price=order.price if order else None, tif=order.tif if order else None,
-            cum_qty=0, leaves_qty=0, avg_px=Decimal(0), ord_rej_reason=reason, text=text,
+            cum_qty=0, leaves_qty=0, avg_px=Decimal(0), ord_rej_reason=reason, text=text, risk_limit=risk_limit,
         )
 
     def _cancel_reject(self, parent: ParentOrder, request: CancelRequest | ReplaceRequest,
-                       response_to: str, reason: CxlRejReason, text: str) -> CancelReject:
+                       response_to: str, reason: CxlRejReason, text: str, risk_limit: str | None = None) -> CancelReject:
         return CancelReject(request.session, parent.order_id, request.cl_ord_id, request.orig_cl_ord_id,
-                            parent.status, response_to, reason, text)
+                            parent.status, response_to, reason, text, risk_limit)
+
+
+class _Lookup:
+    """The engine's reference price for one order, looked up at most once and put on record when it is."""
+
+    def __init__(self, engine: OrderEngine, session: str, cl_ord_id: str, symbol: str, side, out: Outbox) -> None:
+        self._engine, self._session, self._cl_ord_id, self._symbol, self._side = engine, session, cl_ord_id, symbol, side
+        self._out = out
+        self._done = False
+        self.found: Reference | None = None
+
+    def __call__(self) -> Reference | None:
+        if not self._done:
+            self._done = True
+            self.found = self._engine.reference(self._symbol, self._side)
+            self._out.decisions.append(PriceReference(self._session, self._cl_ord_id, self._symbol, self.found))
+        return self.found
+
+    def unit(self, price: Decimal | None) -> Decimal | None:
+        """What one share counts for in open notional: the limit price, else the reference if one was used."""
+        if price is not None:
+            return price
+        return self.found.price if self.found is not None else None
 
 
 def _live_dark(parent: ParentOrder) -> list[ChildOrder]:

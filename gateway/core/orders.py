@@ -83,6 +83,8 @@ class ParentOrder:
     cl_ord_ids: list[str] = field(default_factory=list)  # every ClOrdID the OMS gave it, oldest first
     close_reason: str | None = None  # set: once nothing works at a venue, it ends Canceled with this Text
     finished_ns: int | None = None  # when it was final with no child live (it leaves memory some time later)
+    risk_px: Decimal | None = None  # what one share counts for in the session's open notional
+    replace_risk_px: Decimal | None = None  # the same for the replace pending, once it applies
 
     @classmethod
     def accept(cls, order_id: str, order: NewOrder) -> "ParentOrder":
@@ -138,6 +140,7 @@ class ParentOrder:
         self.ord_type = request.ord_type
         self.price = request.price
         self.tif = request.tif
+        self.risk_px = self.replace_risk_px
         self.pending = None
         self.rounds = 0
         self.status = self.working_status()

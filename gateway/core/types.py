@@ -221,6 +221,7 @@ class ExecutionReport:
     last_mkt: str | None = None
     ord_rej_reason: OrdRejReason | None = None
     text: str | None = None
+    risk_limit: str | None = None  # a reject: the pre-trade limit the order broke
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +236,7 @@ class CancelReject:
     response_to: str  # "1" cancel, "2" cancel/replace
     reason: CxlRejReason
     text: str
+    risk_limit: str | None = None  # a replace refused: the pre-trade limit it broke
 
 
 @dataclass(frozen=True, slots=True)
