@@ -174,13 +174,12 @@ class AuditWriter:
         if self.checkpoint_path is None or time.monotonic() < self._checkpoint_due:
             return
         self._checkpoint_due = time.monotonic() + self.checkpoint_interval_s
-        if self._checkpointed != (self._next_seq - 1, self._last_hash):
-            self._checkpoint()
+        self._checkpoint()
 
     def _checkpoint(self) -> None:
-        """Sign the committed head onto the checkpoint file, the log and the metric; a failure is logged, never
-        raised: the trail itself is on record, only its outside witness is missing."""
-        if self.checkpoint_path is None:
+        """Sign the committed head, unless already signed, onto the checkpoint file, the log and the metric; a
+        failure is logged, never raised: the trail itself is on record, only its outside witness is missing."""
+        if self.checkpoint_path is None or self._checkpointed == (self._next_seq - 1, self._last_hash):
             return
         checkpoint = checkpoints.Checkpoint(self._next_seq - 1, self._last_hash, time.time_ns())
         try:
