@@ -33,10 +33,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="gateway config whose audit.url to read (default: config/gateway.yaml)")
     audit.add_argument("--url", help="audit store url, instead of the config's audit.url")
     audit.add_argument("--table", help="PostgreSQL table, instead of the config's audit.table (default: audit)")
+    audit.add_argument("--key-env", metavar="VAR", help="environment variable holding the chain's HMAC key, "
+                                                        "instead of the config's audit.hmac_key_env")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     show = audit_sub.add_parser("show", help="the whole story of one parent order, in time order")
     show.add_argument("key", metavar="ORDER", help="an OrderID or any ClOrdID of the order")
-    audit_sub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad record")
+    verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad record")
+    verify.add_argument("--checkpoint", type=Path, metavar="FILE",
+                        help="a checkpoint file (audit.checkpoint_path): also find truncation and rewrites")
     export = audit_sub.add_parser("export", help="write records as JSON lines or CSV to stdout")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     export.add_argument("--from", dest="start", help="ISO-8601 time, inclusive (UTC unless stated)")
@@ -190,10 +194,14 @@ def _audit(args) -> int:
     from gateway.audit.stores import open_store
 
     if args.url:
-        url, table = args.url, args.table or "audit"
+        url, table, key_env = args.url, args.table or "audit", args.key_env
     else:
         audit = config.load(args.config, config.GatewayConfig).audit
-        url, table = audit.url, args.table or audit.table
+        url, table, key_env = audit.url, args.table or audit.table, args.key_env or audit.hmac_key_env
+    key = config.AuditConfig(hmac_key_env=key_env).key(os.environ) if args.audit_command == "verify" else None
+    if args.audit_command == "verify" and args.checkpoint is not None and key is None:
+        print("sorgw audit verify: --checkpoint needs the audit key (audit.hmac_key_env or --key-env)", file=sys.stderr)
+        return 2
     store = open_store(url, table)
     if url.startswith("sqlite:///") and not store.path.exists():
         print(f"sorgw audit: no audit trail at {store.path}", file=sys.stderr)
@@ -203,7 +211,7 @@ def _audit(args) -> int:
         if args.audit_command == "show":
             return commands.show(store, args.key)
         if args.audit_command == "verify":
-            return commands.verify(store)
+            return commands.verify(store, key, args.checkpoint)
         start = commands.parse_time(args.start) if args.start else None
         end = commands.parse_time(args.end) if args.end else None
         return commands.export(store, args.format, start, end)

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator, model_validator
 
+from gateway.audit.records import audit_key
 from gateway.core.types import OrdType, Strategy, TimeInForce, Urgency, VenueKind
 from gateway.core.venue_rules import VenueRules
 
@@ -209,6 +210,25 @@ class AuditConfig(Model):
     table: str = Field("audit", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # PostgreSQL table name
     # While the store refuses commits, how long a new order, cancel or replace waits for it before it is refused.
     max_hold_ms: int = Field(2000, ge=0)
+    # The environment variable holding the HMAC-SHA256 key of the chain (None: plain SHA-256, anyone can re-hash).
+    hmac_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    checkpoint_path: Path | None = None  # append-only file of signed heads (needs hmac_key_env)
+    checkpoint_interval_s: float = Field(60.0, gt=0)  # while the head moves; also at every stop
+
+    @model_validator(mode="after")
+    def _checkpoints_signed(self) -> "AuditConfig":
+        if self.checkpoint_path is not None and self.hmac_key_env is None:
+            raise ValueError("audit.checkpoint_path: checkpoints are signed with the audit key; set audit.hmac_key_env")
+        return self
+
+    def key(self, environ: Mapping[str, str]) -> bytes | None:
+        """The chain's HMAC key from the environment; ConfigError naming the variable if it is unset or short."""
+        if self.hmac_key_env is None:
+            return None
+        try:
+            return audit_key(environ.get(self.hmac_key_env), self.hmac_key_env)
+        except ValueError as exc:
+            raise ConfigError(f"audit.hmac_key_env: {exc}") from None
 
     @field_validator("url")
     @classmethod

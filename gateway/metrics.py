@@ -150,6 +150,10 @@ class Metrics:
         self.audit_unstorable = Counter(
             "sorgw_audit_unstorable_entries",
             "Audit entries that could not be stored as given (an `unstorable` record names each).", registry=r)
+        self.audit_checkpoint_seq = Gauge(
+            "sorgw_audit_checkpoint_seq",
+            "Seq of the last audit record signed onto the checkpoint file (0: none yet, or checkpoints off).",
+            registry=r)
 
         # Read at scrape time from the market view, the engine's learning, the bus and the audit writer; the
         # gateway points these at its live state.

@@ -121,7 +121,9 @@ class Gateway:
         self.cfg = cfg
         self.metrics = Metrics()
         self.observer = Observer(self.metrics, [v.name for v in cfg.venues if v.kind is VenueKind.DARK])
-        self.audit = AuditWriter(open_store(cfg.audit.url, cfg.audit.table), metrics=self.metrics)
+        self.audit = AuditWriter(open_store(cfg.audit.url, cfg.audit.table), metrics=self.metrics,
+                                 key=cfg.audit.key(os.environ), checkpoint_path=cfg.audit.checkpoint_path,
+                                 checkpoint_interval_s=cfg.audit.checkpoint_interval_s)
         self.clock = clock or WallClock()
         self.market = market
         self._sending = threading.local()  # the parent OrderID of the message being sent, for the tap

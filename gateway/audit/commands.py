@@ -6,9 +6,11 @@ import csv
 import json
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TextIO
 
-from gateway.audit.records import FIELDS, Record, first_break
+from gateway.audit import checkpoints
+from gateway.audit.records import FIELDS, Record, first_break, keyed
 from gateway.core.types import OrdStatus
 
 SOH = "\x01"
@@ -81,20 +83,35 @@ def show(store, key: str, out: TextIO = sys.stdout) -> int:
     return 0
 
 
-def verify(store, out: TextIO = sys.stdout) -> int:
-    count = 0
+def verify(store, key: bytes | None = None, checkpoint_file: Path | None = None, out: TextIO = sys.stdout) -> int:
+    """Walk the chain (keyed records with key), then hold it against every checkpoint in checkpoint_file."""
+    try:
+        anchors = checkpoints.Anchors(checkpoints.read(checkpoint_file, key) if checkpoint_file else [])
+    except (OSError, ValueError) as exc:
+        print(f"sorgw audit verify: {checkpoint_file}: {exc}", file=sys.stderr)
+        return 1
+    first_keyed = None
 
-    def counted():
-        nonlocal count
+    def seen():
+        nonlocal first_keyed
         for record in store.records():
-            count += 1
+            anchors.see(record.seq, record.hash)
+            if first_keyed is None and keyed(record.hash):
+                first_keyed = record.seq
             yield record
 
-    problem = first_break(counted())
+    problem = first_break(seen(), key) or anchors.first_problem()
     if problem:
         print(f"sorgw audit verify: chain broken: {problem}", file=sys.stderr)
         return 1
-    print(f"audit chain verified: {count} records", file=out)
+    count = anchors.last_seq
+    scheme = "none keyed" if first_keyed is None else f"keyed (HMAC-SHA256) from record {first_keyed}"
+    print(f"audit chain verified: {count} records, {scheme}", file=out)
+    if checkpoint_file:
+        last = anchors.checkpoints[-1] if anchors.checkpoints else None
+        print(f"checkpoints: {len(anchors.checkpoints)} held" + (
+            f", the last at record {last.seq} ({_time(last.ts_ns)} UTC); {count - last.seq} records after it"
+            if last else ""), file=out)
     return 0
 
 

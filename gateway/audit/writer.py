@@ -5,10 +5,12 @@ import json
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import Protocol
 
 import structlog
 
+from gateway.audit import checkpoints
 from gateway.audit.records import GENESIS, Entry, Record, chain
 from gateway.metrics import Metrics
 
@@ -34,12 +36,24 @@ class AuditWriter:
     the batch is on record: whoever waits for it waits, because nothing may be acted on before it
     is on record. The reopened store's last record tells whether the failed commit had in fact
     gone through, so a batch is never written twice nor skipped.
+
+    With a key, records are chained with HMAC-SHA256, and with a checkpoint path the committed head is
+    signed onto that file (and the log, and a metric) every checkpoint_interval_s while it moves, and at stop.
     """
 
-    def __init__(self, store: Store, max_batch: int = 2000, metrics: Metrics | None = None) -> None:
+    def __init__(self, store: Store, max_batch: int = 2000, metrics: Metrics | None = None,
+                 key: bytes | None = None, checkpoint_path: Path | None = None,
+                 checkpoint_interval_s: float = 60.0) -> None:
+        if checkpoint_path is not None and key is None:
+            raise ValueError("audit checkpoints are signed with the audit key: set audit.hmac_key_env")
         self.store = store
         self.max_batch = max_batch
         self.metrics = metrics
+        self.key = key
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self._checkpointed: tuple[int, str] | None = None
+        self._checkpoint_due = 0.0
         self._queue: deque[Entry] = deque()
         self._cond = threading.Condition()
         self._submitted = 0
@@ -64,6 +78,7 @@ class AuditWriter:
         last_seq, self._last_hash = self.store.open()
         self.records_at_start = last_seq
         self._next_seq = last_seq + 1
+        self._checkpoint_due = time.monotonic() + self.checkpoint_interval_s
         self._running = True
         self._thread.start()
 
@@ -79,6 +94,7 @@ class AuditWriter:
             log.error("audit.stopped_uncommitted", entries=self._submitted - self._committed,
                       detail="the audit store still refuses commits; these entries are not on record")
             return
+        self._checkpoint()
         self.store.close()
 
     @property
@@ -137,6 +153,7 @@ class AuditWriter:
                     batch = [self._queue.popleft() for _ in range(count)]
             if batch is None:
                 self._probe()
+                self._checkpoint_if_due()
                 continue
             try:
                 self._commit(batch)
@@ -151,6 +168,30 @@ class AuditWriter:
             with self._cond:
                 self._committed += len(batch)
                 self._cond.notify_all()
+            self._checkpoint_if_due()
+
+    def _checkpoint_if_due(self) -> None:
+        if self.checkpoint_path is None or time.monotonic() < self._checkpoint_due:
+            return
+        self._checkpoint_due = time.monotonic() + self.checkpoint_interval_s
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Sign the committed head, unless already signed, onto the checkpoint file, the log and the metric; a
+        failure is logged, never raised: the trail itself is on record, only its outside witness is missing."""
+        if self.checkpoint_path is None or self._checkpointed == (self._next_seq - 1, self._last_hash):
+            return
+        checkpoint = checkpoints.Checkpoint(self._next_seq - 1, self._last_hash, time.time_ns())
+        try:
+            checkpoints.append(self.checkpoint_path, checkpoint, self.key)
+        except Exception as exc:  # the writer thread must outlive a full disk or a read-only file
+            log.error("audit.checkpoint_failed", path=str(self.checkpoint_path), seq=checkpoint.seq, error=str(exc))
+            return
+        self._checkpointed = (checkpoint.seq, checkpoint.hash)
+        log.info("audit.checkpoint", seq=checkpoint.seq, hash=checkpoint.hash, ts_ns=checkpoint.ts_ns,
+                 mac=checkpoint.signature(self.key))
+        if self.metrics is not None:
+            self.metrics.audit_checkpoint_seq.set(checkpoint.seq)
 
     def _probe(self) -> None:
         try:
@@ -235,9 +276,9 @@ class AuditWriter:
 
     def _chain(self, batch: list[Entry], next_seq: int, prev_hash: str) -> list[Record]:
         try:
-            return chain(batch, next_seq, prev_hash)
+            return chain(batch, next_seq, prev_hash, self.key)
         except Exception:
-            return chain([self._storable(entry) for entry in batch], next_seq, prev_hash)
+            return chain([self._storable(entry) for entry in batch], next_seq, prev_hash, self.key)
 
     def _storable(self, entry: Entry) -> Entry:
         """The entry, or in its place a record of why it could not be stored as given (never silently dropped)."""
