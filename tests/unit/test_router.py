@@ -377,6 +377,16 @@ def test_rounding_up_never_takes_more_than_the_order():
     assert legs(decision) == [("ARCA", 100, "100.01"), ("BATS", 100, "100.01")]
 
 
+@pytest.mark.parametrize("strategy", [Strategy.SWEEP, Strategy.COST, Strategy.LIQUIDITY, Strategy.SINGLE])
+@pytest.mark.parametrize("lot", [1, 100])
+def test_a_level_of_no_size_is_skipped_not_a_quote(strategy, lot):
+    market = make_market({"ARCA": ([("100.00", 0)], [("100.00", 0), ("100.03", 100)]),
+                          "BATS": ([], [("100.02", 500)])})
+    decision = route(request(300, "100.03", lot=lot, strategy=strategy), market=market)
+    assert legs(decision) == [("BATS", 300, "100.02")]
+    assert (decision.nbbo.ask, decision.nbbo.ask_qty, decision.nbbo.bid) == (D("100.02"), 500, None)
+
+
 def test_less_than_a_lot_sends_nothing():
     decision = route(request(50, "100.03", lot=100))
     assert (decision.phase, decision.reason) == ("none", "50 is less than one lot of 100")
