@@ -16,14 +16,14 @@ class Level:
 
 
 PriceKey = int | Decimal
-_KEY_SCALE = 10**8
+KEY_SCALE = 10**8
 
 
 def price_key(price: Decimal) -> PriceKey:
     """An exact sort key for a price: the price in units of 1e-8 as an int, which sorts and compares several
     times faster than a Decimal; a price finer than that keeps its scaled Decimal (int and Decimal compare exactly)."""
     numerator, denominator = price.as_integer_ratio()
-    key, rest = divmod(numerator * _KEY_SCALE, denominator)
+    key, rest = divmod(numerator * KEY_SCALE, denominator)
     return price.scaleb(8) if rest else key
 
 

@@ -11,7 +11,8 @@ from operator import itemgetter
 
 from gateway.analytics.dark_allocation import DarkAllocator
 from gateway.analytics.learning import VenueLearning
-from gateway.core.market import BookSnapshot, Level, MarketView, Nbbo, PriceKey, Row, VenueInfo, fold_nbbo, price_key
+from gateway.core.cost_plan import all_in_cost, cheapest_takes, spread
+from gateway.core.market import KEY_SCALE, BookSnapshot, Level, MarketView, Nbbo, PriceKey, Row, VenueInfo, fold_nbbo, price_key
 from gateway.core.types import ChildSpec, OrdType, Side, Strategy, TimeInForce, Urgency, VenueKind
 
 DISCONNECTED = "disconnected"
@@ -357,7 +358,56 @@ def _route(order: PlanRequest, survey: _Survey, policy: RoutingPolicy, stats: Ve
         return _fill_or_kill(order, survey, reachable, placeable)
     if strategy is _SINGLE:
         return _single(order, survey, reachable, placeable)
+    if penalties is not None:
+        return _cost(order, survey, reachable, placeable, penalties)
     return _take(order, survey, reachable, placeable, penalties)
+
+
+def expected_costs(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo], weights: CostWeights,
+                   stats: VenueLearning | None = None) -> dict[str, Decimal]:
+    """Usable lit venue -> what the cost strategy expects a share taken there to cost beyond its price."""
+    return _penalties(order, _survey(order, market, venues), weights, stats, market)
+
+
+def _cost(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], placeable: int,
+          penalties: Mapping[str, Decimal]) -> RouteDecision:
+    """The plan of least expected all-in cost (price, fee and risks) per share: protected round lots are taken
+    or not jumped, unprotected quotes may be passed; the best-price sweep (marginal price by all-in cost) unless
+    that plan fills more or costs less."""
+    sweep = _take(order, survey, reachable, placeable, penalties)
+    buy, lot = order.side.is_buy, order.lot
+    rows = _sweep_order(_entries(reachable, None))
+    extra = {name: price_key(penalty) for name, penalty in penalties.items()}
+    takes = cheapest_takes(rows, placeable, lot, extra, {name for name, info, _ in reachable if info.protected})
+    swept = {child.venue: child.qty for child in sweep.children}
+    filled, swept_qty = sum(takes.values()), sum(swept.values())
+    cost, swept_cost = all_in_cost(rows, takes, extra), all_in_cost(rows, swept, extra)
+    if filled < swept_qty or (filled == swept_qty and cost >= swept_cost):
+        return sweep
+    per_row = spread(rows, takes)
+    children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take") for name, (qty, price) in _per_venue(rows, per_row).items()]
+    worst = _furthest(children, buy)
+    reason = (f"cost: take {filled} of {placeable} across {len(children)} venue(s) by expected all-in cost per share "
+              f"(price, fee, toxicity, latency, staleness and miss risk), up to {worst}: "
+              f"{_per_share(cost, filled, buy)} a share against "
+              f"{_per_share(swept_cost, swept_qty, buy) if swept_qty else 'nothing'} for the best-price sweep")
+    passed = _passed(rows, per_row, price_key(worst) if buy else -price_key(worst), lot)
+    if passed:
+        reason += f"; passed unprotected quotes at {', '.join(passed)}"
+    if filled < placeable:
+        reason += "; that is all the lit liquidity takeable now"
+    candidates = partial(_taken_candidates, rows, per_row, reachable, buy, penalties)
+    return _decision(order, survey, "take", children, candidates, reason)
+
+
+def _per_share(cost: PriceKey, qty: int, buy: bool) -> Decimal:
+    """An all-in cost in key units over qty shares as a price per share (a sell's: net proceeds)."""
+    return (Decimal(cost) / (qty * KEY_SCALE) * (1 if buy else -1)).quantize(_MICRO)
+
+
+def _passed(rows: Sequence[_Entry], per_row: Sequence[int], worst: PriceKey, lot: int) -> list[str]:
+    """Venues left with a round lot at a price better than worst (only unprotected ones can be)."""
+    return sorted({venue for (key, shown, venue, _), took in zip(rows, per_row) if key < worst and shown - took >= lot})
 
 
 def _nothing_to_take(order: PlanRequest) -> str:
