@@ -21,6 +21,7 @@ def cheapest_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, 
     cost rises with its price). Unprotected levels may be skipped whatever their price. Of these plans, the one
     filling the most at the least total all-in cost is chosen; ties go to the nearer M.
     """
+    rows = rows[:_last_marginal(rows, qty, lot, protected)]
     ranked = sorted(range(len(rows)), key=lambda i: (rows[i][0] + extra[rows[i][2]], i))
     best: dict[str, int] = {}
     best_key: tuple[int, PriceKey] | None = None
@@ -42,6 +43,24 @@ def cheapest_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, 
             i += 1
     first = {venue: None for _, _, venue, _ in rows}  # venues in sweep order
     return {venue: best[venue] for venue in first if best.get(venue)}
+
+
+def _last_marginal(rows: Sequence[Row], qty: int, lot: int, protected: Container[str]) -> int:
+    """How many rows reach through the last price that can be marginal: past it, the round lots protected
+    venues show at better prices are more than qty."""
+    shown: dict[str, int] = {}
+    must = 0
+    tier = None
+    for i, (key, qty_shown, venue, _) in enumerate(rows):
+        if key != tier:
+            if must > qty:
+                return i
+            tier = key
+        if venue in protected:
+            was = shown.get(venue, 0)
+            shown[venue] = now = was + qty_shown
+            must += now - now % lot - (was - was % lot)
+    return len(rows)
 
 
 def _fill(rows: Sequence[Row], ranked: Sequence[int], marginal: PriceKey, qty: int, lot: int,

@@ -375,10 +375,13 @@ def _cost(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], plac
     or not jumped, unprotected quotes may be passed; the best-price sweep (marginal price by all-in cost) unless
     that plan fills more or costs less."""
     sweep = _take(order, survey, reachable, placeable, penalties)
+    protected = {name for name, info, _ in reachable if info.protected}
+    if len(protected) == len(reachable):
+        return sweep  # every quote must be taken in price order: only the marginal price is free, by all-in cost
     buy, lot = order.side.is_buy, order.lot
     rows = _sweep_order(_entries(reachable, None))
     extra = {name: price_key(penalty) for name, penalty in penalties.items()}
-    takes = cheapest_takes(rows, placeable, lot, extra, {name for name, info, _ in reachable if info.protected})
+    takes = cheapest_takes(rows, placeable, lot, extra, protected)
     swept = {child.venue: child.qty for child in sweep.children}
     filled, swept_qty = sum(takes.values()), sum(swept.values())
     cost, swept_cost = all_in_cost(rows, takes, extra), all_in_cost(rows, swept, extra)
