@@ -180,6 +180,7 @@ class RoutingConfig(Model):
     retain_finished_ms: int = Field(30_000, ge=0)  # a finished order stays in memory this long for late reports
     final_states_kept: int = Field(10_000, ge=0)  # final states of forgotten orders kept for status and duplicates
     venue_down_timeout_ms: int = Field(30_000, ge=1)  # a venue down this long: its children are held in doubt
+    dark_half_life: int | None = Field(None, ge=1)  # dark outcomes after which one counts half; None: never forget
 
     @field_validator("markout_horizons_ms")
     @classmethod

@@ -21,7 +21,8 @@ def routing_policy(routing: RoutingConfig) -> RoutingPolicy:
 
 def learning_config(routing: RoutingConfig) -> LearningConfig:
     return LearningConfig(tuple(ms * _MS for ms in routing.markout_horizons_ms),
-                          VenueStatsConfig(toxicity_horizon_ns=routing.toxicity_horizon_ms * _MS))
+                          VenueStatsConfig(toxicity_horizon_ns=routing.toxicity_horizon_ms * _MS),
+                          dark_half_life=routing.dark_half_life)
 
 
 def risk_limits(risk: RiskConfig, symbols: Iterable[SymbolConfig], sessions: Iterable[UpstreamSession]) -> RiskLimits:

@@ -15,50 +15,59 @@ class _PoolEstimate:
 
     An observation is exact (S = filled) when the pool filled less than sent, censored (S >= sent) when it
     filled everything. A censored S >= v is at risk, without an event, at every k < v; an exact S = r is at
-    risk at every k <= r and is the event at r.
+    risk at every k <= r and is the event at r. Observations carry weights (see DarkAllocator's half_life):
+    `now` is the weight of one observed now, so weight / now is what an observation counts today.
     """
 
     def __init__(self, max_units: int) -> None:
-        self._exact = [0] * (max_units + 1)  # [r]: observations with S = r
-        self._censored = [0] * (max_units + 1)  # [v]: observations with S >= v
+        self._exact = [0.0] * (max_units + 1)  # [r]: weight of observations with S = r
+        self._censored = [0.0] * (max_units + 1)  # [v]: weight of observations with S >= v
         self._max = max_units
-        self._optimistic: tuple[int, list[float]] | None = None  # (min_at_risk, tail) of the last call
+        self._optimistic: tuple[int, float, list[float]] | None = None  # (min_at_risk, now, tail) of the last call
 
-    def observe(self, units: int, exact: bool) -> None:
+    def observe(self, units: int, exact: bool, weight: float) -> None:
         """S = units when exact, else S >= units; S >= max_units is all that is kept beyond max_units."""
         if exact and units < self._max:
-            self._exact[units] += 1
+            self._exact[units] += weight
         elif units > 0:
-            self._censored[min(units, self._max)] += 1
+            self._censored[min(units, self._max)] += weight
         self._optimistic = None
 
-    def tail(self) -> tuple[float, ...]:
-        """T(0), T(1), ... as far as the data defines it (while some observation is at risk)."""
-        return tuple(self._estimate(1))
+    def rescale(self, factor: float) -> None:
+        self._exact = [w * factor for w in self._exact]
+        self._censored = [w * factor for w in self._censored]
+        self._optimistic = None
 
-    def optimistic(self, min_at_risk: int) -> list[float]:
+    def tail(self, now: float) -> tuple[float, ...]:
+        """T(0), T(1), ... as far as the data defines it (while some observation is at risk)."""
+        return tuple(self._estimate(1, now))
+
+    def optimistic(self, min_at_risk: int, now: float) -> list[float]:
         """T(0..max_units), held flat from the first k whose step is estimated from under min_at_risk observations.
 
         T is non-increasing, so the flat tail never understates it: a pool gets units there until enough of
-        its fills (or misses) show what it really holds. A pool never observed is 1 everywhere.
+        its fills (or misses) show what it really holds. A pool never observed, or whose observations have
+        faded, is 1 everywhere.
         """
-        if self._optimistic is None or self._optimistic[0] != min_at_risk:
-            tail = self._estimate(min_at_risk)
+        if self._optimistic is None or self._optimistic[:2] != (min_at_risk, now):
+            tail = self._estimate(min_at_risk, now)
             tail.extend([tail[-1]] * (self._max + 1 - len(tail)))
-            self._optimistic = (min_at_risk, tail)
-        return self._optimistic[1]
+            self._optimistic = (min_at_risk, now, tail)
+        return self._optimistic[2]
 
-    def _estimate(self, min_at_risk: int) -> list[float]:
-        """The product-limit estimate T(0), T(1), ... up to the first step with fewer than min_at_risk at risk."""
+    def _estimate(self, min_at_risk: int, now: float) -> list[float]:
+        """The product-limit estimate T(0), T(1), ... up to the first step with fewer than min_at_risk
+        observations (as they count now) at risk."""
         tail = [1.0]
+        enough = min_at_risk * now * (1 - 1e-9)  # weights are floats: an exact count must not fall short
         for at_risk, events in self._hazards():
-            if at_risk < min_at_risk:
+            if at_risk < enough or at_risk <= 0:
                 break
             tail.append(tail[-1] * (1 - events / at_risk))
         return tail
 
-    def _hazards(self) -> list[tuple[int, int]]:
-        """(at risk, events) at k = 0..max_units-1."""
+    def _hazards(self) -> list[tuple[float, float]]:
+        """(weight at risk, weight of events) at k = 0..max_units-1."""
         hazards = []
         exact_at_or_above = sum(self._exact)
         censored_above = sum(self._censored)
@@ -77,15 +86,24 @@ class DarkAllocator:
     ceil(exploration * ln(1 + observations)) observations were at risk there (the paper's cut-off, with
     its confidence tightening as data comes in), so a step that a few unlucky fills made look dry is
     tried again later instead of never.
+
+    With a `half_life` (in observations, of any pool), older observations count less: one that many
+    observations old counts half. After a pool's liquidity changes its estimate follows it, and a pool left
+    out (so not observed) sees its old observations fade until its tail is optimistic again and it is tried:
+    the observations counted stay bounded, and so does the exploration cut-off, so learning never stops.
+    None: every observation counts the same forever (best on steady pools).
     """
 
-    def __init__(self, pools: Sequence[str], unit: int = 100, max_units: int = 200, exploration: float = 1.5) -> None:
-        if unit < 1 or max_units < 1 or exploration <= 0:
-            raise ValueError("unit, max_units and exploration must be positive")
+    def __init__(self, pools: Sequence[str], unit: int = 100, max_units: int = 200, exploration: float = 1.5,
+                 half_life: float | None = None) -> None:
+        if unit < 1 or max_units < 1 or exploration <= 0 or (half_life is not None and half_life <= 0):
+            raise ValueError("unit, max_units, exploration and half_life must be positive")
         self.unit = unit
         self.max_units = max_units
         self._exploration = exploration
-        self._observations = 0
+        self._growth = 1.0 if half_life is None else 2 ** (1 / half_life)
+        self._now = 1.0  # the weight of an observation made now: it grows by _growth per observation
+        self._observations = 0.0  # observations so far, as they count now
         self._pools = {pool: _PoolEstimate(max_units) for pool in pools}
 
     def allocate(self, qty: int, eligible: Sequence[str], min_qty: Mapping[str, int] = _NO_MINIMUMS) -> dict[str, int]:
@@ -96,7 +114,7 @@ class DarkAllocator:
         smallest share first, and the rest re-allocated).
         """
         min_at_risk = max(1, math.ceil(self._exploration * math.log1p(self._observations)))
-        tails = {pool: self._pool(pool).optimistic(min_at_risk) for pool in eligible}
+        tails = {pool: self._pool(pool).optimistic(min_at_risk, self._now) for pool in eligible}
         return _allocate(qty // self.unit, list(dict.fromkeys(eligible)), lambda pool, n: tails[pool][n + 1],
                          self.max_units, self.unit, min_qty)
 
@@ -104,12 +122,18 @@ class DarkAllocator:
         """What a child of `sent` shares to `pool` filled."""
         if not 0 <= filled <= sent:
             raise ValueError(f"a pool fills between 0 and what was sent, got {filled} of {sent}")
-        self._pool(pool).observe(filled // self.unit, exact=filled < sent)
-        self._observations += 1
+        self._pool(pool).observe(filled // self.unit, filled < sent, self._now)
+        self._observations = self._observations / self._growth + 1
+        if self._growth > 1:
+            self._now *= self._growth
+            if self._now > 1e100:  # before the weights overflow; only their ratios to _now matter
+                for estimate in self._pools.values():
+                    estimate.rescale(1 / self._now)
+                self._now = 1.0
 
     def tail(self, pool: str) -> tuple[float, ...]:
         """The Kaplan–Meier estimate of P(pool holds >= k units), k = 0, 1, ..., as far as its data reaches."""
-        return self._pool(pool).tail()
+        return self._pool(pool).tail(self._now)
 
     def _pool(self, pool: str) -> _PoolEstimate:
         estimate = self._pools.get(pool)

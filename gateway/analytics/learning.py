@@ -18,6 +18,7 @@ class LearningConfig:
     dark_unit: int = 100  # dark allocation unit in shares
     dark_max_units: int = 200  # most units allocated to one pool
     dark_exploration: float = 1.5
+    dark_half_life: float | None = None  # dark child outcomes after which one counts half; None: never forget
 
 
 class VenueLearning:
@@ -32,7 +33,8 @@ class VenueLearning:
         horizons = tuple(sorted({0, *config.markout_horizons_ns, config.stats.toxicity_horizon_ns}))
         self.markouts = MarkoutTracker(horizons)
         self.stats = VenueStats(self.markouts, config.stats, [*lit, *dark])
-        self.dark = DarkAllocator(dark, config.dark_unit, config.dark_max_units, config.dark_exploration)
+        self.dark = DarkAllocator(dark, config.dark_unit, config.dark_max_units, config.dark_exploration,
+                                  config.dark_half_life)
         self._dark_pools = frozenset(dark)
         self.enabled = True
 

@@ -16,14 +16,14 @@ class Level:
 
 
 PriceKey = int | Decimal
-_KEY_SCALE = 10**8
+KEY_SCALE = 10**8
 
 
 def price_key(price: Decimal) -> PriceKey:
     """An exact sort key for a price: the price in units of 1e-8 as an int, which sorts and compares several
     times faster than a Decimal; a price finer than that keeps its scaled Decimal (int and Decimal compare exactly)."""
     numerator, denominator = price.as_integer_ratio()
-    key, rest = divmod(numerator * _KEY_SCALE, denominator)
+    key, rest = divmod(numerator * KEY_SCALE, denominator)
     return price.scaleb(8) if rest else key
 
 
@@ -33,7 +33,7 @@ Row = tuple[PriceKey, int, str, Decimal]
 
 @dataclass(frozen=True, slots=True)
 class BookSnapshot:
-    """One venue's visible book for one symbol; bids best first, asks best first.
+    """One venue's visible book for one symbol; bids best first, asks best first, levels of no size left out.
 
     bid_rows and ask_rows are derived when the snapshot is made, off the order path: each level as a Row whose
     key ascends from the best level on both sides (a smaller key is a better price for the taker). They let the
@@ -50,6 +50,12 @@ class BookSnapshot:
     ask_rows: tuple[Row, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # A level showing no shares is no level: dropped here so the NBBO, the router and its trade-through
+        # guard never see a quote that cannot be taken, whatever the source of the snapshot checked.
+        if any(level.qty <= 0 for level in self.bids):
+            object.__setattr__(self, "bids", tuple([level for level in self.bids if level.qty > 0]))
+        if any(level.qty <= 0 for level in self.asks):
+            object.__setattr__(self, "asks", tuple([level for level in self.asks if level.qty > 0]))
         venue = self.venue
         object.__setattr__(self, "bid_rows", tuple([(-price_key(level.price), level.qty, venue, level.price)
                                                     for level in self.bids]))

@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
-from itertools import accumulate
 from operator import itemgetter
 
 from gateway.analytics.dark_allocation import DarkAllocator
 from gateway.analytics.learning import VenueLearning
-from gateway.core.market import BookSnapshot, Level, MarketView, Nbbo, PriceKey, Row, VenueInfo, fold_nbbo, price_key
+from gateway.core.cost_plan import all_in_cost, cheapest_takes, spread
+from gateway.core.market import KEY_SCALE, BookSnapshot, Level, MarketView, Nbbo, PriceKey, Row, VenueInfo, fold_nbbo, price_key
 from gateway.core.types import ChildSpec, OrdType, Side, Strategy, TimeInForce, Urgency, VenueKind
 
 DISCONNECTED = "disconnected"
@@ -143,33 +143,35 @@ def plan(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo]
     else:
         decision = _route(order, survey, policy, stats, market)
     protected = [(name, book) for name, info, book in survey.lit if info.protected]
-    violations = _violations(decision, order.side, venues, protected)
+    violations = _violations(decision.children, order.side, venues, protected, order.lot)
     if violations:
         raise AssertionError(f"router bug, plan for {order.order_id} trades through: {'; '.join(violations)}")
     return decision
 
 
 def trade_through_violations(decision: RouteDecision, side: Side, symbol: str, market: MarketView,
-                             venues: Mapping[str, VenueInfo]) -> list[str]:
+                             venues: Mapping[str, VenueInfo], lot: int = 1) -> list[str]:
     """Lit children priced through a better protected quote this decision leaves standing at another venue.
 
     Routable venues are connected ones the order has not been rejected by; a child never trades through
     its own venue's book (the venue fills it best price first); MARKET children count as the worst price.
+    A protected quote is a round lot: a price level at which at least `lot` shares are left standing (odd
+    lots are not protected quotes under Reg NMS).
     """
     rejected = {e.venue for e in decision.exclusions if e.reason == REJECTED}
     protected = [(name, book) for name, info in venues.items()
                  if info.kind is _LIT and info.protected and info.connected and name not in rejected
                  and (book := market.book(name, symbol)) is not None]
-    return _violations(decision, side, venues, protected)
+    return _violations(decision.children, side, venues, protected, lot)
 
 
-def _violations(decision: RouteDecision, side: Side, venues: Mapping[str, VenueInfo],
-                protected: Sequence[tuple[str, BookSnapshot]]) -> list[str]:
+def _violations(children: Sequence[ChildSpec], side: Side, venues: Mapping[str, VenueInfo],
+                protected: Sequence[tuple[str, BookSnapshot]], lot: int) -> list[str]:
     """trade_through_violations against these books: the routable protected lit venues' quotes."""
     buy = side.is_buy
     lit = []
     taken: dict[str, list] = {}  # venue -> [qty of its lit children, the furthest price they reach]
-    for child in decision.children:
+    for child in children:
         info = venues.get(child.venue)
         if info is None or info.kind is _LIT:
             lit.append(child)
@@ -185,8 +187,8 @@ def _violations(decision: RouteDecision, side: Side, venues: Mapping[str, VenueI
         standing = levels[0].price
         if furthest is not None and (standing >= furthest if buy else standing <= furthest):
             continue  # nothing this venue shows is better than any child's price
-        if name in taken:
-            standing = _first_untaken(levels, *taken[name], buy)
+        if name in taken or levels[0].qty < lot:
+            standing = _first_untaken(levels, *taken.get(name, (0, None)), buy, lot)
             if standing is None or (furthest is not None and (standing >= furthest if buy else standing <= furthest)):
                 continue
         for child in lit:
@@ -221,14 +223,17 @@ def _add_taken(taken: dict[str, list], child: ChildSpec, buy: bool) -> None:
         seen[1] = price
 
 
-def _first_untaken(levels: Sequence[Level], qty: int, reach: Decimal | None, buy: bool) -> Decimal | None:
-    """The best price on this side of a book that children at this venue, qty in all and reaching as far
-    as reach (None: MARKET), do not take entirely."""
+def _first_untaken(levels: Sequence[Level], qty: int, reach: Decimal | None, buy: bool, lot: int) -> Decimal | None:
+    """The best price on this side of a book at which children at this venue, qty in all and reaching as far
+    as reach (None: MARKET), leave a round lot (at least lot shares) standing."""
     for level in levels:
-        price, shown = level.price, level.qty
-        if shown > qty or reach is not None and (reach < price if buy else reach > price):
+        price = level.price
+        if reach is not None and (reach < price if buy else reach > price):
+            qty = 0  # the children take nothing this far out
+        left = level.qty - qty
+        if left >= lot:
             return price
-        qty -= shown
+        qty = -left if left < 0 else 0
     return None
 
 
@@ -352,7 +357,59 @@ def _route(order: PlanRequest, survey: _Survey, policy: RoutingPolicy, stats: Ve
         return _fill_or_kill(order, survey, reachable, placeable)
     if strategy is _SINGLE:
         return _single(order, survey, reachable, placeable)
+    if penalties is not None:
+        return _cost(order, survey, reachable, placeable, penalties)
     return _take(order, survey, reachable, placeable, penalties)
+
+
+def expected_costs(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo], weights: CostWeights,
+                   stats: VenueLearning | None = None) -> dict[str, Decimal]:
+    """Usable lit venue -> what the cost strategy expects a share taken there to cost beyond its price."""
+    return _penalties(order, _survey(order, market, venues), weights, stats, market)
+
+
+def _cost(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], placeable: int,
+          penalties: Mapping[str, Decimal]) -> RouteDecision:
+    """The plan of least expected all-in cost (price, fee and risks) per share: protected round lots are taken
+    or not jumped, unprotected quotes may be passed; the best-price sweep (marginal price by all-in cost) unless
+    that plan fills more or costs less."""
+    sweep = _take(order, survey, reachable, placeable, penalties)
+    protected = {name for name, info, _ in reachable if info.protected}
+    if len(protected) == len(reachable):
+        return sweep  # every quote must be taken in price order: only the marginal price is free, by all-in cost
+    buy, lot = order.side.is_buy, order.lot
+    rows = _sweep_order(_entries(reachable, None))
+    extra = {name: price_key(penalty) for name, penalty in penalties.items()}
+    takes = cheapest_takes(rows, placeable, lot, extra, protected)
+    swept = {child.venue: child.qty for child in sweep.children}
+    filled, swept_qty = sum(takes.values()), sum(swept.values())
+    cost, swept_cost = all_in_cost(rows, takes, extra), all_in_cost(rows, swept, extra)
+    if filled < swept_qty or (filled == swept_qty and cost >= swept_cost):
+        return sweep
+    per_row = spread(rows, takes)
+    children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take") for name, (qty, price) in _per_venue(rows, per_row).items()]
+    worst = _furthest(children, buy)
+    reason = (f"cost: take {filled} of {placeable} across {len(children)} venue(s) by expected all-in cost per share "
+              f"(price, fee, toxicity, latency, staleness and miss risk), up to {worst}: "
+              f"{_per_share(cost, filled, buy)} a share against "
+              f"{_per_share(swept_cost, swept_qty, buy) if swept_qty else 'nothing'} for the best-price sweep")
+    passed = _passed(rows, per_row, price_key(worst) if buy else -price_key(worst), lot)
+    if passed:
+        reason += f"; passed unprotected quotes at {', '.join(passed)}"
+    if filled < placeable:
+        reason += "; that is all the lit liquidity takeable now"
+    candidates = partial(_taken_candidates, rows, per_row, reachable, buy, penalties)
+    return _decision(order, survey, "take", children, candidates, reason)
+
+
+def _per_share(cost: PriceKey, qty: int, buy: bool) -> Decimal:
+    """An all-in cost in key units over qty shares as a price per share (a sell's: net proceeds)."""
+    return (Decimal(cost) / (qty * KEY_SCALE) * (1 if buy else -1)).quantize(_MICRO)
+
+
+def _passed(rows: Sequence[_Entry], per_row: Sequence[int], worst: PriceKey, lot: int) -> list[str]:
+    """Venues left with a round lot at a price better than worst (only unprotected ones can be)."""
+    return sorted({venue for (key, shown, venue, _), took in zip(rows, per_row) if key < worst and shown - took >= lot})
 
 
 def _nothing_to_take(order: PlanRequest) -> str:
@@ -470,22 +527,24 @@ def _far_side(order: PlanRequest, lit: Sequence[tuple[str, VenueInfo, BookSnapsh
     return reachable
 
 
-def _reach(reachable: Sequence[_Reachable], qty: int) -> list[_Entry]:
-    """The levels a sweep of qty can consider, in sweep order: all of them, or a complete price prefix
-    (every level strictly better than some price) that shows more than qty.
+def _reach(reachable: Sequence[_Reachable], qty: int, lot: int = 1) -> list[_Entry]:
+    """The levels a sweep of qty in lots can consider, in sweep order: all of them, or a complete price prefix
+    (every level strictly better than some price) whose depth, each venue's rounded down to lots, exceeds qty
+    (it does once it shows more than qty plus an odd lot per venue).
 
     A sweep stops within the first price tier that gets it past qty, so it never looks beyond such a
     prefix; small orders on deep books then sort a few levels, not all of them. The prefix is searched
     for in each book's first `depth` levels, `depth` growing with how far short the books fell so far.
     """
     depth = 1
+    enough = qty + (lot - 1) * len(reachable)
     while True:
         frontier = _frontier(reachable, depth)
         entries = _entries(reachable, frontier)
         shown = sum(map(_qty, entries))
-        if frontier is None or shown > qty:
+        if frontier is None or shown > enough:
             return _sweep_order(entries)
-        depth *= qty // max(shown, 1) + 1  # at least doubles: shown <= qty here
+        depth *= enough // max(shown, 1) + 1  # at least doubles: shown <= enough here
 
 
 def _frontier(reachable: Sequence[_Reachable], depth: int) -> PriceKey | None:
@@ -524,7 +583,7 @@ def _take(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], plac
     per_venue = _everything(reachable, placeable) if lot == 1 else None
     how = "all-in cost" if penalties is not None else "taker preference"
     if per_venue is None:
-        entries = _reach(reachable, placeable)
+        entries = _reach(reachable, placeable, lot)
         takes = _allocate(entries, placeable, lot)
         if pro_rata:
             if lot == 1:
@@ -537,8 +596,7 @@ def _take(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], plac
         how = "pro rata to displayed size"
     candidates = partial(_swept_candidates, reachable, placeable, lot, buy, penalties, pro_rata)
     if not per_venue:
-        return _decision(order, survey, "none", (), candidates,
-                         f"no lot of {order.lot} can be taken without leaving a better odd lot standing")
+        return _decision(order, survey, "none", (), candidates, f"no venue shows a lot of {order.lot} within the limit")
     children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take")
                 for name, (qty, price) in per_venue.items()]
     total = sum(c.qty for c in children)
@@ -547,7 +605,17 @@ def _take(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], plac
               f"first, up to {worst}, the marginal price by {how}")
     if total < placeable:
         reason += "; that is all the lit liquidity takeable now"
+    if lot > 1 and _odd_lots_passed(children, order.side, survey):
+        reason += (f"; odd lots (under {lot} shares) left at better prices are not protected quotes, so the "
+                   f"no-trade-through rule applies to round lots")
     return _decision(order, survey, "take", children, candidates, reason)
+
+
+def _odd_lots_passed(children: Sequence[ChildSpec], side: Side, survey: _Survey) -> bool:
+    """Do these children leave shares standing at a better protected price (odd lots, as they are allowed to)?"""
+    infos = {name: info for name, info, _ in survey.lit}
+    protected = [(name, book) for name, info, book in survey.lit if info.protected]
+    return bool(_violations(children, side, infos, protected, 1))
 
 
 def _pro_rata(entries: Sequence[_Entry], takes: list[int]) -> list[int]:
@@ -605,7 +673,7 @@ def _everything(reachable: Sequence[_Reachable], qty: int) -> dict[str, list] | 
 def _swept_candidates(reachable: Sequence[_Reachable], qty: int, lot: int, buy: bool,
                       penalties: Mapping[str, Decimal] | None, pro_rata: bool) -> tuple[Candidate, ...]:
     """The levels the sweep considered, in sweep order, ranked in the order taken."""
-    entries = _reach(reachable, qty)
+    entries = _reach(reachable, qty, lot)
     takes = _allocate(entries, qty, lot)
     if pro_rata and lot == 1:
         takes = _pro_rata(entries, takes)
@@ -656,45 +724,35 @@ def _penalties(order: PlanRequest, survey: _Survey, weights: CostWeights, stats:
 def _allocate(entries: Sequence[_Entry], qty: int, lot: int) -> list[int]:
     """How much to take from each entry (same order; the list stops after the last entry considered).
 
-    Whole price tiers are taken best first; the marginal tier is shared in venue preference order. Each
-    venue's total is a lot multiple, and no venue is left with an untaken level strictly better than the
-    marginal price (that would be a trade-through), so a venue whose depth so far is not a lot multiple
-    must round up inside the marginal tier; a tier where one cannot is not a valid marginal tier. The
-    marginal tier is the last valid one of those whose earlier tiers, taken whole, fit in qty.
+    Whole price tiers are taken best first, each venue's depth rounded down to a lot multiple; the marginal
+    tier is the first whose better tiers, so taken, fit in qty but which does not fit whole itself. Inside it a
+    venue first rounds up to a lot where it can (taking its odd lot at a better price), then the rest goes in
+    venue preference order. An odd lot left standing at a better price is not a protected quote (see
+    trade_through_violations), so it never stops the sweep.
     """
     if lot == 1:
         return _greedy(entries, qty)
     venue_of = {name: i for i, name in enumerate(dict.fromkeys(map(_venue, entries)))}
     ids = list(map(venue_of.__getitem__, map(_venue, entries)))  # venue numbers: lists, not dicts
     keys, qtys = list(map(_key, entries)), list(map(_qty, entries))
-    shown = [0, *accumulate(qtys)]  # displayed qty before each entry
     venues = len(venue_of)
     depth = [0] * venues  # per venue: displayed qty in the tiers walked so far
-    short = [0] * venues  # per venue: what its depth lacks to the next lot multiple
-    chosen = start = 0, 0
+    floors = 0  # the sum of those depths, each rounded down to a lot multiple
+    start = 0
     tier = None
-    ragged = reached = 0  # the current tier: venues short of a lot before it, and those it lets round up
     n = considered = len(entries)
     for i in range(n):
         key = keys[i]
         if key != tier:
-            if reached == ragged:
-                chosen = start, i  # the tier just walked is valid (the first "tier" is empty)
-            if shown[i] + sum(short) > qty:  # taking every tier so far whole, in lots, is more than qty
+            if floors > qty:  # taking every tier so far whole, in lots, is more than qty
                 considered = i
                 break
-            start, tier, reached = i, key, 0
-            ragged = venues - short.count(0)
-        venue, level_qty = ids[i], qtys[i]
-        was = short[venue]
-        if was:
-            reached += 1 if level_qty >= was else -n  # a venue that cannot round up here spoils the tier
-        depth[venue] = after = depth[venue] + level_qty
-        short[venue] = -after % lot
-    else:
-        if reached == ragged:
-            chosen = start, n
-    return _fill(entries, ids, venues, chosen, qty, lot, considered)
+            start, tier = i, key
+        venue = ids[i]
+        was = depth[venue]
+        depth[venue] = after = was + qtys[i]
+        floors += after - after % lot - (was - was % lot)
+    return _fill(entries, ids, venues, (start, considered), qty, lot)
 
 
 def _greedy(entries: Sequence[_Entry], qty: int) -> list[int]:
@@ -713,20 +771,29 @@ def _greedy(entries: Sequence[_Entry], qty: int) -> list[int]:
     return takes
 
 
-def _fill(entries: Sequence[_Entry], ids: Sequence[int], venues: int, chosen: tuple[int, int], qty: int, lot: int,
-          considered: int) -> list[int]:
-    """The takes with entries[start:end] (chosen) as the marginal tier."""
-    start, end = chosen
-    shown = [0] * venues  # per venue: displayed depth before the marginal tier, then through it
+def _fill(entries: Sequence[_Entry], ids: Sequence[int], venues: int, marginal: tuple[int, int], qty: int,
+          lot: int) -> list[int]:
+    """The takes with entries[start:end] (marginal) as the marginal tier."""
+    start, end = marginal
+    shown = [0] * venues  # per venue: displayed depth before the marginal tier
     for i in range(start):
         shown[ids[i]] += entries[i][1]
-    want = [depth + -depth % lot for depth in shown]  # per venue: total to take
+    reach = list(shown)  # per venue: displayed depth through the marginal tier
+    for i in range(start, end):
+        reach[ids[i]] += entries[i][1]
+    want = [depth - depth % lot for depth in shown]  # per venue: total to take
     left = qty - sum(want)
+    left -= left % lot
+    for i in range(start, end):  # round up first: a venue's odd lot at a better price is cheaper than this tier
+        venue = ids[i]
+        have = want[venue]
+        if left and have < shown[venue] and reach[venue] - reach[venue] % lot > have:
+            want[venue] = have + lot
+            left -= lot
     for i in range(start, end):
         venue = ids[i]
-        shown[venue] = reach = shown[venue] + entries[i][1]
         have = want[venue]
-        add = min(reach - reach % lot - have, left - left % lot)
+        add = min(reach[venue] - reach[venue] % lot - have, left)
         if add > 0:
             want[venue] = have + add
             left -= add
@@ -740,7 +807,6 @@ def _fill(entries: Sequence[_Entry], ids: Sequence[int], venues: int, chosen: tu
                 took = level_qty
             want[venue] -= took
         takes.append(took)
-    takes += [0] * (considered - end)
     return takes
 
 

@@ -77,7 +77,7 @@ class VenuePlanner:
             return decision
         reason = "; ".join([decision.reason, *notes])
         fitted = replace(decision, phase=phase if children else "none", children=tuple(children), reason=reason)
-        violations = trade_through_violations(fitted, request.side, request.symbol, view, venues)  # type: ignore[arg-type]
+        violations = trade_through_violations(fitted, request.side, request.symbol, view, venues, request.lot)  # type: ignore[arg-type]
         if violations:
             raise AssertionError(f"venue rules made {request.order_id} trade through: {'; '.join(violations)}")
         return fitted

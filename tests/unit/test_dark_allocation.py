@@ -10,6 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.analytics.dark_allocation import DarkAllocator, expected_fill, oracle_allocation
+from gateway.analytics.learning import VenueLearning
+from gateway.config import RoutingConfig
+from gateway.policy import learning_config
 
 P_C = 1 / 301  # pool C: geometric liquidity, mean 300 shares
 
@@ -180,3 +183,67 @@ def test_bad_observations_and_unknown_pools_are_refused():
     with pytest.raises(ValueError):
         allocator.allocate(100, ["NOPE"])
 
+
+
+# --- regime change: pool A dries up and B fills up half-way ---------------------------------------------
+
+AFTER = {"A": TAILS["B"], "B": TAILS["A"], "C": TAILS["C"]}
+
+
+def draw_after(rng: random.Random) -> dict[str, int]:
+    liquidity = draw(rng)
+    return {"A": 0, "B": liquidity["A"], "C": liquidity["C"]}
+
+
+def after_a_change(allocator: DarkAllocator, seed: int, qty: int = 1500) -> float:
+    """300 rounds on the first pools, 300 on the changed ones: the mean share of the oracle's expected fill
+    over rounds 200-300 after the change."""
+    rng = random.Random(seed)
+    play(allocator, rng, 300, qty)
+    ratios = []
+    oracle = expected_fill(oracle_allocation(qty, AFTER), AFTER)
+    for _ in range(300):
+        allocation = allocator.allocate(qty, POOLS)
+        liquidity = draw_after(rng)
+        for pool, sent in allocation.items():
+            allocator.observe(pool, sent, min(sent, liquidity[pool]))
+        ratios.append(expected_fill(allocation, AFTER) / oracle)
+    return sum(ratios[200:]) / 100
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_with_a_half_life_it_recovers_from_a_regime_change_within_300_rounds(seed):
+    assert after_a_change(DarkAllocator(POOLS, half_life=150), seed) >= 0.95
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_without_one_it_does_not(seed):
+    assert after_a_change(DarkAllocator(POOLS), seed) < 0.9
+
+
+def tries_of_a_dry_pool(allocator: DarkAllocator) -> int:
+    """Rounds out of 300 in which B, dry from the start, is sent something after 100 rounds of learning that."""
+    play(allocator, random.Random(5), 100, 1500)
+    tries = 0
+    for _ in range(300):
+        allocation = allocator.allocate(1500, POOLS)
+        tries += "B" in allocation
+        for pool, sent in allocation.items():
+            allocator.observe(pool, sent, 0 if pool == "B" else sent // 2)
+    return tries
+
+
+def test_a_pool_left_out_keeps_being_tried_once_its_observations_fade():
+    assert tries_of_a_dry_pool(DarkAllocator(POOLS, half_life=30)) >= 30
+    assert tries_of_a_dry_pool(DarkAllocator(POOLS)) < 10  # without forgetting, hardly ever
+
+
+def test_half_life_must_be_positive():
+    with pytest.raises(ValueError):
+        DarkAllocator(POOLS, half_life=0)
+
+
+def test_the_configured_half_life_reaches_the_engines_allocator():
+    forgetting = VenueLearning([], POOLS, learning_config(RoutingConfig(dark_half_life=30))).dark
+    assert tries_of_a_dry_pool(forgetting) >= 30
+    assert learning_config(RoutingConfig()).dark_half_life is None

@@ -358,10 +358,30 @@ def test_children_are_lot_multiples_and_the_odd_rest_is_not_placed():
     assert sum(c.qty for c in decision.children) == 1000
 
 
-def test_an_odd_lot_left_at_a_better_price_stops_the_sweep_there():
+def test_an_odd_lot_left_at_a_better_price_does_not_stop_the_sweep():
     market = make_market({"ARCA": ([], [("100.01", 150)]), "BATS": ([], [("100.02", 500)])})
     decision = route(request(500, "100.03", lot=100), market=market)
-    assert legs(decision) == [("ARCA", 100, "100.01")]
+    assert legs(decision) == [("ARCA", 100, "100.01"), ("BATS", 400, "100.02")]
+
+
+@pytest.mark.parametrize("strategy", [Strategy.SWEEP, Strategy.COST, Strategy.LIQUIDITY])
+def test_odd_lot_residue_does_not_stall_a_round_lot_order(strategy):
+    market = make_market({"ARCA": ([], [("100.01", 150)]), "BATS": ([], [("100.02", 250)]),
+                          "EDGA": ([], [("100.03", 1000)])})
+    decision = route(request(300, "100.03", lot=100, strategy=strategy), market=market)
+    assert legs(decision) == [("ARCA", 100, "100.01"), ("BATS", 200, "100.02")]
+    assert "odd lots (under 100 shares) left at better prices are not protected quotes" in decision.reason
+
+
+def test_no_odd_lot_note_when_none_is_passed():
+    decision = route(request(1000, "100.03", lot=100))
+    assert "odd lot" not in decision.reason
+
+
+def test_a_venue_showing_only_odd_lots_gets_nothing_and_says_so():
+    market = make_market({"ARCA": ([], [("100.01", 50)]), "BATS": ([], [("100.02", 60)])})
+    decision = route(request(100, "100.03", lot=100), market=market)
+    assert (decision.phase, decision.reason) == ("none", "no venue shows a lot of 100 within the limit")
 
 
 def test_a_venue_rounds_up_into_the_next_tier_rather_than_leave_an_odd_lot_behind():
@@ -374,7 +394,18 @@ def test_rounding_up_never_takes_more_than_the_order():
     market = make_market({"ARCA": ([], [("100.01", 150), ("100.02", 50)]),
                           "BATS": ([], [("100.01", 150), ("100.02", 50)])})
     decision = route(request(300, "100.03", lot=100), market=market)
-    assert legs(decision) == [("ARCA", 100, "100.01"), ("BATS", 100, "100.01")]
+    # Both round down in the 100.01 tier; only ARCA, first in preference, may round up: that is the order.
+    assert legs(decision) == [("ARCA", 200, "100.02"), ("BATS", 100, "100.01")]
+
+
+@pytest.mark.parametrize("strategy", [Strategy.SWEEP, Strategy.COST, Strategy.LIQUIDITY, Strategy.SINGLE])
+@pytest.mark.parametrize("lot", [1, 100])
+def test_a_level_of_no_size_is_skipped_not_a_quote(strategy, lot):
+    market = make_market({"ARCA": ([("100.00", 0)], [("100.00", 0), ("100.03", 100)]),
+                          "BATS": ([], [("100.02", 500)])})
+    decision = route(request(300, "100.03", lot=lot, strategy=strategy), market=market)
+    assert legs(decision) == [("BATS", 300, "100.02")]
+    assert (decision.nbbo.ask, decision.nbbo.ask_qty, decision.nbbo.bid) == (D("100.02"), 500, None)
 
 
 def test_less_than_a_lot_sends_nothing():
@@ -545,8 +576,8 @@ def test_with_lots_the_sweep_takes_through_the_last_tier_it_may_stop_in(scenario
 
 def in_lots(order: PlanRequest, market: MarketView, where: dict[str, VenueInfo]) -> list:
     """The lot sweep by its definition, tier by tier from scratch: take every tier better than the marginal one
-    whole, each venue rounded up to a lot inside the marginal tier; the marginal tier is the last one that lets
-    every venue round up and whose better tiers, so rounded, fit in the order; it is shared in venue order."""
+    whole, each venue rounded down to a lot (odd lots are not protected); the marginal tier is the last one whose
+    better tiers, so rounded, fit in the order; in it venues round up first, then share the rest in venue order."""
     buy, lot = order.side.is_buy, order.lot
     books = {}
     for name, info in sorted(where.items(), key=lambda v: (v[1].taker_fee, v[1].latency_us, v[0])):
@@ -567,18 +598,22 @@ def in_lots(order: PlanRequest, market: MarketView, where: dict[str, VenueInfo])
 
     marginal = None
     for tier in tiers:
-        depth = before(tier)
-        if sum(-(-shown // lot) * lot for shown in depth.values()) > order.qty:
+        if sum(shown // lot * lot for shown in before(tier).values()) > order.qty:
             break
-        if all(at(name, tier) >= -shown % lot for name, shown in depth.items()):
-            marginal = tier
+        marginal = tier
     if marginal is None:
         return []
-    want = {name: -(-shown // lot) * lot for name, shown in before(marginal).items()}
+    want = {name: shown // lot * lot for name, shown in before(marginal).items()}
     left = order.qty - sum(want.values())
+    left -= left % lot
     for name, shown in before(marginal).items():
         reach = shown + at(name, marginal)
-        add = min(reach - reach % lot - want[name], left - left % lot)
+        if left and shown % lot and reach // lot * lot > want[name]:
+            want[name] += lot
+            left -= lot
+    for name, shown in before(marginal).items():
+        reach = shown + at(name, marginal)
+        add = min(reach - reach % lot - want[name], left)
         if add > 0:
             want[name] += add
             left -= add

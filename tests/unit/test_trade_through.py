@@ -103,6 +103,23 @@ def test_other_exclusions_do_not_hide_a_quote():
     assert violations(decision(take("ARCA", 500, "100.02"), exclusions=(Exclusion("BATS", "odd"),))) != []
 
 
+def test_an_odd_lot_is_not_a_protected_quote():
+    market = make_market({"ARCA": ([], [("100.01", 150)]), "BATS": ([], [("100.00", 99), ("100.02", 500)]),
+                          "EDGA": ([], [("100.02", 300)])})
+    children = decision(take("ARCA", 100, "100.01"), take("EDGA", 300, "100.02"))
+    # ARCA's 50 left at 100.01 and BATS's 99 at 100.00 are odd lots at a lot of 100, round lots at a lot of 1.
+    assert trade_through_violations(children, Side.BUY, SYM, market, VENUES, lot=100) == []
+    assert sorted(set(traded_through(trade_through_violations(children, Side.BUY, SYM, market, VENUES)))) == \
+        ["ARCA", "BATS"]
+
+
+def test_a_round_lot_left_standing_is_still_protected():
+    market = make_market({"ARCA": ([], [("100.01", 250)]), "EDGA": ([], [("100.02", 300)])})
+    children = decision(take("ARCA", 100, "100.01"), take("EDGA", 300, "100.02"))
+    found = trade_through_violations(children, Side.BUY, SYM, market, VENUES, lot=100)
+    assert found == ["BUY 300 at 100.02 on EDGA leaves ARCA's better 100.01 standing"]
+
+
 def test_dark_and_resting_children_do_not_count():
     dark = ChildSpec("DRK1", 500, D("100.05"), LIMIT, IOC, "dark")
     post = ChildSpec("BATS", 500, D("100.00"), LIMIT, TimeInForce.DAY, "post")
@@ -128,7 +145,7 @@ def test_plan_refuses_to_return_a_decision_that_trades_through(monkeypatch):
 def test_every_plan_is_free_of_trade_throughs(scenario):
     order, market, where, learning = scenario
     decision = plan(order, market, where, RoutingPolicy(), learning)
-    assert trade_through_violations(decision, order.side, SYM, market, where) == []
+    assert trade_through_violations(decision, order.side, SYM, market, where, order.lot) == []
 
 
 @st.composite
@@ -154,7 +171,7 @@ def lit_sweeps(draw):
 def test_lot_rounded_sweeps_are_free_of_trade_throughs(scenario):
     order, market, where = scenario
     result = plan(order, market, where, RoutingPolicy())
-    assert trade_through_violations(result, order.side, SYM, market, where) == []
+    assert trade_through_violations(result, order.side, SYM, market, where, order.lot) == []
     assert all(c.qty % order.lot == 0 for c in result.children)
 
 
@@ -167,7 +184,12 @@ def test_dropping_the_best_venues_child_is_caught(scenario):
         return
     best = result.children[0]  # children come in the order first taken: this venue has the best price
     rest = tuple(c for c in result.children if c is not best)
-    best_price = next(c.price for c in result.candidates if c.rank == 1)
-    worse = [c for c in rest if (c.price > best_price if order.side.is_buy else c.price < best_price)]
-    found = trade_through_violations(dataclasses.replace(result, children=rest), order.side, SYM, market, where)
+    book = market.book(best.venue, SYM)
+    # Its best round lot (odd lots are not protected quotes), which dropping its child leaves standing.
+    best_price = next((lv.price for lv in (book.asks if order.side.is_buy else book.bids) if lv.qty >= order.lot),
+                      None)
+    worse = [c for c in rest if best_price is not None and
+             (c.price > best_price if order.side.is_buy else c.price < best_price)]
+    found = trade_through_violations(dataclasses.replace(result, children=rest), order.side, SYM, market, where,
+                                     order.lot)
     assert len(found) == len(worse)

@@ -1,0 +1,113 @@
+"""The cost strategy's takes: the least expected all-in cost per share the no-trade-through rule allows."""
+from __future__ import annotations
+
+from collections.abc import Container, Mapping, Sequence
+
+from gateway.core.market import PriceKey, Row
+
+# A Row's key is the price in 1e-8 units, negated on the bid side, so for both sides a smaller key is better for
+# the taker; a venue's extra cost per share (fee and risks) in the same units is added to it, so for a buy
+# key + extra is the all-in price and for a sell it is minus the all-in proceeds: lower is better either way.
+
+
+def cheapest_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, int],
+                   protected: Container[str]) -> dict[str, int]:
+    """Venue -> shares to take from it best price first (lot multiples, venues in the order first reached),
+    filling as much of qty (a lot multiple) as the rows allow at the least expected all-in cost.
+
+    rows are every takeable level in sweep order. For each marginal price M, every round lot a protected venue
+    shows strictly better than M must be taken (else a child at M trades through it); the rest of qty goes to
+    the levels at or better than M with the lowest all-in cost, a venue's own levels best first (its all-in
+    cost rises with its price). Unprotected levels may be skipped whatever their price. Of these plans, the one
+    filling the most at the least total all-in cost is chosen; ties go to the nearer M.
+    """
+    rows = rows[:_last_marginal(rows, qty, lot, protected)]
+    ranked = sorted(range(len(rows)), key=lambda i: (rows[i][0] + extra[rows[i][2]], i))
+    best: dict[str, int] = {}
+    best_key: tuple[int, PriceKey] | None = None
+    shown_before: dict[str, int] = {}  # protected venue -> depth strictly better than the current M
+    must = 0  # that depth, each venue's rounded down to lots
+    i, n = 0, len(rows)
+    while i < n and must <= qty:
+        marginal = rows[i][0]
+        takes, left = _fill(rows, ranked, marginal, qty, lot, shown_before)
+        key = (left, all_in_cost(rows, takes, extra))
+        if best_key is None or key < best_key:
+            best, best_key = takes, key
+        while i < n and rows[i][0] == marginal:
+            _, shown, venue, _ = rows[i]
+            if venue in protected:
+                was = shown_before.get(venue, 0)
+                shown_before[venue] = now = was + shown
+                must += now - now % lot - (was - was % lot)
+            i += 1
+    first = {venue: None for _, _, venue, _ in rows}  # venues in sweep order
+    return {venue: best[venue] for venue in first if best.get(venue)}
+
+
+def _last_marginal(rows: Sequence[Row], qty: int, lot: int, protected: Container[str]) -> int:
+    """How many rows reach through the last price that can be marginal: past it, the round lots protected
+    venues show at better prices are more than qty."""
+    shown: dict[str, int] = {}
+    must = 0
+    tier = None
+    for i, (key, qty_shown, venue, _) in enumerate(rows):
+        if key != tier:
+            if must > qty:
+                return i
+            tier = key
+        if venue in protected:
+            was = shown.get(venue, 0)
+            shown[venue] = now = was + qty_shown
+            must += now - now % lot - (was - was % lot)
+    return len(rows)
+
+
+def _fill(rows: Sequence[Row], ranked: Sequence[int], marginal: PriceKey, qty: int, lot: int,
+          mandatory: Mapping[str, int]) -> tuple[dict[str, int], int]:
+    """The mandatory lots, then the cheapest levels at or better than marginal: (venue -> shares, qty left)."""
+    takes = {venue: shown - shown % lot for venue, shown in mandatory.items() if shown >= lot}
+    left = qty - sum(takes.values())
+    if not left:
+        return takes, left
+    reached: dict[str, int] = {}  # venue -> depth of its levels walked so far
+    for i in ranked:
+        key, shown, venue, _ = rows[i]
+        if key > marginal:
+            continue
+        reached[venue] = depth = reached.get(venue, 0) + shown
+        add = depth - depth % lot - takes.get(venue, 0)
+        if add > left:
+            add = left
+        if add > 0:
+            takes[venue] = takes.get(venue, 0) + add
+            left -= add
+            if not left:
+                break
+    return takes, left
+
+
+def all_in_cost(rows: Sequence[Row], takes: Mapping[str, int], extra: Mapping[str, int]) -> PriceKey:
+    """The expected all-in cost of taking takes[venue] shares from each venue best price first, in key units."""
+    left = dict(takes)
+    cost: PriceKey = sum(qty * extra[venue] for venue, qty in takes.items())
+    for key, shown, venue, _ in rows:
+        want = left.get(venue)
+        if want:
+            took = shown if shown < want else want
+            left[venue] = want - took
+            cost += took * key
+    return cost
+
+
+def spread(rows: Sequence[Row], takes: Mapping[str, int]) -> list[int]:
+    """How much of each row (same order) taking takes[venue] from each venue best price first takes."""
+    left = dict(takes)
+    out = []
+    for _, shown, venue, _ in rows:
+        want = left.get(venue, 0)
+        took = shown if shown < want else want
+        if took:
+            left[venue] = want - took
+        out.append(took)
+    return out

@@ -1,0 +1,138 @@
+"""The cost strategy ranks by expected all-in cost per share wherever the no-trade-through rule allows."""
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.analytics.learning import VenueLearning
+from gateway.core.market import BookSnapshot, MarketView, VenueInfo
+from gateway.core.router import CostWeights, PlanRequest, RouteDecision, RoutingPolicy, expected_costs, plan, \
+    trade_through_violations
+from gateway.core.types import Side, Strategy, Urgency, VenueKind
+from tests.unit.test_router import FEES, PROPERTY, SYM, legs, make_market, request, side_levels, toxic
+
+COST, SWEEP = Strategy.COST, Strategy.SWEEP
+
+
+def lit(name: str, taker_fee: str = "0.0030", protected: bool = True) -> VenueInfo:
+    return VenueInfo(name, VenueKind.LIT, D("-0.0020"), D(taker_fee), 300, True, protected=protected)
+
+
+# Two clean venues at 100.02 and TOX one tick better, whose fills are followed by a 20 bps adverse move.
+TOXIC_BOOKS = {"TOX": ([], [("100.01", 500)]), "ARCA": ([], [("100.02", 500)]), "BATS": ([], [("100.02", 500)])}
+
+
+def toxic_case(protected: bool, strategy: Strategy) -> RouteDecision:
+    where = {"TOX": lit("TOX", protected=protected), "ARCA": lit("ARCA"), "BATS": lit("BATS")}
+    learning = toxic("TOX")
+    return plan(request(500, "100.03", strategy=strategy), make_market(TOXIC_BOOKS), where, RoutingPolicy(),
+                learning)
+
+
+def test_cost_passes_a_better_priced_toxic_venue_that_is_unprotected():
+    assert legs(toxic_case(False, SWEEP)) == [("TOX", 500, "100.01")]
+    decision = toxic_case(False, COST)
+    assert legs(decision) == [("ARCA", 500, "100.02")]
+    assert "by expected all-in cost per share" in decision.reason
+    assert "passed unprotected quotes at TOX" in decision.reason
+
+
+def test_cost_still_takes_a_better_priced_toxic_venue_that_is_protected():
+    assert legs(toxic_case(True, COST)) == [("TOX", 500, "100.01")]
+
+
+def test_cost_passes_an_unprotected_quote_whose_fee_outweighs_its_price():
+    where = {"FEE": lit("FEE", "0.03", protected=False), "ARCA": lit("ARCA", "0")}
+    market = make_market({"FEE": ([], [("100.00", 300)]), "ARCA": ([], [("100.01", 300)])})
+    order = request(300, "100.02", strategy=COST)
+    assert legs(plan(order, market, where, RoutingPolicy())) == [("ARCA", 300, "100.01")]
+    protected = {**where, "FEE": lit("FEE", "0.03")}
+    assert legs(plan(order, market, protected, RoutingPolicy())) == [("FEE", 300, "100.00")]
+
+
+def test_cost_sells_pass_an_unprotected_toxic_bid_too():
+    where = {"TOX": lit("TOX", protected=False), "ARCA": lit("ARCA")}
+    learning = toxic("TOX")
+    market = make_market({"TOX": ([("100.00", 400)], []), "ARCA": ([("99.99", 400)], [])})
+    order = request(400, "99.98", side=Side.SELL, strategy=COST)
+    assert legs(plan(order, market, where, RoutingPolicy(), learning)) == [("ARCA", 400, "99.99")]
+
+
+def test_cost_goes_deeper_only_as_far_as_protected_quotes_allow():
+    # TOX (unprotected) holds 100.01; ARCA (protected) shows 100.02 then 100.04, BATS 100.03. Skipping TOX
+    # means taking ARCA's 100.02 and BATS's 100.03 before ARCA's 100.04: both protected, so both are taken.
+    where = {"TOX": lit("TOX", protected=False), "ARCA": lit("ARCA"), "BATS": lit("BATS")}
+    learning = toxic("TOX")
+    market = make_market({"TOX": ([], [("100.01", 1000)]), "ARCA": ([], [("100.02", 100), ("100.04", 1000)]),
+                          "BATS": ([], [("100.03", 100)])})
+    decision = plan(request(500, "100.05", strategy=COST), market, where, RoutingPolicy(), learning)
+    assert trade_through_violations(decision, Side.BUY, SYM, market, where) == []
+    assert sum(c.qty for c in decision.children) == 500
+
+
+# --- properties ---------------------------------------------------------------------------------------
+
+
+def all_in(decision: RouteDecision, market: MarketView, extra: dict[str, D], side: Side) -> D:
+    """Expected all-in cost of the children (a sell's: minus its net proceeds), walking each book best first."""
+    total = D(0)
+    for child in decision.children:
+        book = market.book(child.venue, SYM)
+        left = child.qty
+        for level in book.asks if side.is_buy else book.bids:
+            if left == 0 or (side.is_buy and level.price > child.price) or \
+                    (not side.is_buy and level.price < child.price):
+                break
+            took = min(left, level.qty)
+            total += took * (level.price if side.is_buy else -level.price)
+            left -= took
+        assert left == 0, "a child asks for more than its venue shows within its price"
+        total += child.qty * extra[child.venue]
+    return total
+
+
+@st.composite
+def costly_books(draw):
+    """Lit venues, some unprotected, with random fees, latencies, books and toxic histories; a cost order."""
+    names = [f"L{i}" for i in range(draw(st.integers(2, 6)))]
+    where = {n: VenueInfo(n, VenueKind.LIT, D(0), draw(st.sampled_from([*FEES, D("0.02"), D("0.05")])),
+                          draw(st.integers(50, 5000)), True, protected=draw(st.booleans()))
+             for n in names}
+    market = MarketView()
+    for n in names:
+        market.update(BookSnapshot(n, SYM, side_levels(draw, 9999, -1), side_levels(draw, 10001, 1), 1, 0))
+    learning = VenueLearning(names, [])
+    for n in names:
+        drift = draw(st.sampled_from([0, 0, 1, 2, 5]))  # ticks the mid falls after each fill
+        for i in range(draw(st.integers(0, 12))):
+            learning.child_sent(n, 100, i)
+            learning.child_filled(SYM, n, Side.BUY, 100, D("100.01"), i, D("100.005"))
+            learning.child_done(n, 100, draw(st.sampled_from([0, 100])) or 100, True)
+        learning.mid(SYM, 5_000_000_000, D("100.005") - D(drift) / 100)
+    lot = draw(st.sampled_from([1, 1, 10, 100]))
+    side = draw(st.sampled_from(Side))
+    reach = draw(st.none() | st.integers(0, 9))
+    limit = None if reach is None else D(10001 + reach) / 100 if side.is_buy else D(9999 - reach) / 100
+    order = request(draw(st.integers(1, 3000 // lot)) * lot, None if limit is None else str(limit), side=side,
+                    urgency=Urgency.HIGH, lot=lot, strategy=COST)
+    return order, market, where, learning
+
+
+@PROPERTY
+@given(costly_books())
+def test_cost_is_never_worse_than_the_sweep_and_never_trades_through(scenario):
+    order, market, where, learning = scenario
+    cost = plan(order, market, where, RoutingPolicy(), learning)
+    sweep = plan(_as(order, SWEEP), market, where, RoutingPolicy(), learning)
+    assert trade_through_violations(cost, order.side, SYM, market, where, order.lot) == []
+    assert sum(c.qty for c in cost.children) == sum(c.qty for c in sweep.children)
+    assert all(c.qty % order.lot == 0 for c in cost.children)
+    extra = expected_costs(order, market, where, CostWeights(), learning)
+    assert all_in(cost, market, extra, order.side) <= all_in(sweep, market, extra, order.side)
+
+
+def _as(order: PlanRequest, strategy: Strategy) -> PlanRequest:
+    return PlanRequest(order.order_id, order.symbol, order.side, order.qty, order.ord_type, order.limit, order.tif,
+                       order.urgency, lot=order.lot, strategy=strategy)
