@@ -27,6 +27,7 @@ from pathlib import Path
 import structlog
 
 from gateway import faults, recovery
+from gateway.admin import AdminEndpoint, scopes
 from gateway.audit import entries
 from gateway.audit.records import Entry
 from gateway.audit.stores import open_store
@@ -154,6 +155,8 @@ class Gateway:
         self._feeds = [v.name for v in cfg.venues if v.kind is VenueKind.LIT and v.market_data]
         self._stale: set[str] = set()
         self.endpoint: Endpoint | None = None
+        self.admin: AdminEndpoint | None = None
+        self._admin_token = cfg.admin.token(os.environ) if cfg.admin.enabled else None  # refused at once if unset
 
         upstream_specs = [
             SessionSpec(s.begin_string, s.sender_comp_id, s.target_comp_id, cfg.upstream.host, cfg.upstream.port)
@@ -161,6 +164,7 @@ class Gateway:
         ]
         venue_specs = {v.name: venue_session(v) for v in cfg.venues}
         self._upstream_keys = {session_key(session_id(spec)) for spec in upstream_specs}
+        self._oms_comp_ids = {session_key(session_id(spec)): spec.target for spec in upstream_specs}
         self.upstream = UpstreamApplication(self, cfg.routing.default_urgency)
         self.outbound = Outbound(
             sorted(self._upstream_keys), self.upstream.send, self.upstream.disconnect, cfg.upstream.port,
@@ -210,6 +214,12 @@ class Gateway:
                                      self.health_problems, self.readiness_problems)
             self.endpoint.start()
         unsent, never_sent = self._recover() if self.cfg.fix.store == "file" else ([], [])
+        if self._admin_token is not None:  # after recovery: the halts it lists are those in force
+            self.admin = AdminEndpoint(
+                self.cfg.admin.host, self.cfg.admin.port, self._admin_token,
+                scopes(self._oms_comp_ids, [s.symbol for s in self.cfg.symbols], [v.name for v in self.cfg.venues]),
+                self.halt, lambda: self.inspect(lambda engine: list(engine.halts)))
+            self.admin.start()
         self.observer.open_orders(*self.inspect(_open_orders))
         if self.cfg.fix.store == "memory" and self.audit.records_at_start:
             log.warning("gateway.not_recovered", records=self.audit.records_at_start,
@@ -263,6 +273,8 @@ class Gateway:
 
     def stop(self) -> None:
         """Settle working orders (shutdown.working_orders), log out of every session and stop both engines."""
+        if self.admin is not None:
+            self.admin.stop()
         try:
             self._settle_working_orders()
         except Exception:
