@@ -125,10 +125,15 @@ def url_from_config(path: Path | None) -> str:
     metrics = config.MetricsConfig() if path is None else config.load(path, config.GatewayConfig).metrics
     if metrics.port == 0:
         raise config.ConfigError(f"{path}: metrics.port is 0 (any free port): pass --url with the port it logged")
-    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(metrics.host, metrics.host)
+    return local_url(metrics.host, metrics.port) + "/metrics"
+
+
+def local_url(host: str, port: int) -> str:
+    """http://HOST:PORT of an endpoint listening on host:port, a wildcard listen address read on loopback."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{metrics.port}/metrics"
+    return f"http://{host}:{port}"
 
 
 def fetch(url: str, timeout: float = FETCH_TIMEOUT_S) -> tuple[str, str]:
@@ -140,14 +145,14 @@ def fetch(url: str, timeout: float = FETCH_TIMEOUT_S) -> tuple[str, str]:
     except urllib.error.HTTPError as exc:
         raise StatusError(f"cannot read {url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
-        raise StatusError(f"cannot read {url}: {_reason(exc.reason)}") from None
+        raise StatusError(f"cannot read {url}: {error_reason(exc.reason)}") from None
     except UnicodeDecodeError:
         raise StatusError(f"{url} did not answer with Prometheus metrics: the body is not UTF-8 text") from None
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise StatusError(f"cannot read {url}: {_reason(exc)}") from None
+        raise StatusError(f"cannot read {url}: {error_reason(exc)}") from None
 
 
-def _reason(reason: object) -> str:
+def error_reason(reason: object) -> str:
     """`Connection refused` rather than `[Errno 111] Connection refused`."""
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror
