@@ -116,3 +116,25 @@ def test_sorgw_admin_against_the_endpoint(admin_stack, capsys, monkeypatch):
     code, _, err = run("halt")
     assert code == 1 and err == f"sorgw admin: {url} refused: HTTP 401: wrong token\n"
     assert admin_stack.gateway.inspect(lambda e: set(e.halts)) == set()
+
+
+def test_sorgw_status_shows_the_halts_the_limits_and_each_sessions_exposure(make_stack, monkeypatch, capsys):
+    monkeypatch.setenv("SORGW_ADMIN_TOKEN", TOKEN)
+    stack = make_stack(gateway_overrides={
+        "admin": {"enabled": True, "port": 0},
+        "risk": {"defaults": {"max_order_qty": 5000, "price_collar_bps": 500},
+                 "sessions": {"OMS": {"max_open_qty": 1000, "max_open_notional": "100000", "max_orders_per_s": 50}},
+                 "symbols": {"MSFT": {"max_order_qty": 2000}}}})
+    oms = stack.oms
+    oms.new_order("REST", "AAPL", "2", 100, price="195.00")
+    assert oms.wait(lambda: any(m.get(codec.ORD_STATUS) == "0" for m in oms.reports("REST")), 10)
+    assert _request(stack.gateway.admin.url, "POST", "/halt", {"venue": "DRKB"})[0] == 200
+    assert cli.main(["status", "--url", stack.gateway.metrics_url]) == 0
+    out = capsys.readouterr().out
+    risk = out[out.index("\nRISK\n"):out.index("\nVENUES\n")].splitlines()
+    assert risk[2] == "  halts             halt (venue DRKB)"
+    assert risk[3].split() == ["session", "open", "qty", "/", "max", "open", "notional", "/", "max", "max", "orders/s"]
+    assert risk[4].startswith("  FIX.4.4:SORGW->OMS") and " 100 / 1,000 (10%)" in risk[4] and "19,500.00 / 100,000.00 (20%)" in risk[4]
+    assert risk[4].rstrip().endswith("50")
+    assert "  symbol AAPL       max_order_qty 5,000, price_collar_bps 500" in risk
+    assert "  symbol MSFT       max_order_qty 2,000, price_collar_bps 500" in risk
