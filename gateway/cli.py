@@ -1,5 +1,5 @@
 """The `sorgw` command: run the gateway or the venue simulators, the demo, simulations, the audit tools, status,
-benchmarks."""
+the admin commands (halts), benchmarks."""
 from __future__ import annotations
 
 import argparse
@@ -56,6 +56,22 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--stale-after", type=float, default=2.0, metavar="SECONDS",
                         help="flag a venue's quotes STALE when older (default 2, as routing.max_quote_age_ms)")
 
+    admin = sub.add_parser("admin", help="halt or resume trading, list halts: through the gateway's admin endpoint")
+    admin.add_argument("--url", help="the admin endpoint, http://HOST:PORT (default: admin.host and admin.port "
+                                     "from --config)")
+    admin.add_argument("--config", type=Path, help="gateway config whose admin section to read (default: "
+                                                   "config/gateway.yaml when it exists); the token is read from "
+                                                   "the environment variable admin.token_env names")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    for action, what in (("halt", "refuse new orders in the scope and cancel what works there (no scope: "
+                                  "everything)"),
+                         ("resume", "lift the halt of exactly this scope")):
+        scoped = admin_sub.add_parser(action, help=what)
+        scoped.add_argument("--session", help="an OMS session: its CompID or its session id (FIX.4.4:SORGW->OMS)")
+        scoped.add_argument("--symbol", help="a configured symbol")
+        scoped.add_argument("--venue", help="a configured venue: out of routing, its children canceled")
+    admin_sub.add_parser("halts", help="list the halts in force")
+
     bench = sub.add_parser("bench", help="benchmarks: router plan() latency, audit and metrics cost per order step")
     bench.add_argument("--router", action="store_true", help="time plan() (default when no part is named)")
     bench.add_argument("--audit", action="store_true", help="time engine steps with and without the audit commit")
@@ -110,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             from gateway.status import command as status_command
             return status_command(args)
+        if args.command == "admin":
+            from gateway.admin_client import command as admin_command
+            return admin_command(args)
         if args.command == "bench":
             return _bench(args)
         if args.command == "simulate":

@@ -247,6 +247,29 @@ class MetricsConfig(Model):
     port: int = Field(9464, ge=0, lt=65536)  # 0: any free port (the log line gateway.metrics names it)
 
 
+MIN_ADMIN_TOKEN = 16  # characters: a short token can be guessed by trying
+
+
+class AdminConfig(Model):
+    """The admin endpoint (halt, resume, halts in force); every request needs the bearer token from token_env."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"  # anyone who reaches it with the token can halt trading: keep it local
+    port: int = Field(9465, ge=0, lt=65536)  # 0: any free port (the log line gateway.admin names it)
+    token_env: str = Field("SORGW_ADMIN_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    def token(self, environ: Mapping[str, str]) -> str:
+        """The bearer token from the environment; ConfigError naming the variable if it is unset or short."""
+        value = environ.get(self.token_env)
+        if not value:
+            raise ConfigError(f"admin.token_env: the environment variable {self.token_env} is not set "
+                              f"(the admin endpoint needs a token; or set admin.enabled: false)")
+        if len(value) < MIN_ADMIN_TOKEN:
+            raise ConfigError(f"admin.token_env: {self.token_env} is shorter than {MIN_ADMIN_TOKEN} characters "
+                              f"(e.g. openssl rand -hex 32)")
+        return value
+
+
 class ShutdownConfig(Model):
     """What a stop (SIGTERM, SIGINT) does with orders still working at venues."""
 
@@ -305,6 +328,7 @@ class GatewayConfig(Model):
     mqtt: MqttConfig = MqttConfig()
     audit: AuditConfig = AuditConfig()
     metrics: MetricsConfig = MetricsConfig()
+    admin: AdminConfig = AdminConfig()
     shutdown: ShutdownConfig = ShutdownConfig()
     logging: LoggingConfig = LoggingConfig()
     risk: RiskConfig = RiskConfig()

@@ -15,15 +15,13 @@ log = structlog.get_logger("gateway.endpoint")
 Check = Callable[[], Mapping[str, str]]
 
 
-class Endpoint:
-    """Serves on its own threads; a slow scrape never holds up the order path."""
+class Served:
+    """An HTTP server on its own threads (one per request): a slow client never holds up the order path."""
 
-    def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Check, readiness: Check) -> None:
-        routes = {"/metrics": self._metrics, "/healthz": self._healthz, "/readyz": self._readyz}
-        self._registry, self._health, self._readiness = registry, health, readiness
-        self._server = ThreadingHTTPServer((host, port), _handler(routes))
+    def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sorgw-endpoint", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
 
     @property
     def url(self) -> str:
@@ -32,12 +30,24 @@ class Endpoint:
 
     def start(self) -> None:
         self._thread.start()
-        log.info("gateway.metrics", url=self.url, paths=["/metrics", "/healthz", "/readyz"])
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class Endpoint(Served):
+    """/metrics, /healthz and /readyz."""
+
+    def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Check, readiness: Check) -> None:
+        routes = {"/metrics": self._metrics, "/healthz": self._healthz, "/readyz": self._readyz}
+        self._registry, self._health, self._readiness = registry, health, readiness
+        super().__init__(host, port, _handler(routes), "sorgw-endpoint")
+
+    def start(self) -> None:
+        super().start()
+        log.info("gateway.metrics", url=self.url, paths=["/metrics", "/healthz", "/readyz"])
 
     def _metrics(self) -> tuple[int, str, bytes]:
         return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)

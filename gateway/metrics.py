@@ -163,7 +163,27 @@ class Metrics:
         self.audit_queue_depth: Callable[[], int] = int
         self.send_queues: Callable[[], Mapping[str, int]] = dict
         self.children_in_doubt: Callable[[], Mapping[str, int]] = dict
+        self.halts: Callable[[], Sequence[str]] = tuple  # each halt in force, as its text
+        self.open_exposure: Callable[[], Mapping[str, tuple[float, float]]] = dict  # session -> qty, notional
+        self.risk_limits: Callable[[], Sequence[tuple[str, str, float]]] = tuple  # (scope, limit, value)
         r.register(_Sampled(self._sampled))
+
+    def _risk(self) -> Iterator[Metric]:
+        halts = GaugeMetricFamily("sorgw_halt", "1 for each halt (kill switch) in force.", labels=["scope"])
+        for text in sorted(self.halts()):
+            halts.add_metric([text], 1)
+        open_qty = GaugeMetricFamily("sorgw_session_open_qty", "LeavesQty of the OMS session's live orders "
+                                     "(as risk.max_open_qty counts it).", labels=["session"])
+        open_notional = GaugeMetricFamily("sorgw_session_open_notional", "Notional of the OMS session's live "
+                                          "orders (as risk.max_open_notional counts it).", labels=["session"])
+        for session, (qty, notional) in sorted(self.open_exposure().items()):
+            open_qty.add_metric([session], qty)
+            open_notional.add_metric([session], notional)
+        limits = GaugeMetricFamily("sorgw_risk_limit", "A pre-trade limit in force: per OMS session (its session "
+                                   "limits) or per symbol (its order limits).", labels=["scope", "limit"])
+        for scope, limit, value in self.risk_limits():
+            limits.add_metric([scope, limit], value)
+        yield from (halts, open_qty, open_notional, limits)
 
     def _sampled(self) -> Iterator[Metric]:
         ages = GaugeMetricFamily(
@@ -182,6 +202,7 @@ class Metrics:
         for venue, count in sorted(self.children_in_doubt().items()):
             in_doubt.add_metric([venue], count)
         yield in_doubt
+        yield from self._risk()
         yield GaugeMetricFamily(
             "sorgw_audit_queue_depth", "Audit entries waiting to be committed.", value=self.audit_queue_depth())
         queued = GaugeMetricFamily(

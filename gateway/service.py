@@ -27,6 +27,7 @@ from pathlib import Path
 import structlog
 
 from gateway import faults, recovery
+from gateway.admin import AdminEndpoint, scopes
 from gateway.audit import entries
 from gateway.audit.records import Entry
 from gateway.audit.stores import open_store
@@ -35,7 +36,7 @@ from gateway.config import GatewayConfig, VenueConfig
 from gateway.core.clock import Clock, WallClock
 from gateway.core.engine import IdSource, OrderEngine, Routine, StateChange
 from gateway.core.market import BookSnapshot, MarketView, VenueInfo
-from gateway.core.risk import Halt
+from gateway.core.risk import ORDER_KEYS, Halt
 from gateway.core.router import RouteDecision
 from gateway.core.types import (
     CancelChild,
@@ -82,6 +83,7 @@ log = structlog.get_logger("gateway")
 ADMIN_MSG_TYPES = frozenset("0 1 2 3 4 5 A".split())
 SHUTDOWN_TEXT = "gateway shutting down"
 DISCONNECT_TEXT = "canceled: OMS session disconnected (cancel_on_disconnect)"
+SESSION_LIMITS = ("max_open_qty", "max_open_notional", "max_orders_per_s")
 LISTED_AT_MOST = 100  # orders named in one log line; the audit trail names every one
 
 
@@ -154,6 +156,8 @@ class Gateway:
         self._feeds = [v.name for v in cfg.venues if v.kind is VenueKind.LIT and v.market_data]
         self._stale: set[str] = set()
         self.endpoint: Endpoint | None = None
+        self.admin: AdminEndpoint | None = None
+        self._admin_token = cfg.admin.token(os.environ) if cfg.admin.enabled else None  # refused at once if unset
 
         upstream_specs = [
             SessionSpec(s.begin_string, s.sender_comp_id, s.target_comp_id, cfg.upstream.host, cfg.upstream.port)
@@ -161,6 +165,7 @@ class Gateway:
         ]
         venue_specs = {v.name: venue_session(v) for v in cfg.venues}
         self._upstream_keys = {session_key(session_id(spec)) for spec in upstream_specs}
+        self._oms_comp_ids = {session_key(session_id(spec)): spec.target for spec in upstream_specs}
         self.upstream = UpstreamApplication(self, cfg.routing.default_urgency)
         self.outbound = Outbound(
             sorted(self._upstream_keys), self.upstream.send, self.upstream.disconnect, cfg.upstream.port,
@@ -182,6 +187,11 @@ class Gateway:
         self.metrics.audit_queue_depth = lambda: self.audit.depth
         self.metrics.send_queues = self.outbound.depths
         self.metrics.children_in_doubt = lambda: self.inspect(_in_doubt)
+        self.metrics.halts = lambda: self.inspect(lambda engine: [str(h) for h in engine.halts])
+        self.metrics.open_exposure = lambda: self.inspect(lambda engine: {
+            key: tuple(map(float, engine.exposure(key))) for key in self._upstream_keys})
+        self.metrics.risk_limits = lambda: self.inspect(lambda engine: _limits_in_force(
+            engine, sorted(self._upstream_keys), [s.symbol for s in cfg.symbols]))
         self._cancel_on_disconnect = {session_key(session_id(spec)) for spec, s in zip(upstream_specs,
                                       cfg.upstream.sessions) if s.cancel_on_disconnect}
         self._acceptor = make_engine("acceptor", self.upstream, upstream_specs, cfg.fix, work_dir)
@@ -210,6 +220,12 @@ class Gateway:
                                      self.health_problems, self.readiness_problems)
             self.endpoint.start()
         unsent, never_sent = self._recover() if self.cfg.fix.store == "file" else ([], [])
+        if self._admin_token is not None:  # after recovery: the halts it lists are those in force
+            self.admin = AdminEndpoint(
+                self.cfg.admin.host, self.cfg.admin.port, self._admin_token,
+                scopes(self._oms_comp_ids, [s.symbol for s in self.cfg.symbols], [v.name for v in self.cfg.venues]),
+                self.halt, lambda: self.inspect(lambda engine: list(engine.halts)))
+            self.admin.start()
         self.observer.open_orders(*self.inspect(_open_orders))
         if self.cfg.fix.store == "memory" and self.audit.records_at_start:
             log.warning("gateway.not_recovered", records=self.audit.records_at_start,
@@ -263,6 +279,8 @@ class Gateway:
 
     def stop(self) -> None:
         """Settle working orders (shutdown.working_orders), log out of every session and stop both engines."""
+        if self.admin is not None:
+            self.admin.stop()
         try:
             self._settle_working_orders()
         except Exception:
@@ -724,6 +742,16 @@ def _open_orders(engine: OrderEngine) -> tuple[int, dict[str, int]]:
         for child in parent.live_children():
             children[child.venue] = children.get(child.venue, 0) + 1
     return parents, children
+
+
+def _limits_in_force(engine: OrderEngine, sessions: list[str], symbols: list[str]) -> list[tuple[str, str, float]]:
+    """Each session's session limits and each symbol's order limits, as they apply (defaults filled in)."""
+    limits = engine.risk.limits
+    rows = []
+    for scope, names, effective in ([(f"session {s}", SESSION_LIMITS, limits.effective(s, "")) for s in sessions] +
+                                    [(f"symbol {s}", ORDER_KEYS, limits.effective("", s)) for s in symbols]):
+        rows += [(scope, name, float(value)) for name in names if (value := getattr(effective, name)) is not None]
+    return rows
 
 
 def _in_doubt(engine: OrderEngine) -> dict[str, int]:

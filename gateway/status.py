@@ -125,10 +125,15 @@ def url_from_config(path: Path | None) -> str:
     metrics = config.MetricsConfig() if path is None else config.load(path, config.GatewayConfig).metrics
     if metrics.port == 0:
         raise config.ConfigError(f"{path}: metrics.port is 0 (any free port): pass --url with the port it logged")
-    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(metrics.host, metrics.host)
+    return local_url(metrics.host, metrics.port) + "/metrics"
+
+
+def local_url(host: str, port: int) -> str:
+    """http://HOST:PORT of an endpoint listening on host:port, a wildcard listen address read on loopback."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{metrics.port}/metrics"
+    return f"http://{host}:{port}"
 
 
 def fetch(url: str, timeout: float = FETCH_TIMEOUT_S) -> tuple[str, str]:
@@ -140,14 +145,14 @@ def fetch(url: str, timeout: float = FETCH_TIMEOUT_S) -> tuple[str, str]:
     except urllib.error.HTTPError as exc:
         raise StatusError(f"cannot read {url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
-        raise StatusError(f"cannot read {url}: {_reason(exc.reason)}") from None
+        raise StatusError(f"cannot read {url}: {error_reason(exc.reason)}") from None
     except UnicodeDecodeError:
         raise StatusError(f"{url} did not answer with Prometheus metrics: the body is not UTF-8 text") from None
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise StatusError(f"cannot read {url}: {_reason(exc)}") from None
+        raise StatusError(f"cannot read {url}: {error_reason(exc)}") from None
 
 
-def _reason(reason: object) -> str:
+def error_reason(reason: object) -> str:
     """`Connection refused` rather than `[Errno 111] Connection refused`."""
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror
@@ -253,6 +258,37 @@ def _venues(snap: Snapshot, stale_after: float) -> list[str]:
     return _table(["venue", "sent", "fills", "filled shares", "fill ratio", "toxicity", "quote age", ""], rows)
 
 
+def _risk(snap: Snapshot) -> list[str]:
+    halts = sorted(labels.get("scope", "") for labels, value in snap.samples.get("sorgw_halt", []) if value)
+    limits: dict[str, dict[str, float]] = {}
+    for labels, value in snap.samples.get("sorgw_risk_limit", []):
+        limits.setdefault(labels.get("scope", ""), {})[labels.get("limit", "")] = value
+    rows = []
+    for session in sorted(snap.by("sorgw_session_open_qty", "session")):
+        own = limits.get(f"session {session}", {})
+        rows.append([session, _against(snap.total("sorgw_session_open_qty", session=session), own.get("max_open_qty")),
+                     _against(snap.total("sorgw_session_open_notional", session=session),
+                              own.get("max_open_notional"), ",.2f"),
+                     _count(own.get("max_orders_per_s"))])
+    lines = [f"  {'halts'.ljust(KEY_WIDTH)}{', '.join(halts) or 'none'}"]
+    if rows:
+        lines += _table(["session", "open qty / max", "open notional / max", "max orders/s"], rows)
+    for scope, values in sorted(limits.items()):
+        if scope.startswith("symbol "):
+            listed = ", ".join(f"{name} {value:,.10g}" for name, value in sorted(values.items()))
+            lines.append(f"  {scope.ljust(KEY_WIDTH)}{listed}")
+    return lines
+
+
+def _against(value: float | None, limit: float | None, spec: str = ",.0f") -> str:
+    """`1,000 / 5,000 (20%)`: an exposure against its limit."""
+    shown = "-" if value is None else format(value, spec)
+    if limit is None:
+        return f"{shown} / -"
+    used = f" ({value / limit:.0%})" if value is not None and limit else ""
+    return f"{shown} / {format(limit, spec)}{used}"
+
+
 def _latency(snap: Snapshot) -> list[str]:
     rows = []
     for hist in snap.histograms:
@@ -276,6 +312,7 @@ def render(snap: Snapshot, url: str, stale_after: float, note: str = "") -> str:
     lines = [_header(url, note),
              "", "SESSIONS", *_sessions(snap),
              "", "ORDERS", *_orders(snap),
+             "", "RISK", *_risk(snap),
              "", "VENUES", *_venues(snap, stale_after),
              "", "LATENCY", *_latency(snap),
              "", f"{'MARKET DATA'.ljust(KEY_WIDTH)}{market}",
