@@ -36,7 +36,7 @@ from gateway.config import GatewayConfig, VenueConfig
 from gateway.core.clock import Clock, WallClock
 from gateway.core.engine import IdSource, OrderEngine, Routine, StateChange
 from gateway.core.market import BookSnapshot, MarketView, VenueInfo
-from gateway.core.risk import ORDER_KEYS, Halt
+from gateway.core.risk import ORDER_KEYS, Halt, PriceReference
 from gateway.core.router import RouteDecision
 from gateway.core.types import (
     CancelChild,
@@ -700,6 +700,8 @@ class Gateway:
                      cum_qty=item.cum_qty, leaves_qty=item.leaves_qty)
         elif isinstance(item, Routine):
             log.info("engine.notice", text=item.text)
+        elif isinstance(item, PriceReference):
+            log.debug("risk.price_reference", cl_ord_id=item.cl_ord_id, symbol=item.symbol)
         else:
             log.warning("engine.notice", text=str(item))
 
