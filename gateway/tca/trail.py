@@ -84,7 +84,7 @@ class _Reader:
         order_id = record.order_id
         if not order_id or order_id == "NONE":
             return
-        if record.kind == "fix_in" and msg_type in ("D", "G") and msg.isSetField(11):
+        if record.kind == "fix_in" and msg_type in ("D", "F", "G") and msg.isSetField(11):
             self.cl_ord_ids.setdefault(order_id, set()).add(msg.getField(11))
         if record.kind == "fix_in" and msg_type == "D" and order_id not in self.parents and msg.isSetField(38):
             self.parents[order_id] = ParentTrail(
