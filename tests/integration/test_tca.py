@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from statistics import median
 
@@ -15,6 +16,7 @@ from gateway import topology
 from gateway.audit.stores import open_store
 from gateway.fix import codec
 from gateway.stack import Stack
+from tests.postgres import postgres_table, postgres_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 SORGW = [sys.executable, "-m", "gateway.cli", "tca"]
@@ -189,7 +191,6 @@ def test_selection_formats_and_errors(session, tmp_path):
     assert [o["cl_ord_id"] for o in json.loads(tca(url, "--symbol", "AAPL", "--session", "FIX.4.4:SORGW->OMS",
                                                       "--format", "json").stdout)["orders"]] == ["SW", "PC", "DK"]
     dark_at = next(r.ts_ns for r in records if r.kind == "fix_in" and b"\x0111=DK\x01" in r.body)
-    from datetime import datetime, timezone
     later = datetime.fromtimestamp(dark_at / 1e9 - 0.0005, tz=timezone.utc).isoformat()
     assert [o["cl_ord_id"] for o in json.loads(tca(url, "--from", later, "--format", "json").stdout)["orders"]] == ["DK"]
     assert [o["cl_ord_id"] for o in json.loads(tca(url, "--to", later, "--format", "json").stdout)["orders"]] == ["SW", "PC"]
@@ -220,3 +221,16 @@ def test_every_fill_and_every_end_has_its_nbbo_on_record(session):
         if int(m.get(codec.LAST_QTY) or 0) or m.get(codec.ORD_STATUS) in FINAL:
             quote = quotes[m[codec.EXEC_ID]]
             assert Decimal(quote["bid"]) < Decimal(quote["ask"]) and quote["symbol"] == "AAPL"
+
+
+def test_a_postgres_trail_gives_the_same_report(session, postgres_url, postgres_table):  # noqa: F811
+    gateway_cfg, reports, records = session
+    store = open_store(postgres_url, postgres_table)
+    store.open()
+    try:
+        store.append(records)
+    finally:
+        store.close()
+    from_postgres = tca(postgres_url, "--table", postgres_table, "--format", "json")
+    assert from_postgres.returncode == 0, from_postgres.stderr
+    assert json.loads(from_postgres.stdout) == json.loads(tca(gateway_cfg.audit.url, "--format", "json").stdout)
