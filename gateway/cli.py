@@ -46,6 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--from", dest="start", help="ISO-8601 time, inclusive (UTC unless stated)")
     export.add_argument("--to", dest="end", help="ISO-8601 time, exclusive")
 
+    tca = sub.add_parser("tca", help="transaction cost analysis of the orders on the audit trail, per order and venue")
+    tca.add_argument("--config", type=Path, default=Path("config/gateway.yaml"),
+                     help="gateway config whose audit.url to read (default: config/gateway.yaml)")
+    tca.add_argument("--audit-url", help="audit store url, instead of the config's audit.url")
+    tca.add_argument("--table", help="PostgreSQL table, instead of the config's audit.table (default: audit)")
+    tca.add_argument("--from", dest="start", help="orders that arrived at or after this ISO-8601 time (UTC unless stated)")
+    tca.add_argument("--to", dest="end", help="orders that arrived before this ISO-8601 time")
+    tca.add_argument("--session", help="orders from this OMS session only (as FIX.4.4:SORGW->OMS)")
+    tca.add_argument("--symbol", help="orders in this symbol only")
+    tca.add_argument("--order", help="one order: its OrderID or any of its ClOrdIDs")
+    tca.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    tca.add_argument("--out", type=Path, help="write to this file (csv: this folder) instead of stdout")
+
     status = sub.add_parser("status", help="read the gateway's /metrics and print sessions, orders, venues, latency")
     status.add_argument("--url", help="the metrics endpoint; /metrics is appended to a bare http://HOST:PORT "
                                       "(default: from --config, else http://127.0.0.1:9464/metrics)")
@@ -123,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_venues(cfg, args.work_dir)
         if args.command == "audit":
             return _audit(args)
+        if args.command == "tca":
+            return _tca(args)
         if args.command == "status":
             from gateway.status import command as status_command
             return status_command(args)
@@ -236,6 +251,21 @@ def _audit(args) -> int:
         return commands.export(store, args.format, start, end)
     finally:
         store.close()
+
+
+def _tca(args) -> int:
+    from gateway.tca.report import TcaError, command
+
+    if args.audit_url:
+        url, table = args.audit_url, args.table or "audit"
+    else:
+        audit = config.load(args.config, config.GatewayConfig).audit
+        url, table = audit.url, args.table or audit.table
+    try:
+        return command(url, table, args)
+    except (TcaError, ValueError) as exc:
+        print(f"sorgw tca: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ from gateway.core.types import (
     QueryChild,
     ReplaceRequest,
     SendChild,
+    TERMINAL,
     StatusRequest,
     VenueKind,
     VenueReport,
@@ -610,11 +611,24 @@ class Gateway:
             pending = deque([(out, head)])
             while pending:
                 out, head = pending.popleft()
-                self.audit.commit(head + entries.for_outbox(out, self.clock.now_ns(), self._cl_ord_ids(out)))
+                now = self.clock.now_ns()
+                self.audit.commit(head + entries.for_outbox(out, now, self._cl_ord_ids(out)) + self._quotes(out, now))
                 if out.commands:
                     faults.reached("step_committed")
                 pending.extend(self._carry_out(out, arrival))
                 arrival = None  # follow-ups (a failed send) are the gateway's own doing
+
+    def _quotes(self, out: Outbox, now: int) -> list[Entry]:
+        """The NBBO at each fill reported upstream and at each parent's end, for TCA (a resent report's NBBO
+        would be today's, so it gets none)."""
+        quotes = []
+        for command in out.commands:
+            if not isinstance(command, ExecutionReport) or command.exec_id in self._resend:
+                continue
+            if command.last_qty or command.ord_status in TERMINAL:
+                nbbo = self.market.nbbo(command.symbol, self.engine.venues)
+                quotes.append(entries.quote(command, nbbo, now))
+        return quotes
 
     def _cl_ord_ids(self, out: Outbox) -> dict[str, str]:
         parents = self.engine.parents

@@ -8,6 +8,7 @@ from enum import Enum
 
 from gateway.audit.records import Entry
 from gateway.core.engine import StateChange
+from gateway.core.market import Nbbo
 from gateway.core.risk import PriceReference
 from gateway.core.router import RouteDecision
 from gateway.core.types import CancelReject, ExecType, ExecutionReport, Outbox
@@ -63,3 +64,11 @@ def for_outbox(out: Outbox, ts_ns: int, cl_ord_ids: dict[str, str]) -> list[Entr
                                                      "text": command.text, "limit": command.risk_limit}),
                                  command.session, command.order_id, command.cl_ord_id, ts_ns))
     return entries
+
+
+def quote(report: ExecutionReport, nbbo: Nbbo, ts_ns: int) -> Entry:
+    """The NBBO when a parent report went out: at a fill (`exec_id` names the report) or at the parent's end."""
+    return Entry("quote", to_json({"exec_id": report.exec_id, "symbol": report.symbol, "fill": bool(report.last_qty),
+                                   "ord_status": report.ord_status.value, "bid": nbbo.bid, "bid_qty": nbbo.bid_qty,
+                                   "ask": nbbo.ask, "ask_qty": nbbo.ask_qty}),
+                 report.session, report.order_id, report.cl_ord_id, ts_ns)

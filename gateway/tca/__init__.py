@@ -1,0 +1,1 @@
+"""TCA at the edge: reading the audit trail for gateway.analytics.tca and writing its reports."""

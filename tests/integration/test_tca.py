@@ -1,0 +1,236 @@
+"""`sorgw tca` on a recorded session (venue simulators, gateway, OMS over FIX, SQLite trail): every figure
+computed here by hand from the OMS's own reports, the recorded books and the recorded config."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_EVEN, Decimal
+from statistics import median
+
+import pytest
+
+from gateway import topology
+from gateway.audit.stores import open_store
+from gateway.fix import codec
+from gateway.stack import Stack
+from tests.postgres import postgres_table, postgres_url  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.integration
+SORGW = [sys.executable, "-m", "gateway.cli", "tca"]
+FINAL = ("2", "3", "4", "8", "C")
+
+
+def q(value: Decimal, step: str = "0.0001") -> str:
+    return str(value.quantize(Decimal(step), ROUND_HALF_EVEN) + 0)
+
+
+def fields(body: bytes) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for part in body.split(b"\x01"):
+        tag, _, value = part.partition(b"=")
+        if tag.isdigit():
+            out.setdefault(int(tag), value.decode())
+    return out
+
+
+def mid(nbbo: dict) -> Decimal:
+    return (Decimal(nbbo["bid"]) + Decimal(nbbo["ask"])) / 2
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    """A sweep that fills, a limit buy that takes what it can, rests and is canceled, a directed dark order."""
+    tmp_path = tmp_path_factory.mktemp("tca")
+    gateway_cfg, venues_cfg = topology.build(tmp_path)
+    with Stack(gateway_cfg, venues_cfg, tmp_path) as stack:
+        oms = stack.oms
+        oms.new_order("SW", "AAPL", "1", 900, price="190.03", urgency="H")
+        oms.wait_final("SW")
+        oms.new_order("PC", "AAPL", "1", 5000, price="190.03", urgency="H")
+        oms.wait(lambda: any(m.get(codec.ORD_STATUS) in ("0", "1") and m.get(codec.LEAVES_QTY) not in (None, "0")
+                             and int(m.get(codec.CUM_QTY)) > 0 for m in oms.reports("PC")), 10)
+        oms.cancel("PC-X", "PC", "AAPL", "1", 5000)
+        oms.wait_final("PC-X")
+        oms.new_order("DK", "AAPL", "2", 300, price="189.00", ex_destination="DRKA")
+        oms.wait_final("DK")
+        reports = [m for m in oms.received if m.msg_type == "8"]
+    store = open_store(gateway_cfg.audit.url)
+    store.open()
+    try:
+        records = list(store.records())
+    finally:
+        store.close()
+    return gateway_cfg, reports, records
+
+
+def by_hand(gateway_cfg, reports, records) -> dict:
+    """The report from first principles: fills from the OMS's reports (LastQty, LastPx, LastMkt), their NBBO from
+    the quote recorded with that ExecID, arrival from the first decision's NBBO, fees from the config."""
+    venues = {v.name: v for v in gateway_cfg.venues}
+    sessions = {f"{v.begin_string}:{v.sender_comp_id}->{v.target}": v.name for v in gateway_cfg.venues}
+    quotes = {json.loads(r.body)["exec_id"]: json.loads(r.body) for r in records if r.kind == "quote"}
+    orders, per_venue = [], {}
+    for cl_ord_id in ("SW", "PC", "DK"):
+        mine = [m for m in reports if m.get(codec.CL_ORD_ID) in (cl_ord_id, cl_ord_id + "-X")]
+        order_id = mine[0][codec.ORDER_ID]
+        story = [r for r in records if r.order_id == order_id]
+        arrival_ns = next(r.ts_ns for r in story if r.kind == "fix_in" and fields(r.body)[35] == "D")
+        decisions = [r for r in story if r.kind == "decision"]
+        arrival = mid(json.loads(decisions[0].body)["nbbo"])
+        side = 1 if cl_ord_id != "DK" else -1
+        ordered = int(mine[0][codec.ORDER_QTY])
+        final = next(m for m in mine if m[codec.ORD_STATUS] in FINAL)
+        end = quotes[final[codec.EXEC_ID]]
+        # Children and the venue's answers, from the trail's venue messages.
+        sent = [(r, fields(r.body)) for r in story if r.kind == "fix_out" and r.session in sessions
+                and fields(r.body)[35] == "D"]
+        answers = [(r, fields(r.body)) for r in story if r.kind == "fix_in" and r.session in sessions
+                   and fields(r.body)[35] == "8"]
+        venue_fills = [(r, f) for r, f in answers if int(Decimal(f.get(32, "0"))) > 0]
+        oms_fills = [m for m in mine if int(m.get(codec.LAST_QTY) or 0) > 0]
+        assert [(sessions[r.session], int(Decimal(f[32])), Decimal(f[31])) for r, f in venue_fills] == \
+            [(m[codec.LAST_MKT], int(m[codec.LAST_QTY]), Decimal(m[codec.LAST_PX])) for m in oms_fills]
+        assert sum(int(m[codec.LAST_QTY]) for m in oms_fills) == int(final[codec.CUM_QTY])
+        fills, fees, notional, filled = [], Decimal(0), Decimal(0), 0
+        for (record, venue_msg), report in zip(venue_fills, oms_fills):
+            venue, qty, px = report[codec.LAST_MKT], int(report[codec.LAST_QTY]), Decimal(report[codec.LAST_PX])
+            passive = venue_msg.get(851) == "1"
+            fee = qty * (venues[venue].maker_fee if passive else venues[venue].taker_fee)
+            at_fill = quotes[report[codec.EXEC_ID]]
+            fill_mid = mid(at_fill)
+            far = Decimal(at_fill["ask"] if side > 0 else at_fill["bid"])
+            child = next(f[11] for r, f in sent if f[11] in (venue_msg.get(11), venue_msg.get(41)))
+            child_seq = next(r.seq for r, f in sent if f[11] == child)
+            route = json.loads([d for d in decisions if d.seq < child_seq][-1].body)["nbbo"]
+            route_far = Decimal(route["ask"] if side > 0 else route["bid"])
+            improvement = side * (route_far - px)
+            fills.append({"ts_ns": record.ts_ns, "venue": venue, "qty": qty, "price": str(px),
+                          "liquidity": "passive" if passive else "aggressive", "fee": str(fee),
+                          "mid_at_fill": str(fill_mid), "slippage_mid_bps": q(side * (px - fill_mid) / fill_mid * 10000),
+                          "slippage_far_bps": q(side * (px - far) / fill_mid * 10000),
+                          "improvement": str(improvement), "improvement_bps": q(improvement / mid(route) * 10000)})
+            fees += fee
+            notional += qty * px
+            filled += qty
+        paper = arrival * ordered
+        execution = side * (notional - filled * arrival)
+        opportunity = side * (mid(end) - arrival) * (ordered - filled)
+        final_ns = next(r.ts_ns for r in story if r.kind == "fix_out" and fields(r.body).get(17) == final[codec.EXEC_ID])
+        orders.append({
+            "order_id": order_id, "cl_ord_id": cl_ord_id, "session": "FIX.4.4:SORGW->OMS",
+            "symbol": "AAPL", "side": "buy" if side > 0 else "sell", "order_qty": ordered,
+            "status": {"2": "filled", "4": "canceled"}[final[codec.ORD_STATUS]], "filled_qty": filled,
+            "avg_px": q(notional / filled, "0.000001"), "fill_rate": q(Decimal(filled) / ordered),
+            "arrival_mid": str(arrival), "end_mid": str(mid(end)), "fees": str(fees),
+            "execution_bps": q(execution / paper * 10000), "fees_bps": q(fees / paper * 10000),
+            "opportunity_bps": q(opportunity / paper * 10000),
+            "shortfall_bps": q((execution + fees + opportunity) / paper * 10000),
+            "time_to_first_fill_ms": q(Decimal(venue_fills[0][0].ts_ns - arrival_ns) / 1_000_000),
+            "time_to_completion_ms": q(Decimal(final_ns - arrival_ns) / 1_000_000),
+            "children": len(sent), "venues": sorted({sessions[r.session] for r, _ in sent}),
+            "passive_share": q(Decimal(sum(f["qty"] for f in fills if f["liquidity"] == "passive")) / filled),
+            "aggressive_share": q(Decimal(sum(f["qty"] for f in fills if f["liquidity"] == "aggressive")) / filled),
+            "dark_share": q(Decimal(sum(f["qty"] for f in fills if venues[f["venue"]].kind.value == "dark")) / filled),
+            "fills": fills})
+        for record, f in sent:
+            venue = sessions[record.session]
+            row = per_venue.setdefault(venue, {"children": [], "acks": [], "fills": [], "rejects": 0})
+            row["children"].append(int(f[38]))
+            first = next(r for r, a in answers if f[11] in (a.get(11), a.get(41)))
+            row["acks"].append(first.ts_ns - record.ts_ns)
+            row["rejects"] += any(a[150] == "8" for r, a in answers if f[11] in (a.get(11), a.get(41)))
+        for fill in fills:
+            per_venue[fill["venue"]]["fills"].append(fill)
+    routed_total = sum(sum(v["children"]) for v in per_venue.values())
+    filled_total = sum(f["qty"] for v in per_venue.values() for f in v["fills"])
+    scorecard = []
+    for name in sorted(per_venue):
+        row = per_venue[name]
+        routed, filled = sum(row["children"]), sum(f["qty"] for f in row["fills"])
+        fees = [Decimal(f["fee"]) for f in row["fills"]]
+        weighted = sum(Decimal(f["improvement_bps"]) * f["qty"] for f in row["fills"])
+        scorecard.append({
+            "venue": name, "dark": venues[name].kind.value == "dark", "orders": len(row["children"]),
+            "routed_qty": routed, "filled_qty": filled, "fill_rate": q(Decimal(filled) / routed),
+            "ack_ms_mean": q(Decimal(sum(row["acks"]) // len(row["acks"])) / 1_000_000),
+            "ack_ms_p50": q(Decimal(int(median(row["acks"]))) / 1_000_000),
+            "improvement": str(sum((Decimal(f["improvement"]) * f["qty"] for f in row["fills"]), Decimal(0))),
+            "improvement_bps": q(weighted / filled) if filled else None,
+            "fees": str(sum((f for f in fees if f > 0), Decimal(0))),
+            "rebates": str(-sum((f for f in fees if f < 0), Decimal(0))), "rejects": row["rejects"],
+            "flow_share": q(Decimal(routed) / routed_total),
+            "fill_share": q(Decimal(filled) / filled_total)})
+    return {"orders": orders, "venues": scorecard}
+
+
+def tca(url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(SORGW + ["--audit-url", url, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_every_figure_matches_the_hand_computation(session):
+    gateway_cfg, reports, records = session
+    expected = by_hand(gateway_cfg, reports, records)
+    # The session exercised what the figures are about: a sweep across venues, an unfilled remainder, a dark fill.
+    sweep, partial, dark = expected["orders"]
+    assert len(sweep["venues"]) > 1 and sweep["filled_qty"] == 900
+    assert 0 < partial["filled_qty"] < 5000 and partial["status"] == "canceled"
+    assert dark["dark_share"] == "1.0000" and dark["passive_share"] == "1.0000"
+    done = tca(gateway_cfg.audit.url, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == json.loads(json.dumps(expected, default=str))
+
+
+def test_selection_formats_and_errors(session, tmp_path):
+    gateway_cfg, reports, records = session
+    url = gateway_cfg.audit.url
+    one = json.loads(tca(url, "--order", "PC-X", "--format", "json").stdout)
+    assert [o["cl_ord_id"] for o in one["orders"]] == ["PC"]
+    assert [o["cl_ord_id"] for o in json.loads(tca(url, "--symbol", "AAPL", "--session", "FIX.4.4:SORGW->OMS",
+                                                      "--format", "json").stdout)["orders"]] == ["SW", "PC", "DK"]
+    dark_at = next(r.ts_ns for r in records if r.kind == "fix_in" and b"\x0111=DK\x01" in r.body)
+    later = datetime.fromtimestamp(dark_at / 1e9 - 0.0005, tz=timezone.utc).isoformat()
+    assert [o["cl_ord_id"] for o in json.loads(tca(url, "--from", later, "--format", "json").stdout)["orders"]] == ["DK"]
+    assert [o["cl_ord_id"] for o in json.loads(tca(url, "--to", later, "--format", "json").stdout)["orders"]] == ["SW", "PC"]
+
+    table = tca(url)
+    assert table.returncode == 0 and "shortfall_bps" in table.stdout and "DRKA" in table.stdout
+    written = tca(url, "--format", "csv", "--out", str(tmp_path / "csv"))
+    assert written.returncode == 0, written.stderr
+    with (tmp_path / "csv" / "venues.csv").open() as f:
+        assert {row["venue"] for row in csv.DictReader(f)} >= {"DRKA"}
+    with (tmp_path / "csv" / "fills.csv").open() as f:
+        assert sum(int(row["qty"]) for row in csv.DictReader(f)) == sum(
+            int(m.get(codec.LAST_QTY) or 0) for m in reports)
+
+    for args, message in ((("--order", "NOPE"), "no parent orders"), (("--from", "soon"), "--from/--to"),
+                          (("--format", "csv"), "--out DIR")):
+        failed = tca(url, *args)
+        assert failed.returncode == 1 and message in failed.stderr, failed.stderr
+    missing = tca(f"sqlite:///{tmp_path}/none.db")
+    assert missing.returncode == 1 and "no audit trail" in missing.stderr
+
+
+def test_every_fill_and_every_end_has_its_nbbo_on_record(session):
+    """Fill-time quotes were not on the trail before: each upstream fill and final report now has one."""
+    _, reports, records = session
+    quotes = {json.loads(r.body)["exec_id"]: json.loads(r.body) for r in records if r.kind == "quote"}
+    for m in reports:
+        if int(m.get(codec.LAST_QTY) or 0) or m.get(codec.ORD_STATUS) in FINAL:
+            quote = quotes[m[codec.EXEC_ID]]
+            assert Decimal(quote["bid"]) < Decimal(quote["ask"]) and quote["symbol"] == "AAPL"
+
+
+def test_a_postgres_trail_gives_the_same_report(session, postgres_url, postgres_table):  # noqa: F811
+    gateway_cfg, reports, records = session
+    store = open_store(postgres_url, postgres_table)
+    store.open()
+    try:
+        store.append(records)
+    finally:
+        store.close()
+    from_postgres = tca(postgres_url, "--table", postgres_table, "--format", "json")
+    assert from_postgres.returncode == 0, from_postgres.stderr
+    assert json.loads(from_postgres.stdout) == json.loads(tca(gateway_cfg.audit.url, "--format", "json").stdout)
