@@ -321,7 +321,7 @@ class GatewayConfig(Model):
 
     name: str = "SORGW"
     upstream: UpstreamConfig = UpstreamConfig()
-    venues: tuple[VenueConfig, ...]
+    venues: tuple[VenueConfig, ...] = Field(min_length=1)
     symbols: tuple[SymbolConfig, ...]
     routing: RoutingConfig = RoutingConfig()
     fix: FixConfig = FixConfig()
@@ -340,9 +340,8 @@ class GatewayConfig(Model):
         _require_unique("upstream.sessions", [(s.begin_string, s.sender_comp_id, s.target_comp_id)
                                               for s in self.upstream.sessions])
         _require_unique("symbols", [s.symbol for s in self.symbols])
-        ports = [v.port for v in self.venues if v.host == self.upstream.host]
-        if self.upstream.port in ports:
-            raise ValueError("upstream.port is also a venue port")
+        _require_distinct_ports([("upstream.port", self.upstream.host, self.upstream.port)]
+                                + [(f"venues.{v.name}.port", v.host, v.port) for v in self.venues])
         oms = {s.target_comp_id for s in self.upstream.sessions}
         symbols = {s.symbol for s in self.symbols}
         for what, names, known in (("sessions", self.risk.sessions, oms), ("symbols", self.risk.symbols, symbols),
@@ -419,7 +418,7 @@ class VenuesConfig(Model):
 
     seed: int = 42
     symbols: tuple[SymbolConfig, ...]
-    venues: tuple[SimVenueConfig, ...]
+    venues: tuple[SimVenueConfig, ...] = Field(min_length=1)
     fix: FixConfig = FixConfig()
     mqtt: MqttConfig = MqttConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -427,7 +426,7 @@ class VenuesConfig(Model):
     @model_validator(mode="after")
     def _unique_names(self) -> "VenuesConfig":
         _require_unique("venues", [v.name for v in self.venues])
-        _require_unique("venues port", [v.port for v in self.venues])
+        _require_distinct_ports([(f"venues.{v.name}.port", v.host, v.port) for v in self.venues])
         _require_unique("symbols", [s.symbol for s in self.symbols])
         return self
 
@@ -438,6 +437,18 @@ def _require_unique(what: str, values: list[Any]) -> None:
         if value in seen:
             raise ValueError(f"{what}: duplicate {value!r}")
         seen.add(value)
+
+
+WILDCARD_HOSTS = ("0.0.0.0", "", "::")
+
+
+def _require_distinct_ports(ports: list[tuple[str, str, int]]) -> None:
+    """Each (key, host, port) its own address: two sessions on one port would reach the same listener."""
+    for i, (key, host, port) in enumerate(ports):
+        for other, other_host, other_port in ports[:i]:
+            if port == other_port and (host == other_host or host in WILDCARD_HOSTS
+                                       or other_host in WILDCARD_HOSTS):
+                raise ValueError(f"{key}: {host}:{port} is also {other}; give each its own port")
 
 
 def load(path: str | Path, model: type[Model], environ: dict[str, str] | None = None) -> Any:
@@ -451,41 +462,55 @@ def load(path: str | Path, model: type[Model], environ: dict[str, str] | None = 
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    apply_env_overrides(raw, os.environ if environ is None else environ)
-    return validate(raw, model, str(path))
+    overrides = apply_env_overrides(raw, os.environ if environ is None else environ)
+    return validate(raw, model, str(path), overrides)
 
 
-def validate(raw: dict[str, Any], model: type[Model], source: str) -> Any:
+def validate(raw: dict[str, Any], model: type[Model], source: str,
+             overrides: Mapping[tuple[str, ...], str] | None = None) -> Any:
+    """The validated model; ConfigError listing every bad key, and the SORGW__ variable that set it if one did."""
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+            loc = tuple(str(part) for part in err["loc"])
+            key = ".".join(loc) or "(top level)"
             message = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"  {key}: {message}")
+            named = sorted(name for path, name in (overrides or {}).items()
+                           if loc and (path[:len(loc)] == loc or loc[:len(path)] == path))
+            problems.append(f"  {key}: {message}" + (f" (set by {', '.join(named)})" if named else ""))
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(problems)) from None
 
 
-def apply_env_overrides(raw: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> None:
-    """SORGW__UPSTREAM__PORT=9000 sets upstream.port; VENUES__0__PORT indexes a list."""
+def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """SORGW__UPSTREAM__PORT=9000 sets upstream.port; VENUES__0__PORT indexes a list. Returns key path -> variable."""
+    applied: dict[tuple[str, ...], str] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
         parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        applied[tuple(parts)] = name
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{name}: not a valid YAML value: {exc}") from None
         node: Any = raw
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
+            if not isinstance(node, list | dict):
+                raise ConfigError(f"{name}: {'.'.join(parts[:i])} is a single value, it has no {part!r}")
             if isinstance(node, list):
                 if not part.isdigit() or int(part) >= len(node):
                     raise ConfigError(f"{name}: no list item {part!r}")
                 index = int(part)
                 if last:
-                    node[index] = yaml.safe_load(value)
+                    node[index] = parsed
                 else:
                     node = node[index]
             else:
                 if last:
-                    node[part] = yaml.safe_load(value)
+                    node[part] = parsed
                 else:
                     node = node.setdefault(part, {})
+    return applied

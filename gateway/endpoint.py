@@ -9,6 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from gateway.listen import PortInUse
+
 log = structlog.get_logger("gateway.endpoint")
 
 # A check returns what is wrong, by component: empty when all is well.
@@ -18,8 +20,11 @@ Check = Callable[[], Mapping[str, str]]
 class Served:
     """An HTTP server on its own threads (one per request): a slow client never holds up the order path."""
 
-    def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler], name: str) -> None:
-        self._server = ThreadingHTTPServer((host, port), handler)
+    def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler], name: str, key: str) -> None:
+        try:
+            self._server = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise PortInUse(key, host, port, exc.strerror or str(exc)) from None
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
 
@@ -43,7 +48,7 @@ class Endpoint(Served):
     def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Check, readiness: Check) -> None:
         routes = {"/metrics": self._metrics, "/healthz": self._healthz, "/readyz": self._readyz}
         self._registry, self._health, self._readiness = registry, health, readiness
-        super().__init__(host, port, _handler(routes), "sorgw-endpoint")
+        super().__init__(host, port, _handler(routes), "sorgw-endpoint", "metrics.port")
 
     def start(self) -> None:
         super().start()

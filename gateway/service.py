@@ -74,6 +74,7 @@ from gateway.fix.sessions import (
     uses_file_store,
 )
 from gateway.fix.upstream import UpstreamApplication
+from gateway.listen import start_acceptor
 from gateway.metrics import Metrics, VenueQuality
 from gateway.observer import Arrival, Observer
 from gateway.policy import learning_config, risk_limits, routing_policy
@@ -250,7 +251,7 @@ class Gateway:
                 self._held.setdefault(command.venue, []).append(command)
         self._control_thread.start()
         self._timer_thread.start()
-        self._acceptor.start()
+        start_acceptor(self._acceptor.start, {self.cfg.upstream.port: ("upstream.port", self.cfg.upstream.host)})
         self._listening = True
         self._initiator.start()
         if to_oms:
