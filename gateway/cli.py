@@ -65,8 +65,9 @@ def _parser() -> argparse.ArgumentParser:
                                                     "(default: config/gateway.yaml when it exists)")
     status.add_argument("--watch", nargs="?", type=float, const=2.0, metavar="SECONDS",
                         help="clear the screen and redraw every SECONDS (default 2) until Ctrl-C")
-    status.add_argument("--stale-after", type=float, default=2.0, metavar="SECONDS",
-                        help="flag a venue's quotes STALE when older (default 2, as routing.max_quote_age_ms)")
+    status.add_argument("--stale-after", type=float, metavar="SECONDS",
+                        help="flag a venue's quotes STALE when older (default: routing.max_quote_age_ms from "
+                             "--config, as the router judges them)")
 
     admin = sub.add_parser("admin", help="halt or resume trading, list halts: through the gateway's admin endpoint")
     admin.add_argument("--url", help="the admin endpoint, http://HOST:PORT (default: admin.host and admin.port "
