@@ -84,7 +84,7 @@ class AdminEndpoint(Served):
                  halt: Callable[[Halt, bool], None], halts: Callable[[], Iterable[Halt]]) -> None:
         self._token = token.encode()
         self._scopes, self._halt, self._halts = scope, halt, halts
-        super().__init__(host, port, _handler(self), "sorgw-admin")
+        super().__init__(host, port, _handler(self), "sorgw-admin", "admin.port")
 
     def start(self) -> None:
         super().start()

@@ -8,6 +8,18 @@ import sys
 from pathlib import Path
 
 from gateway import __version__, config, logs
+from gateway.listen import PortInUse
+
+
+def _iso_time(text: str) -> int:
+    """--from/--to: nanoseconds since the epoch, or a usage error (exit 2) saying what a time looks like."""
+    from gateway.audit.commands import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r} (e.g. 2026-03-02, 2026-03-02T14:30:00 "
+                                         f"or 2026-03-02T14:30:00+01:00)") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="a checkpoint file (audit.checkpoint_path): also find truncation and rewrites")
     export = audit_sub.add_parser("export", help="write records as JSON lines or CSV to stdout")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    export.add_argument("--from", dest="start", help="ISO-8601 time, inclusive (UTC unless stated)")
-    export.add_argument("--to", dest="end", help="ISO-8601 time, exclusive")
+    export.add_argument("--from", dest="start", type=_iso_time, help="ISO-8601 time, inclusive (UTC unless stated)")
+    export.add_argument("--to", dest="end", type=_iso_time, help="ISO-8601 time, exclusive")
 
     tca = sub.add_parser("tca", help="transaction cost analysis of the orders on the audit trail, per order and venue")
     tca.add_argument("--config", type=Path, default=Path("config/gateway.yaml"),
@@ -66,8 +78,9 @@ def _parser() -> argparse.ArgumentParser:
                                                     "(default: config/gateway.yaml when it exists)")
     status.add_argument("--watch", nargs="?", type=float, const=2.0, metavar="SECONDS",
                         help="clear the screen and redraw every SECONDS (default 2) until Ctrl-C")
-    status.add_argument("--stale-after", type=float, default=2.0, metavar="SECONDS",
-                        help="flag a venue's quotes STALE when older (default 2, as routing.max_quote_age_ms)")
+    status.add_argument("--stale-after", type=float, metavar="SECONDS",
+                        help="flag a venue's quotes STALE when older (default: routing.max_quote_age_ms from "
+                             "--config, as the router judges them)")
 
     admin = sub.add_parser("admin", help="halt or resume trading, list halts: through the gateway's admin endpoint")
     admin.add_argument("--url", help="the admin endpoint, http://HOST:PORT (default: admin.host and admin.port "
@@ -121,8 +134,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _innermost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)parser of the command line's deepest subcommand, e.g. `sorgw audit export`'s."""
+    for action in parser._subparsers._group_actions if parser._subparsers else ():  # argparse keeps them private
+        chosen = getattr(args, action.dest, None)
+        if isinstance(action, argparse._SubParsersAction) and chosen in action.choices:
+            return _innermost(action.choices[chosen], args)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the subcommand's usage, not the top level's
+        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         if args.command == "run":
             cfg = config.load(args.config, config.GatewayConfig)
@@ -156,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"sorgw: {exc}", file=sys.stderr)
         return 2
+    except PortInUse as exc:
+        print(f"sorgw {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into head and the like
@@ -246,9 +274,7 @@ def _audit(args) -> int:
             return commands.show(store, args.key)
         if args.audit_command == "verify":
             return commands.verify(store, key, args.checkpoint)
-        start = commands.parse_time(args.start) if args.start else None
-        end = commands.parse_time(args.end) if args.end else None
-        return commands.export(store, args.format, start, end)
+        return commands.export(store, args.format, args.start, args.end)
     finally:
         store.close()
 

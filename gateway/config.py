@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import os
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as dt_time
 from decimal import Decimal
 from pathlib import Path
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator, model_validator
 
 from gateway.audit.records import audit_key
 from gateway.core.types import OrdType, Strategy, TimeInForce, Urgency, VenueKind
@@ -55,6 +58,82 @@ class FixConfig(Model):
     reconnect_interval: int = Field(2, ge=1)
 
 
+TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
+ORD_TYPE_NAMES = {"limit": OrdType.LIMIT, "market": OrdType.MARKET}
+TIF_NAMES = {"day": TimeInForce.DAY, "ioc": TimeInForce.IOC, "fok": TimeInForce.FOK}
+
+
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+Day = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+# quickfix settings our own keys set: a venue or session sets them through those keys, not `quickfix:`.
+OWN_QUICKFIX_SETTINGS = {
+    "BeginString": "begin_string", "SenderCompID": "sender_comp_id", "TargetCompID": "target_comp_id",
+    "ConnectionType": "(the side of the gateway)", "SocketConnectHost": "host", "SocketConnectPort": "port",
+    "SocketAcceptHost": "host", "SocketAcceptPort": "port", "StartTime": "schedule.start_time",
+    "EndTime": "schedule.end_time", "StartDay": "schedule.start_day", "EndDay": "schedule.end_day",
+    "TimeZone": "schedule.time_zone", "UseLocalTime": "schedule.time_zone", "LogonTimeout": "logon_timeout",
+    "HeartBtInt": "heartbeat_interval", "DataDictionary": "data_dictionary", "ResetOnLogon": "sequence_reset",
+    "FileStorePath": "fix.store_path", "FileLogPath": "fix.log_path",
+}
+
+
+class Schedule(Model):
+    """When a session is up: each day from start_time to end_time, or with start_day/end_day once a week from
+    start_day start_time to end_day end_time; times are in time_zone. No schedule keeps it up around the clock."""
+
+    start_time: str = Field(pattern=TIME_OF_DAY)
+    end_time: str = Field(pattern=TIME_OF_DAY)
+    start_day: Day | None = None
+    end_day: Day | None = None
+    time_zone: str = "UTC"  # an IANA name (America/New_York); quickfix 1.16 itself knows only UTC and local time
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/London)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _both_days(self) -> Schedule:
+        if (self.start_day is None) != (self.end_day is None):
+            raise ValueError("start_day and end_day go together (a weekly session), or neither (a daily one)")
+        return self
+
+    def in_utc(self, now: datetime) -> tuple[str, str, str | None, str | None]:
+        """StartTime, EndTime, StartDay, EndDay for quickfix, in UTC at the zone's offset at `now`.
+
+        quickfix reads its schedule in UTC, so a zone's daylight-saving change takes effect at the next start.
+        """
+        zone = ZoneInfo(self.time_zone)
+        today = now.astimezone(zone).date()
+        start, start_day = _utc(today, self.start_time, self.start_day, zone)
+        end, end_day = _utc(today, self.end_time, self.end_day, zone)
+        return start, end, start_day, end_day
+
+
+def _utc(day: date, time_of_day: str, weekday: str | None, zone: ZoneInfo) -> tuple[str, str | None]:
+    local = datetime.combine(day, dt_time.fromisoformat(time_of_day), zone)
+    if weekday is not None:
+        local += timedelta(days=DAYS.index(weekday) - local.weekday())
+    utc = local.astimezone(timezone.utc)
+    return utc.strftime("%H:%M:%S"), None if weekday is None else DAYS[utc.weekday()]
+
+
+def _check_quickfix(settings: dict[str, str]) -> dict[str, str]:
+    for key in settings:
+        if not key.isidentifier() or not key[0].isupper():
+            raise ValueError(f"quickfix.{key}: not a quickfix setting name (CamelCase, such as ResetOnLogout)")
+        if key in OWN_QUICKFIX_SETTINGS:
+            raise ValueError(f"quickfix.{key}: set by this session's {OWN_QUICKFIX_SETTINGS[key]}, not here")
+    return settings
+
+
+QuickfixSettings = Annotated[dict[str, str], AfterValidator(_check_quickfix)]
+
+
 class UpstreamSession(Model):
     """One OMS session the upstream acceptor accepts."""
 
@@ -62,6 +141,9 @@ class UpstreamSession(Model):
     target_comp_id: str = "OMS"
     begin_string: Literal["FIX.4.4", "FIX.4.2"] = "FIX.4.4"
     cancel_on_disconnect: bool = False  # True: when this session logs out or drops, its open orders are canceled
+    schedule: Schedule | None = None  # None: always on
+    logon_timeout: int | None = Field(None, ge=1)  # seconds; None: quickfix's 10
+    quickfix: QuickfixSettings = {}  # any other quickfix session setting, passed through (ResetOnLogout: "Y")
 
 
 class UpstreamConfig(Model):
@@ -71,18 +153,6 @@ class UpstreamConfig(Model):
     # An OMS this far behind is disconnected (what it missed is resent after its next logon).
     max_send_queue: int = Field(10_000, ge=1)  # reports waiting to be sent to one session
     send_timeout_ms: int = Field(5_000, ge=10)  # one send to it blocked this long (it stopped reading)
-
-
-TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
-ORD_TYPE_NAMES = {"limit": OrdType.LIMIT, "market": OrdType.MARKET}
-TIF_NAMES = {"day": TimeInForce.DAY, "ioc": TimeInForce.IOC, "fok": TimeInForce.FOK}
-
-
-class Schedule(Model):
-    """When a session is up each day (UTC); no schedule keeps it up around the clock."""
-
-    start_time: str = Field(pattern=TIME_OF_DAY)
-    end_time: str = Field(pattern=TIME_OF_DAY)
 
 
 class VenueConfig(Model):
@@ -97,6 +167,8 @@ class VenueConfig(Model):
     begin_string: Literal["FIX.4.4", "FIX.4.2"] = "FIX.4.4"
     heartbeat_interval: int | None = Field(None, ge=1)  # None: fix.heartbeat_interval
     schedule: Schedule | None = None  # None: always on
+    logon_timeout: int | None = Field(None, ge=1)  # seconds; None: quickfix's 10
+    quickfix: QuickfixSettings = {}  # any other quickfix session setting, passed through (ResetOnLogout: "Y")
     sequence_reset: Literal["logon", "never"] | None = None  # None: follows fix.store
     data_dictionary: FilePath | None = None  # None: the standard dictionary for begin_string
     username: str | None = None  # Username (553) on Logon
@@ -321,7 +393,7 @@ class GatewayConfig(Model):
 
     name: str = "SORGW"
     upstream: UpstreamConfig = UpstreamConfig()
-    venues: tuple[VenueConfig, ...]
+    venues: tuple[VenueConfig, ...] = Field(min_length=1)
     symbols: tuple[SymbolConfig, ...]
     routing: RoutingConfig = RoutingConfig()
     fix: FixConfig = FixConfig()
@@ -340,9 +412,8 @@ class GatewayConfig(Model):
         _require_unique("upstream.sessions", [(s.begin_string, s.sender_comp_id, s.target_comp_id)
                                               for s in self.upstream.sessions])
         _require_unique("symbols", [s.symbol for s in self.symbols])
-        ports = [v.port for v in self.venues if v.host == self.upstream.host]
-        if self.upstream.port in ports:
-            raise ValueError("upstream.port is also a venue port")
+        _require_distinct_ports([("upstream.port", self.upstream.host, self.upstream.port)]
+                                + [(f"venues.{v.name}.port", v.host, v.port) for v in self.venues])
         oms = {s.target_comp_id for s in self.upstream.sessions}
         symbols = {s.symbol for s in self.symbols}
         for what, names, known in (("sessions", self.risk.sessions, oms), ("symbols", self.risk.symbols, symbols),
@@ -419,7 +490,7 @@ class VenuesConfig(Model):
 
     seed: int = 42
     symbols: tuple[SymbolConfig, ...]
-    venues: tuple[SimVenueConfig, ...]
+    venues: tuple[SimVenueConfig, ...] = Field(min_length=1)
     fix: FixConfig = FixConfig()
     mqtt: MqttConfig = MqttConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -427,7 +498,7 @@ class VenuesConfig(Model):
     @model_validator(mode="after")
     def _unique_names(self) -> "VenuesConfig":
         _require_unique("venues", [v.name for v in self.venues])
-        _require_unique("venues port", [v.port for v in self.venues])
+        _require_distinct_ports([(f"venues.{v.name}.port", v.host, v.port) for v in self.venues])
         _require_unique("symbols", [s.symbol for s in self.symbols])
         return self
 
@@ -438,6 +509,18 @@ def _require_unique(what: str, values: list[Any]) -> None:
         if value in seen:
             raise ValueError(f"{what}: duplicate {value!r}")
         seen.add(value)
+
+
+WILDCARD_HOSTS = ("0.0.0.0", "", "::")
+
+
+def _require_distinct_ports(ports: list[tuple[str, str, int]]) -> None:
+    """Each (key, host, port) its own address: two sessions on one port would reach the same listener."""
+    for i, (key, host, port) in enumerate(ports):
+        for other, other_host, other_port in ports[:i]:
+            if port == other_port and (host == other_host or host in WILDCARD_HOSTS
+                                       or other_host in WILDCARD_HOSTS):
+                raise ValueError(f"{key}: {host}:{port} is also {other}; give each its own port")
 
 
 def load(path: str | Path, model: type[Model], environ: dict[str, str] | None = None) -> Any:
@@ -451,41 +534,55 @@ def load(path: str | Path, model: type[Model], environ: dict[str, str] | None = 
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    apply_env_overrides(raw, os.environ if environ is None else environ)
-    return validate(raw, model, str(path))
+    overrides = apply_env_overrides(raw, os.environ if environ is None else environ)
+    return validate(raw, model, str(path), overrides)
 
 
-def validate(raw: dict[str, Any], model: type[Model], source: str) -> Any:
+def validate(raw: dict[str, Any], model: type[Model], source: str,
+             overrides: Mapping[tuple[str, ...], str] | None = None) -> Any:
+    """The validated model; ConfigError listing every bad key, and the SORGW__ variable that set it if one did."""
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+            loc = tuple(str(part) for part in err["loc"])
+            key = ".".join(loc) or "(top level)"
             message = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"  {key}: {message}")
+            named = sorted(name for path, name in (overrides or {}).items()
+                           if loc and (path[:len(loc)] == loc or loc[:len(path)] == path))
+            problems.append(f"  {key}: {message}" + (f" (set by {', '.join(named)})" if named else ""))
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(problems)) from None
 
 
-def apply_env_overrides(raw: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> None:
-    """SORGW__UPSTREAM__PORT=9000 sets upstream.port; VENUES__0__PORT indexes a list."""
+def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """SORGW__UPSTREAM__PORT=9000 sets upstream.port; VENUES__0__PORT indexes a list. Returns key path -> variable."""
+    applied: dict[tuple[str, ...], str] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
         parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        applied[tuple(parts)] = name
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{name}: not a valid YAML value: {exc}") from None
         node: Any = raw
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
+            if not isinstance(node, list | dict):
+                raise ConfigError(f"{name}: {'.'.join(parts[:i])} is a single value, it has no {part!r}")
             if isinstance(node, list):
                 if not part.isdigit() or int(part) >= len(node):
                     raise ConfigError(f"{name}: no list item {part!r}")
                 index = int(part)
                 if last:
-                    node[index] = yaml.safe_load(value)
+                    node[index] = parsed
                 else:
                     node = node[index]
             else:
                 if last:
-                    node[part] = yaml.safe_load(value)
+                    node[part] = parsed
                 else:
                     node = node.setdefault(part, {})
+    return applied

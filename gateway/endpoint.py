@@ -5,9 +5,12 @@ import json
 import threading
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from gateway.listen import PortInUse
 
 log = structlog.get_logger("gateway.endpoint")
 
@@ -18,8 +21,11 @@ Check = Callable[[], Mapping[str, str]]
 class Served:
     """An HTTP server on its own threads (one per request): a slow client never holds up the order path."""
 
-    def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler], name: str) -> None:
-        self._server = ThreadingHTTPServer((host, port), handler)
+    def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler], name: str, key: str) -> None:
+        try:
+            self._server = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise PortInUse(key, host, port, exc.strerror or str(exc)) from None
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
 
@@ -38,49 +44,71 @@ class Served:
 
 
 class Endpoint(Served):
-    """/metrics, /healthz and /readyz."""
+    """/metrics (prometheus_client's own exposition: OpenMetrics when asked, gzip when accepted), /healthz and
+    /readyz; each answers GET and HEAD."""
 
     def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Check, readiness: Check) -> None:
         routes = {"/metrics": self._metrics, "/healthz": self._healthz, "/readyz": self._readyz}
-        self._registry, self._health, self._readiness = registry, health, readiness
-        super().__init__(host, port, _handler(routes), "sorgw-endpoint")
+        self._app = make_wsgi_app(registry)
+        self._health, self._readiness = health, readiness
+        super().__init__(host, port, _handler(routes), "sorgw-endpoint", "metrics.port")
 
     def start(self) -> None:
         super().start()
         log.info("gateway.metrics", url=self.url, paths=["/metrics", "/healthz", "/readyz"])
 
-    def _metrics(self) -> tuple[int, str, bytes]:
-        return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+    def _metrics(self, request: BaseHTTPRequestHandler) -> Response:
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics", "QUERY_STRING": urlsplit(request.path).query}
+        for header, key in (("Accept", "HTTP_ACCEPT"), ("Accept-Encoding", "HTTP_ACCEPT_ENCODING")):
+            if header in request.headers:
+                environ[key] = request.headers[header]
+        answer: list = []
+        body = b"".join(self._app(environ, lambda status, headers: answer.extend((status, headers))))
+        return int(answer[0].split(" ", 1)[0]), answer[1], body
 
-    def _healthz(self) -> tuple[int, str, bytes]:
+    def _healthz(self, _request: BaseHTTPRequestHandler) -> Response:
         return _verdict(self._health(), "ok", "unhealthy")
 
-    def _readyz(self) -> tuple[int, str, bytes]:
+    def _readyz(self, _request: BaseHTTPRequestHandler) -> Response:
         return _verdict(self._readiness(), "ready", "not ready")
 
 
-def _verdict(problems: Mapping[str, str], good: str, bad: str) -> tuple[int, str, bytes]:
+# status, headers (Content-Length is added), body
+Response = tuple[int, list[tuple[str, str]], bytes]
+
+
+def _verdict(problems: Mapping[str, str], good: str, bad: str) -> Response:
     body = {"status": bad, "problems": dict(problems)} if problems else {"status": good}
-    return (503 if problems else 200), "application/json", json.dumps(body).encode()
+    return (503 if problems else 200), [("Content-Type", "application/json")], json.dumps(body).encode()
 
 
-def _handler(routes: Mapping[str, Callable[[], tuple[int, str, bytes]]]) -> type[BaseHTTPRequestHandler]:
+def _handler(routes: Mapping[str, Callable[[BaseHTTPRequestHandler], Response]]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            route = routes.get(self.path.split("?", 1)[0])
+            self._answer(head=False)
+
+        def do_HEAD(self) -> None:  # noqa: N802 - http.server's name
+            self._answer(head=True)
+
+        def _answer(self, head: bool) -> None:
+            route = routes.get(urlsplit(self.path).path)
             if route is None:
-                status, content_type, body = 404, "text/plain", b"not found: try /metrics, /healthz or /readyz\n"
+                status, headers, body = 404, [("Content-Type", "text/plain")], \
+                    b"not found: try /metrics, /healthz or /readyz\n"
             else:
                 try:
-                    status, content_type, body = route()
+                    status, headers, body = route(self)
                 except Exception as exc:  # a failing check must answer, not hang the probe
                     log.exception("endpoint.failed", path=self.path)
-                    status, content_type, body = 500, "text/plain", f"{type(exc).__name__}: {exc}\n".encode()
+                    status, headers, body = 500, [("Content-Type", "text/plain")], \
+                        f"{type(exc).__name__}: {exc}\n".encode()
             self.send_response(status)
-            self.send_header("Content-Type", content_type)
+            for name, value in headers:
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if not head:
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - scrapes are not news
             pass

@@ -68,6 +68,7 @@ from gateway.fix.sessions import (
     SessionSpec,
     StoreState,
     make_engine,
+    scheduled,
     session_id,
     session_key,
     shutdown,
@@ -75,6 +76,7 @@ from gateway.fix.sessions import (
     uses_file_store,
 )
 from gateway.fix.upstream import UpstreamApplication
+from gateway.listen import start_acceptor
 from gateway.metrics import Metrics, VenueQuality
 from gateway.observer import Arrival, Observer
 from gateway.policy import learning_config, risk_limits, routing_policy
@@ -109,11 +111,10 @@ def venue_infos(cfg: GatewayConfig) -> dict[str, VenueInfo]:
 
 def venue_session(venue: VenueConfig) -> SessionSpec:
     """The venue's FIX session as configured: version, CompIDs, heartbeat, schedule, sequence policy, dictionary."""
-    schedule = venue.schedule
     return SessionSpec(
         venue.begin_string, venue.sender_comp_id, venue.target, venue.host, venue.port,
         heartbeat_interval=venue.heartbeat_interval,
-        start_time=schedule.start_time if schedule else None, end_time=schedule.end_time if schedule else None,
+        **scheduled(venue.schedule, venue.logon_timeout, venue.quickfix),
         reset_on_logon=None if venue.sequence_reset is None else venue.sequence_reset == "logon",
         dictionary=venue.data_dictionary,
     )
@@ -161,7 +162,8 @@ class Gateway:
         self._admin_token = cfg.admin.token(os.environ) if cfg.admin.enabled else None  # refused at once if unset
 
         upstream_specs = [
-            SessionSpec(s.begin_string, s.sender_comp_id, s.target_comp_id, cfg.upstream.host, cfg.upstream.port)
+            SessionSpec(s.begin_string, s.sender_comp_id, s.target_comp_id, cfg.upstream.host, cfg.upstream.port,
+                        **scheduled(s.schedule, s.logon_timeout, s.quickfix))
             for s in cfg.upstream.sessions
         ]
         venue_specs = {v.name: venue_session(v) for v in cfg.venues}
@@ -251,7 +253,7 @@ class Gateway:
                 self._held.setdefault(command.venue, []).append(command)
         self._control_thread.start()
         self._timer_thread.start()
-        self._acceptor.start()
+        start_acceptor(self._acceptor.start, {self.cfg.upstream.port: ("upstream.port", self.cfg.upstream.host)})
         self._listening = True
         self._initiator.start()
         if to_oms:

@@ -120,12 +120,23 @@ def metrics_url(url: str) -> str:
 def url_from_config(path: Path | None) -> str:
     """The endpoint of the gateway config's `metrics` section (an explicit path, else config/gateway.yaml when it
     exists, else the defaults); a wildcard listen address is read on loopback."""
-    if path is None and DEFAULT_CONFIG.exists():
-        path = DEFAULT_CONFIG
+    path = _config_path(path)
     metrics = config.MetricsConfig() if path is None else config.load(path, config.GatewayConfig).metrics
     if metrics.port == 0:
         raise config.ConfigError(f"{path}: metrics.port is 0 (any free port): pass --url with the port it logged")
     return local_url(metrics.host, metrics.port) + "/metrics"
+
+
+def stale_after_from_config(path: Path | None) -> float:
+    """Seconds after which a quote is STALE: the config's routing.max_quote_age_ms (0: never), as the router uses."""
+    path = _config_path(path)
+    routing = config.RoutingConfig() if path is None else config.load(path, config.GatewayConfig).routing
+    return routing.max_quote_age_ms / 1000 if routing.max_quote_age_ms else math.inf
+
+
+def _config_path(path: Path | None) -> Path | None:
+    """The explicit config, else config/gateway.yaml when it exists, else None (the defaults)."""
+    return DEFAULT_CONFIG if path is None and DEFAULT_CONFIG.exists() else path
 
 
 def local_url(host: str, port: int) -> str:
@@ -344,20 +355,21 @@ def command(args: argparse.Namespace) -> int:
     """`sorgw status`: 0 when the table was printed (or the watch stopped), 1 when the endpoint failed, 2 on usage."""
     if args.watch is not None and not (math.isfinite(args.watch) and args.watch > 0):
         return _usage(f"--watch takes a number of seconds above 0, not {args.watch:g}")
-    if not (math.isfinite(args.stale_after) and args.stale_after >= 0):
+    if args.stale_after is not None and not (math.isfinite(args.stale_after) and args.stale_after >= 0):
         return _usage(f"--stale-after takes a number of seconds, 0 or more, not {args.stale_after:g}")
     try:
         url = metrics_url(args.url) if args.url else url_from_config(args.config)
     except ValueError as exc:
         return _usage(str(exc))
+    stale_after = stale_after_from_config(args.config) if args.stale_after is None else args.stale_after
     if args.watch is not None:
-        return watch(url, args.watch, args.stale_after, sys.stdout)
+        return watch(url, args.watch, stale_after, sys.stdout)
     try:
         snap = read(url)
     except StatusError as exc:
         print(f"sorgw status: {exc}", file=sys.stderr)
         return 1
-    print(render(snap, url, args.stale_after))
+    print(render(snap, url, stale_after))
     return 0
 
 

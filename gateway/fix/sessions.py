@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 
 import quickfix as fix
 
-from gateway.config import FixConfig
+from gateway.config import FixConfig, Schedule
 from gateway.fix import specs
 
 
@@ -22,8 +23,12 @@ class SessionSpec:
     host: str
     port: int
     heartbeat_interval: int | None = None  # None: the engine-wide setting
-    start_time: str | None = None  # daily schedule, UTC; None: always on
+    start_time: str | None = None  # schedule, UTC; None: always on
     end_time: str | None = None
+    start_day: str | None = None  # weekly schedule (a day name, UTC); None: daily
+    end_day: str | None = None
+    logon_timeout: int | None = None  # seconds; None: quickfix's default
+    settings: tuple[tuple[str, str], ...] = ()  # any other quickfix session setting, passed through
     reset_on_logon: bool | None = None  # None: reset when the store is memory, persist when it is a file
     dictionary: Path | None = None  # a counterparty's own dictionary; None: the standard one
 
@@ -40,6 +45,13 @@ class StoreState:
     def as_dict(self) -> dict:
         return {"next_sender": self.next_sender, "next_target": self.next_target, "created": self.created,
                 "persistent": self.persistent}
+
+
+def scheduled(schedule: Schedule | None, logon_timeout: int | None, settings: dict[str, str]) -> dict:
+    """SessionSpec keywords for a configured session's schedule (in UTC as of now), logon timeout and pass-through."""
+    times = schedule.in_utc(datetime.now(timezone.utc)) if schedule else (None,) * 4
+    return {**dict(zip(("start_time", "end_time", "start_day", "end_day"), times)),
+            "logon_timeout": logon_timeout, "settings": tuple(sorted(settings.items()))}
 
 
 def session_id(spec: SessionSpec) -> fix.SessionID:
@@ -88,6 +100,13 @@ def build_settings(role: str, sessions: list[SessionSpec], cfg: FixConfig, work_
         if spec.start_time is not None and spec.end_time is not None:
             d.setString("StartTime", spec.start_time)
             d.setString("EndTime", spec.end_time)
+        if spec.start_day is not None and spec.end_day is not None:
+            d.setString("StartDay", spec.start_day.capitalize())
+            d.setString("EndDay", spec.end_day.capitalize())
+        if spec.logon_timeout is not None:
+            d.setString("LogonTimeout", str(spec.logon_timeout))
+        for key, value in spec.settings:
+            d.setString(key, value)
         if spec.reset_on_logon is not None:
             d.setString("ResetOnLogon", "Y" if spec.reset_on_logon else "N")
         if role == "acceptor":

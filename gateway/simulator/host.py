@@ -19,6 +19,7 @@ from gateway.core.types import ExecType, InvalidOrder, Liquidity, OrdStatus, Sta
 from gateway.fix import codec
 from gateway.fix.application import GuardedApplication
 from gateway.fix.sessions import SessionSpec, make_engine, session_id, session_key, shutdown
+from gateway.listen import start_acceptor
 from gateway.simulator.venue import SimOrder, SimReport, VenueCore
 
 log = structlog.get_logger("gateway.simulator")
@@ -148,7 +149,7 @@ class VenueHost(GuardedApplication):
         for key, venue in self.configs.items():
             if venue.depth.replenish_ms:
                 self._scheduler.every(venue.depth.replenish_ms / 1000, lambda key=key: self._replenish(key))
-        self._acceptor.start()
+        start_acceptor(self._acceptor.start, {v.port: (f"venues.{v.name}.port", v.host) for v in self.cfg.venues})
         log.info("venues.started", venues={v.name: v.port for v in self.cfg.venues})
 
     def stop(self) -> None:

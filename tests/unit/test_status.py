@@ -407,3 +407,16 @@ def test_config_with_port_0_exits_2(tmp_path, capsys):
                                          (0.0175, "17.5 ms"), (0.35, "350 ms"), (2.0, "2.00 s"), (0.0, "0.00 us")])
 def test_seconds_are_readable(value, text):
     assert seconds(value) == text
+
+
+@pytest.mark.parametrize("max_age_ms, stale", [(500, {"LITA"}), (100, {"LITA", "DARKX"}), (0, set())])
+def test_stale_after_defaults_to_the_configs_max_quote_age(served, tmp_path, capsys, max_age_ms, stale):
+    base, metrics = served
+    metrics.quote_ages = lambda: {"LITA": 0.6, "DARKX": 0.4}
+    gateway = yaml.safe_load((ROOT / "config/gateway.yaml").read_text())
+    gateway.setdefault("routing", {})["max_quote_age_ms"] = max_age_ms
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(gateway))
+    code, out, _ = _status(capsys, "--url", base, "--config", str(path))
+    assert code == 0
+    assert {venue for venue in ("LITA", "DARKX") if _row(out, venue)[-1] == "STALE"} == stale
