@@ -52,6 +52,9 @@ class FixConfig(Model):
     log_path: Path | None = None  # quickfix message logs; None keeps them off
     heartbeat_interval: int = Field(30, ge=1)
     reconnect_interval: int = Field(2, ge=1)
+    # An OMS connection not logged on this long after it connected is closed (a venue that does not answer
+    # our Logon this long is disconnected: quickfix's LogonTimeout).
+    logon_timeout_s: int = Field(10, ge=1)
 
 
 class UpstreamSession(Model):
@@ -61,6 +64,36 @@ class UpstreamSession(Model):
     target_comp_id: str = "OMS"
     begin_string: Literal["FIX.4.4", "FIX.4.2"] = "FIX.4.4"
     cancel_on_disconnect: bool = False  # True: when this session logs out or drops, its open orders are canceled
+    username: str | None = None  # required in Username (553) on the OMS's Logon; None: no Username/Password check
+    password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # env var holding Password (554)
+    password_file: Path | None = None  # or a file holding it (one line; a trailing newline is ignored)
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> UpstreamSession:
+        sources = (self.password_env is not None) + (self.password_file is not None)
+        if self.username is not None and sources != 1:
+            raise ValueError("username needs exactly one of password_env and password_file")
+        if self.username is None and sources:
+            raise ValueError("password_env and password_file need username")
+        return self
+
+    def password(self, environ: Mapping[str, str]) -> str | None:
+        """The password the OMS must send, from the environment or the file; ConfigError naming the source."""
+        name = f"upstream.sessions.{self.target_comp_id}"
+        if self.password_env is not None:
+            value = environ.get(self.password_env)
+            if not value:
+                raise ConfigError(f"{name}.password_env: environment variable {self.password_env} is not set")
+            return value
+        if self.password_file is None:
+            return None
+        try:
+            value = self.password_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"{name}.password_file: cannot read {self.password_file}: {exc.strerror}") from None
+        if not value:
+            raise ConfigError(f"{name}.password_file: {self.password_file} is empty")
+        return value
 
 
 class UpstreamConfig(Model):
@@ -70,6 +103,8 @@ class UpstreamConfig(Model):
     # An OMS this far behind is disconnected (what it missed is resent after its next logon).
     max_send_queue: int = Field(10_000, ge=1)  # reports waiting to be sent to one session
     send_timeout_ms: int = Field(5_000, ge=10)  # one send to it blocked this long (it stopped reading)
+    # Connections not yet logged on beyond this many are closed at once, the newest first.
+    max_pending_connections: int = Field(20, ge=1)
 
 
 TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
@@ -264,9 +299,10 @@ class GatewayConfig(Model):
         if self.upstream.port in ports:
             raise ValueError("upstream.port is also a venue port")
         with_password = [v.name for v in self.venues if v.password_env is not None]
+        with_password += [s.target_comp_id for s in self.upstream.sessions if s.username is not None]
         if self.fix.log_path is not None and with_password:
             raise ValueError(f"fix.log_path: quickfix's message logs would hold the Logon password of "
-                             f"{', '.join(with_password)} (password_env); leave them off, the audit trail "
+                             f"{', '.join(with_password)}; leave them off, the audit trail "
                              f"keeps every message without it")
         return self
 

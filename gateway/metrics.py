@@ -22,6 +22,7 @@ CHILD_OUTCOMES = ("filled", "partially_filled", "canceled", "rejected", "expired
 REJECT_REASONS = ("validation", "venue", "session", "cancel_reject", "audit_outage")
 ROLES = ("upstream", "venue")
 SLOW_CONSUMER_REASONS = ("queue", "send_timeout")
+LOGON_REFUSALS = ("missing_credentials", "wrong_username", "wrong_password")  # gateway.fix.logon.REFUSALS
 DIRECTIONS = ("in", "out")
 
 
@@ -127,6 +128,10 @@ class Metrics:
             "sorgw_upstream_slow_consumer_disconnects", "OMS sessions cut off for falling behind, by reason: queue "
             "(over upstream.max_send_queue reports waiting) or send_timeout (a send blocked over "
             "upstream.send_timeout_ms).", ["session", "reason"], registry=r)
+
+        self.logons_refused = Counter(
+            "sorgw_upstream_logons_refused", "OMS Logons refused, by reason: missing_credentials (no Username or "
+            "Password), wrong_username, wrong_password.", ["session", "reason"], registry=r)
 
         # Market data.
         self.market_data_connected = Gauge(

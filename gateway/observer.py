@@ -12,6 +12,7 @@ from gateway.core.types import CancelReject, ExecType, ExecutionReport, Liquidit
 from gateway.metrics import (
     CHILD_OUTCOMES,
     DIRECTIONS,
+    LOGON_REFUSALS,
     PARENT_OUTCOMES,
     REJECT_REASONS,
     SLOW_CONSUMER_REASONS,
@@ -80,6 +81,8 @@ class Observer:
                 self._of(m.parents_received, session)
                 for reason in SLOW_CONSUMER_REASONS:
                     self._of(m.slow_consumers, session, reason)
+                for reason in LOGON_REFUSALS:
+                    self._of(m.logons_refused, session, reason)
             else:
                 for metric in (m.children_sent, m.open_children, m.stale):
                     self._of(metric, session)
@@ -102,6 +105,10 @@ class Observer:
     def slow_consumer(self, session: str, reason: str) -> None:
         """An OMS session was cut off for falling behind (the send watchdog's thread)."""
         self._of(self.metrics.slow_consumers, session, reason).inc()
+
+    def logon_refused(self, session: str, reason: str) -> None:
+        """An OMS Logon was refused for its credentials (quickfix's thread for that connection)."""
+        self._of(self.metrics.logons_refused, session, reason).inc()
 
     # --- market data (the bus thread, the timer thread) ------------------------------------------------
 

@@ -60,6 +60,7 @@ from gateway.core.venue_planner import VenuePlanner, VenuePolicy
 from gateway.endpoint import Endpoint
 from gateway.fix import codec
 from gateway.fix.downstream import VenueApplication
+from gateway.fix.logon import Credentials
 from gateway.fix.outbound import Limits, Outbound
 from gateway.fix.sessions import (
     SessionSpec,
@@ -157,7 +158,9 @@ class Gateway:
         ]
         venue_specs = {v.name: venue_session(v) for v in cfg.venues}
         self._upstream_keys = {session_key(session_id(spec)) for spec in upstream_specs}
-        self.upstream = UpstreamApplication(self, cfg.routing.default_urgency)
+        self.upstream = UpstreamApplication(self, cfg.routing.default_urgency, {
+            session_key(session_id(spec)): Credentials(s.username, s.password(os.environ))
+            for spec, s in zip(upstream_specs, cfg.upstream.sessions) if s.username is not None})
         self.outbound = Outbound(
             sorted(self._upstream_keys), self.upstream.send, self.upstream.disconnect, cfg.upstream.port,
             Limits(cfg.upstream.max_send_queue, cfg.upstream.send_timeout_ms / 1000), self.observer.slow_consumer)
@@ -424,6 +427,13 @@ class Gateway:
             if not up and session in self._cancel_on_disconnect:
                 self._control.put(lambda: self._step(lambda _: self.engine.on_oms_disconnect(session, DISCONNECT_TEXT),
                                                      None, self._event("oms_disconnect", DISCONNECT_TEXT, session)))
+
+    def logon_refused(self, session: str, reason: str, username: str | None) -> None:
+        """An OMS Logon with missing or wrong credentials was refused (its Logon is on record, password masked)."""
+        self.observer.logon_refused(session, reason)
+        log.warning("upstream.logon_refused", session=session, reason=reason, username=username)
+        self.audit.record(Entry("event", entries.to_json({"event": "logon_refused", "reason": reason,
+                                                          "username": username}), session, ts_ns=self.clock.now_ns()))
 
     # --- carrying out engine steps ----------------------------------------------------------
 

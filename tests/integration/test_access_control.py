@@ -1,0 +1,105 @@
+"""Who may connect upstream, over real FIX sockets: Username/Password on Logon, refusals counted and recorded
+without the secret."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway import topology
+from gateway.app import start_gateway
+from gateway.audit.stores import open_store
+from tests.raw_fix import RawFixClient
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "s3cret-Pa55word"
+FILE_PASSWORD = "other-secret-from-a-file"
+
+
+@pytest.fixture
+def guarded(tmp_path, monkeypatch):
+    """A gateway (venues left down) whose OMS session needs a password from the environment, and OMS2 one from a file."""
+    monkeypatch.setenv("SORGW_TEST_OMS_PASSWORD", PASSWORD)
+    (tmp_path / "oms2.pw").write_text(FILE_PASSWORD + "\n")
+    cfg, _ = topology.build(tmp_path, gateway_overrides={"upstream": {"port": topology.free_port(), "sessions": [
+        {"target_comp_id": "OMS", "username": "desk1", "password_env": "SORGW_TEST_OMS_PASSWORD"},
+        {"target_comp_id": "OMS2", "username": "desk2", "password_file": str(tmp_path / "oms2.pw")},
+    ]}})
+    gateway = start_gateway(cfg, tmp_path / "gateway")
+    clients: list[RawFixClient] = []
+
+    def connect(target: str = "OMS") -> RawFixClient:
+        client = RawFixClient(cfg.upstream.host, cfg.upstream.port, target, "SORGW")
+        clients.append(client)
+        return client
+
+    yield gateway, connect
+    for client in clients:
+        client.close()
+    gateway.stop()
+
+
+def _logon(client: RawFixClient, **credentials: bytes) -> dict[int, bytes]:
+    """Send a Logon with the given 553/554; the gateway's answer (Logon or Logout), after which it may close."""
+    extra = {553: credentials["username"]} if "username" in credentials else {}
+    if "password" in credentials:
+        extra[554] = credentials["password"]
+    client.send(b"A", {98: b"0", 108: b"30", 141: b"Y", **extra})
+    assert client.wait(lambda: any(m.get(35) in (b"A", b"5") for m in client.received), 10), "no answer to the Logon"
+    return next(m for m in client.received if m.get(35) in (b"A", b"5"))
+
+
+def _refused(gateway, session: str, reason: str) -> float:
+    return gateway.metrics.registry.get_sample_value(
+        "sorgw_upstream_logons_refused_total", {"session": session, "reason": reason})
+
+
+def _trail(gateway) -> list:
+    store = open_store(gateway.cfg.audit.url, gateway.cfg.audit.table)
+    store.open()
+    try:
+        return list(store.records())
+    finally:
+        store.close()
+
+
+def test_the_right_username_and_password_log_on_from_the_environment_or_a_file(guarded):
+    gateway, connect = guarded
+    assert _logon(connect("OMS"), username=b"desk1", password=PASSWORD.encode()).get(35) == b"A"
+    assert _logon(connect("OMS2"), username=b"desk2", password=FILE_PASSWORD.encode()).get(35) == b"A"
+    for session in ("FIX.4.4:SORGW->OMS", "FIX.4.4:SORGW->OMS2"):
+        assert gateway.metrics.registry.get_sample_value(
+            "sorgw_session_up", {"session": session, "role": "upstream"}) == 1
+
+
+@pytest.mark.parametrize("credentials, reason, text", [
+    ({"username": b"desk1", "password": b"s3cret-Pa55worD"}, "wrong_password", b"wrong Username or Password"),
+    ({"username": b"desk2", "password": PASSWORD.encode()}, "wrong_username", b"wrong Username or Password"),
+    ({"username": b"desk1"}, "missing_credentials", b"Username (553) and Password (554) are required"),
+    ({}, "missing_credentials", b"Username (553) and Password (554) are required"),
+])
+def test_a_wrong_or_missing_password_is_refused_counted_and_recorded_without_the_secret(
+        guarded, credentials, reason, text):
+    gateway, connect = guarded
+    client = connect("OMS")
+    answer = _logon(client, **credentials)
+    assert answer.get(35) == b"5" and text in answer.get(58, b"")
+    assert client.wait(lambda: client.closed, 5), "the gateway kept the refused connection open"
+    assert _refused(gateway, "FIX.4.4:SORGW->OMS", reason) == 1
+    assert gateway.metrics.registry.get_sample_value(
+        "sorgw_session_up", {"session": "FIX.4.4:SORGW->OMS", "role": "upstream"}) == 0
+    gateway.audit.commit([])  # what was queued before is on record
+    records = _trail(gateway)
+    logons = [r for r in records if r.kind == "fix_in" and b"\x0135=A\x01" in r.body]
+    assert len(logons) == 1
+    if "username" in credentials:
+        assert b"\x01553=" + credentials["username"] + b"\x01" in logons[0].body
+    if "password" in credentials:
+        assert b"\x01554=****\x01" in logons[0].body
+    assert all(credentials.get("password", b"\x00") not in r.body and PASSWORD.encode() not in r.body
+               for r in records)
+    events = [json.loads(r.body) for r in records if r.kind == "event" and b"logon_refused" in r.body]
+    assert [e["reason"] for e in events] == [reason]
+    # The right password still logs on afterwards.
+    assert _logon(connect("OMS"), username=b"desk1", password=PASSWORD.encode()).get(35) == b"A"
