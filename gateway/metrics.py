@@ -23,6 +23,7 @@ REJECT_REASONS = ("validation", "venue", "session", "cancel_reject", "audit_outa
 ROLES = ("upstream", "venue")
 SLOW_CONSUMER_REASONS = ("queue", "send_timeout")
 LOGON_REFUSALS = ("missing_credentials", "wrong_username", "wrong_password")  # gateway.fix.logon.REFUSALS
+PENDING_CLOSES = ("logon_timeout", "too_many_pending")
 DIRECTIONS = ("in", "out")
 
 
@@ -132,6 +133,12 @@ class Metrics:
         self.logons_refused = Counter(
             "sorgw_upstream_logons_refused", "OMS Logons refused, by reason: missing_credentials (no Username or "
             "Password), wrong_username, wrong_password.", ["session", "reason"], registry=r)
+        self.pending_closed = Counter(
+            "sorgw_upstream_connections_closed", "Connections to the upstream port closed before they logged on, "
+            "by reason: logon_timeout (not logged on within fix.logon_timeout_s) or too_many_pending (over "
+            "upstream.max_pending_connections).", ["reason"], registry=r)
+        self.pending = Gauge(
+            "sorgw_upstream_pending_connections", "Connections to the upstream port not (yet) logged on.", registry=r)
 
         # Market data.
         self.market_data_connected = Gauge(

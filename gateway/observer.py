@@ -13,6 +13,7 @@ from gateway.metrics import (
     CHILD_OUTCOMES,
     DIRECTIONS,
     LOGON_REFUSALS,
+    PENDING_CLOSES,
     PARENT_OUTCOMES,
     REJECT_REASONS,
     SLOW_CONSUMER_REASONS,
@@ -95,6 +96,8 @@ class Observer:
             self._of(m.parents_done, outcome)
         for reason in REJECT_REASONS:
             self._of(m.rejects, reason)
+        for reason in PENDING_CLOSES:
+            self._of(m.pending_closed, reason)
 
     def session(self, role: str, session: str, up: bool) -> None:
         """A session changed state (the gateway drops repeats)."""
@@ -109,6 +112,10 @@ class Observer:
     def logon_refused(self, session: str, reason: str) -> None:
         """An OMS Logon was refused for its credentials (quickfix's thread for that connection)."""
         self._of(self.metrics.logons_refused, session, reason).inc()
+
+    def pending_closed(self, reason: str) -> None:
+        """A connection that had not logged on was closed (the pending-connection watch's thread)."""
+        self._of(self.metrics.pending_closed, reason).inc()
 
     # --- market data (the bus thread, the timer thread) ------------------------------------------------
 

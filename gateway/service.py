@@ -62,6 +62,7 @@ from gateway.fix import codec
 from gateway.fix.downstream import VenueApplication
 from gateway.fix.logon import Credentials
 from gateway.fix.outbound import Limits, Outbound
+from gateway.fix.pending import PendingWatch
 from gateway.fix.sessions import (
     SessionSpec,
     StoreState,
@@ -165,6 +166,8 @@ class Gateway:
             sorted(self._upstream_keys), self.upstream.send, self.upstream.disconnect, cfg.upstream.port,
             Limits(cfg.upstream.max_send_queue, cfg.upstream.send_timeout_ms / 1000), self.observer.slow_consumer)
         self.upstream.connection_thread = self.outbound.reader_is_current_thread
+        self.pending = PendingWatch(cfg.upstream.port, cfg.fix.logon_timeout_s, cfg.upstream.max_pending_connections,
+                                    self._pending_closed, self.metrics.pending.set)
         self.downstream = VenueApplication(
             self, {session_key(session_id(spec)): name for name, spec in venue_specs.items()},
             {session_key(session_id(venue_specs[v.name])): (v.username, v.password(os.environ))
@@ -234,6 +237,7 @@ class Gateway:
         self._control_thread.start()
         self._timer_thread.start()
         self._acceptor.start()
+        self.pending.start()
         self._listening = True
         self._initiator.start()
         if to_oms:
@@ -267,6 +271,7 @@ class Gateway:
         except Exception:
             log.exception("shutdown.settle_failed")
         self._stopping.set()  # no more timer steps: venues logging out now are not outages to report
+        self.pending.stop()
         shutdown(self._initiator, self.downstream.sessions.values())
         self.outbound.close(timeout=2)
         shutdown(self._acceptor, self.upstream.sessions.values())
@@ -434,6 +439,15 @@ class Gateway:
         log.warning("upstream.logon_refused", session=session, reason=reason, username=username)
         self.audit.record(Entry("event", entries.to_json({"event": "logon_refused", "reason": reason,
                                                           "username": username}), session, ts_ns=self.clock.now_ns()))
+
+    def _pending_closed(self, peer: str, reason: str, age_s: float) -> None:
+        """The pending-connection watch closed a connection to the upstream port that had not logged on."""
+        self.observer.pending_closed(reason)
+        log.warning("upstream.connection_closed", peer=peer, reason=reason, age_s=round(age_s, 3),
+                    logon_timeout_s=self.cfg.fix.logon_timeout_s,
+                    max_pending=self.cfg.upstream.max_pending_connections)
+        self.audit.record(Entry("event", entries.to_json({"event": "connection_closed", "peer": peer,
+                                                          "reason": reason}), ts_ns=self.clock.now_ns()))
 
     # --- carrying out engine steps ----------------------------------------------------------
 

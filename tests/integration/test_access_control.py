@@ -3,13 +3,15 @@ without the secret."""
 from __future__ import annotations
 
 import json
+import socket
+import time
 
 import pytest
 
 from gateway import topology
 from gateway.app import start_gateway
 from gateway.audit.stores import open_store
-from tests.raw_fix import RawFixClient
+from tests.raw_fix import RawFixClient, frame
 
 pytestmark = pytest.mark.integration
 
@@ -103,3 +105,104 @@ def test_a_wrong_or_missing_password_is_refused_counted_and_recorded_without_the
     assert [e["reason"] for e in events] == [reason]
     # The right password still logs on afterwards.
     assert _logon(connect("OMS"), username=b"desk1", password=PASSWORD.encode()).get(35) == b"A"
+
+
+@pytest.fixture
+def watched(tmp_path):
+    """A gateway (venues left down, OMS without a password) that closes connections not logged on within 2 s,
+    and keeps at most 3 of them."""
+    cfg, _ = topology.build(tmp_path, gateway_overrides={
+        "upstream": {"port": topology.free_port(), "max_pending_connections": 3},
+        "fix": {"store": "memory", "store_path": str(tmp_path / "store"), "logon_timeout_s": 2}})
+    gateway = start_gateway(cfg, tmp_path / "gateway")
+    sockets: list[socket.socket] = []
+
+    def connect() -> socket.socket:
+        sock = socket.create_connection((cfg.upstream.host, cfg.upstream.port), timeout=10)
+        sockets.append(sock)
+        return sock
+
+    yield gateway, connect
+    for sock in sockets:
+        sock.close()
+    gateway.stop()
+
+
+def _closed_after(sock: socket.socket, started: float) -> float:
+    """Seconds from `started` until the peer closed the socket (reads until EOF; fails on data or a 10 s wait)."""
+    data = sock.recv(1)
+    assert data == b"", f"expected the gateway to close the connection, got {data!r}"
+    return time.monotonic() - started
+
+
+def _closed(gateway, reason: str) -> float:
+    return gateway.metrics.registry.get_sample_value("sorgw_upstream_connections_closed_total", {"reason": reason})
+
+
+def test_a_connection_that_sends_nothing_is_closed_after_the_logon_timeout(watched):
+    gateway, connect = watched
+    started = time.monotonic()
+    elapsed = _closed_after(connect(), started)
+    assert 1.9 <= elapsed < 3.5
+    assert _closed(gateway, "logon_timeout") == 1
+
+
+def test_a_logon_sent_one_byte_a_second_is_cut_off(watched):
+    gateway, connect = watched
+    sock = connect()
+    logon = frame("FIX.4.4", b"35=A\x0149=OMS\x0156=SORGW\x0134=1\x0152=20260101-00:00:00.000\x0198=0\x01108=30\x01")
+    started = time.monotonic()
+    sent = 0
+    with pytest.raises(OSError):  # the gateway shuts the connection down mid-Logon: a send fails
+        for byte in logon:
+            sock.sendall(bytes([byte]))
+            sent += 1
+            time.sleep(1 if sent < 4 else 0.5)
+            sock.setblocking(False)
+            try:
+                if sock.recv(1) == b"":
+                    raise ConnectionResetError("closed by the gateway")
+            except BlockingIOError:
+                pass
+            finally:
+                sock.setblocking(True)
+    assert sent < len(logon) and time.monotonic() - started < 4
+    assert _closed(gateway, "logon_timeout") == 1
+
+
+def test_connections_beyond_the_pending_limit_are_closed_at_once_the_oldest_kept(watched):
+    gateway, connect = watched
+    oldest = [connect() for _ in range(3)]
+    time.sleep(0.5)  # seen by the watch before the newer ones
+    started = time.monotonic()
+    newer = [connect(), connect()]
+    for sock in newer:
+        assert _closed_after(sock, started) < 1.0
+    assert _closed(gateway, "too_many_pending") == 2
+    for sock in oldest:  # still open, until their own timeout
+        sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            sock.recv(1)
+    assert gateway.metrics.registry.get_sample_value("sorgw_upstream_pending_connections") == 3
+
+
+def test_a_logged_on_session_is_left_alone_and_a_second_logon_for_it_is_refused_and_closed(watched):
+    gateway, _ = watched
+    cfg = gateway.cfg
+    first = RawFixClient(cfg.upstream.host, cfg.upstream.port, "OMS", "SORGW")
+    second = RawFixClient(cfg.upstream.host, cfg.upstream.port, "OMS", "SORGW")
+    try:
+        first.logon()
+        started = time.monotonic()
+        second.send(b"A", {98: b"0", 108: b"30"})
+        assert second.wait(lambda: second.closed, 10), "the second connection was kept open"
+        assert time.monotonic() - started < 6 and not second.received  # closed unanswered: no Logon for it
+        time.sleep(2.5)  # past the logon timeout: the logged-on session is not a pending connection
+        first.send(b"1", {112: b"STILL-UP"})
+        assert first.wait(lambda: any(m.get(112) == b"STILL-UP" for m in first.received), 5)
+        assert not first.closed
+        assert gateway.metrics.registry.get_sample_value(
+            "sorgw_session_up", {"session": "FIX.4.4:SORGW->OMS", "role": "upstream"}) == 1
+    finally:
+        first.close()
+        second.close()
