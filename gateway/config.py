@@ -20,6 +20,14 @@ class ConfigError(Exception):
     """A configuration file that cannot be used; the message names the file and the key."""
 
 
+def secret_from_env(environ: Mapping[str, str], variable: str, key: str) -> str:
+    """The value of the environment variable a config key names; ConfigError naming both when it is unset."""
+    value = environ.get(variable)
+    if not value:
+        raise ConfigError(f"{key}: environment variable {variable} is not set")
+    return value
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -81,10 +89,7 @@ class UpstreamSession(Model):
         """The password the OMS must send, from the environment or the file; ConfigError naming the source."""
         name = f"upstream.sessions.{self.target_comp_id}"
         if self.password_env is not None:
-            value = environ.get(self.password_env)
-            if not value:
-                raise ConfigError(f"{name}.password_env: environment variable {self.password_env} is not set")
-            return value
+            return secret_from_env(environ, self.password_env, f"{name}.password_env")
         if self.password_file is None:
             return None
         try:
@@ -182,10 +187,7 @@ class VenueConfig(Model):
         """The Logon password from the environment; ConfigError naming the variable if it is not set."""
         if self.password_env is None:
             return None
-        value = environ.get(self.password_env)
-        if not value:
-            raise ConfigError(f"venues.{self.name}.password_env: environment variable {self.password_env} is not set")
-        return value
+        return secret_from_env(environ, self.password_env, f"venues.{self.name}.password_env")
 
 
 class CostConfig(Model):
@@ -226,15 +228,30 @@ class RoutingConfig(Model):
 class MqttConfig(Model):
     """The market-data bus between venue simulators and the gateway; no url keeps books in-process."""
 
-    url: str | None = None  # mqtt://host:port
+    url: str | None = None  # mqtt://host:port, or mqtts://host:port for TLS
     prefix: str = "sorgw"  # topics are PREFIX/book/VENUE/SYMBOL
+    username: str | None = None  # MQTT CONNECT username; None: connect anonymously
+    password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # env var holding its password
+    ca_file: FilePath | None = None  # mqtts: the CA that signed the broker's certificate; None: the system's CAs
 
     @field_validator("url")
     @classmethod
     def _mqtt_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("mqtt://"):
-            raise ValueError("expected mqtt://HOST:PORT")
+        if value is not None and not value.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("expected mqtt://HOST:PORT or mqtts://HOST:PORT")
         return value
+
+    @model_validator(mode="after")
+    def _password_needs_username(self) -> MqttConfig:
+        if self.password_env is not None and self.username is None:
+            raise ValueError("password_env needs username")
+        return self
+
+    def password(self, environ: Mapping[str, str]) -> str | None:
+        """The broker password from the environment; ConfigError naming the variable if it is not set."""
+        if self.password_env is None:
+            return None
+        return secret_from_env(environ, self.password_env, "mqtt.password_env")
 
 
 class AuditConfig(Model):

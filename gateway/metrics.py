@@ -24,6 +24,7 @@ ROLES = ("upstream", "venue")
 SLOW_CONSUMER_REASONS = ("queue", "send_timeout")
 LOGON_REFUSALS = ("missing_credentials", "wrong_username", "wrong_password")  # gateway.fix.logon.REFUSALS
 PENDING_CLOSES = ("logon_timeout", "too_many_pending")
+DROPPED_BOOKS = ("unknown_venue", "unknown_symbol")
 DIRECTIONS = ("in", "out")
 
 
@@ -145,6 +146,9 @@ class Metrics:
             "sorgw_market_data_connected", "1 while the market-data bus is connected, else 0.", registry=r)
         self.snapshots = Counter(
             "sorgw_market_data_snapshots", "Book snapshots received.", ["venue"], registry=r)
+        self.snapshots_dropped = Counter(
+            "sorgw_market_data_dropped", "Book snapshots dropped, by reason: unknown_venue or unknown_symbol (not "
+            "in the config).", ["reason"], registry=r)
         self.stale = Counter(
             "sorgw_market_data_stale", "Times a venue's book went stale (older than routing.max_quote_age_ms).",
             ["venue"], registry=r)

@@ -12,6 +12,7 @@ from gateway.core.types import CancelReject, ExecType, ExecutionReport, Liquidit
 from gateway.metrics import (
     CHILD_OUTCOMES,
     DIRECTIONS,
+    DROPPED_BOOKS,
     LOGON_REFUSALS,
     PENDING_CLOSES,
     PARENT_OUTCOMES,
@@ -98,6 +99,8 @@ class Observer:
             self._of(m.rejects, reason)
         for reason in PENDING_CLOSES:
             self._of(m.pending_closed, reason)
+        for reason in DROPPED_BOOKS:
+            self._of(m.snapshots_dropped, reason)
 
     def session(self, role: str, session: str, up: bool) -> None:
         """A session changed state (the gateway drops repeats)."""
@@ -121,6 +124,9 @@ class Observer:
 
     def snapshot(self, venue: str) -> None:
         self._of(self.metrics.snapshots, venue).inc()
+
+    def snapshot_dropped(self, reason: str) -> None:
+        self._of(self.metrics.snapshots_dropped, reason).inc()
 
     def stale(self, venue: str) -> None:
         self._of(self.metrics.stale, venue).inc()

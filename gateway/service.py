@@ -151,6 +151,9 @@ class Gateway:
         self.sessions_up: dict[str, bool] = {}
         self._feeds = [v.name for v in cfg.venues if v.kind is VenueKind.LIT and v.market_data]
         self._stale: set[str] = set()
+        self._venue_names = frozenset(v.name for v in cfg.venues)
+        self._symbol_names = frozenset(s.symbol for s in cfg.symbols)
+        self._dropped: set[tuple[str, str]] = set()  # books dropped from the bus, each logged once
         self.endpoint: Endpoint | None = None
 
         upstream_specs = [
@@ -365,9 +368,22 @@ class Gateway:
         return problems
 
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
-        """A venue's book from the market-data bus (on the bus thread)."""
-        self.observer.snapshot(snapshot.venue)
-        self.market.update(snapshot)
+        """A venue's book from the market-data bus (on the bus thread); books of venues or symbols not configured
+        are dropped, so no name published on the bus becomes a book or a metrics label."""
+        if snapshot.venue not in self._venue_names:
+            self._drop(snapshot, "unknown_venue")
+        elif snapshot.symbol not in self._symbol_names:
+            self._drop(snapshot, "unknown_symbol")
+        else:
+            self.observer.snapshot(snapshot.venue)
+            self.market.update(snapshot)
+
+    def _drop(self, snapshot: BookSnapshot, reason: str) -> None:
+        self.observer.snapshot_dropped(reason)
+        book = (snapshot.venue, snapshot.symbol)
+        if book not in self._dropped and len(self._dropped) < LISTED_AT_MOST:  # the first of each, then counted only
+            self._dropped.add(book)
+            log.warning("market_data.dropped", reason=reason, venue=snapshot.venue, symbol=snapshot.symbol)
 
     # --- events from the FIX threads --------------------------------------------------------
 

@@ -63,3 +63,14 @@ def test_only_a_logons_password_is_masked():
     assert out.toString() == "8=FIX.4.4\x019=40\x0135=A\x01553=desk\x01554=****\x0110=000\x01"
     order = WireMessage(b"8=FIX.4.4\x019=20\x0135=D\x01554=not-a-logon\x0110=000\x01")
     assert masked(order) is order
+
+
+def test_the_bus_takes_mqtts_and_a_password_from_the_environment_only():
+    mqtt = load({}, mqtt={"url": "mqtts://broker:8883", "username": "md", "password_env": "MQ"}).mqtt
+    assert mqtt.password({"MQ": "pw"}) == "pw"
+    with pytest.raises(config.ConfigError, match="mqtt.password_env: environment variable MQ is not set"):
+        mqtt.password({})
+    with pytest.raises(config.ConfigError, match="mqtt.password_env: password_env needs username|password_env needs"):
+        load({}, mqtt={"url": "mqtt://b:1", "password_env": "MQ"})
+    with pytest.raises(config.ConfigError, match="expected mqtt://HOST:PORT or mqtts://HOST:PORT"):
+        load({}, mqtt={"url": "ws://b:1"})
