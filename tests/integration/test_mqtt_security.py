@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from gateway import topology
 from gateway.app import start_gateway
 from gateway.bus.mqtt import Credentials, MqttPublisher, MqttSubscriber
 from tests.integration.test_mqtt_bus import Collector, snap, wait_until
+from tests.tls import issue, listening, make_ca
 from tests.mqtt_broker import broker, prefix  # noqa: F401 - fixtures
 from tests.unavailable import unavailable
 
@@ -47,24 +47,14 @@ def test_books_of_unknown_venues_or_symbols_are_dropped_and_counted(tmp_path, br
         gateway.stop()
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture
 def tls_broker(tmp_path) -> Iterator[tuple[int, Path]]:
     """A Mosquitto of this test's own on a free port: TLS only (a self-signed CA), user `md` with password `pw1`."""
-    if shutil.which("mosquitto") is None or shutil.which("openssl") is None:
-        unavailable("mosquitto and openssl are needed for the mqtts test")
+    if shutil.which("mosquitto") is None:
+        unavailable("mosquitto is needed for the mqtts test")
     d = tmp_path / "broker"
-    d.mkdir()
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-             "-subj", "/CN=sorgw test CA", cwd=d)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-             "-subj", "/CN=localhost", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", "server.crt", "-days", "2", "-extfile", "san.ext", cwd=d)
+    make_ca(d)
+    issue(d, "server")
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(d / "passwd"), "md", "pw1"], check=True, capture_output=True)
     port = topology.free_port()
     (d / "mosquitto.conf").write_text(
@@ -75,7 +65,7 @@ def tls_broker(tmp_path) -> Iterator[tuple[int, Path]]:
                                stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 5
-        while not _listening(port):
+        while not listening(port):
             assert process.poll() is None, process.stderr.read().decode()
             assert time.monotonic() < deadline, "mosquitto did not listen"
             time.sleep(0.05)
@@ -83,14 +73,6 @@ def tls_broker(tmp_path) -> Iterator[tuple[int, Path]]:
     finally:
         process.terminate()
         process.wait(5)
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 def test_mqtts_with_a_password_carries_books_and_wrong_credentials_or_plain_text_do_not(tls_broker):
