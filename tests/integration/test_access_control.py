@@ -70,9 +70,11 @@ def test_the_right_username_and_password_log_on_from_the_environment_or_a_file(g
     gateway, connect = guarded
     assert _logon(connect("OMS"), username=b"desk1", password=PASSWORD.encode()).get(35) == b"A"
     assert _logon(connect("OMS2"), username=b"desk2", password=FILE_PASSWORD.encode()).get(35) == b"A"
-    for session in ("FIX.4.4:SORGW->OMS", "FIX.4.4:SORGW->OMS2"):
-        assert gateway.metrics.registry.get_sample_value(
-            "sorgw_session_up", {"session": session, "role": "upstream"}) == 1
+    deadline = time.monotonic() + 5  # quickfix answers the Logon, then tells the gateway
+    while not all(gateway.metrics.registry.get_sample_value("sorgw_session_up", {"session": s, "role": "upstream"})
+                  for s in ("FIX.4.4:SORGW->OMS", "FIX.4.4:SORGW->OMS2")):
+        assert time.monotonic() < deadline, "the sessions did not come up"
+        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("credentials, reason, text", [
