@@ -90,6 +90,13 @@ class PendingWatch:
         self.interval = min(timeout_s / 4, 0.5)  # a scan of 200 fds takes about 5 ms
 
     def start(self) -> None:
+        with socket.socket() as probe:
+            size = len(probe.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_SIZE))
+        if size < DATA_SEGS_OUT + 4:
+            log.error("upstream.pending_watch_unavailable", tcp_info_bytes=size,
+                      detail="the kernel's TCP_INFO has no tcpi_data_segs_out (Linux 4.6 or later): connections "
+                             "that do not log on are not closed")
+            return
         self._thread.start()
 
     def stop(self) -> None:
