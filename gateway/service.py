@@ -84,6 +84,7 @@ ADMIN_MSG_TYPES = frozenset("0 1 2 3 4 5 A".split())
 SHUTDOWN_TEXT = "gateway shutting down"
 DISCONNECT_TEXT = "canceled: OMS session disconnected (cancel_on_disconnect)"
 LISTED_AT_MOST = 100  # orders named in one log line; the audit trail names every one
+DROPPED_LOGGED = 100  # unknown books from the bus logged (the first of each); past that only counted
 
 
 def boot_id(clock: Clock) -> str:
@@ -169,8 +170,9 @@ class Gateway:
             sorted(self._upstream_keys), self.upstream.send, self.upstream.disconnect, cfg.upstream.port,
             Limits(cfg.upstream.max_send_queue, cfg.upstream.send_timeout_ms / 1000), self.observer.slow_consumer)
         self.upstream.connection_thread = self.outbound.reader_is_current_thread
-        self.pending = PendingWatch(cfg.upstream.port, cfg.fix.logon_timeout_s, cfg.upstream.max_pending_connections,
-                                    self._pending_closed, self.metrics.pending.set)
+        self.pending_watch = PendingWatch(
+            cfg.upstream.port, cfg.fix.logon_timeout_s, cfg.upstream.max_pending_connections, self._pending_closed,
+            self.metrics.pending.set)
         self.downstream = VenueApplication(
             self, {session_key(session_id(spec)): name for name, spec in venue_specs.items()},
             {session_key(session_id(venue_specs[v.name])): (v.username, v.password(os.environ))
@@ -240,7 +242,7 @@ class Gateway:
         self._control_thread.start()
         self._timer_thread.start()
         self._acceptor.start()
-        self.pending.start()
+        self.pending_watch.start()
         self._listening = True
         self._initiator.start()
         if to_oms:
@@ -274,7 +276,7 @@ class Gateway:
         except Exception:
             log.exception("shutdown.settle_failed")
         self._stopping.set()  # no more timer steps: venues logging out now are not outages to report
-        self.pending.stop()
+        self.pending_watch.stop()
         shutdown(self._initiator, self.downstream.sessions.values())
         self.outbound.close(timeout=2)
         shutdown(self._acceptor, self.upstream.sessions.values())
@@ -381,7 +383,7 @@ class Gateway:
     def _drop(self, snapshot: BookSnapshot, reason: str) -> None:
         self.observer.snapshot_dropped(reason)
         book = (snapshot.venue, snapshot.symbol)
-        if book not in self._dropped and len(self._dropped) < LISTED_AT_MOST:  # the first of each, then counted only
+        if book not in self._dropped and len(self._dropped) < DROPPED_LOGGED:
             self._dropped.add(book)
             log.warning("market_data.dropped", reason=reason, venue=snapshot.venue, symbol=snapshot.symbol)
 
