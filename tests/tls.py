@@ -41,3 +41,17 @@ def listening(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+def stunnel_sections(text: str) -> dict[str, dict[str, str]]:
+    """The [service] sections of a stunnel config as option -> value (global options under "")."""
+    sections: dict[str, dict[str, str]] = {"": {}}
+    current = sections[""]
+    for line in text.splitlines():
+        line = line.split(";", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+        elif "=" in line:
+            key, _, value = line.partition("=")
+            current[key.strip()] = value.strip()
+    return sections

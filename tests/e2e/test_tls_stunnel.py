@@ -18,11 +18,13 @@ from gateway.fix import codec
 from gateway.fix.client import OmsClient
 from gateway.fix.sessions import SessionSpec
 from gateway.simulator.host import VenueHost
-from tests.tls import issue, listening, make_ca
+from tests.tls import issue, listening, make_ca, stunnel_sections
 from tests.raw_fix import RawFixClient
 from tests.unavailable import unavailable
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def stunnel_config(d: Path, services: dict[str, dict[str, str]]) -> str:
@@ -43,16 +45,17 @@ def test_an_oms_and_a_venue_behind_tls_trade_and_plain_text_is_refused(tmp_path)
     gateway_cfg, venues_cfg = topology.build(tmp_path)
     venue = next(v for v in gateway_cfg.venues if v.name == "LITA")
     gw_tls, oms_local, venue_tls, venue_local = topology.free_ports(4)
-    # Servers require a certificate from the CA; clients check the server's certificate and host name.
-    server = {"cert": str(server_crt), "key": str(server_key), "CAfile": str(ca), "verifyChain": "yes",
-              "requireCert": "yes"}
+    # Servers as the compose sidecar's shipped config has them (a client certificate from the CA required);
+    # clients check the server's certificate and host name.
+    shipped = stunnel_sections((ROOT / "config/stunnel/gateway.conf").read_text())["oms"]
+    server = {**shipped, "cert": str(server_crt), "key": str(server_key), "CAfile": str(ca)}
     client = {"client": "yes", "cert": str(client_crt), "key": str(client_key), "CAfile": str(ca),
               "verifyChain": "yes", "checkHost": "localhost"}
     (d / "stunnel.conf").write_text(stunnel_config(d, {
-        "gateway-upstream": {"accept": f"127.0.0.1:{gw_tls}", "connect": f"127.0.0.1:{gateway_cfg.upstream.port}",
-                             **server},
+        "gateway-upstream": {**server, "accept": f"127.0.0.1:{gw_tls}",
+                             "connect": f"127.0.0.1:{gateway_cfg.upstream.port}"},
         "oms-out": {"accept": f"127.0.0.1:{oms_local}", "connect": f"127.0.0.1:{gw_tls}", **client},
-        "venue-lita": {"accept": f"127.0.0.1:{venue_tls}", "connect": f"127.0.0.1:{venue.port}", **server},
+        "venue-lita": {**server, "accept": f"127.0.0.1:{venue_tls}", "connect": f"127.0.0.1:{venue.port}"},
         "gateway-to-lita": {"accept": f"127.0.0.1:{venue_local}", "connect": f"127.0.0.1:{venue_tls}", **client},
     }))
     gateway_cfg = gateway_cfg.model_copy(update={"venues": tuple(
