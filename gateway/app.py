@@ -1,6 +1,7 @@
 """Wiring: start the gateway or the venue simulators from config, and stop them cleanly on a signal."""
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import structlog
 
 from gateway.bus.inprocess import InProcessBus
-from gateway.config import GatewayConfig, VenuesConfig
+from gateway.config import GatewayConfig, MqttConfig, VenuesConfig
 from gateway.core.clock import WallClock
 from gateway.core.market import MarketView
 from gateway.service import Gateway
@@ -68,6 +69,13 @@ def _serve(name: str, *services) -> int:
     return 0
 
 
+def bus_credentials(mqtt: MqttConfig):
+    """The broker login and CA of the mqtt section (the password from the environment)."""
+    from gateway.bus.mqtt import Credentials
+
+    return Credentials(mqtt.username, mqtt.password(os.environ), str(mqtt.ca_file) if mqtt.ca_file else None)
+
+
 def run_gateway(cfg: GatewayConfig, work_dir: Path) -> int:
     gateway = Gateway(cfg, market_view(cfg), work_dir)
     if cfg.mqtt.url is None:
@@ -81,7 +89,8 @@ def run_gateway(cfg: GatewayConfig, work_dir: Path) -> int:
         (log.info if up else log.error)("market_data.connected" if up else "market_data.disconnected",
                                         url=cfg.mqtt.url)
 
-    feed = MqttSubscriber(cfg.mqtt.url, gateway.on_snapshot, cfg.mqtt.prefix, on_status=market_status)
+    feed = MqttSubscriber(cfg.mqtt.url, gateway.on_snapshot, cfg.mqtt.prefix, on_status=market_status,
+                          credentials=bus_credentials(cfg.mqtt))
     gateway.metrics.malformed_payloads = lambda: feed.malformed
     return _serve("gateway", feed, gateway)
 
@@ -95,6 +104,6 @@ def run_venues(cfg: VenuesConfig, work_dir: Path) -> int:
         return _serve("venues", host)
     from gateway.bus.mqtt import MqttPublisher
 
-    publisher = MqttPublisher(cfg.mqtt.url, cfg.mqtt.prefix)
+    publisher = MqttPublisher(cfg.mqtt.url, cfg.mqtt.prefix, bus_credentials(cfg.mqtt))
     bus.subscribe(publisher.publish)
     return _serve("venues", publisher, host)

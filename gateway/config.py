@@ -24,6 +24,14 @@ class ConfigError(Exception):
     """A configuration file that cannot be used; the message names the file and the key."""
 
 
+def secret_from_env(environ: Mapping[str, str], variable: str, key: str) -> str:
+    """The value of the environment variable a config key names; ConfigError naming both when it is unset."""
+    value = environ.get(variable)
+    if not value:
+        raise ConfigError(f"{key}: environment variable {variable} is not set")
+    return value
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -56,6 +64,9 @@ class FixConfig(Model):
     log_path: Path | None = None  # quickfix message logs; None keeps them off
     heartbeat_interval: int = Field(30, ge=1)
     reconnect_interval: int = Field(2, ge=1)
+    # An OMS connection not logged on this long after it connected is closed (a venue that does not answer
+    # our Logon this long is disconnected: quickfix's LogonTimeout).
+    logon_timeout_s: int = Field(10, ge=1)
 
 
 TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
@@ -142,8 +153,35 @@ class UpstreamSession(Model):
     begin_string: Literal["FIX.4.4", "FIX.4.2"] = "FIX.4.4"
     cancel_on_disconnect: bool = False  # True: when this session logs out or drops, its open orders are canceled
     schedule: Schedule | None = None  # None: always on
-    logon_timeout: int | None = Field(None, ge=1)  # seconds; None: quickfix's 10
+    logon_timeout: int | None = Field(None, ge=1)  # seconds; None: fix.logon_timeout_s
     quickfix: QuickfixSettings = {}  # any other quickfix session setting, passed through (ResetOnLogout: "Y")
+    username: str | None = None  # required in Username (553) on the OMS's Logon; None: no Username/Password check
+    password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # env var holding Password (554)
+    password_file: Path | None = None  # or a file holding it (one line; a trailing newline is ignored)
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> UpstreamSession:
+        sources = (self.password_env is not None) + (self.password_file is not None)
+        if self.username is not None and sources != 1:
+            raise ValueError("username needs exactly one of password_env and password_file")
+        if self.username is None and sources:
+            raise ValueError("password_env and password_file need username")
+        return self
+
+    def password(self, environ: Mapping[str, str]) -> str | None:
+        """The password the OMS must send, from the environment or the file; ConfigError naming the source."""
+        name = f"upstream.sessions.{self.target_comp_id}"
+        if self.password_env is not None:
+            return secret_from_env(environ, self.password_env, f"{name}.password_env")
+        if self.password_file is None:
+            return None
+        try:
+            value = self.password_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"{name}.password_file: cannot read {self.password_file}: {exc.strerror}") from None
+        if not value:
+            raise ConfigError(f"{name}.password_file: {self.password_file} is empty")
+        return value
 
 
 class UpstreamConfig(Model):
@@ -153,6 +191,8 @@ class UpstreamConfig(Model):
     # An OMS this far behind is disconnected (what it missed is resent after its next logon).
     max_send_queue: int = Field(10_000, ge=1)  # reports waiting to be sent to one session
     send_timeout_ms: int = Field(5_000, ge=10)  # one send to it blocked this long (it stopped reading)
+    # Connections not yet logged on beyond this many are closed at once, the newest first.
+    max_pending_connections: int = Field(20, ge=1)
 
 
 class VenueConfig(Model):
@@ -167,7 +207,7 @@ class VenueConfig(Model):
     begin_string: Literal["FIX.4.4", "FIX.4.2"] = "FIX.4.4"
     heartbeat_interval: int | None = Field(None, ge=1)  # None: fix.heartbeat_interval
     schedule: Schedule | None = None  # None: always on
-    logon_timeout: int | None = Field(None, ge=1)  # seconds; None: quickfix's 10
+    logon_timeout: int | None = Field(None, ge=1)  # seconds; None: fix.logon_timeout_s
     quickfix: QuickfixSettings = {}  # any other quickfix session setting, passed through (ResetOnLogout: "Y")
     sequence_reset: Literal["logon", "never"] | None = None  # None: follows fix.store
     data_dictionary: FilePath | None = None  # None: the standard dictionary for begin_string
@@ -220,10 +260,7 @@ class VenueConfig(Model):
         """The Logon password from the environment; ConfigError naming the variable if it is not set."""
         if self.password_env is None:
             return None
-        value = environ.get(self.password_env)
-        if not value:
-            raise ConfigError(f"venues.{self.name}.password_env: environment variable {self.password_env} is not set")
-        return value
+        return secret_from_env(environ, self.password_env, f"venues.{self.name}.password_env")
 
 
 class CostConfig(Model):
@@ -265,15 +302,30 @@ class RoutingConfig(Model):
 class MqttConfig(Model):
     """The market-data bus between venue simulators and the gateway; no url keeps books in-process."""
 
-    url: str | None = None  # mqtt://host:port
+    url: str | None = None  # mqtt://host:port, or mqtts://host:port for TLS
     prefix: str = "sorgw"  # topics are PREFIX/book/VENUE/SYMBOL
+    username: str | None = None  # MQTT CONNECT username; None: connect anonymously
+    password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # env var holding its password
+    ca_file: FilePath | None = None  # mqtts: the CA that signed the broker's certificate; None: the system's CAs
 
     @field_validator("url")
     @classmethod
     def _mqtt_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("mqtt://"):
-            raise ValueError("expected mqtt://HOST:PORT")
+        if value is not None and not value.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("expected mqtt://HOST:PORT or mqtts://HOST:PORT")
         return value
+
+    @model_validator(mode="after")
+    def _password_needs_username(self) -> MqttConfig:
+        if self.password_env is not None and self.username is None:
+            raise ValueError("password_env needs username")
+        return self
+
+    def password(self, environ: Mapping[str, str]) -> str | None:
+        """The broker password from the environment; ConfigError naming the variable if it is not set."""
+        if self.password_env is None:
+            return None
+        return secret_from_env(environ, self.password_env, "mqtt.password_env")
 
 
 class AuditConfig(Model):
@@ -423,9 +475,10 @@ class GatewayConfig(Model):
                 raise ValueError(f"risk.{what}: {', '.join(unknown)} not configured "
                                  f"({'upstream.sessions[].target_comp_id' if what == 'sessions' else 'symbols'})")
         with_password = [v.name for v in self.venues if v.password_env is not None]
+        with_password += [s.target_comp_id for s in self.upstream.sessions if s.username is not None]
         if self.fix.log_path is not None and with_password:
             raise ValueError(f"fix.log_path: quickfix's message logs would hold the Logon password of "
-                             f"{', '.join(with_password)} (password_env); leave them off, the audit trail "
+                             f"{', '.join(with_password)}; leave them off, the audit trail "
                              f"keeps every message without it")
         return self
 

@@ -22,6 +22,9 @@ CHILD_OUTCOMES = ("filled", "partially_filled", "canceled", "rejected", "expired
 REJECT_REASONS = ("validation", "venue", "session", "cancel_reject", "audit_outage", "risk")
 ROLES = ("upstream", "venue")
 SLOW_CONSUMER_REASONS = ("queue", "send_timeout")
+LOGON_REFUSALS = ("missing_credentials", "wrong_username", "wrong_password")  # gateway.fix.logon.REFUSALS
+PENDING_CLOSES = ("logon_timeout", "too_many_pending")
+DROPPED_BOOKS = ("unknown_venue", "unknown_symbol")
 DIRECTIONS = ("in", "out")
 
 
@@ -128,11 +131,24 @@ class Metrics:
             "(over upstream.max_send_queue reports waiting) or send_timeout (a send blocked over "
             "upstream.send_timeout_ms).", ["session", "reason"], registry=r)
 
+        self.logons_refused = Counter(
+            "sorgw_upstream_logons_refused", "OMS Logons refused, by reason: missing_credentials (no Username or "
+            "Password), wrong_username, wrong_password.", ["session", "reason"], registry=r)
+        self.pending_closed = Counter(
+            "sorgw_upstream_connections_closed", "Connections to the upstream port closed before they logged on, "
+            "by reason: logon_timeout (not logged on within fix.logon_timeout_s) or too_many_pending (over "
+            "upstream.max_pending_connections).", ["reason"], registry=r)
+        self.pending = Gauge(
+            "sorgw_upstream_pending_connections", "Connections to the upstream port not (yet) logged on.", registry=r)
+
         # Market data.
         self.market_data_connected = Gauge(
             "sorgw_market_data_connected", "1 while the market-data bus is connected, else 0.", registry=r)
         self.snapshots = Counter(
             "sorgw_market_data_snapshots", "Book snapshots received.", ["venue"], registry=r)
+        self.snapshots_dropped = Counter(
+            "sorgw_market_data_dropped", "Book snapshots dropped, by reason: unknown_venue or unknown_symbol (not "
+            "in the config).", ["reason"], registry=r)
         self.stale = Counter(
             "sorgw_market_data_stale", "Times a venue's book went stale (older than routing.max_quote_age_ms).",
             ["venue"], registry=r)

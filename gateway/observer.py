@@ -12,6 +12,9 @@ from gateway.core.types import CancelReject, ExecType, ExecutionReport, Liquidit
 from gateway.metrics import (
     CHILD_OUTCOMES,
     DIRECTIONS,
+    DROPPED_BOOKS,
+    LOGON_REFUSALS,
+    PENDING_CLOSES,
     PARENT_OUTCOMES,
     REJECT_REASONS,
     SLOW_CONSUMER_REASONS,
@@ -80,6 +83,8 @@ class Observer:
                 self._of(m.parents_received, session)
                 for reason in SLOW_CONSUMER_REASONS:
                     self._of(m.slow_consumers, session, reason)
+                for reason in LOGON_REFUSALS:
+                    self._of(m.logons_refused, session, reason)
             else:
                 for metric in (m.children_sent, m.open_children, m.stale):
                     self._of(metric, session)
@@ -92,6 +97,10 @@ class Observer:
             self._of(m.parents_done, outcome)
         for reason in REJECT_REASONS:
             self._of(m.rejects, reason)
+        for reason in PENDING_CLOSES:
+            self._of(m.pending_closed, reason)
+        for reason in DROPPED_BOOKS:
+            self._of(m.snapshots_dropped, reason)
 
     def session(self, role: str, session: str, up: bool) -> None:
         """A session changed state (the gateway drops repeats)."""
@@ -103,10 +112,21 @@ class Observer:
         """An OMS session was cut off for falling behind (the send watchdog's thread)."""
         self._of(self.metrics.slow_consumers, session, reason).inc()
 
+    def logon_refused(self, session: str, reason: str) -> None:
+        """An OMS Logon was refused for its credentials (quickfix's thread for that connection)."""
+        self._of(self.metrics.logons_refused, session, reason).inc()
+
+    def pending_closed(self, reason: str) -> None:
+        """A connection that had not logged on was closed (the pending-connection watch's thread)."""
+        self._of(self.metrics.pending_closed, reason).inc()
+
     # --- market data (the bus thread, the timer thread) ------------------------------------------------
 
     def snapshot(self, venue: str) -> None:
         self._of(self.metrics.snapshots, venue).inc()
+
+    def snapshot_dropped(self, reason: str) -> None:
+        self._of(self.metrics.snapshots_dropped, reason).inc()
 
     def stale(self, venue: str) -> None:
         self._of(self.metrics.stale, venue).inc()

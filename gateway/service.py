@@ -63,7 +63,9 @@ from gateway.core.venue_planner import VenuePlanner, VenuePolicy
 from gateway.endpoint import Endpoint
 from gateway.fix import codec
 from gateway.fix.downstream import VenueApplication
+from gateway.fix.logon import Credentials
 from gateway.fix.outbound import Limits, Outbound
+from gateway.fix.pending import PendingWatch
 from gateway.fix.sessions import (
     SessionSpec,
     StoreState,
@@ -88,6 +90,7 @@ SHUTDOWN_TEXT = "gateway shutting down"
 DISCONNECT_TEXT = "canceled: OMS session disconnected (cancel_on_disconnect)"
 SESSION_LIMITS = ("max_open_qty", "max_open_notional", "max_orders_per_s")
 LISTED_AT_MOST = 100  # orders named in one log line; the audit trail names every one
+DROPPED_LOGGED = 100  # unknown books from the bus logged (the first of each); past that only counted
 
 
 def boot_id(clock: Clock) -> str:
@@ -157,6 +160,9 @@ class Gateway:
         self.sessions_up: dict[str, bool] = {}
         self._feeds = [v.name for v in cfg.venues if v.kind is VenueKind.LIT and v.market_data]
         self._stale: set[str] = set()
+        self._venue_names = frozenset(v.name for v in cfg.venues)
+        self._symbol_names = frozenset(s.symbol for s in cfg.symbols)
+        self._dropped: set[tuple[str, str]] = set()  # books dropped from the bus, each logged once
         self.endpoint: Endpoint | None = None
         self.admin: AdminEndpoint | None = None
         self._admin_token = cfg.admin.token(os.environ) if cfg.admin.enabled else None  # refused at once if unset
@@ -169,11 +175,16 @@ class Gateway:
         venue_specs = {v.name: venue_session(v) for v in cfg.venues}
         self._upstream_keys = {session_key(session_id(spec)) for spec in upstream_specs}
         self._oms_comp_ids = {session_key(session_id(spec)): spec.target for spec in upstream_specs}
-        self.upstream = UpstreamApplication(self, cfg.routing.default_urgency)
+        self.upstream = UpstreamApplication(self, cfg.routing.default_urgency, {
+            session_key(session_id(spec)): Credentials(s.username, s.password(os.environ))
+            for spec, s in zip(upstream_specs, cfg.upstream.sessions) if s.username is not None})
         self.outbound = Outbound(
             sorted(self._upstream_keys), self.upstream.send, self.upstream.disconnect, cfg.upstream.port,
             Limits(cfg.upstream.max_send_queue, cfg.upstream.send_timeout_ms / 1000), self.observer.slow_consumer)
         self.upstream.connection_thread = self.outbound.reader_is_current_thread
+        self.pending_watch = PendingWatch(
+            cfg.upstream.port, cfg.fix.logon_timeout_s, cfg.upstream.max_pending_connections, self._pending_closed,
+            self.metrics.pending.set)
         self.downstream = VenueApplication(
             self, {session_key(session_id(spec)): name for name, spec in venue_specs.items()},
             {session_key(session_id(venue_specs[v.name])): (v.username, v.password(os.environ))
@@ -254,6 +265,7 @@ class Gateway:
         self._control_thread.start()
         self._timer_thread.start()
         start_acceptor(self._acceptor.start, {self.cfg.upstream.port: ("upstream.port", self.cfg.upstream.host)})
+        self.pending_watch.start()
         self._listening = True
         self._initiator.start()
         if to_oms:
@@ -289,6 +301,7 @@ class Gateway:
         except Exception:
             log.exception("shutdown.settle_failed")
         self._stopping.set()  # no more timer steps: venues logging out now are not outages to report
+        self.pending_watch.stop()
         shutdown(self._initiator, self.downstream.sessions.values())
         self.outbound.close(timeout=2)
         shutdown(self._acceptor, self.upstream.sessions.values())
@@ -389,9 +402,22 @@ class Gateway:
         return problems
 
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
-        """A venue's book from the market-data bus (on the bus thread)."""
-        self.observer.snapshot(snapshot.venue)
-        self.market.update(snapshot)
+        """A venue's book from the market-data bus (on the bus thread); books of venues or symbols not configured
+        are dropped, so no name published on the bus becomes a book or a metrics label."""
+        if snapshot.venue not in self._venue_names:
+            self._drop(snapshot, "unknown_venue")
+        elif snapshot.symbol not in self._symbol_names:
+            self._drop(snapshot, "unknown_symbol")
+        else:
+            self.observer.snapshot(snapshot.venue)
+            self.market.update(snapshot)
+
+    def _drop(self, snapshot: BookSnapshot, reason: str) -> None:
+        self.observer.snapshot_dropped(reason)
+        book = (snapshot.venue, snapshot.symbol)
+        if book not in self._dropped and len(self._dropped) < DROPPED_LOGGED:
+            self._dropped.add(book)
+            log.warning("market_data.dropped", reason=reason, venue=snapshot.venue, symbol=snapshot.symbol)
 
     # --- events from the FIX threads --------------------------------------------------------
 
@@ -460,6 +486,22 @@ class Gateway:
             if not up and session in self._cancel_on_disconnect:
                 self._control.put(lambda: self._step(lambda _: self.engine.on_oms_disconnect(session, DISCONNECT_TEXT),
                                                      None, self._event("oms_disconnect", DISCONNECT_TEXT, session)))
+
+    def logon_refused(self, session: str, reason: str, username: str | None) -> None:
+        """An OMS Logon with missing or wrong credentials was refused (its Logon is on record, password masked)."""
+        self.observer.logon_refused(session, reason)
+        log.warning("upstream.logon_refused", session=session, reason=reason, username=username)
+        self.audit.record(Entry("event", entries.to_json({"event": "logon_refused", "reason": reason,
+                                                          "username": username}), session, ts_ns=self.clock.now_ns()))
+
+    def _pending_closed(self, peer: str, reason: str, age_s: float) -> None:
+        """The pending-connection watch closed a connection to the upstream port that had not logged on."""
+        self.observer.pending_closed(reason)
+        log.warning("upstream.connection_closed", peer=peer, reason=reason, age_s=round(age_s, 3),
+                    logon_timeout_s=self.cfg.fix.logon_timeout_s,
+                    max_pending=self.cfg.upstream.max_pending_connections)
+        self.audit.record(Entry("event", entries.to_json({"event": "connection_closed", "peer": peer,
+                                                          "reason": reason}), ts_ns=self.clock.now_ns()))
 
     # --- carrying out engine steps ----------------------------------------------------------
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 from uuid import uuid4
 
@@ -17,7 +19,7 @@ from gateway.core.market import BookSnapshot
 
 log = structlog.get_logger("gateway.bus.mqtt")
 
-DEFAULT_PORT = 1883
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 5.0
 KEEPALIVE_S = 10  # a silent (half-open) broker is noticed within about twice this
@@ -25,18 +27,27 @@ STOP_TIMEOUT_S = 5.0
 FLUSH_GRACE_S = 2.0  # how long stop() lets the publisher send what is pending
 
 
-def parse_url(url: str) -> tuple[str, int]:
-    """(host, port) of an mqtt://host[:port] url; ValueError naming the url otherwise."""
-    bad = ValueError(f"MQTT url {url!r} is not of the form mqtt://host:port")
+def parse_url(url: str) -> tuple[str, int, bool]:
+    """(host, port, tls) of an mqtt://host[:port] or mqtts://host[:port] url; ValueError naming the url otherwise."""
+    bad = ValueError(f"MQTT url {url!r} is not of the form mqtt://host:port or mqtts://host:port")
     try:
         parts = urlsplit(url)
-        port = DEFAULT_PORT if parts.port is None else parts.port
+        port = DEFAULT_PORTS.get(parts.scheme) if parts.port is None else parts.port
     except ValueError:  # a port that is not a number in 0..65535, a broken [IPv6] host
         raise bad from None
-    if (parts.scheme != "mqtt" or not parts.hostname or port == 0 or parts.path not in ("", "/")
+    if (parts.scheme not in DEFAULT_PORTS or not parts.hostname or port == 0 or parts.path not in ("", "/")
             or parts.query or parts.fragment or parts.username is not None):
         raise bad
-    return parts.hostname, port
+    return parts.hostname, port, parts.scheme == "mqtts"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """How to authenticate to the broker: username/password, and for mqtts the CA to trust (None: the system's)."""
+
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
 
 
 class _BusClient(ABC):
@@ -44,9 +55,12 @@ class _BusClient(ABC):
 
     _role: str
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, credentials: Credentials | None = None) -> None:
         self.url = url
-        self._host, self._port = parse_url(url)
+        self._host, self._port, tls = parse_url(url)
+        self._credentials = credentials or Credentials()
+        # Verifies the broker's certificate and host name (create_default_context does both).
+        self._tls = ssl.create_default_context(cafile=self._credentials.ca_file) if tls else None
         self.connected = False
         self._connects = 0
         self._stopping = False
@@ -100,7 +114,9 @@ class _BusClient(ABC):
         while True:
             try:
                 async with aiomqtt.Client(self._host, self._port, keepalive=KEEPALIVE_S,
-                                          identifier=f"sorgw-{self._role}-{uuid4().hex[:12]}") as client:
+                                          identifier=f"sorgw-{self._role}-{uuid4().hex[:12]}",
+                                          username=self._credentials.username,
+                                          password=self._credentials.password, tls_context=self._tls) as client:
                     await self._serve(client)
             except aiomqtt.MqttError as exc:
                 if self.connected:
@@ -146,8 +162,8 @@ class MqttPublisher(_BusClient):
 
     _role = "publisher"
 
-    def __init__(self, url: str, prefix: str = "sorgw") -> None:
-        super().__init__(url)
+    def __init__(self, url: str, prefix: str = "sorgw", credentials: Credentials | None = None) -> None:
+        super().__init__(url, credentials)
         self.prefix = prefix
         self.published = 0
         self.conflated = 0
@@ -211,8 +227,8 @@ class MqttSubscriber(_BusClient):
     _role = "subscriber"
 
     def __init__(self, url: str, on_snapshot: Callable[[BookSnapshot], None], prefix: str = "sorgw",
-                 on_status: Callable[[bool], None] | None = None) -> None:
-        super().__init__(url)
+                 on_status: Callable[[bool], None] | None = None, credentials: Credentials | None = None) -> None:
+        super().__init__(url, credentials)
         self.prefix = prefix
         self.received = 0
         self.malformed = 0

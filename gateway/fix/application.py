@@ -7,6 +7,7 @@ import quickfix as fix
 import structlog
 
 from gateway.fix import codec
+from gateway.fix.logon import masked
 from gateway.fix.sessions import session_key
 
 log = structlog.get_logger("gateway.fix")
@@ -36,6 +37,8 @@ class GuardedApplication(fix.Application):
     def _guarded(self, callback: str, action: Callable[[], None]) -> None:
         try:
             action()
+        except fix.RejectLogon:
+            raise  # quickfix answers with a Logout carrying its text, and disconnects
         except Exception:
             log.exception(f"fix.{callback}_failed", role=self.role)
 
@@ -43,7 +46,7 @@ class GuardedApplication(fix.Application):
         key = session_key(sessionID)
         self._count(direction, key, message)
         if self.tap:
-            self.tap(direction, key, message)
+            self.tap(direction, key, masked(message))  # no password reaches the audit trail
         then(message, key)
 
     def _count(self, direction: str, key: str, message: fix.Message) -> None:

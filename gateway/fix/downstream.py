@@ -10,11 +10,11 @@ import structlog
 from gateway.core.types import VenueReport
 from gateway.fix import codec
 from gateway.fix.application import GuardedApplication
+from gateway.fix.logon import PASSWORD, USERNAME
 
 log = structlog.get_logger("gateway.fix")
 
 SENT_KEPT = 10_000  # a reject refers to a recent message (milliseconds old); older ones need not be kept
-USERNAME, PASSWORD = 553, 554
 
 
 class VenueHandler(Protocol):

@@ -73,6 +73,7 @@ def build_settings(role: str, sessions: list[SessionSpec], cfg: FixConfig, work_
         "EndTime": "00:00:00",
         "HeartBtInt": str(cfg.heartbeat_interval),
         "ReconnectInterval": str(cfg.reconnect_interval),
+        "LogonTimeout": str(cfg.logon_timeout_s),  # initiators; the acceptor side is gateway.fix.pending
         "UseDataDictionary": "Y",
         # Missing business fields get an execution report naming them, not a session reject.
         "ValidateRequiredFields": "N",

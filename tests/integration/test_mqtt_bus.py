@@ -237,12 +237,14 @@ def test_stop_is_prompt_without_a_broker_and_idempotent() -> None:
 
 
 @pytest.mark.parametrize("url", ["tcp://127.0.0.1:1883", "mqtt://", "127.0.0.1:1883", "mqtt://host:port",
-                                 "mqtt://host:70000", "mqtt://host:1883/topic", "mqtt://user@host:1883"])
+                                 "mqtt://host:70000", "mqtt://host:1883/topic", "mqtt://user@host:1883",
+                                 "mqtts://user:pw@host"])
 def test_bad_url_is_refused_naming_it(url: str) -> None:
     with pytest.raises(ValueError, match=f"MQTT url '{url}' is not of the form"):
         MqttSubscriber(url, lambda s: None)
 
 
-def test_url_port_defaults_to_1883() -> None:
-    assert parse_url("mqtt://broker") == ("broker", 1883)
-    assert parse_url("mqtt://127.0.0.1:1884") == ("127.0.0.1", 1884)
+def test_url_port_defaults_to_1883_or_8883_with_tls() -> None:
+    assert parse_url("mqtt://broker") == ("broker", 1883, False)
+    assert parse_url("mqtt://127.0.0.1:1884") == ("127.0.0.1", 1884, False)
+    assert parse_url("mqtts://broker") == ("broker", 8883, True)

@@ -32,7 +32,7 @@ def load_compose(root: Path) -> Compose:
 
 def ours(compose: Compose) -> dict[str, dict[str, Any]]:
     """The services built from this repository's Dockerfile (the `sorgw` entrypoint)."""
-    return {name: svc for name, svc in compose["services"].items() if "build" in svc}
+    return {name: svc for name, svc in compose["services"].items() if svc.get("build") == "."}
 
 
 def parse_command(service: dict[str, Any]) -> argparse.Namespace:
@@ -432,3 +432,16 @@ def test_user_in_the_builder_stage_only_does_not_count(compose: Compose) -> None
 def test_audit_file_outside_the_writable_dir_is_caught(compose: Compose) -> None:
     compose["services"]["gateway"]["environment"]["SORGW__AUDIT__URL"] = "sqlite:///audit.db"
     assert any("audit.url" in p for p in gateway_dockerfile_problems(compose, ROOT, (ROOT / "Dockerfile").read_text()))
+
+
+def test_the_tls_sidecar_forwards_its_published_port_to_the_gateways_fix_port(compose: Compose) -> None:
+    from tests.tls import stunnel_sections
+
+    tls = compose["services"]["tls"]
+    sources = dict(mounts(tls))
+    oms = stunnel_sections((ROOT / "config/stunnel/gateway.conf").read_text())["oms"]
+    assert sources["./config/stunnel/gateway.conf"] == "/etc/stunnel/sorgw.conf"
+    assert oms["connect"] == f"gateway:{config.load(ROOT / 'config/gateway.yaml', config.GatewayConfig).upstream.port}"
+    accept_port = oms["accept"].rsplit(":", 1)[1]
+    assert f"{accept_port}:{accept_port}" in tls["ports"]
+    assert oms["requireCert"] == "yes" and oms["verifyChain"] == "yes"
