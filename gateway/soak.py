@@ -64,12 +64,13 @@ class _CountingOms(OmsClient):
             self.finished += 1
 
 
-def rss_bytes(pid: int) -> int:
+def rss_bytes(pid: int, key: str = "VmRSS") -> int:
+    """The process's resident set now (VmRSS) or at its peak (VmHWM), in bytes."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    raise RuntimeError(f"no {key} for process {pid}")
 
 
 def run_soak(rate: float, duration_s: float, warmup_s: float, work_dir: Path | None = None,

@@ -1,0 +1,179 @@
+"""The load-generating OMS of `sorgw bench --e2e`: a quickfix initiator, run as its own process for one round.
+
+`python -m gateway.e2e.load PLAN_JSON` logs on, prints `ready`, then sends directed marketable orders: one at a
+time (ping), open-loop at each rate (each order sent on its schedule, its round trip counted from the scheduled
+time, so queueing anywhere shows) and all at once (burst); it prints one JSON line of round trips (ns) and exits 0,
+or names what failed on stderr and exits 1.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import quickfix as fix
+
+from gateway.config import FixConfig
+from gateway.fix import codec
+from gateway.fix.application import GuardedApplication
+from gateway.fix.client import wait_for
+from gateway.fix.sessions import SessionSpec, make_engine, session_id, session_key, shutdown
+
+READY = "ready"
+QTY = 10
+BUY_PX, SELL_PX = "190.10", "189.90"  # through the simulator's quotes around 190.00: every order fills at once
+
+
+class LoadFailed(Exception):
+    """The round could not complete: a logon, a reject or fills that did not come in time."""
+
+
+class LoadOms(GuardedApplication):
+    """Sends orders on one or more sessions and times each one's fill report (OrdStatus filled)."""
+
+    role = "bench-oms"
+
+    def __init__(self, specs: list[SessionSpec], destinations: list[str] | None, fix_cfg: FixConfig,
+                 work_dir: Path) -> None:
+        super().__init__()
+        self.specs = specs
+        self.destinations = destinations
+        self.keys = [session_key(session_id(s)) for s in specs]
+        self._cond = threading.Condition()
+        self._logged_on: set[str] = set()
+        self.done: dict[str, int] = {}  # ClOrdID -> perf_counter_ns of its fill report
+        self.rejected: dict[str, str] = {}  # ClOrdID -> the reject's text
+        self._engine = make_engine("initiator", self, specs, fix_cfg, work_dir)
+
+    def start(self, timeout: float) -> None:
+        self._engine.start()
+        if not self.wait(lambda: len(self._logged_on) == len(self.keys), timeout):
+            raise LoadFailed(f"not logged on within {timeout:g} s: "
+                             f"{', '.join(sorted(set(self.keys) - self._logged_on))}")
+
+    def stop(self) -> None:
+        shutdown(self._engine, self.sessions.values())
+        self._engine = None
+
+    def on_logon(self, session: str) -> None:
+        with self._cond:
+            self._logged_on.add(session)
+            self._cond.notify_all()
+
+    def on_logout(self, session: str) -> None:
+        with self._cond:
+            self._logged_on.discard(session)
+            self._cond.notify_all()
+
+    def on_app(self, message: fix.Message, session: str) -> None:
+        now = time.perf_counter_ns()
+        if message.getHeader().getField(codec.MSG_TYPE) != "8":
+            return
+        status = message.getField(codec.ORD_STATUS)
+        if status == "2":
+            with self._cond:
+                self.done[message.getField(codec.CL_ORD_ID)] = now
+                self._cond.notify_all()
+        elif status in ("4", "8", "C"):
+            text = message.getField(codec.TEXT) if message.isSetField(codec.TEXT) else f"OrdStatus {status}"
+            with self._cond:
+                self.rejected[message.getField(codec.CL_ORD_ID)] = text
+                self._cond.notify_all()
+
+    def wait(self, predicate, timeout: float) -> bool:
+        return wait_for(self._cond, predicate, timeout)
+
+    def send_order(self, n: int, cl_ord_id: str) -> None:
+        """Order n: a buy or a sell of QTY AAPL, on session (or to destination) n modulo their number."""
+        key = self.keys[n % len(self.keys)]
+        msg = fix.Message()
+        msg.getHeader().setField(fix.BeginString(self.specs[n % len(self.specs)].begin_string))
+        msg.getHeader().setField(fix.MsgType("D"))
+        buy = n % 2 == 0
+        for tag, value in ((codec.CL_ORD_ID, cl_ord_id), (codec.SYMBOL, "AAPL"), (codec.SIDE, "1" if buy else "2"),
+                           (codec.ORDER_QTY, str(QTY)), (codec.ORD_TYPE, "2"),
+                           (codec.PRICE, BUY_PX if buy else SELL_PX), (codec.TIF, "0")):
+            msg.setField(tag, value)
+        if self.destinations:
+            msg.setField(codec.EX_DESTINATION, self.destinations[(n // 2) % len(self.destinations)])
+        msg.setField(fix.TransactTime())
+        if not fix.Session.sendToTarget(msg, self.sessions[key]):
+            raise LoadFailed(f"session {key} is not logged on")
+
+    def wait_filled(self, total: int, timeout: float, what: str) -> None:
+        """Wait until `total` orders have been filled since the start (ClOrdIDs never repeat)."""
+        if not self.wait(lambda: self.rejected or len(self.done) >= total, timeout):
+            raise LoadFailed(f"{what}: {total - len(self.done)} orders not filled within {timeout:g} s")
+        if self.rejected:
+            cl_ord_id, text = next(iter(self.rejected.items()))
+            raise LoadFailed(f"{what}: order {cl_ord_id} was not filled: {text}")
+
+
+def run_plan(plan: dict, oms: LoadOms) -> dict:
+    """Ping, each rate, burst; round trips in ns, and the burst's orders and seconds."""
+    timeout = plan["timeout"]
+    result: dict = {"fills": 0}
+    counter = iter(range(10**9))
+
+    def ids(prefix: str, count: int) -> list[tuple[int, str]]:
+        return [(n, f"{prefix}{n}") for n in (next(counter) for _ in range(count))]
+
+    pings = []
+    for n, cl_ord_id in ids("P", plan["orders"]):
+        sent = time.perf_counter_ns()
+        oms.send_order(n, cl_ord_id)
+        oms.wait_filled(n + 1, timeout, "ping")
+        pings.append(oms.done[cl_ord_id] - sent)
+    result["ping"] = pings
+    result["rates"] = {}
+    for rate in plan["rates"]:
+        orders = ids(f"R{rate:g}-", max(1, round(rate * plan["duration"])))
+        scheduled: dict[str, int] = {}
+        interval = 1e9 / rate
+        start = time.perf_counter_ns()
+        for i, (n, cl_ord_id) in enumerate(orders):
+            due = start + int(i * interval)
+            while (ahead := due - time.perf_counter_ns()) > 0:
+                time.sleep(ahead / 1e9)
+            scheduled[cl_ord_id] = due
+            oms.send_order(n, cl_ord_id)
+        oms.wait_filled(orders[-1][0] + 1, timeout, f"{rate:g}/s")
+        result["rates"][f"{rate:g}"] = [oms.done[c] - due for c, due in scheduled.items()]
+    burst = ids("B", plan["orders"])
+    start = time.perf_counter_ns()
+    for n, cl_ord_id in burst:
+        oms.send_order(n, cl_ord_id)
+    oms.wait_filled(burst[-1][0] + 1, timeout, "burst")
+    result["burst"] = {"orders": len(burst), "seconds": (max(oms.done[c] for _, c in burst) - start) / 1e9}
+    result["fills"] = len(oms.done)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    plan = json.loads((argv or sys.argv[1:])[0])
+    specs = [SessionSpec(**s) for s in plan["sessions"]]
+    oms = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="sorgw-load-") as work:
+            fix_cfg = FixConfig(**plan["fix"], store_path=Path(work) / "store")
+            oms = LoadOms(specs, plan.get("destinations"), fix_cfg, Path(work))
+            oms.start(plan["timeout"])
+            print(READY, flush=True)
+            result = run_plan(plan, oms)
+            oms.stop()
+            oms = None
+    except LoadFailed as exc:
+        print(f"load: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if oms is not None:
+            oms.stop()
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""`sorgw bench --e2e` as a user runs it: a tiny run reports every figure for all three paths, a failed start is
+an error naming the process."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+from gateway.e2e.bench import PATHS
+
+SORGW = [sys.executable, "-m", "gateway.cli"]
+TINY = ["bench", "--e2e", "--orders", "50", "--rounds", "1", "--rate", "200", "--duration", "1", "--venues", "2"]
+
+
+def _run(tmp_path, *extra: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([*SORGW, *TINY, *extra], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
+
+
+def _leaves(figures, prefix=""):
+    if isinstance(figures, dict):
+        for key, value in figures.items():
+            yield from _leaves(value, f"{prefix}.{key}")
+    else:
+        yield prefix, figures
+
+
+def test_tiny_run_reports_every_figure_for_all_three_paths(tmp_path):
+    done = _run(tmp_path, "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    paths = result["paths"]
+    assert set(paths) == set(PATHS)
+    for name in PATHS:
+        figures = paths[name]
+        # 50 one at a time, 200 at 200/s for 1 s, a burst of 50: every one filled, on this path's own venue.
+        assert figures["fills"] == 300, (name, figures["fills"])
+        assert set(figures["ping"]) == {"p50_us", "p99_us", "p99_9_us"}
+        assert set(figures["rates"]) == {"200"}
+        assert figures["ping"]["p50_us"] <= figures["ping"]["p99_us"] <= figures["ping"]["p99_9_us"]
+    for name in ("gateway", "passthrough"):
+        assert {"cpu_ms_per_order", "peak_rss_mib"} <= set(paths[name])
+    assert "cpu_ms_per_order" not in paths["direct"]  # no process of ours between the OMS and the venue
+    for section in ("paths", "gateway_over_passthrough", "passthrough_over_direct"):
+        leaves = list(_leaves(result[section]))
+        assert leaves
+        for key, value in leaves:
+            assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (section, key, value)
+    assert set(result["gateway_over_passthrough"]) == {"ping", "rates", "burst_per_s", "cpu_ms_per_order",
+                                                       "peak_rss_mib"}
+    # The gateway really audited the orders it routed (its SQLite trail is in the bench's work directory).
+    assert (tmp_path / os.path.basename(result["work_dir"]) / "gateway" / "audit.db").stat().st_size > 0
+
+
+def test_text_report_names_each_path_and_the_ratio(tmp_path):
+    done = _run(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "gw/pass" in done.stdout and "200/s offered p99" in done.stdout and "burst orders/s" in done.stdout
+    assert "fills: gateway 300, passthrough 300, direct 300" in done.stdout
+
+
+def test_a_gateway_that_cannot_start_is_an_error_naming_it(tmp_path):
+    # Nothing listens on port 1: the gateway cannot open its audit store and exits.
+    done = _run(tmp_path, "--audit", "postgresql://postgres@127.0.0.1:1/test", timeout=120)
+    assert done.returncode == 1
+    assert "sorgw bench --e2e: the gateway did not start" in done.stderr
+    assert done.stdout == ""
