@@ -72,12 +72,15 @@ def _parser() -> argparse.ArgumentParser:
                                                       "rate (default 5)")
     bench.add_argument("--warmup", type=float, default=60.0, help="soak: seconds before the first RSS reading "
                                                                   "(default 60)")
-    bench.add_argument("--mqtt", metavar="URL", help="soak: carry venue books to the gateway over this broker "
-                                                     "(mqtt://HOST:PORT), so fills are marked to mids")
+    bench.add_argument("--mqtt", metavar="URL", help="soak, and e2e with --split above 1: carry venue books to the "
+                                                     "gateway over this broker (mqtt://HOST:PORT; e2e default "
+                                                     "mqtt://127.0.0.1:1883)")
     bench.add_argument("--e2e", action="store_true", help="OMS, gateway and venue as processes, against a "
                                                           "do-nothing pass-through and the venue directly")
     bench.add_argument("--orders", type=int, default=1000, help="e2e: orders one at a time, and in the burst "
                                                                 "(default 1000)")
+    bench.add_argument("--split", type=int, default=1, help="e2e: venues each order reaches: 1 (default) directed "
+                                                            "orders; more, a sweep over books carried by --mqtt")
     bench.add_argument("--rounds", type=int, default=3, help="e2e: interleaved rounds (default 3)")
     bench.add_argument("--log-level", choices=sorted(logs.LEVELS), default="info",
                        help="e2e: the gateway's logging level (default info)")
@@ -145,12 +148,15 @@ def main(argv: list[str] | None = None) -> int:
 def _bench(args) -> int:
     if args.venues is None:
         args.venues = 3 if args.e2e else 8
-    for name in ("venues", "levels", "iterations", "steps", "orders", "rounds"):
+    for name in ("venues", "levels", "iterations", "steps", "orders", "rounds", "split"):
         if getattr(args, name) < 1:
             print(f"sorgw bench: --{name} must be at least 1", file=sys.stderr)
             return 2
     if any(rate <= 0 for rate in args.rate or ()) or args.duration is not None and args.duration <= 0:
         print("sorgw bench: --rate and --duration must be positive", file=sys.stderr)
+        return 2
+    if args.e2e and args.split > args.venues:
+        print("sorgw bench: --split must be at most --venues", file=sys.stderr)
         return 2
     soak_rate = args.rate[-1] if args.rate else 100.0
     soak_duration = args.duration or 1800.0
@@ -186,7 +192,7 @@ def _e2e(args) -> int:
 
     from gateway.e2e import bench as e2e
 
-    opts = e2e.Options(venues=args.venues, audit=args.audit if isinstance(args.audit, str) else "sqlite",
+    opts = e2e.Options(venues=args.venues, split=args.split, mqtt=args.mqtt or e2e.Options.mqtt, audit=args.audit if isinstance(args.audit, str) else "sqlite",
                        log_level=args.log_level, rates=tuple(args.rate or (500.0, 1000.0)),
                        duration=args.duration or 5.0, orders=args.orders, rounds=args.rounds)
     try:

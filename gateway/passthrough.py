@@ -1,9 +1,10 @@
 """A do-nothing FIX pass-through on the gateway's own session settings: the floor `sorgw bench --e2e` compares to.
 
 It reads a gateway config (upstream acceptor, venue initiators, fix settings), forwards every order message the OMS
-sends to the venue its ExDestination names (the first venue without one) under a ClOrdID of its own, and every
-report a venue sends back under the OMS's ClOrdID, on quickfix's callback thread: no routing, state, audit,
-metrics or logging per message. Run it as `python -m gateway.passthrough --config FILE --work-dir DIR`.
+sends to the venue its ExDestination names under a ClOrdID of its own (an order without one: split evenly across
+the first `split` venues), and every report a venue sends back under the OMS's ClOrdID, on quickfix's callback
+thread: no routing, state, audit, metrics or logging per message.
+Run it as `python -m gateway.passthrough --config FILE [--split K] --work-dir DIR`.
 """
 from __future__ import annotations
 
@@ -38,12 +39,21 @@ def body_fields(message: fix.Message) -> list[tuple[int, str]]:
     return out
 
 
+def _quantity(message: fix.Message) -> int | None:
+    if not message.isSetField(codec.ORDER_QTY):
+        return None
+    try:
+        return int(message.getField(codec.ORDER_QTY))
+    except ValueError:
+        raise fix.IncorrectTagValue(codec.ORDER_QTY) from None
+
+
 class PassThrough(GuardedApplication):
     """One upstream session, one session per venue; ClOrdIDs mapped both ways, forgotten once an order ends."""
 
     role = "passthrough"
 
-    def __init__(self, cfg: config.GatewayConfig, work_dir: Path) -> None:
+    def __init__(self, cfg: config.GatewayConfig, work_dir: Path, split: int = 1) -> None:
         super().__init__()
         up = cfg.upstream.sessions[0]
         upstream = SessionSpec(up.begin_string, up.sender_comp_id, up.target_comp_id, cfg.upstream.host,
@@ -51,9 +61,11 @@ class PassThrough(GuardedApplication):
         venues = {v.name: SessionSpec(v.begin_string, v.sender_comp_id, v.target, v.host, v.port) for v in cfg.venues}
         self.upstream = session_key(session_id(upstream))
         self.venue_sessions = {name: session_key(session_id(spec)) for name, spec in venues.items()}
-        self.default_venue = cfg.venues[0].name
+        if not 1 <= split <= len(cfg.venues):
+            raise ValueError(f"split {split}: expected 1 to {len(cfg.venues)} (the venues configured)")
+        self.split_venues = [v.name for v in cfg.venues[:split]]
         self._ids = itertools.count(1)
-        self._to_child: dict[str, str] = {}  # OMS ClOrdID -> ours
+        self._to_child: dict[str, list[tuple[str, str]]] = {}  # OMS ClOrdID -> [(venue session, our ClOrdID)]
         self._to_parent: dict[str, str] = {}  # ours -> OMS ClOrdID
         self._logged_on: set[str] = set()
         self._ready = threading.Event()
@@ -91,19 +103,35 @@ class PassThrough(GuardedApplication):
             self._to_oms(msg_type, message)
 
     def _to_venue(self, msg_type: str, message: fix.Message) -> None:
-        venue = message.getField(codec.EX_DESTINATION) if message.isSetField(codec.EX_DESTINATION) \
-            else self.default_venue
-        target = self.venue_sessions.get(venue)
-        if target is None:
-            raise fix.IncorrectTagValue(codec.EX_DESTINATION)
-        out = self._copy(msg_type, message, self.begin_string(target))
         parent = message.getField(codec.CL_ORD_ID)
-        child = f"P{next(self._ids)}"
-        self._to_child[parent], self._to_parent[child] = child, parent
-        out.setField(codec.CL_ORD_ID, child)
-        if message.isSetField(codec.ORIG_CL_ORD_ID):
-            out.setField(codec.ORIG_CL_ORD_ID, self._to_child.get(message.getField(codec.ORIG_CL_ORD_ID), "NONE"))
-        self.send(out, target)
+        orig: list[tuple[str, str]] = []
+        if message.isSetField(codec.ORIG_CL_ORD_ID):  # cancel or replace: to each of the order's children
+            orig = self._to_child.get(message.getField(codec.ORIG_CL_ORD_ID), [])
+            if not orig:
+                raise fix.IncorrectTagValue(codec.ORIG_CL_ORD_ID)
+            legs = [session for session, _ in orig]
+        elif message.isSetField(codec.EX_DESTINATION):
+            target = self.venue_sessions.get(message.getField(codec.EX_DESTINATION))
+            if target is None:
+                raise fix.IncorrectTagValue(codec.EX_DESTINATION)
+            legs = [target]
+        else:
+            legs = [self.venue_sessions[name] for name in self.split_venues]
+        qty = _quantity(message)
+        if qty is not None and qty < len(legs):
+            raise fix.IncorrectTagValue(codec.ORDER_QTY)
+        children = [(target, f"P{next(self._ids)}") for target in legs]
+        for _, child in children:  # known before any venue can answer
+            self._to_parent[child] = parent
+        self._to_child[parent] = children
+        for i, (target, child) in enumerate(children):
+            out = self._copy(msg_type, message, self.begin_string(target))
+            out.setField(codec.CL_ORD_ID, child)
+            if orig:
+                out.setField(codec.ORIG_CL_ORD_ID, orig[i][1])
+            if qty is not None:  # an even split, the remainder on the first legs
+                out.setField(codec.ORDER_QTY, str(qty // len(legs) + (i < qty % len(legs))))
+            self.send(out, target)
 
     def _to_oms(self, msg_type: str, message: fix.Message) -> None:
         child = message.getField(codec.CL_ORD_ID)
@@ -116,8 +144,9 @@ class PassThrough(GuardedApplication):
             out.setField(codec.ORIG_CL_ORD_ID, self._to_parent.get(message.getField(codec.ORIG_CL_ORD_ID), "NONE"))
         if msg_type == "8" and message.getField(codec.ORD_STATUS) in _FINAL:
             del self._to_parent[child]
-            if self._to_child.get(parent) == child:
-                del self._to_child[parent]
+            legs = self._to_child.get(parent, [])
+            if all(c not in self._to_parent for _, c in legs):
+                self._to_child.pop(parent, None)
         self.send(out, self.upstream)
 
     @staticmethod
@@ -134,11 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway.passthrough", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True, help="a gateway config: upstream, venues, fix")
     parser.add_argument("--work-dir", type=Path, default=Path("var/passthrough"))
+    parser.add_argument("--split", type=int, default=1, help="venues an order without ExDestination is split across")
     parser.add_argument("--logon-timeout", type=float, default=30.0)
     args = parser.parse_args(argv)
     try:
         cfg = config.load(args.config, config.GatewayConfig)
-        app = PassThrough(cfg, args.work_dir)
+        app = PassThrough(cfg, args.work_dir, args.split)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -147,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         except BaseException:
             app.stop()
             raise
-    except (config.ConfigError, OSError, TimeoutError, fix.ConfigError, fix.RuntimeError) as exc:
+    except (config.ConfigError, OSError, ValueError, TimeoutError, fix.ConfigError, fix.RuntimeError) as exc:
         print(f"passthrough: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(READY, flush=True)

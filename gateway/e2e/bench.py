@@ -36,6 +36,8 @@ class BenchError(Exception):
 @dataclass
 class Options:
     venues: int = 3
+    split: int = 1  # venues each order reaches: 1 directed orders; k > 1 sweeps over MQTT-fed books
+    mqtt: str = "mqtt://127.0.0.1:1883"  # with split > 1: carries the venues' books to the gateway
     audit: str = "sqlite"
     log_level: str = "info"
     rates: tuple[float, ...] = (500.0, 1000.0)
@@ -60,11 +62,28 @@ class Route:
     cpu_per_order: list[float] = field(default_factory=list)
 
 
-def _venues(n: int) -> list[dict]:
-    """n lit venues that fill every marketable order at once: deep books that never run out, no latency."""
+def _venues(n: int, split: int) -> list[dict]:
+    """n lit venues that fill every marketable order at once: deep books that never run out, no latency. The
+    first `split` quote the best price on both sides; the rest one tick worse, so a sweep reaches only those."""
     return [{"name": f"LIT{chr(65 + i)}", "kind": "lit", "maker_fee": "0", "taker_fee": "0", "latency_us": 100,
-             "sim": {"depth": {"levels": 1, "qty_per_level": 10**12, "spread_ticks": 1, "replenish_ms": 0}}}
+             "sim": {"depth": {"levels": 1, "qty_per_level": 10**12, "spread_ticks": 1 if i < split else 2,
+                               "replenish_ms": 0}}}
             for i in range(n)]
+
+
+def _books(opts: Options, name: str) -> dict:
+    """With split > 1 the gateway routes on the venues' books: over MQTT, never stale between rounds."""
+    if opts.split == 1 or name != "gateway":
+        return {}
+    return {"mqtt": {"url": opts.mqtt, "prefix": f"e2e{os.getpid()}"}, "routing": {"max_quote_age_ms": 0}}
+
+
+def _check_broker(url: str) -> None:
+    host, _, port = url.removeprefix("mqtt://").partition(":")
+    with socket.socket() as s:
+        s.settimeout(2)
+        if s.connect_ex((host, int(port or 1883))) != 0:
+            raise BenchError(f"--split needs an MQTT broker for the gateway's books: nothing listens at {url}")
 
 
 def _audit(opts: Options, work: Path) -> dict:
@@ -118,9 +137,10 @@ def _wait_line(process: subprocess.Popen, line: str, log: Path, what: str) -> No
 def _start_path(name: str, opts: Options, work: Path) -> Route:
     home = work / name
     home.mkdir(parents=True)
-    gateway_cfg, venues_cfg = topology.build(home, _venues(opts.venues), gateway_overrides={
+    gateway_cfg, venues_cfg = topology.build(home, _venues(opts.venues, opts.split), gateway_overrides={
         "metrics": {"port": topology.free_port()}, "audit": _audit(opts, home),
-        "logging": {"level": opts.log_level}})
+        "logging": {"level": opts.log_level}, **_books(opts, name)})
+    venues_cfg = venues_cfg.model_copy(update={"mqtt": gateway_cfg.mqtt})
     (home / "venues.yaml").write_text(yaml.safe_dump(venues_cfg.model_dump(mode="json", by_alias=True)))
     (home / "gateway.yaml").write_text(yaml.safe_dump(gateway_cfg.model_dump(mode="json", by_alias=True)))
     venue_log = home / "venues.log"
@@ -137,7 +157,7 @@ def _start_path(name: str, opts: Options, work: Path) -> Route:
     up = gateway_cfg.upstream
     path.plan_sessions = [{**fix_spec, "sender": up.sessions[0].target_comp_id,
                            "target": up.sessions[0].sender_comp_id, "port": up.port}]
-    path.destinations = [v.name for v in gateway_cfg.venues]
+    path.destinations = [v.name for v in gateway_cfg.venues] if opts.split == 1 else None
     path.middle_log = home / f"{name}.log"
     if name == "gateway":
         path.middle = _spawn([*SORGW, "run", "--config", str(home / "gateway.yaml"), "--work-dir",
@@ -148,7 +168,7 @@ def _start_path(name: str, opts: Options, work: Path) -> Route:
             raise BenchError(f"the gateway did not start: {exc}:\n{_tail(path.middle_log)}") from None
     else:
         path.middle = _spawn([sys.executable, "-m", "gateway.passthrough", "--config", str(home / "gateway.yaml"),
-                              "--work-dir", str(home / "passthrough-work")], path.middle_log,
+                              "--work-dir", str(home / "passthrough-work"), "--split", str(opts.split)], path.middle_log,
                              stdout=subprocess.PIPE)
         _wait_line(path.middle, PASSTHROUGH_READY, path.middle_log, "the pass-through")
     return path
@@ -162,7 +182,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def _round(path: Route, opts: Options, work: Path, number: int) -> None:
-    plan = {"sessions": path.plan_sessions, "destinations": path.destinations, "orders": opts.orders,
+    plan = {"sessions": path.plan_sessions, "destinations": path.destinations, "split": opts.split,
+            "round": number, "orders": opts.orders,
             "rates": list(opts.rates), "duration": opts.duration, "timeout": opts.round_timeout,
             "fix": {"heartbeat_interval": 5, "reconnect_interval": 1}}
     log = work / path.name / f"oms-round{number}.log"
@@ -245,6 +266,8 @@ def run(opts: Options, work_dir: Path | None = None) -> dict:
     """Start every path, run the interleaved rounds, stop everything; the figures as a dict."""
     work = Path(work_dir or tempfile.mkdtemp(prefix="sorgw-e2e-"))
     paths: list[Route] = []
+    if opts.split > 1:
+        _check_broker(opts.mqtt)
     try:
         for name in PATHS:
             paths.append(_start_path(name, opts, work))
@@ -255,7 +278,7 @@ def run(opts: Options, work_dir: Path | None = None) -> dict:
         figures = {path.name: summarise(path) for path in paths}
     finally:
         _stop(paths)
-    return {"options": {"venues": opts.venues, "audit": opts.audit, "log_level": opts.log_level,
+    return {"options": {"venues": opts.venues, "split": opts.split, "audit": opts.audit, "log_level": opts.log_level,
                         "rates": list(opts.rates), "duration": opts.duration, "orders": opts.orders,
                         "rounds": opts.rounds},
             "work_dir": str(work), "paths": figures,
@@ -265,7 +288,7 @@ def run(opts: Options, work_dir: Path | None = None) -> dict:
 
 def print_report(result: dict, out=sys.stdout) -> None:
     o = result["options"]
-    print(f"sorgw bench --e2e: {o['venues']} venues, audit {o['audit']}, logging at {o['log_level']}; "
+    print(f"sorgw bench --e2e: {o['venues']} venues, orders reaching {o['split']}, audit {o['audit']}, logging at {o['log_level']}; "
           f"medians of {o['rounds']} interleaved rounds; round trips NewOrderSingle -> fill report, us", file=out)
     paths, ratio = result["paths"], result["gateway_over_passthrough"]
     header = f"  {'':24}" + "".join(f"{name:>13}" for name in PATHS) + f"{'gw/pass':>10}"

@@ -23,8 +23,13 @@ from gateway.fix.client import wait_for
 from gateway.fix.sessions import SessionSpec, make_engine, session_id, session_key, shutdown
 
 READY = "ready"
-QTY = 10
+QTY = 10  # per venue an order reaches
+WARMUP = 20  # untimed orders first: connections, caches and (with --split) the gateway's books warm
+LIQUIDITY = "liquidity"  # SorStrategy that splits the best price tier pro rata across the venues showing it
 BUY_PX, SELL_PX = "190.10", "189.90"  # through the simulator's quotes around 190.00: every order fills at once
+
+
+_TRADES = frozenset({"F", "1", "2"})  # ExecType of a fill: FIX 4.4, and FIX 4.2's partial and full fills
 
 
 class LoadFailed(Exception):
@@ -32,15 +37,22 @@ class LoadFailed(Exception):
 
 
 class LoadOms(GuardedApplication):
-    """Sends orders on one or more sessions and times each one's fill report (OrdStatus filled)."""
+    """Sends orders and times each one until fills for its whole quantity have come back.
+
+    split 1: each order goes whole to one session (or one destination), in turn. split k > 1 with one session:
+    one order of k x QTY for the gateway or pass-through to split; with k sessions (the venues directly): k
+    orders of QTY, one per venue, named ORDER.LEG, the order done when every leg has filled."""
 
     role = "bench-oms"
 
-    def __init__(self, specs: list[SessionSpec], destinations: list[str] | None, fix_cfg: FixConfig,
+    def __init__(self, specs: list[SessionSpec], destinations: list[str] | None, split: int, fix_cfg: FixConfig,
                  work_dir: Path) -> None:
         super().__init__()
         self.specs = specs
         self.destinations = destinations
+        self.split = split
+        self.legs = split if split > 1 and len(specs) > 1 else 1  # messages per order
+        self._filled: dict[str, int] = {}  # order -> quantity filled so far
         self.keys = [session_key(session_id(s)) for s in specs]
         self._cond = threading.Condition()
         self._logged_on: set[str] = set()
@@ -73,10 +85,14 @@ class LoadOms(GuardedApplication):
         if message.getHeader().getField(codec.MSG_TYPE) != "8":
             return
         status = message.getField(codec.ORD_STATUS)
-        if status == "2":
+        order = message.getField(codec.CL_ORD_ID).partition(".")[0]
+        if message.getField(codec.EXEC_TYPE) in _TRADES:
             with self._cond:
-                self.done[message.getField(codec.CL_ORD_ID)] = now
-                self._cond.notify_all()
+                filled = self._filled.get(order, 0) + int(message.getField(codec.LAST_QTY))
+                self._filled[order] = filled
+                if filled >= QTY * self.split:
+                    self.done[order] = now
+                    self._cond.notify_all()
         elif status in ("4", "8", "C"):
             text = message.getField(codec.TEXT) if message.isSetField(codec.TEXT) else f"OrdStatus {status}"
             with self._cond:
@@ -87,21 +103,29 @@ class LoadOms(GuardedApplication):
         return wait_for(self._cond, predicate, timeout)
 
     def send_order(self, n: int, cl_ord_id: str) -> None:
-        """Order n: a buy or a sell of QTY AAPL, on session (or to destination) n modulo their number."""
-        key = self.keys[n % len(self.keys)]
+        """Order n: a buy (n even) or a sell of AAPL through the venues' quotes."""
+        if self.legs > 1:
+            for leg in range(self.legs):
+                self._send(leg, f"{cl_ord_id}.{leg}", n % 2 == 0, QTY)
+        else:
+            self._send((n // 2) % len(self.keys), cl_ord_id, n % 2 == 0, QTY * self.split,
+                       self.destinations[(n // 2) % len(self.destinations)] if self.destinations else None)
+
+    def _send(self, session: int, cl_ord_id: str, buy: bool, qty: int, destination: str | None = None) -> None:
         msg = fix.Message()
-        msg.getHeader().setField(fix.BeginString(self.specs[n % len(self.specs)].begin_string))
+        msg.getHeader().setField(fix.BeginString(self.specs[session].begin_string))
         msg.getHeader().setField(fix.MsgType("D"))
-        buy = n % 2 == 0
         for tag, value in ((codec.CL_ORD_ID, cl_ord_id), (codec.SYMBOL, "AAPL"), (codec.SIDE, "1" if buy else "2"),
-                           (codec.ORDER_QTY, str(QTY)), (codec.ORD_TYPE, "2"),
+                           (codec.ORDER_QTY, str(qty)), (codec.ORD_TYPE, "2"),
                            (codec.PRICE, BUY_PX if buy else SELL_PX), (codec.TIF, "0")):
             msg.setField(tag, value)
-        if self.destinations:
-            msg.setField(codec.EX_DESTINATION, self.destinations[(n // 2) % len(self.destinations)])
+        if destination is not None:
+            msg.setField(codec.EX_DESTINATION, destination)
+        elif self.split > 1 and self.legs == 1:
+            msg.setField(codec.SOR_STRATEGY, LIQUIDITY)
         msg.setField(fix.TransactTime())
-        if not fix.Session.sendToTarget(msg, self.sessions[key]):
-            raise LoadFailed(f"session {key} is not logged on")
+        if not fix.Session.sendToTarget(msg, self.sessions[self.keys[session]]):
+            raise LoadFailed(f"session {self.keys[session]} is not logged on")
 
     def wait_filled(self, total: int, timeout: float, what: str) -> None:
         """Wait until `total` orders have been filled since the start (ClOrdIDs never repeat)."""
@@ -113,13 +137,18 @@ class LoadOms(GuardedApplication):
 
 
 def run_plan(plan: dict, oms: LoadOms) -> dict:
-    """Ping, each rate, burst; round trips in ns, and the burst's orders and seconds."""
+    """Warm-up, ping, each rate, burst; round trips in ns, the burst's orders and seconds, orders filled."""
     timeout = plan["timeout"]
-    result: dict = {"fills": 0}
+    result: dict = {}
     counter = iter(range(10**9))
 
     def ids(prefix: str, count: int) -> list[tuple[int, str]]:
-        return [(n, f"{prefix}{n}") for n in (next(counter) for _ in range(count))]
+        # ClOrdIDs unique across rounds: each path's venue outlives the rounds and refuses a repeated one.
+        return [(n, f"{plan['round']}{prefix}{n}") for n in (next(counter) for _ in range(count))]
+
+    for n, cl_ord_id in ids("W", WARMUP):
+        oms.send_order(n, cl_ord_id)
+        oms.wait_filled(n + 1, timeout, "warm-up")
 
     pings = []
     for n, cl_ord_id in ids("P", plan["orders"]):
@@ -148,7 +177,7 @@ def run_plan(plan: dict, oms: LoadOms) -> dict:
         oms.send_order(n, cl_ord_id)
     oms.wait_filled(burst[-1][0] + 1, timeout, "burst")
     result["burst"] = {"orders": len(burst), "seconds": (max(oms.done[c] for _, c in burst) - start) / 1e9}
-    result["fills"] = len(oms.done)
+    result["fills"] = len(oms.done) - WARMUP
     return result
 
 
@@ -159,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="sorgw-load-") as work:
             fix_cfg = FixConfig(**plan["fix"], store_path=Path(work) / "store")
-            oms = LoadOms(specs, plan.get("destinations"), fix_cfg, Path(work))
+            oms = LoadOms(specs, plan.get("destinations"), plan["split"], fix_cfg, Path(work))
             oms.start(plan["timeout"])
             print(READY, flush=True)
             result = run_plan(plan, oms)

@@ -11,7 +11,9 @@ import sys
 from gateway.e2e.bench import PATHS
 
 SORGW = [sys.executable, "-m", "gateway.cli"]
-TINY = ["bench", "--e2e", "--orders", "50", "--rounds", "1", "--rate", "200", "--duration", "1", "--venues", "2"]
+# Two rounds: each path's venue outlives a round, so the second round's orders must be new to it.
+TINY = ["bench", "--e2e", "--orders", "30", "--rounds", "2", "--rate", "200", "--duration", "0.5", "--venues", "2"]
+PER_PATH = 2 * (30 + 100 + 30)  # rounds x (one at a time, 200/s for 0.5 s, the burst)
 
 
 def _run(tmp_path, *extra: str, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -35,8 +37,7 @@ def test_tiny_run_reports_every_figure_for_all_three_paths(tmp_path):
     assert set(paths) == set(PATHS)
     for name in PATHS:
         figures = paths[name]
-        # 50 one at a time, 200 at 200/s for 1 s, a burst of 50: every one filled, on this path's own venue.
-        assert figures["fills"] == 300, (name, figures["fills"])
+        assert figures["fills"] == PER_PATH, (name, figures["fills"])
         assert set(figures["ping"]) == {"p50_us", "p99_us", "p99_9_us"}
         assert set(figures["rates"]) == {"200"}
         assert figures["ping"]["p50_us"] <= figures["ping"]["p99_us"] <= figures["ping"]["p99_9_us"]
@@ -58,7 +59,7 @@ def test_text_report_names_each_path_and_the_ratio(tmp_path):
     done = _run(tmp_path)
     assert done.returncode == 0, done.stderr
     assert "gw/pass" in done.stdout and "200/s offered p99" in done.stdout and "burst orders/s" in done.stdout
-    assert "fills: gateway 300, passthrough 300, direct 300" in done.stdout
+    assert f"fills: gateway {PER_PATH}, passthrough {PER_PATH}, direct {PER_PATH}" in done.stdout
 
 
 def test_a_gateway_that_cannot_start_is_an_error_naming_it(tmp_path):
@@ -67,3 +68,23 @@ def test_a_gateway_that_cannot_start_is_an_error_naming_it(tmp_path):
     assert done.returncode == 1
     assert "sorgw bench --e2e: the gateway did not start" in done.stderr
     assert done.stdout == ""
+
+
+def test_split_orders_sweep_exactly_that_many_venues_on_every_path(tmp_path, broker):
+    done = _run(tmp_path, "--json", "--split", "3", "--venues", "4", "--mqtt", broker)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["options"]["split"] == 3
+    assert all(result["paths"][name]["fills"] == PER_PATH for name in PATHS)
+    # The gateway routed every parent across the three venues at the best price, never to the fourth.
+    log = (tmp_path / os.path.basename(result["work_dir"]) / "gateway" / "gateway.log").read_text()
+    sent = [line for line in log.splitlines() if "venue.child_sent" in line]
+    venues = {venue: sum(f"venue={venue}" in line for line in sent) for venue in ("LITA", "LITB", "LITC", "LITD")}
+    assert venues["LITD"] == 0 and min(venues["LITA"], venues["LITB"], venues["LITC"]) > 0, venues
+    assert len(sent) == 3 * (PER_PATH + 2 * 20)  # and the warm-up orders
+
+
+def test_split_wider_than_the_venues_is_refused(tmp_path):
+    done = _run(tmp_path, "--split", "3", timeout=30)
+    assert done.returncode == 2
+    assert "--split must be at most --venues" in done.stderr
