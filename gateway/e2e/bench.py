@@ -2,6 +2,7 @@
 path its own processes on 127.0.0.1, in interleaved rounds; the figures are medians of the rounds."""
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -15,9 +16,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiomqtt
 import yaml
 
 from gateway import topology
+from gateway.bus import codec
+from gateway.bus.mqtt import parse_url
 from gateway.e2e import load
 from gateway.passthrough import READY as PASSTHROUGH_READY
 from gateway.soak import _wait_ready as wait_gateway_ready, rss_bytes
@@ -44,7 +48,7 @@ class Options:
     duration: float = 5.0
     orders: int = 1000
     rounds: int = 3
-    round_timeout: float = 60.0  # waiting for fills in one phase of one round
+    phase_timeout: float = 60.0  # fills of one phase (each order, when one at a time) overdue after this
 
 
 @dataclass
@@ -75,15 +79,27 @@ def _books(opts: Options, name: str) -> dict:
     """With split > 1 the gateway routes on the venues' books: over MQTT, never stale between rounds."""
     if opts.split == 1 or name != "gateway":
         return {}
-    return {"mqtt": {"url": opts.mqtt, "prefix": f"e2e{os.getpid()}"}, "routing": {"max_quote_age_ms": 0}}
+    return {"mqtt": {"url": opts.mqtt, "prefix": _prefix()}, "routing": {"max_quote_age_ms": 0}}
+
+
+def _prefix() -> str:
+    return f"sorgw-e2e-{os.getpid()}"
 
 
 def _check_broker(url: str) -> None:
-    host, _, port = url.removeprefix("mqtt://").partition(":")
-    with socket.socket() as s:
-        s.settimeout(2)
-        if s.connect_ex((host, int(port or 1883))) != 0:
-            raise BenchError(f"--split needs an MQTT broker for the gateway's books: nothing listens at {url}")
+    try:
+        socket.create_connection(parse_url(url), timeout=2).close()
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"--split needs an MQTT broker for the gateway's books at {url}: {exc}") from None
+
+
+async def _clear_books(url: str, prefix: str, venues: list[str]) -> None:
+    """Delete the retained books the gateway path's venues left on the broker."""
+    host, port = parse_url(url)
+    async with aiomqtt.Client(host, port) as client:
+        for venue in venues:
+            for symbol in topology.SYMBOLS:
+                await client.publish(codec.topic(prefix, venue, symbol["symbol"]), b"", qos=1, retain=True)
 
 
 def _audit(opts: Options, work: Path) -> dict:
@@ -184,7 +200,7 @@ def cpu_seconds(pid: int) -> float:
 def _round(path: Route, opts: Options, work: Path, number: int) -> None:
     plan = {"sessions": path.plan_sessions, "destinations": path.destinations, "split": opts.split,
             "round": number, "orders": opts.orders,
-            "rates": list(opts.rates), "duration": opts.duration, "timeout": opts.round_timeout,
+            "rates": list(opts.rates), "duration": opts.duration, "timeout": opts.phase_timeout,
             "fix": {"heartbeat_interval": 5, "reconnect_interval": 1}}
     log = work / path.name / f"oms-round{number}.log"
     oms = _spawn([sys.executable, "-m", "gateway.e2e.load", json.dumps(plan)], log, stdout=subprocess.PIPE)
@@ -192,7 +208,8 @@ def _round(path: Route, opts: Options, work: Path, number: int) -> None:
     try:
         _wait_line(oms, load.READY, log, f"the OMS of {what}")
         cpu_before = cpu_seconds(path.middle.pid) if path.middle else 0.0
-        budget = START_TIMEOUT + opts.round_timeout * (2 + len(opts.rates)) + opts.duration * len(opts.rates)
+        # Every phase's own limit (warm-up, ping, each rate, burst), and each rate's sending and draining time.
+        budget = START_TIMEOUT + opts.phase_timeout * (3 + len(opts.rates)) + 3 * opts.duration * len(opts.rates)
         out, _ = oms.communicate(timeout=budget)
     except subprocess.TimeoutExpired:
         raise BenchError(f"{what} timed out:\n{_tail(log)}") from None
@@ -207,7 +224,8 @@ def _round(path: Route, opts: Options, work: Path, number: int) -> None:
     if path.middle:
         if path.middle.poll() is not None:
             raise BenchError(f"the {path.name} exited with status {path.middle.returncode}:\n{_tail(path.middle_log)}")
-        path.cpu_per_order.append((cpu_seconds(path.middle.pid) - cpu_before) / result["fills"])
+        orders = result["fills"] + load.WARMUP  # the CPU window covers the warm-up too
+        path.cpu_per_order.append((cpu_seconds(path.middle.pid) - cpu_before) / orders)
 
 
 def _stop(paths: list[Route]) -> None:
@@ -278,7 +296,14 @@ def run(opts: Options, work_dir: Path | None = None) -> dict:
         figures = {path.name: summarise(path) for path in paths}
     finally:
         _stop(paths)
-    return {"options": {"venues": opts.venues, "split": opts.split, "audit": opts.audit, "log_level": opts.log_level,
+        if opts.split > 1:
+            try:
+                asyncio.run(_clear_books(opts.mqtt, _prefix(), [v["name"] for v in _venues(opts.venues, 1)]))
+            except (aiomqtt.MqttError, OSError) as exc:
+                print(f"sorgw bench --e2e: retained books under {_prefix()}/ left on {opts.mqtt}: {exc}",
+                      file=sys.stderr)
+    books = {"mqtt": opts.mqtt, "mqtt_prefix": _prefix()} if opts.split > 1 else {}
+    return {"options": {**books, "venues": opts.venues, "split": opts.split, "audit": opts.audit, "log_level": opts.log_level,
                         "rates": list(opts.rates), "duration": opts.duration, "orders": opts.orders,
                         "rounds": opts.rounds},
             "work_dir": str(work), "paths": figures,

@@ -2,6 +2,7 @@
 an error naming the process."""
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -9,6 +10,7 @@ import subprocess
 import sys
 
 from gateway.e2e.bench import PATHS
+from tests.mqtt_broker import retained_topics
 
 SORGW = [sys.executable, "-m", "gateway.cli"]
 # Two rounds: each path's venue outlives a round, so the second round's orders must be new to it.
@@ -82,6 +84,7 @@ def test_split_orders_sweep_exactly_that_many_venues_on_every_path(tmp_path, bro
     venues = {venue: sum(f"venue={venue}" in line for line in sent) for venue in ("LITA", "LITB", "LITC", "LITD")}
     assert venues["LITD"] == 0 and min(venues["LITA"], venues["LITB"], venues["LITC"]) > 0, venues
     assert len(sent) == 3 * (PER_PATH + 2 * 20)  # and the warm-up orders
+    assert asyncio.run(retained_topics(result["options"]["mqtt_prefix"])) == set()  # no books left on the broker
 
 
 def test_split_wider_than_the_venues_is_refused(tmp_path):
