@@ -26,6 +26,7 @@ _HEADER_TAGS = frozenset({8, 9, 10, 34, 35, 43, 49, 52, 56, 97, 122})
 _ORDER_TYPES = frozenset({"D", "F", "G", "H"})
 _REPORT_TYPES = frozenset({"8", "9"})
 _FINAL = frozenset({"2", "3", "4", "8", "C"})
+_REPLACED = "5"
 READY = "passthrough.ready"
 
 
@@ -85,6 +86,11 @@ class PassThrough(GuardedApplication):
         shutdown(self._initiator, [s for k, s in self.sessions.items() if k != self.upstream])
         self._acceptor = self._initiator = None
 
+    @property
+    def mapped(self) -> int:
+        """ClOrdIDs still held in either direction: 0 once every order has ended."""
+        return len(self._to_parent) + len(self._to_child)
+
     def on_logon(self, session: str) -> None:
         self._logged_on.add(session)
         if set(self.venue_sessions.values()) <= self._logged_on:
@@ -140,14 +146,24 @@ class PassThrough(GuardedApplication):
             return  # not one of ours (sent before a restart): nothing upstream waits for it
         out = self._copy(msg_type, message, self.begin_string(self.upstream))
         out.setField(codec.CL_ORD_ID, parent)
-        if message.isSetField(codec.ORIG_CL_ORD_ID):
-            out.setField(codec.ORIG_CL_ORD_ID, self._to_parent.get(message.getField(codec.ORIG_CL_ORD_ID), "NONE"))
-        if msg_type == "8" and message.getField(codec.ORD_STATUS) in _FINAL:
-            del self._to_parent[child]
-            legs = self._to_child.get(parent, [])
-            if all(c not in self._to_parent for _, c in legs):
-                self._to_child.pop(parent, None)
+        orig = message.getField(codec.ORIG_CL_ORD_ID) if message.isSetField(codec.ORIG_CL_ORD_ID) else None
+        if orig is not None:
+            out.setField(codec.ORIG_CL_ORD_ID, self._to_parent.get(orig, "NONE"))
+        if msg_type == "8":
+            final = message.getField(codec.ORD_STATUS) in _FINAL
+            if final:
+                self._forget(child)
+            if orig is not None and (final or message.getField(codec.EXEC_TYPE) == _REPLACED):
+                self._forget(orig)  # canceled or replaced: the order it replaced is done
+        else:
+            self._forget(child)  # a cancel reject: that request is over
         self.send(out, self.upstream)
+
+    def _forget(self, child: str) -> None:
+        """Drop a finished child, and its parent's entry once none of the parent's children is left."""
+        parent = self._to_parent.pop(child, None)
+        if parent is not None and all(c not in self._to_parent for _, c in self._to_child.get(parent, [])):
+            self._to_child.pop(parent, None)
 
     @staticmethod
     def _copy(msg_type: str, message: fix.Message, begin_string: str) -> fix.Message:

@@ -103,7 +103,7 @@ def run_soak(rate: float, duration_s: float, warmup_s: float, work_dir: Path | N
     oms = None
     result = SoakResult(rate, duration_s, warmup_s)
     try:
-        _wait_ready(gateway_cfg, process)
+        wait_ready(gateway_cfg, process)
         oms = _oms(gateway_cfg, work)
         start = time.monotonic()
         next_sample = 0.0
@@ -132,7 +132,7 @@ def run_soak(rate: float, duration_s: float, warmup_s: float, work_dir: Path | N
     return result
 
 
-def _wait_ready(cfg: GatewayConfig, process: subprocess.Popen, timeout: float = 30) -> None:
+def wait_ready(cfg: GatewayConfig, process: subprocess.Popen, timeout: float = 30) -> None:
     url = f"http://{cfg.metrics.host}:{cfg.metrics.port}/readyz"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiomqtt
+import asyncpg
 import yaml
 
 from gateway import topology
@@ -24,7 +25,7 @@ from gateway.bus import codec
 from gateway.bus.mqtt import parse_url
 from gateway.e2e import load
 from gateway.passthrough import READY as PASSTHROUGH_READY
-from gateway.soak import _wait_ready as wait_gateway_ready, rss_bytes
+from gateway.soak import rss_bytes, wait_ready as wait_gateway_ready
 
 PATHS = ("gateway", "passthrough", "direct")
 SORGW = [sys.executable, "-m", "gateway.cli"]
@@ -105,8 +106,23 @@ async def _clear_books(url: str, prefix: str, venues: list[str]) -> None:
 def _audit(opts: Options, work: Path) -> dict:
     if opts.audit == "sqlite":
         return {"url": f"sqlite:///{work / 'audit.db'}"}
-    url = POSTGRES if opts.audit == "postgres" else opts.audit
-    return {"url": url, "table": f"bench_e2e_{os.getpid()}_{int(time.time())}"}
+    return {"url": _postgres_url(opts), "table": _table()}
+
+
+def _postgres_url(opts: Options) -> str:
+    return POSTGRES if opts.audit == "postgres" else opts.audit
+
+
+def _table() -> str:
+    return f"bench_e2e_{os.getpid()}"
+
+
+async def _drop_table(url: str, table: str) -> None:
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        await conn.execute(f"DROP TABLE IF EXISTS {table}")
+    finally:
+        await conn.close()
 
 
 def _spawn(args: list[str], log: Path, stdout=None) -> subprocess.Popen:
@@ -296,6 +312,11 @@ def run(opts: Options, work_dir: Path | None = None) -> dict:
         figures = {path.name: summarise(path) for path in paths}
     finally:
         _stop(paths)
+        if opts.audit != "sqlite":
+            try:
+                asyncio.run(_drop_table(_postgres_url(opts), _table()))
+            except (asyncpg.PostgresError, OSError) as exc:
+                print(f"sorgw bench --e2e: audit table {_table()} left in the database: {exc}", file=sys.stderr)
         if opts.split > 1:
             try:
                 asyncio.run(_clear_books(opts.mqtt, _prefix(), [v["name"] for v in _venues(opts.venues, 1)]))
@@ -303,7 +324,8 @@ def run(opts: Options, work_dir: Path | None = None) -> dict:
                 print(f"sorgw bench --e2e: retained books under {_prefix()}/ left on {opts.mqtt}: {exc}",
                       file=sys.stderr)
     books = {"mqtt": opts.mqtt, "mqtt_prefix": _prefix()} if opts.split > 1 else {}
-    return {"options": {**books, "venues": opts.venues, "split": opts.split, "audit": opts.audit, "log_level": opts.log_level,
+    table = {"audit_table": _table()} if opts.audit != "sqlite" else {}
+    return {"options": {**books, **table, "venues": opts.venues, "split": opts.split, "audit": opts.audit, "log_level": opts.log_level,
                         "rates": list(opts.rates), "duration": opts.duration, "orders": opts.orders,
                         "rounds": opts.rounds},
             "work_dir": str(work), "paths": figures,

@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import asyncpg
+
 from gateway.e2e.bench import PATHS
 from tests.mqtt_broker import retained_topics
 
@@ -91,3 +93,21 @@ def test_split_wider_than_the_venues_is_refused(tmp_path):
     done = _run(tmp_path, "--split", "3", timeout=30)
     assert done.returncode == 2
     assert "--split must be at most --venues" in done.stderr
+
+
+def test_audit_on_postgresql_and_the_table_is_dropped_after(tmp_path, postgres_url):
+    done = _run(tmp_path, "--json", "--audit", postgres_url, "--rounds", "1")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["options"]["audit"] == postgres_url
+    assert all(result["paths"][name]["fills"] == PER_PATH // 2 for name in PATHS)
+    assert not (tmp_path / os.path.basename(result["work_dir"]) / "gateway" / "audit.db").exists()
+
+    async def tables() -> list[str]:
+        conn = await asyncpg.connect(postgres_url, timeout=3)
+        try:
+            return [r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables")]
+        finally:
+            await conn.close()
+
+    assert result["options"]["audit_table"] not in asyncio.run(tables())
