@@ -166,7 +166,8 @@ def _wait_line(process: subprocess.Popen, line: str, log: Path, what: str) -> No
         sel.close()
 
 
-def _start_path(name: str, opts: Options, work: Path) -> Route:
+def _start_path(name: str, opts: Options, work: Path, paths: list[Route]) -> None:
+    """Start the path's processes, each in `paths` as soon as it runs, so a failure further on stops them too."""
     home = work / name
     home.mkdir(parents=True)
     gateway_cfg, venues_cfg = topology.build(home, _venues(opts.venues, opts.split), gateway_overrides={
@@ -179,13 +180,14 @@ def _start_path(name: str, opts: Options, work: Path) -> Route:
     venue = _spawn([*SORGW, "venue", "--config", str(home / "venues.yaml"), "--work-dir", str(home / "venue-work"),
                     "--log-level", "warning"], venue_log)
     path = Route(name, venue, venue_log)
+    paths.append(path)
     for v in venues_cfg.venues:
         _wait_port(v.port, venue, venue_log)
     fix_spec = {"begin_string": "FIX.4.4", "host": "127.0.0.1"}
     if name == "direct":
         path.plan_sessions = [{**fix_spec, "sender": v.target_comp_id, "target": v.comp_id, "port": v.port}
                               for v in venues_cfg.venues]
-        return path
+        return
     up = gateway_cfg.upstream
     path.plan_sessions = [{**fix_spec, "sender": up.sessions[0].target_comp_id,
                            "target": up.sessions[0].sender_comp_id, "port": up.port}]
@@ -203,7 +205,6 @@ def _start_path(name: str, opts: Options, work: Path) -> Route:
                               "--work-dir", str(home / "passthrough-work"), "--split", str(opts.split)], path.middle_log,
                              stdout=subprocess.PIPE)
         _wait_line(path.middle, PASSTHROUGH_READY, path.middle_log, "the pass-through")
-    return path
 
 
 def cpu_seconds(pid: int) -> float:
@@ -304,7 +305,7 @@ def run(opts: Options, work_dir: Path | None = None) -> dict:
         _check_broker(opts.mqtt)
     try:
         for name in PATHS:
-            paths.append(_start_path(name, opts, work))
+            _start_path(name, opts, work, paths)
         for number in range(1, opts.rounds + 1):
             shift = (number - 1) % len(paths)
             for path in paths[shift:] + paths[:shift]:

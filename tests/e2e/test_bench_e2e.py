@@ -72,6 +72,21 @@ def test_a_gateway_that_cannot_start_is_an_error_naming_it(tmp_path):
     assert done.returncode == 1
     assert "sorgw bench --e2e: the gateway did not start" in done.stderr
     assert done.stdout == ""
+    assert _running_under(tmp_path) == []  # the venue simulators it had started are stopped
+
+
+def _running_under(directory) -> list[str]:
+    """Command lines of live processes that name a path under `directory`."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(directory) in cmdline:
+            found.append(cmdline)
+    return found
 
 
 def test_split_orders_sweep_exactly_that_many_venues_on_every_path(tmp_path, broker):
