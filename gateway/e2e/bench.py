@@ -218,6 +218,7 @@ def _round(path: Route, opts: Options, work: Path, number: int) -> None:
     plan = {"sessions": path.plan_sessions, "destinations": path.destinations, "split": opts.split,
             "round": number, "orders": opts.orders,
             "rates": list(opts.rates), "duration": opts.duration, "timeout": opts.phase_timeout,
+            "logon_timeout": START_TIMEOUT,
             "fix": {"heartbeat_interval": 5, "reconnect_interval": 1}}
     log = work / path.name / f"oms-round{number}.log"
     oms = _spawn([sys.executable, "-m", "gateway.e2e.load", json.dumps(plan)], log, stdout=subprocess.PIPE)

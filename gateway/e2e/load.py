@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="sorgw-load-") as work:
             fix_cfg = FixConfig(**plan["fix"], store_path=Path(work) / "store")
             oms = LoadOms(specs, plan.get("destinations"), plan["split"], fix_cfg, Path(work))
-            oms.start(plan["timeout"])
+            oms.start(plan["logon_timeout"])
             print(READY, flush=True)
             result = run_plan(plan, oms)
             oms.stop()

@@ -10,8 +10,9 @@ import subprocess
 import sys
 
 import asyncpg
+import pytest
 
-from gateway.e2e.bench import PATHS
+from gateway.e2e.bench import PATHS, BenchError, Options, run
 from tests.mqtt_broker import retained_topics
 
 SORGW = [sys.executable, "-m", "gateway.cli"]
@@ -126,3 +127,12 @@ def test_audit_on_postgresql_and_the_table_is_dropped_after(tmp_path, postgres_u
             await conn.close()
 
     assert result["options"]["audit_table"] not in asyncio.run(tables())
+
+
+def test_fills_that_do_not_come_in_time_are_an_error_naming_the_round_and_path(tmp_path):
+    opts = Options(venues=1, orders=5, rounds=1, rates=(100.0,), duration=0.1, phase_timeout=0.0001)
+    with pytest.raises(BenchError) as failed:
+        run(opts, tmp_path / "run")
+    assert "round 1 on the gateway path failed" in str(failed.value)
+    assert "orders not filled within" in str(failed.value)
+    assert _running_under(tmp_path) == []
