@@ -155,6 +155,10 @@ def _bench(args) -> int:
     if any(rate <= 0 for rate in args.rate or ()) or args.duration is not None and args.duration <= 0:
         print("sorgw bench: --rate and --duration must be positive", file=sys.stderr)
         return 2
+    if isinstance(args.audit, str) and not (args.e2e and (args.audit in ("sqlite", "postgres") or
+                                                      args.audit.startswith(("postgresql://", "postgres://")))):
+        print("sorgw bench: --audit STORE goes with --e2e: sqlite, postgres or a postgresql:// URL", file=sys.stderr)
+        return 2
     if args.e2e and args.split > args.venues:
         print("sorgw bench: --split must be at most --venues", file=sys.stderr)
         return 2

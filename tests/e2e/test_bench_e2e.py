@@ -105,12 +105,6 @@ def test_split_orders_sweep_exactly_that_many_venues_on_every_path(tmp_path, bro
     assert asyncio.run(retained_topics(result["options"]["mqtt_prefix"])) == set()  # no books left on the broker
 
 
-def test_split_wider_than_the_venues_is_refused(tmp_path):
-    done = _run(tmp_path, "--split", "3", timeout=30)
-    assert done.returncode == 2
-    assert "--split must be at most --venues" in done.stderr
-
-
 def test_audit_on_postgresql_and_the_table_is_dropped_after(tmp_path, postgres_url):
     done = _run(tmp_path, "--json", "--audit", postgres_url, "--rounds", "1")
     assert done.returncode == 0, done.stderr

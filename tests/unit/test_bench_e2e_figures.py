@@ -30,3 +30,15 @@ def test_cpu_seconds_counts_this_process_burning_cpu():
     while time.process_time() < end:
         pass
     assert cpu_seconds(os.getpid()) - before >= 0.15
+
+
+def test_bench_options_that_cannot_mean_anything_are_refused(capsys):
+    from gateway.cli import main
+
+    assert main(["bench", "--audit", "sqlite"]) == 2  # a store, but no --e2e to use it
+    assert main(["bench", "--e2e", "--audit", "mysql://x"]) == 2
+    assert main(["bench", "--e2e", "--split", "4"]) == 2  # 3 venues by default
+    assert main(["bench", "--e2e", "--rate", "0"]) == 2
+    assert main(["bench", "--e2e", "--rounds", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--audit STORE goes with --e2e" in err and "--split must be at most --venues" in err
