@@ -195,6 +195,7 @@ def _e2e(args) -> int:
     import json
 
     from gateway.e2e import bench as e2e
+    from gateway.e2e.report import print_report
 
     opts = e2e.Options(venues=args.venues, split=args.split, mqtt=args.mqtt or e2e.Options.mqtt, audit=args.audit if isinstance(args.audit, str) else "sqlite",
                        log_level=args.log_level, rates=tuple(args.rate or (500.0, 1000.0)),
@@ -207,7 +208,7 @@ def _e2e(args) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        e2e.print_report(result)
+        print_report(result)
     return 0
 
 

@@ -5,7 +5,8 @@ import math
 import os
 import time
 
-from gateway.e2e.bench import cpu_seconds, percentile, ratios
+from gateway.e2e.bench import cpu_seconds
+from gateway.e2e.report import percentile, ratios
 
 
 def test_percentile_is_nearest_rank():
