@@ -100,21 +100,37 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks: router plan() latency, audit and metrics cost per order step")
     bench.add_argument("--router", action="store_true", help="time plan() (default when no part is named)")
-    bench.add_argument("--audit", action="store_true", help="time engine steps with and without the audit commit")
+    bench.add_argument("--audit", nargs="?", const=True, default=False, metavar="STORE",
+                       help="alone: time engine steps with and without the audit commit; with --e2e: the gateway's "
+                            "audit store, sqlite (default), postgres (127.0.0.1:5432/test) or a postgresql:// URL")
     bench.add_argument("--metrics", action="store_true", help="time engine steps with and without metric updates")
-    bench.add_argument("--venues", type=int, default=8, help="router bench: lit venues (default 8)")
+    bench.add_argument("--venues", type=int, help="router bench: lit venues (default 8); e2e: venues (default 3)")
     bench.add_argument("--levels", type=int, default=10, help="router bench: levels per side (default 10)")
     bench.add_argument("--iterations", type=int, default=20000, help="router bench: plan() calls (default 20000)")
     bench.add_argument("--steps", type=int, default=2000, help="audit and metrics benches: engine steps "
                                                                 "(default 2000)")
     bench.add_argument("--soak", action="store_true", help="the gateway as a process under a steady order flow: "
                                                            "its RSS after the warm-up and at the end")
-    bench.add_argument("--rate", type=float, default=100.0, help="soak: orders per second (default 100)")
-    bench.add_argument("--duration", type=float, default=1800.0, help="soak: seconds (default 1800)")
+    bench.add_argument("--rate", type=float, action="append",
+                       help="soak: orders per second (default 100); e2e: an offered rate, repeatable "
+                            "(default 500 and 1000)")
+    bench.add_argument("--duration", type=float, help="soak: seconds (default 1800); e2e: seconds per offered "
+                                                      "rate (default 5)")
     bench.add_argument("--warmup", type=float, default=60.0, help="soak: seconds before the first RSS reading "
                                                                   "(default 60)")
-    bench.add_argument("--mqtt", metavar="URL", help="soak: carry venue books to the gateway over this broker "
-                                                     "(mqtt://HOST:PORT), so fills are marked to mids")
+    bench.add_argument("--mqtt", metavar="URL", help="soak, and e2e with --split above 1: carry venue books to the "
+                                                     "gateway over this broker (mqtt://HOST:PORT; e2e default "
+                                                     "mqtt://127.0.0.1:1883)")
+    bench.add_argument("--e2e", action="store_true", help="OMS, gateway and venue as processes, against a "
+                                                          "do-nothing pass-through and the venue directly")
+    bench.add_argument("--orders", type=int, default=1000, help="e2e: orders one at a time, and in the burst "
+                                                                "(default 1000)")
+    bench.add_argument("--split", type=int, default=1, help="e2e: venues each order reaches: 1 (default) directed "
+                                                            "orders; more, a sweep over books carried by --mqtt")
+    bench.add_argument("--rounds", type=int, default=3, help="e2e: interleaved rounds (default 3)")
+    bench.add_argument("--log-level", choices=sorted(logs.LEVELS), default="info",
+                       help="e2e: the gateway's logging level (default info)")
+    bench.add_argument("--json", action="store_true", help="e2e: print the figures as JSON")
 
     simulate = sub.add_parser("simulate", help="the router and engine against the matching cores, no sockets: "
                                                "Monte Carlo over scenarios, a table, CSV and a PNG")
@@ -196,18 +212,32 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _bench(args) -> int:
-    for name in ("venues", "levels", "iterations", "steps"):
+    if args.venues is None:
+        args.venues = 3 if args.e2e else 8
+    for name in ("venues", "levels", "iterations", "steps", "orders", "rounds", "split"):
         if getattr(args, name) < 1:
             print(f"sorgw bench: --{name} must be at least 1", file=sys.stderr)
             return 2
-    if args.soak and not 0 < args.warmup < args.duration or args.rate <= 0:
-        print("sorgw bench: --soak needs --rate > 0 and 0 < --warmup < --duration", file=sys.stderr)
+    if any(rate <= 0 for rate in args.rate or ()) or args.duration is not None and args.duration <= 0:
+        print("sorgw bench: --rate and --duration must be positive", file=sys.stderr)
         return 2
-    if args.router or not (args.audit or args.metrics or args.soak):
+    if isinstance(args.audit, str) and not (args.e2e and (args.audit in ("sqlite", "postgres") or
+                                                      args.audit.startswith(("postgresql://", "postgres://")))):
+        print("sorgw bench: --audit STORE goes with --e2e: sqlite, postgres or a postgresql:// URL", file=sys.stderr)
+        return 2
+    if args.e2e and args.split > args.venues:
+        print("sorgw bench: --split must be at most --venues", file=sys.stderr)
+        return 2
+    soak_rate = args.rate[-1] if args.rate else 100.0
+    soak_duration = args.duration or 1800.0
+    if args.soak and not 0 < args.warmup < soak_duration:
+        print("sorgw bench: --soak needs 0 < --warmup < --duration", file=sys.stderr)
+        return 2
+    if args.router or not (args.audit is True or args.metrics or args.soak or args.e2e):
         from gateway.bench import main_router
 
         main_router(args)
-    if args.audit:
+    if args.audit is True:
         from gateway.audit.bench import audit_bench, print_report
 
         print_report(audit_bench(args.steps))
@@ -219,8 +249,32 @@ def _bench(args) -> int:
         from gateway.soak import print_progress, print_report, run_soak
 
         logs.configure("warning", False)
-        result = run_soak(args.rate, args.duration, args.warmup, mqtt_url=args.mqtt, progress=print_progress)
-        return 0 if print_report(result) else 1
+        result = run_soak(soak_rate, soak_duration, args.warmup, mqtt_url=args.mqtt, progress=print_progress)
+        if not print_report(result):
+            return 1
+    if args.e2e:
+        return _e2e(args)
+    return 0
+
+
+def _e2e(args) -> int:
+    import json
+
+    from gateway.e2e import bench as e2e
+    from gateway.e2e.report import print_report
+
+    opts = e2e.Options(venues=args.venues, split=args.split, mqtt=args.mqtt or e2e.Options.mqtt, audit=args.audit if isinstance(args.audit, str) else "sqlite",
+                       log_level=args.log_level, rates=tuple(args.rate or (500.0, 1000.0)),
+                       duration=args.duration or 5.0, orders=args.orders, rounds=args.rounds)
+    try:
+        result = e2e.run(opts)
+    except e2e.BenchError as exc:
+        print(f"sorgw bench --e2e: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_report(result)
     return 0
 
 

@@ -64,12 +64,13 @@ class _CountingOms(OmsClient):
             self.finished += 1
 
 
-def rss_bytes(pid: int) -> int:
+def rss_bytes(pid: int, key: str = "VmRSS") -> int:
+    """The process's resident set now (VmRSS) or at its peak (VmHWM), in bytes."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    raise RuntimeError(f"no {key} for process {pid}")
 
 
 def run_soak(rate: float, duration_s: float, warmup_s: float, work_dir: Path | None = None,
@@ -102,7 +103,7 @@ def run_soak(rate: float, duration_s: float, warmup_s: float, work_dir: Path | N
     oms = None
     result = SoakResult(rate, duration_s, warmup_s)
     try:
-        _wait_ready(gateway_cfg, process)
+        wait_ready(gateway_cfg, process)
         oms = _oms(gateway_cfg, work)
         start = time.monotonic()
         next_sample = 0.0
@@ -131,7 +132,7 @@ def run_soak(rate: float, duration_s: float, warmup_s: float, work_dir: Path | N
     return result
 
 
-def _wait_ready(cfg: GatewayConfig, process: subprocess.Popen, timeout: float = 30) -> None:
+def wait_ready(cfg: GatewayConfig, process: subprocess.Popen, timeout: float = 30) -> None:
     url = f"http://{cfg.metrics.host}:{cfg.metrics.port}/readyz"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -39,6 +39,19 @@ def _fields(message: fix.Message) -> dict[int, str]:
     return out
 
 
+def wait_for(cond: threading.Condition, predicate: Callable[[], bool], timeout: float,
+             poll: float | None = None) -> bool:
+    """Wait on `cond` until predicate() holds (checked on each notify, and every `poll` seconds if given)."""
+    deadline = time.monotonic() + timeout
+    with cond:
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            cond.wait(remaining if poll is None else min(remaining, poll))
+        return True
+
+
 class OmsClient(GuardedApplication):
     role = "oms"
 
@@ -146,14 +159,7 @@ class OmsClient(GuardedApplication):
 
     def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Wait until predicate() holds; it is re-checked on every message and every 20 ms."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(min(remaining, 0.02))
-            return True
+        return wait_for(self._cond, predicate, timeout, poll=0.02)
 
     def reports(self, order_id_or_cl_ord_id: str | None = None) -> list[Received]:
         """Execution reports and cancel rejects, optionally those of one order (by ClOrdID chain or OrderID)."""
