@@ -52,7 +52,7 @@ def print_report(result: dict, out=sys.stdout) -> None:
     row("burst orders/s", lambda f: f["burst_per_s"], "{:13.0f}")
     row("CPU ms per order", lambda f: f["cpu_ms_per_order"], "{:13.3f}")
     row("peak RSS MiB", lambda f: f["peak_rss_mib"])
-    print(f"  fills: " + ", ".join(f"{n} {paths[n]['fills']}" for n in PATHS) + f"; logs in {result['work_dir']}",
+    print("  fills: " + ", ".join(f"{n} {paths[n]['fills']}" for n in PATHS) + f"; logs in {result['work_dir']}",
           file=out)
 
 

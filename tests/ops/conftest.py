@@ -154,7 +154,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Venue simulators, the gateway (metrics on a free port) and an OMS, as tests/integration builds them.
     One stack at a time: quickfix registers sessions process-wide, and every stack has the same SessionIDs."""
     work_dir = tmp_path_factory.mktemp("stack")
-    gateway_cfg, venues_cfg = topology.build(work_dir)
+    # Limits as a production gateway has them (config/gateway.yaml), so the risk panels have data to show.
+    gateway_cfg, venues_cfg = topology.build(work_dir, gateway_overrides={"risk": {"defaults": {
+        "max_order_qty": 1_000_000, "max_open_qty": 5_000_000, "max_open_notional": "250000000"}}})
     with Stack(gateway_cfg, venues_cfg, work_dir) as stack:
         yield stack
 
