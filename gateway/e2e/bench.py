@@ -88,14 +88,14 @@ def _prefix() -> str:
 
 def _check_broker(url: str) -> None:
     try:
-        socket.create_connection(parse_url(url), timeout=2).close()
+        socket.create_connection(parse_url(url)[:2], timeout=2).close()
     except (OSError, ValueError) as exc:
         raise BenchError(f"--split needs an MQTT broker for the gateway's books at {url}: {exc}") from None
 
 
 async def _clear_books(url: str, prefix: str, venues: list[str]) -> None:
     """Delete the retained books the gateway path's venues left on the broker."""
-    host, port = parse_url(url)
+    host, port, _ = parse_url(url)
     async with aiomqtt.Client(host, port) as client:
         for venue in venues:
             for symbol in topology.SYMBOLS:
