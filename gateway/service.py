@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import queue
+import secrets
 import threading
 import time
 from collections import deque
@@ -94,13 +95,16 @@ DROPPED_LOGGED = 100  # unknown books from the bus logged (the first of each); p
 
 
 def boot_id(clock: Clock) -> str:
-    """A prefix for ids that differs between restarts (base-36 milliseconds since the epoch)."""
-    millis = clock.now_ns() // 1_000_000
+    """A prefix for ids that differs between restarts: base-36 milliseconds since the epoch, then two random
+    base-36 digits, so that two starts in one millisecond (or after the clock was set back) differ as well."""
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""
-    while millis:
-        millis, rem = divmod(millis, 36)
-        out = digits[rem] + out
+    for value, width in ((clock.now_ns() // 1_000_000, 0), (secrets.randbelow(36 * 36), 2)):
+        part = ""
+        while value or len(part) < width:
+            value, rem = divmod(value, 36)
+            part = digits[rem] + part
+        out += part
     return out
 
 

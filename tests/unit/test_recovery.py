@@ -173,3 +173,15 @@ def test_a_report_on_record_is_sent_again_only_when_the_store_shows_it_was_never
                              Urgency.MEDIUM, {OMS: store_now})
     assert result.unsent == ([fill_report] if resent else [])
     assert len(result.never_sent) == (1 if resent else 0)
+
+
+def test_two_starts_in_the_same_millisecond_get_different_id_prefixes():
+    """ExecIDs and OrderIDs carry the start's prefix: a restart within a millisecond, or after the clock was set
+    back, must not issue an earlier start's ids again."""
+    from gateway.core.clock import ManualClock
+    from gateway.service import boot_id
+
+    clock = ManualClock()
+    prefixes = {boot_id(clock) for _ in range(50)}
+    assert len(prefixes) > 1  # the chance that 50 draws of 1,296 all agree is nil
+    assert len({p[:-2] for p in prefixes}) == 1  # the millisecond part is shared; they sort by start time
