@@ -623,8 +623,9 @@ class Gateway:
             entry = entries.fix_message(direction, session, raw, self.clock.now_ns(), order_id, cl_ord_id)
             if direction == "out" and not _is_admin(message) and not getattr(self._sending, "refusal", False):
                 self.audit.commit([entry])
-                faults.reached("recorded_out")
-                faults.reached(f"recorded_out.{message.getHeader().getField(codec.MSG_TYPE)}")
+                if faults.armed():
+                    faults.reached("recorded_out")
+                    faults.reached(f"recorded_out.{message.getHeader().getField(codec.MSG_TYPE)}")
             else:
                 self.audit.record(entry)
         except Exception:
@@ -661,7 +662,7 @@ class Gateway:
                 out, head = pending.popleft()
                 now = self.clock.now_ns()
                 self.audit.commit(head + entries.for_outbox(out, now, self._cl_ord_ids(out)) + self._quotes(out, now))
-                if out.commands:
+                if out.commands and faults.armed():
                     faults.reached("step_committed")
                 pending.extend(self._carry_out(out, arrival))
                 arrival = None  # follow-ups (a failed send) are the gateway's own doing
