@@ -21,6 +21,10 @@ class FinalStates:
     def __contains__(self, key: tuple[str, str]) -> bool:
         return key in self._by_cl_ord_id
 
+    def cl_ord_ids(self) -> set[tuple[str, str]]:
+        """Every (session, ClOrdID) answered from here."""
+        return set(self._by_cl_ord_id)
+
     def get(self, session: str, cl_ord_id: str) -> ExecutionReport | None:
         return self._by_cl_ord_id.get((session, cl_ord_id))
 
