@@ -48,6 +48,7 @@ def start_gateway(cfg: GatewayConfig, work_dir: Path, bus: InProcessBus | None =
     gateway = Gateway(cfg, market_view(cfg), work_dir)
     if bus is not None:
         bus.subscribe(gateway.on_snapshot)
+        bus.subscribe_trades(gateway.on_trade)
         gateway.metrics.market_data_connected.set(1)  # in-process: connected as long as the process runs
     gateway.start()
     return gateway
@@ -90,7 +91,7 @@ def run_gateway(cfg: GatewayConfig, work_dir: Path) -> int:
                                         url=cfg.mqtt.url)
 
     feed = MqttSubscriber(cfg.mqtt.url, gateway.on_snapshot, cfg.mqtt.prefix, on_status=market_status,
-                          credentials=bus_credentials(cfg.mqtt))
+                          credentials=bus_credentials(cfg.mqtt), on_trade=gateway.on_trade)
     gateway.metrics.malformed_payloads = lambda: feed.malformed
     return _serve("gateway", feed, gateway)
 
@@ -106,4 +107,5 @@ def run_venues(cfg: VenuesConfig, work_dir: Path) -> int:
 
     publisher = MqttPublisher(cfg.mqtt.url, cfg.mqtt.prefix, bus_credentials(cfg.mqtt))
     bus.subscribe(publisher.publish)
+    bus.subscribe_trades(publisher.publish_trade)
     return _serve("venues", publisher, host)

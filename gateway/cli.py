@@ -68,8 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     tca.add_argument("--session", help="orders from this OMS session only (as FIX.4.4:SORGW->OMS)")
     tca.add_argument("--symbol", help="orders in this symbol only")
     tca.add_argument("--order", help="one order: its OrderID or any of its ClOrdIDs")
-    tca.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    tca.add_argument("--format", choices=["table", "csv", "json", "html"], default="table",
+                     help="html: one self-contained file with plots (needs --out FILE)")
     tca.add_argument("--out", type=Path, help="write to this file (csv: this folder) instead of stdout")
+    tca.add_argument("--report", choices=["orders", "best-ex"], default="orders",
+                     help="best-ex: top five venues per class of order (MiFID II) and a Rule 606 style disclosure")
 
     status = sub.add_parser("status", help="read the gateway's /metrics and print sessions, orders, venues, latency")
     status.add_argument("--url", help="the metrics endpoint; /metrics is appended to a bare http://HOST:PORT "

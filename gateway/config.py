@@ -435,6 +435,29 @@ class RiskConfig(Model):
         return self
 
 
+MAX_MARKOUT_HORIZON_MS = 3_600_000
+
+
+class TcaConfig(Model):
+    """What the gateway records for transaction cost analysis (`sorgw tca`) beyond the messages themselves."""
+
+    # After each fill reported upstream, the NBBO (and each lit venue's touch) is recorded this long later:
+    # the markouts `sorgw tca` computes. 0 records it at the fill itself.
+    markout_horizons_ms: tuple[int, ...] = (100, 1000, 5000)
+    record_trades: bool = True  # every trade the venues publish on the bus goes on the trail as a `trade` record
+
+    @field_validator("markout_horizons_ms")
+    @classmethod
+    def _horizons(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if len(value) > 8:
+            raise ValueError("at most 8 markout horizons")
+        if any(h < 0 or h > MAX_MARKOUT_HORIZON_MS for h in value):
+            raise ValueError(f"each markout horizon must be 0..{MAX_MARKOUT_HORIZON_MS} ms")
+        if len(set(value)) != len(value):
+            raise ValueError("markout horizons must be distinct")
+        return tuple(sorted(value))
+
+
 class LoggingConfig(Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_output: bool = Field(False, alias="json")
@@ -456,6 +479,7 @@ class GatewayConfig(Model):
     shutdown: ShutdownConfig = ShutdownConfig()
     logging: LoggingConfig = LoggingConfig()
     risk: RiskConfig = RiskConfig()
+    tca: TcaConfig = TcaConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> "GatewayConfig":

@@ -36,7 +36,7 @@ from gateway.audit.writer import AuditWriter
 from gateway.config import GatewayConfig, VenueConfig
 from gateway.core.clock import Clock, WallClock
 from gateway.core.engine import IdSource, OrderEngine, Routine, StateChange
-from gateway.core.market import BookSnapshot, MarketView, VenueInfo
+from gateway.core.market import BookSnapshot, MarketView, Trade, VenueInfo
 from gateway.core.risk import ORDER_KEYS, Halt, PriceReference
 from gateway.core.router import RouteDecision
 from gateway.core.types import (
@@ -83,6 +83,7 @@ from gateway.listen import start_acceptor
 from gateway.metrics import Metrics, VenueQuality
 from gateway.observer import Arrival, Observer
 from gateway.policy import learning_config, risk_limits, routing_policy
+from gateway.tca.marks import MarkTimer
 
 log = structlog.get_logger("gateway")
 
@@ -223,6 +224,7 @@ class Gateway:
                 self.stores[session_key(sid)] = store_state(sid, cfg.fix, file_store)
         self._resend: set[str] = set()  # ExecIDs and ClOrdIDs recovery sends again: they go out PossResend=Y
         self._held: dict[str, list] = {}  # venue -> child orders and cancels recovery sends once it logs on
+        self._marks = MarkTimer(cfg.tca.markout_horizons_ms, self._mark) if cfg.tca.markout_horizons_ms else None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -268,6 +270,8 @@ class Gateway:
                 self._held.setdefault(command.venue, []).append(command)
         self._control_thread.start()
         self._timer_thread.start()
+        if self._marks is not None:
+            self._marks.start()
         start_acceptor(self._acceptor.start, {self.cfg.upstream.port: ("upstream.port", self.cfg.upstream.host)})
         self.pending_watch.start()
         self._listening = True
@@ -320,6 +324,8 @@ class Gateway:
         self._control_thread.join(timeout=5)
         if self._timer_thread.is_alive():
             self._timer_thread.join(timeout=5)
+        if self._marks is not None:
+            self._marks.stop()
         self.audit.stop()
         if self.endpoint is not None:
             self.endpoint.stop()
@@ -416,7 +422,31 @@ class Gateway:
             self.observer.snapshot(snapshot.venue)
             self.market.update(snapshot)
 
-    def _drop(self, snapshot: BookSnapshot, reason: str) -> None:
+    def on_trade(self, trade: Trade) -> None:
+        """A venue's trade from the bus: on the trail for TCA (market VWAP, participation); unknown names dropped."""
+        if not self.cfg.tca.record_trades:
+            return
+        if trade.venue not in self._venue_names:
+            self._drop(trade, "unknown_venue")
+        elif trade.symbol not in self._symbol_names:
+            self._drop(trade, "unknown_symbol")
+        else:
+            self.audit.record(entries.trade(trade.venue, trade.symbol, trade.qty, trade.price, trade.seq,
+                                            trade.ts_ns, self.clock.now_ns()))
+
+    def _mark(self, fill: ExecutionReport, horizon_ms: int) -> None:
+        """A markout horizon of a fill has come: the NBBO and every lit venue's touch now, on the trail."""
+        venues = self.engine.venues
+        touches = {}
+        for name, info in venues.items():
+            book = self.market.book(name, fill.symbol) if info.kind is VenueKind.LIT else None
+            if book is not None:
+                touches[name] = (book.best_bid.price if book.bids else None,
+                                 book.best_ask.price if book.asks else None)
+        self.audit.record(entries.mark(fill, horizon_ms, self.market.nbbo(fill.symbol, venues), touches,
+                                       self.clock.now_ns()))
+
+    def _drop(self, snapshot: BookSnapshot | Trade, reason: str) -> None:
         self.observer.snapshot_dropped(reason)
         book = (snapshot.venue, snapshot.symbol)
         if book not in self._dropped and len(self._dropped) < DROPPED_LOGGED:
@@ -677,6 +707,8 @@ class Gateway:
             if command.last_qty or command.ord_status in TERMINAL:
                 nbbo = self.market.nbbo(command.symbol, self.engine.venues)
                 quotes.append(entries.quote(command, nbbo, now))
+            if command.last_qty and self._marks is not None:
+                self._marks.schedule(command)
         return quotes
 
     def _cl_ord_ids(self, out: Outbox) -> dict[str, str]:

@@ -1,9 +1,10 @@
-"""Markouts: how the mid moved after each of our fills, per venue and horizon (adverse selection)."""
+"""Markouts: how the mid moved after each of our fills, per venue and horizon (adverse selection), and the
+impact-free mid that TCA and the simulation mark to, so the router's own impact is not counted as a gain."""
 from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from operator import attrgetter
@@ -12,6 +13,42 @@ from gateway.core.types import Side
 
 _BPS = Decimal(10_000)
 _ts = attrgetter("ts_ns")
+
+
+Touch = tuple[Decimal | None, Decimal | None]  # one lit venue's best (bid, ask); None: that side is empty
+
+
+@dataclass(frozen=True, slots=True)
+class OwnTake:
+    """One of our fills that took liquidity from a lit book: on `venue`, buying (+1) or selling (-1) at `price`."""
+
+    venue: str
+    sign: int
+    price: Decimal
+
+
+def impact_free_mid(touches: Mapping[str, Touch], takes: Iterable[OwnTake]) -> Decimal | None:
+    """The NBBO mid over `touches` with the levels our own takes consumed put back.
+
+    A buy that took a venue's offer at p left that offer gone, so the venue's ask reads min(ask, p) (a sell:
+    its bid reads max(bid, p)); a level the venue has since replenished or moved through changes nothing,
+    and a level that would now cross the venue's other side is not put back (the market moved past it). So
+    a mark taken after our takes sees the market as if they had not happened, on the books they touched,
+    and still sees every move the venues made themselves (a toxic venue's re-quote, news on other venues).
+    None when a side is empty on every venue.
+    """
+    adjusted = dict(touches)
+    for take in takes:
+        if take.venue not in adjusted:
+            continue
+        bid, ask = adjusted[take.venue]
+        if take.sign > 0 and (bid is None or take.price > bid):
+            adjusted[take.venue] = (bid, take.price if ask is None else min(ask, take.price))
+        elif take.sign < 0 and (ask is None or take.price < ask):
+            adjusted[take.venue] = (take.price if bid is None else max(bid, take.price), ask)
+    bids = [b for b, _ in adjusted.values() if b is not None]
+    asks = [a for _, a in adjusted.values() if a is not None]
+    return (max(bids) + min(asks)) / 2 if bids and asks else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,20 @@ def for_outbox(out: Outbox, ts_ns: int, cl_ord_ids: dict[str, str]) -> list[Entr
     return entries
 
 
+def mark(fill: ExecutionReport, horizon_ms: int, nbbo: Nbbo, touches: dict[str, tuple], ts_ns: int) -> Entry:
+    """The market `horizon_ms` after a fill reported upstream (`exec_id`): the NBBO and each lit venue's touch
+    as [bid, ask] (null: that side empty), what markouts are computed from."""
+    return Entry("mark", to_json({"exec_id": fill.exec_id, "symbol": fill.symbol, "horizon_ms": horizon_ms,
+                                  "bid": nbbo.bid, "ask": nbbo.ask, "venues": touches}),
+                 fill.session, fill.order_id, fill.cl_ord_id, ts_ns)
+
+
+def trade(venue: str, symbol: str, qty: int, price: Decimal, seq: int, venue_ts_ns: int, ts_ns: int) -> Entry:
+    """One trade a venue published (anyone's), as the gateway received it."""
+    return Entry("trade", to_json({"venue": venue, "symbol": symbol, "qty": qty, "price": price, "seq": seq,
+                                   "venue_ts_ns": venue_ts_ns}), ts_ns=ts_ns)
+
+
 def quote(report: ExecutionReport, nbbo: Nbbo, ts_ns: int) -> Entry:
     """The NBBO when a parent report went out: at a fill (`exec_id` names the report) or at the parent's end."""
     return Entry("quote", to_json({"exec_id": report.exec_id, "symbol": report.symbol, "fill": bool(report.last_qty),

@@ -1,27 +1,28 @@
-"""Book snapshots as compact JSON for the MQTT bus, and the topics they travel on."""
+"""Book snapshots and venue trades as compact JSON for the MQTT bus, and the topics they travel on."""
 from __future__ import annotations
 
 import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from gateway.core.market import BookSnapshot, Level
+from gateway.core.market import BookSnapshot, Level, Trade
 
 _FIELDS = ("venue", "symbol", "seq", "ts_ns", "bids", "asks")
+_TRADE_FIELDS = ("venue", "symbol", "seq", "ts_ns", "qty", "price")
 _TOPIC_FORBIDDEN = ("/", "+", "#")
 
 
-def topic(prefix: str, venue: str, symbol: str) -> str:
-    """The retained topic of one venue's book for one symbol."""
+def topic(prefix: str, venue: str, symbol: str, kind: str = "book") -> str:
+    """The topic of one venue's book (retained) or trades (kind "trade", not retained) for one symbol."""
     for name, part in (("venue", venue), ("symbol", symbol)):
         if not part or any(c in part for c in _TOPIC_FORBIDDEN):
             raise ValueError(f"{name} {part!r} cannot be an MQTT topic level (empty, or holds / + #)")
-    return f"{prefix}/book/{venue}/{symbol}"
+    return f"{prefix}/{kind}/{venue}/{symbol}"
 
 
-def topic_filter(prefix: str) -> str:
-    """The subscription that matches every book under the prefix."""
-    return f"{prefix}/book/+/+"
+def topic_filter(prefix: str, kind: str = "book") -> str:
+    """The subscription that matches every book (or, kind "trade", every trade) under the prefix."""
+    return f"{prefix}/{kind}/+/+"
 
 
 def encode(snapshot: BookSnapshot) -> bytes:
@@ -61,6 +62,27 @@ def decode(payload: bytes) -> BookSnapshot | None:
         seq=_count(doc["seq"], "seq"),
         ts_ns=_count(doc["ts_ns"], "ts_ns"),
     )
+
+
+def encode_trade(trade: Trade) -> bytes:
+    return json.dumps({"venue": trade.venue, "symbol": trade.symbol, "seq": trade.seq, "ts_ns": trade.ts_ns,
+                       "qty": trade.qty, "price": str(trade.price)}, separators=(",", ":")).encode()
+
+
+def decode_trade(payload: bytes) -> Trade:
+    """The trade in the payload; ValueError naming the problem when it is not a valid trade."""
+    try:
+        doc = json.loads(payload)
+    except ValueError as exc:
+        raise ValueError(f"trade is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"trade must be a JSON object, got {type(doc).__name__}")
+    missing = [name for name in _TRADE_FIELDS if name not in doc]
+    if missing:
+        raise ValueError(f"trade is missing {', '.join(missing)}")
+    return Trade(venue=_name(doc, "venue"), symbol=_name(doc, "symbol"), qty=_qty(doc["qty"], "trade"),
+                 price=_price(doc["price"], "trade"), seq=_count(doc["seq"], "seq"),
+                 ts_ns=_count(doc["ts_ns"], "ts_ns"))
 
 
 def _name(doc: dict[str, Any], key: str) -> str:

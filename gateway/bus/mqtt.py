@@ -1,4 +1,5 @@
-"""MQTT market-data bus: book snapshots published retained per book, each side on its own loop thread."""
+"""MQTT market-data bus: book snapshots published retained per book, venue trades as they print, each side on
+its own loop thread."""
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +16,7 @@ import aiomqtt
 import structlog
 
 from gateway.bus import codec
-from gateway.core.market import BookSnapshot
+from gateway.core.market import BookSnapshot, Trade
 
 log = structlog.get_logger("gateway.bus.mqtt")
 
@@ -25,6 +26,7 @@ BACKOFF_MAX_S = 5.0
 KEEPALIVE_S = 10  # a silent (half-open) broker is noticed within about twice this
 STOP_TIMEOUT_S = 5.0
 FLUSH_GRACE_S = 2.0  # how long stop() lets the publisher send what is pending
+MAX_PENDING_TRADES = 10_000  # trades waiting for the broker beyond this many: the oldest are dropped, counted
 
 
 def parse_url(url: str) -> tuple[str, int, bool]:
@@ -153,11 +155,12 @@ class _BusClient(ABC):
 
 
 class MqttPublisher(_BusClient):
-    """Publishes book snapshots retained, QoS 0, conflated to the newest pending one per book.
+    """Publishes book snapshots retained, QoS 0, conflated to the newest pending one per book, and trades
+    not retained, QoS 0, each one (a trade is not superseded by the next).
 
-    publish() may be called from any thread and never blocks: the snapshot is handed to the
-    loop thread. Counters: published (sent), conflated (dropped unsent for a newer snapshot of
-    the same book), reconnects.
+    publish() and publish_trade() may be called from any thread and never block: the item is handed to
+    the loop thread. Counters: published (sent), conflated (dropped unsent for a newer snapshot of
+    the same book), trades_dropped (over MAX_PENDING_TRADES waiting, or pending at a disconnect), reconnects.
     """
 
     _role = "publisher"
@@ -170,6 +173,8 @@ class MqttPublisher(_BusClient):
         self._lock = threading.Lock()
         self._latest: dict[str, BookSnapshot] = {}  # by topic: re-sent whole on every (re)connect
         self._pending: dict[str, BookSnapshot] = {}  # by topic: not yet handed to the broker
+        self._trades: list[tuple[str, Trade]] = []  # (topic, trade) not yet handed to the broker
+        self.trades_dropped = 0
         self._wake = asyncio.Event()  # binds to the loop thread's loop on first use
 
     def publish(self, snapshot: BookSnapshot) -> None:
@@ -182,7 +187,23 @@ class MqttPublisher(_BusClient):
                 self.conflated += 1
             self._pending[topic] = snapshot
         # Only the first pending snapshot wakes the loop; later ones ride along with it.
-        if was_idle and self._loop is not None:
+        if was_idle:
+            self._wake_loop()
+
+    def publish_trade(self, trade: Trade) -> None:
+        """Queue one trade for sending; ValueError if its venue or symbol cannot be a topic level."""
+        topic = codec.topic(self.prefix, trade.venue, trade.symbol, "trade")
+        with self._lock:
+            was_idle = not self._pending and not self._trades
+            self._trades.append((topic, trade))
+            if len(self._trades) > MAX_PENDING_TRADES:
+                del self._trades[0]
+                self.trades_dropped += 1
+        if was_idle:
+            self._wake_loop()
+
+    def _wake_loop(self) -> None:
+        if self._loop is not None:
             with contextlib.suppress(RuntimeError):  # stopped: nothing will send it
                 self._loop.call_soon_threadsafe(self._wake.set)
 
@@ -208,15 +229,20 @@ class MqttPublisher(_BusClient):
             self._wake.clear()
             with self._lock:
                 batch, self._pending = self._pending, {}
+                trades, self._trades = self._trades, []
             for topic, snapshot in batch.items():
                 await client.publish(topic, codec.encode(snapshot), qos=0, retain=True)
+                self.published += 1
+            for topic, trade in trades:
+                await client.publish(topic, codec.encode_trade(trade), qos=0, retain=False)
                 self.published += 1
             if self._stopping:
                 return
 
 
 class MqttSubscriber(_BusClient):
-    """Delivers every book snapshot under the prefix to on_snapshot, on the bus thread.
+    """Delivers every book snapshot under the prefix to on_snapshot, and with on_trade every trade to it, on the
+    bus thread.
 
     Retained books arrive at once on subscribing, so after a reconnect the current books come
     again (same seq). on_status(True/False) is called when the connection comes up or drops
@@ -227,22 +253,37 @@ class MqttSubscriber(_BusClient):
     _role = "subscriber"
 
     def __init__(self, url: str, on_snapshot: Callable[[BookSnapshot], None], prefix: str = "sorgw",
-                 on_status: Callable[[bool], None] | None = None, credentials: Credentials | None = None) -> None:
+                 on_status: Callable[[bool], None] | None = None, credentials: Credentials | None = None,
+                 on_trade: Callable[[Trade], None] | None = None) -> None:
         super().__init__(url, credentials)
         self.prefix = prefix
         self.received = 0
         self.malformed = 0
         self._on_snapshot = on_snapshot
         self._on_status = on_status
+        self._on_trade = on_trade
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         await client.subscribe(codec.topic_filter(self.prefix))
+        if self._on_trade is not None:
+            await client.subscribe(codec.topic_filter(self.prefix, "trade"))
         self._up()
         async for message in client.messages:
             self._deliver(message.topic.value, message.payload)
 
     def _deliver(self, topic: str, payload: bytes) -> None:
         self.received += 1
+        if self._on_trade is not None and topic.startswith(f"{self.prefix}/trade/"):
+            try:
+                trade = codec.decode_trade(payload)
+                if codec.topic(self.prefix, trade.venue, trade.symbol, "trade") != topic:
+                    raise ValueError(f"trade of {trade.venue}/{trade.symbol} arrived on another book's topic")
+            except ValueError as exc:
+                self.malformed += 1
+                log.warning("mqtt.malformed", topic=topic, reason=str(exc), malformed=self.malformed)
+                return
+            _guarded("mqtt.on_trade_failed", self._on_trade, trade)
+            return
         try:
             snapshot = self._decode(topic, payload)
         except ValueError as exc:

@@ -72,6 +72,19 @@ class BookSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class Trade:
+    """One execution a venue printed, whoever the parties were (ours included): the tape that market VWAP and
+    participation are measured against. seq counts the venue's prints, so a duplicate can be told apart."""
+
+    venue: str
+    symbol: str
+    qty: int
+    price: Decimal
+    seq: int
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class VenueInfo:
     """What the router knows about a venue: its kind, costs, and whether it can be used now."""
 

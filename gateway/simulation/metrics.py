@@ -6,6 +6,8 @@ All in basis points of each parent's arrival mid (the true NBBO mid when the OMS
 - fees_bps: the venues' fees (negative: rebates), per filled share.
 - markout_bps: side x (mid just before each fill - mid `markout_ms` later), qty-weighted over fills and
   relative to that first mid: how far the market moved against what was bought or sold; positive is a cost.
+  Both mids are impact-free (gateway.analytics.markouts.impact_free_mid): the lit books with the levels the
+  parent's own takes consumed put back, so the move a strategy's own orders caused is not counted as a gain.
 - opportunity_bps: side x (mid when the parent ended - arrival mid) on the unfilled shares, per ordered share:
   what not trading cost, valued at the end mid (Perold's opportunity cost).
 - total_bps: the execution cost of the filled shares plus the opportunity cost, per ordered share.
@@ -29,8 +31,8 @@ class Fill:
     price: Decimal
     fee: Decimal  # for the whole fill; negative: a rebate
     ts_ns: int  # when the venue executed it
-    mid_before: Decimal | None  # the true NBBO mid just before it executed
-    mid_after: Decimal | None  # the true NBBO mid the markout horizon later
+    mid_before: Decimal | None  # the true NBBO mid just before it executed, the parent's earlier takes put back
+    mid_after: Decimal | None  # the true NBBO mid the markout horizon later, the parent's takes put back
 
 
 @dataclass(frozen=True, slots=True)

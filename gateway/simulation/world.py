@@ -4,13 +4,14 @@ Everything happens on one heap of (time, seq, action). A child the engine sends 
 t + the venue's latency (+ its speed bump), the venue's reports come back after the same latency, and
 every book snapshot a venue publishes reaches the gateway's MarketView after it too, so the router can
 act on stale quotes and find the liquidity gone. Dark pools and markouts read the true market: every
-lit venue's book as it is now.
+lit venue's book as it is now; markouts read it with the levels the parent's own takes consumed put back
+(gateway.analytics.markouts.impact_free_mid), so a strategy's own impact is not counted as a gain.
 """
 from __future__ import annotations
 
 import heapq
 import itertools
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -35,6 +36,7 @@ from gateway.core.types import (
 )
 from gateway.core.validation import Instrument
 from gateway.policy import learning_config, routing_policy
+from gateway.analytics.markouts import OwnTake, Touch, impact_free_mid
 from gateway.simulation.metrics import Fill, ParentOutcome
 from gateway.simulation.scenarios import Scenario, SimulationConfig, SimulationError
 from gateway.simulator.venue import SimOrder, SimReport, VenueCore
@@ -72,7 +74,7 @@ class _Parent:
         self.order = order
         self.arrival_ns = arrival_ns
         self.arrival_mid = arrival_mid
-        self.fills: list[tuple[ExecutionReport, int, Decimal | None, Decimal]] = []  # (report, ts, mid, fee)
+        self.fills: list[tuple[ExecutionReport, int, Decimal, bool]] = []  # (report, ts, fee, took lit liquidity)
         self.end_ns: int | None = None
 
 
@@ -91,7 +93,8 @@ class World:
         infos = {v.name: v.info() for v in scenario.venues}
         self._lit = {name: info for name, info in infos.items() if info.kind is VenueKind.LIT}
         self.truth = MarketView()  # every lit book as it is now
-        self._tape: dict[str, tuple[list[int], list[Decimal | None]]] = {s.symbol: ([], []) for s in scenario.symbols}
+        # Per symbol: when a lit book changed, and every lit venue's touch from then on.
+        self._tape: dict[str, tuple[list[int], list[dict[str, Touch]]]] = {s.symbol: ([], []) for s in scenario.symbols}
         self.market = MarketView(self.clock, settings.routing.max_quote_age_ms * _MS)  # the gateway's view
         self.cores = {
             v.name: VenueCore(v.core_config(), scenario.symbols, seed, self.clock,
@@ -144,12 +147,16 @@ class World:
     def _outcome(self, parent: _Parent) -> ParentOutcome:
         horizon = self.settings.markout_ms * _MS
         symbol = parent.order.symbol
+        sign = 1 if parent.order.side.is_buy else -1
+        takes = [(ts, OwnTake(report.last_mkt, sign, report.last_px)) for report, ts, _, took in parent.fills if took]
         fills = tuple(
-            Fill(report.last_mkt or "?", report.last_qty, report.last_px, fee, ts, mid, self._mid_at(symbol, ts + horizon))
-            for report, ts, mid, fee in parent.fills
+            Fill(report.last_mkt or "?", report.last_qty, report.last_px, fee, ts,
+                 self._impact_free_mid(symbol, ts, takes, before=True),
+                 self._impact_free_mid(symbol, ts + horizon, takes, before=False))
+            for report, ts, fee, _ in parent.fills
         )
         assert parent.end_ns is not None
-        end_mid = self._mid_at(symbol, parent.end_ns) or parent.arrival_mid
+        end_mid = self._impact_free_mid(symbol, parent.end_ns, [], before=False) or parent.arrival_mid
         return ParentOutcome(parent.order.qty, 1 if parent.order.side.is_buy else -1, parent.arrival_ns,
                              parent.arrival_mid, parent.end_ns, end_mid, fills)
 
@@ -178,7 +185,7 @@ class World:
             self._carry_out(self.engine.on_cancel(
                 CancelRequest(SESSION, f"{cl_ord_id}-X", cl_ord_id, order.symbol, order.side)))
 
-    def _carry_out(self, out: Outbox, fill: tuple[int, Decimal | None, Decimal] | None = None) -> None:
+    def _carry_out(self, out: Outbox, fill: tuple[int, Decimal, bool] | None = None) -> None:
         """Do what an engine step asks; `fill` is the venue's side of the one fill the step may report."""
         for command in out.commands:
             if isinstance(command, SendChild):
@@ -195,7 +202,7 @@ class World:
             elif not isinstance(command, CancelReject):  # a horizon cancel the fills overtook: the parent is done
                 raise SimulationError(f"the simulation cannot carry out {type(command).__name__} yet")
 
-    def _upstream(self, report: ExecutionReport, fill: tuple[int, Decimal | None, Decimal] | None) -> None:
+    def _upstream(self, report: ExecutionReport, fill: tuple[int, Decimal, bool] | None) -> None:
         if report.order_id == "NONE":
             raise SimulationError(f"scenario {self.scenario.name}: the gateway rejected parent {report.cl_ord_id}: "
                                   f"{report.text}")
@@ -204,8 +211,8 @@ class World:
             parent = self._by_order_id[report.order_id] = self._parents[report.cl_ord_id]
         if report.exec_type is ExecType.TRADE:
             assert fill is not None, "a parent fill comes only from a venue fill"
-            ts, mid, fee = fill
-            parent.fills.append((report, ts, mid, fee))
+            ts, fee, took = fill
+            parent.fills.append((report, ts, fee, took))
             self._marked_ns = max(self._marked_ns, ts + self.settings.markout_ms * _MS)
         if report.ord_status in TERMINAL and parent.end_ns is None:
             parent.end_ns = self.clock.now_ns()
@@ -216,34 +223,34 @@ class World:
     def _child_arrives(self, command: SendChild) -> None:
         core = self.cores[command.venue]
         spec = command.spec
-        mid, centre = self._true_nbbo(command.symbol).mid, self._centre(core, command.symbol)
+        centre = self._centre(core, command.symbol)
         reports = core.submit(SimOrder(OWNER, command.cl_ord_id, command.symbol, command.side, spec.qty,
                                        spec.ord_type, spec.price, spec.tif))
-        self._to_gateway(command.venue, reports, mid)
+        self._to_gateway(command.venue, reports)
         if centre is not None and core.centre(command.symbol) != centre:
             self._follow(command.venue, command.symbol, core.centre(command.symbol) - centre)
 
     def _cancel_arrives(self, command: CancelChild) -> None:
         # A cancel that is too late is refused (35=9) and the gateway waits for the child's own final report.
         result = self.cores[command.venue].cancel(OWNER, command.cl_ord_id, command.orig_cl_ord_id)
-        self._to_gateway(command.venue, result.reports, None)
+        self._to_gateway(command.venue, result.reports)
 
     def _query_arrives(self, command: QueryChild) -> None:
         report = self.cores[command.venue].status(OWNER, command.cl_ord_id)
         if report is None:
             raise SimulationError(f"{command.venue} lost child {command.cl_ord_id}: a simulated venue forgets nothing")
-        self._to_gateway(command.venue, [report], None)
+        self._to_gateway(command.venue, [report])
 
     def _replenish(self, venue: str) -> None:
-        mids = {s.symbol: self._true_nbbo(s.symbol).mid for s in self.scenario.symbols}
         for report in self.cores[venue].replenish():
-            self._to_gateway(venue, [report], mids[report.symbol])
+            self._to_gateway(venue, [report])
 
-    def _to_gateway(self, venue: str, reports: list[SimReport], mid: Decimal | None) -> None:
+    def _to_gateway(self, venue: str, reports: list[SimReport]) -> None:
         now = self.clock.now_ns()
         for report in reports:
             parsed = venue_report(venue, report)
-            fill = (now, mid, report.fee) if report.exec_type is ExecType.TRADE else None
+            took = report.liquidity is Liquidity.TAKER
+            fill = (now, report.fee, took) if report.exec_type is ExecType.TRADE else None
             self._at(now + self._latency_ns[venue],
                      lambda r=parsed, f=fill: self._carry_out(self.engine.on_venue_report(r), f))
 
@@ -267,19 +274,24 @@ class World:
     def _published(self, venue: str, snapshot: BookSnapshot) -> None:
         self.truth.update(snapshot)
         if venue in self._lit:
-            times, mids = self._tape[snapshot.symbol]
+            times, touches = self._tape[snapshot.symbol]
             times.append(self.clock.now_ns())
-            mids.append(self._true_nbbo(snapshot.symbol).mid)
+            touches.append({name: (book.best_bid.price if book.bids else None,
+                                   book.best_ask.price if book.asks else None)
+                            for name in self._lit if (book := self.truth.book(name, snapshot.symbol)) is not None})
         self._at(self.clock.now_ns() + self._latency_ns[venue], lambda: self.market.update(snapshot))
 
     def _true_nbbo(self, symbol: str) -> Nbbo:
         return self.truth.nbbo(symbol, self._lit)
 
-    def _mid_at(self, symbol: str, ts_ns: int) -> Decimal | None:
-        """The true mid as it stood at ts_ns, after everything that happened then."""
-        times, mids = self._tape[symbol]
-        i = bisect_right(times, ts_ns)
-        return mids[i - 1] if i else None
+    def _impact_free_mid(self, symbol: str, ts_ns: int, takes: list[tuple[int, OwnTake]], before: bool) -> Decimal | None:
+        """The true mid with the levels `takes` consumed put back: as it stood just before ts_ns (before, with the
+        takes before it) or after everything that happened at ts_ns (with the takes up to it)."""
+        times, touches = self._tape[symbol]
+        i = bisect_left(times, ts_ns) if before else bisect_right(times, ts_ns)
+        if not i:
+            return None
+        return impact_free_mid(touches[i - 1], [take for ts, take in takes if ts < ts_ns or (not before and ts == ts_ns)])
 
     # --- the event heap ---------------------------------------------------------------------
 

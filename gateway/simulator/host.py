@@ -134,7 +134,7 @@ class VenueHost(GuardedApplication):
             key = session_key(session_id(spec))
             self.cores[key] = VenueCore(
                 venue, cfg.symbols, cfg.seed, clock, publish=bus.publish,
-                nbbo=lambda symbol: self.market.nbbo(symbol, lit),
+                nbbo=lambda symbol: self.market.nbbo(symbol, lit), trade=bus.publish_trade,
             )
             self.configs[key] = venue
             specs.append(spec)

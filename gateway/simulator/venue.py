@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from gateway.config import DarkLiquidity, SimVenueConfig, SymbolConfig
 from gateway.core.clock import Clock
-from gateway.core.market import BookSnapshot, Level, Nbbo
+from gateway.core.market import BookSnapshot, Level, Nbbo, Trade
 from gateway.core.types import ExecType, Liquidity, OrdStatus, OrdType, Side, TimeInForce, VenueKind
 from gateway.simulator.darkpool import DarkPool
 from gateway.simulator.orderbook import Fill, Order, OrderBook
@@ -83,13 +83,16 @@ class VenueCore:
 
     def __init__(self, config: SimVenueConfig, symbols: Sequence[SymbolConfig], seed: int, clock: Clock,
                  publish: Callable[[BookSnapshot], None] = lambda s: None,
-                 nbbo: Callable[[str], Nbbo | None] = lambda sym: None) -> None:
+                 nbbo: Callable[[str], Nbbo | None] = lambda sym: None,
+                 trade: Callable[[Trade], None] = lambda t: None) -> None:
         self.config = config
         self.name = config.name
         self.kind = config.kind
         self._symbols = {s.symbol: s for s in symbols}
         self._clock = clock
         self._publish = publish
+        self._trade = trade  # every print, the background's and the venue's own included
+        self._trade_seq = 0
         self._nbbo = nbbo
         self._rng = random.Random(seed ^ zlib.crc32(config.name.encode()))
         self._boot = format(clock.now_ns() // 1_000_000, "x")  # ids stay unique across restarts
@@ -344,6 +347,8 @@ class VenueCore:
         `taker_fee`: whether `taker` is the incoming order (it pays the taker fee) or a resting one
         that crossed on a replenish (a dark order meeting new liquidity pays the maker fee).
         """
+        self._trade_seq += 1
+        self._trade(Trade(self.name, symbol, fill.qty, fill.price, self._trade_seq, self._clock.now_ns()))
         dark = self.kind is VenueKind.DARK
         sides = [(taker, Liquidity.DARK if dark else Liquidity.TAKER, taker_fee)]
         if fill.maker is not None:

@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from gateway.analytics.tca import Child, Fill, ParentTrail, Quote, VenueTerms
+from gateway.analytics.tca import Child, Fill, Mark, ParentTrail, Print, Quote, VenueTerms
 from gateway.audit.records import Record
 from gateway.fix.wire import WireMessage
 
 FINAL = {"2": "filled", "3": "done_for_day", "4": "canceled", "8": "rejected", "C": "expired"}
+ORD_TYPES = {"1": "market", "2": "limit"}  # anything else counts as "other"
 LIVE = {"0": "new", "1": "partially_filled"}
 
 
@@ -31,6 +32,10 @@ class Selection:
                 and (self.order is None or self.order == parent.order_id or self.order in cl_ord_ids))
 
 
+def _ord_type(msg: WireMessage) -> str:
+    return ORD_TYPES.get(msg.getField(40), "other") if msg.isSetField(40) else "other"
+
+
 def _quote(body: dict) -> Quote:
     return Quote(Decimal(body["bid"]) if body.get("bid") is not None else None,
                  Decimal(body["ask"]) if body.get("ask") is not None else None)
@@ -46,6 +51,9 @@ class _Reader:
         self.children: dict[str, tuple[str, Child]] = {}  # child ClOrdID -> (OrderID, child)
         self.exec_ids: set[tuple[str, str]] = set()  # (venue, ExecID) of fills seen: duplicates count once
         self.unquoted: dict[str, int] = {}  # OrderID -> index of its latest fill that has no fill-time NBBO yet
+        self.fill_of: dict[str, tuple[str, int]] = {}  # upstream ExecID of a fill -> (OrderID, index of the fill)
+        self.marks: dict[str, list[Mark]] = {}  # upstream ExecID -> the marks recorded after it
+        self.tape: dict[str, list[Print]] = {}  # symbol -> the venues' prints, as received
 
     def config(self, body: dict) -> None:
         for venue in body.get("config", {}).get("venues", []):
@@ -68,6 +76,16 @@ class _Reader:
                 self.child_sent(record, msg, venue)
             elif record.kind == "fix_in" and msg.getField(35) == "8":
                 self.venue_report(record, msg, venue)
+        elif record.kind == "trade":
+            body = json.loads(record.body)
+            self.tape.setdefault(body["symbol"], []).append(
+                Print(record.ts_ns, body["venue"], int(body["qty"]), Decimal(body["price"])))
+        elif record.kind == "mark":
+            body = json.loads(record.body)
+            touches = {venue: tuple(Decimal(p) if p is not None else None for p in touch)
+                       for venue, touch in body["venues"].items()}
+            self.marks.setdefault(body["exec_id"], []).append(
+                Mark(int(body["horizon_ms"]), record.ts_ns, _quote(body), touches))
         elif record.order_id in self.parents:
             body = json.loads(record.body)
             if record.kind == "decision":
@@ -89,7 +107,8 @@ class _Reader:
         if record.kind == "fix_in" and msg_type == "D" and order_id not in self.parents and msg.isSetField(38):
             self.parents[order_id] = ParentTrail(
                 order_id, msg.getField(11), record.session, msg.getField(55), 1 if msg.getField(54) == "1" else -1,
-                int(Decimal(msg.getField(38))), record.ts_ns)
+                int(Decimal(msg.getField(38))), record.ts_ns, ord_type=_ord_type(msg),
+                directed=msg.isSetField(100) and bool(msg.getField(100)))
         elif record.kind == "fix_out" and msg_type == "8" and order_id in self.parents:
             parent = self.parents[order_id]
             if parent.end_ns is not None:
@@ -104,7 +123,9 @@ class _Reader:
     def child_sent(self, record: Record, msg: WireMessage, venue: str) -> None:
         if record.order_id not in self.parents or msg.getField(11) in self.children:
             return  # a resent child is the same child
-        child = Child(msg.getField(11), venue, int(Decimal(msg.getField(38))), record.ts_ns, None, False)
+        child = Child(msg.getField(11), venue, int(Decimal(msg.getField(38))), record.ts_ns, None, False,
+                      _ord_type(msg), Decimal(msg.getField(44)) if msg.isSetField(44) else None,
+                      self.route_quote.get(record.order_id))
         self.parents[record.order_id].children.append(child)
         self.children[child.cl_ord_id] = (record.order_id, child)
 
@@ -136,7 +157,8 @@ class _Reader:
         liquidity = msg.getField(851) if msg.isSetField(851) else None
         fills = self.parents[order_id].fills
         fills.append(Fill(record.ts_ns, venue, last_qty, Decimal(msg.getField(31)),
-                          {"1": True, "2": False}.get(liquidity), None, self.route_quote.get(order_id)))
+                          {"1": True, "2": False}.get(liquidity), None, self.children[cl_ord_id][1].route,
+                          child=cl_ord_id))
         self.unquoted[order_id] = len(fills) - 1
 
     def quoted(self, record: Record, body: dict) -> None:
@@ -145,14 +167,21 @@ class _Reader:
         if body.get("fill") and record.order_id in self.unquoted:
             index = self.unquoted.pop(record.order_id)
             parent.fills[index] = replace(parent.fills[index], at_fill=_quote(body))
+            self.fill_of[body["exec_id"]] = (record.order_id, index)
         if body.get("ord_status") in FINAL and parent.end is None:
             parent.end = _quote(body)
 
 
-def read_trail(records: Iterable[Record], selection: Selection) -> tuple[list[ParentTrail], dict[str, VenueTerms]]:
-    """The selected parents in arrival order and the venues' terms as last configured."""
+def read_trail(records: Iterable[Record], selection: Selection
+               ) -> tuple[list[ParentTrail], dict[str, VenueTerms], dict[str, list[Print]]]:
+    """The selected parents in arrival order, the venues' terms as last configured, and the prints per symbol."""
     reader = _Reader()
     for record in records:
         reader.read(record)
+    for exec_id, marks in reader.marks.items():  # a mark at horizon 0 may be on the trail before its fill's quote
+        if exec_id in reader.fill_of:
+            order_id, index = reader.fill_of[exec_id]
+            fills = reader.parents[order_id].fills
+            fills[index] = replace(fills[index], marks=tuple(marks))
     parents = [p for p in reader.parents.values() if selection.wants(p, reader.cl_ord_ids.get(p.order_id, set()))]
-    return parents, reader.venues
+    return parents, reader.venues, reader.tape

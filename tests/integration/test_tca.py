@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from statistics import median
@@ -40,11 +41,37 @@ def mid(nbbo: dict) -> Decimal:
     return (Decimal(nbbo["bid"]) + Decimal(nbbo["ask"])) / 2
 
 
+def ex_own(touches: dict, takes: list[tuple[str, Decimal]], side: int) -> Decimal:
+    """The mid of the venues' touches with each of our takes' price put back on the side it was taken from,
+    unless the venue's other side has since moved through it."""
+    book = {v: [None if b is None else Decimal(b), None if a is None else Decimal(a)] for v, (b, a) in touches.items()}
+    for venue, price in takes:
+        if venue not in book:
+            continue
+        bid, ask = book[venue]
+        if side > 0 and (bid is None or price > bid):
+            book[venue][1] = price if ask is None else min(ask, price)
+        if side < 0 and (ask is None or price < ask):
+            book[venue][0] = price if bid is None else max(bid, price)
+    return (max(b for b, _ in book.values() if b is not None) + min(a for _, a in book.values() if a is not None)) / 2
+
+
+def qty_mean(pairs: list[tuple[int, str | None]]) -> str | None:
+    known = [(qty, Decimal(v)) for qty, v in pairs if v is not None]
+    total = sum(qty for qty, _ in known)
+    return q(sum(qty * v for qty, v in known) / total) if total else None
+
+
+HORIZONS = (0, 50, 200)
+
+
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    """A sweep that fills, a limit buy that takes what it can, rests and is canceled, a directed dark order."""
+    """A sweep that fills, a limit buy that takes what it can, rests and is canceled, a directed dark order, a market
+    sell; background flow on LITC prints trades that are not ours."""
     tmp_path = tmp_path_factory.mktemp("tca")
-    gateway_cfg, venues_cfg = topology.build(tmp_path)
+    gateway_cfg, venues_cfg = topology.build(tmp_path, sim_overrides={"LITC": {"background_flow": 1.0}},
+                                             gateway_overrides={"tca": {"markout_horizons_ms": list(HORIZONS)}})
     with Stack(gateway_cfg, venues_cfg, tmp_path) as stack:
         oms = stack.oms
         oms.new_order("SW", "AAPL", "1", 900, price="190.03", urgency="H")
@@ -52,10 +79,14 @@ def session(tmp_path_factory):
         oms.new_order("PC", "AAPL", "1", 5000, price="190.03", urgency="H")
         oms.wait(lambda: any(m.get(codec.ORD_STATUS) in ("0", "1") and m.get(codec.LEAVES_QTY) not in (None, "0")
                              and int(m.get(codec.CUM_QTY)) > 0 for m in oms.reports("PC")), 10)
+        time.sleep(0.7)  # LITC's background flow prints while PC rests: the market trades beside us
         oms.cancel("PC-X", "PC", "AAPL", "1", 5000)
         oms.wait_final("PC-X")
         oms.new_order("DK", "AAPL", "2", 300, price="189.00", ex_destination="DRKA")
         oms.wait_final("DK")
+        oms.new_order("MK", "AAPL", "2", 200)
+        oms.wait_final("MK")
+        time.sleep(max(HORIZONS) / 1000 + 0.5)  # the last fill's longest markout horizon, and a background print
         reports = [m for m in oms.received if m.msg_type == "8"]
     store = open_store(gateway_cfg.audit.url)
     store.open()
@@ -72,15 +103,21 @@ def by_hand(gateway_cfg, reports, records) -> dict:
     venues = {v.name: v for v in gateway_cfg.venues}
     sessions = {f"{v.begin_string}:{v.sender_comp_id}->{v.target}": v.name for v in gateway_cfg.venues}
     quotes = {json.loads(r.body)["exec_id"]: json.loads(r.body) for r in records if r.kind == "quote"}
+    marks = {}
+    for r in records:
+        if r.kind == "mark":
+            marks.setdefault(json.loads(r.body)["exec_id"], []).append((r.ts_ns, json.loads(r.body)))
+    prints = [(r.ts_ns, json.loads(r.body)) for r in records if r.kind == "trade"
+              and json.loads(r.body)["symbol"] == "AAPL"]
     orders, per_venue = [], {}
-    for cl_ord_id in ("SW", "PC", "DK"):
+    for cl_ord_id in ("SW", "PC", "DK", "MK"):
         mine = [m for m in reports if m.get(codec.CL_ORD_ID) in (cl_ord_id, cl_ord_id + "-X")]
         order_id = mine[0][codec.ORDER_ID]
         story = [r for r in records if r.order_id == order_id]
         arrival_ns = next(r.ts_ns for r in story if r.kind == "fix_in" and fields(r.body)[35] == "D")
         decisions = [r for r in story if r.kind == "decision"]
         arrival = mid(json.loads(decisions[0].body)["nbbo"])
-        side = 1 if cl_ord_id != "DK" else -1
+        side = 1 if cl_ord_id in ("SW", "PC") else -1
         ordered = int(mine[0][codec.ORDER_QTY])
         final = next(m for m in mine if m[codec.ORD_STATUS] in FINAL)
         end = quotes[final[codec.EXEC_ID]]
@@ -94,6 +131,8 @@ def by_hand(gateway_cfg, reports, records) -> dict:
         assert [(sessions[r.session], int(Decimal(f[32])), Decimal(f[31])) for r, f in venue_fills] == \
             [(m[codec.LAST_MKT], int(m[codec.LAST_QTY]), Decimal(m[codec.LAST_PX])) for m in oms_fills]
         assert sum(int(m[codec.LAST_QTY]) for m in oms_fills) == int(final[codec.CUM_QTY])
+        takes = [(r.ts_ns, sessions[r.session], Decimal(f[31])) for r, f in venue_fills
+                 if f.get(851) == "2" and venues[sessions[r.session]].kind.value == "lit"]
         fills, fees, notional, filled = [], Decimal(0), Decimal(0), 0
         for (record, venue_msg), report in zip(venue_fills, oms_fills):
             venue, qty, px = report[codec.LAST_MKT], int(report[codec.LAST_QTY]), Decimal(report[codec.LAST_PX])
@@ -107,11 +146,19 @@ def by_hand(gateway_cfg, reports, records) -> dict:
             route = json.loads([d for d in decisions if d.seq < child_seq][-1].body)["nbbo"]
             route_far = Decimal(route["ask"] if side > 0 else route["bid"])
             improvement = side * (route_far - px)
+            fill_marks = []
+            for ts, body in sorted(marks.get(report[codec.EXEC_ID], []), key=lambda m: m[1]["horizon_ms"]):
+                reference = ex_own(body["venues"], [(v, p) for t, v, p in takes if t <= ts], side)
+                fill_marks.append({"horizon_ms": body["horizon_ms"], "mid": str(mid(body)),
+                                   "mid_ex_own": str(reference), "bps": q(side * (reference - px) / px * 10000)})
+            assert [m["horizon_ms"] for m in fill_marks] == list(HORIZONS)
             fills.append({"ts_ns": record.ts_ns, "venue": venue, "qty": qty, "price": str(px),
                           "liquidity": "passive" if passive else "aggressive", "fee": str(fee),
                           "mid_at_fill": str(fill_mid), "slippage_mid_bps": q(side * (px - fill_mid) / fill_mid * 10000),
                           "slippage_far_bps": q(side * (px - far) / fill_mid * 10000),
-                          "improvement": str(improvement), "improvement_bps": q(improvement / mid(route) * 10000)})
+                          "improvement": str(improvement), "improvement_bps": q(improvement / mid(route) * 10000),
+                          "effective_spread_bps": q(2 * side * (px - mid(route)) / mid(route) * 10000),
+                          "markouts": fill_marks})
             fees += fee
             notional += qty * px
             filled += qty
@@ -119,9 +166,13 @@ def by_hand(gateway_cfg, reports, records) -> dict:
         execution = side * (notional - filled * arrival)
         opportunity = side * (mid(end) - arrival) * (ordered - filled)
         final_ns = next(r.ts_ns for r in story if r.kind == "fix_out" and fields(r.body).get(17) == final[codec.EXEC_ID])
+        during = [(int(b["qty"]), Decimal(b["price"])) for ts, b in prints if arrival_ns <= ts <= final_ns]
+        volume = sum(qty for qty, _ in during)
+        vwap = sum(qty * px for qty, px in during) / volume
         orders.append({
             "order_id": order_id, "cl_ord_id": cl_ord_id, "session": "FIX.4.4:SORGW->OMS",
-            "symbol": "AAPL", "side": "buy" if side > 0 else "sell", "order_qty": ordered,
+            "symbol": "AAPL", "side": "buy" if side > 0 else "sell", "ord_type": "market" if cl_ord_id == "MK" else "limit",
+            "directed": cl_ord_id == "DK", "order_qty": ordered,
             "status": {"2": "filled", "4": "canceled"}[final[codec.ORD_STATUS]], "filled_qty": filled,
             "avg_px": q(notional / filled, "0.000001"), "fill_rate": q(Decimal(filled) / ordered),
             "arrival_mid": str(arrival), "end_mid": str(mid(end)), "fees": str(fees),
@@ -134,6 +185,11 @@ def by_hand(gateway_cfg, reports, records) -> dict:
             "passive_share": q(Decimal(sum(f["qty"] for f in fills if f["liquidity"] == "passive")) / filled),
             "aggressive_share": q(Decimal(sum(f["qty"] for f in fills if f["liquidity"] == "aggressive")) / filled),
             "dark_share": q(Decimal(sum(f["qty"] for f in fills if venues[f["venue"]].kind.value == "dark")) / filled),
+            "markouts_bps": {str(h): qty_mean([(f["qty"], f["markouts"][i]["bps"]) for f in fills])
+                             for i, h in enumerate(HORIZONS)},
+            "market_volume": volume, "market_vwap": q(vwap, "0.000001"),
+            "vwap_slippage_bps": q(side * (notional / filled - vwap) / vwap * 10000),
+            "participation": q(Decimal(filled) / volume),
             "fills": fills})
         for record, f in sent:
             venue = sessions[record.session]
@@ -144,6 +200,7 @@ def by_hand(gateway_cfg, reports, records) -> dict:
             row["rejects"] += any(a[150] == "8" for r, a in answers if f[11] in (a.get(11), a.get(41)))
         for fill in fills:
             per_venue[fill["venue"]]["fills"].append(fill)
+    assert any(b["venue"] == "LITC" for _, b in prints), "background flow printed no trade"
     routed_total = sum(sum(v["children"]) for v in per_venue.values())
     filled_total = sum(f["qty"] for v in per_venue.values() for f in v["fills"])
     scorecard = []
@@ -162,8 +219,24 @@ def by_hand(gateway_cfg, reports, records) -> dict:
             "fees": str(sum((f for f in fees if f > 0), Decimal(0))),
             "rebates": str(-sum((f for f in fees if f < 0), Decimal(0))), "rejects": row["rejects"],
             "flow_share": q(Decimal(routed) / routed_total),
-            "fill_share": q(Decimal(filled) / filled_total)})
-    return {"orders": orders, "venues": scorecard}
+            "fill_share": q(Decimal(filled) / filled_total),
+            "effective_spread_bps": qty_mean([(f["qty"], f["effective_spread_bps"]) for f in row["fills"]]),
+            "markouts_bps": {str(h): qty_mean([(f["qty"], f["markouts"][i]["bps"]) for f in row["fills"]])
+                             for i, h in enumerate(HORIZONS)} if row["fills"] else {},
+            "toxicity": q(Decimal(sum(f["qty"] for f in row["fills"] if Decimal(f["markouts"][-1]["bps"]) < 0))
+                          / filled) if filled else None})
+    means = []
+    for figure in ("shortfall_bps", "execution_bps", "fees_bps", "opportunity_bps", "vwap_slippage_bps", "fill_rate",
+                   "participation"):
+        values = [Decimal(o[figure]) for o in orders]
+        means.append({"figure": figure, "n": len(values), "mean": q(sum(values) / len(values)),
+                      "ci_low": None, "ci_high": None})  # four orders: too few for an interval
+    for h in HORIZONS:
+        values = [Decimal(o["markouts_bps"][str(h)]) for o in orders]
+        means.append({"figure": f"markout_{h}ms_bps", "n": len(values), "mean": q(sum(values) / len(values)),
+                      "ci_low": None, "ci_high": None})
+    return {"orders": orders, "venues": scorecard, "aggregates": means,
+            "aggregates_method": "95% Student t interval of the mean, each order one observation; none under 5 orders"}
 
 
 def tca(url: str, *args: str) -> subprocess.CompletedProcess:
@@ -174,10 +247,14 @@ def test_every_figure_matches_the_hand_computation(session):
     gateway_cfg, reports, records = session
     expected = by_hand(gateway_cfg, reports, records)
     # The session exercised what the figures are about: a sweep across venues, an unfilled remainder, a dark fill.
-    sweep, partial, dark = expected["orders"]
+    sweep, partial, dark, market = expected["orders"]
     assert len(sweep["venues"]) > 1 and sweep["filled_qty"] == 900
     assert 0 < partial["filled_qty"] < 5000 and partial["status"] == "canceled"
     assert dark["dark_share"] == "1.0000" and dark["passive_share"] == "1.0000"
+    assert market["filled_qty"] == 200 and market["ord_type"] == "market"
+    assert sweep["aggressive_share"] == "1.0000"  # takes at lit venues: the markouts put their levels back
+    # Somebody else traded while the orders worked: participation below one.
+    assert any(Decimal(o["participation"]) < 1 for o in expected["orders"])
     done = tca(gateway_cfg.audit.url, "--format", "json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == json.loads(json.dumps(expected, default=str))
@@ -189,10 +266,11 @@ def test_selection_formats_and_errors(session, tmp_path):
     one = json.loads(tca(url, "--order", "PC-X", "--format", "json").stdout)
     assert [o["cl_ord_id"] for o in one["orders"]] == ["PC"]
     assert [o["cl_ord_id"] for o in json.loads(tca(url, "--symbol", "AAPL", "--session", "FIX.4.4:SORGW->OMS",
-                                                      "--format", "json").stdout)["orders"]] == ["SW", "PC", "DK"]
+                                                      "--format", "json").stdout)["orders"]] == ["SW", "PC", "DK", "MK"]
     dark_at = next(r.ts_ns for r in records if r.kind == "fix_in" and b"\x0111=DK\x01" in r.body)
     later = datetime.fromtimestamp(dark_at / 1e9 - 0.0005, tz=timezone.utc).isoformat()
-    assert [o["cl_ord_id"] for o in json.loads(tca(url, "--from", later, "--format", "json").stdout)["orders"]] == ["DK"]
+    assert [o["cl_ord_id"] for o in json.loads(tca(url, "--from", later, "--format", "json").stdout)["orders"]] == \
+        ["DK", "MK"]
     assert [o["cl_ord_id"] for o in json.loads(tca(url, "--to", later, "--format", "json").stdout)["orders"]] == ["SW", "PC"]
 
     table = tca(url)
