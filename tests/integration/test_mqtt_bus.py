@@ -13,7 +13,7 @@ import pytest
 
 from gateway.bus import codec
 from gateway.bus.mqtt import MqttPublisher, MqttSubscriber, parse_url
-from gateway.core.market import BookSnapshot, Level
+from gateway.core.market import BookSnapshot, Level, Trade
 from tests.mqtt_broker import BROKER_HOST, BROKER_PORT
 from tests.tcp_proxy import TcpProxy
 
@@ -160,6 +160,23 @@ def test_malformed_payload_is_counted_and_the_subscriber_carries_on(broker: str,
     wait_until(lambda: got.has(valid), "the valid snapshot after the malformed ones")
     assert sub.malformed == 2 and sub.received == 3
     assert got.snapshots == [valid]
+
+
+def test_trades_each_arrive_unconflated_and_a_bad_one_is_counted(broker: str, prefix: str, bus: Callable) -> None:
+    trades: list[Trade] = []
+    books = Collector()
+    sub = bus(MqttSubscriber(broker, books, prefix=prefix, on_trade=trades.append))
+    wait_until(lambda: sub.connected, "the subscriber to connect")
+    pub = bus(MqttPublisher(broker, prefix=prefix))
+    sent = [Trade("LIT1", "AAPL", 100 + i, D("189.9901"), i, time.time_ns()) for i in range(1, 6)]
+    for trade in sent:  # one book: a snapshot would be conflated, a trade is not
+        pub.publish_trade(trade)
+    wait_until(lambda: len(trades) == len(sent), "every trade")
+    assert trades == sent and books.snapshots == []
+    asyncio.run(publish_raw(codec.topic(prefix, "LIT1", "AAPL", "trade"), codec.encode_trade(sent[0])[:-3]))
+    asyncio.run(publish_raw(codec.topic(prefix, "LIT2", "AAPL", "trade"), codec.encode_trade(sent[0])))
+    wait_until(lambda: sub.malformed == 2, "both bad trades counted")
+    assert trades == sent
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.bus import codec
-from gateway.core.market import BookSnapshot, Level
+from gateway.bus.inprocess import InProcessBus
+from gateway.core.market import BookSnapshot, Level, Trade
 
 prices = st.decimals(min_value=D("1e-8"), max_value=D("1e12"), allow_nan=False, allow_infinity=False)
 levels = st.lists(st.builds(Level, prices, st.integers(1, 10**12)), max_size=10).map(tuple)
@@ -93,3 +94,24 @@ def test_topic_and_filter() -> None:
 def test_topic_refuses_names_that_are_not_one_topic_level(venue: str, symbol: str) -> None:
     with pytest.raises(ValueError, match="cannot be an MQTT topic level"):
         codec.topic("sorgw", venue, symbol)
+
+
+def test_a_trade_round_trips_exactly_and_bad_ones_are_named():
+    trade = Trade("LITA", "AAPL", 300, D("189.9901"), 7, 1_700_000_000_000_000_001)
+    assert codec.decode_trade(codec.encode_trade(trade)) == trade
+    assert codec.topic("sorgw", "LITA", "AAPL", "trade") == "sorgw/trade/LITA/AAPL"
+    assert codec.topic_filter("sorgw", "trade") == "sorgw/trade/+/+"
+    for payload, message in ((b"[]", "JSON object"), (b'{"venue": "A"}', "missing"), (b"{", "not JSON"),
+                             (codec.encode_trade(trade).replace(b'"qty":300', b'"qty":0'), "qty"),
+                             (codec.encode_trade(trade).replace(b'"189.9901"', b'189.99'), "decimal string")):
+        with pytest.raises(ValueError, match=message):
+            codec.decode_trade(payload)
+
+
+def test_the_in_process_bus_hands_trades_to_trade_subscribers_only():
+    bus, books, trades = InProcessBus(), [], []
+    bus.subscribe(books.append)
+    bus.subscribe_trades(trades.append)
+    trade = Trade("LITA", "AAPL", 1, D("1"), 1, 1)
+    bus.publish_trade(trade)
+    assert trades == [trade] and books == []

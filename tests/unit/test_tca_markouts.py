@@ -1,0 +1,99 @@
+"""Impact-free markouts, market VWAP and participation, aggregates with intervals, the mark timer: by hand."""
+from __future__ import annotations
+
+import statistics
+import threading
+from decimal import Decimal as D
+
+from gateway.analytics.markouts import OwnTake, impact_free_mid
+from gateway.analytics.tca import (
+    Child, Fill, Mark, ParentTrail, Print, Quote, VenueTerms, aggregates, mean_ci, parent_figures, t95, venue_figures,
+)
+from gateway.tca.marks import MarkTimer
+
+VENUES = {"A": VenueTerms(False, D(0), D(0)), "B": VenueTerms(False, D(0), D(0)), "D": VenueTerms(True, D(0), D(0))}
+
+
+def test_a_take_is_put_back_until_the_venue_refills_or_moves_through_it():
+    # We bought A's offer at 100.01; A now shows 100.03, B 100.02: the take put back makes the ask 100.01.
+    touches = {"A": (D("99.99"), D("100.03")), "B": (D("99.98"), D("100.02"))}
+    assert impact_free_mid(touches, []) == D("100.005")
+    assert impact_free_mid(touches, [OwnTake("A", 1, D("100.01"))]) == D("100.00")
+    # A re-laid its quotes above our price (a toxic move through it): nothing to put back, the move counts.
+    moved = {"A": (D("100.02"), D("100.04")), "B": (D("99.98"), D("100.02"))}
+    assert impact_free_mid(moved, [OwnTake("A", 1, D("100.01"))]) == D("100.02")
+    # A sell's take goes back on the bid; a venue not in the mark and an empty side are handled.
+    assert impact_free_mid({"A": (None, D("100.03"))}, [OwnTake("A", -1, D("99.99")), OwnTake("Z", 1, D("1"))]) == \
+        D("100.01")
+    assert impact_free_mid({"A": (None, D("100.03"))}, []) is None
+
+
+def order(fills, marks_ok=True) -> ParentTrail:
+    route = Quote(D("99.99"), D("100.01"))
+    after = Quote(D("100.00"), D("100.03"))
+    mark = Mark(100, 2_000, after, {"A": (D("100.00"), D("100.03")), "B": (D("99.99"), D("100.03"))})
+    return ParentTrail("O", "C", "S", "XYZ", 1, 1000, 1_000, "filled", arrival=route, end=after, end_ns=5_000,
+                       children=[Child("K", "A", 1000, 1_000, 1_100, False, "limit", D("100.01"), route)],
+                       fills=[Fill(ts, v, q, D(p), passive, after, route, (mark,) if marks_ok else (), "K")
+                              for ts, v, q, p, passive in fills])
+
+
+def test_markouts_vwap_and_participation_of_one_order():
+    trail = order([(1_500, "A", 600, "100.01", False), (1_600, "D", 400, "100.00", True)])
+    tape = [Print(900, "B", 100, D("99.00")), Print(1_500, "A", 600, D("100.01")), Print(1_600, "D", 400, D("100.00")),
+            Print(3_000, "B", 1000, D("100.02")), Print(6_000, "B", 100, D("200"))]
+    figures = parent_figures(trail, VENUES, tape)
+    lit, dark = figures["fills"]
+    # At 100 ms A shows 100.00/100.03, B 99.99/100.03; our take at 100.01 on A goes back: mid (100.00 + 100.01) / 2.
+    assert lit["markouts"] == [{"horizon_ms": 100, "mid": D("100.015"), "mid_ex_own": D("100.005"),
+                                "bps": D("-0.5")}]  # (100.005 - 100.01) / 100.01, to four places
+    assert dark["markouts"][0]["bps"] == D("0.5")  # (100.005 - 100.00) / 100.00
+    assert figures["markouts_bps"] == {"100": D("-0.1")}  # (600 x -0.5 + 400 x 0.5) / 1000
+    # Prints from arrival (1000) to the end (5000): 600 @ 100.01, 400 @ 100.00, 1000 @ 100.02.
+    assert figures["market_volume"] == 2000 and figures["market_vwap"] == D("100.013")
+    assert figures["participation"] == D("0.5")
+    assert figures["vwap_slippage_bps"] == D("-0.6999")  # (100.006 - 100.013) / 100.013
+    assert lit["effective_spread_bps"] == D("2")  # 2 x (100.01 - 100.00) / 100.00
+    [a, d] = sorted(venue_figures([trail], VENUES), key=lambda v: v["venue"])
+    assert a["toxicity"] == D(1) and d["toxicity"] == D(0) and a["markouts_bps"] == {"100": D("-0.5")}
+
+
+def test_a_live_order_has_no_interval_vwap():
+    trail = order([(1_500, "A", 600, "100.01", False)], marks_ok=False)
+    trail.end_ns = None
+    figures = parent_figures(trail, VENUES, [Print(1_500, "A", 600, D("100.01"))])
+    assert figures["market_vwap"] is None and figures["participation"] is None and figures["markouts_bps"] == {}
+
+
+def test_intervals_by_hand_and_none_for_small_samples():
+    values = [D("1.5"), D("2.25"), D("-0.75"), D("3"), D("0.5"), D("1")]
+    got = mean_ci(values)
+    mean, sd = statistics.mean(values), statistics.stdev(values)
+    half = D("2.571") * sd / D(6).sqrt()  # t(0.975, 5)
+    assert got["n"] == 6 and got["mean"] == round(mean, 4)
+    assert (got["ci_low"], got["ci_high"]) == (round(mean - half, 4), round(mean + half, 4))
+    assert mean_ci(values[:4])["ci_low"] is None and mean_ci([])["mean"] is None
+    assert t95(4) == D("2.776") and t95(35) == D("2.042") and t95(500) == D("1.960")
+    rows = {r["figure"]: r for r in aggregates([{**dict.fromkeys(
+        ("shortfall_bps", "execution_bps", "fees_bps", "opportunity_bps", "vwap_slippage_bps", "fill_rate",
+         "participation")), "shortfall_bps": v, "markouts_bps": {"100": v}} for v in values])}
+    assert rows["shortfall_bps"] == rows["markout_100ms_bps"] | {"figure": "shortfall_bps"}
+    assert rows["fill_rate"]["n"] == 0
+
+
+def test_the_mark_timer_calls_back_at_each_horizon_and_not_after_stop():
+    seen, done = [], threading.Event()
+
+    def mark(key, horizon):
+        seen.append((key, horizon))
+        if len(seen) == 4:
+            done.set()
+    timer = MarkTimer((0, 20, 3_600_000), mark)
+    timer.start()
+    timer.schedule("F1")
+    timer.schedule("F2")
+    assert done.wait(5)
+    assert sorted(seen) == [("F1", 0), ("F1", 20), ("F2", 0), ("F2", 20)]
+    assert [h for _, h in seen[:2]] == [0, 0]  # each at its horizon: both zeros before either 20
+    timer.stop()
+    assert timer.waiting == 2 and len(seen) == 4  # the hour-long horizons are never made once stopped
