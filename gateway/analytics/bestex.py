@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 
-from gateway.analytics.tca import ParentTrail, VenueTerms, _q, _share, fee
+from gateway.analytics.tca import ParentTrail, VenueTerms, _q, fee
 
 TOP = 5
 ORDER_CLASSES = ("market", "limit", "other")
@@ -23,8 +23,7 @@ def business_days(first: date, last: date) -> int:
 
 
 def _pct(part: int, whole: int) -> Decimal | None:
-    share = _share(part, whole)
-    return None if share is None else _q(share * 100)
+    return _q(Decimal(part) * 100 / whole) if whole else None
 
 
 def top_venues(trails: Sequence[ParentTrail], days: int) -> list[dict]:

@@ -312,3 +312,88 @@ def test_a_postgres_trail_gives_the_same_report(session, postgres_url, postgres_
     from_postgres = tca(postgres_url, "--table", postgres_table, "--format", "json")
     assert from_postgres.returncode == 0, from_postgres.stderr
     assert json.loads(from_postgres.stdout) == json.loads(tca(gateway_cfg.audit.url, "--format", "json").stdout)
+
+
+def best_ex_by_hand(gateway_cfg, reports, records) -> dict:
+    """Both best-execution tables from the trail's messages: the OMS's orders, the children sent, the venues' fills."""
+    venues = {v.name: v for v in gateway_cfg.venues}
+    sessions = {f"{v.begin_string}:{v.sender_comp_id}->{v.target}": v.name for v in gateway_cfg.venues}
+    parents = {}
+    for r in records:
+        if r.kind == "fix_in" and r.session not in sessions and r.order_id and fields(r.body).get(35) == "D":
+            f = fields(r.body)
+            parents[r.order_id] = {"arrival": r.ts_ns, "class": {"1": "market", "2": "limit"}[f[40]],
+                                   "directed": 100 in f, "side": 1 if f[54] == "1" else -1, "children": []}
+    decisions = [r for r in records if r.kind == "decision"]
+    for r in records:
+        if r.kind == "fix_out" and r.session in sessions and fields(r.body)[35] == "D":
+            f = fields(r.body)
+            route = json.loads([d for d in decisions if d.seq < r.seq and d.order_id == r.order_id][-1].body)["nbbo"]
+            fills = [fields(x.body) for x in records if x.kind == "fix_in" and x.session == r.session
+                     and fields(x.body).get(11) == f[11] and int(Decimal(fields(x.body).get(32, "0"))) > 0]
+            parents[r.order_id]["children"].append({"venue": sessions[r.session], "type": f[40],
+                                                    "price": Decimal(f[44]) if 44 in f else None,
+                                                    "route": route, "fills": fills})
+    day = datetime.fromtimestamp(min(p["arrival"] for p in parents.values()) / 1e9, tz=timezone.utc).date()
+    days = int(day.weekday() < 5)  # the session ran within one day: one business day, or none on a weekend
+    top = []
+    for order_class in ("market", "limit", "other"):
+        executed = [(c["venue"], sum(int(f[32]) for f in c["fills"]), all(f.get(851) == "1" for f in c["fills"]),
+                     any(f.get(851) == "2" for f in c["fills"]), p["directed"])
+                    for p in parents.values() if p["class"] == order_class for c in p["children"] if c["fills"]]
+        if not executed:
+            continue
+        volume = sum(e[1] for e in executed)
+        names = sorted({e[0] for e in executed}, key=lambda v: (-sum(e[1] for e in executed if e[0] == v), v))[:5]
+        for rank, venue in enumerate(names, 1):
+            mine = [e for e in executed if e[0] == venue]
+            top.append({"order_class": order_class, "rank": rank, "venue": venue,
+                        "fewer_than_one_trade_a_day": days > 0 and len(executed) < days,
+                        "volume": sum(e[1] for e in mine), "volume_pct": q(Decimal(sum(e[1] for e in mine)) * 100 / volume),
+                        "orders": len(mine), "orders_pct": q(Decimal(len(mine)) * 100 / len(executed)),
+                        "passive_pct": q(Decimal(sum(e[2] for e in mine)) * 100 / len(mine)),
+                        "aggressive_pct": q(Decimal(sum(e[3] for e in mine)) * 100 / len(mine)),
+                        "directed_pct": q(Decimal(sum(e[4] for e in mine)) * 100 / len(mine))})
+    routed = [(p, c) for p in parents.values() if not p["directed"] for c in p["children"]]
+    routing = []
+    for venue in sorted({c["venue"] for _, c in routed}):
+        mine = [(p, c) for p, c in routed if c["venue"] == venue]
+        kinds = {"market": 0, "marketable_limit": 0, "non_marketable_limit": 0, "other": 0}
+        charges = []
+        for p, c in mine:
+            if c["type"] == "1":
+                kinds["market"] += 1
+            else:
+                far = Decimal(c["route"]["ask"] if p["side"] > 0 else c["route"]["bid"])
+                kinds["marketable_limit" if p["side"] * (c["price"] - far) >= 0 else "non_marketable_limit"] += 1
+            v = venues[venue]
+            charges += [int(f[32]) * (v.maker_fee if f.get(851) == "1" else v.taker_fee) for f in c["fills"]]
+        routing.append({"venue": venue, "orders": len(mine), "orders_pct": q(Decimal(len(mine)) * 100 / len(routed)),
+                        **{f"{k}_pct": q(Decimal(n) * 100 / len(mine)) for k, n in kinds.items()},
+                        "fees_paid": str(sum((x for x in charges if x > 0), Decimal(0))),
+                        "rebates_received": str(-sum((x for x in charges if x < 0), Decimal(0)))})
+    return {"top_venues": top, "routing": routing, "days": days}
+
+
+def test_best_execution_reports_match_the_hand_computation(session, tmp_path):
+    gateway_cfg, reports, records = session
+    expected = best_ex_by_hand(gateway_cfg, reports, records)
+    done = tca(gateway_cfg.audit.url, "--report", "best-ex", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert got["orders"] == 4 and got["period"]["business_days"] == expected["days"]
+    assert got["top_venues"] == json.loads(json.dumps(expected["top_venues"], default=str))
+    assert got["routing"] == json.loads(json.dumps(expected["routing"], default=str))
+    assert {r["order_class"] for r in got["top_venues"]} == {"market", "limit"}
+    assert any(r["directed_pct"] == "100.0000" and r["venue"] == "DRKA" for r in got["top_venues"])
+    children = sum(1 for r in records if r.kind == "fix_out" and r.session != "FIX.4.4:SORGW->OMS"
+                   and fields(r.body).get(35) == "D")
+    assert sum(r["orders"] for r in got["routing"]) < children  # the directed order is not in the 606 counts
+    table = tca(gateway_cfg.audit.url, "--report", "best-ex")
+    assert table.returncode == 0 and "RTS 28" in table.stdout and "Rule 606" in table.stdout
+    written = tca(gateway_cfg.audit.url, "--report", "best-ex", "--format", "csv", "--out", str(tmp_path / "bx"))
+    assert written.returncode == 0, written.stderr
+    with (tmp_path / "bx" / "routing.csv").open() as f:
+        assert [row["venue"] for row in csv.DictReader(f)] == [r["venue"] for r in expected["routing"]]
+    refused = tca(gateway_cfg.audit.url, "--report", "best-ex", "--format", "html", "--out", str(tmp_path / "x.html"))
+    assert refused.returncode == 1 and "table, csv or json" in refused.stderr
