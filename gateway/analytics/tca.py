@@ -135,11 +135,15 @@ def own_takes(fills: Sequence[Fill], side: int, venues: dict[str, VenueTerms]) -
 
 
 def markout(fill: Fill, mark: Mark, side: int, takes: Sequence[tuple[int, OwnTake]]) -> dict:
-    """One fill marked at one horizon: side x (impact-free mid - price) in bps of the price; positive: the market
-    moved the fill's way. mid is the plain NBBO mid then, mid_ex_own the one with our takes until then put back."""
+    """One fill marked at one horizon: bps is side x (impact-free mid - price) in bps of the price, positive when
+    the market moved the fill's way; move_bps is side x (impact-free mid - the mid the router saw) in bps of that
+    mid, the market's own move since the decision, without the spread paid. mid is the plain NBBO mid then,
+    mid_ex_own the one with our takes until then put back."""
     mid_ex = impact_free_mid(mark.touches, [t for ts, t in takes if ts <= mark.ts_ns])
+    route_mid = fill.at_route.mid if fill.at_route else None
     return {"horizon_ms": mark.horizon_ms, "mid": mark.nbbo.mid, "mid_ex_own": mid_ex,
-            "bps": _q(side * (mid_ex - fill.price) / fill.price * BPS) if mid_ex is not None else None}
+            "bps": _q(side * (mid_ex - fill.price) / fill.price * BPS) if mid_ex is not None else None,
+            "move_bps": _q(side * (mid_ex - route_mid) / route_mid * BPS) if mid_ex is not None and route_mid else None}
 
 
 def fill_figures(fill: Fill, side: int, terms: VenueTerms | None,
@@ -281,10 +285,12 @@ def venue_figures(trails: list[ParentTrail], venues: dict[str, VenueTerms]) -> l
 
 
 def _toxicity(fills: Sequence[dict]) -> Decimal | None:
-    """The share of the marked quantity whose markout at the longest horizon is negative (moved against us)."""
+    """The share of the marked quantity after which the market moved against us by the longest horizon: the
+    impact-free mid then is worse for our side than the mid the router saw (move_bps < 0; the spread paid is
+    not a move)."""
     horizon = max((m["horizon_ms"] for f in fills for m in f["markouts"]), default=None)
-    last = [(f["qty"], m["bps"]) for f in fills for m in f["markouts"] if m["horizon_ms"] == horizon
-            and m["bps"] is not None]
+    last = [(f["qty"], m["move_bps"]) for f in fills for m in f["markouts"] if m["horizon_ms"] == horizon
+            and m["move_bps"] is not None]
     return _share(sum(q for q, bps in last if bps < 0), sum(q for q, _ in last))
 
 

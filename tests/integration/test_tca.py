@@ -150,7 +150,8 @@ def by_hand(gateway_cfg, reports, records) -> dict:
             for ts, body in sorted(marks.get(report[codec.EXEC_ID], []), key=lambda m: m[1]["horizon_ms"]):
                 reference = ex_own(body["venues"], [(v, p) for t, v, p in takes if t <= ts], side)
                 fill_marks.append({"horizon_ms": body["horizon_ms"], "mid": str(mid(body)),
-                                   "mid_ex_own": str(reference), "bps": q(side * (reference - px) / px * 10000)})
+                                   "mid_ex_own": str(reference), "bps": q(side * (reference - px) / px * 10000),
+                                   "move_bps": q(side * (reference - mid(route)) / mid(route) * 10000)})
             assert [m["horizon_ms"] for m in fill_marks] == list(HORIZONS)
             fills.append({"ts_ns": record.ts_ns, "venue": venue, "qty": qty, "price": str(px),
                           "liquidity": "passive" if passive else "aggressive", "fee": str(fee),
@@ -223,7 +224,7 @@ def by_hand(gateway_cfg, reports, records) -> dict:
             "effective_spread_bps": qty_mean([(f["qty"], f["effective_spread_bps"]) for f in row["fills"]]),
             "markouts_bps": {str(h): qty_mean([(f["qty"], f["markouts"][i]["bps"]) for f in row["fills"]])
                              for i, h in enumerate(HORIZONS)} if row["fills"] else {},
-            "toxicity": q(Decimal(sum(f["qty"] for f in row["fills"] if Decimal(f["markouts"][-1]["bps"]) < 0))
+            "toxicity": q(Decimal(sum(f["qty"] for f in row["fills"] if Decimal(f["markouts"][-1]["move_bps"]) < 0))
                           / filled) if filled else None})
     means = []
     for figure in ("shortfall_bps", "execution_bps", "fees_bps", "opportunity_bps", "vwap_slippage_bps", "fill_rate",

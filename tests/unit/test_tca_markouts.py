@@ -45,8 +45,9 @@ def test_markouts_vwap_and_participation_of_one_order():
     figures = parent_figures(trail, VENUES, tape)
     lit, dark = figures["fills"]
     # At 100 ms A shows 100.00/100.03, B 99.99/100.03; our take at 100.01 on A goes back: mid (100.00 + 100.01) / 2.
+    # bps: (100.005 - 100.01) / 100.01, to four places; move: (100.005 - 100.00) / 100.00 since the route mid.
     assert lit["markouts"] == [{"horizon_ms": 100, "mid": D("100.015"), "mid_ex_own": D("100.005"),
-                                "bps": D("-0.5")}]  # (100.005 - 100.01) / 100.01, to four places
+                                "bps": D("-0.5"), "move_bps": D("0.5")}]
     assert dark["markouts"][0]["bps"] == D("0.5")  # (100.005 - 100.00) / 100.00
     assert figures["markouts_bps"] == {"100": D("-0.1")}  # (600 x -0.5 + 400 x 0.5) / 1000
     # Prints from arrival (1000) to the end (5000): 600 @ 100.01, 400 @ 100.00, 1000 @ 100.02.
@@ -55,7 +56,12 @@ def test_markouts_vwap_and_participation_of_one_order():
     assert figures["vwap_slippage_bps"] == D("-0.6999")  # (100.006 - 100.013) / 100.013
     assert lit["effective_spread_bps"] == D("2")  # 2 x (100.01 - 100.00) / 100.00
     [a, d] = sorted(venue_figures([trail], VENUES), key=lambda v: v["venue"])
-    assert a["toxicity"] == D(1) and d["toxicity"] == D(0) and a["markouts_bps"] == {"100": D("-0.5")}
+    # The market rose after both buys (move +0.5 bps): not toxic, though the lit take's markout is negative.
+    assert a["toxicity"] == D(0) and d["toxicity"] == D(0) and a["markouts_bps"] == {"100": D("-0.5")}
+    falling = order([(1_500, "A", 600, "100.01", False)])
+    falling.fills[0] = Fill(1_500, "A", 600, D("100.01"), False, None, Quote(D("100.00"), D("100.04")),
+                            falling.fills[0].marks, "K")  # routed at a 100.02 mid: the market fell 0.15 bps since
+    assert venue_figures([falling], VENUES)[0]["toxicity"] == D(1)
 
 
 def test_a_live_order_has_no_interval_vwap():
