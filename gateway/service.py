@@ -29,6 +29,7 @@ import structlog
 
 from gateway import faults, recovery
 from gateway.admin import AdminEndpoint, scopes
+from gateway.analytics.markouts import touch_without
 from gateway.audit import entries
 from gateway.audit.records import Entry
 from gateway.audit.stores import open_store
@@ -435,14 +436,17 @@ class Gateway:
                                             trade.ts_ns, self.clock.now_ns()))
 
     def _mark(self, fill: ExecutionReport, horizon_ms: int) -> None:
-        """A markout horizon of a fill has come: the NBBO and every lit venue's touch now, on the trail."""
+        """A markout horizon of a fill has come: the NBBO and every lit venue's touch now without our own resting
+        children (what their prices did to the book is our doing, not the market's), on the trail."""
         venues = self.engine.venues
+        ours = self.inspect(lambda engine: _resting(engine, fill.symbol))
         touches = {}
         for name, info in venues.items():
             book = self.market.book(name, fill.symbol) if info.kind is VenueKind.LIT else None
             if book is not None:
-                touches[name] = (book.best_bid.price if book.bids else None,
-                                 book.best_ask.price if book.asks else None)
+                touches[name] = tuple(touch_without([(level.price, level.qty) for level in levels],
+                                                    ours.get((name, is_buy), {}))
+                                      for is_buy, levels in ((True, book.bids), (False, book.asks)))
         self.audit.record(entries.mark(fill, horizon_ms, self.market.nbbo(fill.symbol, venues), touches,
                                        self.clock.now_ns()))
 
@@ -829,6 +833,19 @@ class _Timed:
             return self._planner(*args)
         finally:
             self._observe(time.perf_counter() - start)
+
+
+def _resting(engine: OrderEngine, symbol: str) -> dict[tuple[str, bool], dict[Decimal, int]]:
+    """Our live priced children in `symbol`: (venue, is_buy) -> price -> the quantity still working there."""
+    ours: dict[tuple[str, bool], dict[Decimal, int]] = {}
+    for parent in engine.parents.values():
+        if parent.symbol != symbol:
+            continue
+        for child in parent.live_children():
+            if child.spec.price is not None and child.leaves_qty:
+                prices = ours.setdefault((child.venue, child.side.is_buy), {})
+                prices[child.spec.price] = prices.get(child.spec.price, 0) + child.leaves_qty
+    return ours
 
 
 def _open_orders(engine: OrderEngine) -> tuple[int, dict[str, int]]:

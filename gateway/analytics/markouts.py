@@ -18,6 +18,15 @@ _ts = attrgetter("ts_ns")
 Touch = tuple[Decimal | None, Decimal | None]  # one lit venue's best (bid, ask); None: that side is empty
 
 
+def touch_without(levels: Iterable[tuple[Decimal, int]], ours: Mapping[Decimal, int]) -> Decimal | None:
+    """The best price of one side of a book (levels best first, as (price, qty)) once our own resting quantity
+    at each price (`ours`) is taken out: a level that was only ours is no level."""
+    for price, qty in levels:
+        if qty > ours.get(price, 0):
+            return price
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class OwnTake:
     """One of our fills that took liquidity from a lit book: on `venue`, buying (+1) or selling (-1) at `price`."""
@@ -28,7 +37,8 @@ class OwnTake:
 
 
 def impact_free_mid(touches: Mapping[str, Touch], takes: Iterable[OwnTake]) -> Decimal | None:
-    """The NBBO mid over `touches` with the levels our own takes consumed put back.
+    """The NBBO mid over `touches` with the levels our own takes consumed put back. The gateway records the
+    touches without our own resting orders (touch_without), so neither kind of our impact is counted.
 
     A buy that took a venue's offer at p left that offer gone, so the venue's ask reads min(ask, p) (a sell:
     its bid reads max(bid, p)); a level the venue has since replenished or moved through changes nothing,

@@ -4,8 +4,9 @@ Everything happens on one heap of (time, seq, action). A child the engine sends 
 t + the venue's latency (+ its speed bump), the venue's reports come back after the same latency, and
 every book snapshot a venue publishes reaches the gateway's MarketView after it too, so the router can
 act on stale quotes and find the liquidity gone. Dark pools and markouts read the true market: every
-lit venue's book as it is now; markouts read it with the levels the parent's own takes consumed put back
-(gateway.analytics.markouts.impact_free_mid), so a strategy's own impact is not counted as a gain.
+lit venue's book as it is now; markouts read it without our resting children and with the levels the
+parent's own takes consumed put back (gateway.analytics.markouts), so a strategy's own impact is not
+counted as a gain.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from gateway.core.types import (
 )
 from gateway.core.validation import Instrument
 from gateway.policy import learning_config, routing_policy
-from gateway.analytics.markouts import OwnTake, Touch, impact_free_mid
+from gateway.analytics.markouts import OwnTake, Touch, impact_free_mid, touch_without
 from gateway.simulation.metrics import Fill, ParentOutcome
 from gateway.simulation.scenarios import Scenario, SimulationConfig, SimulationError
 from gateway.simulator.venue import SimOrder, SimReport, VenueCore
@@ -276,10 +277,19 @@ class World:
         if venue in self._lit:
             times, touches = self._tape[snapshot.symbol]
             times.append(self.clock.now_ns())
-            touches.append({name: (book.best_bid.price if book.bids else None,
-                                   book.best_ask.price if book.asks else None)
+            touches.append({name: self._touch_without_ours(name, book)
                             for name in self._lit if (book := self.truth.book(name, snapshot.symbol)) is not None})
         self._at(self.clock.now_ns() + self._latency_ns[venue], lambda: self.market.update(snapshot))
+
+    def _touch_without_ours(self, venue: str, book: BookSnapshot) -> Touch:
+        """The venue's (bid, ask) with our own resting children taken out, as the gateway records it for TCA."""
+        ours: dict[bool, dict[Decimal, int]] = {True: {}, False: {}}
+        for report in self.cores[venue].open_orders(OWNER):
+            if report.symbol == book.symbol and report.price is not None:
+                prices = ours[report.side.is_buy]
+                prices[report.price] = prices.get(report.price, 0) + report.leaves_qty
+        return (touch_without([(level.price, level.qty) for level in book.bids], ours[True]),
+                touch_without([(level.price, level.qty) for level in book.asks], ours[False]))
 
     def _true_nbbo(self, symbol: str) -> Nbbo:
         return self.truth.nbbo(symbol, self._lit)

@@ -299,7 +299,8 @@ def test_every_fill_and_every_end_has_its_nbbo_on_record(session):
     for m in reports:
         if int(m.get(codec.LAST_QTY) or 0) or m.get(codec.ORD_STATUS) in FINAL:
             quote = quotes[m[codec.EXEC_ID]]
-            assert Decimal(quote["bid"]) < Decimal(quote["ask"]) and quote["symbol"] == "AAPL"
+            # <=: while PC rests its bid can lock a venue that refilled its offer at the same price
+            assert Decimal(quote["bid"]) <= Decimal(quote["ask"]) and quote["symbol"] == "AAPL"
 
 
 def test_a_postgres_trail_gives_the_same_report(session, postgres_url, postgres_table):  # noqa: F811

@@ -5,7 +5,7 @@ import statistics
 import threading
 from decimal import Decimal as D
 
-from gateway.analytics.markouts import OwnTake, impact_free_mid
+from gateway.analytics.markouts import OwnTake, impact_free_mid, touch_without
 from gateway.analytics.tca import (
     Child, Fill, Mark, ParentTrail, Print, Quote, VenueTerms, aggregates, mean_ci, parent_figures, t95, venue_figures,
 )
@@ -103,3 +103,11 @@ def test_the_mark_timer_calls_back_at_each_horizon_and_not_after_stop():
     assert [h for _, h in seen[:2]] == [0, 0]  # each at its horizon: both zeros before either 20
     timer.stop()
     assert timer.waiting == 2 and len(seen) == 4  # the hour-long horizons are never made once stopped
+
+
+def test_our_own_resting_quantity_is_taken_out_of_a_touch():
+    bids = [(D("100.03"), 500), (D("100.00"), 300)]
+    assert touch_without(bids, {}) == D("100.03")
+    assert touch_without(bids, {D("100.03"): 500}) == D("100.00")  # the top bid was only ours
+    assert touch_without(bids, {D("100.03"): 200}) == D("100.03")  # others rest there too
+    assert touch_without(bids, {D("100.03"): 500, D("100.00"): 300}) is None
