@@ -34,6 +34,7 @@ from gateway.audit.records import Entry
 from gateway.audit.stores import open_store
 from gateway.audit.writer import AuditWriter
 from gateway.config import GatewayConfig, VenueConfig
+from gateway.core.book_record import BookLedger
 from gateway.core.clock import Clock, WallClock
 from gateway.core.engine import IdSource, OrderEngine, Routine, StateChange
 from gateway.core.market import BookSnapshot, MarketView, VenueInfo
@@ -154,6 +155,7 @@ class Gateway:
             {v.name: v.rules() for v in cfg.venues}, instruments,
             VenuePolicy(cfg.routing.market_protection_bps, cfg.routing.unquoted_remainders)),
             self.metrics.routing_latency.observe)
+        self._books = BookLedger(cfg.audit.book_levels)  # what the trail already holds of each venue's book
         self._lock = threading.Lock()
         self._control: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._control_thread = threading.Thread(target=self._run_control, name="sorgw-control", daemon=True)
@@ -661,7 +663,13 @@ class Gateway:
             while pending:
                 out, head = pending.popleft()
                 now = self.clock.now_ns()
-                self.audit.commit(head + entries.for_outbox(out, now, self._cl_ord_ids(out)) + self._quotes(out, now))
+                cl_ord_ids = self._cl_ord_ids(out)
+                books = [entries.books(d, cl_ord_ids.get(d.order_id), now, self._books)
+                         for d in out.decisions if isinstance(d, RouteDecision)]
+                self.audit.commit(head + entries.for_outbox(out, now, cl_ord_ids) + [e for e, _ in books]
+                                  + self._quotes(out, now))
+                for _, book in books:
+                    self._books.committed(book, now)
                 if out.commands and faults.armed():
                     faults.reached("step_committed")
                 pending.extend(self._carry_out(out, arrival))

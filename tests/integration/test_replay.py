@@ -1,0 +1,134 @@
+"""`sorgw replay` on a session recorded through the real gateway and venue simulators over FIX: replayed with
+the strategy it ran, a sweep reproduces the children it sent; with another strategy it differs, and says how."""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from gateway import topology
+from gateway.audit.stores import open_store
+from gateway.stack import Stack
+from tests.integration.test_tca import fields
+
+pytestmark = pytest.mark.integration
+SORGW = [sys.executable, "-m", "gateway.cli", "replay"]
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    """Two sweeps, a buy then a sell, each over several lit venues."""
+    tmp_path = tmp_path_factory.mktemp("replay")
+    gateway_cfg, venues_cfg = topology.build(tmp_path)
+    with Stack(gateway_cfg, venues_cfg, tmp_path) as stack:
+        stack.oms.new_order("SW", "AAPL", "1", 3000, price="190.05", urgency="H", strategy="sweep")
+        assert stack.oms.wait_final("SW")
+        stack.oms.new_order("SW2", "AAPL", "2", 2000, price="189.90", urgency="H", strategy="sweep")
+        assert stack.oms.wait_final("SW2")
+    store = open_store(gateway_cfg.audit.url)
+    store.open()
+    try:
+        records = list(store.records())
+    finally:
+        store.close()
+    return gateway_cfg, records, tmp_path
+
+
+def sent_children(gateway_cfg, records, cl_ord_id: str) -> list[dict]:
+    """The child orders the gateway sent to venues for this parent, from the FIX messages on the trail."""
+    venues = {f"{v.begin_string}:{v.sender_comp_id}->{v.target}": v.name for v in gateway_cfg.venues}
+    order_id = next(r.order_id for r in records if r.kind == "fix_in" and r.cl_ord_id == cl_ord_id)
+    out = []
+    for r in records:
+        if r.kind == "fix_out" and r.order_id == order_id and r.session in venues:
+            msg = fields(r.body)
+            if msg[35] == "D":
+                out.append({"venue": venues[r.session], "qty": int(msg[38]), "price": msg[44]})
+    return out
+
+
+def replay(url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*SORGW, *args, "--audit-url", url], capture_output=True, text=True, timeout=120)
+
+
+def test_sweep_replayed_with_sweep_reproduces_the_children_it_sent(session):
+    gateway_cfg, records, _ = session
+    for cl_ord_id in ("SW", "SW2"):
+        done = replay(gateway_cfg.audit.url, cl_ord_id, "--strategy", "sweep", "--format", "json")
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        sent = sent_children(gateway_cfg, records, cl_ord_id)
+        assert len(sent) > 1
+        assert [{k: c[k] for k in ("venue", "qty", "price")} for c in report["replay"]["children"]] == sent
+        assert report["same_children"] is True
+        assert report["replay"]["filled_qty"] == report["recorded"]["filled_qty"]
+        assert report["differences"] == ["none: the replay routed and filled exactly as on record"]
+
+
+def test_another_strategy_gives_a_different_result_and_explains_it(session):
+    gateway_cfg, records, _ = session
+    done = replay(gateway_cfg.audit.url, "SW", "--strategy", "single", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    replayed = report["replay"]["children"]
+    assert report["same_children"] is False
+    assert replayed[0]["round"] == 1 and len({c["venue"] for c in replayed if c["round"] == 1}) == 1  # one venue a round
+    assert report["recorded"]["children"] != replayed
+    # every venue whose routed quantity changed is named, with both quantities
+    routed = {}
+    for side in ("recorded", "replay"):
+        for c in report[side]["children"]:
+            routed.setdefault(c["venue"], {"recorded": 0, "replay": 0})[side] += c["qty"]
+    for venue, qty in routed.items():
+        line = f"{venue}: {qty['replay']} routed in the replay against {qty['recorded']} on record"
+        assert (line in report["differences"]) == (qty["recorded"] != qty["replay"])
+    assert any(line.startswith("why: the replay's router said, round 1: single:") for line in report["differences"])
+    assert report["cannot_know"] and any("queue position" in line for line in report["cannot_know"])
+    table = replay(gateway_cfg.audit.url, "SW", "--strategy", "single")
+    assert table.returncode == 0 and "what this replay cannot know:" in table.stdout
+    assert "replay (single)" in table.stdout and "recorded (sweep)" in table.stdout
+
+
+def test_period_replay_reports_each_strategy_with_its_interval(session):
+    gateway_cfg, _, _ = session
+    done = replay(gateway_cfg.audit.url, "--all", "--from", "2000-01-01", "--to", "2100-01-01", "--strategy",
+                  "single", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert len(report["orders"]) == 2 and "Student-t" in report["method"]
+    overall = next(row for row in report["summary"] if row["recorded_strategy"] == "all")
+    diffs = [float(o["replay_shortfall_bps"]) - float(o["recorded_shortfall_bps"]) for o in report["orders"]]
+    assert overall["shortfall_bps"]["n"] == 2
+    assert float(overall["shortfall_bps"]["mean"]) == pytest.approx(sum(diffs) / 2, abs=1e-4)
+    low, high = (float(x) for x in overall["shortfall_bps"]["ci95"])
+    assert low <= sum(diffs) / 2 <= high
+
+
+@pytest.mark.parametrize("args, message", [
+    (("NOPE", "--strategy", "sweep"), "unknown order 'NOPE'"),
+    (("SW", "--strategy", "fastest"), "unknown strategy 'fastest'"),
+    (("SW", "--strategy", "cost", "--policy-override", "speed=2"), "'speed': not a routing setting"),
+    (("SW", "--strategy", "cost", "--policy-override", "probe_qty=-1"), "probe_qty"),
+    (("SW", "--strategy", "cost", "--policy-override", "probe_qty"), "expected key=value"),
+    (("--all", "--strategy", "sweep"), "--all needs --from and --to"),
+])
+def test_bad_requests_exit_2_with_the_reason(session, args, message):
+    gateway_cfg, _, _ = session
+    done = replay(gateway_cfg.audit.url, *args)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def test_a_trail_without_book_records_is_refused(session, tmp_path):
+    gateway_cfg, _, work = session
+    old = tmp_path / "old.db"
+    shutil.copy(gateway_cfg.audit.url[len("sqlite:///"):], old)
+    with sqlite3.connect(old) as db:
+        db.execute("DELETE FROM audit WHERE kind = 'book'")
+    done = replay(f"sqlite:///{old}", "SW", "--strategy", "sweep")
+    assert done.returncode == 2
+    assert "has no book record" in done.stderr
