@@ -664,8 +664,9 @@ class Gateway:
                 out, head = pending.popleft()
                 now = self.clock.now_ns()
                 cl_ord_ids = self._cl_ord_ids(out)
-                books = [entries.books(d, cl_ord_ids.get(d.order_id), now, self._books)
-                         for d in out.decisions if isinstance(d, RouteDecision)]
+                books = [entries.books(d, self.engine.parents[d.order_id].symbol, cl_ord_ids.get(d.order_id), now,
+                                       self._books) for d in out.decisions if isinstance(d, RouteDecision)
+                         and d.order_id in self.engine.parents]
                 self.audit.commit(head + entries.for_outbox(out, now, cl_ord_ids) + [e for e, _ in books]
                                   + self._quotes(out, now))
                 for _, book in books:

@@ -69,10 +69,11 @@ def for_outbox(out: Outbox, ts_ns: int, cl_ord_ids: dict[str, str]) -> list[Entr
     return entries
 
 
-def books(decision: RouteDecision, cl_ord_id: str | None, ts_ns: int, ledger: BookLedger) -> tuple[Entry, BookBody]:
+def books(decision: RouteDecision, symbol: str, cl_ord_id: str | None, ts_ns: int,
+          ledger: BookLedger) -> tuple[Entry, BookBody]:
     """The `book` record of a decision: the lit books its plan read (see gateway.core.book_record); tell the
     ledger once it is committed."""
-    book = ledger.body(decision.books)
+    book = ledger.body(symbol, decision.books)
     return Entry("book", to_json(book.body), None, decision.order_id, cl_ord_id, ts_ns), book
 
 

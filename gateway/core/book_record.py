@@ -3,7 +3,7 @@
 A `book` record goes with each decision: per lit book the router read, either its levels (the first time
 that snapshot is recorded) or a reference to the earlier record that holds them (`at`: that record's time),
 since the same snapshot has the same levels. Snapshots are told apart by venue, symbol, venue seq and venue
-timestamp. The ledger advances only once a record is committed, so a reference never names a record that
+timestamp; a reference names the venue and seq, the symbol is the record's. The ledger advances only once a record is committed, so a reference never names a record that
 was not written.
 """
 from __future__ import annotations
@@ -46,22 +46,19 @@ class BookLedger:
         self.depth = depth
         self._written: dict[tuple[str, str], tuple[Identity, int]] = {}  # (venue, symbol) -> (identity, at)
 
-    def body(self, books: Iterable[BookSnapshot]) -> BookBody:
-        """The record of these books: levels for a snapshot not written before, a reference otherwise."""
+    def body(self, symbol: str, books: Iterable[BookSnapshot]) -> BookBody:
+        """The record of these books of `symbol`: levels for a snapshot not written before, else a reference."""
         out, written = [], []
         for snapshot in books:
             key = identity(snapshot)
-            entry: dict = {"venue": snapshot.venue, "symbol": snapshot.symbol, "seq": snapshot.seq,
-                           "ts_ns": snapshot.ts_ns}
             known = self._written.get(key[:2])
             if known is not None and known[0] == key:
-                entry["at"] = known[1]
+                out.append({"venue": snapshot.venue, "seq": snapshot.seq, "at": known[1]})
             else:
-                entry["bids"] = _levels(snapshot.bids, self.depth)
-                entry["asks"] = _levels(snapshot.asks, self.depth)
+                out.append({"venue": snapshot.venue, "seq": snapshot.seq, "ts_ns": snapshot.ts_ns,
+                            "bids": _levels(snapshot.bids, self.depth), "asks": _levels(snapshot.asks, self.depth)})
                 written.append(key)
-            out.append(entry)
-        return BookBody({"books": out}, tuple(written))
+        return BookBody({"symbol": symbol, "books": out}, tuple(written))
 
     def committed(self, book: BookBody, at_ns: int) -> None:
         """The record holding `book` is on the trail with time at_ns: later records may refer to it."""
@@ -69,22 +66,26 @@ class BookLedger:
             self._written[key[:2]] = (key, at_ns)
 
 
-def read_books(body: Mapping, resolve: Callable[[Identity, int], tuple[list, list] | None]) -> list[BookSnapshot]:
-    """The snapshots a book record names; `resolve(identity, at)` finds the (bids, asks) of a referenced one
-    in the record at that time, or None."""
+Levels = tuple[list, list, int]  # bids, asks (as recorded), the snapshot's ts_ns
+
+
+def read_books(body: Mapping, resolve: Callable[[str, str, int, int], Levels | None]) -> list[BookSnapshot]:
+    """The snapshots a book record names; `resolve(venue, symbol, seq, at)` finds the levels of a referenced
+    one in the record at that time, or None."""
     books = []
+    symbol = body.get("symbol")
     for entry in body.get("books", ()):
         try:
-            key = (entry["venue"], entry["symbol"], int(entry["seq"]), int(entry["ts_ns"]))
+            venue, seq = entry["venue"], int(entry["seq"])
             if "at" in entry:
-                levels = resolve(key, int(entry["at"]))
+                levels = resolve(venue, symbol, seq, int(entry["at"]))
                 if levels is None:
-                    raise BookRecordError(f"book record refers to {key[0]} {key[1]} seq {key[2]} in a record at "
+                    raise BookRecordError(f"book record refers to {venue} {symbol} seq {seq} in a record at "
                                           f"{entry['at']} that does not hold it")
-                bids, asks = levels
             else:
-                bids, asks = entry["bids"], entry["asks"]
-            books.append(BookSnapshot(key[0], key[1], _parse(bids), _parse(asks), key[2], key[3]))
+                levels = written(entry)
+            bids, asks, ts_ns = levels
+            books.append(BookSnapshot(venue, symbol, _parse(bids), _parse(asks), seq, ts_ns))
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             if isinstance(exc, BookRecordError):
                 raise
@@ -92,13 +93,9 @@ def read_books(body: Mapping, resolve: Callable[[Identity, int], tuple[list, lis
     return books
 
 
-def levels_in(body: Mapping, key: Identity) -> tuple[list, list] | None:
-    """The (bids, asks) a book record body writes out for the snapshot `key`, if it does."""
-    for entry in body.get("books", ()):
-        if "at" not in entry and (entry.get("venue"), entry.get("symbol"), entry.get("seq"),
-                                  entry.get("ts_ns")) == key:
-            return entry.get("bids", []), entry.get("asks", [])
-    return None
+def written(entry: Mapping) -> Levels:
+    """The levels a book record entry writes out (KeyError if it is a reference)."""
+    return entry["bids"], entry["asks"], int(entry["ts_ns"])
 
 
 def _parse(levels: Sequence) -> tuple[Level, ...]:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from gateway.analytics.tca import ParentTrail, VenueTerms
 from gateway.audit.records import Record
 from gateway.config import GatewayConfig
-from gateway.core.book_record import BookRecordError, Identity, levels_in, read_books
+from gateway.core.book_record import BookRecordError, Levels, read_books, written
 from gateway.core.market import BookSnapshot, Nbbo
 from gateway.core.router import DISCONNECTED
 from gateway.core.types import CancelRequest, ChildSpec, InvalidOrder, NewOrder
@@ -72,7 +72,9 @@ class _Collect:
         self.config: dict | None = None
         self.config_record: Record | None = None
         self.orders: dict[str, tuple[dict, Record, list[Record]]] = {}  # order id -> (config, its config record, records)
-        self.books: dict[tuple[str, str], tuple[Identity, int, tuple[list, list]]] = {}  # written levels, latest
+        # (venue, symbol) -> (seq, time of the record, levels) of the snapshot last written out: a reference
+        # always names the latest one (the gateway's ledger moves only forward, and starts afresh each run).
+        self.books: dict[tuple[str, str], tuple[int, int, Levels]] = {}
         self.resolved: dict[int, list[BookSnapshot]] = {}  # book record seq -> its books
         self.tape = Tape()
 
@@ -103,19 +105,17 @@ class _Collect:
     def _book(self, record: Record) -> None:
         body = json.loads(record.body)
 
-        def resolve(key: Identity, at: int) -> tuple[list, list] | None:
-            known = self.books.get(key[:2])
-            return known[2] if known is not None and known[0] == key and known[1] == at else None
+        def resolve(venue: str, symbol: str, seq: int, at: int) -> Levels | None:
+            known = self.books.get((venue, symbol))
+            return known[2] if known is not None and known[:2] == (seq, at) else None
 
         try:
             books = read_books(body, resolve)
         except BookRecordError as exc:
             raise ReplayError(f"record {record.seq}: {exc}") from None
-        for snapshot in books:
-            key = (snapshot.venue, snapshot.symbol, snapshot.seq, snapshot.ts_ns)
-            levels = levels_in(body, key)
-            if levels is not None:
-                self.books[key[:2]] = (key, record.ts_ns, levels)
+        for entry, snapshot in zip(body["books"], books):
+            if "at" not in entry:
+                self.books[(snapshot.venue, snapshot.symbol)] = (snapshot.seq, record.ts_ns, written(entry))
         if record.order_id in self.orders:
             self.resolved[record.seq] = books
 

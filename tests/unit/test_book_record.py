@@ -1,0 +1,70 @@
+"""The book record of a routing decision: levels once per snapshot, references after, read back exactly."""
+from __future__ import annotations
+
+import json
+from decimal import Decimal as D
+
+import pytest
+
+from gateway.audit.entries import to_json
+from gateway.core.book_record import BookLedger, BookRecordError, read_books, written
+from gateway.core.market import BookSnapshot, Level
+
+
+def snap(venue: str, seq: int, bids=((D("9.99"), 100), (D("9.98"), 200)), asks=((D("10.01"), 300),)) -> BookSnapshot:
+    return BookSnapshot(venue, "XYZ", tuple(Level(p, q) for p, q in bids), tuple(Level(p, q) for p, q in asks),
+                        seq, 1_000 + seq)
+
+
+def resolver(history: dict[int, dict]):
+    """resolve() over written bodies by record time, as the replay reader does."""
+    def resolve(venue, symbol, seq, at):
+        body = history.get(at, {"books": []})
+        entry = next((e for e in body["books"] if e["venue"] == venue and e["seq"] == seq and "at" not in e), None)
+        return None if entry is None or body["symbol"] != symbol else written(entry)
+    return resolve
+
+
+def test_a_snapshot_is_written_once_then_referred_to_until_it_changes():
+    ledger = BookLedger(depth=10)
+    a1, b1 = snap("A", 1), snap("B", 1)
+    first = ledger.body("XYZ", [a1, b1])
+    assert all("bids" in e and "at" not in e for e in first.body["books"])
+    ledger.committed(first, 500)
+    a2 = snap("A", 2, bids=((D("9.99"), 50),))
+    second = ledger.body("XYZ", [a2, b1])
+    entries = {e["venue"]: e for e in second.body["books"]}
+    assert entries["A"]["bids"] == [["9.99", 50]] and "at" not in entries["A"]
+    assert entries["B"]["at"] == 500 and "bids" not in entries["B"]
+    assert second.written == (("A", "XYZ", 2, 1002),) and set(entries["B"]) == {"venue", "seq", "at"}
+    ledger.committed(second, 600)
+    history = {500: json.loads(to_json(first.body)), 600: json.loads(to_json(second.body))}
+    assert read_books(history[600], resolver(history)) == [a2, b1]
+    assert len(to_json(second.body)) < len(to_json(first.body))
+
+
+def test_nothing_is_referred_to_before_its_record_is_committed():
+    ledger = BookLedger(depth=10)
+    a1 = snap("A", 1)
+    ledger.body("XYZ", [a1])  # its commit failed: never on the trail
+    again = ledger.body("XYZ", [a1])
+    assert "bids" in again.body["books"][0]
+
+
+def test_levels_past_the_depth_are_not_kept():
+    ledger = BookLedger(depth=1)
+    entry = ledger.body("XYZ", [snap("A", 1)]).body["books"][0]
+    assert entry["bids"] == [["9.99", 100]] and entry["asks"] == [["10.01", 300]]
+    with pytest.raises(ValueError):
+        BookLedger(depth=0)
+
+
+def test_a_reference_to_a_record_that_does_not_hold_the_book_is_an_error():
+    ledger = BookLedger(depth=10)
+    first = ledger.body("XYZ", [snap("A", 1)])
+    ledger.committed(first, 500)
+    body = json.loads(to_json(ledger.body("XYZ", [snap("A", 1)]).body))
+    with pytest.raises(BookRecordError, match="does not hold it"):
+        read_books(body, resolver({}))
+    with pytest.raises(BookRecordError, match="malformed"):
+        read_books({"books": [{"venue": "A"}]}, resolver({}))
