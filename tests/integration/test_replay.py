@@ -21,14 +21,17 @@ SORGW = [sys.executable, "-m", "gateway.cli", "replay"]
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    """Two sweeps, a buy then a sell, each over several lit venues."""
+    """Two sweeps, a buy then a sell, each over several lit venues; an IOC priced away that trades nothing, then
+    a third sweep that meets the same books (the venues do not replenish), so its book record only refers."""
     tmp_path = tmp_path_factory.mktemp("replay")
-    gateway_cfg, venues_cfg = topology.build(tmp_path)
+    still = {v["name"]: {"depth": {**v["sim"]["depth"], "replenish_ms": 0}}
+             for v in topology.VENUES if v["kind"] == "lit"}
+    gateway_cfg, venues_cfg = topology.build(tmp_path, sim_overrides=still)
     with Stack(gateway_cfg, venues_cfg, tmp_path) as stack:
-        stack.oms.new_order("SW", "AAPL", "1", 3000, price="190.05", urgency="H", strategy="sweep")
-        assert stack.oms.wait_final("SW")
-        stack.oms.new_order("SW2", "AAPL", "2", 2000, price="189.90", urgency="H", strategy="sweep")
-        assert stack.oms.wait_final("SW2")
+        for cl_ord_id, side, qty, price, tif in (("SW", "1", 3000, "190.05", "0"), ("SW2", "2", 2000, "189.90", "0"),
+                                                 ("P1", "1", 300, "189.00", "3"), ("SW3", "1", 600, "190.10", "0")):
+            stack.oms.new_order(cl_ord_id, "AAPL", side, qty, price=price, tif=tif, urgency="H", strategy="sweep")
+            assert stack.oms.wait_final(cl_ord_id)
     store = open_store(gateway_cfg.audit.url)
     store.open()
     try:
@@ -55,9 +58,21 @@ def replay(url: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*SORGW, *args, "--audit-url", url], capture_output=True, text=True, timeout=120)
 
 
+def test_book_records_refer_to_books_already_on_record(session):
+    gateway_cfg, records, _ = session
+    order_ids = {r.cl_ord_id: r.order_id for r in records if r.kind == "fix_in" and r.cl_ord_id in ("P1", "SW3")}
+    books = {cl: [json.loads(r.body) for r in records if r.kind == "book" and r.order_id == oid]
+             for cl, oid in order_ids.items()}
+    p1, sw3 = books["P1"][0]["books"], books["SW3"][0]["books"]
+    assert len(sw3) == 3 and all(set(entry) == {"venue", "seq", "at"} for entry in sw3)
+    book_times = {r.ts_ns for r in records if r.kind == "book"}
+    assert all(entry["at"] in book_times for entry in sw3)
+    assert {e["venue"]: e["seq"] for e in sw3} == {e["venue"]: e["seq"] for e in p1}
+
+
 def test_sweep_replayed_with_sweep_reproduces_the_children_it_sent(session):
     gateway_cfg, records, _ = session
-    for cl_ord_id in ("SW", "SW2"):
+    for cl_ord_id in ("SW", "SW2", "SW3"):
         done = replay(gateway_cfg.audit.url, cl_ord_id, "--strategy", "sweep", "--format", "json")
         assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout)
@@ -99,13 +114,13 @@ def test_period_replay_reports_each_strategy_with_its_interval(session):
                   "single", "--format", "json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert len(report["orders"]) == 2 and "Student-t" in report["method"]
+    assert len(report["orders"]) == 4 and "Student-t" in report["method"]
     overall = next(row for row in report["summary"] if row["recorded_strategy"] == "all")
     diffs = [float(o["replay_shortfall_bps"]) - float(o["recorded_shortfall_bps"]) for o in report["orders"]]
-    assert overall["shortfall_bps"]["n"] == 2
-    assert float(overall["shortfall_bps"]["mean"]) == pytest.approx(sum(diffs) / 2, abs=1e-4)
+    assert overall["shortfall_bps"]["n"] == 4
+    assert float(overall["shortfall_bps"]["mean"]) == pytest.approx(sum(diffs) / 4, abs=1e-4)
     low, high = (float(x) for x in overall["shortfall_bps"]["ci95"])
-    assert low <= sum(diffs) / 2 <= high
+    assert low <= sum(diffs) / 4 <= high
 
 
 @pytest.mark.parametrize("args, message", [
