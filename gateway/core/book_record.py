@@ -74,6 +74,8 @@ def read_books(body: Mapping, resolve: Callable[[str, str, int, int], Levels | N
     one in the record at that time, or None."""
     books = []
     symbol = body.get("symbol")
+    if not isinstance(symbol, str):
+        raise BookRecordError(f"book record without a symbol: {dict(body)!r}"[:200])
     for entry in body.get("books", ()):
         try:
             venue, seq = entry["venue"], int(entry["seq"])

@@ -30,6 +30,7 @@ CANNOT_KNOW = (
     "queue position: an order resting on a book in the replay fills only what it crossed on arrival",
     "latency: every child reaches its venue at the decision's time, before the book could change",
     "venue statistics the cost and dark strategies learn (toxicity, fill rates, latency) start afresh",
+    "the market after the order: what either side leaves unfilled is valued at the recorded end mid",
 )
 FIGURES = ("filled_qty", "avg_px", "fees", "execution_bps", "fees_bps", "opportunity_bps", "shortfall_bps")
 
@@ -148,10 +149,14 @@ def _differences(was: dict, now: dict, outcome: Outcome) -> list[str]:
                       ("shortfall_bps", "shortfall (bps)")):
         if was[key] != now[key]:
             delta = (now[key] - was[key]) if was[key] is not None and now[key] is not None else None
-            out.append(f"{what}: {now[key]} in the replay against {was[key]} on record"
+            out.append(f"{what}: {_text(now[key])} in the replay against {_text(was[key])} on record"
                        + (f" ({'+' if delta > 0 else ''}{delta})" if delta is not None else ""))
     if out and outcome.rounds:
         out.append(f"why: the replay's router said, {now['reasons'][0]}")
+        if len(outcome.rounds) > 1:
+            out.append(f"then {len(outcome.rounds) - 1} more round(s), each with its reason above")
+    if out and outcome.end_text:
+        out.append(f"the replay ended {now['status']}: {outcome.end_text}")
     return out or ["none: the replay routed and filled exactly as on record"]
 
 

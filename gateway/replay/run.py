@@ -64,6 +64,7 @@ class Outcome:
     cum_qty: int = 0
     status: str = "new"
     end_ns: int | None = None
+    end_text: str | None = None  # the engine's Text on the report that ended the parent
     resting: int = 0  # shares still resting at venues when the replay ran out of events
     notes: list[str] = field(default_factory=list)
 
@@ -200,6 +201,7 @@ class Counterfactual:
                 self.outcome.status = command.ord_status.name.lower()
                 if command.ord_status in TERMINAL and self.outcome.end_ns is None:
                     self.outcome.end_ns = self.clock.now_ns()
+                    self.outcome.end_text = command.text
             elif isinstance(command, ExecutionReport):
                 self.outcome.status = "rejected"
                 self.outcome.notes.append(f"the engine rejected the order in the replay: {command.text}")

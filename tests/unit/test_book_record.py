@@ -67,4 +67,6 @@ def test_a_reference_to_a_record_that_does_not_hold_the_book_is_an_error():
     with pytest.raises(BookRecordError, match="does not hold it"):
         read_books(body, resolver({}))
     with pytest.raises(BookRecordError, match="malformed"):
-        read_books({"books": [{"venue": "A"}]}, resolver({}))
+        read_books({"symbol": "XYZ", "books": [{"venue": "A"}]}, resolver({}))
+    with pytest.raises(BookRecordError, match="without a symbol"):
+        read_books({"books": []}, resolver({}))
