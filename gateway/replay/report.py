@@ -18,10 +18,11 @@ from gateway.config import GatewayConfig, RoutingConfig
 from gateway.core.types import Side, Strategy
 from gateway.policy import routing_policy
 from gateway.replay.run import Counterfactual, Outcome, recorded_market_note
-from gateway.replay.trail import RecordedOrder, ReplayError, Tape, collect
+from gateway.replay.trail import RecordedOrder, ReplayError, Tape, collect, one_order
 from gateway.tca.report import write_json
 
 _MS = 1_000_000
+_HORIZON_NS = 60_000 * _MS  # mids read past an order's last record, for its markouts (longer horizons show -)
 CANNOT_KNOW = (
     "how the venues and other participants would have reacted to different orders: quotes after a decision are "
     "the recorded ones, which the recorded orders moved",
@@ -268,14 +269,9 @@ def command(url: str, table: str, args) -> int:
     store.open()
     try:
         if args.all:
-            orders, tape = collect(store.records(), lambda _, ts: start <= ts < end)
+            orders, tape = collect(store.records(None, end + _HORIZON_NS), lambda _, ts: start <= ts < end)
         else:
-            known = [r.order_id for r in store.for_order(args.order) if r.order_id not in (None, "NONE")]
-            if not known:
-                raise ReplayError(f"unknown order {args.order!r} (an OrderID or any ClOrdID of the order)")
-            orders, tape = collect(store.records(), lambda order_id, _: order_id == known[0])
-            if not orders:
-                raise ReplayError(f"order {args.order!r}: its NewOrderSingle is not on the trail")
+            orders, tape = one_order(store, args.order, _HORIZON_NS)
     finally:
         store.close()
     cfg_for = lambda order: overridden(order.config, args.policy_override or [])  # noqa: E731

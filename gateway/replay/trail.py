@@ -104,6 +104,11 @@ class _Collect:
 
     def _book(self, record: Record) -> None:
         body = json.loads(record.body)
+        if record.order_id not in self.orders:  # only what it writes out matters: later records may refer to it
+            for entry in body.get("books", ()):
+                if "at" not in entry and isinstance(body.get("symbol"), str):
+                    self.books[(entry["venue"], body["symbol"])] = (entry["seq"], record.ts_ns, written(entry))
+            return
 
         def resolve(venue: str, symbol: str, seq: int, at: int) -> Levels | None:
             known = self.books.get((venue, symbol))
@@ -116,8 +121,7 @@ class _Collect:
         for entry, snapshot in zip(body["books"], books):
             if "at" not in entry:
                 self.books[(snapshot.venue, snapshot.symbol)] = (snapshot.seq, record.ts_ns, written(entry))
-        if record.order_id in self.orders:
-            self.resolved[record.seq] = books
+        self.resolved[record.seq] = books
 
 
 def collect(records: Iterable[Record], wanted: Callable[[str, int], bool]) -> tuple[list[RecordedOrder], Tape]:
@@ -128,6 +132,29 @@ def collect(records: Iterable[Record], wanted: Callable[[str, int], bool]) -> tu
     orders = [_order(order_id, config, config_record, story, pass_.resolved)
               for order_id, (config, config_record, story) in pass_.orders.items()]
     return orders, pass_.tape
+
+
+def one_order(store, key: str, horizon_ns: int) -> tuple[list[RecordedOrder], Tape]:
+    """The order `key` names (its OrderID or any ClOrdID) read by index, not by a pass over the whole trail:
+    its own records, the config it ran under, the records its book references name, and every record from
+    its arrival to horizon_ns past its last one (the mids its markouts read)."""
+    story = [r for r in store.for_order(key) if r.order_id not in (None, "NONE")]
+    new = next((r for r in story if r.kind == "fix_in" and WireMessage(r.body).getField(codec.MSG_TYPE) == "D"), None)
+    if new is None:
+        raise ReplayError(f"unknown order {key!r} (an OrderID or any ClOrdID of the order)" if not story else
+                          f"order {key!r}: its NewOrderSingle is not on the trail")
+    config = store.last_before("config", new.seq)
+    if config is None:
+        raise ReplayError(f"order {new.order_id}: no config record before it on the trail")
+    chosen = {r.seq: r for r in story}
+    for record in story:
+        if record.kind == "book":
+            for at in {entry["at"] for entry in json.loads(record.body).get("books", ()) if "at" in entry}:
+                chosen.update((r.seq, r) for r in store.records(at, at + 1) if r.kind == "book")
+    chosen.update((r.seq, r) for r in store.records(new.ts_ns, story[-1].ts_ns + horizon_ns + 1)
+                  if r.kind in ("decision", "quote"))
+    chosen[config.seq] = config
+    return collect((chosen[seq] for seq in sorted(chosen)), lambda order_id, _: order_id == new.order_id)
 
 
 def _order(order_id: str, config: dict, config_record: Record, story: list[Record],

@@ -14,6 +14,7 @@ from gateway import topology
 from gateway.audit.stores import open_store
 from gateway.stack import Stack
 from tests.integration.test_tca import fields
+from tests.postgres import postgres_table, postgres_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 SORGW = [sys.executable, "-m", "gateway.cli", "replay"]
@@ -147,3 +148,19 @@ def test_a_trail_without_book_records_is_refused(session, tmp_path):
     done = replay(f"sqlite:///{old}", "SW", "--strategy", "sweep")
     assert done.returncode == 2
     assert "has no book record" in done.stderr
+
+
+def test_a_postgres_trail_replays_the_same(session, postgres_url, postgres_table):  # noqa: F811
+    gateway_cfg, records, _ = session
+    store = open_store(postgres_url, postgres_table)
+    store.open()
+    try:
+        store.append(records)
+    finally:
+        store.close()
+    for args in (("SW3", "--strategy", "cost"), ("--all", "--from", "2000-01-01", "--to", "2100-01-01", "--strategy",
+                                                  "liquidity")):
+        from_postgres = replay(postgres_url, *args, "--table", postgres_table, "--format", "json")
+        assert from_postgres.returncode == 0, from_postgres.stderr
+        assert json.loads(from_postgres.stdout) == json.loads(replay(gateway_cfg.audit.url, *args, "--format",
+                                                                     "json").stdout)
