@@ -3,8 +3,8 @@
 A `book` record goes with each decision: per lit book the router read, either its levels (the first time
 that snapshot is recorded) or a reference to the earlier record that holds them (`at`: that record's time),
 since the same snapshot has the same levels. Snapshots are told apart by venue, symbol, venue seq and venue
-timestamp; a reference names the venue and seq, the symbol is the record's. The ledger advances only once a record is committed, so a reference never names a record that
-was not written.
+timestamp; a reference names the venue and seq, the symbol is the record's. The ledger advances only once
+a record is committed, so a reference never names a record that was not written.
 """
 from __future__ import annotations
 

@@ -74,7 +74,8 @@ def markouts(fills: list[Fill], side: int, symbol: str, tape: Tape, horizons_ms)
     mid on record that late."""
     horizons = tuple(ms * _MS for ms in horizons_ms)
     tracker = MarkoutTracker(horizons)
-    events = sorted([(f.ts_ns, 0, i) for i, f in enumerate(fills)] + [(ts, 1, i) for i, (ts, _) in enumerate(tape.mids)])
+    events = sorted([(f.ts_ns, 0, i) for i, f in enumerate(fills)]
+                    + [(ts, 1, i) for i, (ts, _) in enumerate(tape.mids)])
     for _, kind, i in events:
         if kind == 0:
             f = fills[i]
@@ -253,7 +254,8 @@ def command(url: str, table: str, args) -> int:
     try:
         strategy = Strategy(args.strategy)
     except ValueError:
-        raise ReplayError(f"unknown strategy {args.strategy!r} (one of {', '.join(s.value for s in Strategy)})") from None
+        known = ", ".join(s.value for s in Strategy)
+        raise ReplayError(f"unknown strategy {args.strategy!r} (one of {known})") from None
     if args.all == bool(args.order):
         raise ReplayError("name one ORDER, or --all with --from and --to")
     try:
@@ -282,7 +284,7 @@ def command(url: str, table: str, args) -> int:
         writer = write_json if args.format == "json" else write_period
     else:
         if not orders[0].decisions:
-            raise ReplayError(f"order {args.order!r} was never routed (rejected or directed nowhere): nothing to replay")
+            raise ReplayError(f"order {args.order!r} was never routed (rejected before routing): nothing to replay")
         report = compare(orders[0], tape, strategy, cfg_for(orders[0]))
         writer = write_json if args.format == "json" else write_order
     writer(report, sys.stdout)

@@ -71,7 +71,7 @@ class _Collect:
         self.wanted = wanted
         self.config: dict | None = None
         self.config_record: Record | None = None
-        self.orders: dict[str, tuple[dict, Record, list[Record]]] = {}  # order id -> (config, its config record, records)
+        self.orders: dict[str, tuple[dict, Record, list[Record]]] = {}  # order id -> (config, its record, records)
         # (venue, symbol) -> (seq, time of the record, levels) of the snapshot last written out: a reference
         # always names the latest one (the gateway's ledger moves only forward, and starts afresh each run).
         self.books: dict[tuple[str, str], tuple[int, int, Levels]] = {}

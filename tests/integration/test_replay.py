@@ -69,6 +69,10 @@ def test_book_records_refer_to_books_already_on_record(session):
     book_times = {r.ts_ns for r in records if r.kind == "book"}
     assert all(entry["at"] in book_times for entry in sw3)
     assert {e["venue"]: e["seq"] for e in sw3} == {e["venue"]: e["seq"] for e in p1}
+    shown = subprocess.run([sys.executable, "-m", "gateway.cli", "audit", "--url", gateway_cfg.audit.url, "show",
+                            "SW3"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "books read: " + ", ".join(f"{e['venue']} #{e['seq']} unchanged" for e in sw3) in shown.stdout
 
 
 def test_sweep_replayed_with_sweep_reproduces_the_children_it_sent(session):
@@ -92,7 +96,8 @@ def test_another_strategy_gives_a_different_result_and_explains_it(session):
     report = json.loads(done.stdout)
     replayed = report["replay"]["children"]
     assert report["same_children"] is False
-    assert replayed[0]["round"] == 1 and len({c["venue"] for c in replayed if c["round"] == 1}) == 1  # one venue a round
+    assert replayed[0]["round"] == 1
+    assert len({c["venue"] for c in replayed if c["round"] == 1}) == 1  # single: one venue a round
     assert report["recorded"]["children"] != replayed
     # every venue whose routed quantity changed is named, with both quantities
     routed = {}
