@@ -130,6 +130,10 @@ class Counterfactual:
             if self.outcome.resting:
                 self.outcome.notes.append(f"{self.outcome.resting} shares still resting at venues when the recorded "
                                           f"events ran out: what they would have filled passively is unknown")
+        rejected = sum(c.rejected for c in self.recorded.trail.children) if self.recorded.trail else 0
+        if rejected:
+            self.outcome.notes.append(f"{rejected} recorded child order(s) were rejected by their venue: the replay's "
+                                      f"venues reject nothing")
         if self.recorded.replaced:
             self.outcome.notes.append("the OMS replaced this order: the replay works the order as first sent")
         return self.outcome

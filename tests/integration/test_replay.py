@@ -169,3 +169,19 @@ def test_a_postgres_trail_replays_the_same(session, postgres_url, postgres_table
         assert from_postgres.returncode == 0, from_postgres.stderr
         assert json.loads(from_postgres.stdout) == json.loads(replay(gateway_cfg.audit.url, *args, "--format",
                                                                      "json").stdout)
+
+
+def test_a_venue_reject_on_record_is_named_as_what_the_replay_cannot_repeat(tmp_path):
+    gateway_cfg, venues_cfg = topology.build(tmp_path, sim_overrides={"LITC": {"reject_rate": 1.0}})
+    with Stack(gateway_cfg, venues_cfg, tmp_path) as stack:
+        stack.oms.new_order("RJ", "AAPL", "1", 1500, price="190.05", urgency="H", strategy="sweep")
+        assert stack.oms.wait_final("RJ")
+    done = replay(gateway_cfg.audit.url, "RJ", "--strategy", "sweep", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert any(c["venue"] == "LITC" for c in report["recorded"]["children"]) and report["same_children"] is False
+    assert "1 recorded child order(s) were rejected by their venue: the replay's venues reject nothing" in report["notes"]
+    replayed_litc = sum(c["qty"] for c in report["replay"]["children"] if c["venue"] == "LITC")
+    filled_litc = sum(f["qty"] for f in report["replay"]["fills"] if f["venue"] == "LITC")
+    assert filled_litc == replayed_litc > 0  # the replay's LITC took what the recorded one refused
+    assert not any(f["venue"] == "LITC" for f in report["recorded"]["fills"])
