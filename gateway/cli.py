@@ -1,5 +1,5 @@
-"""The `sorgw` command: run the gateway or the venue simulators, the demo, simulations, the audit tools, status,
-the admin commands (halts), benchmarks."""
+"""The `sorgw` command: run the gateway or the venue simulators, the demo, simulations, the audit tools, TCA and
+replay, status, the admin commands (halts), benchmarks."""
 from __future__ import annotations
 
 import argparse
