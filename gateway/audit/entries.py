@@ -69,17 +69,17 @@ def for_outbox(out: Outbox, ts_ns: int, cl_ord_ids: dict[str, str]) -> list[Entr
     return entries
 
 
-def books(decision: RouteDecision, symbol: str, cl_ord_id: str | None, ts_ns: int,
-          ledger: BookLedger) -> tuple[Entry, BookBody]:
-    """The `book` record of a decision: the lit books its plan read (see gateway.core.book_record); tell the
-    ledger once it is committed."""
-    book = ledger.body(symbol, decision.books)
-    return Entry("book", to_json(book.body), None, decision.order_id, cl_ord_id, ts_ns), book
-
-
 def quote(report: ExecutionReport, nbbo: Nbbo, ts_ns: int) -> Entry:
     """The NBBO when a parent report went out: at a fill (`exec_id` names the report) or at the parent's end."""
     return Entry("quote", to_json({"exec_id": report.exec_id, "symbol": report.symbol, "fill": bool(report.last_qty),
                                    "ord_status": report.ord_status.value, "bid": nbbo.bid, "bid_qty": nbbo.bid_qty,
                                    "ask": nbbo.ask, "ask_qty": nbbo.ask_qty}),
                  report.session, report.order_id, report.cl_ord_id, ts_ns)
+
+
+def books(decision: RouteDecision, symbol: str, cl_ord_id: str | None, ts_ns: int,
+          ledger: BookLedger) -> tuple[Entry, BookBody]:
+    """The `book` record of a decision: the lit books its plan read (see gateway.core.book_record); tell the
+    ledger once it is committed."""
+    book = ledger.body(symbol, decision.books)
+    return Entry("book", to_json(book.body), None, decision.order_id, cl_ord_id, ts_ns), book

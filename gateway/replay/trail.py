@@ -190,7 +190,7 @@ def _order(order_id: str, config: dict, config_record: Record, story: list[Recor
         recorded.decisions.append(RecordedDecision(
             decision.ts_ns, parsed.phase, parsed.reason, body.get("strategy"), parsed.children, parsed.nbbo,
             frozenset(e.venue for e in parsed.exclusions if e.reason == DISCONNECTED), tuple(resolved[book.seq])))
-    trails, venues = read_trail([config_record, *story], Selection(order=order_id))
+    trails, venues = read_trail([config_record, *story], Selection(order=order_id))[:2]
     recorded.trail = trails[0] if trails else None
     recorded.venues = venues
     return recorded
