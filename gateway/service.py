@@ -663,23 +663,17 @@ class Gateway:
             while pending:
                 out, head = pending.popleft()
                 now = self.clock.now_ns()
-                cl_ord_ids = self._cl_ord_ids(out)
-                books = [entries.books(d, self.engine.parents[d.order_id].symbol, cl_ord_ids.get(d.order_id), now,
-                                       self._books) for d in out.decisions if isinstance(d, RouteDecision)
-                         and d.order_id in self.engine.parents]
-                self.audit.commit(head + entries.for_outbox(out, now, cl_ord_ids) + [e for e, _ in books]
-                                  + self._quotes(out, now))
-                for _, book in books:
-                    self._books.committed(book, now)
+                self.audit.commit(head + entries.for_outbox(out, now, self._cl_ord_ids(out)) + self._quotes(out, now))
                 if out.commands and faults.armed():
                     faults.reached("step_committed")
                 pending.extend(self._carry_out(out, arrival))
                 arrival = None  # follow-ups (a failed send) are the gateway's own doing
 
     def _quotes(self, out: Outbox, now: int) -> list[Entry]:
-        """The NBBO at each fill reported upstream and at each parent's end, for TCA (a resent report's NBBO
-        would be today's, so it gets none)."""
-        quotes = []
+        """The market the step met: the books each routing decision read, for replay; the NBBO at each fill
+        reported upstream and at each parent's end, for TCA (a resent report's NBBO would be today's, so it
+        gets none)."""
+        quotes = self._book_records(out, now)
         for command in out.commands:
             if not isinstance(command, ExecutionReport) or command.exec_id in self._resend:
                 continue
@@ -692,6 +686,11 @@ class Gateway:
         parents = self.engine.parents
         return {d.order_id: parents[d.order_id].cl_ord_id for d in out.decisions
                 if isinstance(d, RouteDecision) and d.order_id in parents}
+
+    def _book_records(self, out: Outbox, now: int) -> list[Entry]:
+        parents = self.engine.parents
+        return [entries.books(d, parents[d.order_id].symbol, parents[d.order_id].cl_ord_id, now, self._books)
+                for d in out.decisions if isinstance(d, RouteDecision) and d.order_id in parents]
 
     def _carry_out(self, out: Outbox, arrival: Arrival | None) -> list[tuple[Outbox, list[Entry]]]:
         """Send what one engine step produced; steps it caused in turn (a failed send) come back

@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import Enum
 
 from gateway.audit.records import Entry
-from gateway.core.book_record import BookBody, BookLedger
+from gateway.core.book_record import BookLedger
 from gateway.core.engine import StateChange
 from gateway.core.market import Nbbo
 from gateway.core.risk import PriceReference
@@ -77,9 +77,7 @@ def quote(report: ExecutionReport, nbbo: Nbbo, ts_ns: int) -> Entry:
                  report.session, report.order_id, report.cl_ord_id, ts_ns)
 
 
-def books(decision: RouteDecision, symbol: str, cl_ord_id: str | None, ts_ns: int,
-          ledger: BookLedger) -> tuple[Entry, BookBody]:
-    """The `book` record of a decision: the lit books its plan read (see gateway.core.book_record); tell the
-    ledger once it is committed."""
-    book = ledger.body(symbol, decision.books)
-    return Entry("book", to_json(book.body), None, decision.order_id, cl_ord_id, ts_ns), book
+def books(decision: RouteDecision, symbol: str, cl_ord_id: str, ts_ns: int, ledger: BookLedger) -> Entry:
+    """The `book` record of a decision: the lit books its plan read (see gateway.core.book_record)."""
+    return Entry("book", to_json(ledger.record(symbol, decision.books, ts_ns)), None, decision.order_id, cl_ord_id,
+                 ts_ns)

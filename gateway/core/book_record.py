@@ -3,13 +3,13 @@
 A `book` record goes with each decision: per lit book the router read, either its levels (the first time
 that snapshot is recorded) or a reference to the earlier record that holds them (`at`: that record's time),
 since the same snapshot has the same levels. Snapshots are told apart by venue, symbol, venue seq and venue
-timestamp; a reference names the venue and seq, the symbol is the record's. The ledger advances only once
-a record is committed, so a reference never names a record that was not written.
+timestamp; a reference names the venue and seq, the symbol is the record's. The ledger advances as records
+are handed to the audit writer, which writes them in that order and drops none, so a reference always names
+a record that is on the trail before the one that refers to it.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 
 from gateway.core.market import BookSnapshot, Level
@@ -29,14 +29,6 @@ def _levels(levels: Sequence[Level], depth: int) -> list[list]:
     return [[str(level.price), level.qty] for level in levels[:depth]]
 
 
-@dataclass(frozen=True, slots=True)
-class BookBody:
-    """One decision's book record: the body to write and the snapshots it gives levels for (for the ledger)."""
-
-    body: dict
-    written: tuple[Identity, ...]
-
-
 class BookLedger:
     """Which snapshot of each (venue, symbol) was last written with its levels, and in which record."""
 
@@ -46,9 +38,10 @@ class BookLedger:
         self.depth = depth
         self._written: dict[tuple[str, str], tuple[Identity, int]] = {}  # (venue, symbol) -> (identity, at)
 
-    def body(self, symbol: str, books: Iterable[BookSnapshot]) -> BookBody:
-        """The record of these books of `symbol`: levels for a snapshot not written before, else a reference."""
-        out, written = [], []
+    def record(self, symbol: str, books: Iterable[BookSnapshot], at_ns: int) -> dict:
+        """The body of the record (time at_ns) of these books of `symbol`: levels for a snapshot not written
+        before, else a reference to the record that wrote them."""
+        out = []
         for snapshot in books:
             key = identity(snapshot)
             known = self._written.get(key[:2])
@@ -57,13 +50,8 @@ class BookLedger:
             else:
                 out.append({"venue": snapshot.venue, "seq": snapshot.seq, "ts_ns": snapshot.ts_ns,
                             "bids": _levels(snapshot.bids, self.depth), "asks": _levels(snapshot.asks, self.depth)})
-                written.append(key)
-        return BookBody({"symbol": symbol, "books": out}, tuple(written))
-
-    def committed(self, book: BookBody, at_ns: int) -> None:
-        """The record holding `book` is on the trail with time at_ns: later records may refer to it."""
-        for key in book.written:
-            self._written[key[:2]] = (key, at_ns)
+                self._written[key[:2]] = (key, at_ns)
+        return {"symbol": symbol, "books": out}
 
 
 Levels = tuple[list, list, int]  # bids, asks (as recorded), the snapshot's ts_ns
