@@ -138,9 +138,12 @@ def one_order(store, key: str, horizon_ns: int) -> tuple[list[RecordedOrder], Ta
     """The order `key` names (its OrderID or any ClOrdID) read by index, not by a pass over the whole trail:
     its own records, the config it ran under, the records its book references name, and every record from
     its arrival to horizon_ns past its last one (the mids its markouts read)."""
-    story = [r for r in store.for_order(key) if r.order_id not in (None, "NONE")]
+    found = store.for_order(key)
+    story = [r for r in found if r.order_id not in (None, "NONE")]
     new = next((r for r in story if r.kind == "fix_in" and WireMessage(r.body).getField(codec.MSG_TYPE) == "D"), None)
     if new is None:
+        if found and not story:
+            raise ReplayError(f"order {key!r} was rejected before it was routed: nothing to replay")
         raise ReplayError(f"unknown order {key!r} (an OrderID or any ClOrdID of the order)" if not story else
                           f"order {key!r}: its NewOrderSingle is not on the trail")
     config = store.last_before("config", new.seq)

@@ -29,6 +29,8 @@ def session(tmp_path_factory):
              for v in topology.VENUES if v["kind"] == "lit"}
     gateway_cfg, venues_cfg = topology.build(tmp_path, sim_overrides=still)
     with Stack(gateway_cfg, venues_cfg, tmp_path) as stack:
+        stack.oms.new_order("BAD", "NOSUCH", "1", 100, price="10.00")
+        assert stack.oms.wait_final("BAD")
         for cl_ord_id, side, qty, price, tif in (("SW", "1", 3000, "190.05", "0"), ("SW2", "2", 2000, "189.90", "0"),
                                                  ("P1", "1", 300, "189.00", "3"), ("SW3", "1", 600, "190.10", "0")):
             stack.oms.new_order(cl_ord_id, "AAPL", side, qty, price=price, tif=tif, urgency="H", strategy="sweep")
@@ -136,6 +138,7 @@ def test_period_replay_reports_each_strategy_with_its_interval(session):
     (("SW", "--strategy", "cost", "--policy-override", "probe_qty=-1"), "probe_qty"),
     (("SW", "--strategy", "cost", "--policy-override", "probe_qty"), "expected key=value"),
     (("--all", "--strategy", "sweep"), "--all needs --from and --to"),
+    (("BAD", "--strategy", "sweep"), "order 'BAD' was rejected before it was routed"),
 ])
 def test_bad_requests_exit_2_with_the_reason(session, args, message):
     gateway_cfg, _, _ = session
