@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
                                            "market they met; side by side with what happened")
     replay.add_argument("order", nargs="?", help="the order: its OrderID or any of its ClOrdIDs")
     replay.add_argument("--strategy", required=True, help="the routing strategy to replay with: "
-                        + ", ".join(s.value for s in Strategy))
+                        + ", ".join(s.value for s in Strategy) + " (with --all: several, comma-separated)")
     replay.add_argument("--policy-override", action="append", metavar="KEY=VALUE",
                         help="a routing setting for the replay, e.g. dark_timeout_ms=500 or cost.toxicity_bps=2 "
                              "(repeatable)")

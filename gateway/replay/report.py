@@ -162,9 +162,15 @@ def _differences(was: dict, now: dict, outcome: Outcome) -> list[str]:
     return out or ["none: the replay routed and filled exactly as on record"]
 
 
-def period(recorded: list[RecordedOrder], tape: Tape, strategy: Strategy, cfg_for) -> dict:
-    """Every parent replayed; the per-order differences of shortfall and fees (bps of arrival notional), per
-    recorded strategy and overall, with their interval."""
+def period(recorded: list[RecordedOrder], tape: Tape, strategies: list[Strategy], cfg_for) -> dict:
+    """Every parent replayed with each strategy; see _period."""
+    return {"method": METHOD, "by_strategy": [_period(recorded, tape, s, cfg_for) for s in strategies],
+            "cannot_know": list(CANNOT_KNOW)}
+
+
+def _period(recorded: list[RecordedOrder], tape: Tape, strategy: Strategy, cfg_for) -> dict:
+    """Every parent replayed with one strategy; the per-order differences of shortfall and fees (bps of arrival
+    notional), per recorded strategy and overall, with their interval."""
     rows, skipped = [], []
     for order in recorded:
         if not order.decisions:
@@ -186,13 +192,13 @@ def period(recorded: list[RecordedOrder], tape: Tape, strategy: Strategy, cfg_fo
             entry[key] = None if interval is None else {"n": interval.n, "mean": interval.mean,
                                                         "ci95": [interval.low, interval.high]}
         summary.append(entry)
-    return {"strategy": strategy.value, "method": METHOD, "summary": summary,
+    return {"strategy": strategy.value, "summary": summary,
             "orders": [{"order_id": r["order_id"], "recorded_strategy": r["recorded"]["strategy"],
                         "recorded_shortfall_bps": r["recorded"]["shortfall_bps"],
                         "replay_shortfall_bps": r["replay"]["shortfall_bps"],
                         "recorded_fees_bps": r["recorded"]["fees_bps"], "replay_fees_bps": r["replay"]["fees_bps"],
                         "same_children": r["same_children"]} for r in rows],
-            "skipped": skipped, "cannot_know": list(CANNOT_KNOW)}
+            "skipped": skipped}
 
 
 # --- output ------------------------------------------------------------------------------------------
@@ -235,29 +241,36 @@ def _limits(notes: list[str], out: TextIO) -> None:
 
 
 def write_period(report: dict, out: TextIO) -> None:
-    print(f"replay with {report['strategy']}: replay minus recorded, per order ({report['method']})", file=out)
-    print(f"{'recorded strategy':20}{'orders':>8}  {'shortfall bps: n mean [95% CI]':>40}  "
+    print(f"replay minus recorded, per order ({report['method']})", file=out)
+    print(f"{'replay':10}{'recorded strategy':>20}{'orders':>8}  {'shortfall bps: n mean [95% CI]':>40}  "
           f"{'fees bps: n mean [95% CI]':>40}", file=out)
-    for row in report["summary"]:
-        cells = []
-        for key in ("shortfall_bps", "fees_bps"):
-            d = row[key]
-            cells.append("-" if d is None else f"{d['n']} {d['mean']} [{_text(d['ci95'][0])}, {_text(d['ci95'][1])}]")
-        print(f"{row['recorded_strategy']:20}{row['orders']:>8}  {cells[0]:>40}  {cells[1]:>40}", file=out)
-    for line in report["skipped"]:
+    for one in report["by_strategy"]:
+        for row in one["summary"]:
+            cells = []
+            for key in ("shortfall_bps", "fees_bps"):
+                d = row[key]
+                cells.append("-" if d is None else
+                             f"{d['n']} {d['mean']} [{_text(d['ci95'][0])}, {_text(d['ci95'][1])}]")
+            print(f"{one['strategy']:10}{row['recorded_strategy']:>20}{row['orders']:>8}  {cells[0]:>40}  "
+                  f"{cells[1]:>40}", file=out)
+    for line in report["by_strategy"][0]["skipped"]:
         print(f"skipped {line}", file=out)
     _limits([], out)
 
 
 def command(url: str, table: str, args) -> int:
     """Run `sorgw replay`; ReplayError for anything the trail or the request cannot support."""
-    try:
-        strategy = Strategy(args.strategy)
-    except ValueError:
-        known = ", ".join(s.value for s in Strategy)
-        raise ReplayError(f"unknown strategy {args.strategy!r} (one of {known})") from None
+    strategies = []
+    for name in args.strategy.split(","):
+        try:
+            strategies.append(Strategy(name.strip()))
+        except ValueError:
+            known = ", ".join(s.value for s in Strategy)
+            raise ReplayError(f"unknown strategy {name.strip()!r} (one of {known})") from None
     if args.all == bool(args.order):
         raise ReplayError("name one ORDER, or --all with --from and --to")
+    if not args.all and len(strategies) > 1:
+        raise ReplayError("one ORDER is replayed with one --strategy; several, comma-separated, go with --all")
     try:
         start = parse_time(args.start) if args.start else None
         end = parse_time(args.end) if args.end else None
@@ -278,14 +291,14 @@ def command(url: str, table: str, args) -> int:
         store.close()
     cfg_for = lambda order: overridden(order.config, args.policy_override or [])  # noqa: E731
     if args.all:
-        report = period(orders, tape, strategy, cfg_for)
-        if not report["orders"]:
+        report = period(orders, tape, strategies, cfg_for)
+        if not report["by_strategy"][0]["orders"]:
             raise ReplayError("no routed parent orders arrived in that period")
         writer = write_json if args.format == "json" else write_period
     else:
         if not orders[0].decisions:
             raise ReplayError(f"order {args.order!r} was never routed (rejected before routing): nothing to replay")
-        report = compare(orders[0], tape, strategy, cfg_for(orders[0]))
+        report = compare(orders[0], tape, strategies[0], cfg_for(orders[0]))
         writer = write_json if args.format == "json" else write_order
     writer(report, sys.stdout)
     return 0

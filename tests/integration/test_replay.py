@@ -119,16 +119,25 @@ def test_another_strategy_gives_a_different_result_and_explains_it(session):
 def test_period_replay_reports_each_strategy_with_its_interval(session):
     gateway_cfg, _, _ = session
     done = replay(gateway_cfg.audit.url, "--all", "--from", "2000-01-01", "--to", "2100-01-01", "--strategy",
-                  "single", "--format", "json")
+                  "single,sweep", "--format", "json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert len(report["orders"]) == 4 and "Student-t" in report["method"]
-    overall = next(row for row in report["summary"] if row["recorded_strategy"] == "all")
-    diffs = [float(o["replay_shortfall_bps"]) - float(o["recorded_shortfall_bps"]) for o in report["orders"]]
+    assert "Student-t" in report["method"] and [s["strategy"] for s in report["by_strategy"]] == ["single", "sweep"]
+    single, sweep = report["by_strategy"]
+    assert len(single["orders"]) == 4  # BAD was rejected before routing: not a routed parent
+    overall = next(row for row in single["summary"] if row["recorded_strategy"] == "all")
+    diffs = [float(o["replay_shortfall_bps"]) - float(o["recorded_shortfall_bps"]) for o in single["orders"]]
     assert overall["shortfall_bps"]["n"] == 4
     assert float(overall["shortfall_bps"]["mean"]) == pytest.approx(sum(diffs) / 4, abs=1e-4)
     low, high = (float(x) for x in overall["shortfall_bps"]["ci95"])
     assert low <= sum(diffs) / 4 <= high
+    # the recorded strategy replayed over its own orders: every order the same, no difference
+    assert all(o["same_children"] for o in sweep["orders"])
+    same = next(row for row in sweep["summary"] if row["recorded_strategy"] == "all")
+    assert same["shortfall_bps"]["mean"] == "0.0000" and same["shortfall_bps"]["ci95"] == ["0.0000", "0.0000"]
+    table = replay(gateway_cfg.audit.url, "--all", "--from", "2000-01-01", "--to", "2100-01-01", "--strategy",
+                   "single,sweep")
+    assert table.returncode == 0 and "single" in table.stdout and "what this replay cannot know:" in table.stdout
 
 
 @pytest.mark.parametrize("args, message", [
@@ -138,6 +147,8 @@ def test_period_replay_reports_each_strategy_with_its_interval(session):
     (("SW", "--strategy", "cost", "--policy-override", "probe_qty=-1"), "probe_qty"),
     (("SW", "--strategy", "cost", "--policy-override", "probe_qty"), "expected key=value"),
     (("--all", "--strategy", "sweep"), "--all needs --from and --to"),
+    (("SW", "--strategy", "sweep,cost"), "several, comma-separated, go with --all"),
+    (("--all", "--from", "2000-01-01", "--to", "2100-01-01", "--strategy", "sweep,nope"), "unknown strategy 'nope'"),
     (("BAD", "--strategy", "sweep"), "order 'BAD' was rejected before it was routed"),
 ])
 def test_bad_requests_exit_2_with_the_reason(session, args, message):
