@@ -1,5 +1,5 @@
-"""The `sorgw` command: run the gateway or the venue simulators, the demo, simulations, the audit tools, status,
-the admin commands (halts), benchmarks."""
+"""The `sorgw` command: run the gateway or the venue simulators, the demo, simulations, the audit tools, TCA and
+replay, status, the admin commands (halts), benchmarks."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from gateway import __version__, config, logs
+from gateway.core.types import Strategy
 from gateway.listen import PortInUse
 
 
@@ -73,6 +74,23 @@ def _parser() -> argparse.ArgumentParser:
     tca.add_argument("--out", type=Path, help="write to this file (csv: this folder) instead of stdout")
     tca.add_argument("--report", choices=["orders", "best-ex"], default="orders",
                      help="best-ex: top five venues per class of order (MiFID II) and a Rule 606 style disclosure")
+
+    replay = sub.add_parser("replay", help="work recorded parent orders again with another strategy, against the "
+                                           "market they met; side by side with what happened")
+    replay.add_argument("order", nargs="?", help="the order: its OrderID or any of its ClOrdIDs")
+    replay.add_argument("--strategy", required=True, help="the routing strategy to replay with: "
+                        + ", ".join(s.value for s in Strategy) + " (with --all: several, comma-separated)")
+    replay.add_argument("--policy-override", action="append", metavar="KEY=VALUE",
+                        help="a routing setting for the replay, e.g. dark_timeout_ms=500 or cost.toxicity_bps=2 "
+                             "(repeatable)")
+    replay.add_argument("--all", action="store_true", help="every parent that arrived in --from .. --to")
+    replay.add_argument("--from", dest="start", help="with --all: orders that arrived at or after this ISO-8601 time")
+    replay.add_argument("--to", dest="end", help="with --all: orders that arrived before this ISO-8601 time")
+    replay.add_argument("--config", type=Path, default=Path("config/gateway.yaml"),
+                        help="gateway config whose audit.url is read (default: config/gateway.yaml)")
+    replay.add_argument("--audit-url", help="audit store url, instead of the config's audit.url")
+    replay.add_argument("--table", help="PostgreSQL table, instead of the config's audit.table (default: audit)")
+    replay.add_argument("--format", choices=["table", "json"], default="table")
 
     status = sub.add_parser("status", help="read the gateway's /metrics and print sessions, orders, venues, latency")
     status.add_argument("--url", help="the metrics endpoint; /metrics is appended to a bare http://HOST:PORT "
@@ -182,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             return _audit(args)
         if args.command == "tca":
             return _tca(args)
+        if args.command == "replay":
+            return _replay(args)
         if args.command == "status":
             from gateway.status import command as status_command
             return status_command(args)
@@ -336,19 +356,33 @@ def _audit(args) -> int:
         store.close()
 
 
+def _trail_url(args) -> tuple[str, str]:
+    """The audit store (url, table) --audit-url and --table name, else the config's."""
+    if args.audit_url:
+        return args.audit_url, args.table or "audit"
+    audit = config.load(args.config, config.GatewayConfig).audit
+    return audit.url, args.table or audit.table
+
+
 def _tca(args) -> int:
     from gateway.tca.report import TcaError, command
 
-    if args.audit_url:
-        url, table = args.audit_url, args.table or "audit"
-    else:
-        audit = config.load(args.config, config.GatewayConfig).audit
-        url, table = audit.url, args.table or audit.table
     try:
-        return command(url, table, args)
+        return command(*_trail_url(args), args)
     except (TcaError, ValueError) as exc:
         print(f"sorgw tca: {exc}", file=sys.stderr)
         return 1
+
+
+def _replay(args) -> int:
+    from gateway.replay.trail import ReplayError
+    from gateway.replay.report import command
+
+    try:
+        return command(*_trail_url(args), args)
+    except (ReplayError, ValueError) as exc:
+        print(f"sorgw replay: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

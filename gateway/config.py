@@ -339,6 +339,7 @@ class AuditConfig(Model):
     hmac_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     checkpoint_path: Path | None = None  # append-only file of signed heads (needs hmac_key_env)
     checkpoint_interval_s: float = Field(60.0, gt=0)  # while the head moves; also at every stop
+    book_levels: int = Field(10, ge=1)  # price levels per side of each book a decision read, kept on record
 
     @model_validator(mode="after")
     def _checkpoints_signed(self) -> "AuditConfig":

@@ -35,6 +35,7 @@ from gateway.audit.records import Entry
 from gateway.audit.stores import open_store
 from gateway.audit.writer import AuditWriter
 from gateway.config import GatewayConfig, VenueConfig
+from gateway.core.book_record import BookLedger
 from gateway.core.clock import Clock, WallClock
 from gateway.core.engine import IdSource, OrderEngine, Routine, StateChange
 from gateway.core.market import BookSnapshot, MarketView, Trade, VenueInfo
@@ -156,6 +157,7 @@ class Gateway:
             {v.name: v.rules() for v in cfg.venues}, instruments,
             VenuePolicy(cfg.routing.market_protection_bps, cfg.routing.unquoted_remainders)),
             self.metrics.routing_latency.observe)
+        self._books = BookLedger(cfg.audit.book_levels)  # what the trail already holds of each venue's book
         self._lock = threading.Lock()
         self._control: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._control_thread = threading.Thread(target=self._run_control, name="sorgw-control", daemon=True)
@@ -702,9 +704,10 @@ class Gateway:
                 arrival = None  # follow-ups (a failed send) are the gateway's own doing
 
     def _quotes(self, out: Outbox, now: int) -> list[Entry]:
-        """The NBBO at each fill reported upstream and at each parent's end, for TCA (a resent report's NBBO
-        would be today's, so it gets none)."""
-        quotes = []
+        """The market the step met: the books each routing decision read, for replay; the NBBO at each fill
+        reported upstream and at each parent's end, for TCA (a resent report's NBBO would be today's, so it
+        gets none)."""
+        quotes = self._book_records(out, now)
         for command in out.commands:
             if not isinstance(command, ExecutionReport) or command.exec_id in self._resend:
                 continue
@@ -719,6 +722,11 @@ class Gateway:
         parents = self.engine.parents
         return {d.order_id: parents[d.order_id].cl_ord_id for d in out.decisions
                 if isinstance(d, RouteDecision) and d.order_id in parents}
+
+    def _book_records(self, out: Outbox, now: int) -> list[Entry]:
+        parents = self.engine.parents
+        return [entries.books(d, parents[d.order_id].symbol, parents[d.order_id].cl_ord_id, now, self._books)
+                for d in out.decisions if isinstance(d, RouteDecision) and d.order_id in parents]
 
     def _carry_out(self, out: Outbox, arrival: Arrival | None) -> list[tuple[Outbox, list[Entry]]]:
         """Send what one engine step produced; steps it caused in turn (a failed send) come back

@@ -65,6 +65,11 @@ def summarize(record: Record) -> str:
         excluded = "; ".join(f"{e['venue']}: {e['reason']}" for e in body["exclusions"])
         return (f"route {body['phase']}: {children or 'no children'} | {body['reason']}"
                 + (f" | excluded {excluded}" if excluded else ""))
+    if record.kind == "book":
+        books = ", ".join(f"{b['venue']} #{b['seq']} "
+                          + ("unchanged" if "at" in b else f"{len(b['bids'])}x{len(b['asks'])} levels")
+                          for b in body.get("books", ()))
+        return f"books read: {books or 'none'}"
     if record.kind == "state":
         old = OrdStatus(body["old"]).name if body["old"] else "-"
         return f"state {old} -> {OrdStatus(body['new']).name} cum={body['cum_qty']} leaves={body['leaves_qty']}"

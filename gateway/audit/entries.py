@@ -7,6 +7,7 @@ from decimal import Decimal
 from enum import Enum
 
 from gateway.audit.records import Entry
+from gateway.core.book_record import BookLedger
 from gateway.core.engine import StateChange
 from gateway.core.market import Nbbo
 from gateway.core.risk import PriceReference
@@ -47,7 +48,9 @@ def for_outbox(out: Outbox, ts_ns: int, cl_ord_ids: dict[str, str]) -> list[Entr
     entries = []
     for item in out.decisions:
         if isinstance(item, RouteDecision):
-            entries.append(Entry("decision", to_json(item), None, item.order_id, cl_ord_ids.get(item.order_id), ts_ns))
+            body = _plain(item)
+            del body["books"]  # in the decision's own `book` record, by reference where unchanged
+            entries.append(Entry("decision", to_json(body), None, item.order_id, cl_ord_ids.get(item.order_id), ts_ns))
         elif isinstance(item, StateChange):
             entries.append(Entry("state", to_json(item), None, item.order_id, item.cl_ord_id, ts_ns))
         elif isinstance(item, PriceReference):  # recovery replays it: the market it was read from is gone
@@ -86,3 +89,9 @@ def quote(report: ExecutionReport, nbbo: Nbbo, ts_ns: int) -> Entry:
                                    "ord_status": report.ord_status.value, "bid": nbbo.bid, "bid_qty": nbbo.bid_qty,
                                    "ask": nbbo.ask, "ask_qty": nbbo.ask_qty}),
                  report.session, report.order_id, report.cl_ord_id, ts_ns)
+
+
+def books(decision: RouteDecision, symbol: str, cl_ord_id: str, ts_ns: int, ledger: BookLedger) -> Entry:
+    """The `book` record of a decision: the lit books its plan read (see gateway.core.book_record)."""
+    return Entry("book", to_json(ledger.record(symbol, decision.books, ts_ns)), None, decision.order_id, cl_ord_id,
+                 ts_ns)

@@ -83,6 +83,12 @@ class PostgresStore:
             "(order_id IS NULL OR order_id = 'NONE')) ORDER BY seq", order_ids, key))
         return [Record(*row) for row in rows]
 
+    def last_before(self, kind: str, seq: int) -> Record | None:
+        """The newest record of this kind before record seq (e.g. the config an order ran under)."""
+        row = self._run(self._conn.fetchrow(
+            f"SELECT {COLUMNS} FROM {self.table} WHERE kind = $1 AND seq < $2 ORDER BY seq DESC LIMIT 1", kind, seq))
+        return None if row is None else Record(*row)
+
     def ping(self) -> None:
         """Fails when the server is gone, so the writer reconnects before anything waits on a commit."""
         self._run(self._conn.execute("SELECT 1"))

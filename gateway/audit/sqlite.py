@@ -75,6 +75,12 @@ class SqliteStore:
             "(order_id IS NULL OR order_id = 'NONE')) ORDER BY seq", (*order_ids, key))
         return [_record(row) for row in rows]
 
+    def last_before(self, kind: str, seq: int) -> Record | None:
+        """The newest record of this kind before record seq (e.g. the config an order ran under)."""
+        row = self._db.execute(f"SELECT {COLUMNS} FROM audit WHERE kind = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
+                               (kind, seq)).fetchone()
+        return None if row is None else _record(row)
+
     def ping(self) -> None:
         """A file store is there as long as its file is: nothing to check."""
 

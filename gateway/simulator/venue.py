@@ -199,6 +199,24 @@ class VenueCore:
         self._top_up(symbol)
         self._publish(self.snapshot(symbol))
 
+    def seed(self, symbol: str, bids: Sequence[Level] = (), asks: Sequence[Level] = (),
+             hidden: tuple[int, int] | None = None) -> None:
+        """Lay a recorded market in place of the venue's own: a lit venue's own orders become exactly these
+        levels (a level a client order rests at or through on the other side is left out: the book never
+        crosses), a dark pool's hidden size becomes `hidden` (buy side, sell side). Client orders stay."""
+        if self.kind is VenueKind.DARK:
+            if hidden is not None:
+                self._pools[symbol].hidden.update({True: hidden[0], False: hidden[1]})
+            return
+        book = self._books[symbol]
+        for order in list(book.resting()):
+            if order.owner is None:
+                book.remove(order)
+        for is_buy, levels in ((True, bids), (False, asks)):
+            for level in levels:
+                if level.qty > 0 and not book.would_cross(is_buy, level.price):
+                    book.add(Order(None, "", "", Side.BUY if is_buy else Side.SELL, level.qty, level.price))
+
     def status(self, owner: str, cl_ord_id: str) -> SimReport | None:
         """Where one of the owner's orders stands, live or finished, as an ORDER_STATUS report; None if unknown."""
         key = (owner, cl_ord_id)
