@@ -7,6 +7,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from statistics import median
 
 from gateway.analytics.markouts import OwnTake, Touch, impact_free_mid
+from gateway.analytics.paired import t95
 
 BPS = Decimal(10_000)
 FIGURE = Decimal("0.0001")  # bps, shares of one and milliseconds are reported to four places
@@ -295,19 +296,7 @@ def _toxicity(fills: Sequence[dict]) -> Decimal | None:
 
 
 MIN_CI_SAMPLE = 5  # fewer observations than this: a mean is reported with no interval
-# Two-sided 95% Student t quantiles by degrees of freedom (4..29 listed; 30+ by the nearest listed below).
-_T95 = {4: "2.776", 5: "2.571", 6: "2.447", 7: "2.365", 8: "2.306", 9: "2.262", 10: "2.228", 11: "2.201",
-        12: "2.179", 13: "2.160", 14: "2.145", 15: "2.131", 16: "2.120", 17: "2.110", 18: "2.101", 19: "2.093",
-        20: "2.086", 21: "2.080", 22: "2.074", 23: "2.069", 24: "2.064", 25: "2.060", 26: "2.056", 27: "2.052",
-        28: "2.048", 29: "2.045", 30: "2.042", 40: "2.021", 60: "2.000", 120: "1.980"}
 CI_METHOD = "95% Student t interval of the mean, each order one observation"
-
-
-def t95(df: int) -> Decimal:
-    """The two-sided 95% t quantile for df >= 4 (conservative between listed values; 1.960 past 120)."""
-    if df > 120:
-        return Decimal("1.960")
-    return Decimal(_T95[max(k for k in _T95 if k <= df)])
 
 
 def mean_ci(values: Sequence[Decimal]) -> dict:
@@ -319,7 +308,7 @@ def mean_ci(values: Sequence[Decimal]) -> dict:
     mean = sum(values, Decimal(0)) / n
     out["mean"] = _q(mean)
     if n >= MIN_CI_SAMPLE:
-        half = t95(n - 1) * (sum((v - mean) ** 2 for v in values) / (n - 1)).sqrt() / Decimal(n).sqrt()
+        half = Decimal(str(t95(n - 1))) * (sum((v - mean) ** 2 for v in values) / (n - 1)).sqrt() / Decimal(n).sqrt()
         out["ci_low"], out["ci_high"] = _q(mean - half), _q(mean + half)
     return out
 

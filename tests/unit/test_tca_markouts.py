@@ -7,7 +7,7 @@ from decimal import Decimal as D
 
 from gateway.analytics.markouts import OwnTake, impact_free_mid, touch_without
 from gateway.analytics.tca import (
-    Child, Fill, Mark, ParentTrail, Print, Quote, VenueTerms, aggregates, mean_ci, parent_figures, t95, venue_figures,
+    Child, Fill, Mark, ParentTrail, Print, Quote, VenueTerms, aggregates, mean_ci, parent_figures, venue_figures,
 )
 from gateway.tca.marks import MarkTimer
 
@@ -79,7 +79,6 @@ def test_intervals_by_hand_and_none_for_small_samples():
     assert got["n"] == 6 and got["mean"] == round(mean, 4)
     assert (got["ci_low"], got["ci_high"]) == (round(mean - half, 4), round(mean + half, 4))
     assert mean_ci(values[:4])["ci_low"] is None and mean_ci([])["mean"] is None
-    assert t95(4) == D("2.776") and t95(35) == D("2.042") and t95(500) == D("1.960")
     rows = {r["figure"]: r for r in aggregates([{**dict.fromkeys(
         ("shortfall_bps", "execution_bps", "fees_bps", "opportunity_bps", "vwap_slippage_bps", "fill_rate",
          "participation")), "shortfall_bps": v, "markouts_bps": {"100": v}} for v in values])}
