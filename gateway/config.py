@@ -270,6 +270,8 @@ class CostConfig(Model):
     latency_bps_per_ms: float = Field(0.02, ge=0)  # per millisecond of a venue's ack latency
     staleness_bps_per_s: float = Field(1.0, ge=0)  # per second of a venue's quote age
     miss_bps: float = Field(2.0, ge=0)  # per unit of a venue's miss rate (1 - fill rate)
+    explore_every: int = Field(20, ge=0)  # a venue no cost parent used for this many parents gets a share; 0: never
+    explore_qty: int = Field(100, ge=1)  # that share in shares (rounded down to lots, at least one lot)
 
 
 class RoutingConfig(Model):
@@ -283,6 +285,7 @@ class RoutingConfig(Model):
     cost: CostConfig = CostConfig()
     markout_horizons_ms: tuple[int, ...] = Field((100, 1000, 5000), min_length=1)
     toxicity_horizon_ms: int = Field(100, ge=0)  # the markout horizon a venue's toxicity score reads
+    toxicity_half_life: int | None = Field(10, ge=1)  # a venue's markouts after which one counts half; None: never
     timer_ms: int = Field(50, ge=1)  # how often the engine sees time pass (dark timeouts, markout mids)
     market_protection_bps: int = Field(50, ge=0, le=10_000)  # market -> limit this far past the far touch
     unquoted_remainders: bool = False  # venues with market_data: false may take what the plan leaves

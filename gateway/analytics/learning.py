@@ -36,10 +36,23 @@ class VenueLearning:
         self.dark = DarkAllocator(dark, config.dark_unit, config.dark_max_units, config.dark_exploration,
                                   config.dark_half_life)
         self._dark_pools = frozenset(dark)
+        self._parents = 0  # cost-strategy parents routed so far
+        self._last_parent: dict[str, int] = {}  # venue -> the number of the last of them that used it
         self.enabled = True
 
     def score(self, venue: str) -> VenueScore | None:
         return self.stats.score(venue)
+
+    def parents_since(self, venue: str) -> int:
+        """Cost-strategy parents routed since one last used this venue (all of them if none ever did)."""
+        return self._parents - self._last_parent.get(venue, 0)
+
+    def routed(self, venues: Iterable[str], new_parent: bool) -> None:
+        """A cost-strategy take went to these venues; new_parent: it is its parent's first."""
+        if self.enabled:
+            self._parents += new_parent
+            for venue in venues:
+                self._last_parent[venue] = self._parents
 
     def child_sent(self, venue: str, qty: int, now_ns: int) -> None:
         if self.enabled:
@@ -54,7 +67,8 @@ class VenueLearning:
         """A fill, to be marked against the mids fed under `market` (see `mid`)."""
         if self.enabled:
             self.stats.on_fill(venue, qty, now_ns)
-            self.markouts.on_fill(market, venue, side, qty, price, now_ns, mid)
+            for markout in self.markouts.on_fill(market, venue, side, qty, price, now_ns, mid):
+                self.stats.on_markout(markout)
 
     def child_done(self, venue: str, sent_qty: int, filled_qty: int, found_liquidity: bool) -> None:
         """A child ended; `found_liquidity`: it ended for lack of liquidity or filled, not by a reject."""
@@ -67,4 +81,5 @@ class VenueLearning:
     def mid(self, market: str, now_ns: int, mid: Decimal) -> None:
         """The mid of one market fills are marked to (the engine keys them by venue and symbol)."""
         if self.enabled:
-            self.markouts.on_mid(market, now_ns, mid)
+            for markout in self.markouts.on_mid(market, now_ns, mid):
+                self.stats.on_markout(markout)

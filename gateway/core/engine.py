@@ -37,6 +37,7 @@ from gateway.core.types import (
     ReplaceRequest,
     SendChild,
     StatusRequest,
+    Strategy,
     TimeInForce,
     VenueKind,
     VenueReport,
@@ -638,6 +639,8 @@ class OrderEngine:
         )
         decision = self.planner(request, self.market, self.venues, self.policy, self.learning)
         out.decisions.append(decision)
+        if decision.strategy is Strategy.COST and decision.phase == "take":
+            self.learning.routed([spec.venue for spec in decision.children], parent.rounds == 0)
         if not decision.children:
             if parent.last_reject is not None or parent.tif is not TimeInForce.DAY \
                     or parent.ord_type is OrdType.MARKET:

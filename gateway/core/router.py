@@ -53,6 +53,8 @@ class CostWeights:
     latency_bps_per_ms: float = 0.02  # per millisecond of the venue's ack latency (observed, else configured)
     staleness_bps_per_s: float = 1.0  # per second of the venue's quote age
     miss_bps: float = 2.0  # per unit of the venue's miss rate (1 - fill rate)
+    explore_every: int = 0  # a usable venue no cost parent used for this many parents gets a share; 0: never
+    explore_qty: int = 100  # that share, in shares (rounded down to lots, at least one lot)
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +360,10 @@ def _route(order: PlanRequest, survey: _Survey, policy: RoutingPolicy, stats: Ve
     if strategy is _SINGLE:
         return _single(order, survey, reachable, placeable)
     if penalties is not None:
-        return _cost(order, survey, reachable, placeable, penalties)
+        decision = _cost(order, survey, reachable, placeable, penalties)
+        if policy.cost.explore_every and stats is not None and decision.children:
+            decision = _explore(order, survey, reachable, decision, penalties, stats, policy.cost)
+        return decision
     return _take(order, survey, reachable, placeable, penalties)
 
 
@@ -398,6 +403,57 @@ def _cost(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], plac
         reason += f"; passed unprotected quotes at {', '.join(passed)}"
     if filled < placeable:
         reason += "; that is all the lit liquidity takeable now"
+    candidates = partial(_taken_candidates, rows, per_row, reachable, buy, penalties)
+    return _decision(order, survey, "take", children, candidates, reason)
+
+
+def _explore(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], decision: RouteDecision,
+             penalties: Mapping[str, Decimal], stats: VenueLearning, weights: CostWeights) -> RouteDecision:
+    """The cost plan with a small share moved to a reachable venue no cost parent used for weights.explore_every
+    parents (the one showing the best price, then the one left longest): its toxicity and fill rate only change while it gets fills, so
+    without this a venue that cleaned up would never be tried again. The share comes off the plan's
+    furthest-priced shares; a plan that would then trade through is kept as it was."""
+    used = {child.venue for child in decision.children}
+    due = [(rows[0][0], -left_for, i, name) for i, (name, _, rows) in enumerate(reachable)
+           if name not in used and (left_for := stats.parents_since(name)) >= weights.explore_every]
+    if not due:
+        return decision
+    _, left_for, _, venue = min(due)  # the best price passed first: what the plan would take were it clean
+    left_for = -left_for
+    buy, lot = order.side.is_buy, order.lot
+    rows = _sweep_order(_entries(reachable, None))
+    takes = {child.venue: child.qty for child in decision.children}
+    per_row = spread(rows, takes)
+    placeable = order.qty - order.qty % lot
+    short = placeable - sum(takes.values())
+    furthest = max(i for i, took in enumerate(per_row) if took)
+    reach = rows[furthest][0]
+    depth = sum(shown for key, shown, name, _ in rows if name == venue and (short or key <= reach))
+    qty = min(max(lot, weights.explore_qty - weights.explore_qty % lot), depth - depth % lot, placeable)
+    if qty == 0:
+        return decision
+    remove = qty - min(qty, short)
+    for i in range(len(rows) - 1, -1, -1):  # furthest-priced shares first
+        if remove <= 0:
+            break
+        took = per_row[i]
+        if not took:
+            continue
+        name = rows[i][2]
+        cut = min(-(-min(remove, took) // lot) * lot, takes[name])
+        takes[name] -= cut
+        remove -= cut
+        per_row = spread(rows, takes)
+    if remove < 0 and qty - remove <= depth - depth % lot:
+        qty -= remove  # a lot rounded up elsewhere: the explored venue takes the difference
+    takes[venue] = qty
+    per_row = spread(rows, takes)
+    children = [ChildSpec(name, n, price, _LIMIT, _IOC, "take") for name, (n, price) in _per_venue(rows, per_row).items()]
+    protected = [(name, book) for name, info, book in survey.lit if info.protected]
+    if _violations(children, order.side, {name: info for name, info, _ in survey.lit}, protected, lot):
+        return decision
+    reason = (f"{decision.reason}; explored {venue} with {qty} shares: no cost parent used it for {left_for} "
+              f"parents (routing.cost.explore_every {weights.explore_every})")
     candidates = partial(_taken_candidates, rows, per_row, reachable, buy, penalties)
     return _decision(order, survey, "take", children, candidates, reason)
 
