@@ -293,6 +293,8 @@ class RoutingConfig(Model):
     final_states_kept: int = Field(10_000, ge=0)  # final states of forgotten orders kept for status and duplicates
     venue_down_timeout_ms: int = Field(30_000, ge=1)  # a venue down this long: its children are held in doubt
     dark_half_life: int | None = Field(None, ge=1)  # dark outcomes after which one counts half; None: never forget
+    dark_change_threshold: float | None = Field(5.0, gt=0)  # CUSUM of surprise fill share that resets what pools hold
+    dark_change_slack: float = Field(0.2, ge=0, lt=1)  # surprise per dark outcome the CUSUM forgives
 
     @field_validator("markout_horizons_ms")
     @classmethod

@@ -24,7 +24,8 @@ def learning_config(routing: RoutingConfig) -> LearningConfig:
     return LearningConfig(tuple(ms * _MS for ms in routing.markout_horizons_ms),
                           VenueStatsConfig(toxicity_horizon_ns=routing.toxicity_horizon_ms * _MS,
                                            toxicity_half_life=routing.toxicity_half_life),
-                          dark_half_life=routing.dark_half_life)
+                          dark_half_life=routing.dark_half_life, dark_change_threshold=routing.dark_change_threshold,
+                          dark_change_slack=routing.dark_change_slack)
 
 
 def risk_limits(risk: RiskConfig, symbols: Iterable[SymbolConfig], sessions: Iterable[UpstreamSession]) -> RiskLimits:

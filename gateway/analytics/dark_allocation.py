@@ -92,12 +92,25 @@ class DarkAllocator:
     out (so not observed) sees its old observations fade until its tail is optimistic again and it is tried:
     the observations counted stay bounded, and so does the exploration cut-off, so learning never stops.
     None: every observation counts the same forever (best on steady pools).
+
+    With a `change_threshold`, a two-sided CUSUM per pool sums how much more (or less) of each child filled
+    than the estimate expected, less `change_slack` per outcome; past the threshold the pools have changed:
+    every history then counts `change_keep` of what it did, so all pools (those left out too) are explored
+    again, while steady pools keep their whole history.
     """
 
     def __init__(self, pools: Sequence[str], unit: int = 100, max_units: int = 200, exploration: float = 1.5,
-                 half_life: float | None = None) -> None:
+                 half_life: float | None = None, change_threshold: float | None = None,
+                 change_slack: float = 0.1, change_keep: float = 0.05) -> None:
         if unit < 1 or max_units < 1 or exploration <= 0 or (half_life is not None and half_life <= 0):
             raise ValueError("unit, max_units, exploration and half_life must be positive")
+        if (change_threshold is not None and change_threshold <= 0) or change_slack < 0 or not 0 <= change_keep < 1:
+            raise ValueError("change_threshold must be positive, change_slack non-negative, change_keep in [0, 1)")
+        self._change = change_threshold
+        self._slack = change_slack
+        self._keep = change_keep
+        self._drift = {pool: [0.0, 0.0] for pool in pools}  # pool -> CUSUM of fills above and below the estimate
+        self.changes = 0  # regime changes detected
         self.unit = unit
         self.max_units = max_units
         self._exploration = exploration
@@ -122,7 +135,10 @@ class DarkAllocator:
         """What a child of `sent` shares to `pool` filled."""
         if not 0 <= filled <= sent:
             raise ValueError(f"a pool fills between 0 and what was sent, got {filled} of {sent}")
-        self._pool(pool).observe(filled // self.unit, filled < sent, self._now)
+        estimate = self._pool(pool)
+        if self._change is not None and sent >= self.unit and self._changed(pool, estimate, sent, filled):
+            self._forget()
+        estimate.observe(filled // self.unit, filled < sent, self._now)
         self._observations = self._observations / self._growth + 1
         if self._growth > 1:
             self._now *= self._growth
@@ -130,6 +146,28 @@ class DarkAllocator:
                 for estimate in self._pools.values():
                     estimate.rescale(1 / self._now)
                 self._now = 1.0
+
+    def _changed(self, pool: str, estimate: _PoolEstimate, sent: int, filled: int) -> bool:
+        """A two-sided CUSUM of the share filled less the share the estimate expects: has it drifted past the
+        threshold (the pool now holds clearly more or less than its history says)?"""
+        units = min(sent // self.unit, self.max_units)
+        tail = estimate.optimistic(1, self._now)
+        expected = sum(tail[1:units + 1]) / units
+        surprise = min(filled, sent) / sent - expected
+        drift = self._drift[pool]
+        drift[0] = max(0.0, drift[0] + surprise - self._slack)
+        drift[1] = max(0.0, drift[1] - surprise - self._slack)
+        return max(drift) > self._change  # type: ignore[operator]
+
+    def _forget(self) -> None:
+        """A regime change: every pool's history now counts change_keep of what it did, so pools are explored
+        again, and the drift statistics start over."""
+        self.changes += 1
+        for estimate in self._pools.values():
+            estimate.rescale(self._keep)
+        self._observations *= self._keep
+        for drift in self._drift.values():
+            drift[0] = drift[1] = 0.0
 
     def tail(self, pool: str) -> tuple[float, ...]:
         """The Kaplan–Meier estimate of P(pool holds >= k units), k = 0, 1, ..., as far as its data reaches."""

@@ -19,6 +19,8 @@ class LearningConfig:
     dark_max_units: int = 200  # most units allocated to one pool
     dark_exploration: float = 1.5
     dark_half_life: float | None = None  # dark child outcomes after which one counts half; None: never forget
+    dark_change_threshold: float | None = None  # CUSUM of a pool's surprise fill share that is a regime change; None: off
+    dark_change_slack: float = 0.2  # surprise per outcome the CUSUM forgives
 
 
 class VenueLearning:
@@ -34,7 +36,7 @@ class VenueLearning:
         self.markouts = MarkoutTracker(horizons)
         self.stats = VenueStats(self.markouts, config.stats, [*lit, *dark])
         self.dark = DarkAllocator(dark, config.dark_unit, config.dark_max_units, config.dark_exploration,
-                                  config.dark_half_life)
+                                  config.dark_half_life, config.dark_change_threshold, config.dark_change_slack)
         self._dark_pools = frozenset(dark)
         self._parents = 0  # cost-strategy parents routed so far
         self._last_parent: dict[str, int] = {}  # venue -> the number of the last of them that used it
