@@ -282,6 +282,7 @@ class RoutingConfig(Model):
     max_quote_age_ms: int = Field(2000, ge=0)  # an older book is stale and not routed to; 0: never stale
     dark_timeout_ms: int = Field(2000, ge=1)  # `dark` strategy, urgency L: how long children rest in dark pools
     probe_qty: int = Field(1000, ge=1)  # `dark` strategy, urgency M: most shares sent as dark IOC probes
+    dark_min_fill: float = Field(0.05, ge=0, lt=1)  # urgency L: no pool gets shares it fills less often than this
     cost: CostConfig = CostConfig()
     markout_horizons_ms: tuple[int, ...] = Field((100, 1000, 5000), min_length=1)
     toxicity_horizon_ms: int = Field(100, ge=0)  # the markout horizon a venue's toxicity score reads

@@ -17,7 +17,7 @@ def routing_policy(routing: RoutingConfig) -> RoutingPolicy:
     return RoutingPolicy(routing.default_strategy,
                          CostWeights(cost.toxicity_bps, cost.latency_bps_per_ms, cost.staleness_bps_per_s, cost.miss_bps,
                                      cost.explore_every, cost.explore_qty),
-                         routing.dark_timeout_ms * _MS, routing.probe_qty)
+                         routing.dark_timeout_ms * _MS, routing.probe_qty, routing.dark_min_fill)
 
 
 def learning_config(routing: RoutingConfig) -> LearningConfig:

@@ -119,17 +119,19 @@ class DarkAllocator:
         self._observations = 0.0  # observations so far, as they count now
         self._pools = {pool: _PoolEstimate(max_units) for pool in pools}
 
-    def allocate(self, qty: int, eligible: Sequence[str], min_qty: Mapping[str, int] = _NO_MINIMUMS) -> dict[str, int]:
+    def allocate(self, qty: int, eligible: Sequence[str], min_qty: Mapping[str, int] = _NO_MINIMUMS,
+                 min_fill: float = 0.0) -> dict[str, int]:
         """Pool -> shares, in eligible order, pools given nothing left out.
 
-        The shares sum to qty rounded down to units, unless that exceeds max_units per pool or pools must
-        be dropped because their share would be under their minimum (a pool is dropped, the one with the
+        The shares sum to qty rounded down to units, unless that exceeds max_units per pool, or a pool's next
+        unit's optimistic fill estimate is under min_fill (what was learnt about it caps its share), or pools
+        must be dropped because their share would be under their minimum (a pool is dropped, the one with the
         smallest share first, and the rest re-allocated).
         """
         min_at_risk = max(1, math.ceil(self._exploration * math.log1p(self._observations)))
         tails = {pool: self._pool(pool).optimistic(min_at_risk, self._now) for pool in eligible}
         return _allocate(qty // self.unit, list(dict.fromkeys(eligible)), lambda pool, n: tails[pool][n + 1],
-                         self.max_units, self.unit, min_qty)
+                         self.max_units, self.unit, min_qty, min_fill)
 
     def observe(self, pool: str, sent: int, filled: int) -> None:
         """What a child of `sent` shares to `pool` filled."""
@@ -188,7 +190,7 @@ def oracle_allocation(qty: int, tails: Mapping[str, Tail], unit: int = 100,
         return sum(tail(k) for k in range(n * unit + 1, (n + 1) * unit + 1))
 
     units = qty // unit
-    return _allocate(units, list(tails), marginal, units, unit, min_qty)
+    return _allocate(units, list(tails), marginal, units, unit, min_qty, 0.0)
 
 
 def expected_fill(allocation: Mapping[str, int], tails: Mapping[str, Tail]) -> float:
@@ -197,30 +199,32 @@ def expected_fill(allocation: Mapping[str, int], tails: Mapping[str, Tail]) -> f
 
 
 def _allocate(units: int, pools: list[str], marginal: Callable[[str, int], float], cap: int, unit: int,
-              min_qty: Mapping[str, int]) -> dict[str, int]:
+              min_qty: Mapping[str, int], floor: float) -> dict[str, int]:
     """Greedy allocation, dropping pools whose share falls under their minimum and re-allocating the rest."""
     pools = [pool for pool in pools if min_qty.get(pool, 0) <= units * unit]
     while True:
-        given = _greedy(units, pools, marginal, cap)
+        given = _greedy(units, pools, marginal, cap, floor)
         short = [pool for pool in pools if 0 < given[pool] * unit < min_qty.get(pool, 0)]
         if not short:
             return {pool: n * unit for pool, n in given.items() if n}
         pools.remove(min(short, key=given.__getitem__))
 
 
-def _greedy(units: int, pools: Sequence[str], marginal: Callable[[str, int], float], cap: int) -> dict[str, int]:
-    """Each unit to the pool whose next unit is likeliest to fill; ties to the pool with fewer units, then listed first.
+def _greedy(units: int, pools: Sequence[str], marginal: Callable[[str, int], float], cap: int,
+            floor: float) -> dict[str, int]:
+    """Each unit to the pool whose next unit is likeliest to fill; ties to the pool with fewer units, then listed
+    first; no unit whose marginal is under floor (with a floor of 0 every unit is given, up to cap a pool).
 
     Optimal for expected fill because each pool's marginal is non-increasing in what it already has.
     """
     given = dict.fromkeys(pools, 0)
-    heap = [(-marginal(pool, 0), 0, i, pool) for i, pool in enumerate(pools)]
+    heap = [(-m, 0, i, pool) for i, pool in enumerate(pools) if (m := marginal(pool, 0)) >= floor]
     heapify(heap)
     for _ in range(units):
         if not heap:
             break
         _, n, i, pool = heappop(heap)
         given[pool] = n = n + 1
-        if n < cap:
-            heappush(heap, (-marginal(pool, n), n, i, pool))
+        if n < cap and (m := marginal(pool, n)) >= floor:
+            heappush(heap, (-m, n, i, pool))
     return given

@@ -16,7 +16,7 @@ class LearningConfig:
     markout_horizons_ns: tuple[int, ...] = (100_000_000, 1_000_000_000, 5_000_000_000)
     stats: VenueStatsConfig = VenueStatsConfig()
     dark_unit: int = 100  # dark allocation unit in shares
-    dark_max_units: int = 200  # most units allocated to one pool
+    dark_max_units: int = 1000  # most units allocated to one pool, whatever was learnt (100,000 shares)
     dark_exploration: float = 1.5
     dark_half_life: float | None = None  # dark child outcomes after which one counts half; None: never forget
     dark_change_threshold: float | None = None  # CUSUM of a pool's surprise fill share that is a regime change; None: off

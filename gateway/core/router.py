@@ -40,6 +40,7 @@ class PlanRequest:
     urgency: Urgency
     ex_destination: str | None = None
     dark_done: bool = False  # the dark phase was already tried for this parent
+    dark_again: frozenset[str] = frozenset()  # resting pools that filled all they were sent, time left to rest
     excluded: frozenset[str] = frozenset()  # venues this parent must not use (they rejected it)
     lot: int = 1  # child quantities are multiples of lot, except a directed order
     strategy: Strategy = Strategy.DARK
@@ -63,6 +64,7 @@ class RoutingPolicy:
     cost: CostWeights = CostWeights()
     dark_timeout_ns: int = 2_000_000_000  # low urgency under `dark`: how long children rest in dark pools
     probe_qty: int = 1000  # medium urgency under `dark`: most shares sent to dark pools as IOC probes
+    dark_min_fill: float = 0.05  # low urgency: a pool gets no unit whose estimated fill probability is under this
 
 
 
@@ -477,7 +479,7 @@ def _nothing_to_take(order: PlanRequest) -> str:
 
 
 def _dark_applies(order: PlanRequest, nbbo: Nbbo) -> bool:
-    if order.urgency is Urgency.HIGH or order.dark_done or order.tif is _FOK:
+    if order.urgency is Urgency.HIGH or (order.dark_done and not order.dark_again) or order.tif is _FOK:
         return False
     mid = nbbo.mid
     if mid is None:
@@ -487,19 +489,25 @@ def _dark_applies(order: PlanRequest, nbbo: Nbbo) -> bool:
 
 def _dark(order: PlanRequest, survey: _Survey, placeable: int, policy: RoutingPolicy,
           stats: VenueLearning | None) -> RouteDecision | None:
-    """Dark pools first: low urgency rests Day orders at the midpoint, sized by each pool's estimated fill;
-    medium sends IOC probes of at most policy.probe_qty to the likeliest pools. None if no pool can take it."""
+    """Dark pools first: low urgency rests Day orders at the midpoint, sized by each pool's estimated fill (no
+    share past where it falls under policy.dark_min_fill), and offers the rest again to pools that filled all
+    they were sent; medium sends IOC probes of at most policy.probe_qty to the likeliest pools. None if no pool
+    can take it."""
     resting = order.urgency is Urgency.LOW
     qty = placeable if resting else max(order.lot, min(placeable, policy.probe_qty - policy.probe_qty % order.lot))
+    again = order.dark_again if order.dark_done else None
     eligible = []
     for name, info in survey.dark:
+        if again is not None and name not in again:
+            continue
         if info.min_qty <= qty:
             eligible.append((name, info))
         else:
             survey.exclusions.append(Exclusion(name, f"dark pool minimum {info.min_qty} > {qty}"))
     if not eligible:
         return None
-    shares, how = _dark_shares(qty, order.lot, eligible, stats.dark if stats else None)
+    shares, how = _dark_shares(qty, order.lot, eligible, stats.dark if stats else None,
+                               policy.dark_min_fill if resting else 0.0)
     if not shares:
         return None
     price = order.limit
@@ -510,7 +518,11 @@ def _dark(order: PlanRequest, survey: _Survey, placeable: int, policy: RoutingPo
     children.sort(key=lambda child: -child.qty)  # stable: the largest share first, then venue preference
     candidates = partial(_dark_candidates, eligible, shares, price, stats.dark if stats else None)
     placed = sum(shares.values())
-    if resting:
+    if again is not None:
+        reason = (f"dark again at LOW urgency: resting {placed} of {placeable} at the midpoint in "
+                  f"{len(children)} pool(s) that filled all they were sent, up to {price} until the dark time is "
+                  f"up, {how}")
+    elif resting:
         reason = (f"dark first at LOW urgency: resting {placed} of {placeable} at the midpoint in "
                   f"{len(children)} pool(s) up to {price} for {policy.dark_timeout_ns // 1_000_000} ms, {how}")
     else:
@@ -520,14 +532,18 @@ def _dark(order: PlanRequest, survey: _Survey, placeable: int, policy: RoutingPo
 
 
 def _dark_shares(qty: int, lot: int, eligible: Sequence[tuple[str, VenueInfo]],
-                 allocator: DarkAllocator | None) -> tuple[dict[str, int], str]:
+                 allocator: DarkAllocator | None, min_fill: float) -> tuple[dict[str, int], str]:
     """Pool -> shares for qty, and how they were chosen: by the allocator's estimated marginal fill
-    probabilities where it can allocate in lots, else evenly in lots (pools dropped for their minimums)."""
+    probabilities where it can allocate in lots (no unit under min_fill), else evenly in lots (pools dropped
+    for their minimums)."""
     minimums = {name: info.min_qty for name, info in eligible}
     if allocator is not None and allocator.unit % lot == 0 and qty >= allocator.unit:
-        shares = allocator.allocate(qty, list(minimums), minimums)
-        if shares:
-            return shares, "sized by estimated fill probability"
+        shares = allocator.allocate(qty, list(minimums), minimums, min_fill)
+        if shares or min_fill:  # with a floor, no share means every pool was learnt to fill too rarely
+            how = "sized by estimated fill probability"
+            if min_fill and sum(shares.values()) < qty - qty % allocator.unit:
+                how += f", no pool past where a further {allocator.unit} shares would fill under {min_fill:.0%} of the time"
+            return shares, how
     even = _split(qty, lot, list(minimums.values()))
     dropped = len(eligible) - len(even)
     return ({name: share for (name, _), share in zip(eligible, even)},
