@@ -1,6 +1,7 @@
 """The cost strategy's takes: the least expected all-in cost per share the no-trade-through rule allows."""
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Container, Mapping, Sequence
 
 from gateway.core.market import PriceKey, Row
@@ -23,6 +24,7 @@ def cheapest_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, 
     """
     rows = rows[:_last_marginal(rows, qty, lot, protected)]
     ranked = sorted(range(len(rows)), key=lambda i: (rows[i][0] + extra[rows[i][2]], i))
+    priced = _Prefixes(rows)
     best: dict[str, int] = {}
     best_key: tuple[int, PriceKey] | None = None
     shown_before: dict[str, int] = {}  # protected venue -> depth strictly better than the current M
@@ -31,7 +33,7 @@ def cheapest_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, 
     while i < n and must <= qty:
         marginal = rows[i][0]
         takes, left = _fill(rows, ranked, marginal, qty, lot, shown_before)
-        key = (left, all_in_cost(rows, takes, extra))
+        key = (left, priced.all_in_cost(takes, extra))
         if best_key is None or key < best_key:
             best, best_key = takes, key
         while i < n and rows[i][0] == marginal:
@@ -85,6 +87,36 @@ def _fill(rows: Sequence[Row], ranked: Sequence[int], marginal: PriceKey, qty: i
             if not left:
                 break
     return takes, left
+
+
+class _Prefixes:
+    """Each venue's rows best first as running depth and cost, to price taking its first n shares in log time."""
+
+    __slots__ = ("_cost", "_depth", "_keys")
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self._depth: dict[str, list[int]] = {}
+        self._cost: dict[str, list[PriceKey]] = {}
+        self._keys: dict[str, list[PriceKey]] = {}
+        for key, shown, venue, _ in rows:
+            depth = self._depth.get(venue)
+            if depth is None:
+                depth = self._depth[venue] = [0]
+                self._cost[venue], self._keys[venue] = [0], []
+            depth.append(depth[-1] + shown)
+            cost = self._cost[venue]
+            cost.append(cost[-1] + shown * key)
+            self._keys[venue].append(key)
+
+    def all_in_cost(self, takes: Mapping[str, int], extra: Mapping[str, int]) -> PriceKey:
+        """all_in_cost of these takes over the rows given at construction."""
+        total: PriceKey = 0
+        for venue, qty in takes.items():
+            if qty:
+                depth = self._depth[venue]
+                i = bisect_left(depth, qty)  # the row that takes the last share is i - 1
+                total += self._cost[venue][i - 1] + (qty - depth[i - 1]) * self._keys[venue][i - 1] + qty * extra[venue]
+        return total
 
 
 def all_in_cost(rows: Sequence[Row], takes: Mapping[str, int], extra: Mapping[str, int]) -> PriceKey:
