@@ -7,7 +7,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from gateway.simulation.darkstudy import DarkStudyResult
 from gateway.simulation.metrics import RunMetrics
@@ -139,9 +139,19 @@ def write_csvs(results: Results, summaries: list[Summary], out_dir: Path) -> lis
 
 def write_chart(summaries: list[Summary], path: Path, studies: Sequence[DarkStudyResult] = (),
                 seed: int | None = None) -> Path:
+    """chart_figure saved as a PNG."""
+    from matplotlib import pyplot as plt
+
+    fig = chart_figure(summaries, studies, seed)
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def chart_figure(summaries: list[Summary], studies: Sequence[DarkStudyResult] = (), seed: int | None = None) -> Any:
     """One panel per scenario (each strategy's shortfall, markout and all-in cost with standard-error bars, on
     the panel's own scale and labelled with its unit) and one per dark allocation study (the adaptive fill as a
-    share of the oracle's, episode by episode), under a title with the seed and the runs."""
+    share of the oracle's, episode by episode), under a title with the seed and the runs: a matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -188,9 +198,7 @@ def write_chart(summaries: list[Summary], path: Path, studies: Sequence[DarkStud
     fig.suptitle("sorgw simulate" + ("" if seed is None else f", seed {seed}") + ": cost per strategy, mean of the "
                  "runs with ±1 standard error")
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _runs(rows: Sequence[Summary]) -> str:

@@ -73,3 +73,28 @@ def test_repeated_parents_are_spaced_by_every_ms():
     assert len(spec.parents) == 80
     assert [p.at_ms for p in spec.parents[:3]] == [0, 250, 500]
     assert all(isinstance(p, ParentSpec) and p.repeat == 1 for p in spec.parents)
+
+
+def test_each_chart_panel_reads_on_its_own():
+    from matplotlib import pyplot as plt
+
+    from gateway.simulation import report, runner
+
+    work = runner.plan(CONFIG, ["toxic-better-price", "dark-regime-change"], runs=2)
+    results = runner.simulate(CONFIG, work, seed=CONFIG.seed)
+    fig = report.chart_figure(report.summarise(results), results.dark_studies, CONFIG.seed)
+    try:
+        assert "seed 42" in fig._suptitle.get_text()
+        panels = [ax for ax in fig.axes if ax.get_visible()]
+        assert len(panels) == 3
+        scenario_panels, (study,) = panels[:2], panels[2:]
+        for ax in scenario_panels:
+            assert ax.get_ylabel() == "bps of the arrival mid (lower is better)"
+            assert "2 runs per strategy" in ax.get_title()
+            assert ax.get_legend() is None  # the legend is the figure's, below the panels
+        assert len(fig.legends) == 1
+        assert study.get_ylabel() == "adaptive fill / oracle fill" and study.get_xlabel() == "episode"
+        assert any(list(line.get_xdata()) == [300, 300] for line in study.get_lines())  # the change is marked
+        assert scenario_panels[0].get_ylim() != scenario_panels[1].get_ylim()  # each on its own scale
+    finally:
+        plt.close(fig)
