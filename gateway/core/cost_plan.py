@@ -23,7 +23,7 @@ def cheapest_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, 
     filling the most at the least total all-in cost is chosen; ties go to the nearer M.
     """
     rows = rows[:_last_marginal(rows, qty, lot, protected)]
-    ranked = sorted(range(len(rows)), key=lambda i: (rows[i][0] + extra[rows[i][2]], i))
+    ranked = [rows[i] for i in sorted(range(len(rows)), key=lambda i: (rows[i][0] + extra[rows[i][2]], i))]
     priced = _Prefixes(rows)
     best: dict[str, int] = {}
     best_key: tuple[int, PriceKey] | None = None
@@ -32,7 +32,7 @@ def cheapest_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, 
     i, n = 0, len(rows)
     while i < n and must <= qty:
         marginal = rows[i][0]
-        takes, left = _fill(rows, ranked, marginal, qty, lot, shown_before)
+        takes, left = _fill(ranked, marginal, qty, lot, shown_before)
         key = (left, priced.all_in_cost(takes, extra))
         if best_key is None or key < best_key:
             best, best_key = takes, key
@@ -65,27 +65,27 @@ def _last_marginal(rows: Sequence[Row], qty: int, lot: int, protected: Container
     return len(rows)
 
 
-def _fill(rows: Sequence[Row], ranked: Sequence[int], marginal: PriceKey, qty: int, lot: int,
+def _fill(ranked: Sequence[Row], marginal: PriceKey, qty: int, lot: int,
           mandatory: Mapping[str, int]) -> tuple[dict[str, int], int]:
-    """The mandatory lots, then the cheapest levels at or better than marginal: (venue -> shares, qty left)."""
+    """The mandatory lots, then the cheapest levels (ranked: least all-in cost first) at or better than
+    marginal: (venue -> shares, qty left)."""
     takes = {venue: shown - shown % lot for venue, shown in mandatory.items() if shown >= lot}
     left = qty - sum(takes.values())
     if not left:
         return takes, left
     reached: dict[str, int] = {}  # venue -> depth of its levels walked so far
-    for i in ranked:
-        key, shown, venue, _ = rows[i]
+    for key, shown, venue, _ in ranked:
         if key > marginal:
             continue
-        reached[venue] = depth = reached.get(venue, 0) + shown
+        depth = reached.get(venue, 0) + shown
+        reached[venue] = depth
         add = depth - depth % lot - takes.get(venue, 0)
-        if add > left:
-            add = left
         if add > 0:
+            if add >= left:
+                takes[venue] = takes.get(venue, 0) + left
+                return takes, 0
             takes[venue] = takes.get(venue, 0) + add
             left -= add
-            if not left:
-                break
     return takes, left
 
 
