@@ -23,6 +23,7 @@ class _PoolEstimate:
         self._exact = [0.0] * (max_units + 1)  # [r]: weight of observations with S = r
         self._censored = [0.0] * (max_units + 1)  # [v]: weight of observations with S >= v
         self._max = max_units
+        self._top = 0  # the highest k with an observation: past it nobody is at risk
         self._optimistic: tuple[int, float, list[float]] | None = None  # (min_at_risk, now, tail) of the last call
 
     def observe(self, units: int, exact: bool, weight: float) -> None:
@@ -31,6 +32,7 @@ class _PoolEstimate:
             self._exact[units] += weight
         elif units > 0:
             self._censored[min(units, self._max)] += weight
+        self._top = max(self._top, min(units, self._max))
         self._optimistic = None
 
     def rescale(self, factor: float) -> None:
@@ -67,11 +69,11 @@ class _PoolEstimate:
         return tail
 
     def _hazards(self) -> list[tuple[float, float]]:
-        """(weight at risk, weight of events) at k = 0..max_units-1."""
+        """(weight at risk, weight of events) at k = 0.. up to the last observation (or max_units-1)."""
         hazards = []
         exact_at_or_above = sum(self._exact)
         censored_above = sum(self._censored)
-        for k in range(self._max):
+        for k in range(min(self._top + 1, self._max)):
             censored_above -= self._censored[k]
             hazards.append((exact_at_or_above + censored_above, self._exact[k]))
             exact_at_or_above -= self._exact[k]
