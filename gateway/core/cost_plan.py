@@ -28,8 +28,8 @@ def cheapest_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, 
     best: dict[str, int] = {}
     best_key: tuple[int, PriceKey] | None = None
     shown_before: dict[str, int] = {}  # protected venue -> depth strictly better than the current M
-    must = 0  # that depth, each venue's rounded down to lots
-    i, n = 0, len(rows)
+    i, n = _first_filling(rows, qty, lot, protected, shown_before), len(rows)
+    must = sum(shown - shown % lot for shown in shown_before.values())  # that depth, each rounded down to lots
     while i < n and must <= qty:
         marginal = rows[i][0]
         takes, left = _fill(ranked, marginal, qty, lot, shown_before)
@@ -45,6 +45,33 @@ def cheapest_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, 
             i += 1
     first = {venue: None for _, _, venue, _ in rows}  # venues in sweep order
     return {venue: best[venue] for venue in first if best.get(venue)}
+
+
+def _first_filling(rows: Sequence[Row], qty: int, lot: int, protected: Container[str],
+                   shown_before: dict[str, int]) -> int:
+    """The first row of the first price whose levels at or better than it show qty in whole lots (each venue's
+    depth rounded down), filling shown_before with the protected depth strictly better than that price; 0 if
+    no price does. A plan whose marginal price is better leaves some of qty unfilled, so it never beats one
+    that fills it all."""
+    depth: dict[str, int] = {}
+    lots = 0  # the depth so far, each venue's rounded down to lots
+    start, n = 0, len(rows)
+    while start < n:
+        marginal = rows[start][0]
+        end = start
+        while end < n and rows[end][0] == marginal:
+            _, shown, venue, _ = rows[end]
+            was = depth.get(venue, 0)
+            depth[venue] = now = was + shown
+            lots += now - now % lot - (was - was % lot)
+            end += 1
+        if lots >= qty:
+            for _, shown, venue, _ in rows[:start]:
+                if venue in protected:
+                    shown_before[venue] = shown_before.get(venue, 0) + shown
+            return start
+        start = end
+    return 0
 
 
 def _last_marginal(rows: Sequence[Row], qty: int, lot: int, protected: Container[str]) -> int:
