@@ -11,14 +11,16 @@ from itertools import accumulate
 from time import perf_counter_ns
 from typing import Any
 
+from gateway.analytics.learning import VenueLearning
 from gateway.core.market import BookSnapshot, Level, MarketView, VenueInfo
-from gateway.core.router import PlanRequest, RouteDecision, RoutingPolicy, plan
-from gateway.core.types import OrdType, Side, TimeInForce, Urgency, VenueKind
+from gateway.core.router import CostWeights, PlanRequest, RouteDecision, RoutingPolicy, plan
+from gateway.core.types import OrdType, Side, Strategy, TimeInForce, Urgency, VenueKind
 
 SYMBOL = "BENCH"
 REFERENCE = Decimal("100.00")
 TICK = Decimal("0.01")
 TARGET_P99_US = 100.0
+EXPLORE_EVERY = 20  # the cost cases' routing.cost.explore_every
 # (maker fee, taker fee) per share, cycled over the lit venues; the negative taker fees are inverted venues.
 FEES = [("-0.0020", "0.0030"), ("-0.0025", "0.0030"), ("0.0010", "-0.0015"), ("-0.0015", "0.0025"),
         ("-0.0010", "0.0020"), ("-0.0022", "0.0028"), ("0.0005", "-0.0005"), ("0", "0.0009")]
@@ -40,9 +42,10 @@ def router_bench(venues: int = 8, levels: int = 10, iterations: int = 20000, see
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1, not {iterations}")
     market, where, cases = bench_market(venues, levels, seed)
-    policy = RoutingPolicy()
+    policy = RoutingPolicy(cost=CostWeights(explore_every=EXPLORE_EVERY))
+    learning = bench_learning(where)
     for _, request in cases * 20:  # warm-up: caches, branch paths, allocator pools
-        plan(request, market, where, policy)
+        plan(request, market, where, policy, learning)
     samples: list[int] = []
     baseline: list[int] = []
     kinds: dict[str, list[int]] = {}
@@ -52,7 +55,7 @@ def router_bench(venues: int = 8, levels: int = 10, iterations: int = 20000, see
     for i in range(iterations):
         kind, request = cases[i % len(cases)]
         start = perf_counter_ns()
-        decision = plan(request, market, where, policy)
+        decision = plan(request, market, where, policy, learning)
         took = perf_counter_ns() - start
         samples.append(took)
         kinds.setdefault(kind, []).append(took)
@@ -71,6 +74,27 @@ def bench_market(venues: int = 8, levels: int = 10,
     where = _venue_infos(venues, rng)
     market = _market(where, levels, rng)
     return market, where, _cases(market, where)
+
+
+def bench_learning(where: dict[str, VenueInfo]) -> VenueLearning:
+    """What the router reads about the venues: 30 marked fills a lit venue (LIT2's followed by a 3 bp adverse
+    move), dark outcomes, and EXPLORE_EVERY cost parents that used every lit venue but LIT2, so every cost plan
+    also explores LIT2 (the dearest path)."""
+    lit = [name for name, info in where.items() if info.kind is VenueKind.LIT]
+    dark = [name for name, info in where.items() if info.kind is VenueKind.DARK]
+    learning = VenueLearning(lit, dark)
+    for name in lit:
+        for i in range(30):
+            learning.child_sent(name, 100, i)
+            learning.child_filled(SYMBOL, name, Side.BUY, 100, REFERENCE, i, REFERENCE)
+            learning.child_done(name, 100, 100 if i % 3 else 50, True)
+        learning.mid(SYMBOL, 10_000_000_000, REFERENCE - (Decimal("0.03") if name == "LIT2" else 0))
+    for i in range(50):
+        for pool in dark:
+            learning.child_done(pool, 1000, 300 + 100 * (i % 5), True)
+    for _ in range(EXPLORE_EVERY):
+        learning.routed([name for name in lit if name != "LIT2"], new_parent=True)
+    return learning
 
 
 def main_router(args: Any) -> int:
@@ -100,7 +124,8 @@ def _venue_infos(venues: int, rng: random.Random) -> dict[str, VenueInfo]:
     for i in range(venues):
         maker, taker = FEES[i % len(FEES)]
         name = f"LIT{i + 1}"
-        where[name] = VenueInfo(name, VenueKind.LIT, Decimal(maker), Decimal(taker), rng.randint(100, 900), True)
+        where[name] = VenueInfo(name, VenueKind.LIT, Decimal(maker), Decimal(taker), rng.randint(100, 900), True,
+                                protected=i % 4 != 1)  # unprotected quotes the cost strategy may pass
     for name, taker, min_qty in DARK_POOLS:
         where[name] = VenueInfo(name, VenueKind.DARK, Decimal(0), Decimal(taker), rng.randint(300, 900), True,
                                 min_qty=min_qty)
@@ -131,7 +156,8 @@ def _side(levels: int, direction: int, rng: random.Random) -> tuple[Level, ...]:
 
 
 def _cases(market: MarketView, where: dict[str, VenueInfo]) -> list[Case]:
-    """Sweeps from one level to all of them (limit and market, lot 1 and 100), FOK, dark-first, post, directed."""
+    """Sweeps from one level to all of them (limit and market, lot 1 and 100, and by the cost strategy), FOK,
+    dark-first, post, directed."""
     cases: list[Case] = []
     nbbo = market.nbbo(SYMBOL, where)
     lit = [name for name, info in where.items() if info.kind is VenueKind.LIT]
@@ -145,6 +171,8 @@ def _cases(market: MarketView, where: dict[str, VenueInfo]) -> list[Case]:
             cases.append(("sweep", _request(side, qty, price)))
             cases.append(("market", _request(side, qty, None)))
             cases.append(("lots", _request(side, qty, price, lot=100)))
+            cases.append(("cost", _request(side, qty, price, strategy=Strategy.COST)))
+            cases.append(("cost-lots", _request(side, qty, price, lot=100, strategy=Strategy.COST)))
         far = levels[-1].price
         cases.append(("sweep", _request(side, 2000, far)))
         cases.append(("fok", _request(side, levels[0].qty, levels[min(2, n - 1)].price, tif=TimeInForce.FOK)))

@@ -323,7 +323,8 @@ def _simulate(args) -> int:
     summaries = report.summarise(results)
     report.print_table(summaries, results.dark_studies, seed, sys.stdout)
     args.out.mkdir(parents=True, exist_ok=True)
-    paths = [*report.write_csvs(results, summaries, args.out), report.write_chart(summaries, args.out / "chart.png")]
+    paths = [*report.write_csvs(results, summaries, args.out), report.write_chart(summaries, args.out / "chart.png",
+                                                                           results.dark_studies, seed)]
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
 

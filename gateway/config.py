@@ -270,6 +270,8 @@ class CostConfig(Model):
     latency_bps_per_ms: float = Field(0.02, ge=0)  # per millisecond of a venue's ack latency
     staleness_bps_per_s: float = Field(1.0, ge=0)  # per second of a venue's quote age
     miss_bps: float = Field(2.0, ge=0)  # per unit of a venue's miss rate (1 - fill rate)
+    explore_every: int = Field(20, ge=0)  # a venue no cost parent used for this many parents gets a share; 0: never
+    explore_qty: int = Field(100, ge=1)  # that share in shares (rounded down to lots, at least one lot)
 
 
 class RoutingConfig(Model):
@@ -280,9 +282,11 @@ class RoutingConfig(Model):
     max_quote_age_ms: int = Field(2000, ge=0)  # an older book is stale and not routed to; 0: never stale
     dark_timeout_ms: int = Field(2000, ge=1)  # `dark` strategy, urgency L: how long children rest in dark pools
     probe_qty: int = Field(1000, ge=1)  # `dark` strategy, urgency M: most shares sent as dark IOC probes
+    dark_min_fill: float = Field(0.05, ge=0, lt=1)  # urgency L: no pool gets shares it fills less often than this
     cost: CostConfig = CostConfig()
     markout_horizons_ms: tuple[int, ...] = Field((100, 1000, 5000), min_length=1)
     toxicity_horizon_ms: int = Field(100, ge=0)  # the markout horizon a venue's toxicity score reads
+    toxicity_half_life: int | None = Field(10, ge=1)  # a venue's markouts after which one counts half; None: never
     timer_ms: int = Field(50, ge=1)  # how often the engine sees time pass (dark timeouts, markout mids)
     market_protection_bps: int = Field(50, ge=0, le=10_000)  # market -> limit this far past the far touch
     unquoted_remainders: bool = False  # venues with market_data: false may take what the plan leaves
@@ -290,6 +294,8 @@ class RoutingConfig(Model):
     final_states_kept: int = Field(10_000, ge=0)  # final states of forgotten orders kept for status and duplicates
     venue_down_timeout_ms: int = Field(30_000, ge=1)  # a venue down this long: its children are held in doubt
     dark_half_life: int | None = Field(None, ge=1)  # dark outcomes after which one counts half; None: never forget
+    dark_change_threshold: float | None = Field(5.0, gt=0)  # CUSUM of surprise fill share that resets what pools hold
+    dark_change_slack: float = Field(0.2, ge=0, lt=1)  # surprise per dark outcome the CUSUM forgives
 
     @field_validator("markout_horizons_ms")
     @classmethod

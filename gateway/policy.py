@@ -15,14 +15,17 @@ _MS = 1_000_000
 def routing_policy(routing: RoutingConfig) -> RoutingPolicy:
     cost = routing.cost
     return RoutingPolicy(routing.default_strategy,
-                         CostWeights(cost.toxicity_bps, cost.latency_bps_per_ms, cost.staleness_bps_per_s, cost.miss_bps),
-                         routing.dark_timeout_ms * _MS, routing.probe_qty)
+                         CostWeights(cost.toxicity_bps, cost.latency_bps_per_ms, cost.staleness_bps_per_s, cost.miss_bps,
+                                     cost.explore_every, cost.explore_qty),
+                         routing.dark_timeout_ms * _MS, routing.probe_qty, routing.dark_min_fill)
 
 
 def learning_config(routing: RoutingConfig) -> LearningConfig:
     return LearningConfig(tuple(ms * _MS for ms in routing.markout_horizons_ms),
-                          VenueStatsConfig(toxicity_horizon_ns=routing.toxicity_horizon_ms * _MS),
-                          dark_half_life=routing.dark_half_life)
+                          VenueStatsConfig(toxicity_horizon_ns=routing.toxicity_horizon_ms * _MS,
+                                           toxicity_half_life=routing.toxicity_half_life),
+                          dark_half_life=routing.dark_half_life, dark_change_threshold=routing.dark_change_threshold,
+                          dark_change_slack=routing.dark_change_slack)
 
 
 def risk_limits(risk: RiskConfig, symbols: Iterable[SymbolConfig], sessions: Iterable[UpstreamSession]) -> RiskLimits:

@@ -23,6 +23,7 @@ class _PoolEstimate:
         self._exact = [0.0] * (max_units + 1)  # [r]: weight of observations with S = r
         self._censored = [0.0] * (max_units + 1)  # [v]: weight of observations with S >= v
         self._max = max_units
+        self._top = 0  # the highest k with an observation: past it nobody is at risk
         self._optimistic: tuple[int, float, list[float]] | None = None  # (min_at_risk, now, tail) of the last call
 
     def observe(self, units: int, exact: bool, weight: float) -> None:
@@ -31,6 +32,7 @@ class _PoolEstimate:
             self._exact[units] += weight
         elif units > 0:
             self._censored[min(units, self._max)] += weight
+        self._top = max(self._top, min(units, self._max))
         self._optimistic = None
 
     def rescale(self, factor: float) -> None:
@@ -67,11 +69,11 @@ class _PoolEstimate:
         return tail
 
     def _hazards(self) -> list[tuple[float, float]]:
-        """(weight at risk, weight of events) at k = 0..max_units-1."""
+        """(weight at risk, weight of events) at k = 0.. up to the last observation (or max_units-1)."""
         hazards = []
         exact_at_or_above = sum(self._exact)
         censored_above = sum(self._censored)
-        for k in range(self._max):
+        for k in range(min(self._top + 1, self._max)):
             censored_above -= self._censored[k]
             hazards.append((exact_at_or_above + censored_above, self._exact[k]))
             exact_at_or_above -= self._exact[k]
@@ -92,12 +94,25 @@ class DarkAllocator:
     out (so not observed) sees its old observations fade until its tail is optimistic again and it is tried:
     the observations counted stay bounded, and so does the exploration cut-off, so learning never stops.
     None: every observation counts the same forever (best on steady pools).
+
+    With a `change_threshold`, a two-sided CUSUM per pool sums how much more (or less) of each child filled
+    than the estimate expected, less `change_slack` per outcome; past the threshold the pools have changed:
+    every history then counts `change_keep` of what it did, so all pools (those left out too) are explored
+    again, while steady pools keep their whole history.
     """
 
     def __init__(self, pools: Sequence[str], unit: int = 100, max_units: int = 200, exploration: float = 1.5,
-                 half_life: float | None = None) -> None:
+                 half_life: float | None = None, change_threshold: float | None = None,
+                 change_slack: float = 0.1, change_keep: float = 0.05) -> None:
         if unit < 1 or max_units < 1 or exploration <= 0 or (half_life is not None and half_life <= 0):
             raise ValueError("unit, max_units, exploration and half_life must be positive")
+        if (change_threshold is not None and change_threshold <= 0) or change_slack < 0 or not 0 <= change_keep < 1:
+            raise ValueError("change_threshold must be positive, change_slack non-negative, change_keep in [0, 1)")
+        self._change = change_threshold
+        self._slack = change_slack
+        self._keep = change_keep
+        self._drift = {pool: [0.0, 0.0] for pool in pools}  # pool -> CUSUM of fills above and below the estimate
+        self.changes = 0  # regime changes detected
         self.unit = unit
         self.max_units = max_units
         self._exploration = exploration
@@ -106,23 +121,28 @@ class DarkAllocator:
         self._observations = 0.0  # observations so far, as they count now
         self._pools = {pool: _PoolEstimate(max_units) for pool in pools}
 
-    def allocate(self, qty: int, eligible: Sequence[str], min_qty: Mapping[str, int] = _NO_MINIMUMS) -> dict[str, int]:
+    def allocate(self, qty: int, eligible: Sequence[str], min_qty: Mapping[str, int] = _NO_MINIMUMS,
+                 min_fill: float = 0.0) -> dict[str, int]:
         """Pool -> shares, in eligible order, pools given nothing left out.
 
-        The shares sum to qty rounded down to units, unless that exceeds max_units per pool or pools must
-        be dropped because their share would be under their minimum (a pool is dropped, the one with the
+        The shares sum to qty rounded down to units, unless that exceeds max_units per pool, or a pool's next
+        unit's optimistic fill estimate is under min_fill (what was learnt about it caps its share), or pools
+        must be dropped because their share would be under their minimum (a pool is dropped, the one with the
         smallest share first, and the rest re-allocated).
         """
         min_at_risk = max(1, math.ceil(self._exploration * math.log1p(self._observations)))
         tails = {pool: self._pool(pool).optimistic(min_at_risk, self._now) for pool in eligible}
         return _allocate(qty // self.unit, list(dict.fromkeys(eligible)), lambda pool, n: tails[pool][n + 1],
-                         self.max_units, self.unit, min_qty)
+                         self.max_units, self.unit, min_qty, min_fill)
 
     def observe(self, pool: str, sent: int, filled: int) -> None:
         """What a child of `sent` shares to `pool` filled."""
         if not 0 <= filled <= sent:
             raise ValueError(f"a pool fills between 0 and what was sent, got {filled} of {sent}")
-        self._pool(pool).observe(filled // self.unit, filled < sent, self._now)
+        estimate = self._pool(pool)
+        if self._change is not None and sent >= self.unit and self._changed(pool, estimate, sent, filled):
+            self._forget()
+        estimate.observe(filled // self.unit, filled < sent, self._now)
         self._observations = self._observations / self._growth + 1
         if self._growth > 1:
             self._now *= self._growth
@@ -130,6 +150,28 @@ class DarkAllocator:
                 for estimate in self._pools.values():
                     estimate.rescale(1 / self._now)
                 self._now = 1.0
+
+    def _changed(self, pool: str, estimate: _PoolEstimate, sent: int, filled: int) -> bool:
+        """A two-sided CUSUM of the share filled less the share the estimate expects: has it drifted past the
+        threshold (the pool now holds clearly more or less than its history says)?"""
+        units = min(sent // self.unit, self.max_units)
+        tail = estimate.optimistic(1, self._now)
+        expected = sum(tail[1:units + 1]) / units
+        surprise = min(filled, sent) / sent - expected
+        drift = self._drift[pool]
+        drift[0] = max(0.0, drift[0] + surprise - self._slack)
+        drift[1] = max(0.0, drift[1] - surprise - self._slack)
+        return max(drift) > self._change  # type: ignore[operator]
+
+    def _forget(self) -> None:
+        """A regime change: every pool's history now counts change_keep of what it did, so pools are explored
+        again, and the drift statistics start over."""
+        self.changes += 1
+        for estimate in self._pools.values():
+            estimate.rescale(self._keep)
+        self._observations *= self._keep
+        for drift in self._drift.values():
+            drift[0] = drift[1] = 0.0
 
     def tail(self, pool: str) -> tuple[float, ...]:
         """The Kaplan–Meier estimate of P(pool holds >= k units), k = 0, 1, ..., as far as its data reaches."""
@@ -150,7 +192,7 @@ def oracle_allocation(qty: int, tails: Mapping[str, Tail], unit: int = 100,
         return sum(tail(k) for k in range(n * unit + 1, (n + 1) * unit + 1))
 
     units = qty // unit
-    return _allocate(units, list(tails), marginal, units, unit, min_qty)
+    return _allocate(units, list(tails), marginal, units, unit, min_qty, 0.0)
 
 
 def expected_fill(allocation: Mapping[str, int], tails: Mapping[str, Tail]) -> float:
@@ -159,30 +201,32 @@ def expected_fill(allocation: Mapping[str, int], tails: Mapping[str, Tail]) -> f
 
 
 def _allocate(units: int, pools: list[str], marginal: Callable[[str, int], float], cap: int, unit: int,
-              min_qty: Mapping[str, int]) -> dict[str, int]:
+              min_qty: Mapping[str, int], floor: float) -> dict[str, int]:
     """Greedy allocation, dropping pools whose share falls under their minimum and re-allocating the rest."""
     pools = [pool for pool in pools if min_qty.get(pool, 0) <= units * unit]
     while True:
-        given = _greedy(units, pools, marginal, cap)
+        given = _greedy(units, pools, marginal, cap, floor)
         short = [pool for pool in pools if 0 < given[pool] * unit < min_qty.get(pool, 0)]
         if not short:
             return {pool: n * unit for pool, n in given.items() if n}
         pools.remove(min(short, key=given.__getitem__))
 
 
-def _greedy(units: int, pools: Sequence[str], marginal: Callable[[str, int], float], cap: int) -> dict[str, int]:
-    """Each unit to the pool whose next unit is likeliest to fill; ties to the pool with fewer units, then listed first.
+def _greedy(units: int, pools: Sequence[str], marginal: Callable[[str, int], float], cap: int,
+            floor: float) -> dict[str, int]:
+    """Each unit to the pool whose next unit is likeliest to fill; ties to the pool with fewer units, then listed
+    first; no unit whose marginal is under floor (with a floor of 0 every unit is given, up to cap a pool).
 
     Optimal for expected fill because each pool's marginal is non-increasing in what it already has.
     """
     given = dict.fromkeys(pools, 0)
-    heap = [(-marginal(pool, 0), 0, i, pool) for i, pool in enumerate(pools)]
+    heap = [(-m, 0, i, pool) for i, pool in enumerate(pools) if (m := marginal(pool, 0)) >= floor]
     heapify(heap)
     for _ in range(units):
         if not heap:
             break
         _, n, i, pool = heappop(heap)
         given[pool] = n = n + 1
-        if n < cap:
-            heappush(heap, (-marginal(pool, n), n, i, pool))
+        if n < cap and (m := marginal(pool, n)) >= floor:
+            heappush(heap, (-m, n, i, pool))
     return given

@@ -16,9 +16,11 @@ class LearningConfig:
     markout_horizons_ns: tuple[int, ...] = (100_000_000, 1_000_000_000, 5_000_000_000)
     stats: VenueStatsConfig = VenueStatsConfig()
     dark_unit: int = 100  # dark allocation unit in shares
-    dark_max_units: int = 200  # most units allocated to one pool
+    dark_max_units: int = 1000  # most units allocated to one pool, whatever was learnt (100,000 shares)
     dark_exploration: float = 1.5
     dark_half_life: float | None = None  # dark child outcomes after which one counts half; None: never forget
+    dark_change_threshold: float | None = None  # CUSUM of a pool's surprise fill share that is a regime change; None: off
+    dark_change_slack: float = 0.2  # surprise per outcome the CUSUM forgives
 
 
 class VenueLearning:
@@ -34,12 +36,25 @@ class VenueLearning:
         self.markouts = MarkoutTracker(horizons)
         self.stats = VenueStats(self.markouts, config.stats, [*lit, *dark])
         self.dark = DarkAllocator(dark, config.dark_unit, config.dark_max_units, config.dark_exploration,
-                                  config.dark_half_life)
+                                  config.dark_half_life, config.dark_change_threshold, config.dark_change_slack)
         self._dark_pools = frozenset(dark)
+        self._parents = 0  # cost-strategy parents routed so far
+        self._last_parent: dict[str, int] = {}  # venue -> the number of the last of them that used it
         self.enabled = True
 
     def score(self, venue: str) -> VenueScore | None:
         return self.stats.score(venue)
+
+    def parents_since(self, venue: str) -> int:
+        """Cost-strategy parents routed since one last used this venue (all of them if none ever did)."""
+        return self._parents - self._last_parent.get(venue, 0)
+
+    def routed(self, venues: Iterable[str], new_parent: bool) -> None:
+        """A cost-strategy take went to these venues; new_parent: it is its parent's first."""
+        if self.enabled:
+            self._parents += new_parent
+            for venue in venues:
+                self._last_parent[venue] = self._parents
 
     def child_sent(self, venue: str, qty: int, now_ns: int) -> None:
         if self.enabled:
@@ -54,7 +69,8 @@ class VenueLearning:
         """A fill, to be marked against the mids fed under `market` (see `mid`)."""
         if self.enabled:
             self.stats.on_fill(venue, qty, now_ns)
-            self.markouts.on_fill(market, venue, side, qty, price, now_ns, mid)
+            for markout in self.markouts.on_fill(market, venue, side, qty, price, now_ns, mid):
+                self.stats.on_markout(markout)
 
     def child_done(self, venue: str, sent_qty: int, filled_qty: int, found_liquidity: bool) -> None:
         """A child ended; `found_liquidity`: it ended for lack of liquidity or filled, not by a reject."""
@@ -67,4 +83,5 @@ class VenueLearning:
     def mid(self, market: str, now_ns: int, mid: Decimal) -> None:
         """The mid of one market fills are marked to (the engine keys them by venue and symbol)."""
         if self.enabled:
-            self.markouts.on_mid(market, now_ns, mid)
+            for markout in self.markouts.on_mid(market, now_ns, mid):
+                self.stats.on_markout(markout)

@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gateway.analytics.markouts import MarkoutTracker
+from gateway.analytics.markouts import Markout, MarkoutTracker
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,7 @@ class VenueStatsConfig:
     toxicity_horizon_ns: int = 100_000_000  # the markout horizon toxicity is read at
     toxicity_scale_bps: float = 2.0  # a shrunk adverse move of scale bps scores tanh(1) = 0.76
     toxicity_prior_fills: float = 5.0  # fills' worth of shrinkage toward "no adverse selection"
+    toxicity_half_life: float | None = None  # a venue's markouts after which one counts half; None: never forget
 
 
 class _Latency:
@@ -62,13 +63,29 @@ class _Latency:
         return self._sorted[math.ceil(0.99 * len(self._sorted)) - 1]
 
 
+class _Marked:
+    """Discounted markouts of one venue at one horizon: fills counted, their quantity, quantity x bps."""
+
+    __slots__ = ("bps", "count", "qty")
+
+    def __init__(self) -> None:
+        self.count = self.qty = self.bps = 0.0
+
+    def add(self, qty: int, bps: float, keep: float) -> None:
+        """Add a markout after scaling what was there by keep (1: nothing forgotten)."""
+        self.count = self.count * keep + 1
+        self.qty = self.qty * keep + qty
+        self.bps = self.bps * keep + qty * bps
+
+
 class _Venue:
     __slots__ = ("children", "done", "done_filled", "done_sent", "fills", "last_fill_ns", "last_sent_ns", "latency",
-                 "working_qty")
+                 "marked", "working_qty")
 
     def __init__(self, config: VenueStatsConfig) -> None:
         self.children = self.working_qty = self.done = self.done_sent = self.done_filled = self.fills = 0
         self.latency = _Latency(config.latency_alpha, config.latency_window)
+        self.marked: dict[int, _Marked] = {}  # horizon -> markouts read by toxicity
         self.last_sent_ns: int | None = None
         self.last_fill_ns: int | None = None
 
@@ -82,8 +99,12 @@ class VenueStats:
             raise ValueError("the fill-rate prior needs positive weights, so no venue starts at 0 or 1")
         if config.toxicity_horizon_ns not in markouts.horizons_ns:
             raise ValueError(f"the markout tracker has no {config.toxicity_horizon_ns} ns horizon for toxicity")
-        self._markouts = markouts
+        if config.toxicity_half_life is not None and config.toxicity_half_life <= 0:
+            raise ValueError("toxicity_half_life must be positive")
         self._config = config
+        # Toxicity reads the reference horizon, less the move already there at the fill (horizon 0) if tracked.
+        self._toxic_horizons = frozenset({config.toxicity_horizon_ns} | ({0} & set(markouts.horizons_ns)))
+        self._keep = 1.0 if config.toxicity_half_life is None else 0.5 ** (1 / config.toxicity_half_life)
         self._venues: dict[str, _Venue] = {}
         for venue in venues:
             self._venue(venue)
@@ -114,6 +135,16 @@ class VenueStats:
         state.done_sent += sent_qty
         state.done_filled += filled_qty
 
+    def on_markout(self, markout: Markout) -> None:
+        """A fill marked at one horizon (what the MarkoutTracker resolved); toxicity reads them."""
+        horizon = markout.horizon_ns
+        if horizon in self._toxic_horizons:
+            marked = self._venue(markout.venue).marked
+            sums = marked.get(horizon)
+            if sums is None:
+                sums = marked[horizon] = _Marked()
+            sums.add(markout.qty, markout.bps, self._keep)
+
     def fill_rate(self, venue: str) -> float:
         """Filled over sent quantity, under a Beta prior counted in children: (n * rate + a) / (n + a + b)."""
         config = self._config
@@ -124,17 +155,19 @@ class VenueStats:
     def toxicity(self, venue: str) -> float:
         """tanh of how far the mid moved against the venue's fills by the reference horizon (bps), shrunk toward 0
         for few fills. With a horizon-0 markout on record the spread paid at the fill is taken out, so only
-        the move after it counts.
+        the move after it counts. With a half-life, older markouts count less (in the mean and in the count the
+        shrinkage reads), so a venue that cleans up sheds its score once its new fills are marked.
 
         tanh(x) = 2 * logistic(2x) - 1: a logistic folded so that zero or favourable moves score 0.
         """
         config = self._config
-        stats = self._markouts.stats(venue, config.toxicity_horizon_ns)
-        if stats is None:
+        state = self._venues.get(venue)
+        stats = None if state is None else state.marked.get(config.toxicity_horizon_ns)
+        if stats is None or not stats.qty:
             return 0.0
-        moved = stats.mean_bps
-        if config.toxicity_horizon_ns and (at_fill := self._markouts.stats(venue, 0)) is not None:
-            moved -= at_fill.mean_bps
+        moved = stats.bps / stats.qty
+        if config.toxicity_horizon_ns and (at_fill := state.marked.get(0)) is not None and at_fill.qty:  # type: ignore[union-attr]
+            moved -= at_fill.bps / at_fill.qty
         shrunk = moved * stats.count / (stats.count + config.toxicity_prior_fills)
         return max(0.0, math.tanh(-shrunk / config.toxicity_scale_bps))
 

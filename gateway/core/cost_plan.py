@@ -1,6 +1,7 @@
 """The cost strategy's takes: the least expected all-in cost per share the no-trade-through rule allows."""
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Container, Mapping, Sequence
 
 from gateway.core.market import PriceKey, Row
@@ -22,16 +23,17 @@ def cheapest_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, 
     filling the most at the least total all-in cost is chosen; ties go to the nearer M.
     """
     rows = rows[:_last_marginal(rows, qty, lot, protected)]
-    ranked = sorted(range(len(rows)), key=lambda i: (rows[i][0] + extra[rows[i][2]], i))
+    ranked = [rows[i] for i in sorted(range(len(rows)), key=lambda i: (rows[i][0] + extra[rows[i][2]], i))]
+    priced = _Prefixes(rows)
     best: dict[str, int] = {}
     best_key: tuple[int, PriceKey] | None = None
     shown_before: dict[str, int] = {}  # protected venue -> depth strictly better than the current M
-    must = 0  # that depth, each venue's rounded down to lots
-    i, n = 0, len(rows)
+    i, n = _first_filling(rows, qty, lot, protected, shown_before), len(rows)
+    must = sum(shown - shown % lot for shown in shown_before.values())  # that depth, each rounded down to lots
     while i < n and must <= qty:
         marginal = rows[i][0]
-        takes, left = _fill(rows, ranked, marginal, qty, lot, shown_before)
-        key = (left, all_in_cost(rows, takes, extra))
+        takes, left = _fill(ranked, marginal, qty, lot, shown_before)
+        key = (left, priced.all_in_cost(takes, extra))
         if best_key is None or key < best_key:
             best, best_key = takes, key
         while i < n and rows[i][0] == marginal:
@@ -43,6 +45,33 @@ def cheapest_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, 
             i += 1
     first = {venue: None for _, _, venue, _ in rows}  # venues in sweep order
     return {venue: best[venue] for venue in first if best.get(venue)}
+
+
+def _first_filling(rows: Sequence[Row], qty: int, lot: int, protected: Container[str],
+                   shown_before: dict[str, int]) -> int:
+    """The first row of the first price whose levels at or better than it show qty in whole lots (each venue's
+    depth rounded down), filling shown_before with the protected depth strictly better than that price; 0 if
+    no price does. A plan whose marginal price is better leaves some of qty unfilled, so it never beats one
+    that fills it all."""
+    depth: dict[str, int] = {}
+    lots = 0  # the depth so far, each venue's rounded down to lots
+    start, n = 0, len(rows)
+    while start < n:
+        marginal = rows[start][0]
+        end = start
+        while end < n and rows[end][0] == marginal:
+            _, shown, venue, _ = rows[end]
+            was = depth.get(venue, 0)
+            depth[venue] = now = was + shown
+            lots += now - now % lot - (was - was % lot)
+            end += 1
+        if lots >= qty:
+            for _, shown, venue, _ in rows[:start]:
+                if venue in protected:
+                    shown_before[venue] = shown_before.get(venue, 0) + shown
+            return start
+        start = end
+    return 0
 
 
 def _last_marginal(rows: Sequence[Row], qty: int, lot: int, protected: Container[str]) -> int:
@@ -63,28 +92,58 @@ def _last_marginal(rows: Sequence[Row], qty: int, lot: int, protected: Container
     return len(rows)
 
 
-def _fill(rows: Sequence[Row], ranked: Sequence[int], marginal: PriceKey, qty: int, lot: int,
+def _fill(ranked: Sequence[Row], marginal: PriceKey, qty: int, lot: int,
           mandatory: Mapping[str, int]) -> tuple[dict[str, int], int]:
-    """The mandatory lots, then the cheapest levels at or better than marginal: (venue -> shares, qty left)."""
+    """The mandatory lots, then the cheapest levels (ranked: least all-in cost first) at or better than
+    marginal: (venue -> shares, qty left)."""
     takes = {venue: shown - shown % lot for venue, shown in mandatory.items() if shown >= lot}
     left = qty - sum(takes.values())
     if not left:
         return takes, left
     reached: dict[str, int] = {}  # venue -> depth of its levels walked so far
-    for i in ranked:
-        key, shown, venue, _ = rows[i]
+    for key, shown, venue, _ in ranked:
         if key > marginal:
             continue
-        reached[venue] = depth = reached.get(venue, 0) + shown
+        depth = reached.get(venue, 0) + shown
+        reached[venue] = depth
         add = depth - depth % lot - takes.get(venue, 0)
-        if add > left:
-            add = left
         if add > 0:
+            if add >= left:
+                takes[venue] = takes.get(venue, 0) + left
+                return takes, 0
             takes[venue] = takes.get(venue, 0) + add
             left -= add
-            if not left:
-                break
     return takes, left
+
+
+class _Prefixes:
+    """Each venue's rows best first as running depth and cost, to price taking its first n shares in log time."""
+
+    __slots__ = ("_cost", "_depth", "_keys")
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self._depth: dict[str, list[int]] = {}
+        self._cost: dict[str, list[PriceKey]] = {}
+        self._keys: dict[str, list[PriceKey]] = {}
+        for key, shown, venue, _ in rows:
+            depth = self._depth.get(venue)
+            if depth is None:
+                depth = self._depth[venue] = [0]
+                self._cost[venue], self._keys[venue] = [0], []
+            depth.append(depth[-1] + shown)
+            cost = self._cost[venue]
+            cost.append(cost[-1] + shown * key)
+            self._keys[venue].append(key)
+
+    def all_in_cost(self, takes: Mapping[str, int], extra: Mapping[str, int]) -> PriceKey:
+        """all_in_cost of these takes over the rows given at construction."""
+        total: PriceKey = 0
+        for venue, qty in takes.items():
+            if qty:
+                depth = self._depth[venue]
+                i = bisect_left(depth, qty)  # the row that takes the last share is i - 1
+                total += self._cost[venue][i - 1] + (qty - depth[i - 1]) * self._keys[venue][i - 1] + qty * extra[venue]
+        return total
 
 
 def all_in_cost(rows: Sequence[Row], takes: Mapping[str, int], extra: Mapping[str, int]) -> PriceKey:

@@ -37,6 +37,7 @@ from gateway.core.types import (
     ReplaceRequest,
     SendChild,
     StatusRequest,
+    Strategy,
     TimeInForce,
     VenueKind,
     VenueReport,
@@ -633,11 +634,14 @@ class OrderEngine:
         request = PlanRequest(
             order_id=parent.order_id, symbol=parent.symbol, side=parent.side, qty=parent.leaves_qty,
             ord_type=parent.ord_type, limit=parent.price, tif=parent.tif, urgency=parent.urgency,
-            ex_destination=parent.ex_destination, dark_done=parent.dark_done, excluded=excluded,
+            ex_destination=parent.ex_destination, dark_done=parent.dark_done,
+            dark_again=self._dark_again(parent), excluded=excluded,
             lot=instrument.lot, strategy=parent.strategy or self.policy.default_strategy,
         )
         decision = self.planner(request, self.market, self.venues, self.policy, self.learning)
         out.decisions.append(decision)
+        if decision.strategy is Strategy.COST and decision.phase == "take":
+            self.learning.routed([spec.venue for spec in decision.children], parent.rounds == 0)
         if not decision.children:
             if parent.last_reject is not None or parent.tif is not TimeInForce.DAY \
                     or parent.ord_type is OrdType.MARKET:
@@ -646,10 +650,12 @@ class OrderEngine:
             return
         now = self.clock.now_ns()
         if decision.phase == "dark":
-            parent.dark_done = True
             if any(spec.tif is TimeInForce.DAY for spec in decision.children):
-                parent.dark_deadline_ns = now + self.policy.dark_timeout_ns
-                self._resting_dark.append(parent)
+                if not parent.dark_done:  # a pool tried again rests only until the first round's time is up
+                    parent.dark_deadline_ns = now + self.policy.dark_timeout_ns
+                if parent not in self._resting_dark:
+                    self._resting_dark.append(parent)
+            parent.dark_done = True
         parent.rounds += 1
         nbbo_mid = decision.nbbo.mid
         for spec in decision.children:
@@ -660,6 +666,16 @@ class OrderEngine:
             self._unanswered[child.cl_ord_id] = child
             self.learning.child_sent(spec.venue, spec.qty, now)
             out.add(SendChild(spec.venue, child.cl_ord_id, parent.order_id, parent.symbol, parent.side, spec))
+
+    def _dark_again(self, parent: ParentOrder) -> frozenset[str]:
+        """The pools of the parent's last resting dark round that filled all they were sent, while its resting
+        time is not up: they may hold more, so the rest is offered to them before it goes lit."""
+        deadline = parent.dark_deadline_ns
+        if deadline is None or self.clock.now_ns() >= deadline:
+            return frozenset()
+        dark = [child for child in parent.children.values() if child.spec.purpose == "dark"]
+        last = max(child.sent_ns for child in dark)
+        return frozenset(child.venue for child in dark if child.sent_ns == last and child.cum_qty >= child.spec.qty)
 
     def _venue_mid(self, venue: str, symbol: str, nbbo_mid: Decimal | None) -> Decimal | None:
         """What fills at this venue are marked to: a lit venue's own mid (the venue whose quotes move first

@@ -40,6 +40,7 @@ class PlanRequest:
     urgency: Urgency
     ex_destination: str | None = None
     dark_done: bool = False  # the dark phase was already tried for this parent
+    dark_again: frozenset[str] = frozenset()  # resting pools that filled all they were sent, time left to rest
     excluded: frozenset[str] = frozenset()  # venues this parent must not use (they rejected it)
     lot: int = 1  # child quantities are multiples of lot, except a directed order
     strategy: Strategy = Strategy.DARK
@@ -53,6 +54,8 @@ class CostWeights:
     latency_bps_per_ms: float = 0.02  # per millisecond of the venue's ack latency (observed, else configured)
     staleness_bps_per_s: float = 1.0  # per second of the venue's quote age
     miss_bps: float = 2.0  # per unit of the venue's miss rate (1 - fill rate)
+    explore_every: int = 0  # a usable venue no cost parent used for this many parents gets a share; 0: never
+    explore_qty: int = 100  # that share, in shares (rounded down to lots, at least one lot)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,7 @@ class RoutingPolicy:
     cost: CostWeights = CostWeights()
     dark_timeout_ns: int = 2_000_000_000  # low urgency under `dark`: how long children rest in dark pools
     probe_qty: int = 1000  # medium urgency under `dark`: most shares sent to dark pools as IOC probes
+    dark_min_fill: float = 0.05  # low urgency: a pool gets no unit whose estimated fill probability is under this
 
 
 
@@ -358,7 +362,10 @@ def _route(order: PlanRequest, survey: _Survey, policy: RoutingPolicy, stats: Ve
     if strategy is _SINGLE:
         return _single(order, survey, reachable, placeable)
     if penalties is not None:
-        return _cost(order, survey, reachable, placeable, penalties)
+        decision = _cost(order, survey, reachable, placeable, penalties)
+        if policy.cost.explore_every and stats is not None and decision.children:
+            decision = _explore(order, survey, reachable, decision, penalties, stats, policy.cost)
+        return decision
     return _take(order, survey, reachable, placeable, penalties)
 
 
@@ -402,6 +409,57 @@ def _cost(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], plac
     return _decision(order, survey, "take", children, candidates, reason)
 
 
+def _explore(order: PlanRequest, survey: _Survey, reachable: list[_Reachable], decision: RouteDecision,
+             penalties: Mapping[str, Decimal], stats: VenueLearning, weights: CostWeights) -> RouteDecision:
+    """The cost plan with a small share moved to a reachable venue no cost parent used for weights.explore_every
+    parents (the one showing the best price, then the one left longest): its toxicity and fill rate only change while it gets fills, so
+    without this a venue that cleaned up would never be tried again. The share comes off the plan's
+    furthest-priced shares; a plan that would then trade through is kept as it was."""
+    used = {child.venue for child in decision.children}
+    due = [(rows[0][0], -left_for, i, name) for i, (name, _, rows) in enumerate(reachable)
+           if name not in used and (left_for := stats.parents_since(name)) >= weights.explore_every]
+    if not due:
+        return decision
+    _, left_for, _, venue = min(due)  # the best price passed first: what the plan would take were it clean
+    left_for = -left_for
+    buy, lot = order.side.is_buy, order.lot
+    rows = _sweep_order(_entries(reachable, None))
+    takes = {child.venue: child.qty for child in decision.children}
+    per_row = spread(rows, takes)
+    placeable = order.qty - order.qty % lot
+    short = placeable - sum(takes.values())
+    furthest = max(i for i, took in enumerate(per_row) if took)
+    reach = rows[furthest][0]
+    depth = sum(shown for key, shown, name, _ in rows if name == venue and (short or key <= reach))
+    qty = min(max(lot, weights.explore_qty - weights.explore_qty % lot), depth - depth % lot, placeable)
+    if qty == 0:
+        return decision
+    remove = qty - min(qty, short)
+    for i in range(len(rows) - 1, -1, -1):  # furthest-priced shares first
+        if remove <= 0:
+            break
+        took = per_row[i]
+        if not took:
+            continue
+        name = rows[i][2]
+        cut = min(-(-min(remove, took) // lot) * lot, takes[name])
+        takes[name] -= cut
+        remove -= cut
+        per_row = spread(rows, takes)
+    if remove < 0 and qty - remove <= depth - depth % lot:
+        qty -= remove  # a lot rounded up elsewhere: the explored venue takes the difference
+    takes[venue] = qty
+    per_row = spread(rows, takes)
+    children = [ChildSpec(name, n, price, _LIMIT, _IOC, "take") for name, (n, price) in _per_venue(rows, per_row).items()]
+    protected = [(name, book) for name, info, book in survey.lit if info.protected]
+    if _violations(children, order.side, {name: info for name, info, _ in survey.lit}, protected, lot):
+        return decision
+    reason = (f"{decision.reason}; explored {venue} with {qty} shares: no cost parent used it for {left_for} "
+              f"parents (routing.cost.explore_every {weights.explore_every})")
+    candidates = partial(_taken_candidates, rows, per_row, reachable, buy, penalties)
+    return _decision(order, survey, "take", children, candidates, reason)
+
+
 def _per_share(cost: PriceKey, qty: int, buy: bool) -> Decimal:
     """An all-in cost in key units over qty shares as a price per share (a sell's: net proceeds)."""
     return (Decimal(cost) / (qty * KEY_SCALE) * (1 if buy else -1)).quantize(_MICRO)
@@ -421,7 +479,7 @@ def _nothing_to_take(order: PlanRequest) -> str:
 
 
 def _dark_applies(order: PlanRequest, nbbo: Nbbo) -> bool:
-    if order.urgency is Urgency.HIGH or order.dark_done or order.tif is _FOK:
+    if order.urgency is Urgency.HIGH or (order.dark_done and not order.dark_again) or order.tif is _FOK:
         return False
     mid = nbbo.mid
     if mid is None:
@@ -431,19 +489,25 @@ def _dark_applies(order: PlanRequest, nbbo: Nbbo) -> bool:
 
 def _dark(order: PlanRequest, survey: _Survey, placeable: int, policy: RoutingPolicy,
           stats: VenueLearning | None) -> RouteDecision | None:
-    """Dark pools first: low urgency rests Day orders at the midpoint, sized by each pool's estimated fill;
-    medium sends IOC probes of at most policy.probe_qty to the likeliest pools. None if no pool can take it."""
+    """Dark pools first: low urgency rests Day orders at the midpoint, sized by each pool's estimated fill (no
+    share past where it falls under policy.dark_min_fill), and offers the rest again to pools that filled all
+    they were sent; medium sends IOC probes of at most policy.probe_qty to the likeliest pools. None if no pool
+    can take it."""
     resting = order.urgency is Urgency.LOW
     qty = placeable if resting else max(order.lot, min(placeable, policy.probe_qty - policy.probe_qty % order.lot))
+    again = order.dark_again if order.dark_done else None
     eligible = []
     for name, info in survey.dark:
+        if again is not None and name not in again:
+            continue
         if info.min_qty <= qty:
             eligible.append((name, info))
         else:
             survey.exclusions.append(Exclusion(name, f"dark pool minimum {info.min_qty} > {qty}"))
     if not eligible:
         return None
-    shares, how = _dark_shares(qty, order.lot, eligible, stats.dark if stats else None)
+    shares, how = _dark_shares(qty, order.lot, eligible, stats.dark if stats else None,
+                               policy.dark_min_fill if resting else 0.0)
     if not shares:
         return None
     price = order.limit
@@ -454,7 +518,11 @@ def _dark(order: PlanRequest, survey: _Survey, placeable: int, policy: RoutingPo
     children.sort(key=lambda child: -child.qty)  # stable: the largest share first, then venue preference
     candidates = partial(_dark_candidates, eligible, shares, price, stats.dark if stats else None)
     placed = sum(shares.values())
-    if resting:
+    if again is not None:
+        reason = (f"dark again at LOW urgency: resting {placed} of {placeable} at the midpoint in "
+                  f"{len(children)} pool(s) that filled all they were sent, up to {price} until the dark time is "
+                  f"up, {how}")
+    elif resting:
         reason = (f"dark first at LOW urgency: resting {placed} of {placeable} at the midpoint in "
                   f"{len(children)} pool(s) up to {price} for {policy.dark_timeout_ns // 1_000_000} ms, {how}")
     else:
@@ -464,14 +532,18 @@ def _dark(order: PlanRequest, survey: _Survey, placeable: int, policy: RoutingPo
 
 
 def _dark_shares(qty: int, lot: int, eligible: Sequence[tuple[str, VenueInfo]],
-                 allocator: DarkAllocator | None) -> tuple[dict[str, int], str]:
+                 allocator: DarkAllocator | None, min_fill: float) -> tuple[dict[str, int], str]:
     """Pool -> shares for qty, and how they were chosen: by the allocator's estimated marginal fill
-    probabilities where it can allocate in lots, else evenly in lots (pools dropped for their minimums)."""
+    probabilities where it can allocate in lots (no unit under min_fill), else evenly in lots (pools dropped
+    for their minimums)."""
     minimums = {name: info.min_qty for name, info in eligible}
     if allocator is not None and allocator.unit % lot == 0 and qty >= allocator.unit:
-        shares = allocator.allocate(qty, list(minimums), minimums)
-        if shares:
-            return shares, "sized by estimated fill probability"
+        shares = allocator.allocate(qty, list(minimums), minimums, min_fill)
+        if shares or min_fill:  # with a floor, no share means every pool was learnt to fill too rarely
+            how = "sized by estimated fill probability"
+            if min_fill and sum(shares.values()) < qty - qty % allocator.unit:
+                how += f", no pool past where a further {allocator.unit} shares would fill under {min_fill:.0%} of the time"
+            return shares, how
     even = _split(qty, lot, list(minimums.values()))
     dropped = len(eligible) - len(even)
     return ({name: share for (name, _), share in zip(eligible, even)},

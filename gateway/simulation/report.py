@@ -7,7 +7,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from gateway.simulation.darkstudy import DarkStudyResult
 from gateway.simulation.metrics import RunMetrics
@@ -137,32 +137,73 @@ def write_csvs(results: Results, summaries: list[Summary], out_dir: Path) -> lis
     return paths
 
 
-def write_chart(summaries: list[Summary], path: Path) -> Path:
-    """Per scenario, each strategy's shortfall, markout and all-in cost with standard-error bars."""
+def write_chart(summaries: list[Summary], path: Path, studies: Sequence[DarkStudyResult] = (),
+                seed: int | None = None) -> Path:
+    """chart_figure saved as a PNG."""
+    from matplotlib import pyplot as plt
+
+    fig = chart_figure(summaries, studies, seed)
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def chart_figure(summaries: list[Summary], studies: Sequence[DarkStudyResult] = (), seed: int | None = None) -> Any:
+    """One panel per scenario (each strategy's shortfall, markout and all-in cost with standard-error bars, on
+    the panel's own scale and labelled with its unit) and one per dark allocation study (the adaptive fill as a
+    share of the oracle's, episode by episode), under a title with the seed and the runs: a matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     scenarios = list(dict.fromkeys(s.scenario for s in summaries))
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(4.5 * len(scenarios), 4), squeeze=False)
+    panels = len(scenarios) + len(studies)
+    columns = min(4, panels)
+    rows_of_panels = math.ceil(panels / columns)
+    fig, axes = plt.subplots(rows_of_panels, columns, figsize=(4.8 * columns, 4 * rows_of_panels + 1.2),
+                             squeeze=False)
+    flat = [ax for row in axes for ax in row]
     measures = (("shortfall", "shortfall_bps"), ("markout", "markout_bps"), ("all-in", "all_in_bps"))
     width = 0.8 / len(measures)
-    for ax, name in zip(axes[0], scenarios):
+    for ax, name in zip(flat, scenarios):
         rows = [s for s in summaries if s.scenario == name]
         for i, (label, field) in enumerate(measures):
             stats = [getattr(s, field) for s in rows]
             ax.bar([x + (i - 1) * width for x in range(len(rows))], [_zero(s.mean) for s in stats], width,
                    yerr=[_zero(s.se) for s in stats], capsize=2, label=label)
         ax.set_xticks(range(len(rows)), [s.strategy for s in rows], rotation=30)
-        ax.set_title(name)
+        ax.set_title(f"{name} ({_runs(rows)})", fontsize="medium")
+        ax.set_ylabel("bps of the arrival mid (lower is better)")
         ax.axhline(0, color="black", linewidth=0.5)
-    axes[0][0].set_ylabel("bps of arrival mid (lower is better)")
-    axes[0][-1].legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return path
+    for ax, study in zip(flat[len(scenarios):], studies):
+        starts = [start for start, _ in study.curve]
+        ax.plot(starts, [ratio for _, ratio in study.curve], marker=".", color="tab:purple")
+        ax.axhline(0.95, color="grey", linestyle="--", linewidth=0.8)
+        ax.annotate("0.95 of the oracle", (0, 0.95), xytext=(2, 3), textcoords="offset points", fontsize="small",
+                    color="grey")
+        if study.change_at is not None:
+            ax.axvline(study.change_at, color="tab:red", linewidth=0.8)
+            ax.annotate("pools change", (study.change_at, 0.05), xytext=(3, 0), textcoords="offset points",
+                        fontsize="small", color="tab:red")
+        ax.set_ylim(0, 1.1)
+        ax.set_title(f"{study.scenario}: dark allocation ({study.qty} shares an episode)", fontsize="medium")
+        ax.set_xlabel("episode")
+        ax.set_ylabel("adaptive fill / oracle fill")
+    for ax in flat[panels:]:
+        ax.set_visible(False)
+    if scenarios:
+        handles, labels = flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=len(measures), frameon=False)
+    fig.suptitle("sorgw simulate" + ("" if seed is None else f", seed {seed}") + ": cost per strategy, mean of the "
+                 "runs with ±1 standard error")
+    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+    return fig
+
+
+def _runs(rows: Sequence[Summary]) -> str:
+    runs = {s.runs for s in rows}
+    return f"{runs.pop()} runs per strategy" if len(runs) == 1 else f"{min(runs)}-{max(runs)} runs per strategy"
 
 
 def _write(path: Path, header: list[str], rows: list[list[object]]) -> None:

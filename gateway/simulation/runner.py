@@ -60,5 +60,5 @@ def simulate(cfg: SimulationConfig, work: list[tuple[Scenario, tuple[Strategy, .
                 if progress is not None:
                     progress.step(f"{scenario.name} {strategy.value}")
         if scenario.dark_study is not None:
-            studies.append(study(scenario, world_seed(seed, scenario.name, -1)))
+            studies.append(study(scenario, world_seed(seed, scenario.name, -1), cfg.routing))
     return Results(results, studies)

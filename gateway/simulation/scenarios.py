@@ -5,7 +5,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gateway import config
 from gateway.config import (
@@ -45,6 +45,7 @@ class SimVenue(Model):
     depth: DepthProfile = DepthProfile()
     dark: DarkLiquidity = DarkLiquidity()
     toxicity: Toxicity = Toxicity()
+    clean_after_ms: int | None = Field(None, ge=0)  # the venue's toxicity stops this long after the warm-up
     background_flow: float = Field(0, ge=0, le=1)
 
     def core_config(self) -> SimVenueConfig:
@@ -71,6 +72,8 @@ class ParentSpec(Model):
     urgency: Urgency = Urgency.MEDIUM
     tif: Literal["day", "ioc", "fok"] = "day"
     at_ms: int = Field(0, ge=0)
+    repeat: int = Field(1, ge=1)  # this many parents, the i-th (from 0) sent at at_ms + i x every_ms
+    every_ms: int = Field(0, ge=0)
 
     @property
     def side_enum(self) -> Side:
@@ -101,11 +104,17 @@ class DarkStudySpec(Model):
     episodes: int = Field(1500, ge=1)
     last: int = Field(300, ge=1)  # the mean fill is over this many final episodes
     unit: int = Field(100, ge=1)
+    change_at: int | None = Field(None, ge=1)  # a regime change: from this episode on the pools hold `after`
+    after: dict[str, DarkLiquidity] = {}  # pool -> its hidden size after the change (others stay as they were)
 
     @model_validator(mode="after")
     def _last_within(self) -> DarkStudySpec:
         if self.last > self.episodes:
             raise ValueError("last must not exceed episodes")
+        if (self.change_at is None) != (not self.after):
+            raise ValueError("a regime change needs both change_at and after")
+        if self.change_at is not None and self.change_at >= self.episodes:
+            raise ValueError("change_at must come before the last episode")
         return self
 
 
@@ -122,6 +131,13 @@ class Scenario(Model):
     follow_ms: int | None = Field(None, ge=0)  # the other lit venues follow a toxic move after this; None: never
     dark_study: DarkStudySpec | None = None
 
+    @field_validator("parents")
+    @classmethod
+    def _repeated(cls, parents: tuple[ParentSpec, ...]) -> tuple[ParentSpec, ...]:
+        """Each repeated parent as that many parents, in the order listed."""
+        return tuple(parent.model_copy(update={"at_ms": parent.at_ms + i * parent.every_ms, "repeat": 1})
+                     for parent in parents for i in range(parent.repeat))
+
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
         config._require_unique("venues", [v.name for v in self.venues])
@@ -135,6 +151,10 @@ class Scenario(Model):
                 raise ValueError(f"parent symbol {parent.symbol!r} is not in symbols")
         if self.dark_study is not None and not self.dark_pools:
             raise ValueError("dark_study needs at least one dark venue")
+        if self.dark_study is not None:
+            unknown = set(self.dark_study.after) - {v.name for v in self.dark_pools}
+            if unknown:
+                raise ValueError(f"dark_study.after names {sorted(unknown)[0]!r}, not a dark venue of the scenario")
         return self
 
     @property

@@ -16,6 +16,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from decimal import Decimal
 
+from gateway.config import Toxicity
 from gateway.core.clock import ManualClock
 from gateway.core.engine import IdSource, OrderEngine
 from gateway.core.market import BookSnapshot, MarketView, Nbbo
@@ -127,6 +128,9 @@ class World:
                 self._every(venue.depth.replenish_ms * _MS, lambda name=venue.name: self._replenish(name))
         self._every(self._timer_ns, lambda: None)  # time moves, and the engine's timer runs
         arrival = START_NS + self.scenario.warmup_ms * _MS
+        for venue in self.scenario.venues:
+            if venue.clean_after_ms is not None:
+                self._at(arrival + venue.clean_after_ms * _MS, lambda name=venue.name: self._clean(name))
         for i, spec in enumerate(self.scenario.parents):
             self._at(arrival + spec.at_ms * _MS, lambda i=i: self._send_parent(i))
         last_arrival = arrival + max(p.at_ms for p in self.scenario.parents) * _MS
@@ -141,6 +145,11 @@ class World:
                 self._carry_out(self.engine.on_timer(now))
             action()
         return [self._outcome(p) for p in self._parents.values()]
+
+    def _clean(self, venue: str) -> None:
+        """The venue's counterparties stop selecting against takers (its clean_after_ms)."""
+        core = self.cores[venue]
+        core.config = core.config.model_copy(update={"toxicity": Toxicity()})
 
     def _finished(self) -> bool:
         return self._ended == len(self.scenario.parents) and self.clock.now_ns() >= self._marked_ns

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from gateway.bench import bench_market, main_router, router_bench
-from gateway.core.router import RouteDecision, RoutingPolicy, plan
+from gateway.bench import EXPLORE_EVERY, bench_learning, bench_market, main_router, router_bench
+from gateway.core.router import CostWeights, RouteDecision, RoutingPolicy, plan
 
 TIMES = ("p50_us", "p90_us", "p99_us", "p99_9_us", "max_us")
 
@@ -23,7 +23,7 @@ def test_percentiles_are_finite_positive_and_in_order(result):
     assert times == sorted(times)
     assert result["baseline_p50_us"] > 0 and result["calls_per_s"] > 0
     assert result["ratio_p50"] == pytest.approx(result["p50_us"] / result["baseline_p50_us"])
-    assert {"sweep", "market", "lots", "fok", "dark", "post", "directed"} == result["by_kind"].keys()
+    assert {"sweep", "market", "lots", "cost", "cost-lots", "fok", "dark", "post", "directed"} == result["by_kind"].keys()
 
 
 def test_every_plan_it_ran_returned_a_decision(result):
@@ -53,3 +53,12 @@ def test_main_router_prints_the_report_and_returns_0(capsys):
 def test_sizes_below_one_are_refused(sizes):
     with pytest.raises(ValueError):
         router_bench(**sizes)
+
+
+def test_the_cost_cases_pass_the_toxic_unprotected_venue_and_explore_it():
+    market, where, cases = bench_market(venues=8, levels=10)
+    learning = bench_learning(where)
+    policy = RoutingPolicy(cost=CostWeights(explore_every=EXPLORE_EVERY))
+    reasons = [plan(request, market, where, policy, learning).reason for kind, request in cases if kind == "cost"]
+    assert any("passed unprotected quotes at" in reason and "LIT2" in reason for reason in reasons)
+    assert any("explored LIT2" in reason for reason in reasons)

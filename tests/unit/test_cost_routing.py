@@ -6,7 +6,8 @@ from decimal import Decimal as D
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.analytics.learning import VenueLearning
+from gateway.analytics.learning import LearningConfig, VenueLearning
+from gateway.analytics.venue_stats import VenueStatsConfig
 from gateway.core.market import BookSnapshot, MarketView, VenueInfo
 from gateway.core.router import CostWeights, PlanRequest, RouteDecision, RoutingPolicy, expected_costs, plan, \
     trade_through_violations
@@ -72,6 +73,65 @@ def test_cost_goes_deeper_only_as_far_as_protected_quotes_allow():
     assert sum(c.qty for c in decision.children) == 500
 
 
+# --- exploration: a venue the cost strategy left keeps being tried -------------------------------------
+
+EXPLORING = RoutingPolicy(cost=CostWeights(explore_every=10, explore_qty=100))
+WHERE = {"TOX": lit("TOX", protected=False), "ARCA": lit("ARCA"), "BATS": lit("BATS")}
+
+
+def test_cost_gives_a_venue_it_left_a_small_share_once_no_parent_used_it_for_explore_every_parents():
+    learning = toxic("TOX")
+    for _ in range(9):
+        learning.routed(["ARCA", "BATS"], new_parent=True)
+    order = request(500, "100.03", strategy=COST)
+    assert legs(plan(order, make_market(TOXIC_BOOKS), WHERE, EXPLORING, learning)) == [("ARCA", 500, "100.02")]
+    learning.routed(["ARCA", "BATS"], new_parent=True)
+    decision = plan(order, make_market(TOXIC_BOOKS), WHERE, EXPLORING, learning)
+    assert legs(decision) == [("TOX", 100, "100.01"), ("ARCA", 400, "100.02")]
+    assert "explored TOX with 100 shares: no cost parent used it for 10 parents" in decision.reason
+    learning.routed(["TOX", "ARCA", "BATS"], new_parent=True)  # used now: the count starts again
+    assert legs(plan(order, make_market(TOXIC_BOOKS), WHERE, EXPLORING, learning)) == [("ARCA", 500, "100.02")]
+
+
+def test_exploration_is_off_with_explore_every_0():
+    learning = toxic("TOX")
+    for _ in range(50):
+        learning.routed(["ARCA"], new_parent=True)
+    decision = plan(request(500, "100.03", strategy=COST), make_market(TOXIC_BOOKS), WHERE, RoutingPolicy(), learning)
+    assert legs(decision) == [("ARCA", 500, "100.02")]
+
+
+def parents_until_back(policy: RoutingPolicy, parents: int = 300) -> int | None:
+    """TOX was 2 bps toxic over 30 fills and is clean from now on: the parent (of `parents`) from which the
+    cost strategy sends it everything again, each parent's fills marked as the engine marks them."""
+    learning = VenueLearning(list(WHERE), [], LearningConfig(stats=VenueStatsConfig(toxicity_half_life=5)))
+    for _ in range(30):
+        learning.child_sent("TOX", 100, 0)
+        learning.child_filled(SYM, "TOX", Side.BUY, 100, D("100.02"), 0, D("100.015"))
+        learning.child_done("TOX", 100, 100, True)
+    learning.mid(SYM, 5_000_000_000, D("99.995"))
+    assert learning.score("TOX").toxicity > 0.5
+    now = 10_000_000_000
+    for parent in range(parents):
+        decision = plan(request(500, "100.03", strategy=COST), make_market(TOXIC_BOOKS), WHERE, policy, learning)
+        if legs(decision) == [("TOX", 500, "100.01")]:
+            return parent
+        learning.routed([child.venue for child in decision.children], new_parent=True)
+        for child in decision.children:
+            learning.child_sent(child.venue, child.qty, now)
+            learning.child_filled(SYM, child.venue, Side.BUY, child.qty, child.price, now, D("100.015"))
+            learning.child_done(child.venue, child.qty, child.qty, True)
+        now += 1_000_000_000
+        learning.mid(SYM, now, D("100.015"))  # no move after any fill: every venue is clean now
+    return None
+
+
+def test_a_venue_that_cleaned_up_wins_the_flow_back_and_without_exploration_never_does():
+    back = parents_until_back(EXPLORING)
+    assert back is not None and 50 <= back <= 120  # 10 explorations of 100 shares, one every 10 parents
+    assert parents_until_back(RoutingPolicy()) is None
+
+
 # --- properties ---------------------------------------------------------------------------------------
 
 
@@ -131,6 +191,21 @@ def test_cost_is_never_worse_than_the_sweep_and_never_trades_through(scenario):
     assert all(c.qty % order.lot == 0 for c in cost.children)
     extra = expected_costs(order, market, where, CostWeights(), learning)
     assert all_in(cost, market, extra, order.side) <= all_in(sweep, market, extra, order.side)
+
+
+@PROPERTY
+@given(costly_books(), st.integers(1, 5), st.integers(1, 500))
+def test_exploring_never_trades_through_nor_changes_how_much_is_taken(scenario, every, qty):
+    order, market, where, learning = scenario
+    for _ in range(every):
+        learning.routed([], new_parent=True)  # every venue is due
+    policy = RoutingPolicy(cost=CostWeights(explore_every=every, explore_qty=qty))
+    explored = plan(order, market, where, policy, learning)
+    plain = plan(order, market, where, RoutingPolicy(), learning)
+    assert trade_through_violations(explored, order.side, SYM, market, where, order.lot) == []
+    assert all(c.qty % order.lot == 0 and c.qty > 0 for c in explored.children)
+    assert sum(c.qty for c in explored.children) >= sum(c.qty for c in plain.children)
+    assert sum(c.qty for c in explored.children) <= order.qty
 
 
 def _as(order: PlanRequest, strategy: Strategy) -> PlanRequest:

@@ -216,6 +216,37 @@ def test_with_a_half_life_it_recovers_from_a_regime_change_within_300_rounds(see
     assert after_a_change(DarkAllocator(POOLS, half_life=150), seed) >= 0.95
 
 
+def detecting() -> DarkAllocator:
+    return DarkAllocator(POOLS, change_threshold=5, change_slack=0.2)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_with_change_detection_it_recovers_from_a_regime_change_within_300_rounds(seed):
+    allocator = detecting()
+    assert after_a_change(allocator, seed) >= 0.98  # 0.987, 0.994, 0.984 of the oracle
+    assert allocator.changes >= 1
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_change_detection_keeps_the_whole_history_of_steady_pools(seed):
+    allocator, plain = detecting(), DarkAllocator(POOLS)
+    play(allocator, random.Random(seed), 1000, 1500)
+    play(plain, random.Random(seed), 1000, 1500)
+    assert allocator.changes == 0
+    assert allocator.allocate(1500, POOLS) == plain.allocate(1500, POOLS)
+
+
+def test_change_detection_settings_are_checked():
+    for bad in ({"change_threshold": 0}, {"change_slack": -0.1}, {"change_keep": 1}):
+        with pytest.raises(ValueError):
+            DarkAllocator(POOLS, **bad)
+
+
+def test_the_engines_allocator_detects_changes_by_default():
+    allocator = VenueLearning([], POOLS, learning_config(RoutingConfig())).dark
+    assert after_a_change(allocator, 1) >= 0.98
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_without_one_it_does_not(seed):
     assert after_a_change(DarkAllocator(POOLS), seed) < 0.9

@@ -21,11 +21,12 @@ def make_stats(**config) -> tuple[VenueStats, MarkoutTracker]:
     return VenueStats(markouts, VenueStatsConfig(**config), venues=["ARCA", "DRK1"]), markouts
 
 
-def picked_off(markouts: MarkoutTracker, venue: str, fills: int, bps: int) -> None:
-    """`fills` buys of 100 at 100.00 that each mark `bps` at one second."""
+def picked_off(stats: VenueStats, markouts: MarkoutTracker, venue: str, fills: int, bps: int | str) -> None:
+    """`fills` buys of 100 at 100.00 that each mark `bps` at one second, fed to stats as the engine feeds them."""
     for _ in range(fills):
         markouts.on_fill("ACME", venue, Side.BUY, 100, D("100.00"), T0)
-    markouts.on_mid("ACME", T0 + SEC, D("100.00") + D(bps) / 100)
+    for markout in markouts.on_mid("ACME", T0 + SEC, D("100.00") + D(bps) / 100):
+        stats.on_markout(markout)
 
 
 def test_a_new_venue_has_the_prior_fill_rate():
@@ -86,7 +87,7 @@ def test_toxicity_rises_with_adverse_markouts_and_is_zero_without_them():
     scores = []
     for bps in (5, 0, -1, -5, -20):
         stats, markouts = make_stats()
-        picked_off(markouts, "DRK1", 50, bps)
+        picked_off(stats, markouts, "DRK1", 50, bps)
         scores.append(stats.toxicity("DRK1"))
 
     assert scores[:2] == [0.0, 0.0]
@@ -96,8 +97,8 @@ def test_toxicity_rises_with_adverse_markouts_and_is_zero_without_them():
 def test_toxicity_is_shrunk_when_there_are_few_fills():
     few, few_markouts = make_stats()
     many, many_markouts = make_stats()
-    picked_off(few_markouts, "DRK1", 2, -10)
-    picked_off(many_markouts, "DRK1", 200, -10)
+    picked_off(few, few_markouts, "DRK1", 2, -10)
+    picked_off(many, many_markouts, "DRK1", 200, -10)
 
     assert 0 < few.toxicity("DRK1") < many.toxicity("DRK1")
     assert few.toxicity("ARCA") == 0.0  # no markouts at all
@@ -108,8 +109,10 @@ def test_toxicity_counts_the_move_after_a_fill_not_the_spread_paid_at_it():
         markouts = MarkoutTracker([0, SEC])
         stats = VenueStats(markouts, VenueStatsConfig(toxicity_horizon_ns=SEC), venues=["ARCA"])
         for _ in range(20):  # bought at the offer, a cent over the mid
-            markouts.on_fill("ACME", "ARCA", Side.BUY, 100, D("100.01"), T0, mid_at_fill=D("100.00"))
-        markouts.on_mid("ACME", T0 + SEC, D(mid_later))
+            for markout in markouts.on_fill("ACME", "ARCA", Side.BUY, 100, D("100.01"), T0, mid_at_fill=D("100.00")):
+                stats.on_markout(markout)
+        for markout in markouts.on_mid("ACME", T0 + SEC, D(mid_later)):
+            stats.on_markout(markout)
         return stats.toxicity("ARCA")
 
     assert toxicity("100.00") == 0.0  # the 1 bp half spread paid is no adverse selection
@@ -124,7 +127,7 @@ def test_snapshot_reports_activity_per_venue():
     stats.on_ack("DRK1", T0 + 200 * US, T0)
     stats.on_fill("DRK1", 200, T0 + 5)
     stats.on_child_done("DRK1", 500, 200)
-    picked_off(markouts, "DRK1", 30, -5)
+    picked_off(stats, markouts, "DRK1", 30, -5)
 
     score = stats.snapshot()["DRK1"]
 
@@ -153,3 +156,24 @@ def test_the_config_must_fit_the_tracker_and_keep_the_prior_off_0_and_1():
         VenueStats(MarkoutTracker([5 * SEC]))
     with pytest.raises(ValueError):
         make_stats(prior_misses=0)
+
+
+def test_with_a_half_life_toxicity_forgets_a_venue_that_cleaned_up():
+    forgetting, forgetting_markouts = make_stats(toxicity_half_life=5)
+    remembering, remembering_markouts = make_stats()
+    for stats, markouts in ((forgetting, forgetting_markouts), (remembering, remembering_markouts)):
+        picked_off(stats, markouts, "ARCA", 100, -5)
+    toxic = forgetting.toxicity("ARCA")
+    assert toxic == pytest.approx(remembering.toxicity("ARCA"), abs=0.2) and toxic > 0.5
+    for stats, markouts in ((forgetting, forgetting_markouts), (remembering, remembering_markouts)):
+        for second in range(2, 22):  # 20 clean fills, each marked on its own
+            markouts.on_fill("ACME", "ARCA", Side.BUY, 100, D("100.00"), T0 + second * SEC)
+            for markout in markouts.on_mid("ACME", T0 + (second + 1) * SEC, D("100.00")):
+                stats.on_markout(markout)
+    assert forgetting.toxicity("ARCA") < 0.1  # 20 clean fills are 4 half-lives: what was toxic counts 1/16
+    assert remembering.toxicity("ARCA") > 0.5  # 100 toxic fills against 20 clean ones, forever
+
+
+def test_half_life_must_be_positive():
+    with pytest.raises(ValueError):
+        make_stats(toxicity_half_life=0)
