@@ -130,6 +130,7 @@ def write_best_ex_table(report: dict, out: TextIO) -> None:
 def write_csvs(report: dict, folder: Path) -> list[Path]:
     """orders.csv, fills.csv, venues.csv and aggregates.csv in folder (best-ex: top_venues.csv, routing.csv)."""
     folder.mkdir(parents=True, exist_ok=True)
+    tables: tuple[tuple[str, list[dict], tuple[str, ...]], ...]
     if "top_venues" in report:
         tables = (("top_venues", report["top_venues"], TOP_COLUMNS), ("routing", report["routing"], DISCLOSURE_COLUMNS))
     else:
