@@ -261,19 +261,19 @@ def _bench(args) -> int:
 
         main_router(args)
     if args.audit is True:
-        from gateway.audit.bench import audit_bench, print_report
+        from gateway.audit.bench import audit_bench, print_report as print_audit
 
-        print_report(audit_bench(args.steps))
+        print_audit(audit_bench(args.steps))
     if args.metrics:
         from gateway.metrics_bench import metrics_bench, print_report as print_metrics
 
         print_metrics(metrics_bench(args.steps))
     if args.soak:
-        from gateway.soak import print_progress, print_report, run_soak
+        from gateway.soak import print_progress, print_report as print_soak, run_soak
 
         logs.configure("warning", False)
         result = run_soak(soak_rate, soak_duration, args.warmup, mqtt_url=args.mqtt, progress=print_progress)
-        if not print_report(result):
+        if not print_soak(result):
             return 1
     if args.e2e:
         return _e2e(args)
