@@ -23,10 +23,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-
+from gateway.analytics.learning import VenueLearning
 from gateway.audit.records import Record
 from gateway.core.engine import IdSource, OrderEngine
-from gateway.analytics.learning import VenueLearning
 from gateway.core.market import MarketView, Nbbo, VenueInfo
 from gateway.core.risk import Halt, Reference
 from gateway.core.router import Candidate, Exclusion, PlanRequest, RouteDecision, RoutingPolicy

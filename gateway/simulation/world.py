@@ -17,6 +17,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from functools import partial
 
+from gateway.analytics.markouts import OwnTake, Touch, impact_free_mid, touch_without
 from gateway.config import Toxicity
 from gateway.core.clock import ManualClock
 from gateway.core.engine import IdSource, OrderEngine
@@ -39,7 +40,6 @@ from gateway.core.types import (
 )
 from gateway.core.validation import Instrument
 from gateway.policy import learning_config, routing_policy
-from gateway.analytics.markouts import OwnTake, Touch, impact_free_mid, touch_without
 from gateway.simulation.metrics import Fill, ParentOutcome
 from gateway.simulation.scenarios import Scenario, SimulationConfig, SimulationError
 from gateway.simulator.venue import SimOrder, SimReport, VenueCore
@@ -309,14 +309,16 @@ class World:
     def _true_nbbo(self, symbol: str) -> Nbbo:
         return self.truth.nbbo(symbol, self._lit)
 
-    def _impact_free_mid(self, symbol: str, ts_ns: int, takes: list[tuple[int, OwnTake]], before: bool) -> Decimal | None:
+    def _impact_free_mid(self, symbol: str, ts_ns: int, takes: list[tuple[int, OwnTake]],
+                         before: bool) -> Decimal | None:
         """The true mid with the levels `takes` consumed put back: as it stood just before ts_ns (before, with the
         takes before it) or after everything that happened at ts_ns (with the takes up to it)."""
         times, touches = self._tape[symbol]
         i = bisect_left(times, ts_ns) if before else bisect_right(times, ts_ns)
         if not i:
             return None
-        return impact_free_mid(touches[i - 1], [take for ts, take in takes if ts < ts_ns or (not before and ts == ts_ns)])
+        return impact_free_mid(touches[i - 1],
+                               [take for ts, take in takes if ts < ts_ns or (not before and ts == ts_ns)])
 
     # --- the event heap ---------------------------------------------------------------------
 

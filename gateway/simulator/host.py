@@ -242,7 +242,8 @@ class VenueHost(GuardedApplication):
                            (codec.EXEC_ID, f"{venue}-status-{request.cl_ord_id}-{time.time_ns()}"),
                            (codec.EXEC_TYPE, OrdStatus.REJECTED.value if fix42 else ExecType.ORDER_STATUS.value),
                            (codec.ORD_STATUS, OrdStatus.REJECTED.value),
-                           (codec.ORD_REJ_REASON, "5"), (codec.SYMBOL, request.symbol), (codec.SIDE, request.side.value),
+                           (codec.ORD_REJ_REASON, "5"), (codec.SYMBOL, request.symbol),
+                           (codec.SIDE, request.side.value),
                            (codec.LEAVES_QTY, "0"), (codec.CUM_QTY, "0"), (codec.AVG_PX, "0"),
                            (codec.TEXT, f"unknown order {request.cl_ord_id}")):
             msg.setField(tag, value)

@@ -109,9 +109,9 @@ class _Reader:
             self.cl_ord_ids.setdefault(order_id, set()).add(msg.getField(11))
         if record.kind == "fix_in" and msg_type == "D" and order_id not in self.parents and msg.isSetField(38):
             self.parents[order_id] = ParentTrail(
-                order_id, msg.getField(11), record.session or "", msg.getField(55), 1 if msg.getField(54) == "1" else -1,
-                int(Decimal(msg.getField(38))), record.ts_ns, ord_type=_ord_type(msg),
-                directed=msg.isSetField(100) and bool(msg.getField(100)))
+                order_id, msg.getField(11), record.session or "", msg.getField(55),
+                1 if msg.getField(54) == "1" else -1, int(Decimal(msg.getField(38))), record.ts_ns,
+                ord_type=_ord_type(msg), directed=msg.isSetField(100) and bool(msg.getField(100)))
         elif record.kind == "fix_out" and msg_type == "8" and order_id in self.parents:
             parent = self.parents[order_id]
             if parent.end_ns is not None:

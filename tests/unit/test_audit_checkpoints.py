@@ -1,4 +1,5 @@
-"""The keyed chain's rules and the writer's signed checkpoints: when they are written, where, and what a failure does."""
+"""The keyed chain's rules and the writer's signed checkpoints: when they are written, where, and what a failure
+does."""
 from __future__ import annotations
 
 import json
@@ -9,8 +10,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from gateway import config, logs
-from gateway.audit import checkpoints
-from gateway.audit import writer as writer_module
+from gateway.audit import checkpoints, writer as writer_module
 from gateway.audit.records import GENESIS, Entry, chain, first_break
 from gateway.audit.sqlite import SqliteStore
 from gateway.audit.writer import AuditWriter
