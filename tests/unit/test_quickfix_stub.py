@@ -1,4 +1,5 @@
 """The quickfix stub mypy reads (stubs/quickfix) names only what the installed quickfix has."""
+
 from __future__ import annotations
 
 import ast
@@ -20,8 +21,9 @@ def stub_classes() -> dict[str, list[str]]:
         members = [f.name for f in node.body if isinstance(f, ast.FunctionDef) and f.name != "__init__"]
         for base in node.bases:
             if isinstance(base, ast.Name) and base.id.startswith("_"):
-                members += [f.name for f in classes[base.id].body
-                            if isinstance(f, ast.FunctionDef) and f.name != "__init__"]
+                members += [
+                    f.name for f in classes[base.id].body if isinstance(f, ast.FunctionDef) and f.name != "__init__"
+                ]
         out[name] = members
     return out
 
@@ -41,7 +43,11 @@ def test_every_stubbed_class_and_method_exists_in_quickfix():
 
 def test_stubbed_exceptions_are_exceptions_in_quickfix():
     tree = ast.parse(STUB.read_text())
-    stubbed = [node.name for node in tree.body if isinstance(node, ast.ClassDef)
-               and any(isinstance(b, ast.Name) and b.id in ("Exception", "FIXException") for b in node.bases)]
+    stubbed = [
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.ClassDef)
+        and any(isinstance(b, ast.Name) and b.id in ("Exception", "FIXException") for b in node.bases)
+    ]
     assert "RejectLogon" in stubbed
     assert [name for name in stubbed if not issubclass(getattr(quickfix, name), Exception)] == []
