@@ -10,7 +10,8 @@ LIVE = {"0", "1", "6", "E", "A"}
 
 
 def is_fill(m: Received) -> bool:
-    return m.msg_type == "8" and m.get(codec.EXEC_TYPE) in ("F", "1", "2") and int(m.get(codec.LAST_QTY, "0")) > 0
+    return (m.msg_type == "8" and m.get(codec.EXEC_TYPE) in ("F", "1", "2")
+            and int(m.fields.get(codec.LAST_QTY, "0")) > 0)
 
 
 def order_problems(reports: list[Received]) -> list[str]:
@@ -53,5 +54,5 @@ def order_problems(reports: list[Received]) -> list[str]:
 
 def fills_of(reports: list[Received]) -> list[tuple[str, int, Decimal]]:
     """(LastMkt, LastQty, LastPx) of every fill report."""
-    return [(m.get(codec.LAST_MKT, "?"), int(m[codec.LAST_QTY]), Decimal(m[codec.LAST_PX]))
+    return [(m.fields.get(codec.LAST_MKT, "?"), int(m[codec.LAST_QTY]), Decimal(m[codec.LAST_PX]))
             for m in reports if is_fill(m)]

@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="gateway config whose audit.url to read (default: config/gateway.yaml)")
     tca.add_argument("--audit-url", help="audit store url, instead of the config's audit.url")
     tca.add_argument("--table", help="PostgreSQL table, instead of the config's audit.table (default: audit)")
-    tca.add_argument("--from", dest="start", help="orders that arrived at or after this ISO-8601 time (UTC unless stated)")
+    tca.add_argument("--from", dest="start",
+                     help="orders that arrived at or after this ISO-8601 time (UTC unless stated)")
     tca.add_argument("--to", dest="end", help="orders that arrived before this ISO-8601 time")
     tca.add_argument("--session", help="orders from this OMS session only (as FIX.4.4:SORGW->OMS)")
     tca.add_argument("--symbol", help="orders in this symbol only")
@@ -261,19 +262,19 @@ def _bench(args) -> int:
 
         main_router(args)
     if args.audit is True:
-        from gateway.audit.bench import audit_bench, print_report
+        from gateway.audit.bench import audit_bench, print_report as print_audit
 
-        print_report(audit_bench(args.steps))
+        print_audit(audit_bench(args.steps))
     if args.metrics:
         from gateway.metrics_bench import metrics_bench, print_report as print_metrics
 
         print_metrics(metrics_bench(args.steps))
     if args.soak:
-        from gateway.soak import print_progress, print_report, run_soak
+        from gateway.soak import print_progress, print_report as print_soak, run_soak
 
         logs.configure("warning", False)
         result = run_soak(soak_rate, soak_duration, args.warmup, mqtt_url=args.mqtt, progress=print_progress)
-        if not print_report(result):
+        if not print_soak(result):
             return 1
     if args.e2e:
         return _e2e(args)
@@ -286,7 +287,8 @@ def _e2e(args) -> int:
     from gateway.e2e import bench as e2e
     from gateway.e2e.report import print_report
 
-    opts = e2e.Options(venues=args.venues, split=args.split, mqtt=args.mqtt or e2e.Options.mqtt, audit=args.audit if isinstance(args.audit, str) else "sqlite",
+    opts = e2e.Options(venues=args.venues, split=args.split, mqtt=args.mqtt or e2e.Options.mqtt,
+                       audit=args.audit if isinstance(args.audit, str) else "sqlite",
                        log_level=args.log_level, rates=tuple(args.rate or (500.0, 1000.0)),
                        duration=args.duration or 5.0, orders=args.orders, rounds=args.rounds)
     try:
@@ -376,8 +378,8 @@ def _tca(args) -> int:
 
 
 def _replay(args) -> int:
-    from gateway.replay.trail import ReplayError
     from gateway.replay.report import command
+    from gateway.replay.trail import ReplayError
 
     try:
         return command(*_trail_url(args), args)

@@ -4,11 +4,13 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from gateway import checks, topology
 from gateway.fix import codec
 from gateway.fix.client import OmsClient, Received
+from gateway.service import Gateway
 from gateway.stack import Stack
 
 STATUS = {"0": "New", "1": "PartiallyFilled", "2": "Filled", "4": "Canceled", "6": "PendingCancel",
@@ -25,7 +27,7 @@ class Scenario:
 
 def _final_status(*statuses: str) -> Callable[[Received, list[Received]], list[str]]:
     def check(final: Received, _reports: list[Received]) -> list[str]:
-        got = final.get(codec.ORD_STATUS)
+        got = final.fields.get(codec.ORD_STATUS, "missing")
         return [] if got in statuses else [f"OrdStatus {STATUS.get(got, got)}, expected "
                                            + " or ".join(STATUS[s] for s in statuses)]
     return check
@@ -60,7 +62,7 @@ def _rejected_with(text: str) -> Callable[[Received, list[Received]], list[str]]
     return check
 
 
-def _run_script(stack: Stack, oms: OmsClient) -> list[Scenario]:
+def _run_script(gateway: Gateway, oms: OmsClient) -> list[Scenario]:
     scenarios: list[Scenario] = []
     # 1. A marketable buy, urgent, larger than any one venue's top levels: sweeps several venues.
     oms.new_order("SWEEP-1", "AAPL", "1", 1500, price="190.04", urgency="H")
@@ -70,7 +72,7 @@ def _run_script(stack: Stack, oms: OmsClient) -> list[Scenario]:
     # 2. A limit sell bigger than the bids down to its limit: takes what is there, rests the rest.
     oms.new_order("REST-1", "AAPL", "2", 6000, price="189.98", urgency="H")
     oms.wait(lambda: any(m.get(codec.CUM_QTY) not in (None, "0") and m.get(codec.ORD_STATUS) == "1"
-                         for m in oms.reports("REST-1")) and _resting(stack, "REST-1"), 10)
+                         for m in oms.reports("REST-1")) and _resting(gateway, "REST-1"), 10)
     scenarios.append(Scenario("limit sell that rests partly, then canceled", "CXL-1", _final_status("4")))
 
     # 3. Cancel the resting remainder.
@@ -79,7 +81,7 @@ def _run_script(stack: Stack, oms: OmsClient) -> list[Scenario]:
 
     # 4. A passive buy, replaced up in size and price, then down, then canceled.
     oms.new_order("RPL-1", "MSFT", "1", 500, price="409.50", urgency="H")
-    oms.wait(lambda: _resting(stack, "RPL-1"), 10)
+    oms.wait(lambda: _resting(gateway, "RPL-1"), 10)
     oms.replace("RPL-2", "RPL-1", "MSFT", "1", 800, price="409.60")
     oms.wait(lambda: any(m.get(codec.EXEC_TYPE) == "5" for m in oms.reports("RPL-2")), 10)
     oms.replace("RPL-3", "RPL-2", "MSFT", "1", 300, price="409.60")
@@ -115,12 +117,12 @@ def _run_script(stack: Stack, oms: OmsClient) -> list[Scenario]:
     return scenarios
 
 
-def _resting(stack: Stack, cl_ord_id: str) -> bool:
+def _resting(gateway: Gateway, cl_ord_id: str) -> bool:
     """The parent has a child resting at a venue (read from the gateway's order book of record)."""
     def resting(engine) -> bool:
         return any(c.spec.purpose == "post" and c.status.value in ("0", "1")
                    for p in engine.parents.values() if p.cl_ord_id == cl_ord_id for c in p.live_children())
-    return stack.gateway.inspect(resting)
+    return gateway.inspect(resting)
 
 
 def _replaced_twice(final: Received, reports: list[Received]) -> list[str]:
@@ -139,7 +141,7 @@ def _dark_then_filled(final: Received, reports: list[Received]) -> list[str]:
     return problems
 
 
-def _children(stack: Stack, reports: list[Received]) -> list[str]:
+def _children(gateway: Gateway, reports: list[Received]) -> list[str]:
     order_ids = {m.get(codec.ORDER_ID) for m in reports} - {"NONE", None}
 
     def describe(engine) -> list[str]:
@@ -151,16 +153,16 @@ def _children(stack: Stack, reports: list[Received]) -> list[str]:
                 lines.append(f"{child.venue:<5} {spec.qty:>5} @ {price} {spec.ord_type.name} {spec.tif.name} "
                              f"({spec.purpose}) -> {child.status.name} filled {child.cum_qty}")
         return lines
-    return stack.gateway.inspect(describe)
+    return gateway.inspect(describe)
 
 
-def _print(stack: Stack, oms: OmsClient, scenario: Scenario) -> list[str]:
+def _print(gateway: Gateway, oms: OmsClient, scenario: Scenario) -> list[str]:
     reports = oms.reports(scenario.cl_ord_id)
     final = oms.wait_final(scenario.cl_ord_id, timeout=1)
     print(f"\n== {scenario.title}  [{scenario.cl_ord_id}]")
-    for line in _children(stack, reports):
+    for line in _children(gateway, reports):
         print(f"   child  {line}")
-    executions: dict[tuple[str, object], list[int]] = {}
+    executions: dict[tuple[str, Decimal], list[int]] = {}
     for venue, qty, px in checks.fills_of(reports):
         executions.setdefault((venue, px), []).append(qty)
     for (venue, px), qtys in executions.items():
@@ -189,9 +191,10 @@ def run_demo(work_dir: Path) -> int:
     shutil.rmtree(work_dir, ignore_errors=True)
     gateway_cfg, venues_cfg = topology.build(work_dir)
     with Stack(gateway_cfg, venues_cfg, work_dir) as stack:
-        oms = stack.oms
-        scenarios = _run_script(stack, oms)
-        failures = sum(bool(_print(stack, oms, s)) for s in scenarios)
+        gateway, oms = stack.gateway, stack.oms
+        assert gateway is not None and oms is not None  # entering the stack started both
+        scenarios = _run_script(gateway, oms)
+        failures = sum(bool(_print(gateway, oms, s)) for s in scenarios)
         rejects = oms.session_rejects() + oms.rejects_sent
         if rejects:
             failures += 1

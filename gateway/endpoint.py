@@ -32,6 +32,7 @@ class Served:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET address: (host, port)
         return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
 
     def start(self) -> None:

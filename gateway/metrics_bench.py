@@ -5,6 +5,8 @@ import statistics
 import time
 from decimal import Decimal
 
+from prometheus_client import CollectorRegistry
+
 from gateway.audit.bench import SESSION, bench_engine
 from gateway.core.types import NewOrder, OrdType, Side, TimeInForce, Urgency
 from gateway.metrics import Metrics
@@ -48,11 +50,18 @@ def metrics_bench(steps: int = 5000) -> dict[str, dict[str, float]]:
     report["cost"] = {name: report["with metrics"][name] - report["engine step"][name] for name in ("p50", "p99")}
     registry = metrics.registry  # what the measured updates counted, warm-up included
     report["recorded"] = {
-        "parents": registry.get_sample_value("sorgw_parent_orders_received_total", {"session": SESSION}),
-        "children": registry.get_sample_value("sorgw_child_orders_sent_total", {"venue": "LITA"}),
-        "acks": registry.get_sample_value("sorgw_parent_ack_seconds_count"),
+        "parents": _sample(registry, "sorgw_parent_orders_received_total", {"session": SESSION}),
+        "children": _sample(registry, "sorgw_child_orders_sent_total", {"venue": "LITA"}),
+        "acks": _sample(registry, "sorgw_parent_ack_seconds_count"),
     }
     return report
+
+
+def _sample(registry: CollectorRegistry, name: str, labels: dict[str, str] | None = None) -> float:
+    value = registry.get_sample_value(name, labels)
+    if value is None:
+        raise LookupError(f"the registry has no sample {name} {labels or ''}")
+    return value
 
 
 def print_report(report: dict[str, dict[str, float]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 from prometheus_client.metrics import MetricWrapperBase
 
@@ -14,16 +15,18 @@ from gateway.metrics import (
     DIRECTIONS,
     DROPPED_BOOKS,
     LOGON_REFUSALS,
-    PENDING_CLOSES,
     PARENT_OUTCOMES,
+    PENDING_CLOSES,
     REJECT_REASONS,
     SLOW_CONSUMER_REASONS,
     Metrics,
 )
 
 _SECONDS = 1e-9
-_LIQUIDITY = {Liquidity.TAKER: "taker", Liquidity.MAKER: "maker", Liquidity.DARK: "dark_midpoint"}
+_LIQUIDITY: dict[Liquidity | None, str] = {
+    Liquidity.TAKER: "taker", Liquidity.MAKER: "maker", Liquidity.DARK: "dark_midpoint"}
 _PARENT_ENDS = {ExecType.EXPIRED: "expired", ExecType.DONE_FOR_DAY: "done_for_day"}
+_Metric = TypeVar("_Metric", bound=MetricWrapperBase)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +49,13 @@ class Observer:
         self._arrived: dict[str, int] = {}  # parent OrderID -> arrival, until its first child is sent
         self._labelled: dict[tuple[int, tuple[str, ...]], MetricWrapperBase] = {}
 
-    def _of(self, metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
+    def _of(self, metric: _Metric, *labels: str) -> _Metric:
         """metric.labels(*labels), cached: the lookup costs three times the update."""
         key = (id(metric), labels)
         child = self._labelled.get(key)
         if child is None:
             child = self._labelled[key] = metric.labels(*labels)
-        return child
+        return cast(_Metric, child)  # the cache holds metric.labels(), of metric's own type
 
     # --- FIX sessions (quickfix threads) ---------------------------------------------------------------
 
@@ -72,6 +75,7 @@ class Observer:
         and increase() cannot see a series' first sample) and panels of events that never happened read 0."""
         m = self.metrics
         sessions = [("upstream", s) for s in upstream_sessions] + [("venue", v) for v in venues]
+        metric: MetricWrapperBase
         for role, session in sessions:
             m.session_up.labels(session, role).set(0)
             for metric in (m.logons, m.disconnects):

@@ -1,10 +1,10 @@
 """The engine's routing policy and learning settings, built from the `routing` section of the configuration."""
 from __future__ import annotations
 
-from gateway.analytics.learning import LearningConfig
-from gateway.analytics.venue_stats import VenueStatsConfig
 from collections.abc import Iterable
 
+from gateway.analytics.learning import LearningConfig
+from gateway.analytics.venue_stats import VenueStatsConfig
 from gateway.config import RiskConfig, RiskLimitsConfig, RoutingConfig, SymbolConfig, UpstreamSession
 from gateway.core.risk import Limits, RiskLimits
 from gateway.core.router import CostWeights, RoutingPolicy
@@ -15,8 +15,8 @@ _MS = 1_000_000
 def routing_policy(routing: RoutingConfig) -> RoutingPolicy:
     cost = routing.cost
     return RoutingPolicy(routing.default_strategy,
-                         CostWeights(cost.toxicity_bps, cost.latency_bps_per_ms, cost.staleness_bps_per_s, cost.miss_bps,
-                                     cost.explore_every, cost.explore_qty),
+                         CostWeights(cost.toxicity_bps, cost.latency_bps_per_ms, cost.staleness_bps_per_s,
+                                     cost.miss_bps, cost.explore_every, cost.explore_qty),
                          routing.dark_timeout_ms * _MS, routing.probe_qty, routing.dark_min_fill)
 
 

@@ -23,12 +23,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-
+from gateway.analytics.learning import VenueLearning
 from gateway.audit.records import Record
 from gateway.core.engine import IdSource, OrderEngine
-from gateway.core.market import Nbbo
+from gateway.core.market import MarketView, Nbbo, VenueInfo
 from gateway.core.risk import Halt, Reference
-from gateway.core.router import Candidate, Exclusion, RouteDecision
+from gateway.core.router import Candidate, Exclusion, PlanRequest, RouteDecision, RoutingPolicy
 from gateway.core.types import (
     CancelChild,
     CancelReject,
@@ -78,10 +78,10 @@ class _Sent:
         header = msg.getHeader()
         msg_type = header.getField(codec.MSG_TYPE)
         if msg_type == "A" and msg.isSetField(RESET_SEQ_NUM_FLAG) and msg.getField(RESET_SEQ_NUM_FLAG) == "Y":
-            self.resets[(self.runs, record.session)] = record.seq  # both sides start again at 1
+            self.resets[(self.runs, _session(record))] = record.seq  # both sides start again at 1
         if record.kind == "fix_out":
             msg_seq = int(header.getField(codec.MSG_SEQ_NUM)) if header.isSetField(codec.MSG_SEQ_NUM) else None
-            self.messages.setdefault(record.session, []).append((self.runs, msg_seq, _sent_identity(record, msg),
+            self.messages.setdefault(_session(record), []).append((self.runs, msg_seq, _sent_identity(record, msg),
                                                                  record))
 
     def judge(self, live: Mapping[str, StoreState]) -> tuple[set[tuple[str, str]], list[Record]]:
@@ -113,7 +113,7 @@ def _decimal(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-def decision_from_json(body: str) -> RouteDecision:
+def decision_from_json(body: str | bytes) -> RouteDecision:
     d = json.loads(body)
     children = tuple(ChildSpec(c["venue"], c["qty"], _decimal(c["price"]), OrdType(c["ord_type"]),
                                TimeInForce(c["tif"]), c["purpose"], c.get("cancel_on_ack", False))
@@ -135,9 +135,15 @@ def halt_from_json(body: dict) -> Halt:
     return Halt(body.get("session"), body.get("symbol"), body.get("venue"))
 
 
-def reference_from_json(body: str) -> Reference | None:
+def reference_from_json(body: str | bytes) -> Reference | None:
     d = json.loads(body)
     return None if d is None else Reference(d["symbol"], Side(d["side"]), Decimal(d["price"]), d["source"])
+
+
+def _session(record: Record) -> str:
+    if record.session is None:
+        raise RecoveryError(f"audit record {record.seq} ({record.kind}) names no session")
+    return record.session
 
 
 def _message(body: bytes) -> WireMessage:
@@ -185,15 +191,16 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
     produced: dict[tuple[str, str], Command] = {}
     on_record = _Sent()
 
-    def recorded_plan(request, market, venues, policy, learning) -> RouteDecision:
+    def recorded_plan(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo], policy: RoutingPolicy,
+                      stats: VenueLearning | None = None) -> RouteDecision:
         if not decisions:
-            raise RecoveryError(f"order {request.order_id} was routed but no decision is on record")
+            raise RecoveryError(f"order {order.order_id} was routed but no decision is on record")
         decision = decisions.popleft()
-        if decision.order_id != request.order_id:
-            raise RecoveryError(f"recorded decision is for {decision.order_id}, replay routes {request.order_id}")
+        if decision.order_id != order.order_id:
+            raise RecoveryError(f"recorded decision is for {decision.order_id}, replay routes {order.order_id}")
         return decision
 
-    references: deque[tuple[str, Reference | None]] = deque()
+    references: deque[tuple[str | None, Reference | None]] = deque()  # (ClOrdID, reference)
 
     def recorded_reference(symbol: str, side: Side) -> Reference | None:
         if not references:
@@ -284,7 +291,7 @@ def _apply(engine: OrderEngine, record: Record, upstream: set[str], venues: dict
     if record.kind == "session":
         body = json.loads(record.body)
         if body["role"] == "venue":
-            return engine.on_venue_status(record.session, body["event"] == "logon").commands
+            return engine.on_venue_status(_session(record), body["event"] == "logon").commands
         return []
     if record.kind == "event":
         body = json.loads(record.body)
@@ -297,7 +304,7 @@ def _apply(engine: OrderEngine, record: Record, upstream: set[str], venues: dict
         if body["event"] == "left_working":
             return engine.on_left_working(body["text"]).commands
         if body["event"] == "oms_disconnect":
-            return engine.on_oms_disconnect(record.session, body["text"]).commands
+            return engine.on_oms_disconnect(_session(record), body["text"]).commands
         if body["event"] in ("halt", "resume"):
             halt = halt_from_json(body)
             return (engine.on_halt if body["event"] == "halt" else engine.on_resume)(halt).commands
@@ -307,7 +314,7 @@ def _apply(engine: OrderEngine, record: Record, upstream: set[str], venues: dict
     msg = _message(record.body)
     msg_type = msg.getHeader().getField(codec.MSG_TYPE)
     try:
-        return _apply_message(engine, msg, msg_type, record.session, upstream, venues, default_urgency)
+        return _apply_message(engine, msg, msg_type, _session(record), upstream, venues, default_urgency)
     except codec.FieldError:
         return []  # refused with a session-level reject when it came in: the engine never saw it
 
@@ -317,8 +324,9 @@ def _apply_message(engine: OrderEngine, msg: WireMessage, msg_type: str, session
     if session in upstream:
         if msg_type == "D":
             order = codec.parse_new_order(msg, session, default_urgency)
-            step = engine.on_invalid_order if isinstance(order, InvalidOrder) else engine.on_new_order
-            return step(order).commands
+            if isinstance(order, InvalidOrder):
+                return engine.on_invalid_order(order).commands
+            return engine.on_new_order(order).commands
         if msg_type == "F":
             return engine.on_cancel(codec.parse_cancel(msg, session)).commands
         if msg_type == "G":

@@ -1,4 +1,5 @@
-"""A FIX 4.4 initiator on a plain socket, for tests that must put exact bytes (invalid UTF-8, SOH-free `|`) on the wire."""
+"""A FIX 4.4 initiator on a plain socket, for tests that must put exact bytes (invalid UTF-8, SOH-free `|`) on the
+wire."""
 from __future__ import annotations
 
 import re

@@ -19,7 +19,8 @@ class LearningConfig:
     dark_max_units: int = 1000  # most units allocated to one pool, whatever was learnt (100,000 shares)
     dark_exploration: float = 1.5
     dark_half_life: float | None = None  # dark child outcomes after which one counts half; None: never forget
-    dark_change_threshold: float | None = None  # CUSUM of a pool's surprise fill share that is a regime change; None: off
+    # CUSUM of a pool's surprise fill share that is a regime change; None: off
+    dark_change_threshold: float | None = None
     dark_change_slack: float = 0.2  # surprise per outcome the CUSUM forgives
 
 

@@ -40,7 +40,7 @@ def paired(differences: list[Decimal]) -> Interval | None:
     mean = sum(differences, Decimal(0)) / n
     if n < 2:
         return Interval(1, _q(mean), None, None)
-    variance = sum((d - mean) ** 2 for d in differences) / (n - 1)
+    variance = sum(((d - mean) ** 2 for d in differences), Decimal(0)) / (n - 1)
     half = Decimal(str(t95(n - 1))) * (variance / n).sqrt()
     return Interval(n, _q(mean), _q(mean - half), _q(mean + half))
 

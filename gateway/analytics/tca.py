@@ -156,18 +156,17 @@ def fill_figures(fill: Fill, side: int, terms: VenueTerms | None,
            "liquidity": {True: "passive", False: "aggressive", None: None}[fill.passive],
            "fee": fill.qty * fee(terms, fill.passive), "mid_at_fill": None, "slippage_mid_bps": None,
            "slippage_far_bps": None, "improvement": None, "improvement_bps": None, "effective_spread_bps": None}
-    mid = fill.at_fill.mid if fill.at_fill else None
-    if mid:
+    if fill.at_fill is not None and (mid := fill.at_fill.mid):
         out["mid_at_fill"] = mid
         out["slippage_mid_bps"] = _q(side * (fill.price - mid) / mid * BPS)
         far = fill.at_fill.far(side)
         if far is not None:
             out["slippage_far_bps"] = _q(side * (fill.price - far) / mid * BPS)
-    route_mid = fill.at_route.mid if fill.at_route else None
-    if route_mid:
+    if fill.at_route is not None and (route_mid := fill.at_route.mid):
         out["effective_spread_bps"] = _q(2 * side * (fill.price - route_mid) / route_mid * BPS)
-        if fill.at_route.far(side) is not None:
-            per_share = side * (fill.at_route.far(side) - fill.price)
+        route_far = fill.at_route.far(side)
+        if route_far is not None:
+            per_share = side * (route_far - fill.price)
             out["improvement"] = per_share
             out["improvement_bps"] = _q(per_share / route_mid * BPS)
     out["markouts"] = [markout(fill, m, side, takes) for m in sorted(fill.marks, key=lambda m: m.horizon_ms)]
@@ -194,7 +193,7 @@ def interval_market(tape: Sequence[Print], start_ns: int, end_ns: int | None) ->
         return 0, None
     prints = [p for p in tape if start_ns <= p.ts_ns <= end_ns]
     volume = sum(p.qty for p in prints)
-    return volume, (sum(p.qty * p.price for p in prints) / volume if volume else None)
+    return volume, (sum((p.qty * p.price for p in prints), Decimal(0)) / volume if volume else None)
 
 
 def parent_figures(trail: ParentTrail, venues: dict[str, VenueTerms], tape: Sequence[Print] = ()) -> dict:
@@ -302,13 +301,14 @@ CI_METHOD = "95% Student t interval of the mean, each order one observation"
 def mean_ci(values: Sequence[Decimal]) -> dict:
     """n, mean and, from MIN_CI_SAMPLE observations on, a 95% t interval of the mean."""
     n = len(values)
-    out = {"n": n, "mean": None, "ci_low": None, "ci_high": None}
+    out: dict[str, int | Decimal | None] = {"n": n, "mean": None, "ci_low": None, "ci_high": None}
     if not n:
         return out
     mean = sum(values, Decimal(0)) / n
     out["mean"] = _q(mean)
     if n >= MIN_CI_SAMPLE:
-        half = Decimal(str(t95(n - 1))) * (sum((v - mean) ** 2 for v in values) / (n - 1)).sqrt() / Decimal(n).sqrt()
+        variance = sum(((v - mean) ** 2 for v in values), Decimal(0)) / (n - 1)
+        half = Decimal(str(t95(n - 1))) * variance.sqrt() / Decimal(n).sqrt()
         out["ci_low"], out["ci_high"] = _q(mean - half), _q(mean + half)
     return out
 

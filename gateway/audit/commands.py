@@ -91,7 +91,9 @@ def show(store, key: str, out: TextIO = sys.stdout) -> int:
 def verify(store, key: bytes | None = None, checkpoint_file: Path | None = None, out: TextIO = sys.stdout) -> int:
     """Walk the chain (keyed records with key), then hold it against every checkpoint in checkpoint_file."""
     try:
-        anchors = checkpoints.Anchors(checkpoints.read(checkpoint_file, key) if checkpoint_file else [])
+        if checkpoint_file is not None and key is None:
+            raise ValueError("checkpoints are checked with the audit key, and none was given")
+        anchors = checkpoints.Anchors(checkpoints.read(checkpoint_file, key) if checkpoint_file and key else [])
     except (OSError, ValueError) as exc:
         print(f"sorgw audit verify: {checkpoint_file}: {exc}", file=sys.stderr)
         return 1

@@ -47,6 +47,12 @@ class PostgresStore:
     def _run(self, coro):
         return self._loop.run_until_complete(coro)
 
+    @property
+    def _open_conn(self) -> asyncpg.Connection:
+        if self._conn is None:
+            raise RuntimeError(f"the audit store's table {self.table} is not open")
+        return self._conn
+
     def open(self) -> tuple[int, str]:
         if self._loop.is_closed():  # reopened after a failure
             self._loop = asyncio.new_event_loop()
@@ -60,38 +66,40 @@ class PostgresStore:
         return (row["seq"], row["hash"]) if row else (0, GENESIS)
 
     def append(self, records: list[Record]) -> None:
+        conn = self._open_conn
+
         async def write() -> None:
-            async with self._conn.transaction():
-                await self._conn.executemany(
+            async with conn.transaction():
+                await conn.executemany(
                     f"INSERT INTO {self.table} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     [(r.seq, r.ts_ns, r.kind, r.session, r.order_id, r.cl_ord_id, r.body, r.prev_hash, r.hash)
                      for r in records])
         self._run(write())
 
     def records(self, start_ns: int | None = None, end_ns: int | None = None) -> Iterator[Record]:
-        rows = self._run(self._conn.fetch(
+        rows = self._run(self._open_conn.fetch(
             f"SELECT {COLUMNS} FROM {self.table} WHERE ts_ns >= $1 AND ts_ns < $2 ORDER BY seq",
             start_ns or 0, end_ns or 2**63 - 1))
         return (Record(*row) for row in rows)
 
     def for_order(self, key: str) -> list[Record]:
-        order_ids = [r["order_id"] for r in self._run(self._conn.fetch(
+        order_ids = [r["order_id"] for r in self._run(self._open_conn.fetch(
             f"SELECT DISTINCT order_id FROM {self.table} WHERE (order_id = $1 OR cl_ord_id = $1)"
             " AND order_id IS NOT NULL AND order_id != 'NONE'", key))]
-        rows = self._run(self._conn.fetch(
+        rows = self._run(self._open_conn.fetch(
             f"SELECT {COLUMNS} FROM {self.table} WHERE order_id = ANY($1::text[]) OR (cl_ord_id = $2 AND "
             "(order_id IS NULL OR order_id = 'NONE')) ORDER BY seq", order_ids, key))
         return [Record(*row) for row in rows]
 
     def last_before(self, kind: str, seq: int) -> Record | None:
         """The newest record of this kind before record seq (e.g. the config an order ran under)."""
-        row = self._run(self._conn.fetchrow(
+        row = self._run(self._open_conn.fetchrow(
             f"SELECT {COLUMNS} FROM {self.table} WHERE kind = $1 AND seq < $2 ORDER BY seq DESC LIMIT 1", kind, seq))
         return None if row is None else Record(*row)
 
     def ping(self) -> None:
         """Fails when the server is gone, so the writer reconnects before anything waits on a commit."""
-        self._run(self._conn.execute("SELECT 1"))
+        self._run(self._open_conn.execute("SELECT 1"))
 
     def close(self) -> None:
         if self._conn is not None:

@@ -43,9 +43,15 @@ class SqliteStore:
         row = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         return (row[0], row[1]) if row else (0, GENESIS)
 
+    @property
+    def _open_db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError(f"the audit store {self.path} is not open")
+        return self._db
+
     def append(self, records: list[Record]) -> None:
         """Write a batch in one transaction (the group commit)."""
-        db = self._db
+        db = self._open_db
         db.execute("BEGIN")
         try:
             db.executemany(f"INSERT INTO audit ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -61,24 +67,24 @@ class SqliteStore:
         if start_ns is not None or end_ns is not None:
             query += " WHERE ts_ns >= ? AND ts_ns < ?"
             args = [start_ns or 0, end_ns or 2**63 - 1]
-        for row in self._db.execute(query + " ORDER BY seq", args):
+        for row in self._open_db.execute(query + " ORDER BY seq", args):
             yield _record(row)
 
     def for_order(self, key: str) -> list[Record]:
         """Every record of the order that `key` (an OrderID or any ClOrdID of it) names, in seq order."""
-        order_ids = [r[0] for r in self._db.execute(
+        order_ids = [r[0] for r in self._open_db.execute(
             "SELECT DISTINCT order_id FROM audit WHERE (order_id = ? OR cl_ord_id = ?) AND order_id IS NOT NULL"
             " AND order_id != 'NONE'", (key, key))]
         marks = ",".join("?" * len(order_ids))
-        rows = self._db.execute(
+        rows = self._open_db.execute(
             f"SELECT {COLUMNS} FROM audit WHERE order_id IN ({marks}) OR (cl_ord_id = ? AND "
             "(order_id IS NULL OR order_id = 'NONE')) ORDER BY seq", (*order_ids, key))
         return [_record(row) for row in rows]
 
     def last_before(self, kind: str, seq: int) -> Record | None:
         """The newest record of this kind before record seq (e.g. the config an order ran under)."""
-        row = self._db.execute(f"SELECT {COLUMNS} FROM audit WHERE kind = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
-                               (kind, seq)).fetchone()
+        row = self._open_db.execute(
+            f"SELECT {COLUMNS} FROM audit WHERE kind = ? AND seq < ? ORDER BY seq DESC LIMIT 1", (kind, seq)).fetchone()
         return None if row is None else _record(row)
 
     def ping(self) -> None:
@@ -91,5 +97,6 @@ class SqliteStore:
 
 
 def _record(row: tuple) -> Record:
+    seq, ts_ns, kind, session, order_id, cl_ord_id, body, prev_hash, hash_ = row
     # A file written before bodies were bytes has TEXT bodies; SQLite keeps each value's own type.
-    return Record(*row[:6], as_bytes(row[6]), *row[7:])
+    return Record(seq, ts_ns, kind, session, order_id, cl_ord_id, as_bytes(body), prev_hash, hash_)

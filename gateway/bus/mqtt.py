@@ -37,7 +37,7 @@ def parse_url(url: str) -> tuple[str, int, bool]:
         port = DEFAULT_PORTS.get(parts.scheme) if parts.port is None else parts.port
     except ValueError:  # a port that is not a number in 0..65535, a broken [IPv6] host
         raise bad from None
-    if (parts.scheme not in DEFAULT_PORTS or not parts.hostname or port == 0 or parts.path not in ("", "/")
+    if (parts.scheme not in DEFAULT_PORTS or not port or not parts.hostname or parts.path not in ("", "/")
             or parts.query or parts.fragment or parts.username is not None):
         raise bad
     return parts.hostname, port, parts.scheme == "mqtts"
@@ -87,17 +87,19 @@ class _BusClient(ABC):
 
     def stop(self) -> None:
         """Disconnect, end the loop and join its thread; safe to call more than once."""
-        if self._thread is None or self._stopping:
+        loop, task = self._loop, self._task  # both set before start() returns
+        if self._thread is None or loop is None or task is None or self._stopping:
             return
         self._stopping = True
         with contextlib.suppress(RuntimeError):  # the loop already ended
-            self._loop.call_soon_threadsafe(self._request_stop)
+            loop.call_soon_threadsafe(self._request_stop, task)
         self._thread.join(STOP_TIMEOUT_S)
         if self._thread.is_alive():
             log.error("mqtt.stop_timeout", role=self._role, broker=self.url, timeout_s=STOP_TIMEOUT_S)
 
-    def _request_stop(self) -> None:
-        self._task.cancel()
+    def _request_stop(self, task: asyncio.Task[None]) -> None:
+        """On the loop: end the client's task."""
+        task.cancel()
 
     async def _main(self, ready: threading.Event) -> None:
         self._loop = asyncio.get_running_loop()
@@ -207,12 +209,12 @@ class MqttPublisher(_BusClient):
             with contextlib.suppress(RuntimeError):  # stopped: nothing will send it
                 self._loop.call_soon_threadsafe(self._wake.set)
 
-    def _request_stop(self) -> None:
+    def _request_stop(self, task: asyncio.Task[None]) -> None:
         if not self.connected:
-            self._task.cancel()
+            task.cancel()
             return
         self._wake.set()
-        self._loop.call_later(FLUSH_GRACE_S, self._task.cancel)
+        asyncio.get_running_loop().call_later(FLUSH_GRACE_S, task.cancel)
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         with self._lock:

@@ -136,7 +136,8 @@ class MarketView:
     def book(self, venue: str, symbol: str) -> BookSnapshot | None:
         """The venue's current book, or None if there is none or it is stale."""
         snapshot = self._books.get((venue, symbol))
-        if snapshot is not None and self._max_age_ns and self._clock.now_ns() - snapshot.ts_ns > self._max_age_ns:
+        if snapshot is not None and self._clock is not None and self._max_age_ns \
+                and self._clock.now_ns() - snapshot.ts_ns > self._max_age_ns:
             return None
         return snapshot
 

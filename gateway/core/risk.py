@@ -54,7 +54,7 @@ class RiskLimits:
                 values[f.name] = _tighter(ours, _or(getattr(by_symbol, f.name) if by_symbol else None, base))
             else:
                 values[f.name] = ours
-        allowed = [getattr(level, "market_orders") for level in (default, by_session, by_symbol) if level]
+        allowed = [level.market_orders for level in (default, by_session, by_symbol) if level]
         values["market_orders"] = False not in allowed
         return Limits(**values)
 
@@ -141,7 +141,8 @@ class RiskGate:
                 return Refusal("max_order_notional", OrdRejReason.EXCEEDS_LIMIT,
                                f"no price to value a market order in {sym} against its notional limits")
             unit = ref.price
-        if lim.max_order_notional is not None and unit * t.qty > lim.max_order_notional:
+        # unit is None only for a market order with neither notional limit set.
+        if lim.max_order_notional is not None and unit is not None and unit * t.qty > lim.max_order_notional:
             return Refusal("max_order_notional", OrdRejReason.EXCEEDS_LIMIT,
                            f"notional {unit * t.qty} ({t.qty} x {unit}) exceeds max_order_notional "
                            f"{lim.max_order_notional} for {sym}")
@@ -151,7 +152,8 @@ class RiskGate:
                 return Refusal("max_open_qty", OrdRejReason.EXCEEDS_LIMIT,
                                f"open quantity {open_qty + t.leaves} ({open_qty} open + {t.leaves}) exceeds "
                                f"max_open_qty {lim.max_open_qty} for {t.session}")
-            if lim.max_open_notional is not None and open_notional + unit * t.leaves > lim.max_open_notional:
+            if lim.max_open_notional is not None and unit is not None \
+                    and open_notional + unit * t.leaves > lim.max_open_notional:
                 return Refusal("max_open_notional", OrdRejReason.EXCEEDS_LIMIT,
                                f"open notional {open_notional + unit * t.leaves} ({open_notional} open + "
                                f"{unit * t.leaves}) exceeds max_open_notional {lim.max_open_notional} "

@@ -5,7 +5,7 @@ import json
 import sys
 from collections import defaultdict
 from decimal import Decimal
-from typing import TextIO
+from typing import Any, TextIO
 
 from pydantic import ValidationError
 
@@ -46,12 +46,9 @@ def overridden(cfg: GatewayConfig, overrides: list[str]) -> GatewayConfig:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ReplayError(f"--policy-override {item!r}: expected key=value")
-        node, parts = routing, key.split(".")
-        for part in parts[:-1]:
-            node = node.get(part) if isinstance(node.get(part), dict) else None
-            if node is None:
-                break
-        if node is None or parts[-1] not in node or isinstance(node[parts[-1]], dict):
+        parts = key.split(".")
+        node = _holder(routing, parts)
+        if node is None:
             raise ReplayError(f"--policy-override {key!r}: not a routing setting (one of "
                               f"{', '.join(_keys(cfg.routing.model_dump(mode='json')))})")
         node[parts[-1]] = json.loads(value) if value.startswith(("[", "{")) else value
@@ -62,8 +59,18 @@ def overridden(cfg: GatewayConfig, overrides: list[str]) -> GatewayConfig:
         raise ReplayError(f"--policy-override: {problems}") from None
 
 
+def _holder(tree: dict[str, Any], path: list[str]) -> dict[str, Any] | None:
+    """The dict holding the setting that path names (its last part is the key), or None if it names none."""
+    for part in path[:-1]:
+        child = tree.get(part)
+        if not isinstance(child, dict):
+            return None
+        tree = child
+    return tree if path[-1] in tree and not isinstance(tree[path[-1]], dict) else None
+
+
 def _keys(tree: dict, prefix: str = "") -> list[str]:
-    out = []
+    out: list[str] = []
     for key, value in tree.items():
         out += _keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
     return out
@@ -89,7 +96,7 @@ def markouts(fills: list[Fill], side: int, symbol: str, tape: Tape, horizons_ms)
         if not total or sum(s.qty for s in stats) != total:
             out[f"{ms}ms"] = None
             continue
-        weighted = sum(Decimal(str(s.mean_bps)) * s.qty for s in stats) / total
+        weighted = sum((Decimal(str(s.mean_bps)) * s.qty for s in stats), Decimal(0)) / total
         out[f"{ms}ms"] = weighted.quantize(Decimal("0.0001")) + 0
     return out
 
@@ -284,6 +291,7 @@ def command(url: str, table: str, args) -> int:
     store.open()
     try:
         if args.all:
+            assert start is not None and end is not None  # --all without both is refused above
             orders, tape = collect(store.records(None, end + _HORIZON_NS), lambda _, ts: start <= ts < end)
         else:
             orders, tape = one_order(store, args.order, _HORIZON_NS)

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.analytics.learning import VenueLearning
 from gateway.analytics.tca import Fill, ParentTrail, Quote
 from gateway.config import DepthProfile, GatewayConfig, SimVenueConfig
 from gateway.core.clock import ManualClock
 from gateway.core.engine import IdSource, OrderEngine
-from gateway.core.market import BookSnapshot, MarketView
-from gateway.core.router import RouteDecision, RoutingPolicy
+from gateway.core.market import BookSnapshot, MarketView, VenueInfo
+from gateway.core.router import PlanRequest, RouteDecision, RoutingPolicy
 from gateway.core.types import (
     TERMINAL,
     CancelChild,
@@ -149,7 +151,8 @@ class Counterfactual:
     def _parent(self):
         return next(iter(self.engine.parents.values()), None)
 
-    def _plan(self, request, market, venues, policy, stats) -> RouteDecision:
+    def _plan(self, order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo], policy: RoutingPolicy,
+              stats: VenueLearning | None = None) -> RouteDecision:
         index = len(self.outcome.rounds)
         decisions = self.recorded.decisions
         recorded = index < len(decisions)
@@ -160,7 +163,7 @@ class Counterfactual:
             self._lay(decision.books)
             venues = {name: dataclasses.replace(info, connected=info.connected and name not in decision.disconnected)
                       for name, info in venues.items()}
-        planned = self._inner(request, self.engine.market, venues, policy, stats)
+        planned = self._inner(order, self.engine.market, venues, policy, stats)
         self._route = Quote(planned.nbbo.bid, planned.nbbo.ask)
         self.outcome.rounds.append(Round(self.clock.now_ns(), planned.phase, planned.reason, planned.children,
                                          recorded))

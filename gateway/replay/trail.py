@@ -97,7 +97,7 @@ class _Collect:
                 return
             if not self.wanted(order_id, record.ts_ns):
                 return
-            if self.config is None:
+            if self.config is None or self.config_record is None:
                 raise ReplayError(f"order {order_id}: no config record before it on the trail")
             self.orders[order_id] = (self.config, self.config_record, [])
         self.orders[order_id][2].append(record)
@@ -167,7 +167,10 @@ def _order(order_id: str, config: dict, config_record: Record, story: list[Recor
     except ValidationError as exc:
         raise ReplayError(f"order {order_id}: the config on record does not load: {exc}") from None
     new = story[0]
-    order = codec.parse_new_order(WireMessage(new.body), new.session, cfg.routing.default_urgency)
+    session = new.session
+    if session is None:
+        raise ReplayError(f"order {order_id}: its NewOrderSingle on record (record {new.seq}) names no session")
+    order = codec.parse_new_order(WireMessage(new.body), session, cfg.routing.default_urgency)
     if isinstance(order, InvalidOrder):
         raise ReplayError(f"order {order_id}: its NewOrderSingle on record does not parse: {order.text}")
     recorded = RecordedOrder(order_id, order, cfg, new.ts_ns)
@@ -177,11 +180,11 @@ def _order(order_id: str, config: dict, config_record: Record, story: list[Recor
             pending.append((record, None))
         elif record.kind == "book" and pending and pending[-1][1] is None:
             pending[-1] = (pending[-1][0], record)
-        elif record.kind == "fix_in" and record.session == new.session:
+        elif record.kind == "fix_in" and record.session == session:
             msg = WireMessage(record.body)
             msg_type = msg.getField(codec.MSG_TYPE)
             if msg_type == "F":
-                recorded.cancels.append((record.ts_ns, codec.parse_cancel(msg, record.session)))
+                recorded.cancels.append((record.ts_ns, codec.parse_cancel(msg, session)))
             elif msg_type == "G":
                 recorded.replaced = True
     for decision, book in pending:

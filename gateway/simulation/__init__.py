@@ -1,1 +1,2 @@
-"""Offline simulation (`sorgw simulate`): the real router and order engine against the real matching cores, no sockets."""
+"""Offline simulation (`sorgw simulate`): the real router and order engine against the real matching cores, no
+sockets."""

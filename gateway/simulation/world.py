@@ -15,7 +15,9 @@ import itertools
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 
+from gateway.analytics.markouts import OwnTake, Touch, impact_free_mid, touch_without
 from gateway.config import Toxicity
 from gateway.core.clock import ManualClock
 from gateway.core.engine import IdSource, OrderEngine
@@ -38,7 +40,6 @@ from gateway.core.types import (
 )
 from gateway.core.validation import Instrument
 from gateway.policy import learning_config, routing_policy
-from gateway.analytics.markouts import OwnTake, Touch, impact_free_mid, touch_without
 from gateway.simulation.metrics import Fill, ParentOutcome
 from gateway.simulation.scenarios import Scenario, SimulationConfig, SimulationError
 from gateway.simulator.venue import SimOrder, SimReport, VenueCore
@@ -76,7 +77,8 @@ class _Parent:
         self.order = order
         self.arrival_ns = arrival_ns
         self.arrival_mid = arrival_mid
-        self.fills: list[tuple[ExecutionReport, int, Decimal, bool]] = []  # (report, ts, fee, took lit liquidity)
+        # (LastMkt, LastQty, LastPx, ts, fee, took lit liquidity)
+        self.fills: list[tuple[str, int, Decimal, int, Decimal, bool]] = []
         self.end_ns: int | None = None
 
 
@@ -100,7 +102,7 @@ class World:
         self.market = MarketView(self.clock, settings.routing.max_quote_age_ms * _MS)  # the gateway's view
         self.cores = {
             v.name: VenueCore(v.core_config(), scenario.symbols, seed, self.clock,
-                              publish=lambda snap, name=v.name: self._published(name, snap), nbbo=self._true_nbbo)
+                              publish=partial(self._published, v.name), nbbo=self._true_nbbo)
             for v in scenario.venues
         }
         routing = settings.routing
@@ -125,14 +127,14 @@ class World:
                 self._published(name, core.snapshot(symbol.symbol))
         for venue in self.scenario.venues:
             if venue.depth.replenish_ms:
-                self._every(venue.depth.replenish_ms * _MS, lambda name=venue.name: self._replenish(name))
+                self._every(venue.depth.replenish_ms * _MS, partial(self._replenish, venue.name))
         self._every(self._timer_ns, lambda: None)  # time moves, and the engine's timer runs
         arrival = START_NS + self.scenario.warmup_ms * _MS
         for venue in self.scenario.venues:
             if venue.clean_after_ms is not None:
-                self._at(arrival + venue.clean_after_ms * _MS, lambda name=venue.name: self._clean(name))
+                self._at(arrival + venue.clean_after_ms * _MS, partial(self._clean, venue.name))
         for i, spec in enumerate(self.scenario.parents):
-            self._at(arrival + spec.at_ms * _MS, lambda i=i: self._send_parent(i))
+            self._at(arrival + spec.at_ms * _MS, partial(self._send_parent, i))
         last_arrival = arrival + max(p.at_ms for p in self.scenario.parents) * _MS
         deadline = last_arrival + self.scenario.horizon_ms * _MS + DRAIN_LIMIT_NS
         while not self._finished():
@@ -158,12 +160,12 @@ class World:
         horizon = self.settings.markout_ms * _MS
         symbol = parent.order.symbol
         sign = 1 if parent.order.side.is_buy else -1
-        takes = [(ts, OwnTake(report.last_mkt, sign, report.last_px)) for report, ts, _, took in parent.fills if took]
+        takes = [(ts, OwnTake(venue, sign, price)) for venue, _, price, ts, _, took in parent.fills if took]
         fills = tuple(
-            Fill(report.last_mkt or "?", report.last_qty, report.last_px, fee, ts,
+            Fill(venue, qty, price, fee, ts,
                  self._impact_free_mid(symbol, ts, takes, before=True),
                  self._impact_free_mid(symbol, ts + horizon, takes, before=False))
-            for report, ts, fee, _ in parent.fills
+            for venue, qty, price, ts, fee, _ in parent.fills
         )
         assert parent.end_ns is not None
         end_mid = self._impact_free_mid(symbol, parent.end_ns, [], before=False) or parent.arrival_mid
@@ -199,14 +201,11 @@ class World:
         """Do what an engine step asks; `fill` is the venue's side of the one fill the step may report."""
         for command in out.commands:
             if isinstance(command, SendChild):
-                self._at(self.clock.now_ns() + self._inbound_ns[command.venue],
-                         lambda c=command: self._child_arrives(c))
+                self._at(self.clock.now_ns() + self._inbound_ns[command.venue], partial(self._child_arrives, command))
             elif isinstance(command, CancelChild):
-                self._at(self.clock.now_ns() + self._inbound_ns[command.venue],
-                         lambda c=command: self._cancel_arrives(c))
+                self._at(self.clock.now_ns() + self._inbound_ns[command.venue], partial(self._cancel_arrives, command))
             elif isinstance(command, QueryChild):
-                self._at(self.clock.now_ns() + self._inbound_ns[command.venue],
-                         lambda c=command: self._query_arrives(c))
+                self._at(self.clock.now_ns() + self._inbound_ns[command.venue], partial(self._query_arrives, command))
             elif isinstance(command, ExecutionReport):
                 self._upstream(command, fill)
             elif not isinstance(command, CancelReject):  # a horizon cancel the fills overtook: the parent is done
@@ -221,8 +220,10 @@ class World:
             parent = self._by_order_id[report.order_id] = self._parents[report.cl_ord_id]
         if report.exec_type is ExecType.TRADE:
             assert fill is not None, "a parent fill comes only from a venue fill"
+            if report.last_mkt is None or report.last_px is None:
+                raise SimulationError(f"parent fill {report.exec_id} has no LastMkt or LastPx")
             ts, fee, took = fill
-            parent.fills.append((report, ts, fee, took))
+            parent.fills.append((report.last_mkt, report.last_qty, report.last_px, ts, fee, took))
             self._marked_ns = max(self._marked_ns, ts + self.settings.markout_ms * _MS)
         if report.ord_status in TERMINAL and parent.end_ns is None:
             parent.end_ns = self.clock.now_ns()
@@ -261,8 +262,10 @@ class World:
             parsed = venue_report(venue, report)
             took = report.liquidity is Liquidity.TAKER
             fill = (now, report.fee, took) if report.exec_type is ExecType.TRADE else None
-            self._at(now + self._latency_ns[venue],
-                     lambda r=parsed, f=fill: self._carry_out(self.engine.on_venue_report(r), f))
+            self._at(now + self._latency_ns[venue], partial(self._report_arrives, parsed, fill))
+
+    def _report_arrives(self, report: VenueReport, fill: tuple[int, Decimal, bool] | None) -> None:
+        self._carry_out(self.engine.on_venue_report(report), fill)
 
     def _follow(self, venue: str, symbol: str, move: Decimal) -> None:
         """A toxic move is news: the other lit venues move their quotes the same way `follow_ms` later."""
@@ -270,8 +273,11 @@ class World:
             return
         ticks = int(move / self.scenario.symbol(symbol).tick)
         others = [name for name in self._lit if name != venue]
-        self._at(self.clock.now_ns() + self.scenario.follow_ms * _MS,
-                 lambda: [self.cores[name].shift(symbol, ticks) for name in others])
+        self._at(self.clock.now_ns() + self.scenario.follow_ms * _MS, partial(self._shift, others, symbol, ticks))
+
+    def _shift(self, venues: list[str], symbol: str, ticks: int) -> None:
+        for name in venues:
+            self.cores[name].shift(symbol, ticks)
 
     def _centre(self, core: VenueCore, symbol: str) -> Decimal | None:
         """The venue's quote centre when a toxic move there could move the rest of the market, else None."""
@@ -303,14 +309,16 @@ class World:
     def _true_nbbo(self, symbol: str) -> Nbbo:
         return self.truth.nbbo(symbol, self._lit)
 
-    def _impact_free_mid(self, symbol: str, ts_ns: int, takes: list[tuple[int, OwnTake]], before: bool) -> Decimal | None:
+    def _impact_free_mid(self, symbol: str, ts_ns: int, takes: list[tuple[int, OwnTake]],
+                         before: bool) -> Decimal | None:
         """The true mid with the levels `takes` consumed put back: as it stood just before ts_ns (before, with the
         takes before it) or after everything that happened at ts_ns (with the takes up to it)."""
         times, touches = self._tape[symbol]
         i = bisect_left(times, ts_ns) if before else bisect_right(times, ts_ns)
         if not i:
             return None
-        return impact_free_mid(touches[i - 1], [take for ts, take in takes if ts < ts_ns or (not before and ts == ts_ns)])
+        return impact_free_mid(touches[i - 1],
+                               [take for ts, take in takes if ts < ts_ns or (not before and ts == ts_ns)])
 
     # --- the event heap ---------------------------------------------------------------------
 

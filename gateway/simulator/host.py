@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import quickfix as fix
@@ -102,6 +103,7 @@ def execution_report(report: SimReport, begin_string: str) -> fix.Message:
     if report.price is not None:
         msg.setField(codec.PRICE, codec.price_text(report.price))
     if report.last_qty:
+        assert report.last_px is not None  # a fill has a price
         msg.setField(codec.LAST_QTY, str(report.last_qty))
         msg.setField(codec.LAST_PX, codec.price_text(report.last_px))
         if report.liquidity is not None and begin_string != codec.FIX42:
@@ -148,7 +150,7 @@ class VenueHost(GuardedApplication):
                     self.bus.publish(core.snapshot(symbol.symbol))
         for key, venue in self.configs.items():
             if venue.depth.replenish_ms:
-                self._scheduler.every(venue.depth.replenish_ms / 1000, lambda key=key: self._replenish(key))
+                self._scheduler.every(venue.depth.replenish_ms / 1000, partial(self._replenish, key))
         start_acceptor(self._acceptor.start, {v.port: (f"venues.{v.name}.port", v.host) for v in self.cfg.venues})
         log.info("venues.started", venues={v.name: v.port for v in self.cfg.venues})
 
@@ -240,7 +242,8 @@ class VenueHost(GuardedApplication):
                            (codec.EXEC_ID, f"{venue}-status-{request.cl_ord_id}-{time.time_ns()}"),
                            (codec.EXEC_TYPE, OrdStatus.REJECTED.value if fix42 else ExecType.ORDER_STATUS.value),
                            (codec.ORD_STATUS, OrdStatus.REJECTED.value),
-                           (codec.ORD_REJ_REASON, "5"), (codec.SYMBOL, request.symbol), (codec.SIDE, request.side.value),
+                           (codec.ORD_REJ_REASON, "5"), (codec.SYMBOL, request.symbol),
+                           (codec.SIDE, request.side.value),
                            (codec.LEAVES_QTY, "0"), (codec.CUM_QTY, "0"), (codec.AVG_PX, "0"),
                            (codec.TEXT, f"unknown order {request.cl_ord_id}")):
             msg.setField(tag, value)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
-
-from datetime import date, datetime, timezone
 
 from gateway.analytics.bestex import business_days, routing_disclosure, top_venues
 from gateway.analytics.tca import CI_METHOD, MIN_CI_SAMPLE, aggregates, parent_figures, venue_figures
@@ -130,10 +129,12 @@ def write_best_ex_table(report: dict, out: TextIO) -> None:
 def write_csvs(report: dict, folder: Path) -> list[Path]:
     """orders.csv, fills.csv, venues.csv and aggregates.csv in folder (best-ex: top_venues.csv, routing.csv)."""
     folder.mkdir(parents=True, exist_ok=True)
+    tables: tuple[tuple[str, list[dict], tuple[str, ...]], ...]
     if "top_venues" in report:
         tables = (("top_venues", report["top_venues"], TOP_COLUMNS), ("routing", report["routing"], DISCLOSURE_COLUMNS))
     else:
-        fills = [{"order_id": o["order_id"], **f, **{f"markout_{m['horizon_ms']}ms_bps": m["bps"] for m in f["markouts"]}}
+        fills = [{"order_id": o["order_id"], **f,
+                  **{f"markout_{m['horizon_ms']}ms_bps": m["bps"] for m in f["markouts"]}}
                  for o in report["orders"] for f in o["fills"]]
         fill_marks = sorted({m["horizon_ms"] for f in fills for m in f["markouts"]})
         orders, venues = [_flat(o) for o in report["orders"]], [_flat(v) for v in report["venues"]]

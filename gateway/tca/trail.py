@@ -13,6 +13,7 @@ from gateway.fix.wire import WireMessage
 FINAL = {"2": "filled", "3": "done_for_day", "4": "canceled", "8": "rejected", "C": "expired"}
 ORD_TYPES = {"1": "market", "2": "limit"}  # anything else counts as "other"
 LIVE = {"0": "new", "1": "partially_filled"}
+_PASSIVE: dict[str | None, bool] = {"1": True, "2": False}  # LastLiquidityInd: added, removed liquidity
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +37,12 @@ def _ord_type(msg: WireMessage) -> str:
     return ORD_TYPES.get(msg.getField(40), "other") if msg.isSetField(40) else "other"
 
 
+def _decimal(value: str | None) -> Decimal | None:
+    return Decimal(value) if value is not None else None
+
+
 def _quote(body: dict) -> Quote:
-    return Quote(Decimal(body["bid"]) if body.get("bid") is not None else None,
-                 Decimal(body["ask"]) if body.get("ask") is not None else None)
+    return Quote(_decimal(body.get("bid")), _decimal(body.get("ask")))
 
 
 class _Reader:
@@ -82,18 +86,17 @@ class _Reader:
                 Print(record.ts_ns, body["venue"], int(body["qty"]), Decimal(body["price"])))
         elif record.kind == "mark":
             body = json.loads(record.body)
-            touches = {venue: tuple(Decimal(p) if p is not None else None for p in touch)
-                       for venue, touch in body["venues"].items()}
+            touches = {venue: (_decimal(bid), _decimal(ask)) for venue, (bid, ask) in body["venues"].items()}
             self.marks.setdefault(body["exec_id"], []).append(
                 Mark(int(body["horizon_ms"]), record.ts_ns, _quote(body), touches))
-        elif record.order_id in self.parents:
+        elif record.order_id is not None and record.order_id in self.parents:
             body = json.loads(record.body)
             if record.kind == "decision":
                 self.route_quote[record.order_id] = quote = _quote(body["nbbo"])
                 parent = self.parents[record.order_id]
                 parent.arrival = parent.arrival or quote
             elif record.kind == "quote":
-                self.quoted(record, body)
+                self.quoted(record.order_id, body)
             elif record.kind == "event" and body.get("event") == "child_rejected":
                 self.rejected(body["cl_ord_id"], record.ts_ns)
 
@@ -106,9 +109,9 @@ class _Reader:
             self.cl_ord_ids.setdefault(order_id, set()).add(msg.getField(11))
         if record.kind == "fix_in" and msg_type == "D" and order_id not in self.parents and msg.isSetField(38):
             self.parents[order_id] = ParentTrail(
-                order_id, msg.getField(11), record.session, msg.getField(55), 1 if msg.getField(54) == "1" else -1,
-                int(Decimal(msg.getField(38))), record.ts_ns, ord_type=_ord_type(msg),
-                directed=msg.isSetField(100) and bool(msg.getField(100)))
+                order_id, msg.getField(11), record.session or "", msg.getField(55),
+                1 if msg.getField(54) == "1" else -1, int(Decimal(msg.getField(38))), record.ts_ns,
+                ord_type=_ord_type(msg), directed=msg.isSetField(100) and bool(msg.getField(100)))
         elif record.kind == "fix_out" and msg_type == "8" and order_id in self.parents:
             parent = self.parents[order_id]
             if parent.end_ns is not None:
@@ -121,13 +124,14 @@ class _Reader:
                 parent.end_ns = record.ts_ns
 
     def child_sent(self, record: Record, msg: WireMessage, venue: str) -> None:
-        if record.order_id not in self.parents or msg.getField(11) in self.children:
+        order_id = record.order_id
+        if order_id is None or order_id not in self.parents or msg.getField(11) in self.children:
             return  # a resent child is the same child
         child = Child(msg.getField(11), venue, int(Decimal(msg.getField(38))), record.ts_ns, None, False,
                       _ord_type(msg), Decimal(msg.getField(44)) if msg.isSetField(44) else None,
-                      self.route_quote.get(record.order_id))
-        self.parents[record.order_id].children.append(child)
-        self.children[child.cl_ord_id] = (record.order_id, child)
+                      self.route_quote.get(order_id))
+        self.parents[order_id].children.append(child)
+        self.children[child.cl_ord_id] = (order_id, child)
 
     def _answered(self, cl_ord_id: str, ts_ns: int, rejected: bool) -> None:
         order_id, child = self.children[cl_ord_id]
@@ -157,17 +161,17 @@ class _Reader:
         liquidity = msg.getField(851) if msg.isSetField(851) else None
         fills = self.parents[order_id].fills
         fills.append(Fill(record.ts_ns, venue, last_qty, Decimal(msg.getField(31)),
-                          {"1": True, "2": False}.get(liquidity), None, self.children[cl_ord_id][1].route,
+                          _PASSIVE.get(liquidity), None, self.children[cl_ord_id][1].route,
                           child=cl_ord_id))
         self.unquoted[order_id] = len(fills) - 1
 
-    def quoted(self, record: Record, body: dict) -> None:
+    def quoted(self, order_id: str, body: dict) -> None:
         """A quote follows, in the same commit, the venue report whose fill it reported upstream."""
-        parent = self.parents[record.order_id]
-        if body.get("fill") and record.order_id in self.unquoted:
-            index = self.unquoted.pop(record.order_id)
+        parent = self.parents[order_id]
+        if body.get("fill") and order_id in self.unquoted:
+            index = self.unquoted.pop(order_id)
             parent.fills[index] = replace(parent.fills[index], at_fill=_quote(body))
-            self.fill_of[body["exec_id"]] = (record.order_id, index)
+            self.fill_of[body["exec_id"]] = (order_id, index)
         if body.get("ord_status") in FINAL and parent.end is None:
             parent.end = _quote(body)
 

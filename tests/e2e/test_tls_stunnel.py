@@ -18,8 +18,8 @@ from gateway.fix import codec
 from gateway.fix.client import OmsClient
 from gateway.fix.sessions import SessionSpec
 from gateway.simulator.host import VenueHost
-from tests.tls import issue, listening, make_ca, stunnel_sections
 from tests.raw_fix import RawFixClient
+from tests.tls import issue, listening, make_ca, stunnel_sections
 from tests.unavailable import unavailable
 
 pytestmark = pytest.mark.integration

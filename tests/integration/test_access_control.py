@@ -21,7 +21,8 @@ FILE_PASSWORD = "other-secret-from-a-file"
 
 @pytest.fixture
 def guarded(tmp_path, monkeypatch):
-    """A gateway (venues left down) whose OMS session needs a password from the environment, and OMS2 one from a file."""
+    """A gateway (venues left down) whose OMS session needs a password from the environment, and OMS2 one from a
+    file."""
     monkeypatch.setenv("SORGW_TEST_OMS_PASSWORD", PASSWORD)
     (tmp_path / "oms2.pw").write_text(FILE_PASSWORD + "\n")
     cfg, _ = topology.build(tmp_path, gateway_overrides={"upstream": {"port": topology.free_port(), "sessions": [

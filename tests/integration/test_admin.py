@@ -134,7 +134,8 @@ def test_sorgw_status_shows_the_halts_the_limits_and_each_sessions_exposure(make
     risk = out[out.index("\nRISK\n"):out.index("\nVENUES\n")].splitlines()
     assert risk[2] == "  halts             halt (venue DRKB)"
     assert risk[3].split() == ["session", "open", "qty", "/", "max", "open", "notional", "/", "max", "max", "orders/s"]
-    assert risk[4].startswith("  FIX.4.4:SORGW->OMS") and " 100 / 1,000 (10%)" in risk[4] and "19,500.00 / 100,000.00 (20%)" in risk[4]
+    assert risk[4].startswith("  FIX.4.4:SORGW->OMS") and " 100 / 1,000 (10%)" in risk[4]
+    assert "19,500.00 / 100,000.00 (20%)" in risk[4]
     assert risk[4].rstrip().endswith("50")
     assert "  symbol AAPL       max_order_qty 5,000, price_collar_bps 500" in risk
     assert "  symbol MSFT       max_order_qty 2,000, price_collar_bps 500" in risk

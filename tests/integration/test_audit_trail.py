@@ -11,8 +11,7 @@ import uuid
 import pytest
 
 from gateway import topology
-from gateway.audit.postgres import BODY_TYPE, PostgresStore
-from gateway.audit.postgres import SCHEMA as POSTGRES_SCHEMA
+from gateway.audit.postgres import BODY_TYPE, SCHEMA as POSTGRES_SCHEMA, PostgresStore
 from gateway.audit.records import GENESIS, Entry, first_break
 from gateway.audit.stores import open_store
 from gateway.audit.writer import AuditWriter

@@ -23,7 +23,7 @@ def assert_consistent(stack: Stack, cl_ord_id: str):
     assert checks.order_problems([m for m in reports if m.msg_type == "8"]) == []
     order_ids = {m.get(codec.ORDER_ID) for m in reports} - {"NONE"}
     for order_id in order_ids:
-        child_fills, parent_cum = stack.gateway.inspect(lambda e: (
+        child_fills, parent_cum = stack.gateway.inspect(lambda e, order_id=order_id: (
             sum(c.cum_qty for c in e.parents[order_id].children.values()), e.parents[order_id].cum_qty))
         assert child_fills == parent_cum
         reported = sum(qty for _, qty, _ in checks.fills_of(reports))

@@ -15,8 +15,8 @@ from gateway import topology
 from gateway.app import start_gateway
 from gateway.bus.mqtt import Credentials, MqttPublisher, MqttSubscriber
 from tests.integration.test_mqtt_bus import Collector, snap, wait_until
-from tests.tls import issue, listening, make_ca
 from tests.mqtt_broker import broker, prefix  # noqa: F401 - fixtures
+from tests.tls import issue, listening, make_ca
 from tests.unavailable import unavailable
 
 pytestmark = pytest.mark.integration
@@ -83,7 +83,8 @@ def test_mqtts_with_a_password_carries_books_and_wrong_credentials_or_plain_text
                MqttPublisher(f"mqtts://localhost:{port}", "p", good)]
     refused = [MqttSubscriber(f"mqtts://localhost:{port}", got, "p", credentials=Credentials("md", "wrong", str(ca))),
                MqttSubscriber(f"mqtts://localhost:{port}", got, "p", credentials=Credentials(ca_file=str(ca))),
-               MqttSubscriber(f"mqtts://localhost:{port}", got, "p", credentials=Credentials("md", "pw1")),  # CA unknown
+               # the CA is unknown
+               MqttSubscriber(f"mqtts://localhost:{port}", got, "p", credentials=Credentials("md", "pw1")),
                MqttSubscriber(f"mqtt://localhost:{port}", got, "p", credentials=Credentials("md", "pw1"))]  # no TLS
     try:
         for client in clients + refused:

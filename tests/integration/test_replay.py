@@ -194,7 +194,8 @@ def test_a_venue_reject_on_record_is_named_as_what_the_replay_cannot_repeat(tmp_
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert any(c["venue"] == "LITC" for c in report["recorded"]["children"]) and report["same_children"] is False
-    assert "1 recorded child order(s) were rejected by their venue: the replay's venues reject nothing" in report["notes"]
+    assert ("1 recorded child order(s) were rejected by their venue: the replay's venues reject nothing"
+            in report["notes"])
     replayed_litc = sum(c["qty"] for c in report["replay"]["children"] if c["venue"] == "LITC")
     filled_litc = sum(f["qty"] for f in report["replay"]["fills"] if f["venue"] == "LITC")
     assert filled_litc == replayed_litc > 0  # the replay's LITC took what the recorded one refused

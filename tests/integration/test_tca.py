@@ -155,7 +155,8 @@ def by_hand(gateway_cfg, reports, records) -> dict:
             assert [m["horizon_ms"] for m in fill_marks] == list(HORIZONS)
             fills.append({"ts_ns": record.ts_ns, "venue": venue, "qty": qty, "price": str(px),
                           "liquidity": "passive" if passive else "aggressive", "fee": str(fee),
-                          "mid_at_fill": str(fill_mid), "slippage_mid_bps": q(side * (px - fill_mid) / fill_mid * 10000),
+                          "mid_at_fill": str(fill_mid),
+                          "slippage_mid_bps": q(side * (px - fill_mid) / fill_mid * 10000),
                           "slippage_far_bps": q(side * (px - far) / fill_mid * 10000),
                           "improvement": str(improvement), "improvement_bps": q(improvement / mid(route) * 10000),
                           "effective_spread_bps": q(2 * side * (px - mid(route)) / mid(route) * 10000),
@@ -166,13 +167,15 @@ def by_hand(gateway_cfg, reports, records) -> dict:
         paper = arrival * ordered
         execution = side * (notional - filled * arrival)
         opportunity = side * (mid(end) - arrival) * (ordered - filled)
-        final_ns = next(r.ts_ns for r in story if r.kind == "fix_out" and fields(r.body).get(17) == final[codec.EXEC_ID])
+        final_ns = next(r.ts_ns for r in story
+                        if r.kind == "fix_out" and fields(r.body).get(17) == final[codec.EXEC_ID])
         during = [(int(b["qty"]), Decimal(b["price"])) for ts, b in prints if arrival_ns <= ts <= final_ns]
         volume = sum(qty for qty, _ in during)
         vwap = sum(qty * px for qty, px in during) / volume
         orders.append({
             "order_id": order_id, "cl_ord_id": cl_ord_id, "session": "FIX.4.4:SORGW->OMS",
-            "symbol": "AAPL", "side": "buy" if side > 0 else "sell", "ord_type": "market" if cl_ord_id == "MK" else "limit",
+            "symbol": "AAPL", "side": "buy" if side > 0 else "sell",
+            "ord_type": "market" if cl_ord_id == "MK" else "limit",
             "directed": cl_ord_id == "DK", "order_qty": ordered,
             "status": {"2": "filled", "4": "canceled"}[final[codec.ORD_STATUS]], "filled_qty": filled,
             "avg_px": q(notional / filled, "0.000001"), "fill_rate": q(Decimal(filled) / ordered),
@@ -272,7 +275,8 @@ def test_selection_formats_and_errors(session, tmp_path):
     later = datetime.fromtimestamp(dark_at / 1e9 - 0.0005, tz=timezone.utc).isoformat()
     assert [o["cl_ord_id"] for o in json.loads(tca(url, "--from", later, "--format", "json").stdout)["orders"]] == \
         ["DK", "MK"]
-    assert [o["cl_ord_id"] for o in json.loads(tca(url, "--to", later, "--format", "json").stdout)["orders"]] == ["SW", "PC"]
+    before = json.loads(tca(url, "--to", later, "--format", "json").stdout)["orders"]
+    assert [o["cl_ord_id"] for o in before] == ["SW", "PC"]
 
     table = tca(url)
     assert table.returncode == 0 and "shortfall_bps" in table.stdout and "DRKA" in table.stdout
@@ -351,7 +355,8 @@ def best_ex_by_hand(gateway_cfg, reports, records) -> dict:
             mine = [e for e in executed if e[0] == venue]
             top.append({"order_class": order_class, "rank": rank, "venue": venue,
                         "fewer_than_one_trade_a_day": days > 0 and len(executed) < days,
-                        "volume": sum(e[1] for e in mine), "volume_pct": q(Decimal(sum(e[1] for e in mine)) * 100 / volume),
+                        "volume": sum(e[1] for e in mine),
+                        "volume_pct": q(Decimal(sum(e[1] for e in mine)) * 100 / volume),
                         "orders": len(mine), "orders_pct": q(Decimal(len(mine)) * 100 / len(executed)),
                         "passive_pct": q(Decimal(sum(e[2] for e in mine)) * 100 / len(mine)),
                         "aggressive_pct": q(Decimal(sum(e[3] for e in mine)) * 100 / len(mine)),

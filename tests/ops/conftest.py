@@ -19,9 +19,9 @@ import yaml
 
 from gateway import checks, topology
 from gateway.fix import codec
-from tests.unavailable import unavailable
 from gateway.fix.client import Received
 from gateway.stack import Stack
+from tests.unavailable import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "config" / "alerts.yml"

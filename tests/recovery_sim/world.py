@@ -1,4 +1,5 @@
-"""The seeded world: an OMS, two lit venues and a dark pool, the gateway process, crashes on a schedule, and the invariants checked.
+"""The seeded world: an OMS, two lit venues and a dark pool, the gateway process, crashes on a schedule, and the
+invariants checked.
 
 Everything random comes from one `random.Random(seed)`: the same seed replays the same run,
 crash for crash. A crash kills the gateway process at a step boundary (see process.py): the

@@ -1,6 +1,8 @@
-"""The keyed chain's rules and the writer's signed checkpoints: when they are written, where, and what a failure does."""
+"""The keyed chain's rules and the writer's signed checkpoints: when they are written, where, and what a failure
+does."""
 from __future__ import annotations
 
+import io
 import json
 import time
 
@@ -9,8 +11,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from gateway import config, logs
-from gateway.audit import checkpoints
-from gateway.audit import writer as writer_module
+from gateway.audit import checkpoints, commands, writer as writer_module
 from gateway.audit.records import GENESIS, Entry, chain, first_break
 from gateway.audit.sqlite import SqliteStore
 from gateway.audit.writer import AuditWriter
@@ -99,3 +100,16 @@ def test_checkpoints_need_the_key_and_the_key_its_variable():
         audit.key({"SORGW_AUDIT_KEY": "too short"})
     assert audit.key({"SORGW_AUDIT_KEY": KEY.decode()}) == KEY
     assert config.AuditConfig().key({"SORGW_AUDIT_KEY": KEY.decode()}) is None
+
+
+def test_verify_given_checkpoints_but_no_key_says_so_and_fails(tmp_path, capsys):
+    path = tmp_path / "checkpoints"
+    checkpoints.append(path, checkpoints.Checkpoint(1, GENESIS, 1), KEY)
+    store = SqliteStore(tmp_path / "audit.db")
+    with pytest.raises(RuntimeError, match="is not open"):
+        store.append(chain(entries(1), 1, GENESIS))
+    store.open()
+    store.append(chain(entries(1), 1, GENESIS))
+    assert commands.verify(store, None, path, out=io.StringIO()) == 1
+    assert "checked with the audit key, and none was given" in capsys.readouterr().err
+    store.close()

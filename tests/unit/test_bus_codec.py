@@ -5,8 +5,7 @@ import json
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from gateway.bus import codec
 from gateway.bus.inprocess import InProcessBus

@@ -6,8 +6,7 @@ import math
 import random
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from gateway.analytics.dark_allocation import DarkAllocator, expected_fill, oracle_allocation
 from gateway.analytics.learning import VenueLearning

@@ -10,7 +10,6 @@ import quickfix as fix
 from gateway import recovery
 from gateway.audit import entries
 from gateway.audit.records import GENESIS, Entry, chain
-from gateway.fix import codec
 from gateway.core.types import (
     CancelChild,
     CancelReject,
@@ -26,6 +25,7 @@ from gateway.core.types import (
     Urgency,
     VenueReport,
 )
+from gateway.fix import codec
 from tests.unit.test_engine import children, fill, order, reports
 from tests.unit.test_recovery import LITA, OMS, Trail, make_engine, raw
 

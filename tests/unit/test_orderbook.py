@@ -5,8 +5,7 @@ import itertools
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from gateway.core.market import Level
 from gateway.core.types import Side

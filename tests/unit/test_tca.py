@@ -46,7 +46,9 @@ def test_a_live_order_has_no_opportunity_cost_yet():
 
 def test_venue_scorecard():
     dark, lit = venue_figures([sell(None)], VENUES)
-    assert (lit["venue"], lit["orders"], lit["routed_qty"], lit["filled_qty"], lit["rejects"]) == ("LIT", 2, 600, 400, 1)
+    assert (lit["venue"], lit["orders"], lit["routed_qty"], lit["filled_qty"], lit["rejects"]) == \
+        ("LIT", 2, 600, 400, 1)
     assert lit["fill_rate"] == D("0.6667") and lit["flow_share"] == D("0.5455") and lit["fill_share"] == D("0.6667")
     assert lit["ack_ms_mean"] == D("0.5") and lit["fees"] == D("1.2") and lit["rebates"] == 0
-    assert dark["dark"] and dark["ack_ms_p50"] == D(2) and dark["improvement_bps"] == D(2)  # at the mid, 2 cents above the bid
+    # at the mid, 2 cents above the bid
+    assert dark["dark"] and dark["ack_ms_p50"] == D(2) and dark["improvement_bps"] == D(2)

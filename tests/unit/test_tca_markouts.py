@@ -7,7 +7,17 @@ from decimal import Decimal as D
 
 from gateway.analytics.markouts import OwnTake, impact_free_mid, touch_without
 from gateway.analytics.tca import (
-    Child, Fill, Mark, ParentTrail, Print, Quote, VenueTerms, aggregates, mean_ci, parent_figures, venue_figures,
+    Child,
+    Fill,
+    Mark,
+    ParentTrail,
+    Print,
+    Quote,
+    VenueTerms,
+    aggregates,
+    mean_ci,
+    parent_figures,
+    venue_figures,
 )
 from gateway.tca.marks import MarkTimer
 

@@ -5,8 +5,7 @@ import dataclasses
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from gateway.core import router
 from gateway.core.market import BookSnapshot, MarketView, VenueInfo

@@ -4,8 +4,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from gateway.config import DarkLiquidity, DepthProfile, SimVenueConfig, SymbolConfig
 from gateway.core.clock import ManualClock
