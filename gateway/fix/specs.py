@@ -39,13 +39,13 @@ def merge(standard: Path, custom: Path, target: Path) -> None:
         raise ValueError(f"{standard}: not a FIX data dictionary: {exc}") from None
     root = tree.getroot()
     extra = ET.parse(custom).getroot()
-    fields = root.find("fields")
+    fields = _section(root, "fields", standard)
     messages = {m.get("name"): m for m in root.iter("message")}
     known = {f.get("number") for f in fields}
-    for field in extra.find("fields"):
+    for field in _section(extra, "fields", custom):
         if field.get("number") not in known:
             fields.append(field)
-    for message in extra.find("messages"):
+    for message in _section(extra, "messages", custom):
         target_message = messages.get(message.get("name"))
         if target_message is None:
             continue
@@ -53,13 +53,20 @@ def merge(standard: Path, custom: Path, target: Path) -> None:
         for field in message:
             if field.get("name") not in present:
                 target_message.append(field)
-    for message in extra.find("optional"):
-        relaxed = set(message.get("fields").split(","))
+    for message in _section(extra, "optional", custom):
+        relaxed = set(message.get("fields", "").split(","))
         for child in messages.get(message.get("name"), ()):  # a venue's own dictionary may lack some
             if child.get("name") in relaxed:
                 child.set("required", "N")
     target.parent.mkdir(parents=True, exist_ok=True)
     tree.write(target, encoding="UTF-8", xml_declaration=True)
+
+
+def _section(root: ET.Element, name: str, path: Path) -> ET.Element:
+    section = root.find(name)
+    if section is None:
+        raise ValueError(f"{path}: no <{name}> section")
+    return section
 
 
 def prepare(out_dir: Path, spec_dir: Path | None = None) -> dict[str, Path]:

@@ -80,3 +80,16 @@ def test_each_venue_session_gets_its_own_quickfix_settings(tmp_path):
 def test_an_unknown_begin_string_is_refused():
     with pytest.raises(config.ConfigError, match="begin_string"):
         load(venue(begin_string="FIX.5.0"))
+
+
+def test_a_dictionary_without_a_section_the_merge_needs_is_named(tmp_path):
+    standard = tmp_path / "FIX44.xml"
+    standard.write_text("<fix><messages/></fix>")
+    custom = tmp_path / "custom.xml"
+    custom.write_text("<fix><fields/><messages/><optional/></fix>")
+    with pytest.raises(ValueError, match=r"FIX44\.xml: no <fields> section"):
+        specs.merge(standard, custom, tmp_path / "out.xml")
+    standard.write_text("<fix><fields/><messages/></fix>")
+    custom.write_text("<fix><fields/><messages/></fix>")
+    with pytest.raises(ValueError, match=r"custom\.xml: no <optional> section"):
+        specs.merge(standard, custom, tmp_path / "out.xml")
