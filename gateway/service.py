@@ -37,6 +37,7 @@ from gateway.audit.writer import AuditWriter
 from gateway.config import GatewayConfig, VenueConfig
 from gateway.core.book_record import BookLedger
 from gateway.core.clock import Clock, WallClock
+from gateway.core.breaker import CircuitChange, CircuitState
 from gateway.core.engine import IdSource, OrderEngine, Routine, StateChange
 from gateway.core.market import BookSnapshot, MarketView, Trade, VenueInfo
 from gateway.core.risk import ORDER_KEYS, Halt, PriceReference
@@ -84,7 +85,7 @@ from gateway.fix.upstream import UpstreamApplication
 from gateway.listen import start_acceptor
 from gateway.metrics import Metrics, VenueQuality
 from gateway.observer import Arrival, Observer
-from gateway.policy import learning_config, risk_limits, routing_policy
+from gateway.policy import breaker_policy, learning_config, risk_limits, routing_policy
 from gateway.tca.marks import MarkTimer
 
 log = structlog.get_logger("gateway")
@@ -151,7 +152,7 @@ class Gateway:
             retain_finished_ns=cfg.routing.retain_finished_ms * 1_000_000,
             final_states_kept=cfg.routing.final_states_kept,
             venue_down_timeout_ns=cfg.routing.venue_down_timeout_ms * 1_000_000,
-            risk=risk_limits(cfg.risk, cfg.symbols, cfg.upstream.sessions),
+            risk=risk_limits(cfg.risk, cfg.symbols, cfg.upstream.sessions), breaker=breaker_policy(cfg.routing),
         )
         self.engine.planner = _Timed(VenuePlanner(
             {v.name: v.rules() for v in cfg.venues}, instruments,
@@ -809,6 +810,12 @@ class Gateway:
             log.info("engine.notice", text=item.text)
         elif isinstance(item, PriceReference):
             log.debug("risk.price_reference", cl_ord_id=item.cl_ord_id, symbol=item.symbol)
+        elif isinstance(item, CircuitChange):
+            self.metrics.circuit_state.labels(item.venue).set(item.new.level)
+            if item.new is CircuitState.OPEN:
+                self.metrics.circuit_opens.labels(item.venue).inc()
+            (log.warning if item.new is CircuitState.OPEN else log.info)(
+                "venue.circuit", venue=item.venue, old=str(item.old), new=str(item.new), reason=item.reason)
         else:
             log.warning("engine.notice", text=str(item))
 

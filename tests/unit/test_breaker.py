@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 
+from gateway import config
 from gateway.core.breaker import Breaker, BreakerPolicy, Breakers, CircuitChange, CircuitState
 from gateway.core.clock import ManualClock
 from gateway.core.engine import IdSource, OrderEngine
@@ -12,9 +14,11 @@ from gateway.core.market import MarketView, VenueInfo
 from gateway.core.router import RouteDecision
 from gateway.core.types import ExecType, OrdRejReason, OrdStatus, VenueKind, VenueReport
 from gateway.core.validation import Instrument
+from gateway.policy import breaker_policy
 from tests.unit.test_engine import book, children, order, reports
 
 S = 1_000_000_000
+ROOT = Path(__file__).resolve().parents[2]
 POLICY = BreakerPolicy(failures=3, window_ns=10 * S, cooldown_ns=30 * S)
 CLOSED, HALF_OPEN, OPEN = CircuitState.CLOSED, CircuitState.HALF_OPEN, CircuitState.OPEN
 
@@ -186,3 +190,18 @@ def test_a_day_order_waiting_for_a_venue_is_routed_when_the_breaker_goes_half_op
     out = gate.on_timer(gate.clock.now_ns())
     assert _changes(out) == [("LITB", OPEN, HALF_OPEN)]
     assert [(c.venue, c.spec.qty) for c in children(out)] == [("LITB", 100)]
+
+
+# --- configuration ------------------------------------------------------------------------------------------
+
+
+def test_routing_breaker_config_is_validated_and_reaches_the_engine():
+    shipped = config.load(ROOT / "config/gateway.yaml", config.GatewayConfig, {})
+    assert breaker_policy(shipped.routing) == BreakerPolicy(True, 5, 10 * S, 30 * S)
+    tuned = config.load(ROOT / "config/gateway.yaml", config.GatewayConfig,
+                        {"SORGW__ROUTING__BREAKER__COOLDOWN_S": "0.25", "SORGW__ROUTING__BREAKER__FAILURES": "2"})
+    assert breaker_policy(tuned.routing) == BreakerPolicy(True, 2, 10 * S, S // 4)
+    for key, value in (("FAILURES", "0"), ("WINDOW_S", "0"), ("COOLDOWN_S", "-1"), ("WINDOW_S", "inf"),
+                       ("COOLDOWN_S", "nan"), ("ENABLED", "maybe")):
+        with pytest.raises(config.ConfigError, match=f"routing.breaker.{key.lower()}"):
+            config.load(ROOT / "config/gateway.yaml", config.GatewayConfig, {f"SORGW__ROUTING__BREAKER__{key}": value})
