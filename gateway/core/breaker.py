@@ -97,10 +97,11 @@ class Breaker:
 
     def tick(self, now_ns: int) -> CircuitChange | None:
         """Open for `cooldown_ns`: half-open."""
-        if self.state is CircuitState.OPEN and now_ns - self.opened_ns >= self.policy.cooldown_ns:  # type: ignore[operator]
-            cooldown_s = self.policy.cooldown_ns / _SECOND_NS
-            return self._move(CircuitState.HALF_OPEN, now_ns, f"open for {cooldown_s:g} s: one probe child may go")
-        return None
+        opened = self.opened_ns
+        if self.state is not CircuitState.OPEN or opened is None or now_ns - opened < self.policy.cooldown_ns:
+            return None
+        cooldown_s = self.policy.cooldown_ns / _SECOND_NS
+        return self._move(CircuitState.HALF_OPEN, now_ns, f"open for {cooldown_s:g} s: one probe child may go")
 
     def _move(self, new: CircuitState, now_ns: int, reason: str) -> CircuitChange:
         old, self.state, self.probe = self.state, new, None

@@ -28,6 +28,7 @@ from gateway.core.types import (
     CxlRejReason,
     ExecType,
     ExecutionReport,
+    InvalidChange,
     InvalidOrder,
     NewOrder,
     OrdRejReason,
@@ -200,16 +201,25 @@ class OrderEngine:
                                     invalid.qty, invalid.reason, invalid.text, None))
         return out
 
-    def on_cancel(self, request: CancelRequest) -> Outbox:
+    def on_cancel(self, request: CancelRequest | InvalidChange) -> Outbox:
         out = Outbox()
+        if isinstance(request, InvalidChange):
+            return self._invalid_change(request, out)
         parent = self._find_for_change(request, "1", out)
-        if parent is not None:
-            self._begin_change(parent, request, out)
+        if parent is None:
+            return out
+        if request.symbol != parent.symbol or request.side is not parent.side:
+            out.add(self._cancel_reject(parent, request, "1", CxlRejReason.OTHER,
+                                        "a cancel must name the order's Symbol and Side"))
+            return out
+        self._begin_change(parent, request, out)
         return out
 
-    def on_replace(self, request: ReplaceRequest, now_ns: int | None = None) -> Outbox:
+    def on_replace(self, request: ReplaceRequest | InvalidChange, now_ns: int | None = None) -> Outbox:
         """A replace is checked against the pre-trade limits as the new order it would make."""
         out = Outbox()
+        if isinstance(request, InvalidChange):
+            return self._invalid_change(request, out)
         parent = self._find_for_change(request, "2", out)
         if parent is None:
             return out
@@ -522,8 +532,8 @@ class OrderEngine:
                 notional += unit * leaves
         return qty, notional
 
-    def _answer_possible_duplicate(self, request: NewOrder | InvalidOrder | CancelRequest | ReplaceRequest,
-                                   out: Outbox) -> bool:
+    def _answer_possible_duplicate(self, request: NewOrder | InvalidOrder | CancelRequest | ReplaceRequest
+                                   | InvalidChange, out: Outbox) -> bool:
         """A PossDup/PossResend request whose ClOrdID we already know was seen before (the OMS resent it after a
         restart or a lost sequence number): answer with the order's current status, never act on it twice and
         never reject the order it names."""
@@ -542,6 +552,18 @@ class OrderEngine:
                                      f"answered with the status of {report.order_id}"))
         out.add(report)
         return True
+
+    def _invalid_change(self, invalid: InvalidChange, out: Outbox) -> Outbox:
+        """A cancel or replace that could not be parsed: a cancel reject with the order's status, if it names one."""
+        if self._answer_possible_duplicate(invalid, out):
+            return out
+        parent = self._by_cl_ord_id.get((invalid.session, invalid.orig_cl_ord_id))
+        final = self.finished.get(invalid.session, invalid.orig_cl_ord_id) if parent is None else None
+        order_id, status = (parent.order_id, parent.status) if parent else \
+            (final.order_id, final.ord_status) if final else ("NONE", OrdStatus.REJECTED)
+        out.add(CancelReject(invalid.session, order_id, invalid.cl_ord_id, invalid.orig_cl_ord_id, status,
+                             invalid.response_to, CxlRejReason.OTHER, invalid.text))
+        return out
 
     def _find_for_change(self, request: CancelRequest | ReplaceRequest, response_to: str,
                          out: Outbox) -> ParentOrder | None:
