@@ -117,6 +117,10 @@ class Breakers:
         self.policy = policy
         self._by_venue = {venue: Breaker(venue, policy) for venue in venues}
 
+    def reset(self) -> None:
+        """Every breaker closed, as at a start: the venue sessions are new."""
+        self._by_venue = {venue: Breaker(venue, self.policy) for venue in self._by_venue}
+
     def failure(self, venue: str, now_ns: int, reason: str) -> CircuitChange | None:
         breaker = self._by_venue.get(venue)
         return breaker.failure(now_ns, reason) if breaker else None
