@@ -334,7 +334,8 @@ class OrderEngine:
             self._down_since.pop(venue, None)
         else:
             self._down_since[venue] = self.clock.now_ns()
-            self._breaker(self.breakers.failure(venue, self.clock.now_ns(), "session disconnected"), out)
+            if self.closing is None:  # the gateway's own stop logs every venue out
+                self._breaker(self.breakers.failure(venue, self.clock.now_ns(), "session disconnected"), out)
         if connected:
             # Reports sent while the session was down may be lost (sequence numbers reset on logon).
             now = self.clock.now_ns()

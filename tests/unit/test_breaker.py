@@ -205,3 +205,9 @@ def test_routing_breaker_config_is_validated_and_reaches_the_engine():
                        ("COOLDOWN_S", "nan"), ("ENABLED", "maybe")):
         with pytest.raises(config.ConfigError, match=f"routing.breaker.{key.lower()}"):
             config.load(ROOT / "config/gateway.yaml", config.GatewayConfig, {f"SORGW__ROUTING__BREAKER__{key}": value})
+
+
+def test_the_gateways_own_stop_is_no_venue_failure(gate):
+    gate.breakers = Breakers(gate.venues, BreakerPolicy(failures=1))
+    gate.on_shutdown("gateway stopping")
+    assert _changes(gate.on_venue_status("LITA", False)) == [] and gate.breakers.state("LITA") is CLOSED
