@@ -37,7 +37,7 @@ from gateway.core.types import (
     VenueReport,
 )
 from gateway.core.validation import Instrument
-from gateway.policy import learning_config, routing_policy
+from gateway.policy import breaker_policy, learning_config, routing_policy
 from gateway.analytics.markouts import OwnTake, Touch, impact_free_mid, touch_without
 from gateway.simulation.metrics import Fill, ParentOutcome
 from gateway.simulation.scenarios import Scenario, SimulationConfig, SimulationError
@@ -109,6 +109,7 @@ class World:
             venues=infos, market=self.market, ids=IdSource("SIM"), clock=self.clock,
             policy=routing_policy(routing), max_rounds=routing.max_sweeps,
             max_venue_rejects=routing.max_venue_rejects, learning=learning_config(routing),
+            breaker=breaker_policy(routing),
         )
         self._timer_ns = min(routing.timer_ms, MAX_TIMER_MS) * _MS
         self._parents: dict[str, _Parent] = {}  # by ClOrdID
