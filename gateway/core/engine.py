@@ -519,7 +519,9 @@ class OrderEngine:
             notes.append(f"circuit breaker keeps out {', '.join(sorted(tripped))}")
         if len(kept) < len(decision.children):
             notes.append("one probe child per half-open venue")
-        return dataclasses.replace(decision, children=tuple(kept), reason="; ".join(notes))
+        # Candidates passed on as they are: replace() would otherwise build them (they are built on first read).
+        return dataclasses.replace(decision, children=tuple(kept), reason="; ".join(notes),
+                                   candidates=decision.__dict__["_candidates"])
 
     def _exposure(self, session: str, skip: ParentOrder | None) -> tuple[int, Decimal]:
         qty, notional = 0, ZERO

@@ -136,6 +136,7 @@ def test_rejects_open_the_breaker_and_new_flow_routes_around_the_venue(gate):
     assert {c.venue for c in children(out)} == {"LITA"}
     decision = next(d for d in out.decisions if isinstance(d, RouteDecision))
     assert "circuit breaker keeps out LITB" in decision.reason and "LITB" in {e.venue for e in decision.exclusions}
+    assert {c.venue for c in decision.candidates} == {"LITA"}  # still built on first read, from the plan's own
 
 
 def test_a_directed_order_or_replace_to_an_open_venue_is_refused_naming_the_breaker(gate):
