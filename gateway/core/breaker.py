@@ -40,6 +40,9 @@ class BreakerPolicy:
             raise ValueError(f"breaker failures, window and cooldown must be positive: {self}")
 
 
+DEFAULT_POLICY = BreakerPolicy()
+
+
 @dataclass(frozen=True, slots=True)
 class CircuitChange:
     """A venue's breaker moved from one state to another, and why (a decision for the audit trail and logs)."""
@@ -113,7 +116,7 @@ class Breaker:
 class Breakers:
     """Every venue's breaker; unknown venues have none and are never refused."""
 
-    def __init__(self, venues: Iterable[str], policy: BreakerPolicy = BreakerPolicy()) -> None:
+    def __init__(self, venues: Iterable[str], policy: BreakerPolicy = DEFAULT_POLICY) -> None:
         self.policy = policy
         self._by_venue = {venue: Breaker(venue, policy) for venue in venues}
 

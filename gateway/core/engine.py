@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from gateway.analytics.learning import LearningConfig, VenueLearning
-from gateway.core.breaker import BreakerPolicy, Breakers, CircuitChange, CircuitState
+from gateway.core.breaker import DEFAULT_POLICY, BreakerPolicy, Breakers, CircuitChange, CircuitState
 from gateway.core.clock import Clock
 from gateway.core.finished import FinalStates
 from gateway.core.market import MarketView, VenueInfo
@@ -110,7 +110,7 @@ class OrderEngine:
         final_states_kept: int = 10_000,
         venue_down_timeout_ns: int = 30_000_000_000,
         risk: RiskLimits = RiskLimits(),
-        breaker: BreakerPolicy = BreakerPolicy(),
+        breaker: BreakerPolicy = DEFAULT_POLICY,
     ) -> None:
         self.instruments = dict(instruments)
         self.venues: dict[str, VenueInfo] = dict(venues)

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from gateway.core.types import NewOrder, OrdRejReason, OrdType, ReplaceRequest
 
-
 SHOWN_CHARS = 40  # of a value the OMS sent, echoed in a reject's Text
 
 
