@@ -274,6 +274,16 @@ class CostConfig(Model):
     explore_qty: int = Field(100, ge=1)  # that share in shares (rounded down to lots, at least one lot)
 
 
+class BreakerConfig(Model):
+    """A venue's circuit breaker: `failures` child rejects, disconnects or child timeouts within `window_s` take
+    it out of routing; after `cooldown_s` one probe child may go, and its ack or fill brings the venue back."""
+
+    enabled: bool = True
+    failures: int = Field(5, ge=1)
+    window_s: float = Field(10.0, gt=0, allow_inf_nan=False)
+    cooldown_s: float = Field(30.0, gt=0, allow_inf_nan=False)
+
+
 class RoutingConfig(Model):
     default_urgency: Urgency = Urgency.MEDIUM
     default_strategy: Strategy = Strategy.DARK  # for orders without SorStrategy (9702)
@@ -284,6 +294,7 @@ class RoutingConfig(Model):
     probe_qty: int = Field(1000, ge=1)  # `dark` strategy, urgency M: most shares sent as dark IOC probes
     dark_min_fill: float = Field(0.05, ge=0, lt=1)  # urgency L: no pool gets shares it fills less often than this
     cost: CostConfig = CostConfig()
+    breaker: BreakerConfig = BreakerConfig()
     markout_horizons_ms: tuple[int, ...] = Field((100, 1000, 5000), min_length=1)
     toxicity_horizon_ms: int = Field(100, ge=0)  # the markout horizon a venue's toxicity score reads
     toxicity_half_life: int | None = Field(10, ge=1)  # a venue's markouts after which one counts half; None: never

@@ -141,6 +141,15 @@ class Metrics:
         self.pending = Gauge(
             "sorgw_upstream_pending_connections", "Connections to the upstream port not (yet) logged on.", registry=r)
 
+        # Venue circuit breakers (routing.breaker).
+        self.circuit_state = Gauge(
+            "sorgw_venue_circuit_state", "A venue's circuit breaker: 0 closed (routable), 1 half-open (one probe "
+            "child may go), 2 open (out of routing after too many child rejects, disconnects or timeouts).",
+            ["venue"], registry=r)
+        self.circuit_opens = Counter(
+            "sorgw_venue_circuit_opens", "Times a venue's circuit breaker opened (from closed, or again after a "
+            "failed probe).", ["venue"], registry=r)
+
         # Market data.
         self.market_data_connected = Gauge(
             "sorgw_market_data_connected", "1 while the market-data bus is connected, else 0.", registry=r)

@@ -90,8 +90,9 @@ class Observer:
                 for reason in LOGON_REFUSALS:
                     self._of(m.logons_refused, session, reason)
             else:
-                for metric in (m.children_sent, m.open_children, m.stale):
+                for metric in (m.children_sent, m.open_children, m.stale, m.circuit_opens):
                     self._of(metric, session)
+                m.circuit_state.labels(session).set(0)
                 for outcome in CHILD_OUTCOMES:
                     self._of(m.children_done, session, outcome)
                 for liquidity in ("dark_midpoint",) if session in self._dark else ("taker", "maker", "unknown"):

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from gateway.analytics.learning import LearningConfig
 from gateway.analytics.venue_stats import VenueStatsConfig
 from gateway.config import RiskConfig, RiskLimitsConfig, RoutingConfig, SymbolConfig, UpstreamSession
+from gateway.core.breaker import BreakerPolicy
 from gateway.core.risk import Limits, RiskLimits
 from gateway.core.router import CostWeights, RoutingPolicy
 
@@ -18,6 +19,12 @@ def routing_policy(routing: RoutingConfig) -> RoutingPolicy:
                          CostWeights(cost.toxicity_bps, cost.latency_bps_per_ms, cost.staleness_bps_per_s,
                                      cost.miss_bps, cost.explore_every, cost.explore_qty),
                          routing.dark_timeout_ms * _MS, routing.probe_qty, routing.dark_min_fill)
+
+
+def breaker_policy(routing: RoutingConfig) -> BreakerPolicy:
+    breaker = routing.breaker
+    return BreakerPolicy(breaker.enabled, breaker.failures, max(1, round(breaker.window_s * 1e9)),
+                         max(1, round(breaker.cooldown_s * 1e9)))
 
 
 def learning_config(routing: RoutingConfig) -> LearningConfig:

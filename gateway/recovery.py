@@ -249,6 +249,7 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
         engine.risk.reconfigure(live_limits)
         engine.learning.enabled = True
         disconnect_all(engine)  # this process has logged on to no venue yet
+        engine.breakers.reset()  # and its breakers start closed
     if decisions:
         raise RecoveryError(f"{len(decisions)} recorded decisions were not reached by the replay")
     if references:
@@ -287,6 +288,7 @@ def _apply(engine: OrderEngine, record: Record, upstream: set[str], venues: dict
         engine.risk.reconfigure(recorded_risk_limits(body.get("config") or {}))  # the limits that run had
         engine.closing = None  # a new run takes orders again
         disconnect_all(engine)
+        engine.breakers.reset()  # that run started with every breaker closed
         return []
     if record.kind == "session":
         body = json.loads(record.body)

@@ -37,6 +37,7 @@ from gateway.audit.writer import AuditWriter
 from gateway.config import GatewayConfig, VenueConfig
 from gateway.core.book_record import BookLedger
 from gateway.core.clock import Clock, WallClock
+from gateway.core.breaker import CircuitChange, CircuitState
 from gateway.core.engine import IdSource, OrderEngine, Routine, StateChange
 from gateway.core.market import BookSnapshot, MarketView, Trade, VenueInfo
 from gateway.core.risk import ORDER_KEYS, Halt, PriceReference
@@ -48,6 +49,7 @@ from gateway.core.types import (
     CxlRejReason,
     ExecType,
     ExecutionReport,
+    InvalidChange,
     InvalidOrder,
     NewOrder,
     OrdRejReason,
@@ -84,7 +86,7 @@ from gateway.fix.upstream import UpstreamApplication
 from gateway.listen import start_acceptor
 from gateway.metrics import Metrics, VenueQuality
 from gateway.observer import Arrival, Observer
-from gateway.policy import learning_config, risk_limits, routing_policy
+from gateway.policy import breaker_policy, learning_config, risk_limits, routing_policy
 from gateway.tca.marks import MarkTimer
 
 log = structlog.get_logger("gateway")
@@ -151,7 +153,7 @@ class Gateway:
             retain_finished_ns=cfg.routing.retain_finished_ms * 1_000_000,
             final_states_kept=cfg.routing.final_states_kept,
             venue_down_timeout_ns=cfg.routing.venue_down_timeout_ms * 1_000_000,
-            risk=risk_limits(cfg.risk, cfg.symbols, cfg.upstream.sessions),
+            risk=risk_limits(cfg.risk, cfg.symbols, cfg.upstream.sessions), breaker=breaker_policy(cfg.routing),
         )
         self.engine.planner = _Timed(VenuePlanner(
             {v.name: v.rules() for v in cfg.venues}, instruments,
@@ -472,12 +474,12 @@ class Gateway:
             lambda o: self.engine.on_new_order(o, inbound.ts_ns)
         self._step(step, order, inbound, arrival=arrival)
 
-    def cancel(self, request: CancelRequest, raw: str) -> None:
+    def cancel(self, request: CancelRequest | InvalidChange, raw: str) -> None:
         if self._refused_unrecorded(request, raw):
             return
         self._step(self.engine.on_cancel, request, self._inbound_change(request, raw))
 
-    def replace(self, request: ReplaceRequest, raw: str) -> None:
+    def replace(self, request: ReplaceRequest | InvalidChange, raw: str) -> None:
         if self._refused_unrecorded(request, raw):
             return
         inbound = self._inbound_change(request, raw)
@@ -588,7 +590,8 @@ class Gateway:
                 self._stale.discard(venue)
                 log.info("market_data.fresh", venue=venue)
 
-    def _refused_unrecorded(self, request: NewOrder | InvalidOrder | CancelRequest | ReplaceRequest, raw: str) -> bool:
+    def _refused_unrecorded(self, request: NewOrder | InvalidOrder | CancelRequest | ReplaceRequest | InvalidChange,
+                            raw: str) -> bool:
         """While the audit store refuses commits, hold an OMS request up to audit.max_hold_ms; past that, refuse
         it (True). The refusal is sent before it can be on record, and the engine never sees the request: no
         state, no engine lock (a step may hold it waiting for the store), ExecIDs of its own, and the request
@@ -599,12 +602,14 @@ class Gateway:
         if self.audit.wait_writable(hold_ms / 1000):
             return False
         text = f"audit trail unavailable for {hold_ms} ms: the gateway cannot record orders; send again later"
-        if isinstance(request, CancelRequest | ReplaceRequest):
+        if isinstance(request, CancelRequest | ReplaceRequest | InvalidChange):
             order_id = self.engine.order_id_for(request.session, request.orig_cl_ord_id)  # a plain dict read
             parent = self.engine.parents.get(order_id) if order_id else None
+            response_to = request.response_to if isinstance(request, InvalidChange) else \
+                "2" if isinstance(request, ReplaceRequest) else "1"
             command = CancelReject(request.session, order_id or "NONE", request.cl_ord_id, request.orig_cl_ord_id,
-                                   parent.status if parent else OrdStatus.REJECTED,
-                                   "2" if isinstance(request, ReplaceRequest) else "1", CxlRejReason.OTHER, text)
+                                   parent.status if parent else OrdStatus.REJECTED, response_to,
+                                   CxlRejReason.OTHER, text)
             message = codec.cancel_reject(command, self.upstream.begin_string(request.session))
         else:
             order_id = "NONE"
@@ -630,7 +635,7 @@ class Gateway:
     def _inbound(self, session: str, raw: str, cl_ord_id: str | None, order_id: str | None) -> Entry:
         return entries.fix_message("in", session, raw, self.clock.now_ns(), order_id, cl_ord_id)
 
-    def _inbound_change(self, request: CancelRequest | ReplaceRequest, raw: str) -> Entry:
+    def _inbound_change(self, request: CancelRequest | ReplaceRequest | InvalidChange, raw: str) -> Entry:
         order_id = self.engine.order_id_for(request.session, request.orig_cl_ord_id)
         return self._inbound(request.session, raw, request.cl_ord_id, order_id)
 
@@ -809,6 +814,12 @@ class Gateway:
             log.info("engine.notice", text=item.text)
         elif isinstance(item, PriceReference):
             log.debug("risk.price_reference", cl_ord_id=item.cl_ord_id, symbol=item.symbol)
+        elif isinstance(item, CircuitChange):
+            self.metrics.circuit_state.labels(item.venue).set(item.new.level)
+            if item.new is CircuitState.OPEN:
+                self.metrics.circuit_opens.labels(item.venue).inc()
+            (log.warning if item.new is CircuitState.OPEN else log.info)(
+                "venue.circuit", venue=item.venue, old=str(item.old), new=str(item.new), reason=item.reason)
         else:
             log.warning("engine.notice", text=str(item))
 

@@ -263,10 +263,17 @@ def _venues(snap: Snapshot, stale_after: float) -> list[str]:
         rows.append([venue, _count(sent), _count(snap.total("sorgw_fills_total", venue=venue)),
                      _count(snap.total("sorgw_filled_shares_total", venue=venue)), _ratio(ratio),
                      _ratio(snap.total("sorgw_venue_toxicity", venue=venue)),
+                     _circuit(snap.total("sorgw_venue_circuit_state", venue=venue)),
                      _age(age), "STALE" if age is not None and age > stale_after else ""])
     if not rows:
         return ["  no venue reported"]
-    return _table(["venue", "sent", "fills", "filled shares", "fill ratio", "toxicity", "quote age", ""], rows)
+    return _table(["venue", "sent", "fills", "filled shares", "fill ratio", "toxicity", "breaker", "quote age", ""],
+                  rows)
+
+
+def _circuit(state: float | None) -> str:
+    """A venue's circuit breaker (sorgw_venue_circuit_state): closed, half-open or OPEN (out of routing)."""
+    return "-" if state is None else {0: "closed", 1: "half-open", 2: "OPEN"}.get(int(state), "?")
 
 
 def _risk(snap: Snapshot) -> list[str]:

@@ -49,8 +49,9 @@ class RawFixClient:
         if not self.wait(lambda: any(m.get(35) == b"A" for m in self.received), timeout):
             raise TimeoutError("no Logon answer")
 
-    def send(self, msg_type: bytes, body_fields: dict[int, bytes], raw_tail: bytes = b"") -> None:
-        """Send a message: standard header, then body_fields in order, then raw_tail (already SOH-terminated)."""
+    def send(self, msg_type: bytes, body_fields: dict[int, bytes], raw_tail: bytes = b"") -> int:
+        """Send a message: standard header, then body_fields in order, then raw_tail (already SOH-terminated).
+        Returns its MsgSeqNum (what a session reject's RefSeqNum names)."""
         with self._send_lock:
             self._seq += 1
             stamp = time.strftime("%Y%m%d-%H:%M:%S.000", time.gmtime()).encode()
@@ -59,6 +60,7 @@ class RawFixClient:
                                                                (34, str(self._seq).encode()), (52, stamp))
             ) + b"".join(b"%d=%s\x01" % (tag, value) for tag, value in body_fields.items()) + raw_tail
             self._sock.sendall(frame(self.begin_string, body))
+            return self._seq
 
     def new_order(self, cl_ord_id: bytes, qty: bytes = b"100", price: bytes = b"190.03",
                   extra: dict[int, bytes] | None = None) -> None:

@@ -8,6 +8,7 @@ from enum import Enum
 
 from gateway.audit.records import Entry
 from gateway.core.book_record import BookLedger
+from gateway.core.breaker import CircuitChange
 from gateway.core.engine import StateChange
 from gateway.core.market import Nbbo
 from gateway.core.risk import PriceReference
@@ -53,6 +54,8 @@ def for_outbox(out: Outbox, ts_ns: int, cl_ord_ids: dict[str, str]) -> list[Entr
             entries.append(Entry("decision", to_json(body), None, item.order_id, cl_ord_ids.get(item.order_id), ts_ns))
         elif isinstance(item, StateChange):
             entries.append(Entry("state", to_json(item), None, item.order_id, item.cl_ord_id, ts_ns))
+        elif isinstance(item, CircuitChange):
+            entries.append(Entry("breaker", to_json(item), item.venue, None, None, ts_ns))
         elif isinstance(item, PriceReference):  # recovery replays it: the market it was read from is gone
             entries.append(Entry("risk_ref", to_json(item.reference), item.session, None, item.cl_ord_id, ts_ns))
         else:

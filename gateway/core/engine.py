@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from gateway.analytics.learning import LearningConfig, VenueLearning
+from gateway.core.breaker import DEFAULT_POLICY, BreakerPolicy, Breakers, CircuitChange, CircuitState
 from gateway.core.clock import Clock
 from gateway.core.finished import FinalStates
 from gateway.core.market import MarketView, VenueInfo
 from gateway.core.orders import ZERO, ChildOrder, ParentOrder
 from gateway.core.risk import Halt, PriceReference, Reference, Refusal, RiskGate, RiskLimits, Ticket, market_reference
-from gateway.core.router import PlanRequest, RoutingPolicy, plan
+from gateway.core.router import PlanRequest, RouteDecision, RoutingPolicy, plan
 from gateway.core.types import (
     TERMINAL,
     CancelChild,
@@ -27,6 +28,7 @@ from gateway.core.types import (
     CxlRejReason,
     ExecType,
     ExecutionReport,
+    InvalidChange,
     InvalidOrder,
     NewOrder,
     OrdRejReason,
@@ -108,6 +110,7 @@ class OrderEngine:
         final_states_kept: int = 10_000,
         venue_down_timeout_ns: int = 30_000_000_000,
         risk: RiskLimits = RiskLimits(),
+        breaker: BreakerPolicy = DEFAULT_POLICY,
     ) -> None:
         self.instruments = dict(instruments)
         self.venues: dict[str, VenueInfo] = dict(venues)
@@ -140,6 +143,7 @@ class OrderEngine:
         self.in_doubt: dict[str, ChildOrder] = {}  # children held at a venue that stayed down
         self.closing: str | None = None  # the gateway is stopping: every parent ends once its children are out
         self.halts: set[Halt] = set()  # kill switches in force until resumed
+        self.breakers = Breakers(venues, breaker)  # venues that keep failing leave routing for a while
 
     def order_id_for(self, session: str, cl_ord_id: str) -> str | None:
         """The OrderID of the parent any of whose ClOrdIDs this is, if known."""
@@ -173,6 +177,7 @@ class OrderEngine:
                         self.clock.now_ns() if now_ns is None else now_ns)
         lookup = _Lookup(self, order.session, order.cl_ord_id, order.symbol, order.side, out)
         refusal = self._halted(order.session, order.symbol, order.ex_destination) or \
+            self._tripped(order.ex_destination) or \
             self.risk.check(ticket, lambda: self._exposure(order.session, None), lookup)
         if refusal:
             out.add(self._reject_report(order.session, order.cl_ord_id, order.symbol, order.side,
@@ -196,16 +201,25 @@ class OrderEngine:
                                     invalid.qty, invalid.reason, invalid.text, None))
         return out
 
-    def on_cancel(self, request: CancelRequest) -> Outbox:
+    def on_cancel(self, request: CancelRequest | InvalidChange) -> Outbox:
         out = Outbox()
+        if isinstance(request, InvalidChange):
+            return self._invalid_change(request, out)
         parent = self._find_for_change(request, "1", out)
-        if parent is not None:
-            self._begin_change(parent, request, out)
+        if parent is None:
+            return out
+        if request.symbol != parent.symbol or request.side is not parent.side:
+            out.add(self._cancel_reject(parent, request, "1", CxlRejReason.OTHER,
+                                        "a cancel must name the order's Symbol and Side"))
+            return out
+        self._begin_change(parent, request, out)
         return out
 
-    def on_replace(self, request: ReplaceRequest, now_ns: int | None = None) -> Outbox:
+    def on_replace(self, request: ReplaceRequest | InvalidChange, now_ns: int | None = None) -> Outbox:
         """A replace is checked against the pre-trade limits as the new order it would make."""
         out = Outbox()
+        if isinstance(request, InvalidChange):
+            return self._invalid_change(request, out)
         parent = self._find_for_change(request, "2", out)
         if parent is None:
             return out
@@ -222,6 +236,7 @@ class OrderEngine:
                         replace=True)
         lookup = _Lookup(self, request.session, request.cl_ord_id, parent.symbol, parent.side, out)
         refusal = self._halted(request.session, parent.symbol, parent.ex_destination) or \
+            self._tripped(parent.ex_destination) or \
             self.risk.check(ticket, lambda: self._exposure(request.session, parent), lookup)
         if refusal:
             out.add(self._cancel_reject(parent, request, "2", CxlRejReason.OTHER, refusal.text, refusal.limit))
@@ -262,6 +277,11 @@ class OrderEngine:
         child.exec_ids.append(report.exec_id)
         parent = self.parents[child.parent_id]
         now = self.clock.now_ns()
+        if report.exec_type is ExecType.REJECTED:
+            self._breaker(self.breakers.failure(child.venue, now, f"rejected child {child.cl_ord_id}: "
+                                                                  f"{report.text or 'no reason given'}"), out)
+        elif not child.acked or report.exec_type is ExecType.TRADE:
+            self._breaker(self.breakers.success(child.venue, now, child.cl_ord_id), out)
         if not child.acked:
             child.acked = True
             self._unanswered.pop(child.cl_ord_id, None)
@@ -296,6 +316,7 @@ class OrderEngine:
         if child is None or child.venue != venue or not child.live:
             return out
         parent = self.parents[child.parent_id]
+        self._breaker(self.breakers.failure(venue, self.clock.now_ns(), f"refused child {cl_ord_id}: {text}"), out)
         self._child_rejected(parent, child, text)
         if child.in_doubt:
             self._resolve_doubt(parent, child, out)
@@ -313,6 +334,8 @@ class OrderEngine:
             self._down_since.pop(venue, None)
         else:
             self._down_since[venue] = self.clock.now_ns()
+            if self.closing is None:  # the gateway's own stop logs every venue out
+                self._breaker(self.breakers.failure(venue, self.clock.now_ns(), "session disconnected"), out)
         if connected:
             # Reports sent while the session was down may be lost (sequence numbers reset on logon).
             now = self.clock.now_ns()
@@ -359,9 +382,15 @@ class OrderEngine:
                 del self._unanswered[child.cl_ord_id]
             elif now_ns - (child.queried_ns or child.sent_ns) >= self.child_timeout_ns \
                     and self.venues[child.venue].connected:
-                out.decisions.append(f"{child.venue} has not answered child {child.cl_ord_id} for "
-                                     f"{(now_ns - child.sent_ns) // 1_000_000} ms: asking where it stands")
+                waited = f"{(now_ns - child.sent_ns) // 1_000_000} ms"
+                out.decisions.append(f"{child.venue} has not answered child {child.cl_ord_id} for {waited}: "
+                                     f"asking where it stands")
+                if child.queried_ns is None:  # a child that stays silent counts once
+                    self._breaker(self.breakers.failure(child.venue, now_ns, f"child {child.cl_ord_id} "
+                                                                             f"unanswered for {waited}"), out)
                 self._query(child, now_ns, out)
+        for change in self.breakers.tick(now_ns):
+            self._breaker(change, out)
         self._hold_in_doubt(now_ns, out)
         self._forget_finished(now_ns, out)
         return out
@@ -459,6 +488,41 @@ class OrderEngine:
                 return Refusal("halt", OrdRejReason.BROKER_OPTION, f"refused: {halt} in force until resumed")
         return None
 
+    def _tripped(self, ex_destination: str | None) -> Refusal | None:
+        text = self.breakers.refusal(ex_destination)
+        return Refusal("circuit_breaker", OrdRejReason.EXCHANGE_CLOSED, text) if text else None
+
+    def _breaker(self, change: CircuitChange | None, out: Outbox) -> None:
+        """Put a breaker's move on record; a venue coming back (half-open, closed) is offered to idle parents."""
+        if change is None:
+            return
+        out.decisions.append(change)
+        if change.new is not CircuitState.OPEN:
+            for parent in list(self.parents.values()):
+                if parent.live and parent.pending is None and not parent.live_children():
+                    self._work(parent, out)
+
+    def _fit_breakers(self, decision: RouteDecision, tripped: frozenset[str]) -> RouteDecision:
+        """Name the venues left out by their breakers, and send a half-open venue one child only: any further child
+        of the plan there is dropped (its quantity is routed again once the parent's children are done)."""
+        kept, probes = [], set()
+        for spec in decision.children:
+            if self.breakers.state(spec.venue) is CircuitState.HALF_OPEN:
+                if spec.venue in probes:
+                    continue
+                probes.add(spec.venue)
+            kept.append(spec)
+        if not tripped and len(kept) == len(decision.children):
+            return decision
+        notes = [decision.reason]
+        if tripped:
+            notes.append(f"circuit breaker keeps out {', '.join(sorted(tripped))}")
+        if len(kept) < len(decision.children):
+            notes.append("one probe child per half-open venue")
+        # Candidates passed on as they are: replace() would otherwise build them (they are built on first read).
+        return dataclasses.replace(decision, children=tuple(kept), reason="; ".join(notes),
+                                   candidates=decision.__dict__["_candidates"])
+
     def _exposure(self, session: str, skip: ParentOrder | None) -> tuple[int, Decimal]:
         qty, notional = 0, ZERO
         for parent in self.parents.values():
@@ -471,8 +535,8 @@ class OrderEngine:
                 notional += unit * leaves
         return qty, notional
 
-    def _answer_possible_duplicate(self, request: NewOrder | InvalidOrder | CancelRequest | ReplaceRequest,
-                                   out: Outbox) -> bool:
+    def _answer_possible_duplicate(self, request: NewOrder | InvalidOrder | CancelRequest | ReplaceRequest
+                                   | InvalidChange, out: Outbox) -> bool:
         """A PossDup/PossResend request whose ClOrdID we already know was seen before (the OMS resent it after a
         restart or a lost sequence number): answer with the order's current status, never act on it twice and
         never reject the order it names."""
@@ -491,6 +555,18 @@ class OrderEngine:
                                      f"answered with the status of {report.order_id}"))
         out.add(report)
         return True
+
+    def _invalid_change(self, invalid: InvalidChange, out: Outbox) -> Outbox:
+        """A cancel or replace that could not be parsed: a cancel reject with the order's status, if it names one."""
+        if self._answer_possible_duplicate(invalid, out):
+            return out
+        parent = self._by_cl_ord_id.get((invalid.session, invalid.orig_cl_ord_id))
+        final = self.finished.get(invalid.session, invalid.orig_cl_ord_id) if parent is None else None
+        order_id, status = (parent.order_id, parent.status) if parent else \
+            (final.order_id, final.ord_status) if final else ("NONE", OrdStatus.REJECTED)
+        out.add(CancelReject(invalid.session, order_id, invalid.cl_ord_id, invalid.orig_cl_ord_id, status,
+                             invalid.response_to, CxlRejReason.OTHER, invalid.text))
+        return out
 
     def _find_for_change(self, request: CancelRequest | ReplaceRequest, response_to: str,
                          out: Outbox) -> ParentOrder | None:
@@ -629,8 +705,9 @@ class OrderEngine:
                                                          f"{parent.qty} {parent.tif.name}")
             return
         instrument = self.instruments[parent.symbol]
+        tripped = self.breakers.blocked()
         excluded = frozenset(v for v, n in parent.venue_rejects.items() if n >= self.max_venue_rejects) | \
-            frozenset(h.venue for h in self.halts if h.venue is not None)
+            frozenset(h.venue for h in self.halts if h.venue is not None) | tripped
         request = PlanRequest(
             order_id=parent.order_id, symbol=parent.symbol, side=parent.side, qty=parent.leaves_qty,
             ord_type=parent.ord_type, limit=parent.price, tif=parent.tif, urgency=parent.urgency,
@@ -638,7 +715,8 @@ class OrderEngine:
             dark_again=self._dark_again(parent), excluded=excluded,
             lot=instrument.lot, strategy=parent.strategy or self.policy.default_strategy,
         )
-        decision = self.planner(request, self.market, self.venues, self.policy, self.learning)
+        decision = self._fit_breakers(self.planner(request, self.market, self.venues, self.policy, self.learning),
+                                      tripped)
         out.decisions.append(decision)
         if decision.strategy is Strategy.COST and decision.phase == "take":
             self.learning.routed([spec.venue for spec in decision.children], parent.rounds == 0)
@@ -665,6 +743,7 @@ class OrderEngine:
             self._children[child.cl_ord_id] = child
             self._unanswered[child.cl_ord_id] = child
             self.learning.child_sent(spec.venue, spec.qty, now)
+            self.breakers.probe_sent(spec.venue, child.cl_ord_id)
             out.add(SendChild(spec.venue, child.cl_ord_id, parent.order_id, parent.symbol, parent.side, spec))
 
     def _dark_again(self, parent: ParentOrder) -> frozenset[str]:

@@ -290,6 +290,18 @@ class InvalidOrder:
     poss_dup: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class InvalidChange:
+    """An OrderCancelRequest or OrderCancelReplaceRequest that could not be parsed: answered with a cancel reject."""
+
+    session: str
+    cl_ord_id: str
+    orig_cl_ord_id: str  # "NONE" when the request's own was missing or unusable
+    response_to: str  # "1" cancel, "2" cancel/replace
+    text: str
+    poss_dup: bool = False
+
+
 @dataclass(slots=True)
 class Outbox:
     """What one engine step produced: commands in the order they must be carried out,

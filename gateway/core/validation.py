@@ -7,6 +7,14 @@ from decimal import Decimal
 
 from gateway.core.types import NewOrder, OrdRejReason, OrdType, ReplaceRequest
 
+SHOWN_CHARS = 40  # of a value the OMS sent, echoed in a reject's Text
+
+
+def shown(value: object) -> str:
+    """A value the OMS sent, as a reject's Text may echo it: at most SHOWN_CHARS characters."""
+    text = str(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS - 3]}..."
+
 
 @dataclass(frozen=True, slots=True)
 class Instrument:
@@ -26,11 +34,11 @@ def check_price(ord_type: OrdType, price: Decimal | None, instrument: Instrument
         if price is None:
             return Rejection(OrdRejReason.OTHER, "Price (44) is required for a limit order")
         if price <= 0:
-            return Rejection(OrdRejReason.OTHER, f"Price (44) must be positive, got {price}")
+            return Rejection(OrdRejReason.OTHER, f"Price (44) must be positive, got {shown(price)}")
         if price % instrument.tick:
             return Rejection(
                 OrdRejReason.INVALID_PRICE_INCREMENT,
-                f"Price {price} is not a multiple of the tick {instrument.tick} for {instrument.symbol}",
+                f"Price {shown(price)} is not a multiple of the tick {instrument.tick} for {instrument.symbol}",
             )
     elif price is not None:
         return Rejection(OrdRejReason.OTHER, "Price (44) is not allowed on a market order")
@@ -54,12 +62,12 @@ def validate_new(
         return Rejection(OrdRejReason.DUPLICATE_ORDER, f"duplicate ClOrdID {order.cl_ord_id}")
     instrument = instruments.get(order.symbol)
     if instrument is None:
-        return Rejection(OrdRejReason.UNKNOWN_SYMBOL, f"unknown symbol {order.symbol}")
+        return Rejection(OrdRejReason.UNKNOWN_SYMBOL, f"unknown symbol {shown(order.symbol)}")
     rejection = check_qty(order.qty) or check_price(order.ord_type, order.price, instrument)
     if rejection:
         return rejection
     if order.ex_destination is not None and order.ex_destination not in venues:
-        return Rejection(OrdRejReason.OTHER, f"unknown ExDestination (100) {order.ex_destination}")
+        return Rejection(OrdRejReason.OTHER, f"unknown ExDestination (100) {shown(order.ex_destination)}")
     return None
 
 

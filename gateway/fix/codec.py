@@ -11,6 +11,7 @@ from gateway.core.types import (
     CancelRequest,
     ExecType,
     ExecutionReport,
+    InvalidChange,
     InvalidOrder,
     OrdRejReason,
     Liquidity,
@@ -27,6 +28,7 @@ from gateway.core.types import (
     Urgency,
     VenueReport,
 )
+from gateway.core.validation import shown
 
 # Tags, named once; msg.getField(tag) on raw tags is far cheaper than typed field objects.
 ACCOUNT, AVG_PX, CL_ORD_ID, CUM_QTY, EXEC_ID, EXEC_TRANS_TYPE = 1, 6, 11, 14, 17, 20
@@ -41,6 +43,10 @@ SOR_STRATEGY = 9702
 
 FIX42 = "FIX.4.2"
 MAX_INTEGER_DIGITS = 12  # in a price or a quantity
+MAX_ID_CHARS = 64  # ClOrdID (11) and OrigClOrdID (41) from an OMS
+MAX_FREE_TEXT = 1024  # Text (58) on an OMS request
+MAX_TEXT_OUT = 1000  # Text (58) the gateway sends; a longer one (a venue's text passed on) is cut
+NO_ID = "NONE"  # in a cancel reject, for an OrigClOrdID that was missing or unusable
 AVG_PX_PLACES = Decimal("0.00000001")
 _FIX42_TRADE = {OrdStatus.FILLED: "2"}  # any other status of a fill is "1" (partial fill)
 _LIQUIDITY_IND = {Liquidity.MAKER: "1", Liquidity.TAKER: "2"}
@@ -108,13 +114,13 @@ def _enum(kind, value: str, name: str, tag: int):
     try:
         return kind(value)
     except ValueError:
-        raise FieldError(f"unsupported {name} ({tag}) value {value!r}", tag) from None
+        raise FieldError(f"unsupported {name} ({tag}) value {shown(repr(value))}", tag) from None
 
 
 def _qty(value: str, name: str, tag: int) -> int:
     qty = _decimal(value, name, tag)
     if qty != qty.to_integral_value():
-        raise FieldError(f"{name} ({tag}) must be a whole number of shares, got {value}", tag)
+        raise FieldError(f"{name} ({tag}) must be a whole number of shares, got {shown(value)}", tag)
     return int(qty)
 
 
@@ -122,9 +128,9 @@ def _decimal(value: str, name: str, tag: int) -> Decimal:
     try:
         number = Decimal(value)
     except InvalidOperation:
-        raise FieldError(f"{name} ({tag}) is not a number: {value!r}", tag) from None
+        raise FieldError(f"{name} ({tag}) is not a number: {shown(repr(value))}", tag) from None
     if not number.is_finite():
-        raise FieldError(f"{name} ({tag}) is not a number: {value!r}", tag)
+        raise FieldError(f"{name} ({tag}) is not a number: {shown(repr(value))}", tag)
     if number.adjusted() >= MAX_INTEGER_DIGITS:
         # Past this, Decimal arithmetic at 28 digits (tick checks, qty x price) is no longer exact.
         raise FieldError(f"{name} ({tag}) has more than {MAX_INTEGER_DIGITS} digits before the decimal point", tag)
@@ -135,8 +141,30 @@ def _price(value: str | None) -> Decimal | None:
     return None if value is None else _decimal(value, "Price", PRICE)
 
 
+def _id(msg: fix.Message, tag: int, name: str) -> str:
+    value = _get(msg, tag, name)
+    if not value or len(value) > MAX_ID_CHARS:
+        raise FieldError(f"{name} ({tag}) must be 1 to {MAX_ID_CHARS} characters, got {len(value)}", tag)
+    return value
+
+
 def cl_ord_id(msg: fix.Message) -> str:
-    return _get(msg, CL_ORD_ID, "ClOrdID")
+    """ClOrdID (11): what every answer names; without a usable one only a session reject can answer."""
+    return _id(msg, CL_ORD_ID, "ClOrdID")
+
+
+def _free_text(msg: fix.Message) -> None:
+    """Text (58) on a request is not acted on, but it is stored with the request: its length is bounded."""
+    if msg.isSetField(TEXT) and len(msg.getField(TEXT)) > MAX_FREE_TEXT:
+        raise FieldError(f"Text (58) is longer than {MAX_FREE_TEXT} characters", TEXT)
+
+
+def _orig_or_none(msg: fix.Message) -> str:
+    """OrigClOrdID (41) to echo in a cancel reject, or NO_ID when it is missing or unusable."""
+    try:
+        return _id(msg, ORIG_CL_ORD_ID, "OrigClOrdID")
+    except FieldError:
+        return NO_ID
 
 
 def poss_dup(msg: fix.Message) -> bool:
@@ -162,6 +190,7 @@ def parse_new_order(msg: fix.Message, session: str, default_urgency: Urgency) ->
         urgency = _enum(Urgency, urgency_raw, "SorUrgency", SOR_URGENCY) if urgency_raw else default_urgency
         strategy_raw = _opt(msg, SOR_STRATEGY, "SorStrategy")
         strategy = _enum(Strategy, strategy_raw, "SorStrategy", SOR_STRATEGY) if strategy_raw else None
+        _free_text(msg)
         return NewOrder(
             session=session, cl_ord_id=cid, symbol=symbol, side=side, qty=qty, ord_type=ord_type,
             price=_price(_opt(msg, PRICE, "Price")), tif=tif,
@@ -172,26 +201,36 @@ def parse_new_order(msg: fix.Message, session: str, default_urgency: Urgency) ->
         return InvalidOrder(session, cid, symbol, side, qty, str(exc), poss_dup=poss_dup(msg))
 
 
-def parse_cancel(msg: fix.Message, session: str) -> CancelRequest:
-    return CancelRequest(
-        session=session, cl_ord_id=cl_ord_id(msg),
-        orig_cl_ord_id=_get(msg, ORIG_CL_ORD_ID, "OrigClOrdID"),
-        symbol=_get(msg, SYMBOL, "Symbol"), side=_enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE),
-        poss_dup=poss_dup(msg),
-    )
+def parse_cancel(msg: fix.Message, session: str) -> CancelRequest | InvalidChange:
+    """A cancel, or with a usable ClOrdID but a field that is not, what its cancel reject (35=9) says."""
+    cid = cl_ord_id(msg)
+    try:
+        _free_text(msg)
+        return CancelRequest(
+            session=session, cl_ord_id=cid, orig_cl_ord_id=_id(msg, ORIG_CL_ORD_ID, "OrigClOrdID"),
+            symbol=_get(msg, SYMBOL, "Symbol"), side=_enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE),
+            poss_dup=poss_dup(msg),
+        )
+    except FieldError as exc:
+        return InvalidChange(session, cid, _orig_or_none(msg), "1", str(exc), poss_dup(msg))
 
 
-def parse_replace(msg: fix.Message, session: str) -> ReplaceRequest:
-    return ReplaceRequest(
-        session=session, cl_ord_id=cl_ord_id(msg),
-        orig_cl_ord_id=_get(msg, ORIG_CL_ORD_ID, "OrigClOrdID"),
-        symbol=_get(msg, SYMBOL, "Symbol"), side=_enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE),
-        qty=_qty(_get(msg, ORDER_QTY, "OrderQty"), "OrderQty", ORDER_QTY),
-        ord_type=_enum(OrdType, _get(msg, ORD_TYPE, "OrdType"), "OrdType", ORD_TYPE),
-        price=_price(_opt(msg, PRICE, "Price")),
-        tif=_enum(TimeInForce, _opt(msg, TIF, "TimeInForce") or TimeInForce.DAY.value, "TimeInForce", TIF),
-        poss_dup=poss_dup(msg),
-    )
+def parse_replace(msg: fix.Message, session: str) -> ReplaceRequest | InvalidChange:
+    """A cancel/replace, or with a usable ClOrdID but a field that is not, what its cancel reject (35=9) says."""
+    cid = cl_ord_id(msg)
+    try:
+        _free_text(msg)
+        return ReplaceRequest(
+            session=session, cl_ord_id=cid, orig_cl_ord_id=_id(msg, ORIG_CL_ORD_ID, "OrigClOrdID"),
+            symbol=_get(msg, SYMBOL, "Symbol"), side=_enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE),
+            qty=_qty(_get(msg, ORDER_QTY, "OrderQty"), "OrderQty", ORDER_QTY),
+            ord_type=_enum(OrdType, _get(msg, ORD_TYPE, "OrdType"), "OrdType", ORD_TYPE),
+            price=_price(_opt(msg, PRICE, "Price")),
+            tif=_enum(TimeInForce, _opt(msg, TIF, "TimeInForce") or TimeInForce.DAY.value, "TimeInForce", TIF),
+            poss_dup=poss_dup(msg),
+        )
+    except FieldError as exc:
+        return InvalidChange(session, cid, _orig_or_none(msg), "2", str(exc), poss_dup(msg))
 
 
 def parse_status_request(msg: fix.Message, session: str) -> StatusRequest:
@@ -305,7 +344,7 @@ def execution_report(er: ExecutionReport, begin_string: str) -> fix.Message:
     if er.ord_rej_reason is not None:
         msg.setField(ORD_REJ_REASON, ord_rej_reason(er.ord_rej_reason, begin_string))
     if er.text:
-        msg.setField(TEXT, er.text)
+        msg.setField(TEXT, _capped(er.text))
     msg.setField(fix.TransactTime())
     return msg
 
@@ -321,8 +360,12 @@ def cancel_reject(cr: CancelReject, begin_string: str) -> fix.Message:
     if begin_string == FIX42 and reason == "99":
         reason = "2"  # FIX 4.2 has no "Other"; "Broker option" is its closest value
     msg.setField(CXL_REJ_REASON, reason)
-    msg.setField(TEXT, cr.text)
+    msg.setField(TEXT, _capped(cr.text))
     return msg
+
+
+def _capped(text: str) -> str:
+    return text if len(text) <= MAX_TEXT_OUT else f"{text[:MAX_TEXT_OUT - 3]}..."
 
 
 def new_order_single(cmd: SendChild, begin_string: str) -> fix.Message:

@@ -7,7 +7,15 @@ from typing import Protocol
 import quickfix as fix
 import structlog
 
-from gateway.core.types import CancelRequest, InvalidOrder, NewOrder, ReplaceRequest, StatusRequest, Urgency
+from gateway.core.types import (
+    CancelRequest,
+    InvalidChange,
+    InvalidOrder,
+    NewOrder,
+    ReplaceRequest,
+    StatusRequest,
+    Urgency,
+)
 from gateway.fix import codec
 from gateway.fix.application import GuardedApplication
 from gateway.fix.logon import PASSWORD, REFUSALS, USERNAME, Credentials, refusal
@@ -19,8 +27,8 @@ class OmsHandler(Protocol):
     """Receives each OMS request with the raw message it came in (for the audit trail)."""
 
     def new_order(self, order: NewOrder | InvalidOrder, raw: str) -> None: ...
-    def cancel(self, request: CancelRequest, raw: str) -> None: ...
-    def replace(self, request: ReplaceRequest, raw: str) -> None: ...
+    def cancel(self, request: CancelRequest | InvalidChange, raw: str) -> None: ...
+    def replace(self, request: ReplaceRequest | InvalidChange, raw: str) -> None: ...
     def status(self, request: StatusRequest, raw: str) -> None: ...
     def session_status(self, role: str, session: str, up: bool) -> None: ...
     def logon_refused(self, session: str, reason: str, username: str | None) -> None: ...

@@ -183,8 +183,9 @@ def _order(order_id: str, config: dict, config_record: Record, story: list[Recor
         elif record.kind == "fix_in" and record.session == session:
             msg = WireMessage(record.body)
             msg_type = msg.getField(codec.MSG_TYPE)
-            if msg_type == "F":
-                recorded.cancels.append((record.ts_ns, codec.parse_cancel(msg, session)))
+            cancel = codec.parse_cancel(msg, session) if msg_type == "F" else None
+            if isinstance(cancel, CancelRequest):  # a cancel that could not be parsed was refused
+                recorded.cancels.append((record.ts_ns, cancel))
             elif msg_type == "G":
                 recorded.replaced = True
     for decision, book in pending:

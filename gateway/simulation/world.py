@@ -39,7 +39,7 @@ from gateway.core.types import (
     VenueReport,
 )
 from gateway.core.validation import Instrument
-from gateway.policy import learning_config, routing_policy
+from gateway.policy import breaker_policy, learning_config, routing_policy
 from gateway.simulation.metrics import Fill, ParentOutcome
 from gateway.simulation.scenarios import Scenario, SimulationConfig, SimulationError
 from gateway.simulator.venue import SimOrder, SimReport, VenueCore
@@ -111,6 +111,7 @@ class World:
             venues=infos, market=self.market, ids=IdSource("SIM"), clock=self.clock,
             policy=routing_policy(routing), max_rounds=routing.max_sweeps,
             max_venue_rejects=routing.max_venue_rejects, learning=learning_config(routing),
+            breaker=breaker_policy(routing),
         )
         self._timer_ns = min(routing.timer_ms, MAX_TIMER_MS) * _MS
         self._parents: dict[str, _Parent] = {}  # by ClOrdID

@@ -16,7 +16,16 @@ from gateway.bus.inprocess import InProcessBus
 from gateway.config import SimVenueConfig, VenuesConfig
 from gateway.core.clock import WallClock
 from gateway.core.market import MarketView, VenueInfo
-from gateway.core.types import ExecType, InvalidOrder, Liquidity, OrdStatus, StatusRequest, Urgency, VenueKind
+from gateway.core.types import (
+    ExecType,
+    InvalidChange,
+    InvalidOrder,
+    Liquidity,
+    OrdStatus,
+    StatusRequest,
+    Urgency,
+    VenueKind,
+)
 from gateway.fix import codec
 from gateway.fix.application import GuardedApplication
 from gateway.fix.sessions import SessionSpec, make_engine, session_id, session_key, shutdown
@@ -175,6 +184,8 @@ class VenueHost(GuardedApplication):
             self._new_order(message, session)
         elif msg_type == "F":
             cancel = codec.parse_cancel(message, session)
+            if isinstance(cancel, InvalidChange):
+                raise ValueError(cancel.text)  # answered as any message the venue cannot process
             self._later(inbound_delay_ms(self.configs[session]), lambda: self._cancel(session, cancel))
         elif msg_type == "H":
             # Behind whatever arrived before it, as a venue answers in the order it receives.

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 VENUES = {"LITA", "LITB", "LITC", "DRKA", "DRKB"}
 # Alerts a healthy stack must not even have pending (the order mix trips the reject ratio, and may trip venue fills).
 HEALTH_ALERTS = ("SorgwGatewayDown", "SorgwSessionDown", "SorgwMarketDataStale", "SorgwMarketDataDisconnected",
-                 "SorgwAuditQueueGrowing", "SorgwAuditCommitErrors")
+                 "SorgwAuditQueueGrowing", "SorgwAuditCommitErrors", "SorgwVenueCircuitOpen")
 
 
 def test_every_session_is_up(prometheus: Prometheus, traded: Traded):

@@ -9,6 +9,7 @@ import quickfix as fix
 from gateway import recovery
 from gateway.audit import entries
 from gateway.audit.records import GENESIS, Entry, chain
+from gateway.core.breaker import BreakerPolicy, Breakers, CircuitState
 from gateway.core.clock import ManualClock
 from gateway.core.engine import IdSource, OrderEngine
 from gateway.core.market import BookSnapshot, Level, MarketView, VenueInfo
@@ -185,3 +186,28 @@ def test_two_starts_in_the_same_millisecond_get_different_id_prefixes():
     prefixes = {boot_id(clock) for _ in range(50)}
     assert len(prefixes) > 1  # the chance that 50 draws of 1,296 all agree is nil
     assert len({p[:-2] for p in prefixes}) == 1  # the millisecond part is shared; they sort by start time
+
+
+def test_breakers_start_closed_after_recovery_whatever_the_replayed_runs_left_open():
+    engine = make_engine("old")
+    engine.breakers = Breakers(engine.venues, BreakerPolicy(failures=1))
+    trail = Trail(engine)
+    for event in ("logout", "logon", "logout"):  # the recorded run lost LITA: its breaker opened
+        trail.entries.append(Entry("session", entries.to_json({"role": "venue", "event": event}), "LITA"))
+    rebuilt = make_engine("new")
+    rebuilt.breakers = Breakers(rebuilt.venues, BreakerPolicy(failures=1))
+    opened = []
+    rebuilt.on_venue_status = _spy(rebuilt, opened)
+    recovery.replay(rebuilt, chain(trail.entries, 1, GENESIS), {OMS}, {LITA: "LITA"}, Urgency.MEDIUM)
+    assert CircuitState.OPEN in opened  # the replay saw the breaker open, as the recorded run did
+    assert rebuilt.breakers.states() == {"LITA": CircuitState.CLOSED}
+
+
+def _spy(engine: OrderEngine, states: list):
+    step = engine.on_venue_status
+
+    def on_venue_status(venue: str, connected: bool):
+        out = step(venue, connected)
+        states.append(engine.breakers.state(venue))
+        return out
+    return on_venue_status

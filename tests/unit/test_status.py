@@ -55,6 +55,8 @@ def _populated() -> Metrics:
     # DARKX has no learnt ratio (1 filled child of 4 sent); DARKY's feed has published nothing.
     m.venue_quality = lambda: [VenueQuality("LITA", 0.12, 0.8, None, {}), VenueQuality("DARKX", None, None, 0.4, {})]
     m.quote_ages = lambda: {"LITA": 0.35, "DARKX": 5.0, "DARKY": math.inf}
+    m.circuit_state.labels("LITA").set(0)
+    m.circuit_state.labels("DARKX").set(2)
     m.market_data_connected.set(1)
     m.audit_queue_depth = lambda: 3
     m.audit_records.inc(1234)
@@ -150,9 +152,9 @@ def test_table_shows_sessions_orders_venues_latency_and_audit(served, capsys):
     assert "  open children     DARKX 1, LITA 3" in lines
     assert "  rejects           validation 1" in lines
 
-    assert _row(out, "LITA") == ["LITA", "10", "8", "1,250", "0.80", "0.12", "350", "ms"]
-    assert _row(out, "DARKX") == ["DARKX", "4", "1", "100", "0.25", "-", "5.00", "s", "STALE"]
-    assert _row(out, "DARKY") == ["DARKY", "-", "-", "-", "-", "-", "never", "STALE"]
+    assert _row(out, "LITA") == ["LITA", "10", "8", "1,250", "0.80", "0.12", "closed", "350", "ms"]
+    assert _row(out, "DARKX") == ["DARKX", "4", "1", "100", "0.25", "-", "OPEN", "5.00", "s", "STALE"]
+    assert _row(out, "DARKY") == ["DARKY", "-", "-", "-", "-", "-", "-", "never", "STALE"]
 
     assert _row(out, "parent_ack") == ["parent_ack", "100", "500", "us", "4.95", "ms"]
     assert _row(out, "venue_ack") == ["venue_ack", "LITA", "10", "17.5", "ms", "24.9", "ms"]
