@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FilePath, Val
 
 from gateway.audit.records import audit_key
 from gateway.core.types import OrdType, Strategy, TimeInForce, Urgency, VenueKind
-from gateway.core.venue_rules import VenueRules
+from gateway.core.routing.venue_rules import VenueRules
 
 ENV_PREFIX = "SORGW__"
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from gateway.config import RiskConfig, RiskLimitsConfig, RoutingConfig, SymbolConfig, UpstreamSession
 from gateway.core.risk import Limits, RiskLimits
-from gateway.core.router import CostWeights, RoutingPolicy
+from gateway.core.routing import CostWeights, RoutingPolicy
 
 _MS = 1_000_000
 

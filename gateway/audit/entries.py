@@ -11,7 +11,7 @@ from gateway.core.book_record import BookLedger
 from gateway.core.engine import StateChange
 from gateway.core.market import Nbbo
 from gateway.core.risk import PriceReference
-from gateway.core.router import RouteDecision
+from gateway.core.routing import RouteDecision
 from gateway.core.types import CancelReject, ExecType, ExecutionReport, Outbox
 
 

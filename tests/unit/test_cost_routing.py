@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from gateway.analytics.learning import LearningConfig, VenueLearning
 from gateway.analytics.venue_stats import VenueStatsConfig
 from gateway.core.market import BookSnapshot, MarketView, VenueInfo
-from gateway.core.router import CostWeights, PlanRequest, RouteDecision, RoutingPolicy, expected_costs, plan, \
+from gateway.core.routing import CostWeights, PlanRequest, RouteDecision, RoutingPolicy, expected_costs, plan, \
     trade_through_violations
 from gateway.core.types import Side, Strategy, Urgency, VenueKind
 from tests.unit.test_router import FEES, PROPERTY, SYM, legs, make_market, request, side_levels, toxic

@@ -23,8 +23,8 @@ from gateway.core.types import (
     VenueReport,
 )
 from gateway.core.validation import Instrument
-from gateway.core.venue_planner import VenuePlanner
-from gateway.core.venue_rules import VenueRules
+from gateway.core.routing.venue_planner import VenuePlanner
+from gateway.core.routing.venue_rules import VenueRules
 from gateway.fix import codec
 from gateway.fix.sessions import StoreState
 
