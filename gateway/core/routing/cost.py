@@ -2,13 +2,15 @@
 and miss risk) the trade-through rule allows, with a bounded share exploring venues it has left."""
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import partial
+from operator import itemgetter
 
 from gateway.analytics.learning import VenueLearning
 from gateway.core.market import KEY_SCALE, MarketView, PriceKey, Row, VenueInfo, price_key
-from gateway.core.routing.cost_plan import all_in_cost, cheapest_takes, spread
+from gateway.core.routing.cost_plan import AllInCosts, spread
 from gateway.core.routing.decision import PlanRequest, RouteDecision
 from gateway.core.routing.policy import CostWeights
 from gateway.core.routing.survey import Reachable, Survey, decide, survey_of
@@ -19,6 +21,8 @@ from gateway.core.types import ChildSpec, OrdType, TimeInForce
 _LIMIT, _IOC = OrdType.LIMIT, TimeInForce.IOC
 _BPS = 1e-4
 _MICRO = Decimal("0.000001")
+_key = itemgetter(0)
+_qty = itemgetter(1)
 
 
 def expected_costs(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo], weights: CostWeights,
@@ -35,13 +39,18 @@ def cost_penalties(order: PlanRequest, survey: Survey, weights: CostWeights, sta
     buy = order.side.is_buy
     penalties = {}
     for name, info, book in survey.lit:
-        top = book.best_ask if buy else book.best_bid
-        reference = mid if mid is not None else top.price if top is not None else None
-        score = stats.score(name) if stats is not None else None
+        reference = mid
+        if reference is None:
+            top = book.best_ask if buy else book.best_bid
+            reference = None if top is None else top.price
+        risks = stats.risks(name) if stats is not None else None
         risk_bps = 0.0
-        if score is not None:
-            risk_bps += weights.toxicity_bps * score.toxicity + weights.miss_bps * (1 - score.fill_rate)
-        latency_us = score.latency_us if score is not None and score.latency_us is not None else info.latency_us
+        latency_us: float | None = None
+        if risks is not None:
+            toxicity, fill_rate, latency_us = risks
+            risk_bps += weights.toxicity_bps * toxicity + weights.miss_bps * (1 - fill_rate)
+        if latency_us is None:
+            latency_us = info.latency_us
         risk_bps += weights.latency_bps_per_ms * latency_us / 1000
         age_ns = market.age_ns(name, order.symbol)
         if age_ns:
@@ -52,23 +61,32 @@ def cost_penalties(order: PlanRequest, survey: Survey, weights: CostWeights, sta
 
 
 def plan_cost(order: PlanRequest, survey: Survey, reachable: list[Reachable], placeable: int,
-              penalties: Mapping[str, Decimal]) -> RouteDecision:
-    """The plan of least expected all-in cost (price, fee and risks) per share: protected round lots are taken
-    or not jumped, unprotected quotes may be passed; the best-price sweep (marginal price by all-in cost) unless
-    that plan fills more or costs less."""
+              penalties: Mapping[str, Decimal], stats: VenueLearning | None, weights: CostWeights) -> RouteDecision:
+    """The plan of least expected all-in cost (price, fee and risks) per share, then exploration when due (see
+    explore): protected round lots are taken or not jumped, unprotected quotes may be passed; the best-price
+    sweep (marginal price by all-in cost) unless that plan fills more or costs less."""
+    decision, rows = _cheapest(order, survey, reachable, placeable, penalties)
+    if weights.explore_every and stats is not None and decision.children:
+        decision = explore(order, survey, reachable, decision, penalties, stats, weights, rows)
+    return decision
+
+
+def _cheapest(order: PlanRequest, survey: Survey, reachable: list[Reachable], placeable: int,
+              penalties: Mapping[str, Decimal]) -> tuple[RouteDecision, list[Row] | None]:
+    """The cost plan, and every reachable row in sweep order if it sorted them."""
     sweep = take(order, survey, reachable, placeable, penalties)
     protected = {name for name, info, _ in reachable if info.protected}
     if len(protected) == len(reachable):
-        return sweep  # every quote must be taken in price order: only the marginal price is free, by all-in cost
+        return sweep, None  # every quote must be taken in price order: only the marginal price is free, by all-in cost
     buy, lot = order.side.is_buy, order.lot
     rows = sweep_order(rows_better_than(reachable, None))
-    extra = {name: price_key(penalty) for name, penalty in penalties.items()}
-    takes = cheapest_takes(rows, placeable, lot, extra, protected)
+    costs = AllInCosts(rows, {name: price_key(penalty) for name, penalty in penalties.items()})
+    takes = costs.cheapest(placeable, lot, protected)
     swept = {child.venue: child.qty for child in sweep.children}
     filled, swept_qty = sum(takes.values()), sum(swept.values())
-    cost, swept_cost = all_in_cost(rows, takes, extra), all_in_cost(rows, swept, extra)
+    cost, swept_cost = costs.of(takes), costs.of(swept)
     if filled < swept_qty or (filled == swept_qty and cost >= swept_cost):
-        return sweep
+        return sweep, rows
     per_row = spread(rows, takes)
     children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take") for name, (qty, price) in venue_totals(rows, per_row).items()]
     worst = furthest_price(children, buy)
@@ -82,36 +100,39 @@ def plan_cost(order: PlanRequest, survey: Survey, reachable: list[Reachable], pl
     if filled < placeable:
         reason += "; that is all the lit liquidity takeable now"
     candidates = partial(taken_candidates, rows, per_row, reachable, buy, penalties)
-    return decide(order, survey, "take", children, candidates, reason)
+    return decide(order, survey, "take", children, candidates, reason), rows
 
 
 def explore(order: PlanRequest, survey: Survey, reachable: list[Reachable], decision: RouteDecision,
-            penalties: Mapping[str, Decimal], stats: VenueLearning, weights: CostWeights) -> RouteDecision:
+            penalties: Mapping[str, Decimal], stats: VenueLearning, weights: CostWeights,
+            rows: list[Row] | None) -> RouteDecision:
     """The cost plan with a small share moved to a reachable venue no cost parent used for weights.explore_every
     parents (the one showing the best price, then the one left longest): its toxicity and fill rate only change while it gets fills, so
     without this a venue that cleaned up would never be tried again. The share comes off the plan's
-    furthest-priced shares; a plan that would then trade through is kept as it was."""
+    furthest-priced shares; a plan that would then trade through is kept as it was. rows: every reachable row in
+    sweep order, if already sorted."""
     used = {child.venue for child in decision.children}
     due = [(rows[0][0], -left_for, i, name) for i, (name, _, rows) in enumerate(reachable)
            if name not in used and (left_for := stats.parents_since(name)) >= weights.explore_every]
     if not due:
         return decision
-    _, left_for, _, venue = min(due)  # the best price passed first: what the plan would take were it clean
+    _, left_for, index, venue = min(due)  # the best price passed first: what the plan would take were it clean
     left_for = -left_for
     buy, lot = order.side.is_buy, order.lot
-    rows = sweep_order(rows_better_than(reachable, None))
+    if rows is None:
+        rows = sweep_order(rows_better_than(reachable, None))
     takes = {child.venue: child.qty for child in decision.children}
     per_row = spread(rows, takes)
     placeable = order.qty - order.qty % lot
     short = placeable - sum(takes.values())
-    furthest = max(i for i, took in enumerate(per_row) if took)
-    reach = rows[furthest][0]
-    depth = sum(shown for key, shown, name, _ in rows if name == venue and (short or key <= reach))
+    furthest = next(i for i in range(len(per_row) - 1, -1, -1) if per_row[i])
+    own = reachable[index][2]  # the venue's rows, best first
+    depth = sum(map(_qty, own if short else own[:bisect_right(own, rows[furthest][0], key=_key)]))
     qty = min(max(lot, weights.explore_qty - weights.explore_qty % lot), depth - depth % lot, placeable)
     if qty == 0:
         return decision
     remove = qty - min(qty, short)
-    for i in range(len(rows) - 1, -1, -1):  # furthest-priced shares first
+    for i in range(furthest, -1, -1):  # furthest-priced shares first
         if remove <= 0:
             break
         took = per_row[i]
@@ -121,7 +142,8 @@ def explore(order: PlanRequest, survey: Survey, reachable: list[Reachable], deci
         cut = min(-(-min(remove, took) // lot) * lot, takes[name])
         takes[name] -= cut
         remove -= cut
-        per_row = spread(rows, takes)
+        if remove > 0:
+            per_row = spread(rows, takes)
     if remove < 0 and qty - remove <= depth - depth % lot:
         qty -= remove  # a lot rounded up elsewhere: the explored venue takes the difference
     takes[venue] = qty

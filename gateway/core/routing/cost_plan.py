@@ -11,152 +11,128 @@ from gateway.core.market import PriceKey, Row
 # key + extra is the all-in price and for a sell it is minus the all-in proceeds: lower is better either way.
 
 
-def cheapest_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, int],
-                   protected: Container[str]) -> dict[str, int]:
-    """Venue -> shares to take from it best price first (lot multiples, venues in the order first reached),
-    filling as much of qty (a lot multiple) as the rows allow at the least expected all-in cost.
+class AllInCosts:
+    """Takeable rows in sweep order with their venues' extra costs, laid out once per plan as per-venue lists
+    (venues numbered in the order first reached) to search and price takes without dicts or Decimals."""
 
-    rows are every takeable level in sweep order. For each marginal price M, every round lot a protected venue
-    shows strictly better than M must be taken (else a child at M trades through it); the rest of qty goes to
-    the levels at or better than M with the lowest all-in cost, a venue's own levels best first (its all-in
-    cost rises with its price). Unprotected levels may be skipped whatever their price. Of these plans, the one
-    filling the most at the least total all-in cost is chosen; ties go to the nearer M.
-    """
-    rows = rows[:_last_marginal(rows, qty, lot, protected)]
-    ranked = [rows[i] for i in sorted(range(len(rows)), key=lambda i: (rows[i][0] + extra[rows[i][2]], i))]
-    priced = _Prefixes(rows)
-    best: dict[str, int] = {}
-    best_key: tuple[int, PriceKey] | None = None
-    shown_before: dict[str, int] = {}  # protected venue -> depth strictly better than the current M
-    i, n = _first_filling(rows, qty, lot, protected, shown_before), len(rows)
-    must = sum(shown - shown % lot for shown in shown_before.values())  # that depth, each rounded down to lots
-    while i < n and must <= qty:
-        marginal = rows[i][0]
-        takes, left = _fill(ranked, marginal, qty, lot, shown_before)
-        key = (left, priced.all_in_cost(takes, extra))
-        if best_key is None or key < best_key:
-            best, best_key = takes, key
-        while i < n and rows[i][0] == marginal:
-            _, shown, venue, _ = rows[i]
-            if venue in protected:
-                was = shown_before.get(venue, 0)
-                shown_before[venue] = now = was + shown
-                must += now - now % lot - (was - was % lot)
-            i += 1
-    first = {venue: None for _, _, venue, _ in rows}  # venues in sweep order
-    return {venue: best[venue] for venue in first if best.get(venue)}
+    __slots__ = ("_cost", "_depth", "_extra", "_ids", "_keys", "_names", "_shown", "_venue_keys", "rows")
 
-
-def _first_filling(rows: Sequence[Row], qty: int, lot: int, protected: Container[str],
-                   shown_before: dict[str, int]) -> int:
-    """The first row of the first price whose levels at or better than it show qty in whole lots (each venue's
-    depth rounded down), filling shown_before with the protected depth strictly better than that price; 0 if
-    no price does. A plan whose marginal price is better leaves some of qty unfilled, so it never beats one
-    that fills it all."""
-    depth: dict[str, int] = {}
-    lots = 0  # the depth so far, each venue's rounded down to lots
-    start, n = 0, len(rows)
-    while start < n:
-        marginal = rows[start][0]
-        end = start
-        while end < n and rows[end][0] == marginal:
-            _, shown, venue, _ = rows[end]
-            was = depth.get(venue, 0)
-            depth[venue] = now = was + shown
-            lots += now - now % lot - (was - was % lot)
-            end += 1
-        if lots >= qty:
-            for _, shown, venue, _ in rows[:start]:
-                if venue in protected:
-                    shown_before[venue] = shown_before.get(venue, 0) + shown
-            return start
-        start = end
-    return 0
-
-
-def _last_marginal(rows: Sequence[Row], qty: int, lot: int, protected: Container[str]) -> int:
-    """How many rows reach through the last price that can be marginal: past it, the round lots protected
-    venues show at better prices are more than qty."""
-    shown: dict[str, int] = {}
-    must = 0
-    tier = None
-    for i, (key, qty_shown, venue, _) in enumerate(rows):
-        if key != tier:
-            if must > qty:
-                return i
-            tier = key
-        if venue in protected:
-            was = shown.get(venue, 0)
-            shown[venue] = now = was + qty_shown
-            must += now - now % lot - (was - was % lot)
-    return len(rows)
-
-
-def _fill(ranked: Sequence[Row], marginal: PriceKey, qty: int, lot: int,
-          mandatory: Mapping[str, int]) -> tuple[dict[str, int], int]:
-    """The mandatory lots, then the cheapest levels (ranked: least all-in cost first) at or better than
-    marginal: (venue -> shares, qty left)."""
-    takes = {venue: shown - shown % lot for venue, shown in mandatory.items() if shown >= lot}
-    left = qty - sum(takes.values())
-    if not left:
-        return takes, left
-    reached: dict[str, int] = {}  # venue -> depth of its levels walked so far
-    for key, shown, venue, _ in ranked:
-        if key > marginal:
-            continue
-        depth = reached.get(venue, 0) + shown
-        reached[venue] = depth
-        add = depth - depth % lot - takes.get(venue, 0)
-        if add > 0:
-            if add >= left:
-                takes[venue] = takes.get(venue, 0) + left
-                return takes, 0
-            takes[venue] = takes.get(venue, 0) + add
-            left -= add
-    return takes, left
-
-
-class _Prefixes:
-    """Each venue's rows best first as running depth and cost, to price taking its first n shares in log time."""
-
-    __slots__ = ("_cost", "_depth", "_keys")
-
-    def __init__(self, rows: Sequence[Row]) -> None:
-        self._depth: dict[str, list[int]] = {}
-        self._cost: dict[str, list[PriceKey]] = {}
-        self._keys: dict[str, list[PriceKey]] = {}
-        for key, shown, venue, _ in rows:
-            depth = self._depth.get(venue)
-            if depth is None:
-                depth = self._depth[venue] = [0]
-                self._cost[venue], self._keys[venue] = [0], []
+    def __init__(self, rows: Sequence[Row], extra: Mapping[str, int]) -> None:
+        self.rows = rows
+        numbers: dict[str, int] = {}
+        self._ids = ids = [numbers.setdefault(venue, len(numbers)) for _, _, venue, _ in rows]
+        self._names = names = list(numbers)
+        self._extra = [extra[name] for name in names]
+        self._keys = [row[0] for row in rows]
+        self._shown = [row[1] for row in rows]
+        # Per venue, its rows best first: running depth and cost (from 0), and each row's key.
+        self._depth: list[list[int]] = [[0] for _ in names]
+        self._cost: list[list[PriceKey]] = [[0] for _ in names]
+        self._venue_keys: list[list[PriceKey]] = [[] for _ in names]
+        for key, shown, v in zip(self._keys, self._shown, ids):
+            depth, cost = self._depth[v], self._cost[v]
             depth.append(depth[-1] + shown)
-            cost = self._cost[venue]
             cost.append(cost[-1] + shown * key)
-            self._keys[venue].append(key)
+            self._venue_keys[v].append(key)
 
-    def all_in_cost(self, takes: Mapping[str, int], extra: Mapping[str, int]) -> PriceKey:
-        """all_in_cost of these takes over the rows given at construction."""
+    def of(self, takes: Mapping[str, int]) -> PriceKey:
+        """The expected all-in cost of taking takes[venue] shares from each venue best price first, in key units."""
+        number = {name: v for v, name in enumerate(self._names)}
+        return self._priced([(number[venue], qty) for venue, qty in takes.items() if qty])
+
+    def cheapest(self, qty: int, lot: int, protected: Container[str]) -> dict[str, int]:
+        """Venue -> shares to take from it best price first (lot multiples, venues in the order first reached),
+        filling as much of qty (a lot multiple) as the rows allow at the least expected all-in cost.
+
+        For each marginal price M, every round lot a protected venue shows strictly better than M must be taken
+        (else a child at M trades through it); the rest of qty goes to the levels at or better than M with the
+        lowest all-in cost, a venue's own levels best first (its all-in cost rises with its price). Unprotected
+        levels may be skipped whatever their price. Of these plans, the one filling the most at the least total
+        all-in cost is chosen; ties go to the nearer M. A plan at M fills as much of qty as the levels at or
+        better than M show in lots, so the marginal prices tried run from the first that fills as much as the
+        furthest one can (a nearer one leaves more unfilled, so never wins) to the furthest: the last before
+        the protected round lots better than M alone exceed qty.
+        """
+        ids, keys, shown, count = self._ids, self._keys, self._shown, len(self._names)
+        guarded = [name in protected for name in self._names]
+        start, end = self._marginal_range(qty, lot, guarded)
+        before = [0] * count  # per protected venue: depth strictly better than the current M
+        for i in range(start):
+            v = ids[i]
+            if guarded[v]:
+                before[v] += shown[i]
+        extra = self._extra
+        allin = [keys[i] + extra[ids[i]] for i in range(end)]
+        ranked = [(keys[i], ids[i], shown[i]) for i in sorted(range(end), key=allin.__getitem__)]  # stable: ties by row
+        best: list[int] = []
+        best_key: tuple[int, PriceKey] | None = None
+        i = start
+        while i < end:
+            marginal = keys[i]
+            takes = [depth - depth % lot for depth in before]  # the mandatory round lots
+            left = qty - sum(takes)
+            if left:
+                reached = [0] * count  # per venue: depth of its levels walked so far
+                for key, v, level in ranked:
+                    if key > marginal:
+                        continue
+                    reached[v] = depth = reached[v] + level
+                    add = depth - depth % lot - takes[v]
+                    if add > 0:
+                        if add >= left:
+                            takes[v] += left
+                            left = 0
+                            break
+                        takes[v] += add
+                        left -= add
+            key = (left, self._priced([(v, took) for v, took in enumerate(takes) if took]))
+            if best_key is None or key < best_key:
+                best, best_key = takes, key
+            while i < end and keys[i] == marginal:
+                v = ids[i]
+                if guarded[v]:
+                    before[v] += shown[i]
+                i += 1
+        return {self._names[v]: took for v, took in enumerate(best) if took}
+
+    def _marginal_range(self, qty: int, lot: int, guarded: Sequence[bool]) -> tuple[int, int]:
+        """(start, end) of the marginal prices to try: end, how many rows reach through the furthest price that
+        can be marginal (past it, the round lots protected venues show at better prices are more than qty);
+        start, the first row of the first price whose levels at or better than it show in lots (each venue's
+        depth rounded down) as much of qty as the furthest price's do."""
+        ids, keys, shown = self._ids, self._keys, self._shown
+        count = len(self._names)
+        depth, must_depth = [0] * count, [0] * count
+        lots = must = 0
+        tiers: list[tuple[int, int]] = []  # (first row, lots shown through it) of each price
+        i, n = 0, len(keys)
+        while i < n and must <= qty:  # the protected round lots strictly better than this price fit in qty
+            marginal = keys[i]
+            first = i
+            while i < n and keys[i] == marginal:
+                v, level = ids[i], shown[i]
+                was = depth[v]
+                depth[v] = now = was + level
+                lots += now - now % lot - (was - was % lot)
+                if guarded[v]:
+                    was = must_depth[v]
+                    must_depth[v] = now = was + level
+                    must += now - now % lot - (was - was % lot)
+                i += 1
+            tiers.append((first, lots))
+        if not tiers:
+            return 0, 0
+        enough = min(qty, tiers[-1][1])
+        return next(first for first, shows in tiers if shows >= enough), i
+
+    def _priced(self, takes: Sequence[tuple[int, int]]) -> PriceKey:
+        """The all-in cost of (venue number, shares) takes, each venue's shares best price first."""
         total: PriceKey = 0
-        for venue, qty in takes.items():
-            if qty:
-                depth = self._depth[venue]
-                i = bisect_left(depth, qty)  # the row that takes the last share is i - 1
-                total += self._cost[venue][i - 1] + (qty - depth[i - 1]) * self._keys[venue][i - 1] + qty * extra[venue]
+        for v, qty in takes:
+            depth = self._depth[v]
+            i = bisect_left(depth, qty)  # the row that takes the last share is i - 1
+            total += self._cost[v][i - 1] + (qty - depth[i - 1]) * self._venue_keys[v][i - 1] + qty * self._extra[v]
         return total
-
-
-def all_in_cost(rows: Sequence[Row], takes: Mapping[str, int], extra: Mapping[str, int]) -> PriceKey:
-    """The expected all-in cost of taking takes[venue] shares from each venue best price first, in key units."""
-    left = dict(takes)
-    cost: PriceKey = sum(qty * extra[venue] for venue, qty in takes.items())
-    for key, shown, venue, _ in rows:
-        want = left.get(venue)
-        if want:
-            took = shown if shown < want else want
-            left[venue] = want - took
-            cost += took * key
-    return cost
 
 
 def spread(rows: Sequence[Row], takes: Mapping[str, int]) -> list[int]:

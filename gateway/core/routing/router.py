@@ -1,11 +1,11 @@
-"""The router, plan(): one parent order and the market in, child orders and the reasons for them out, by the order's strategy."""
+"""The router, plan(): one parent order and the market in, child orders and the reasons for them out."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from gateway.analytics.learning import VenueLearning
 from gateway.core.market import MarketView, VenueInfo
-from gateway.core.routing.cost import cost_penalties, explore, plan_cost
+from gateway.core.routing.cost import cost_penalties, plan_cost
 from gateway.core.routing.dark import dark_applies, plan_dark
 from gateway.core.routing.decision import PlanRequest, RouteDecision
 from gateway.core.routing.directed import plan_directed
@@ -65,10 +65,7 @@ def _route(order: PlanRequest, survey: Survey, policy: RoutingPolicy, stats: Ven
     if strategy is _SINGLE:
         return plan_single(order, survey, reachable, placeable)
     if penalties is not None:
-        decision = plan_cost(order, survey, reachable, placeable, penalties)
-        if policy.cost.explore_every and stats is not None and decision.children:
-            decision = explore(order, survey, reachable, decision, penalties, stats, policy.cost)
-        return decision
+        return plan_cost(order, survey, reachable, placeable, penalties, stats, policy.cost)
     return take(order, survey, reachable, placeable, penalties)
 
 
