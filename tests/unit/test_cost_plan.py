@@ -42,7 +42,11 @@ def test_same_takes_and_costs_as_the_search_it_replaced(seed):
     rng = random.Random(seed)
     for _ in range(CASES // 3):
         rows, extra, protected, qty, lot = random_book(rng)
-        costs = AllInCosts(rows, extra)
+        books: dict[str, list[Row]] = {}
+        for row in sorted(rows, key=lambda row: int(row[2][1:])):  # back to each venue's rows, in venue order
+            books.setdefault(row[2], []).append(row)
+        costs = AllInCosts(books, extra)
+        assert costs.rows == rows
         takes = costs.cheapest(qty, lot, protected)
         expected = reference_takes(rows, qty, lot, extra, protected)
         assert takes == expected and list(takes) == list(expected), (rows, extra, protected, qty, lot)

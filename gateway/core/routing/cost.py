@@ -79,8 +79,9 @@ def _cheapest(order: PlanRequest, survey: Survey, reachable: list[Reachable], pl
     if len(protected) == len(reachable):
         return sweep, None  # every quote must be taken in price order: only the marginal price is free, by all-in cost
     buy, lot = order.side.is_buy, order.lot
-    rows = sweep_order(rows_better_than(reachable, None))
-    costs = AllInCosts(rows, {name: price_key(penalty) for name, penalty in penalties.items()})
+    costs = AllInCosts({name: rows for name, _, rows in reachable},
+                       {name: price_key(penalty) for name, penalty in penalties.items()})
+    rows = costs.rows
     takes = costs.cheapest(placeable, lot, protected)
     swept = {child.venue: child.qty for child in sweep.children}
     filled, swept_qty = sum(takes.values()), sum(swept.values())

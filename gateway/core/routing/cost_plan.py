@@ -3,37 +3,42 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Container, Mapping, Sequence
+from itertools import accumulate, chain
+from operator import add as plus
+from operator import itemgetter, mul
 
 from gateway.core.market import PriceKey, Row
 
 # A Row's key is the price in 1e-8 units, negated on the bid side, so for both sides a smaller key is better for
 # the taker; a venue's extra cost per share (fee and risks) in the same units is added to it, so for a buy
 # key + extra is the all-in price and for a sell it is minus the all-in proceeds: lower is better either way.
+_key = itemgetter(0)
+_qty = itemgetter(1)
+_venue = itemgetter(2)
 
 
 class AllInCosts:
     """Takeable rows in sweep order with their venues' extra costs, laid out once per plan as per-venue lists
-    (venues numbered in the order first reached) to search and price takes without dicts or Decimals."""
+    (venues numbered in taker preference order) to search and price takes without dicts or Decimals."""
 
-    __slots__ = ("_cost", "_depth", "_extra", "_ids", "_keys", "_names", "_shown", "_venue_keys", "rows")
+    __slots__ = ("_cost", "_depth", "_extra", "_ids", "_keys", "_names", "_reached", "_shown", "_venue_keys", "rows")
 
-    def __init__(self, rows: Sequence[Row], extra: Mapping[str, int]) -> None:
-        self.rows = rows
-        numbers: dict[str, int] = {}
-        self._ids = ids = [numbers.setdefault(venue, len(numbers)) for _, _, venue, _ in rows]
-        self._names = names = list(numbers)
+    def __init__(self, books: Mapping[str, Sequence[Row]], extra: Mapping[str, int]) -> None:
+        """books: each venue's takeable rows best first, the venues in taker preference order."""
+        self._names = names = list(books)
+        self.rows: list[Row] = sorted(chain.from_iterable(books.values()), key=_key)  # stable: the sweep order
+        numbers = {name: v for v, name in enumerate(names)}
+        self._ids = list(map(numbers.__getitem__, map(_venue, self.rows)))
+        self._keys = list(map(_key, self.rows))
+        self._shown = list(map(_qty, self.rows))
         self._extra = [extra[name] for name in names]
-        self._keys = [row[0] for row in rows]
-        self._shown = [row[1] for row in rows]
-        # Per venue, its rows best first: running depth and cost (from 0), and each row's key.
-        self._depth: list[list[int]] = [[0] for _ in names]
-        self._cost: list[list[PriceKey]] = [[0] for _ in names]
-        self._venue_keys: list[list[PriceKey]] = [[] for _ in names]
-        for key, shown, v in zip(self._keys, self._shown, ids):
-            depth, cost = self._depth[v], self._cost[v]
-            depth.append(depth[-1] + shown)
-            cost.append(cost[-1] + shown * key)
-            self._venue_keys[v].append(key)
+        # Per venue, its rows best first: each one's key, and the running depth and cost (from 0).
+        self._venue_keys = [list(map(_key, rows)) for rows in books.values()]
+        self._depth = [list(accumulate(map(_qty, rows), initial=0)) for rows in books.values()]
+        self._cost = [list(accumulate(map(mul, keys, map(_qty, rows)), initial=0))
+                      for keys, rows in zip(self._venue_keys, books.values())]
+        # Venue numbers in the order the sweep first reaches them: by best price, ties in preference order.
+        self._reached = sorted(range(len(names)), key=[keys[0] for keys in self._venue_keys].__getitem__)
 
     def of(self, takes: Mapping[str, int]) -> PriceKey:
         """The expected all-in cost of taking takes[venue] shares from each venue best price first, in key units."""
@@ -61,9 +66,9 @@ class AllInCosts:
             v = ids[i]
             if guarded[v]:
                 before[v] += shown[i]
-        extra = self._extra
-        allin = [keys[i] + extra[ids[i]] for i in range(end)]
-        ranked = [(keys[i], ids[i], shown[i]) for i in sorted(range(end), key=allin.__getitem__)]  # stable: ties by row
+        allin = list(map(plus, keys[:end], map(self._extra.__getitem__, ids[:end])))
+        order = sorted(range(end), key=allin.__getitem__)  # stable: ties by row
+        ranked = list(zip(map(keys.__getitem__, order), map(ids.__getitem__, order), map(shown.__getitem__, order)))
         best: list[int] = []
         best_key: tuple[int, PriceKey] | None = None
         i = start
@@ -93,7 +98,7 @@ class AllInCosts:
                 if guarded[v]:
                     before[v] += shown[i]
                 i += 1
-        return {self._names[v]: took for v, took in enumerate(best) if took}
+        return {self._names[v]: best[v] for v in self._reached if best and best[v]}
 
     def _marginal_range(self, qty: int, lot: int, guarded: Sequence[bool]) -> tuple[int, int]:
         """(start, end) of the marginal prices to try: end, how many rows reach through the furthest price that
