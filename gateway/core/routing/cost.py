@@ -15,7 +15,7 @@ from gateway.core.routing.decision import PlanRequest, RouteDecision
 from gateway.core.routing.policy import CostWeights
 from gateway.core.routing.survey import Reachable, Survey, decide, survey_of
 from gateway.core.routing.sweep import rows_better_than, sweep_order, take, taken_candidates, venue_totals
-from gateway.core.routing.trade_through import find_violations, furthest_price
+from gateway.core.routing.trade_through import furthest_price, trades_through
 from gateway.core.types import ChildSpec, OrdType, TimeInForce
 
 _LIMIT, _IOC = OrdType.LIMIT, TimeInForce.IOC
@@ -151,7 +151,7 @@ def explore(order: PlanRequest, survey: Survey, reachable: list[Reachable], deci
     per_row = spread(rows, takes)
     children = [ChildSpec(name, n, price, _LIMIT, _IOC, "take") for name, (n, price) in venue_totals(rows, per_row).items()]
     protected = [(name, book) for name, info, book in survey.lit if info.protected]
-    if find_violations(children, order.side, {name: info for name, info, _ in survey.lit}, protected, lot):
+    if trades_through(children, order.side, {name: info for name, info, _ in survey.lit}, protected, lot):
         return decision
     reason = (f"{decision.reason}; explored {venue} with {qty} shares: no cost parent used it for {left_for} "
               f"parents (routing.cost.explore_every {weights.explore_every})")

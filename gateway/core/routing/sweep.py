@@ -12,7 +12,7 @@ from gateway.core.market import PriceKey, Row
 from gateway.core.routing.decision import Candidate, PlanRequest, RouteDecision
 from gateway.core.routing.liquidity import split_pro_rata
 from gateway.core.routing.survey import Reachable, Survey, decide
-from gateway.core.routing.trade_through import find_violations, furthest_price
+from gateway.core.routing.trade_through import furthest_price, trades_through
 from gateway.core.types import ChildSpec, OrdType, Side, Strategy, TimeInForce
 
 _LIMIT, _IOC = OrdType.LIMIT, TimeInForce.IOC
@@ -65,7 +65,7 @@ def _odd_lots_passed(children: Sequence[ChildSpec], side: Side, survey: Survey) 
     """Do these children leave shares standing at a better protected price (odd lots, as they are allowed to)?"""
     infos = {name: info for name, info, _ in survey.lit}
     protected = [(name, book) for name, info, book in survey.lit if info.protected]
-    return bool(find_violations(children, side, infos, protected, 1))
+    return trades_through(children, side, infos, protected, 1)
 
 
 def _reach(reachable: Sequence[Reachable], qty: int, lot: int = 1) -> list[Row]:

@@ -1,7 +1,7 @@
 """The trade-through guard: lit children priced through a better protected round lot left standing elsewhere."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 
 from gateway.core.market import BookSnapshot, Level, MarketView, VenueInfo
@@ -31,6 +31,18 @@ def trade_through_violations(decision: RouteDecision, side: Side, symbol: str, m
 def find_violations(children: Sequence[ChildSpec], side: Side, venues: Mapping[str, VenueInfo],
                     protected: Sequence[tuple[str, BookSnapshot]], lot: int) -> list[str]:
     """trade_through_violations against these books: the routable protected lit venues' quotes."""
+    return sorted(_violations(children, side, venues, protected, lot))
+
+
+def trades_through(children: Sequence[ChildSpec], side: Side, venues: Mapping[str, VenueInfo],
+                   protected: Sequence[tuple[str, BookSnapshot]], lot: int) -> bool:
+    """Would find_violations find any? It stops at the first."""
+    return next(_violations(children, side, venues, protected, lot), None) is not None
+
+
+def _violations(children: Sequence[ChildSpec], side: Side, venues: Mapping[str, VenueInfo],
+                protected: Sequence[tuple[str, BookSnapshot]], lot: int) -> Iterator[str]:
+    """find_violations' findings, unsorted, as they are found."""
     buy = side.is_buy
     lit = []
     taken: dict[str, list] = {}  # venue -> [qty of its lit children, the furthest price they reach]
@@ -40,9 +52,8 @@ def find_violations(children: Sequence[ChildSpec], side: Side, venues: Mapping[s
             lit.append(child)
             _add_taken(taken, child, buy)
     if not lit:
-        return []
+        return
     furthest = furthest_price(lit, buy)
-    violations = []
     for name, book in protected:
         levels = book.asks if buy else book.bids
         if not levels:
@@ -57,9 +68,7 @@ def find_violations(children: Sequence[ChildSpec], side: Side, venues: Mapping[s
         for child in lit:
             if child.venue != name and (child.price is None or is_better(standing, child.price, buy)):
                 shown = "MARKET" if child.price is None else child.price
-                violations.append(f"{side.name} {child.qty} at {shown} on {child.venue} "
-                                  f"leaves {name}'s better {standing} standing")
-    return sorted(violations)
+                yield f"{side.name} {child.qty} at {shown} on {child.venue} leaves {name}'s better {standing} standing"
 
 
 def furthest_price(children: Sequence[ChildSpec], buy: bool) -> Decimal | None:
