@@ -21,7 +21,7 @@ class AllInCosts:
     """Takeable rows in sweep order with their venues' extra costs, laid out once per plan as per-venue lists
     (venues numbered in taker preference order) to search and price takes without dicts or Decimals."""
 
-    __slots__ = ("_cost", "_depth", "_extra", "_ids", "_keys", "_names", "_reached", "_shown", "_venue_keys", "rows")
+    __slots__ = ("_books", "_extra", "_ids", "_keys", "_names", "_reached", "_shown", "_sums", "rows")
 
     def __init__(self, books: Mapping[str, Sequence[Row]], extra: Mapping[str, int]) -> None:
         """books: each venue's takeable rows best first, the venues in taker preference order."""
@@ -32,13 +32,11 @@ class AllInCosts:
         self._keys = list(map(_key, self.rows))
         self._shown = list(map(_qty, self.rows))
         self._extra = [extra[name] for name in names]
-        # Per venue, its rows best first: each one's key, and the running depth and cost (from 0).
-        self._venue_keys = [list(map(_key, rows)) for rows in books.values()]
-        self._depth = [list(accumulate(map(_qty, rows), initial=0)) for rows in books.values()]
-        self._cost = [list(accumulate(map(mul, keys, map(_qty, rows)), initial=0))
-                      for keys, rows in zip(self._venue_keys, books.values())]
+        self._books = list(books.values())
+        # Per venue, its rows' running depth and cost (from 0), made when a take there is first priced.
+        self._sums: list[tuple[list[int], list[PriceKey]] | None] = [None] * len(names)
         # Venue numbers in the order the sweep first reaches them: by best price, ties in preference order.
-        self._reached = sorted(range(len(names)), key=[keys[0] for keys in self._venue_keys].__getitem__)
+        self._reached = sorted(range(len(names)), key=[rows[0][0] for rows in self._books].__getitem__)
 
     def of(self, takes: Mapping[str, int]) -> PriceKey:
         """The expected all-in cost of taking takes[venue] shares from each venue best price first, in key units."""
@@ -134,9 +132,14 @@ class AllInCosts:
         """The all-in cost of (venue number, shares) takes, each venue's shares best price first."""
         total: PriceKey = 0
         for v, qty in takes:
-            depth = self._depth[v]
+            sums = self._sums[v]
+            if sums is None:
+                rows = self._books[v]
+                sums = self._sums[v] = (list(accumulate(map(_qty, rows), initial=0)),
+                                        list(accumulate(map(mul, map(_key, rows), map(_qty, rows)), initial=0)))
+            depth, cost = sums
             i = bisect_left(depth, qty)  # the row that takes the last share is i - 1
-            total += self._cost[v][i - 1] + (qty - depth[i - 1]) * self._venue_keys[v][i - 1] + qty * self._extra[v]
+            total += cost[i - 1] + (qty - depth[i - 1]) * self._books[v][i - 1][0] + qty * self._extra[v]
         return total
 
 
