@@ -69,7 +69,7 @@ def test_the_random_books_reach_every_branch():
         seen.add(("short", filled < qty))
         swept = {}
         left = qty
-        for key, shown, venue, _ in rows:
+        for _, shown, venue, _ in rows:
             took = min(shown, left)
             if took:
                 swept[venue] = swept.get(venue, 0) + took

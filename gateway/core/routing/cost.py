@@ -89,7 +89,8 @@ def _cheapest(order: PlanRequest, survey: Survey, reachable: list[Reachable], pl
     if filled < swept_qty or (filled == swept_qty and cost >= swept_cost):
         return sweep, rows
     per_row = spread(rows, takes)
-    children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take") for name, (qty, price) in venue_totals(rows, per_row).items()]
+    children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take")
+                for name, (qty, price) in venue_totals(rows, per_row).items()]
     worst = furthest_price(children, buy)
     reason = (f"cost: take {filled} of {placeable} across {len(children)} venue(s) by expected all-in cost per share "
               f"(price, fee, toxicity, latency, staleness and miss risk), up to {worst}: "
@@ -108,10 +109,10 @@ def explore(order: PlanRequest, survey: Survey, reachable: list[Reachable], deci
             penalties: Mapping[str, Decimal], stats: VenueLearning, weights: CostWeights,
             rows: list[Row] | None) -> RouteDecision:
     """The cost plan with a small share moved to a reachable venue no cost parent used for weights.explore_every
-    parents (the one showing the best price, then the one left longest): its toxicity and fill rate only change while it gets fills, so
-    without this a venue that cleaned up would never be tried again. The share comes off the plan's
-    furthest-priced shares; a plan that would then trade through is kept as it was. rows: every reachable row in
-    sweep order, if already sorted."""
+    parents (the one showing the best price, then the one left longest): its toxicity and fill rate only change
+    while it gets fills, so without this a venue that cleaned up would never be tried again. The share comes off
+    the plan's furthest-priced shares; a plan that would then trade through is kept as it was. rows: every
+    reachable row in sweep order, if already sorted."""
     used = {child.venue for child in decision.children}
     due = [(rows[0][0], -left_for, i, name) for i, (name, _, rows) in enumerate(reachable)
            if name not in used and (left_for := stats.parents_since(name)) >= weights.explore_every]
@@ -149,7 +150,8 @@ def explore(order: PlanRequest, survey: Survey, reachable: list[Reachable], deci
         qty -= remove  # a lot rounded up elsewhere: the explored venue takes the difference
     takes[venue] = qty
     per_row = spread(rows, takes)
-    children = [ChildSpec(name, n, price, _LIMIT, _IOC, "take") for name, (n, price) in venue_totals(rows, per_row).items()]
+    children = [ChildSpec(name, n, price, _LIMIT, _IOC, "take")
+                for name, (n, price) in venue_totals(rows, per_row).items()]
     protected = [(name, book) for name, info, book in survey.lit if info.protected]
     if trades_through(children, order.side, {name: info for name, info, _ in survey.lit}, protected, lot):
         return decision

@@ -4,8 +4,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Container, Mapping, Sequence
 from itertools import accumulate, chain
-from operator import add as plus
-from operator import itemgetter, mul
+from operator import add as plus, itemgetter, mul
 
 from gateway.core.market import PriceKey, Row
 

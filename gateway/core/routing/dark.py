@@ -81,7 +81,8 @@ def _dark_shares(qty: int, lot: int, eligible: Sequence[tuple[str, VenueInfo]],
         if shares or min_fill:  # with a floor, no share means every pool was learnt to fill too rarely
             how = "sized by estimated fill probability"
             if min_fill and sum(shares.values()) < qty - qty % allocator.unit:
-                how += f", no pool past where a further {allocator.unit} shares would fill under {min_fill:.0%} of the time"
+                how += (f", no pool past where a further {allocator.unit} shares would fill under {min_fill:.0%} "
+                        "of the time")
             return shares, how
     even = _split(qty, lot, list(minimums.values()))
     dropped = len(eligible) - len(even)
