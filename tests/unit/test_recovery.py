@@ -12,6 +12,8 @@ from gateway.audit.records import GENESIS, Entry, chain
 from gateway.core.clock import ManualClock
 from gateway.core.engine import IdSource, OrderEngine
 from gateway.core.market import BookSnapshot, Level, MarketView, VenueInfo
+from gateway.core.routing.venue_planner import VenuePlanner
+from gateway.core.routing.venue_rules import VenueRules
 from gateway.core.types import (
     ExecType,
     ExecutionReport,
@@ -23,8 +25,6 @@ from gateway.core.types import (
     VenueReport,
 )
 from gateway.core.validation import Instrument
-from gateway.core.routing.venue_planner import VenuePlanner
-from gateway.core.routing.venue_rules import VenueRules
 from gateway.fix import codec
 from gateway.fix.sessions import StoreState
 
