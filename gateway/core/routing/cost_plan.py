@@ -57,12 +57,11 @@ class AllInCosts:
         """
         ids, keys, shown, count = self._ids, self._keys, self._shown, len(self._names)
         guarded = [name in protected for name in self._names]
-        start, end = self._marginal_range(qty, lot, guarded)
-        before = [0] * count  # per protected venue: depth strictly better than the current M
-        for i in range(start):
+        start, end, before = self._marginal_range(qty, lot, guarded)
+        for i in range(start, end):  # before: per protected venue, depth strictly better than the current M
             v = ids[i]
             if guarded[v]:
-                before[v] += shown[i]
+                before[v] -= shown[i]
         allin = list(map(plus, keys[:end], map(self._extra.__getitem__, ids[:end])))
         order = sorted(range(end), key=allin.__getitem__)  # stable: ties by row
         ranked = list(zip(map(keys.__getitem__, order), map(ids.__getitem__, order), map(shown.__getitem__, order)))
@@ -97,11 +96,12 @@ class AllInCosts:
                 i += 1
         return {self._names[v]: best[v] for v in self._reached if best and best[v]}
 
-    def _marginal_range(self, qty: int, lot: int, guarded: Sequence[bool]) -> tuple[int, int]:
-        """(start, end) of the marginal prices to try: end, how many rows reach through the furthest price that
-        can be marginal (past it, the round lots protected venues show at better prices are more than qty);
-        start, the first row of the first price whose levels at or better than it show in lots (each venue's
-        depth rounded down) as much of qty as the furthest price's do."""
+    def _marginal_range(self, qty: int, lot: int, guarded: Sequence[bool]) -> tuple[int, int, list[int]]:
+        """(start, end) of the marginal prices to try, and each protected venue's depth in the rows before end:
+        end, how many rows reach through the furthest price that can be marginal (past it, the round lots
+        protected venues show at better prices are more than qty); start, the first row of the first price whose
+        levels at or better than it show in lots (each venue's depth rounded down) as much of qty as the furthest
+        price's do."""
         ids, keys, shown = self._ids, self._keys, self._shown
         count = len(self._names)
         depth, must_depth = [0] * count, [0] * count
@@ -123,9 +123,9 @@ class AllInCosts:
                 i += 1
             tiers.append((first, lots))
         if not tiers:
-            return 0, 0
+            return 0, 0, must_depth
         enough = min(qty, tiers[-1][1])
-        return next(first for first, shows in tiers if shows >= enough), i
+        return next(first for first, shows in tiers if shows >= enough), i, must_depth
 
     def _priced(self, takes: Sequence[tuple[int, int]]) -> PriceKey:
         """The all-in cost of (venue number, shares) takes, each venue's shares best price first."""
