@@ -14,7 +14,14 @@ from gateway.core.routing.cost_plan import AllInCosts, spread
 from gateway.core.routing.decision import PlanRequest, RouteDecision
 from gateway.core.routing.policy import CostWeights
 from gateway.core.routing.survey import Reachable, Survey, decide, survey_of
-from gateway.core.routing.sweep import rows_better_than, sweep_order, take, taken_candidates, venue_totals
+from gateway.core.routing.sweep import (
+    rows_better_than,
+    sweep_decision,
+    sweep_order,
+    sweep_takes,
+    taken_candidates,
+    venue_totals,
+)
 from gateway.core.routing.trade_through import furthest_price, trades_through
 from gateway.core.types import ChildSpec, OrdType, TimeInForce
 
@@ -74,20 +81,20 @@ def plan_cost(order: PlanRequest, survey: Survey, reachable: list[Reachable], pl
 def _cheapest(order: PlanRequest, survey: Survey, reachable: list[Reachable], placeable: int,
               penalties: Mapping[str, Decimal]) -> tuple[RouteDecision, list[Row] | None]:
     """The cost plan, and every reachable row in sweep order if it sorted them."""
-    sweep = take(order, survey, reachable, placeable, penalties)
+    swept_takes, how = sweep_takes(order, reachable, placeable, penalties)
     protected = {name for name, info, _ in reachable if info.protected}
-    if len(protected) == len(reachable):
-        return sweep, None  # every quote must be taken in price order: only the marginal price is free, by all-in cost
+    if len(protected) == len(reachable):  # every quote must be taken in price order: only the marginal price is free
+        return sweep_decision(order, survey, reachable, placeable, penalties, swept_takes, how), None
     buy, lot = order.side.is_buy, order.lot
     costs = AllInCosts({name: rows for name, _, rows in reachable},
                        {name: price_key(penalty) for name, penalty in penalties.items()})
     rows = costs.rows
     takes = costs.cheapest(placeable, lot, protected)
-    swept = {child.venue: child.qty for child in sweep.children}
+    swept = {name: qty for name, (qty, _) in swept_takes.items()}
     filled, swept_qty = sum(takes.values()), sum(swept.values())
     cost, swept_cost = costs.of(takes), costs.of(swept)
     if filled < swept_qty or (filled == swept_qty and cost >= swept_cost):
-        return sweep, rows
+        return sweep_decision(order, survey, reachable, placeable, penalties, swept_takes, how), rows
     per_row = spread(rows, takes)
     children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take")
                 for name, (qty, price) in venue_totals(rows, per_row).items()]

@@ -28,7 +28,14 @@ def take(order: PlanRequest, survey: Survey, reachable: list[Reachable], placeab
          penalties: Mapping[str, Decimal] | None) -> RouteDecision:
     """Take up to placeable, whole price tiers best first; the marginal tier goes in venue order (taker
     preference, or all-in cost under `cost`), or pro rata to displayed size under `liquidity`."""
-    buy, lot = order.side.is_buy, order.lot
+    return sweep_decision(order, survey, reachable, placeable, penalties,
+                          *sweep_takes(order, reachable, placeable, penalties))
+
+
+def sweep_takes(order: PlanRequest, reachable: list[Reachable], placeable: int,
+                penalties: Mapping[str, Decimal] | None) -> tuple[dict[str, list], str]:
+    """take's venue -> [qty, worst price], in the order first taken, and how its marginal tier was split."""
+    lot = order.lot
     pro_rata = order.strategy is _LIQUIDITY
     per_venue = _everything(reachable, placeable) if lot == 1 else None
     how = "all-in cost" if penalties is not None else "taker preference"
@@ -44,7 +51,14 @@ def take(order: PlanRequest, survey: Survey, reachable: list[Reachable], placeab
         per_venue = venue_totals(entries, takes)
     elif pro_rata:
         how = "pro rata to displayed size"
-    candidates = partial(_swept_candidates, reachable, placeable, lot, buy, penalties, pro_rata)
+    return per_venue, how
+
+
+def sweep_decision(order: PlanRequest, survey: Survey, reachable: list[Reachable], placeable: int,
+                   penalties: Mapping[str, Decimal] | None, per_venue: Mapping[str, list], how: str) -> RouteDecision:
+    """take's decision for the takes sweep_takes found."""
+    buy, lot = order.side.is_buy, order.lot
+    candidates = partial(_swept_candidates, reachable, placeable, lot, buy, penalties, order.strategy is _LIQUIDITY)
     if not per_venue:
         return decide(order, survey, "none", (), candidates, f"no venue shows a lot of {order.lot} within the limit")
     children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take")
