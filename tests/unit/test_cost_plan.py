@@ -47,10 +47,10 @@ def test_same_takes_and_costs_as_the_search_it_replaced(seed):
             books.setdefault(row[2], []).append(row)
         costs = AllInCosts(books, extra)
         assert costs.rows == rows
-        takes = costs.cheapest(qty, lot, protected)
+        takes, cost = costs.cheapest(qty, lot, protected)
         expected = reference_takes(rows, qty, lot, extra, protected)
         assert takes == expected and list(takes) == list(expected), (rows, extra, protected, qty, lot)
-        assert costs.of(takes) == reference_cost(rows, takes, extra)
+        assert cost == costs.of(takes) == reference_cost(rows, takes, extra)
         every = {venue: sum(row[1] for row in rows if row[2] == venue) for venue in extra}
         some = {venue: rng.randint(0, shown) for venue, shown in every.items()}
         assert costs.of(some) == reference_cost(rows, some, extra)

@@ -89,10 +89,10 @@ def _cheapest(order: PlanRequest, survey: Survey, reachable: list[Reachable], pl
     costs = AllInCosts({name: rows for name, _, rows in reachable},
                        {name: price_key(penalty) for name, penalty in penalties.items()})
     rows = costs.rows
-    takes = costs.cheapest(placeable, lot, protected)
+    takes, cost = costs.cheapest(placeable, lot, protected)
     swept = {name: qty for name, (qty, _) in swept_takes.items()}
     filled, swept_qty = sum(takes.values()), sum(swept.values())
-    cost, swept_cost = costs.of(takes), costs.of(swept)
+    swept_cost = costs.of(swept)
     if filled < swept_qty or (filled == swept_qty and cost >= swept_cost):
         return sweep_decision(order, survey, reachable, placeable, penalties, swept_takes, how), rows
     per_row = spread(rows, takes)

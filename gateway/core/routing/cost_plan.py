@@ -42,9 +42,10 @@ class AllInCosts:
         number = {name: v for v, name in enumerate(self._names)}
         return self._priced([(number[venue], qty) for venue, qty in takes.items() if qty])
 
-    def cheapest(self, qty: int, lot: int, protected: Container[str]) -> dict[str, int]:
+    def cheapest(self, qty: int, lot: int, protected: Container[str]) -> tuple[dict[str, int], PriceKey]:
         """Venue -> shares to take from it best price first (lot multiples, venues in the order first reached),
-        filling as much of qty (a lot multiple) as the rows allow at the least expected all-in cost.
+        filling as much of qty (a lot multiple) as the rows allow at the least expected all-in cost; and that
+        cost (what `of` would say).
 
         For each marginal price M, every round lot a protected venue shows strictly better than M must be taken
         (else a child at M trades through it); the rest of qty goes to the levels at or better than M with the
@@ -94,7 +95,9 @@ class AllInCosts:
                 if guarded[v]:
                     before[v] += shown[i]
                 i += 1
-        return {self._names[v]: best[v] for v in self._reached if best and best[v]}
+        if best_key is None:
+            return {}, 0
+        return {self._names[v]: best[v] for v in self._reached if best[v]}, best_key[1]
 
     def _marginal_range(self, qty: int, lot: int, guarded: Sequence[bool]) -> tuple[int, int, list[int]]:
         """(start, end) of the marginal prices to try, and each protected venue's depth in the rows before end:
