@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.analytics.learning import VenueLearning
 from gateway.core.market import BookSnapshot, Level, MarketView, VenueInfo
-from gateway.core.router import CostWeights, PlanRequest, RouteDecision, RoutingPolicy, plan
+from gateway.core.routing import CostWeights, PlanRequest, RouteDecision, RoutingPolicy, plan
 from gateway.core.types import OrdType, Side, Strategy, TimeInForce, Urgency, VenueKind
 
 SYMBOL = "BENCH"

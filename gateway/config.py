@@ -14,8 +14,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator, model_validator
 
 from gateway.audit.records import audit_key
+from gateway.core.routing.venue_rules import VenueRules
 from gateway.core.types import OrdType, Strategy, TimeInForce, Urgency, VenueKind
-from gateway.core.venue_rules import VenueRules
 
 ENV_PREFIX = "SORGW__"
 

@@ -8,7 +8,7 @@ from gateway.analytics.venue_stats import VenueStatsConfig
 from gateway.config import RiskConfig, RiskLimitsConfig, RoutingConfig, SymbolConfig, UpstreamSession
 from gateway.core.breaker import BreakerPolicy
 from gateway.core.risk import Limits, RiskLimits
-from gateway.core.router import CostWeights, RoutingPolicy
+from gateway.core.routing import CostWeights, RoutingPolicy
 
 _MS = 1_000_000
 

@@ -28,7 +28,7 @@ from gateway.audit.records import Record
 from gateway.core.engine import IdSource, OrderEngine
 from gateway.core.market import MarketView, Nbbo, VenueInfo
 from gateway.core.risk import Halt, Reference
-from gateway.core.router import Candidate, Exclusion, PlanRequest, RouteDecision, RoutingPolicy
+from gateway.core.routing import Candidate, Exclusion, PlanRequest, RouteDecision, RoutingPolicy
 from gateway.core.types import (
     CancelChild,
     CancelReject,

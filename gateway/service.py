@@ -41,7 +41,7 @@ from gateway.core.breaker import CircuitChange, CircuitState
 from gateway.core.engine import IdSource, OrderEngine, Routine, StateChange
 from gateway.core.market import BookSnapshot, MarketView, Trade, VenueInfo
 from gateway.core.risk import ORDER_KEYS, Halt, PriceReference
-from gateway.core.router import RouteDecision
+from gateway.core.routing import RouteDecision
 from gateway.core.types import (
     CancelChild,
     CancelReject,
@@ -64,7 +64,7 @@ from gateway.core.types import (
     VenueReport,
 )
 from gateway.core.validation import Instrument
-from gateway.core.venue_planner import VenuePlanner, VenuePolicy
+from gateway.core.routing.venue_planner import VenuePlanner, VenuePolicy
 from gateway.endpoint import Endpoint
 from gateway.fix import codec
 from gateway.fix.downstream import VenueApplication

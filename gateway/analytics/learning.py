@@ -46,6 +46,10 @@ class VenueLearning:
     def score(self, venue: str) -> VenueScore | None:
         return self.stats.score(venue)
 
+    def risks(self, venue: str) -> tuple[float, float, float | None] | None:
+        """score(venue)'s toxicity, fill_rate and latency_us, cheaper (see VenueStats.risks)."""
+        return self.stats.risks(venue)
+
     def parents_since(self, venue: str) -> int:
         """Cost-strategy parents routed since one last used this venue (all of them if none ever did)."""
         return self._parents - self._last_parent.get(venue, 0)

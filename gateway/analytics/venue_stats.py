@@ -106,6 +106,7 @@ class VenueStats:
         self._toxic_horizons = frozenset({config.toxicity_horizon_ns} | ({0} & set(markouts.horizons_ns)))
         self._keep = 1.0 if config.toxicity_half_life is None else 0.5 ** (1 / config.toxicity_half_life)
         self._venues: dict[str, _Venue] = {}
+        self._risks: dict[str, tuple[float, float, float | None]] = {}  # venue -> risks(venue), until it changes
         for venue in venues:
             self._venue(venue)
 
@@ -118,6 +119,7 @@ class VenueStats:
     def on_ack(self, venue: str, ts_ns: int, sent_ts_ns: int) -> None:
         if ts_ns >= sent_ts_ns:  # an ack before its send is clock skew, not a latency
             self._venue(venue).latency.add((ts_ns - sent_ts_ns) / 1000)
+            self._risks.pop(venue, None)
 
     def on_fill(self, venue: str, qty: int, ts_ns: int) -> None:
         state = self._venue(venue)
@@ -134,6 +136,7 @@ class VenueStats:
         state.done += 1
         state.done_sent += sent_qty
         state.done_filled += filled_qty
+        self._risks.pop(venue, None)
 
     def on_markout(self, markout: Markout) -> None:
         """A fill marked at one horizon (what the MarkoutTracker resolved); toxicity reads them."""
@@ -144,6 +147,7 @@ class VenueStats:
             if sums is None:
                 sums = marked[horizon] = _Marked()
             sums.add(markout.qty, markout.bps, self._keep)
+            self._risks.pop(markout.venue, None)
 
     def fill_rate(self, venue: str) -> float:
         """Filled over sent quantity, under a Beta prior counted in children: (n * rate + a) / (n + a + b)."""
@@ -178,6 +182,17 @@ class VenueStats:
             return None
         return VenueScore(venue, self.fill_rate(venue), state.latency.mean, state.latency.p99, self.toxicity(venue),
                           state.fills, state.children, state.working_qty, state.last_sent_ns, state.last_fill_ns)
+
+    def risks(self, venue: str) -> tuple[float, float, float | None] | None:
+        """The score's toxicity, fill_rate and latency_us, kept until an ack, a done child or a markout changes
+        them (the cost strategy reads them for every venue on every plan); None for a venue never named or seen."""
+        risks = self._risks.get(venue)
+        if risks is None:
+            state = self._venues.get(venue)
+            if state is None:
+                return None
+            risks = self._risks[venue] = (self.toxicity(venue), self.fill_rate(venue), state.latency.mean)
+        return risks
 
     def snapshot(self) -> dict[str, VenueScore]:
         """Every venue named at construction or seen in an event, as immutable scores."""

@@ -12,7 +12,7 @@ from gateway.core.breaker import CircuitChange
 from gateway.core.engine import StateChange
 from gateway.core.market import Nbbo
 from gateway.core.risk import PriceReference
-from gateway.core.router import RouteDecision
+from gateway.core.routing import RouteDecision
 from gateway.core.types import CancelReject, ExecType, ExecutionReport, Outbox
 
 

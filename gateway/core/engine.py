@@ -19,7 +19,7 @@ from gateway.core.finished import FinalStates
 from gateway.core.market import MarketView, VenueInfo
 from gateway.core.orders import ZERO, ChildOrder, ParentOrder
 from gateway.core.risk import Halt, PriceReference, Reference, Refusal, RiskGate, RiskLimits, Ticket, market_reference
-from gateway.core.router import PlanRequest, RouteDecision, RoutingPolicy, plan
+from gateway.core.routing import PlanRequest, RouteDecision, RoutingPolicy, plan
 from gateway.core.types import (
     TERMINAL,
     CancelChild,

@@ -14,7 +14,7 @@ from gateway.audit.records import Record
 from gateway.config import GatewayConfig
 from gateway.core.book_record import BookRecordError, Levels, read_books, written
 from gateway.core.market import BookSnapshot, Nbbo
-from gateway.core.router import DISCONNECTED
+from gateway.core.routing import DISCONNECTED
 from gateway.core.types import CancelRequest, ChildSpec, InvalidOrder, NewOrder
 from gateway.fix import codec
 from gateway.fix.wire import WireMessage

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from gateway.bench import EXPLORE_EVERY, bench_learning, bench_market, main_router, router_bench
-from gateway.core.router import CostWeights, RouteDecision, RoutingPolicy, plan
+from gateway.core.routing import CostWeights, RouteDecision, RoutingPolicy, plan
 
 TIMES = ("p50_us", "p90_us", "p99_us", "p99_9_us", "max_us")
 

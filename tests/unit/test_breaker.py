@@ -11,7 +11,7 @@ from gateway.core.breaker import Breaker, BreakerPolicy, Breakers, CircuitChange
 from gateway.core.clock import ManualClock
 from gateway.core.engine import IdSource, OrderEngine
 from gateway.core.market import MarketView, VenueInfo
-from gateway.core.router import RouteDecision
+from gateway.core.routing import RouteDecision
 from gateway.core.types import ExecType, OrdRejReason, OrdStatus, VenueKind, VenueReport
 from gateway.core.validation import Instrument
 from gateway.policy import breaker_policy

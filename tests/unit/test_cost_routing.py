@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 from gateway.analytics.learning import LearningConfig, VenueLearning
 from gateway.analytics.venue_stats import VenueStatsConfig
 from gateway.core.market import BookSnapshot, MarketView, VenueInfo
-from gateway.core.router import (
+from gateway.core.routing import (
     CostWeights,
     PlanRequest,
     RouteDecision,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from gateway.analytics.learning import VenueLearning
-from gateway.core.router import RoutingPolicy, plan
+from gateway.core.routing import RoutingPolicy, plan
 from gateway.core.types import CancelChild, ExecType, OrdStatus, TimeInForce, Urgency, VenueReport
 from tests.unit.test_engine import children, fill, order
 from tests.unit.test_router import VENUES, legs, make_market, request

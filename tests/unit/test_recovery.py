@@ -13,6 +13,8 @@ from gateway.core.breaker import BreakerPolicy, Breakers, CircuitState
 from gateway.core.clock import ManualClock
 from gateway.core.engine import IdSource, OrderEngine
 from gateway.core.market import BookSnapshot, Level, MarketView, VenueInfo
+from gateway.core.routing.venue_planner import VenuePlanner
+from gateway.core.routing.venue_rules import VenueRules
 from gateway.core.types import (
     ExecType,
     ExecutionReport,
@@ -24,8 +26,6 @@ from gateway.core.types import (
     VenueReport,
 )
 from gateway.core.validation import Instrument
-from gateway.core.venue_planner import VenuePlanner
-from gateway.core.venue_rules import VenueRules
 from gateway.fix import codec
 from gateway.fix.sessions import StoreState
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from gateway.analytics.learning import VenueLearning
 from gateway.core.market import BookSnapshot, Level, MarketView, VenueInfo
-from gateway.core.router import Candidate, Exclusion, PlanRequest, RouteDecision, RoutingPolicy, plan
+from gateway.core.routing import Candidate, Exclusion, PlanRequest, RouteDecision, RoutingPolicy, plan
 from gateway.core.types import ChildSpec, OrdType, Side, Strategy, TimeInForce, Urgency, VenueKind
 
 SYM = "ACME"

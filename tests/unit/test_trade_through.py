@@ -7,9 +7,8 @@ from decimal import Decimal as D
 import pytest
 from hypothesis import given, strategies as st
 
-from gateway.core import router
 from gateway.core.market import BookSnapshot, MarketView, VenueInfo
-from gateway.core.router import Exclusion, RouteDecision, RoutingPolicy, plan, trade_through_violations
+from gateway.core.routing import Exclusion, RouteDecision, RoutingPolicy, plan, router, trade_through_violations
 from gateway.core.types import ChildSpec, OrdType, Side, Strategy, TimeInForce, Urgency, VenueKind
 from tests.unit.test_router import (
     FEES,
@@ -126,12 +125,12 @@ def test_dark_and_resting_children_do_not_count():
 
 
 def test_plan_refuses_to_return_a_decision_that_trades_through(monkeypatch):
-    far_side = router._far_side
+    far_side = router.far_side
 
     def without_bats(order, lit):
         return far_side(order, [v for v in lit if v[0] != "BATS"])
 
-    monkeypatch.setattr(router, "_far_side", without_bats)
+    monkeypatch.setattr(router, "far_side", without_bats)
     with pytest.raises(AssertionError, match="BATS"):
         route(request(1000, "100.03"))
 

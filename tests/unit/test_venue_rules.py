@@ -8,7 +8,9 @@ import pytest
 from gateway.core.clock import ManualClock
 from gateway.core.engine import IdSource, OrderEngine
 from gateway.core.market import BookSnapshot, Level, MarketView, VenueInfo
-from gateway.core.router import PlanRequest, RoutingPolicy
+from gateway.core.routing import PlanRequest, RoutingPolicy
+from gateway.core.routing.venue_planner import VenuePlanner, VenuePolicy
+from gateway.core.routing.venue_rules import VenueRules, fit, protective_price, round_price
 from gateway.core.types import (
     CancelChild,
     ChildSpec,
@@ -25,8 +27,6 @@ from gateway.core.types import (
     VenueReport,
 )
 from gateway.core.validation import Instrument
-from gateway.core.venue_planner import VenuePlanner, VenuePolicy
-from gateway.core.venue_rules import VenueRules, fit, protective_price, round_price
 
 LIMIT, MARKET = OrdType.LIMIT, OrdType.MARKET
 DAY, IOC, FOK = TimeInForce.DAY, TimeInForce.IOC, TimeInForce.FOK

@@ -177,3 +177,26 @@ def test_with_a_half_life_toxicity_forgets_a_venue_that_cleaned_up():
 def test_half_life_must_be_positive():
     with pytest.raises(ValueError):
         make_stats(toxicity_half_life=0)
+
+
+def test_risks_follow_the_score_through_every_event():
+    """risks() keeps its answer between events: an ack, a done child and a markout must each refresh it."""
+    stats, markouts = make_stats()
+    assert stats.risks("never-seen") is None
+
+    def same() -> None:
+        score = stats.score("ARCA")
+        assert stats.risks("ARCA") == (score.toxicity, score.fill_rate, score.latency_us)
+
+    same()
+    stats.on_child_sent("ARCA", 100, T0)
+    stats.on_ack("ARCA", T0 + 300 * US, T0)
+    same()
+    stats.on_child_done("ARCA", 100, 40)
+    same()
+    picked_off(stats, markouts, "ARCA", 3, 4)
+    same()
+    stats.on_ack("ARCA", T0 + 900 * US, T0)
+    stats.on_child_done("ARCA", 100, 100)
+    picked_off(stats, markouts, "ARCA", 2, -1)
+    same()

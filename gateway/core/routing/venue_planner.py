@@ -8,16 +8,13 @@ from decimal import Decimal
 
 from gateway.analytics.learning import VenueLearning
 from gateway.core.market import BookSnapshot, MarketView, Nbbo, VenueInfo
-from gateway.core.router import (
-    PlanRequest,
-    RouteDecision,
-    RoutingPolicy,
-    plan,
-    trade_through_violations,
-)
+from gateway.core.routing.decision import PlanRequest, RouteDecision
+from gateway.core.routing.policy import RoutingPolicy
+from gateway.core.routing.router import plan
+from gateway.core.routing.trade_through import trade_through_violations
+from gateway.core.routing.venue_rules import VenueRules, fit
 from gateway.core.types import ChildSpec, OrdType, TimeInForce, VenueKind
 from gateway.core.validation import Instrument
-from gateway.core.venue_rules import VenueRules, fit
 
 Planner = Callable[[PlanRequest, MarketView, Mapping[str, VenueInfo], RoutingPolicy, VenueLearning | None],
                    RouteDecision]

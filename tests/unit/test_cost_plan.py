@@ -1,17 +1,87 @@
-"""The cost strategy's takes: the least expected all-in cost per share the no-trade-through rule allows."""
+"""The cost strategy's search (AllInCosts) against the algorithm it replaced, on thousands of seeded random books:
+the same takes and the same all-in costs, so the faster search changed no plan."""
 from __future__ import annotations
 
+import random
 from bisect import bisect_left
 from collections.abc import Container, Mapping, Sequence
+from decimal import Decimal
+
+import pytest
 
 from gateway.core.market import PriceKey, Row
+from gateway.core.routing.cost_plan import AllInCosts
 
-# A Row's key is the price in 1e-8 units, negated on the bid side, so for both sides a smaller key is better for
-# the taker; a venue's extra cost per share (fee and risks) in the same units is added to it, so for a buy
-# key + extra is the all-in price and for a sell it is minus the all-in proceeds: lower is better either way.
+CASES = 3000
+TICK = 1_000_000  # 0.01 in key units
 
 
-def cheapest_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, int],
+def random_book(rng: random.Random) -> tuple[list[Row], dict[str, int], set[str], int, int]:
+    """Rows in sweep order (several venues, prices overlapping, odd lots among round ones), each venue's extra
+    cost per share (rebates too), the protected venues, a quantity and a lot."""
+    venues = [f"V{i}" for i in range(rng.randint(1, 8))]
+    lot = rng.choice((1, 1, 100))
+    book: list[Row] = []
+    for venue in venues:
+        key = 100 * 100 * TICK + rng.randint(-3, 3) * TICK
+        for _ in range(rng.randint(1, 10)):
+            shown = rng.choice((rng.randint(1, 99), rng.randint(1, 30) * 100, rng.randint(50, 2000)))
+            book.append((key, shown, venue, Decimal(key) / 10**8))
+            key += rng.choice((1, 1, 2, 3)) * TICK
+    book.sort(key=lambda row: row[0])  # stable: venue order breaks price ties, as in the sweep
+    extra = {venue: rng.choice((0, rng.randint(-3000, 3000), rng.randint(0, 5 * TICK))) for venue in venues}
+    protected = {venue for venue in venues if rng.random() < 0.7}
+    depth = sum(row[1] for row in book)
+    qty = rng.choice((rng.randint(1, max(1, depth // 4)), rng.randint(1, depth), depth, depth + rng.randint(1, 5000)))
+    qty = max(lot, qty - qty % lot)
+    return book, extra, protected, qty, lot
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_same_takes_and_costs_as_the_search_it_replaced(seed):
+    rng = random.Random(seed)
+    for _ in range(CASES // 3):
+        rows, extra, protected, qty, lot = random_book(rng)
+        books: dict[str, list[Row]] = {}
+        for row in sorted(rows, key=lambda row: int(row[2][1:])):  # back to each venue's rows, in venue order
+            books.setdefault(row[2], []).append(row)
+        costs = AllInCosts(books, extra)
+        assert costs.rows == rows
+        takes, cost = costs.cheapest(qty, lot, protected)
+        expected = reference_takes(rows, qty, lot, extra, protected)
+        assert takes == expected and list(takes) == list(expected), (rows, extra, protected, qty, lot)
+        assert cost == costs.of(takes) == reference_cost(rows, takes, extra)
+        every = {venue: sum(row[1] for row in rows if row[2] == venue) for venue in extra}
+        some = {venue: rng.randint(0, shown) for venue, shown in every.items()}
+        assert costs.of(some) == reference_cost(rows, some, extra)
+
+
+def test_the_random_books_reach_every_branch():
+    """The cases include lots of 100, unprotected venues skipped, marginal prices past the first that fills,
+    and orders larger than the book."""
+    rng = random.Random(0)
+    seen = set()
+    for _ in range(CASES // 3):
+        rows, extra, protected, qty, lot = random_book(rng)
+        takes = reference_takes(rows, qty, lot, extra, protected)
+        filled = sum(takes.values())
+        seen.add(("lot", lot))
+        seen.add(("short", filled < qty))
+        swept = {}
+        left = qty
+        for _, shown, venue, _ in rows:
+            took = min(shown, left)
+            if took:
+                swept[venue] = swept.get(venue, 0) + took
+                left -= took
+        seen.add(("not the sweep", lot == 1 and filled == qty and takes != swept))
+    assert seen >= {("lot", 1), ("lot", 100), ("short", True), ("short", False), ("not the sweep", True)}
+
+
+# --- the search as it was before AllInCosts (gateway/core/cost_plan.py at 804bb33), the reference --------------
+
+
+def reference_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, int],
                    protected: Container[str]) -> dict[str, int]:
     """Venue -> shares to take from it best price first (lot multiples, venues in the order first reached),
     filling as much of qty (a lot multiple) as the rows allow at the least expected all-in cost.
@@ -24,7 +94,7 @@ def cheapest_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, 
     """
     rows = rows[:_last_marginal(rows, qty, lot, protected)]
     ranked = [rows[i] for i in sorted(range(len(rows)), key=lambda i: (rows[i][0] + extra[rows[i][2]], i))]
-    priced = _Prefixes(rows)
+    priced = _ReferencePrefixes(rows)
     best: dict[str, int] = {}
     best_key: tuple[int, PriceKey] | None = None
     shown_before: dict[str, int] = {}  # protected venue -> depth strictly better than the current M
@@ -116,7 +186,7 @@ def _fill(ranked: Sequence[Row], marginal: PriceKey, qty: int, lot: int,
     return takes, left
 
 
-class _Prefixes:
+class _ReferencePrefixes:
     """Each venue's rows best first as running depth and cost, to price taking its first n shares in log time."""
 
     __slots__ = ("_cost", "_depth", "_keys")
@@ -146,7 +216,7 @@ class _Prefixes:
         return total
 
 
-def all_in_cost(rows: Sequence[Row], takes: Mapping[str, int], extra: Mapping[str, int]) -> PriceKey:
+def reference_cost(rows: Sequence[Row], takes: Mapping[str, int], extra: Mapping[str, int]) -> PriceKey:
     """The expected all-in cost of taking takes[venue] shares from each venue best price first, in key units."""
     left = dict(takes)
     cost: PriceKey = sum(qty * extra[venue] for venue, qty in takes.items())
@@ -157,16 +227,3 @@ def all_in_cost(rows: Sequence[Row], takes: Mapping[str, int], extra: Mapping[st
             left[venue] = want - took
             cost += took * key
     return cost
-
-
-def spread(rows: Sequence[Row], takes: Mapping[str, int]) -> list[int]:
-    """How much of each row (same order) taking takes[venue] from each venue best price first takes."""
-    left = dict(takes)
-    out = []
-    for _, shown, venue, _ in rows:
-        want = left.get(venue, 0)
-        took = shown if shown < want else want
-        if took:
-            left[venue] = want - took
-        out.append(took)
-    return out

@@ -1,0 +1,178 @@
+"""The `cost` strategy: the plan of least expected all-in cost per share (price, fee, toxicity, latency, staleness
+and miss risk) the trade-through rule allows, with a bounded share exploring venues it has left."""
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from functools import partial
+from operator import itemgetter
+
+from gateway.analytics.learning import VenueLearning
+from gateway.core.market import KEY_SCALE, MarketView, PriceKey, Row, VenueInfo, price_key
+from gateway.core.routing.cost_plan import AllInCosts, spread
+from gateway.core.routing.decision import PlanRequest, RouteDecision
+from gateway.core.routing.policy import CostWeights
+from gateway.core.routing.survey import Reachable, Survey, decide, survey_of
+from gateway.core.routing.sweep import (
+    rows_better_than,
+    sweep_decision,
+    sweep_order,
+    sweep_takes,
+    taken_candidates,
+    venue_totals,
+)
+from gateway.core.routing.trade_through import furthest_price, trades_through
+from gateway.core.types import ChildSpec, OrdType, TimeInForce
+
+_LIMIT, _IOC = OrdType.LIMIT, TimeInForce.IOC
+_BPS = 1e-4
+_MICRO = Decimal("0.000001")
+_key = itemgetter(0)
+_qty = itemgetter(1)
+
+
+def expected_costs(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo], weights: CostWeights,
+                   stats: VenueLearning | None = None) -> dict[str, Decimal]:
+    """Usable lit venue -> what the cost strategy expects a share taken there to cost beyond its price."""
+    return cost_penalties(order, survey_of(order, market, venues), weights, stats, market)
+
+
+def cost_penalties(order: PlanRequest, survey: Survey, weights: CostWeights, stats: VenueLearning | None,
+                   market: MarketView) -> dict[str, Decimal]:
+    """Lit venue -> expected cost per share beyond the price: taker fee plus toxicity, latency, staleness and
+    miss-rate risks, each in basis points of the reference price (the NBBO mid, else the venue's top)."""
+    mid = survey.nbbo.mid
+    buy = order.side.is_buy
+    penalties = {}
+    for name, info, book in survey.lit:
+        reference = mid
+        if reference is None:
+            top = book.best_ask if buy else book.best_bid
+            reference = None if top is None else top.price
+        risks = stats.risks(name) if stats is not None else None
+        risk_bps = 0.0
+        latency_us: float | None = None
+        if risks is not None:
+            toxicity, fill_rate, latency_us = risks
+            risk_bps += weights.toxicity_bps * toxicity + weights.miss_bps * (1 - fill_rate)
+        if latency_us is None:
+            latency_us = info.latency_us
+        risk_bps += weights.latency_bps_per_ms * latency_us / 1000
+        age_ns = market.age_ns(name, order.symbol)
+        if age_ns:
+            risk_bps += weights.staleness_bps_per_s * max(age_ns, 0) / 1e9
+        risk = Decimal(0) if reference is None else reference * Decimal(f"{risk_bps * _BPS:.8f}")
+        penalties[name] = (info.taker_fee + risk).quantize(_MICRO)
+    return penalties
+
+
+def plan_cost(order: PlanRequest, survey: Survey, reachable: list[Reachable], placeable: int,
+              penalties: Mapping[str, Decimal], stats: VenueLearning | None, weights: CostWeights) -> RouteDecision:
+    """The plan of least expected all-in cost (price, fee and risks) per share, then exploration when due (see
+    explore): protected round lots are taken or not jumped, unprotected quotes may be passed; the best-price
+    sweep (marginal price by all-in cost) unless that plan fills more or costs less."""
+    decision, rows = _cheapest(order, survey, reachable, placeable, penalties)
+    if weights.explore_every and stats is not None and decision.children:
+        decision = explore(order, survey, reachable, decision, penalties, stats, weights, rows)
+    return decision
+
+
+def _cheapest(order: PlanRequest, survey: Survey, reachable: list[Reachable], placeable: int,
+              penalties: Mapping[str, Decimal]) -> tuple[RouteDecision, list[Row] | None]:
+    """The cost plan, and every reachable row in sweep order if it sorted them."""
+    swept_takes, how = sweep_takes(order, reachable, placeable, penalties)
+    protected = {name for name, info, _ in reachable if info.protected}
+    if len(protected) == len(reachable):  # every quote must be taken in price order: only the marginal price is free
+        return sweep_decision(order, survey, reachable, placeable, penalties, swept_takes, how), None
+    buy, lot = order.side.is_buy, order.lot
+    costs = AllInCosts({name: rows for name, _, rows in reachable},
+                       {name: price_key(penalty) for name, penalty in penalties.items()})
+    rows = costs.rows
+    takes, cost = costs.cheapest(placeable, lot, protected)
+    swept = {name: qty for name, (qty, _) in swept_takes.items()}
+    filled, swept_qty = sum(takes.values()), sum(swept.values())
+    swept_cost = costs.of(swept)
+    if filled < swept_qty or (filled == swept_qty and cost >= swept_cost):
+        return sweep_decision(order, survey, reachable, placeable, penalties, swept_takes, how), rows
+    per_row = spread(rows, takes)
+    children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take")
+                for name, (qty, price) in venue_totals(rows, per_row).items()]
+    worst = furthest_price(children, buy)
+    reason = (f"cost: take {filled} of {placeable} across {len(children)} venue(s) by expected all-in cost per share "
+              f"(price, fee, toxicity, latency, staleness and miss risk), up to {worst}: "
+              f"{_per_share(cost, filled, buy)} a share against "
+              f"{_per_share(swept_cost, swept_qty, buy) if swept_qty else 'nothing'} for the best-price sweep")
+    passed = _passed(rows, per_row, price_key(worst) if buy else -price_key(worst), lot)
+    if passed:
+        reason += f"; passed unprotected quotes at {', '.join(passed)}"
+    if filled < placeable:
+        reason += "; that is all the lit liquidity takeable now"
+    candidates = partial(taken_candidates, rows, per_row, reachable, buy, penalties)
+    return decide(order, survey, "take", children, candidates, reason), rows
+
+
+def explore(order: PlanRequest, survey: Survey, reachable: list[Reachable], decision: RouteDecision,
+            penalties: Mapping[str, Decimal], stats: VenueLearning, weights: CostWeights,
+            rows: list[Row] | None) -> RouteDecision:
+    """The cost plan with a small share moved to a reachable venue no cost parent used for weights.explore_every
+    parents (the one showing the best price, then the one left longest): its toxicity and fill rate only change
+    while it gets fills, so without this a venue that cleaned up would never be tried again. The share comes off
+    the plan's furthest-priced shares; a plan that would then trade through is kept as it was. rows: every
+    reachable row in sweep order, if already sorted."""
+    used = {child.venue for child in decision.children}
+    due = [(rows[0][0], -left_for, i, name) for i, (name, _, rows) in enumerate(reachable)
+           if name not in used and (left_for := stats.parents_since(name)) >= weights.explore_every]
+    if not due:
+        return decision
+    _, left_for, index, venue = min(due)  # the best price passed first: what the plan would take were it clean
+    left_for = -left_for
+    buy, lot = order.side.is_buy, order.lot
+    if rows is None:
+        rows = sweep_order(rows_better_than(reachable, None))
+    takes = {child.venue: child.qty for child in decision.children}
+    per_row = spread(rows, takes)
+    placeable = order.qty - order.qty % lot
+    short = placeable - sum(takes.values())
+    furthest = next(i for i in range(len(per_row) - 1, -1, -1) if per_row[i])
+    own = reachable[index][2]  # the venue's rows, best first
+    depth = sum(map(_qty, own if short else own[:bisect_right(own, rows[furthest][0], key=_key)]))
+    qty = min(max(lot, weights.explore_qty - weights.explore_qty % lot), depth - depth % lot, placeable)
+    if qty == 0:
+        return decision
+    remove = qty - min(qty, short)
+    for i in range(furthest, -1, -1):  # furthest-priced shares first
+        if remove <= 0:
+            break
+        took = per_row[i]
+        if not took:
+            continue
+        name = rows[i][2]
+        cut = min(-(-min(remove, took) // lot) * lot, takes[name])
+        takes[name] -= cut
+        remove -= cut
+        if remove > 0:
+            per_row = spread(rows, takes)
+    if remove < 0 and qty - remove <= depth - depth % lot:
+        qty -= remove  # a lot rounded up elsewhere: the explored venue takes the difference
+    takes[venue] = qty
+    per_row = spread(rows, takes)
+    children = [ChildSpec(name, n, price, _LIMIT, _IOC, "take")
+                for name, (n, price) in venue_totals(rows, per_row).items()]
+    protected = [(name, book) for name, info, book in survey.lit if info.protected]
+    if trades_through(children, order.side, {name: info for name, info, _ in survey.lit}, protected, lot):
+        return decision
+    reason = (f"{decision.reason}; explored {venue} with {qty} shares: no cost parent used it for {left_for} "
+              f"parents (routing.cost.explore_every {weights.explore_every})")
+    candidates = partial(taken_candidates, rows, per_row, reachable, buy, penalties)
+    return decide(order, survey, "take", children, candidates, reason)
+
+
+def _per_share(cost: PriceKey, qty: int, buy: bool) -> Decimal:
+    """An all-in cost in key units over qty shares as a price per share (a sell's: net proceeds)."""
+    return (Decimal(cost) / (qty * KEY_SCALE) * (1 if buy else -1)).quantize(_MICRO)
+
+
+def _passed(rows: Sequence[Row], per_row: Sequence[int], worst: PriceKey, lot: int) -> list[str]:
+    """Venues left with a round lot at a price better than worst (only unprotected ones can be)."""
+    return sorted({venue for (key, shown, venue, _), took in zip(rows, per_row) if key < worst and shown - took >= lot})

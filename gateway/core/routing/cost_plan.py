@@ -1,0 +1,158 @@
+"""The cost strategy's takes: the least expected all-in cost per share the no-trade-through rule allows."""
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Container, Mapping, Sequence
+from itertools import accumulate, chain
+from operator import add as plus, itemgetter, mul
+
+from gateway.core.market import PriceKey, Row
+
+# A Row's key is the price in 1e-8 units, negated on the bid side, so for both sides a smaller key is better for
+# the taker; a venue's extra cost per share (fee and risks) in the same units is added to it, so for a buy
+# key + extra is the all-in price and for a sell it is minus the all-in proceeds: lower is better either way.
+_key = itemgetter(0)
+_qty = itemgetter(1)
+_venue = itemgetter(2)
+
+
+class AllInCosts:
+    """Takeable rows in sweep order with their venues' extra costs, laid out once per plan as per-venue lists
+    (venues numbered in taker preference order) to search and price takes without dicts or Decimals."""
+
+    __slots__ = ("_books", "_extra", "_ids", "_keys", "_names", "_reached", "_shown", "_sums", "rows")
+
+    def __init__(self, books: Mapping[str, Sequence[Row]], extra: Mapping[str, int]) -> None:
+        """books: each venue's takeable rows best first, the venues in taker preference order."""
+        self._names = names = list(books)
+        self.rows: list[Row] = sorted(chain.from_iterable(books.values()), key=_key)  # stable: the sweep order
+        numbers = {name: v for v, name in enumerate(names)}
+        self._ids = list(map(numbers.__getitem__, map(_venue, self.rows)))
+        self._keys = list(map(_key, self.rows))
+        self._shown = list(map(_qty, self.rows))
+        self._extra = [extra[name] for name in names]
+        self._books = list(books.values())
+        # Per venue, its rows' running depth and cost (from 0), made when a take there is first priced.
+        self._sums: list[tuple[list[int], list[PriceKey]] | None] = [None] * len(names)
+        # Venue numbers in the order the sweep first reaches them: by best price, ties in preference order.
+        self._reached = sorted(range(len(names)), key=[rows[0][0] for rows in self._books].__getitem__)
+
+    def of(self, takes: Mapping[str, int]) -> PriceKey:
+        """The expected all-in cost of taking takes[venue] shares from each venue best price first, in key units."""
+        number = {name: v for v, name in enumerate(self._names)}
+        return self._priced([(number[venue], qty) for venue, qty in takes.items() if qty])
+
+    def cheapest(self, qty: int, lot: int, protected: Container[str]) -> tuple[dict[str, int], PriceKey]:
+        """Venue -> shares to take from it best price first (lot multiples, venues in the order first reached),
+        filling as much of qty (a lot multiple) as the rows allow at the least expected all-in cost; and that
+        cost (what `of` would say).
+
+        For each marginal price M, every round lot a protected venue shows strictly better than M must be taken
+        (else a child at M trades through it); the rest of qty goes to the levels at or better than M with the
+        lowest all-in cost, a venue's own levels best first (its all-in cost rises with its price). Unprotected
+        levels may be skipped whatever their price. Of these plans, the one filling the most at the least total
+        all-in cost is chosen; ties go to the nearer M. A plan at M fills as much of qty as the levels at or
+        better than M show in lots, so the marginal prices tried run from the first that fills as much as the
+        furthest one can (a nearer one leaves more unfilled, so never wins) to the furthest: the last before
+        the protected round lots better than M alone exceed qty.
+        """
+        ids, keys, shown, count = self._ids, self._keys, self._shown, len(self._names)
+        guarded = [name in protected for name in self._names]
+        start, end, before = self._marginal_range(qty, lot, guarded)
+        for i in range(start, end):  # before: per protected venue, depth strictly better than the current M
+            v = ids[i]
+            if guarded[v]:
+                before[v] -= shown[i]
+        allin = list(map(plus, keys[:end], map(self._extra.__getitem__, ids[:end])))
+        order = sorted(range(end), key=allin.__getitem__)  # stable: ties by row
+        ranked = list(zip(map(keys.__getitem__, order), map(ids.__getitem__, order), map(shown.__getitem__, order)))
+        best: list[int] = []
+        best_key: tuple[int, PriceKey] | None = None
+        i = start
+        while i < end:
+            marginal = keys[i]
+            takes = [depth - depth % lot for depth in before]  # the mandatory round lots
+            left = qty - sum(takes)
+            if left:
+                reached = [0] * count  # per venue: depth of its levels walked so far
+                for key, v, level in ranked:
+                    if key > marginal:
+                        continue
+                    reached[v] = depth = reached[v] + level
+                    add = depth - depth % lot - takes[v]
+                    if add > 0:
+                        if add >= left:
+                            takes[v] += left
+                            left = 0
+                            break
+                        takes[v] += add
+                        left -= add
+            key = (left, self._priced([(v, took) for v, took in enumerate(takes) if took]))
+            if best_key is None or key < best_key:
+                best, best_key = takes, key
+            while i < end and keys[i] == marginal:
+                v = ids[i]
+                if guarded[v]:
+                    before[v] += shown[i]
+                i += 1
+        if best_key is None:
+            return {}, 0
+        return {self._names[v]: best[v] for v in self._reached if best[v]}, best_key[1]
+
+    def _marginal_range(self, qty: int, lot: int, guarded: Sequence[bool]) -> tuple[int, int, list[int]]:
+        """(start, end) of the marginal prices to try, and each protected venue's depth in the rows before end:
+        end, how many rows reach through the furthest price that can be marginal (past it, the round lots
+        protected venues show at better prices are more than qty); start, the first row of the first price whose
+        levels at or better than it show in lots (each venue's depth rounded down) as much of qty as the furthest
+        price's do."""
+        ids, keys, shown = self._ids, self._keys, self._shown
+        count = len(self._names)
+        depth, must_depth = [0] * count, [0] * count
+        lots = must = 0
+        tiers: list[tuple[int, int]] = []  # (first row, lots shown through it) of each price
+        i, n = 0, len(keys)
+        while i < n and must <= qty:  # the protected round lots strictly better than this price fit in qty
+            marginal = keys[i]
+            first = i
+            while i < n and keys[i] == marginal:
+                v, level = ids[i], shown[i]
+                was = depth[v]
+                depth[v] = now = was + level
+                lots += now - now % lot - (was - was % lot)
+                if guarded[v]:
+                    was = must_depth[v]
+                    must_depth[v] = now = was + level
+                    must += now - now % lot - (was - was % lot)
+                i += 1
+            tiers.append((first, lots))
+        if not tiers:
+            return 0, 0, must_depth
+        enough = min(qty, tiers[-1][1])
+        return next(first for first, shows in tiers if shows >= enough), i, must_depth
+
+    def _priced(self, takes: Sequence[tuple[int, int]]) -> PriceKey:
+        """The all-in cost of (venue number, shares) takes, each venue's shares best price first."""
+        total: PriceKey = 0
+        for v, qty in takes:
+            sums = self._sums[v]
+            if sums is None:
+                rows = self._books[v]
+                sums = self._sums[v] = (list(accumulate(map(_qty, rows), initial=0)),
+                                        list(accumulate(map(mul, map(_key, rows), map(_qty, rows)), initial=0)))
+            depth, cost = sums
+            i = bisect_left(depth, qty)  # the row that takes the last share is i - 1
+            total += cost[i - 1] + (qty - depth[i - 1]) * self._books[v][i - 1][0] + qty * self._extra[v]
+        return total
+
+
+def spread(rows: Sequence[Row], takes: Mapping[str, int]) -> list[int]:
+    """How much of each row (same order) taking takes[venue] from each venue best price first takes."""
+    left = dict(takes)
+    out = []
+    for _, shown, venue, _ in rows:
+        want = left.get(venue, 0)
+        took = shown if shown < want else want
+        if took:
+            left[venue] = want - took
+        out.append(took)
+    return out

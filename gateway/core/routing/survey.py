@@ -1,0 +1,110 @@
+"""The survey every strategy starts from: the usable venues, why the others are not, the NBBO, the reachable books."""
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import partial
+from operator import itemgetter
+
+from gateway.core.market import BookSnapshot, MarketView, Nbbo, Row, VenueInfo, fold_nbbo, price_key
+from gateway.core.routing.decision import Candidate, Exclusion, PlanRequest, RouteDecision
+from gateway.core.types import ChildSpec, VenueKind
+
+DISCONNECTED = "disconnected"
+REJECTED = "rejected this order"
+
+_DARK = VenueKind.DARK
+# A venue's far-side rows within the limit, best first: (venue name, venue info, rows).
+Reachable = tuple[str, VenueInfo, Sequence[Row]]
+_key = _name = itemgetter(0)
+
+
+@dataclass(slots=True)
+class Survey:
+    """The venues this order may use now, and why the others may not."""
+
+    lit: list[tuple[str, VenueInfo, BookSnapshot]]  # taker preference: fee, latency, name
+    dark: list[tuple[str, VenueInfo]]  # same order
+    exclusions: list[Exclusion]
+    nbbo: Nbbo
+
+
+def survey_of(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo]) -> Survey:
+    lit: list[tuple[str, VenueInfo, BookSnapshot]] = []
+    dark: list[tuple[str, VenueInfo]] = []
+    exclusions: list[Exclusion] = []
+    protected: list[BookSnapshot] = []
+    symbol, excluded = order.symbol, order.excluded
+    for name, info in sorted(venues.items(), key=_name):
+        if not info.connected:
+            exclusions.append(Exclusion(name, DISCONNECTED))
+            continue
+        is_dark = info.kind is _DARK
+        book = None if is_dark else market.book(name, symbol)
+        if book is not None and info.protected:
+            protected.append(book)  # the NBBO counts it even if this order may not use the venue
+        if name in excluded:
+            exclusions.append(Exclusion(name, REJECTED))
+        elif is_dark:
+            dark.append((name, info))
+        elif book is None:
+            exclusions.append(Exclusion(name, f"no quote for {symbol}"))
+        else:
+            lit.append((name, info, book))
+    # Stable sorts: names are already in order, so they break the remaining ties.
+    lit.sort(key=taker_preference)
+    dark.sort(key=taker_preference)
+    return Survey(lit, dark, exclusions, fold_nbbo(protected))
+
+
+def taker_preference(venue: tuple[str, VenueInfo] | tuple[str, VenueInfo, BookSnapshot]) -> tuple[Decimal, int]:
+    return venue[1].taker_fee, venue[1].latency_us
+
+
+def far_side(order: PlanRequest, lit: Sequence[tuple[str, VenueInfo, BookSnapshot]]) -> list[Reachable]:
+    """Each lit venue's far-side levels within the limit (venues with none left out), in taker preference order.
+
+    A stable sort of all their levels by price is the sweep order: best price, then taker fee, latency, name.
+    """
+    buy = order.side.is_buy
+    limit = None if order.limit is None else price_key(order.limit) if buy else -price_key(order.limit)
+    reachable = []
+    for name, info, book in lit:
+        rows = book.ask_rows if buy else book.bid_rows
+        if limit is not None and rows and rows[-1][0] > limit:
+            rows = rows[:bisect_right(rows, limit, key=_key)]
+        if rows:
+            reachable.append((name, info, rows))
+    return reachable
+
+
+def best_other_quote(lit: Sequence[tuple[str, VenueInfo, BookSnapshot]], dest: str,
+                     buy: bool) -> tuple[str, Decimal] | None:
+    """The best protected far-side quote at a usable lit venue other than `dest`: (venue, price)."""
+    best: tuple[str, Decimal] | None = None
+    for name, info, book in lit:
+        top = book.best_ask if buy else book.best_bid
+        if name == dest or not info.protected or top is None:
+            continue
+        if best is None or is_better(top.price, best[1], buy):
+            best = (name, top.price)
+    return best
+
+
+def decide(order: PlanRequest, survey: Survey, phase: str, children: Sequence[ChildSpec],
+           candidates: tuple[Candidate, ...] | partial, reason: str) -> RouteDecision:
+    """The decision; candidates may be a recipe, built only if read (see _Candidates)."""
+    return RouteDecision(order.order_id, phase, tuple(children), candidates,  # type: ignore[arg-type]
+                         tuple(survey.exclusions), survey.nbbo, reason, order.strategy,
+                         tuple([entry[2] for entry in survey.lit]))
+
+
+def decide_none(order: PlanRequest, survey: Survey, reason: str) -> RouteDecision:
+    return decide(order, survey, "none", (), (), reason)
+
+
+def is_better(a: Decimal, b: Decimal, buy: bool) -> bool:
+    """Is price a strictly better than b for the taker of this side?"""
+    return a < b if buy else a > b
