@@ -68,33 +68,46 @@ def cost_penalties(order: PlanRequest, survey: Survey, weights: CostWeights, sta
 
 
 def plan_cost(order: PlanRequest, survey: Survey, reachable: list[Reachable], placeable: int,
-              penalties: Mapping[str, Decimal], stats: VenueLearning | None, weights: CostWeights) -> RouteDecision:
+              penalties: Mapping[str, Decimal], stats: VenueLearning | None, weights: CostWeights,
+              preference: Mapping[str, int]) -> RouteDecision:
     """The plan of least expected all-in cost (price, fee and risks) per share, then exploration when due (see
     explore): protected round lots are taken or not jumped, unprotected quotes may be passed; the best-price
-    sweep (marginal price by all-in cost) unless that plan fills more or costs less."""
-    decision, rows = _cheapest(order, survey, reachable, placeable, penalties)
+    sweep (marginal tier by all-in cost, or by taker preference as `sweep` splits it: preference ranks the venues
+    that way) unless that plan fills more or costs less."""
+    decision, rows = _cheapest(order, survey, reachable, placeable, penalties, preference)
     if weights.explore_every and stats is not None and decision.children:
         decision = explore(order, survey, reachable, decision, penalties, stats, weights, rows)
     return decision
 
 
 def _cheapest(order: PlanRequest, survey: Survey, reachable: list[Reachable], placeable: int,
-              penalties: Mapping[str, Decimal]) -> tuple[RouteDecision, list[Row] | None]:
+              penalties: Mapping[str, Decimal],
+              preference: Mapping[str, int]) -> tuple[RouteDecision, list[Row] | None]:
     """The cost plan, and every reachable row in sweep order if it sorted them."""
     swept_takes, how = sweep_takes(order, reachable, placeable, penalties)
+    by_preference = sorted(reachable, key=lambda venue: preference[venue[0]])
+    plain_takes, plain_how = sweep_takes(order, by_preference, placeable, None)
     protected = {name for name, info, _ in reachable if info.protected}
-    if len(protected) == len(reachable):  # every quote must be taken in price order: only the marginal price is free
+    if len(protected) == len(reachable) and _qtys(plain_takes) == _qtys(swept_takes):
+        # every quote must be taken in price order: only the marginal tier's split is free
         return sweep_decision(order, survey, reachable, placeable, penalties, swept_takes, how), None
     buy, lot = order.side.is_buy, order.lot
     costs = AllInCosts({name: rows for name, _, rows in reachable},
                        {name: price_key(penalty) for name, penalty in penalties.items()})
     rows = costs.rows
+    swept, plain = _qtys(swept_takes), _qtys(plain_takes)
+    swept_cost, plain_cost = costs.of(swept), costs.of(plain)
+    sweep = partial(sweep_decision, order, survey, reachable, placeable, penalties, swept_takes, how)
+    # Lots can make the marginal tier split by taker preference the cheaper sweep of the two.
+    if sum(plain.values()) >= sum(swept.values()) and plain_cost < swept_cost:
+        swept, swept_cost = plain, plain_cost
+        sweep = partial(sweep_decision, order, survey, by_preference, placeable, None, plain_takes, plain_how)
+    if len(protected) == len(reachable):
+        return sweep(), rows
     takes, cost = costs.cheapest(placeable, lot, protected)
-    swept = {name: qty for name, (qty, _) in swept_takes.items()}
     filled, swept_qty = sum(takes.values()), sum(swept.values())
-    swept_cost = costs.of(swept)
     if filled < swept_qty or (filled == swept_qty and cost >= swept_cost):
-        return sweep_decision(order, survey, reachable, placeable, penalties, swept_takes, how), rows
+        return sweep(), rows
     per_row = spread(rows, takes)
     children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take")
                 for name, (qty, price) in venue_totals(rows, per_row).items()]
@@ -110,6 +123,10 @@ def _cheapest(order: PlanRequest, survey: Survey, reachable: list[Reachable], pl
         reason += "; that is all the lit liquidity takeable now"
     candidates = partial(taken_candidates, rows, per_row, reachable, buy, penalties)
     return decide(order, survey, "take", children, candidates, reason), rows
+
+
+def _qtys(takes: Mapping[str, list]) -> dict[str, int]:
+    return {name: qty for name, (qty, _) in takes.items()}
 
 
 def explore(order: PlanRequest, survey: Survey, reachable: list[Reachable], decision: RouteDecision,

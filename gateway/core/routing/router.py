@@ -54,6 +54,7 @@ def _route(order: PlanRequest, survey: Survey, policy: RoutingPolicy, stats: Ven
     penalties = None
     if strategy is _COST:
         penalties = cost_penalties(order, survey, policy.cost, stats, market)
+        preference = {venue[0]: rank for rank, venue in enumerate(survey.lit)}
         survey.lit.sort(key=lambda venue: penalties[venue[0]])  # stable: ties keep the taker preference
     reachable = far_side(order, survey.lit)
     if not reachable:
@@ -65,7 +66,7 @@ def _route(order: PlanRequest, survey: Survey, policy: RoutingPolicy, stats: Ven
     if strategy is _SINGLE:
         return plan_single(order, survey, reachable, placeable)
     if penalties is not None:
-        return plan_cost(order, survey, reachable, placeable, penalties, stats, policy.cost)
+        return plan_cost(order, survey, reachable, placeable, penalties, stats, policy.cost, preference)
     return take(order, survey, reachable, placeable, penalties)
 
 
