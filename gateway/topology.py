@@ -7,7 +7,7 @@ from typing import Any
 
 from gateway import config
 
-SYMBOLS = [
+SYMBOLS: list[dict[str, Any]] = [
     {"symbol": "AAPL", "tick": "0.01", "lot": 1, "reference_price": "190.00"},
     {"symbol": "MSFT", "tick": "0.01", "lot": 1, "reference_price": "410.00"},
 ]

@@ -661,7 +661,7 @@ class OrderEngine:
                                  f"its {child.leaves_qty} go back to the parent")
             return False
         price = child.spec.price
-        if report.avg_px is not None:
+        if report.avg_px is not None and report.cum_qty is not None:
             price = ((report.avg_px * report.cum_qty - child.notional) / missing).quantize(_LAST_PX_PLACES)
         if price is None:
             out.decisions.append(f"{child.venue} reports {missing} more filled on child {child.cl_ord_id} "

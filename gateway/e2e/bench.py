@@ -149,12 +149,15 @@ def _wait_port(port: int, process: subprocess.Popen, log: Path) -> None:
 
 def _wait_line(process: subprocess.Popen, line: str, log: Path, what: str) -> None:
     """Wait for `line` on the process's stdout (a pipe), within START_TIMEOUT."""
+    stdout = process.stdout
+    if stdout is None:
+        raise ValueError(f"{what}: started without a stdout pipe")
     sel = selectors.DefaultSelector()
-    sel.register(process.stdout, selectors.EVENT_READ)
+    sel.register(stdout, selectors.EVENT_READ)
     deadline = time.monotonic() + START_TIMEOUT
     try:
         while (remaining := deadline - time.monotonic()) > 0:
-            if sel.select(remaining) and (got := process.stdout.readline()):
+            if sel.select(remaining) and (got := stdout.readline()):
                 if got.strip() == line:
                     return
                 continue

@@ -119,7 +119,7 @@ class OmsClient(GuardedApplication):
         msg.setField(fix.TransactTime())
         return msg
 
-    def send(self, msg_type: str, fields: dict[int, object]) -> None:
+    def send_fields(self, msg_type: str, fields: dict[int, object]) -> None:
         """Send any application message; fields with None are left out."""
         if not fix.Session.sendToTarget(self._message(msg_type, fields), self.sessions[self.session]):
             raise RuntimeError(f"OMS session {self.session} is not logged on")
@@ -135,10 +135,10 @@ class OmsClient(GuardedApplication):
         }
         if self.spec.begin_string == codec.FIX42:
             fields[21] = "1"
-        self.send("D", fields)
+        self.send_fields("D", fields)
 
     def cancel(self, cl_ord_id: str, orig_cl_ord_id: str, symbol: str, side: str, qty: int) -> None:
-        self.send("F", {codec.CL_ORD_ID: cl_ord_id, codec.ORIG_CL_ORD_ID: orig_cl_ord_id, codec.SYMBOL: symbol,
+        self.send_fields("F", {codec.CL_ORD_ID: cl_ord_id, codec.ORIG_CL_ORD_ID: orig_cl_ord_id, codec.SYMBOL: symbol,
                         codec.SIDE: side, codec.ORDER_QTY: qty})
 
     def replace(self, cl_ord_id: str, orig_cl_ord_id: str, symbol: str, side: str, qty: int,
@@ -150,10 +150,10 @@ class OmsClient(GuardedApplication):
         }
         if self.spec.begin_string == codec.FIX42:
             fields[21] = "1"
-        self.send("G", fields)
+        self.send_fields("G", fields)
 
     def status(self, cl_ord_id: str, symbol: str, side: str) -> None:
-        self.send("H", {codec.CL_ORD_ID: cl_ord_id, codec.SYMBOL: symbol, codec.SIDE: side})
+        self.send_fields("H", {codec.CL_ORD_ID: cl_ord_id, codec.SYMBOL: symbol, codec.SIDE: side})
 
     # --- reading ------------------------------------------------------------------------
 

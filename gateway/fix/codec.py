@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from typing import Protocol
 
 import quickfix as fix
 
@@ -13,9 +14,9 @@ from gateway.core.types import (
     ExecutionReport,
     InvalidChange,
     InvalidOrder,
-    OrdRejReason,
     Liquidity,
     NewOrder,
+    OrdRejReason,
     OrdStatus,
     OrdType,
     QueryChild,
@@ -92,17 +93,29 @@ def _checked(value: str, name: str, tag: int) -> str:
     return value
 
 
-def _get(msg: fix.Message, tag: int, name: str) -> str:
+class Fields(Protocol):
+    """What the parsers read of a message part: a quickfix Message or Header, or a WireMessage off the trail."""
+
+    def getField(self, tag: int) -> str: ...  # noqa: N802 - quickfix's names
+
+    def isSetField(self, tag: int) -> bool: ...  # noqa: N802
+
+
+class Readable(Fields, Protocol):
+    def getHeader(self) -> Fields: ...  # noqa: N802
+
+
+def _get(msg: Readable, tag: int, name: str) -> str:
     if not msg.isSetField(tag):
         raise FieldError(f"missing required field {name} ({tag})", tag, missing=True)
     return _checked(msg.getField(tag), name, tag)
 
 
-def _opt(msg: fix.Message, tag: int, name: str) -> str | None:
+def _opt(msg: Readable, tag: int, name: str) -> str | None:
     return _checked(msg.getField(tag), name, tag) if msg.isSetField(tag) else None
 
 
-def text(msg: fix.Message) -> str | None:
+def text(msg: Readable) -> str | None:
     """Text (58), free text passed on to the OMS and the logs: bytes that are not UTF-8 become U+FFFD."""
     if not msg.isSetField(TEXT):
         return None
@@ -141,25 +154,25 @@ def _price(value: str | None) -> Decimal | None:
     return None if value is None else _decimal(value, "Price", PRICE)
 
 
-def _id(msg: fix.Message, tag: int, name: str) -> str:
+def _id(msg: Readable, tag: int, name: str) -> str:
     value = _get(msg, tag, name)
     if not value or len(value) > MAX_ID_CHARS:
         raise FieldError(f"{name} ({tag}) must be 1 to {MAX_ID_CHARS} characters, got {len(value)}", tag)
     return value
 
 
-def cl_ord_id(msg: fix.Message) -> str:
+def cl_ord_id(msg: Readable) -> str:
     """ClOrdID (11): what every answer names; without a usable one only a session reject can answer."""
     return _id(msg, CL_ORD_ID, "ClOrdID")
 
 
-def _free_text(msg: fix.Message) -> None:
+def _free_text(msg: Readable) -> None:
     """Text (58) on a request is not acted on, but it is stored with the request: its length is bounded."""
     if msg.isSetField(TEXT) and len(msg.getField(TEXT)) > MAX_FREE_TEXT:
         raise FieldError(f"Text (58) is longer than {MAX_FREE_TEXT} characters", TEXT)
 
 
-def _orig_or_none(msg: fix.Message) -> str:
+def _orig_or_none(msg: Readable) -> str:
     """OrigClOrdID (41) to echo in a cancel reject, or NO_ID when it is missing or unusable."""
     try:
         return _id(msg, ORIG_CL_ORD_ID, "OrigClOrdID")
@@ -167,13 +180,13 @@ def _orig_or_none(msg: fix.Message) -> str:
         return NO_ID
 
 
-def poss_dup(msg: fix.Message) -> bool:
+def poss_dup(msg: Readable) -> bool:
     """PossDupFlag (43) or PossResend (97) is Y: the sender may have sent this message before."""
     header = msg.getHeader()
     return any(header.isSetField(tag) and header.getField(tag) == "Y" for tag in (POSS_DUP_FLAG, POSS_RESEND))
 
 
-def parse_new_order(msg: fix.Message, session: str, default_urgency: Urgency) -> NewOrder | InvalidOrder:
+def parse_new_order(msg: Readable, session: str, default_urgency: Urgency) -> NewOrder | InvalidOrder:
     cid = cl_ord_id(msg)
     symbol = msg.getField(SYMBOL) if msg.isSetField(SYMBOL) else ""
     if not _utf8(symbol):
@@ -201,7 +214,7 @@ def parse_new_order(msg: fix.Message, session: str, default_urgency: Urgency) ->
         return InvalidOrder(session, cid, symbol, side, qty, str(exc), poss_dup=poss_dup(msg))
 
 
-def parse_cancel(msg: fix.Message, session: str) -> CancelRequest | InvalidChange:
+def parse_cancel(msg: Readable, session: str) -> CancelRequest | InvalidChange:
     """A cancel, or with a usable ClOrdID but a field that is not, what its cancel reject (35=9) says."""
     cid = cl_ord_id(msg)
     try:
@@ -215,7 +228,7 @@ def parse_cancel(msg: fix.Message, session: str) -> CancelRequest | InvalidChang
         return InvalidChange(session, cid, _orig_or_none(msg), "1", str(exc), poss_dup(msg))
 
 
-def parse_replace(msg: fix.Message, session: str) -> ReplaceRequest | InvalidChange:
+def parse_replace(msg: Readable, session: str) -> ReplaceRequest | InvalidChange:
     """A cancel/replace, or with a usable ClOrdID but a field that is not, what its cancel reject (35=9) says."""
     cid = cl_ord_id(msg)
     try:
@@ -233,14 +246,14 @@ def parse_replace(msg: fix.Message, session: str) -> ReplaceRequest | InvalidCha
         return InvalidChange(session, cid, _orig_or_none(msg), "2", str(exc), poss_dup(msg))
 
 
-def parse_status_request(msg: fix.Message, session: str) -> StatusRequest:
+def parse_status_request(msg: Readable, session: str) -> StatusRequest:
     return StatusRequest(
         session=session, cl_ord_id=cl_ord_id(msg), symbol=_opt(msg, SYMBOL, "Symbol") or "",
         side=_enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE),
     )
 
 
-def parse_venue_report(msg: fix.Message, venue: str) -> VenueReport:
+def parse_venue_report(msg: Readable, venue: str) -> VenueReport:
     """A child execution report, FIX 4.2 or 4.4, optional fields (LeavesQty, CumQty, AvgPx, LastMkt) or not.
 
     A fill is ExecType F (4.4) or 1/2 (4.2, and deprecated 4.4) and must carry LastQty/LastShares (32) and
@@ -271,7 +284,8 @@ def parse_venue_report(msg: fix.Message, venue: str) -> VenueReport:
         venue=venue, cl_ord_id=cl_ord_id(msg), exec_id=_get(msg, EXEC_ID, "ExecID"), exec_type=exec_type,
         ord_status=status, last_qty=last_qty, last_px=last_px,
         leaves_qty=_qty(leaves, "LeavesQty", LEAVES_QTY) if leaves else None,
-        cum_qty=_qty(cum, "CumQty", CUM_QTY) if cum else None, avg_px=_decimal(avg_px, "AvgPx", AVG_PX) if avg_px else None,
+        cum_qty=_qty(cum, "CumQty", CUM_QTY) if cum else None,
+        avg_px=_decimal(avg_px, "AvgPx", AVG_PX) if avg_px else None,
         venue_order_id=_opt(msg, ORDER_ID, "OrderID"),
         liquidity=_LIQUIDITY_FROM_IND.get(_opt(msg, LAST_LIQUIDITY_IND, "LastLiquidityInd") or ""), text=text(msg),
     )
@@ -337,6 +351,8 @@ def execution_report(er: ExecutionReport, begin_string: str) -> fix.Message:
     msg.setField(LEAVES_QTY, str(er.leaves_qty))
     msg.setField(AVG_PX, avg_px_text(er.avg_px))
     if er.last_qty:
+        if er.last_px is None:
+            raise ValueError(f"execution report {er.exec_id}: LastQty {er.last_qty} without LastPx")
         msg.setField(LAST_QTY, str(er.last_qty))
         msg.setField(LAST_PX, price_text(er.last_px))
         if er.last_mkt:

@@ -120,7 +120,9 @@ class VenueApplication(GuardedApplication):
         """False when the venue's session is not logged on. quickfix would store the message and say it was
         sent, but a session that resets on logon drops it: the engine sends it again after the next logon."""
         sid = self.sessions.get(self.session_of[venue])
-        session = fix.Session.lookupSession(sid) if sid is not None else None
+        if sid is None:
+            return False
+        session = fix.Session.lookupSession(sid)
         if session is None or not session.isLoggedOn():
             return False
         return fix.Session.sendToTarget(message, sid)

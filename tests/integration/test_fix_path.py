@@ -136,7 +136,7 @@ def test_order_status_request(stack):
 def test_validation_rejects_keep_the_session_up(stack, fields, text):
     base = {codec.CL_ORD_ID: "V1", codec.SYMBOL: "AAPL", codec.SIDE: "1", codec.ORDER_QTY: 100,
             codec.ORD_TYPE: "2", codec.PRICE: "190.00", codec.TIF: "0"}
-    stack.oms.send("D", {**base, **fields})
+    stack.oms.send_fields("D", {**base, **fields})
     final = stack.oms.wait_final("V1")
     assert final is not None and final[codec.ORD_STATUS] == "8" and final[codec.EXEC_TYPE] == "8"
     assert text in final[codec.TEXT]
@@ -177,7 +177,7 @@ def test_venue_rejecting_children_is_routed_around(make_stack):
 
 
 def test_malformed_message_gets_session_reject_and_session_still_trades(stack):
-    stack.oms.send("D", {codec.CL_ORD_ID: "M1", codec.SYMBOL: "AAPL", codec.SIDE: "1", codec.ORDER_QTY: "abc",
+    stack.oms.send_fields("D", {codec.CL_ORD_ID: "M1", codec.SYMBOL: "AAPL", codec.SIDE: "1", codec.ORDER_QTY: "abc",
                          codec.ORD_TYPE: "2", codec.PRICE: "190.00"})
     assert stack.oms.wait(lambda: stack.oms.session_rejects(), 5)
     reject = stack.oms.session_rejects()[0]
@@ -188,7 +188,7 @@ def test_malformed_message_gets_session_reject_and_session_still_trades(stack):
 
 
 def test_missing_cl_ord_id_is_a_session_reject(stack):
-    stack.oms.send("D", {codec.SYMBOL: "AAPL", codec.SIDE: "1", codec.ORDER_QTY: 100, codec.ORD_TYPE: "2",
+    stack.oms.send_fields("D", {codec.SYMBOL: "AAPL", codec.SIDE: "1", codec.ORDER_QTY: 100, codec.ORD_TYPE: "2",
                          codec.PRICE: "190.00"})
     assert stack.oms.wait(lambda: stack.oms.session_rejects(), 5)
     assert stack.oms.session_rejects()[0].get(371) == "11"

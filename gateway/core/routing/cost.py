@@ -112,6 +112,7 @@ def _cheapest(order: PlanRequest, survey: Survey, reachable: list[Reachable], pl
     children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take")
                 for name, (qty, price) in venue_totals(rows, per_row).items()]
     worst = furthest_price(children, buy)
+    assert worst is not None, "router bug: a cost child without a limit price"
     reason = (f"cost: take {filled} of {placeable} across {len(children)} venue(s) by expected all-in cost per share "
               f"(price, fee, toxicity, latency, staleness and miss risk), up to {worst}: "
               f"{_per_share(cost, filled, buy)} a share against "

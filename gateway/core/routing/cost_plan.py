@@ -22,7 +22,7 @@ class AllInCosts:
 
     __slots__ = ("_books", "_extra", "_ids", "_keys", "_names", "_reached", "_shown", "_sums", "rows")
 
-    def __init__(self, books: Mapping[str, Sequence[Row]], extra: Mapping[str, int]) -> None:
+    def __init__(self, books: Mapping[str, Sequence[Row]], extra: Mapping[str, PriceKey]) -> None:
         """books: each venue's takeable rows best first, the venues in taker preference order."""
         self._names = names = list(books)
         self.rows: list[Row] = sorted(chain.from_iterable(books.values()), key=_key)  # stable: the sweep order

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
+from typing import TYPE_CHECKING
 
 from gateway.core.market import BookSnapshot, Nbbo
 from gateway.core.types import ChildSpec, OrdType, Side, Strategy, TimeInForce, Urgency
@@ -67,7 +68,10 @@ class RouteDecision:
     order_id: str
     phase: str  # "directed", "dark", "take", "post" or "none"
     children: tuple[ChildSpec, ...]
-    candidates: tuple[Candidate, ...] = _Candidates()  # type: ignore[assignment]
+    if TYPE_CHECKING:  # to a type checker a plain required field; at run time the lazy descriptor
+        candidates: tuple[Candidate, ...]
+    else:
+        candidates: tuple[Candidate, ...] = _Candidates()
     exclusions: tuple[Exclusion, ...]
     nbbo: Nbbo
     reason: str  # one human sentence: why these children (or why none)

@@ -70,7 +70,7 @@ def far_side(order: PlanRequest, lit: Sequence[tuple[str, VenueInfo, BookSnapsho
     """
     buy = order.side.is_buy
     limit = None if order.limit is None else price_key(order.limit) if buy else -price_key(order.limit)
-    reachable = []
+    reachable: list[Reachable] = []
     for name, info, book in lit:
         rows = book.ask_rows if buy else book.bid_rows
         if limit is not None and rows and rows[-1][0] > limit:

@@ -62,9 +62,11 @@ def _violations(children: Sequence[ChildSpec], side: Side, venues: Mapping[str, 
         if furthest is not None and (standing >= furthest if buy else standing <= furthest):
             continue  # nothing this venue shows is better than any child's price
         if name in taken or levels[0].qty < lot:
-            standing = _first_untaken(levels, *taken.get(name, (0, None)), buy, lot)
-            if standing is None or (furthest is not None and (standing >= furthest if buy else standing <= furthest)):
+            qty, reach = taken.get(name, (0, None))
+            untaken = _first_untaken(levels, qty, reach, buy, lot)
+            if untaken is None or (furthest is not None and (untaken >= furthest if buy else untaken <= furthest)):
                 continue
+            standing = untaken
         for child in lit:
             if child.venue != name and (child.price is None or is_better(standing, child.price, buy)):
                 shown = "MARKET" if child.price is None else child.price
