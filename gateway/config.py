@@ -67,6 +67,8 @@ class FixConfig(Model):
     # An OMS connection not logged on this long after it connected is closed (a venue that does not answer
     # our Logon this long is disconnected: quickfix's LogonTimeout).
     logon_timeout_s: int = Field(10, ge=1)
+    # A venue that cannot be reached is logged at its first failed attempt, then once per this many seconds.
+    connect_failure_log_interval_s: float = Field(60.0, gt=0)
 
 
 TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"

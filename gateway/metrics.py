@@ -117,6 +117,10 @@ class Metrics:
             "sorgw_session_logons", "FIX logons completed.", ["session", "role"], registry=r)
         self.disconnects = Counter(
             "sorgw_session_disconnects", "FIX sessions lost after a logon.", ["session", "role"], registry=r)
+        self.venue_connect_failures = Counter(
+            "sorgw_venue_connect_failures", "Attempts to connect and log on to a venue that failed (connection "
+            "refused or unreachable, closed before logon, logon timeout, a Logout instead of a Logon).", ["venue"],
+            registry=r)
         self.resend_requests = Counter(
             "sorgw_session_resend_requests", "ResendRequests (35=2), by direction.",
             ["session", "role", "direction"], registry=r)

@@ -65,6 +65,7 @@ from gateway.core.validation import Instrument
 from gateway.core.venue_planner import VenuePlanner, VenuePolicy
 from gateway.endpoint import Endpoint
 from gateway.fix import codec
+from gateway.fix.connect_watch import ConnectWatch
 from gateway.fix.downstream import VenueApplication
 from gateway.fix.logon import Credentials
 from gateway.fix.outbound import Limits, Outbound
@@ -217,7 +218,10 @@ class Gateway:
         self._cancel_on_disconnect = {session_key(session_id(spec)) for spec, s in zip(upstream_specs,
                                       cfg.upstream.sessions) if s.cancel_on_disconnect}
         self._acceptor = make_engine("acceptor", self.upstream, upstream_specs, cfg.fix, work_dir)
-        self._initiator = make_engine("initiator", self.downstream, list(venue_specs.values()), cfg.fix, work_dir)
+        self.connect_watch = ConnectWatch(self.downstream.venues, self.observer.venue_connect_failed,
+                                          cfg.fix.connect_failure_log_interval_s)
+        self._initiator = make_engine("initiator", self.downstream, list(venue_specs.values()), cfg.fix, work_dir,
+                                      self.connect_watch)
         # Read before any session starts: what each store kept tells recovery what was really sent.
         self.stores: dict[str, StoreState] = {}
         for specs in (upstream_specs, list(venue_specs.values())):
