@@ -14,6 +14,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator, model_validator
 
 from gateway.audit.records import audit_key
+from gateway.core.schedule import Window
 from gateway.core.types import OrdType, Strategy, TimeInForce, Urgency, VenueKind
 from gateway.core.venue_rules import VenueRules
 
@@ -114,6 +115,13 @@ class Schedule(Model):
         if (self.start_day is None) != (self.end_day is None):
             raise ValueError("start_day and end_day go together (a weekly session), or neither (a daily one)")
         return self
+
+    def window(self) -> Window:
+        """The schedule as the core's Window (gateway.core.schedule.in_schedule)."""
+        days = (None, None) if self.start_day is None or self.end_day is None else \
+            (DAYS.index(self.start_day), DAYS.index(self.end_day))
+        return Window(dt_time.fromisoformat(self.start_time), dt_time.fromisoformat(self.end_time),
+                      ZoneInfo(self.time_zone), *days)
 
     def in_utc(self, now: datetime) -> tuple[str, str, str | None, str | None]:
         """StartTime, EndTime, StartDay, EndDay for quickfix, in UTC at the zone's offset at `now`.

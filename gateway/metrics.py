@@ -186,6 +186,7 @@ class Metrics:
         self.halts: Callable[[], Sequence[str]] = tuple  # each halt in force, as its text
         self.open_exposure: Callable[[], Mapping[str, tuple[float, float]]] = dict  # session -> qty, notional
         self.risk_limits: Callable[[], Sequence[tuple[str, str, float]]] = tuple  # (scope, limit, value)
+        self.sessions_in_schedule: Callable[[], Mapping[tuple[str, str], bool]] = dict  # (session, role) -> in
         r.register(_Sampled(self._sampled))
 
     def _risk(self) -> Iterator[Metric]:
@@ -222,6 +223,12 @@ class Metrics:
         for venue, count in sorted(self.children_in_doubt().items()):
             in_doubt.add_metric([venue], count)
         yield in_doubt
+        in_schedule = GaugeMetricFamily(
+            "sorgw_session_in_schedule", "1 while the FIX session's configured schedule (start and end time, days, "
+            "time zone) says it should be up, else 0; always 1 without a schedule.", labels=["session", "role"])
+        for (session, role), up in sorted(self.sessions_in_schedule().items()):
+            in_schedule.add_metric([session, role], 1 if up else 0)
+        yield in_schedule
         yield from self._risk()
         yield GaugeMetricFamily(
             "sorgw_audit_queue_depth", "Audit entries waiting to be committed.", value=self.audit_queue_depth())

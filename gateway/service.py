@@ -22,6 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from gateway.core.engine import IdSource, OrderEngine, Routine, StateChange
 from gateway.core.market import BookSnapshot, MarketView, Trade, VenueInfo
 from gateway.core.risk import ORDER_KEYS, Halt, PriceReference
 from gateway.core.router import RouteDecision
+from gateway.core.schedule import in_schedule
 from gateway.core.types import (
     CancelChild,
     CancelReject,
@@ -205,6 +207,12 @@ class Gateway:
         self.downstream.count = lambda direction, key, msg_type: self.observer.message(
             "venue", self.downstream.venues.get(key, key), direction, msg_type)
         self.observer.declare(sorted(self._upstream_keys), venue_specs)
+        windows = [(key, "upstream", s.schedule) for key, s in zip(
+            (session_key(session_id(spec)) for spec in upstream_specs), cfg.upstream.sessions)]
+        windows += [(v.name, "venue", v.schedule) for v in cfg.venues]
+        self._windows = {(session, role): schedule.window() if schedule else None
+                         for session, role, schedule in windows}
+        self.metrics.sessions_in_schedule = self._in_schedule
         self.metrics.quote_ages = self._quote_ages
         self.metrics.venue_quality = lambda: self.inspect(_venue_quality)
         self.metrics.audit_queue_depth = lambda: self.audit.depth
@@ -568,6 +576,10 @@ class Gateway:
                 self._step(self.engine.on_timer, now, tick, quiet=True)
             except Exception:
                 log.exception("gateway.timer_failed")
+
+    def _in_schedule(self) -> dict[tuple[str, str], bool]:
+        now = datetime.fromtimestamp(self.clock.now_ns() / 1e9, timezone.utc)
+        return {key: in_schedule(window, now) for key, window in self._windows.items()}
 
     def _quote_ages(self) -> dict[str, float]:
         """Per venue with a feed, the age in seconds of its newest book of any symbol (+Inf: none yet)."""
