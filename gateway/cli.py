@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from gateway import __version__, config, logs
+from gateway.charts import ChartsUnavailable
 from gateway.core.types import Strategy
 from gateway.listen import PortInUse
 
@@ -220,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"sorgw: {exc}", file=sys.stderr)
         return 2
+    except ChartsUnavailable as exc:
+        print(f"sorgw {args.command}: {exc}", file=sys.stderr)
+        return 2
     except PortInUse as exc:
         print(f"sorgw {args.command}: {exc}", file=sys.stderr)
         return 1
@@ -302,12 +306,14 @@ def _e2e(args) -> int:
 
 
 def _simulate(args) -> int:
+    from gateway.charts import pyplot
     from gateway.simulation import report, runner, scenarios
     from gateway.simulation.progress import Progress
 
     if args.runs is not None and args.runs < 1:
         print("sorgw simulate: --runs must be at least 1", file=sys.stderr)
         return 2
+    pyplot()  # the chart is written after the runs: without matplotlib, say so before them
     cfg = scenarios.load(args.config)
     seed = cfg.seed if args.seed is None else args.seed
     try:
