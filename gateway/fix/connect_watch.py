@@ -34,17 +34,16 @@ class _Venue:
 
 
 class ConnectWatch:
-    """Fed quickfix's events and incoming messages for each venue session (see WatchedLogFactory). A failed attempt increments `count(venue)`; the first failure after a logon (or at
-    start) logs a warning with the reason, then at most one a `every_s` with the failures since the last one;
-    the logon that ends a run of failures logs an info line."""
+    """Fed quickfix's events and incoming messages for each venue session (see WatchedLogFactory). A failed
+    attempt calls `count(venue)`; the first failure after a logon (or at start) logs a warning with the reason,
+    then at most one every `every_s` seconds with the failures since the last one; the logon that ends a run of
+    failures logs an info line."""
 
-    def __init__(self, venues: dict[str, str], count: Callable[[str], None], every_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, venues: dict[str, str], count: Callable[[str], None], every_s: float = 60.0) -> None:
         self.venues = venues  # session key -> venue name
         self._count = count
         self._every_s = every_s
-        self._clock = clock
-        self._lock = threading.Lock()  # events come from the initiator's thread, logons from the application
+        self._lock = threading.Lock()  # the initiator's thread, and whichever thread stops the engine
         self._state = {key: _Venue() for key in venues}
         self._factory: WatchedLogFactory | None = None
 
@@ -82,14 +81,14 @@ class ConnectWatch:
     def _logged_on(self, session: str, venue: _Venue) -> None:
         if venue.failures:
             log.info("venue.connected", venue=self.venues[session], address=venue.address,
-                     failures=venue.failures, down_s=round(self._clock() - (venue.down_since or 0.0), 1))
+                     failures=venue.failures, down_s=round(time.monotonic() - (venue.down_since or 0.0), 1))
         venue.logged_on, venue.failures, venue.unreported = True, 0, 0
         venue.down_since = venue.warned_at = None
 
     def _failed(self, session: str, venue: _Venue, reason: str) -> None:
         name = self.venues[session]
         self._count(name)
-        now = self._clock()
+        now = time.monotonic()
         venue.failures += 1
         venue.unreported += 1
         if venue.down_since is None:
