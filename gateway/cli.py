@@ -104,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="flag a venue's quotes STALE when older (default: routing.max_quote_age_ms from "
                              "--config, as the router judges them)")
 
+    healthcheck = sub.add_parser("healthcheck", help="GET the gateway's /healthz at its config's metrics.host and "
+                                                     "metrics.port; exit 0 when it answers 200 (a container's "
+                                                     "HEALTHCHECK)")
+    healthcheck.add_argument("--config", type=Path, help="gateway config to read (default: the --config of `sorgw "
+                                                         "run` when it is PID 1, as in a container; else "
+                                                         "config/gateway.yaml)")
+
     admin = sub.add_parser("admin", help="halt or resume trading, list halts: through the gateway's admin endpoint")
     admin.add_argument("--url", help="the admin endpoint, http://HOST:PORT (default: admin.host and admin.port "
                                      "from --config)")
@@ -206,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             from gateway.status import command as status_command
             return status_command(args)
+        if args.command == "healthcheck":
+            from gateway.healthcheck import command as healthcheck_command
+            return healthcheck_command(args)
         if args.command == "admin":
             from gateway.admin_client import command as admin_command
             return admin_command(args)
