@@ -1,4 +1,5 @@
 """matplotlib, the optional `sim` extra: loaded on demand for `sorgw simulate`'s chart and `sorgw tca --format html`."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,5 +1,6 @@
 """`sorgw healthcheck`: GET /healthz of the gateway at its config's metrics.host and metrics.port (a container's
 HEALTHCHECK); exit 0 when it answers 200, 1 otherwise."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,11 @@ def config_of_process(proc: Path = Path("/proc/1")) -> Path | None:
         cwd = Path(os.readlink(proc / "cwd"))
     except OSError:
         return None
-    if "run" not in argv or argv.index("run") == 0 or \
-            Path(argv[argv.index("run") - 1]).name not in ("sorgw", "gateway", "gateway.cli"):
+    if (
+        "run" not in argv
+        or argv.index("run") == 0
+        or Path(argv[argv.index("run") - 1]).name not in ("sorgw", "gateway", "gateway.cli")
+    ):
         return None  # `sorgw run`, `python -m gateway run` or `python -m gateway.cli run`
     path = DEFAULT_CONFIG
     for i, arg in enumerate(argv):
@@ -41,8 +45,10 @@ def command(args: argparse.Namespace) -> int:
     path = args.config or config_of_process() or DEFAULT_CONFIG
     metrics = config.load(path, config.GatewayConfig).metrics
     if not metrics.enabled:
-        return _unhealthy(f"{path}: metrics.enabled is false, so there is no /healthz to read (turn the container's "
-                          f"health check off, or metrics on)")
+        return _unhealthy(
+            f"{path}: metrics.enabled is false, so there is no /healthz to read (turn the container's "
+            f"health check off, or metrics on)"
+        )
     if metrics.port == 0:
         return _unhealthy(f"{path}: metrics.port is 0 (any free port): give the endpoint a fixed port")
     url = local_url(metrics.host, metrics.port) + "/healthz"

@@ -1,4 +1,5 @@
 """Whether a FIX session's schedule says it should be up at an instant: a daily or weekly window in a time zone."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Venue connection attempts, read from quickfix's session events: each failure counted, logged without flooding."""
+
 from __future__ import annotations
 
 import re
@@ -80,8 +81,13 @@ class ConnectWatch:
 
     def _logged_on(self, session: str, venue: _Venue) -> None:
         if venue.failures:
-            log.info("venue.connected", venue=self.venues[session], address=venue.address,
-                     failures=venue.failures, down_s=round(time.monotonic() - (venue.down_since or 0.0), 1))
+            log.info(
+                "venue.connected",
+                venue=self.venues[session],
+                address=venue.address,
+                failures=venue.failures,
+                down_s=round(time.monotonic() - (venue.down_since or 0.0), 1),
+            )
         venue.logged_on, venue.failures, venue.unreported = True, 0, 0
         venue.down_since = venue.warned_at = None
 
@@ -94,8 +100,14 @@ class ConnectWatch:
         if venue.down_since is None:
             venue.down_since = now
         if venue.warned_at is None or now - venue.warned_at >= self._every_s:
-            log.warning("venue.connect_failed", venue=name, address=venue.address, reason=reason,
-                        failures=venue.unreported, failing_for_s=round(now - venue.down_since, 1))
+            log.warning(
+                "venue.connect_failed",
+                venue=name,
+                address=venue.address,
+                reason=reason,
+                failures=venue.unreported,
+                failing_for_s=round(now - venue.down_since, 1),
+            )
             venue.warned_at, venue.unreported = now, 0
 
     def log_factory(self, inner: fix.LogFactory | None) -> fix.LogFactory:

@@ -150,8 +150,10 @@ WITHOUT_MATPLOTLIB = [sys.executable, "-c", "import sys; sys.modules['matplotlib
                                             "from gateway.cli import main; sys.exit(main(sys.argv[1:]))"]
 
 
-@pytest.mark.parametrize("args", [["simulate", "--runs", "1"],
-                                  ["tca", "--audit-url", "sqlite:///nowhere.db", "--format", "html", "--out", "x.html"]])
+@pytest.mark.parametrize("args", [
+    ["simulate", "--runs", "1"],
+    ["tca", "--audit-url", "sqlite:///nowhere.db", "--format", "html", "--out", "x.html"],
+])
 def test_charts_without_matplotlib_name_the_extra_to_install(args):
     result = _sorgw(*args, cmd=WITHOUT_MATPLOTLIB)
     assert result.returncode == 2, result.stderr

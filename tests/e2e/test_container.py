@@ -4,6 +4,7 @@ it, and matplotlib stays out of it. Opt-in (it builds images): SORGW_CONTAINER_T
 (no docker binary, no daemon and no root to start one, no debootstrap for the base), it skips saying which.
 
 Run it alone to see the timings: SORGW_CONTAINER_TESTS=1 pytest tests/e2e/test_container.py -s"""
+
 from __future__ import annotations
 
 import json
@@ -28,15 +29,17 @@ BUILD_TIMEOUT_S = 1800  # without a prebuilt quickfix wheel the builder compiles
 TIMINGS: dict[str, float] = {}
 
 if os.environ.get("SORGW_CONTAINER_TESTS") != "1":
-    pytest.skip("container tests are opt-in (they build images, minutes): set SORGW_CONTAINER_TESTS=1",
-                allow_module_level=True)
+    pytest.skip(
+        "container tests are opt-in (they build images, minutes): set SORGW_CONTAINER_TESTS=1", allow_module_level=True
+    )
 
 
 def _run(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}"
-                             f"{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -88,8 +91,12 @@ def base_image(docker) -> str:
         pytest.skip(f"no base image {BASE_IMAGE} and no debootstrap to make one (apt-get install debootstrap)")
     if os.geteuid() != 0:
         pytest.skip(f"no base image {BASE_IMAGE}, and debootstrap needs root to make one")
-    _timed("base image (debootstrap + docker import)", str(ROOT / "scripts" / "build-base-image.sh"), BASE_IMAGE,
-           timeout=BUILD_TIMEOUT_S)
+    _timed(
+        "base image (debootstrap + docker import)",
+        str(ROOT / "scripts" / "build-base-image.sh"),
+        BASE_IMAGE,
+        timeout=BUILD_TIMEOUT_S,
+    )
     return BASE_IMAGE
 
 
@@ -101,14 +108,26 @@ def image(base_image: str) -> str:
     for old in wheels.glob("*.whl"):
         old.unlink()
     start = time.monotonic()
-    _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels), str(ROOT),
-         timeout=BUILD_TIMEOUT_S)
+    _run(
+        sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels), str(ROOT), timeout=BUILD_TIMEOUT_S
+    )
     _run(sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheels), "setuptools>=68", timeout=300)
     for own in wheels.glob("sor_gateway-*.whl"):
         own.unlink()  # the builder makes the project's wheel from the sources it copies
     TIMINGS["wheels for the build context"] = time.monotonic() - start
-    _timed("docker build", "docker", "build", "--build-arg", f"BASE_IMAGE={base_image}", "--build-arg",
-           "PIP_NO_INDEX=1", "-t", IMAGE, str(ROOT), timeout=BUILD_TIMEOUT_S)
+    _timed(
+        "docker build",
+        "docker",
+        "build",
+        "--build-arg",
+        f"BASE_IMAGE={base_image}",
+        "--build-arg",
+        "PIP_NO_INDEX=1",
+        "-t",
+        IMAGE,
+        str(ROOT),
+        timeout=BUILD_TIMEOUT_S,
+    )
     return IMAGE
 
 
@@ -145,8 +164,7 @@ def test_the_healthcheck_turns_healthy_on_the_configured_port(container: str) ->
 
 
 def test_sorgw_demo_passes_inside_the_container(container: str) -> None:
-    demo = _timed("sorgw demo in the container", "docker", "exec", container, "sorgw", "demo", "--quiet",
-                  timeout=300)
+    demo = _timed("sorgw demo in the container", "docker", "exec", container, "sorgw", "demo", "--quiet", timeout=300)
     assert "met every expectation" in demo.stdout, demo.stdout
 
 

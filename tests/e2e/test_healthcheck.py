@@ -1,5 +1,6 @@
 """`sorgw healthcheck`: /healthz at the port of the config a running `sorgw run` reads, with its SORGW__ overrides;
 the config found from the process itself, as a container's HEALTHCHECK finds PID 1's."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,14 @@ SORGW = [sys.executable, "-m", "gateway.cli"]
 
 
 def _healthcheck(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(SORGW + ["healthcheck", *args], capture_output=True, text=True, timeout=30, cwd=cwd,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        SORGW + ["healthcheck", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_healthcheck_reads_the_running_gateways_config_and_fails_when_it_is_gone(tmp_path):
@@ -28,8 +35,12 @@ def test_healthcheck_reads_the_running_gateways_config_and_fails_when_it_is_gone
     config = tmp_path / "conf" / "gw.yaml"
     config.write_text(yaml.safe_dump(gateway_cfg.model_dump(mode="json", by_alias=True)))
     log = tmp_path / "gateway.log"
-    gateway = subprocess.Popen(SORGW + ["run", "--config", "conf/gw.yaml", "--work-dir", "work"], cwd=tmp_path,
-                               stdout=log.open("w"), stderr=subprocess.STDOUT)
+    gateway = subprocess.Popen(
+        SORGW + ["run", "--config", "conf/gw.yaml", "--work-dir", "work"],
+        cwd=tmp_path,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_log(log, "gateway.started")
         assert config_of_process(Path(f"/proc/{gateway.pid}")) == config

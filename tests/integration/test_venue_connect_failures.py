@@ -1,6 +1,7 @@
 """A venue the gateway cannot reach or log on to is in the gateway's own log (rate-limited, with the reason) and in
 sorgw_venue_connect_failures_total: a refused port, a listener that closes at once, one that answers our Logon
 with a Logout, and one that never answers; then the venue comes back and the gateway says so."""
+
 from __future__ import annotations
 
 import socket
@@ -51,7 +52,10 @@ def _logout(connection: socket.socket) -> None:
     logon = fields(connection.recv(4096))
     stamp = time.strftime("%Y%m%d-%H:%M:%S.000", time.gmtime()).encode()
     body = b"35=5\x0149=%s\x0156=%s\x0134=1\x0152=%s\x0158=session closed until 08:00\x01" % (
-        logon[56], logon[49], stamp)
+        logon[56],
+        logon[49],
+        stamp,
+    )
     connection.sendall(frame("FIX.4.4", body))
     time.sleep(0.2)
 
@@ -69,8 +73,11 @@ def _failures(gateway, venue: str) -> float:
 def test_connect_failures_are_logged_with_their_reason_rate_limited_and_counted(tmp_path, monkeypatch):
     # Every level, whatever the suite's logging level (warning): the line for a venue back is info.
     capture = LogCapture()
-    monkeypatch.setattr(connect_watch, "log", structlog.wrap_logger(
-        None, processors=[capture], wrapper_class=structlog.make_filtering_bound_logger(0)))
+    monkeypatch.setattr(
+        connect_watch,
+        "log",
+        structlog.wrap_logger(None, processors=[capture], wrapper_class=structlog.make_filtering_bound_logger(0)),
+    )
     gateway_cfg, venues_cfg = topology.build(tmp_path)
     venues = VenueHost(venues_cfg, tmp_path / "venues", InProcessBus())
     venues.start()
