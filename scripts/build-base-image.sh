@@ -4,7 +4,8 @@
 #   docker build --build-arg BASE_IMAGE=sorgw-base:bookworm -t sor-gateway .
 # Usage: scripts/build-base-image.sh [TAG]   (TAG defaults to sorgw-base:bookworm)
 # Environment: MIRROR (default: the first Debian mirror in /etc/apt/sources.list*, else http://deb.debian.org/debian);
-#              EXTRA_CA_CERTS (PEM files trusted inside the image, e.g. a proxy's CA; default none).
+#              EXTRA_CA_CERTS (PEM files trusted inside the image, e.g. a proxy's CA; default none). pip in a
+#              virtualenv trusts its own bundle, not the system's: the image sets PIP_CERT to the system's.
 # Needs root, debootstrap and a running Docker daemon; takes a few minutes.
 set -eu
 
@@ -37,6 +38,7 @@ rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/tmp/*
 tar -C "$ROOT" -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \
+    --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
     --change 'CMD ["/bin/bash"]' \
     - "$TAG" >/dev/null
 echo "$TAG"
