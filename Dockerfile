@@ -16,7 +16,8 @@ RUN if ! ls wheels/quickfix-1.16.0-*.whl >/dev/null 2>&1; then \
       if ! command -v g++ >/dev/null || ! command -v make >/dev/null; then \
         apt-get update && apt-get install -y --no-install-recommends g++ make && rm -rf /var/lib/apt/lists/*; \
       fi; \
-      /opt/venv/bin/pip wheel --no-cache-dir --no-deps --wheel-dir wheels quickfix==1.16.0; \
+      /opt/venv/bin/pip install --no-cache-dir wheel \
+      && /opt/venv/bin/pip wheel --no-cache-dir --no-deps --wheel-dir wheels quickfix==1.16.0; \
     fi
 COPY pyproject.toml README.md ./
 COPY gateway gateway

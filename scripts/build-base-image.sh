@@ -1,5 +1,5 @@
 #!/bin/sh
-# Build a Debian bookworm base image (python3.11, pip, venv, g++, make) with debootstrap and `docker import` it,
+# Build a Debian bookworm base image (python3.11, pip, venv, headers, g++, make) with debootstrap and `docker import` it,
 # for hosts that cannot pull python:3.11-slim-bookworm from Docker Hub. Then:
 #   docker build --build-arg BASE_IMAGE=sorgw-base:bookworm -t sor-gateway .
 # Usage: scripts/build-base-image.sh [TAG]   (TAG defaults to sorgw-base:bookworm)
@@ -10,7 +10,7 @@
 set -eu
 
 TAG=${1:-sorgw-base:bookworm}
-PACKAGES=python3,python3-pip,python3-venv,g++,make,ca-certificates
+PACKAGES=python3,python3-pip,python3-venv,python3-dev,g++,make,ca-certificates  # -dev, g++, make: quickfix's build
 
 mirror() {
     grep -rhoE '(URIs:|^deb)[[:space:]]+https?://[^[:space:]]+/debian/?([[:space:]]|$)' /etc/apt/sources.list /etc/apt/sources.list.d 2>/dev/null \
