@@ -119,8 +119,8 @@ class Metrics:
             "sorgw_session_disconnects", "FIX sessions lost after a logon.", ["session", "role"], registry=r)
         self.venue_connect_failures = Counter(
             "sorgw_venue_connect_failures", "Attempts to connect and log on to a venue that failed (connection "
-            "refused or unreachable, closed before logon, logon timeout, a Logout instead of a Logon).", ["venue"],
-            registry=r)
+            "refused or unreachable, a socket error such as the venue closing it, logon timeout, a Logout instead of "
+            "a Logon).", ["venue"], registry=r)
         self.resend_requests = Counter(
             "sorgw_session_resend_requests", "ResendRequests (35=2), by direction.",
             ["session", "role", "direction"], registry=r)

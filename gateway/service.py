@@ -226,10 +226,11 @@ class Gateway:
         self._cancel_on_disconnect = {session_key(session_id(spec)) for spec, s in zip(upstream_specs,
                                       cfg.upstream.sessions) if s.cancel_on_disconnect}
         self._acceptor = make_engine("acceptor", self.upstream, upstream_specs, cfg.fix, work_dir)
-        self.connect_watch = ConnectWatch(self.downstream.venues, self.observer.venue_connect_failed,
-                                          cfg.fix.connect_failure_log_interval_s)
+        # Held as long as the initiator: quickfix keeps only a pointer to the log factory the watch holds.
+        self._connect_watch = ConnectWatch(self.downstream.venues, self.observer.venue_connect_failed,
+                                           cfg.fix.connect_failure_log_interval_s)
         self._initiator = make_engine("initiator", self.downstream, list(venue_specs.values()), cfg.fix, work_dir,
-                                      self.connect_watch)
+                                      self._connect_watch)
         # Read before any session starts: what each store kept tells recovery what was really sent.
         self.stores: dict[str, StoreState] = {}
         for specs in (upstream_specs, list(venue_specs.values())):
@@ -578,6 +579,7 @@ class Gateway:
                 log.exception("gateway.timer_failed")
 
     def _in_schedule(self) -> dict[tuple[str, str], bool]:
+        """Per (session, role), whether its schedule says it should be up now (read at each scrape)."""
         now = datetime.fromtimestamp(self.clock.now_ns() / 1e9, timezone.utc)
         return {key: in_schedule(window, now) for key, window in self._windows.items()}
 
