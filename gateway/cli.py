@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from gateway import __version__, config, logs
+from gateway.charts import ChartsUnavailable
 from gateway.core.types import Strategy
 from gateway.listen import PortInUse
 
@@ -103,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--stale-after", type=float, metavar="SECONDS",
                         help="flag a venue's quotes STALE when older (default: routing.max_quote_age_ms from "
                              "--config, as the router judges them)")
+
+    healthcheck = sub.add_parser("healthcheck", help="GET the gateway's /healthz at its config's metrics.host and "
+                                                     "metrics.port; exit 0 when it answers 200 (a container's "
+                                                     "HEALTHCHECK)")
+    healthcheck.add_argument("--config", type=Path, help="gateway config to read (default: the --config of `sorgw "
+                                                         "run` when it is PID 1, as in a container; else "
+                                                         "config/gateway.yaml)")
 
     admin = sub.add_parser("admin", help="halt or resume trading, list halts: through the gateway's admin endpoint")
     admin.add_argument("--url", help="the admin endpoint, http://HOST:PORT (default: admin.host and admin.port "
@@ -206,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             from gateway.status import command as status_command
             return status_command(args)
+        if args.command == "healthcheck":
+            from gateway.healthcheck import command as healthcheck_command
+            return healthcheck_command(args)
         if args.command == "admin":
             from gateway.admin_client import command as admin_command
             return admin_command(args)
@@ -220,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo(args.work_dir / "demo")
     except config.ConfigError as exc:
         print(f"sorgw: {exc}", file=sys.stderr)
+        return 2
+    except ChartsUnavailable as exc:
+        print(f"sorgw {args.command}: {exc}", file=sys.stderr)
         return 2
     except PortInUse as exc:
         print(f"sorgw {args.command}: {exc}", file=sys.stderr)
@@ -304,12 +318,14 @@ def _e2e(args) -> int:
 
 
 def _simulate(args) -> int:
+    from gateway.charts import pyplot
     from gateway.simulation import report, runner, scenarios
     from gateway.simulation.progress import Progress
 
     if args.runs is not None and args.runs < 1:
         print("sorgw simulate: --runs must be at least 1", file=sys.stderr)
         return 2
+    pyplot()  # the chart is written after the runs: without matplotlib, say so before them
     cfg = scenarios.load(args.config)
     seed = cfg.seed if args.seed is None else args.seed
     try:

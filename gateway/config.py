@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FilePath, Val
 
 from gateway.audit.records import audit_key
 from gateway.core.routing.venue_rules import VenueRules
+from gateway.core.schedule import Window
 from gateway.core.types import OrdType, Strategy, TimeInForce, Urgency, VenueKind
 
 ENV_PREFIX = "SORGW__"
@@ -67,6 +68,8 @@ class FixConfig(Model):
     # An OMS connection not logged on this long after it connected is closed (a venue that does not answer
     # our Logon this long is disconnected: quickfix's LogonTimeout).
     logon_timeout_s: int = Field(10, ge=1)
+    # A venue that cannot be reached is logged at its first failed attempt, then once per this many seconds.
+    connect_failure_log_interval_s: float = Field(60.0, gt=0)
 
 
 TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
@@ -112,6 +115,13 @@ class Schedule(Model):
         if (self.start_day is None) != (self.end_day is None):
             raise ValueError("start_day and end_day go together (a weekly session), or neither (a daily one)")
         return self
+
+    def window(self) -> Window:
+        """The schedule as the core's Window (gateway.core.schedule.in_schedule)."""
+        days = (None, None) if self.start_day is None or self.end_day is None else \
+            (DAYS.index(self.start_day), DAYS.index(self.end_day))
+        return Window(dt_time.fromisoformat(self.start_time), dt_time.fromisoformat(self.end_time),
+                      ZoneInfo(self.time_zone), *days)
 
     def in_utc(self, now: datetime) -> tuple[str, str, str | None, str | None]:
         """StartTime, EndTime, StartDay, EndDay for quickfix, in UTC at the zone's offset at `now`.

@@ -117,6 +117,10 @@ class Metrics:
             "sorgw_session_logons", "FIX logons completed.", ["session", "role"], registry=r)
         self.disconnects = Counter(
             "sorgw_session_disconnects", "FIX sessions lost after a logon.", ["session", "role"], registry=r)
+        self.venue_connect_failures = Counter(
+            "sorgw_venue_connect_failures", "Attempts to connect and log on to a venue that failed (connection "
+            "refused or unreachable, a socket error such as the venue closing it, logon timeout, a Logout instead of "
+            "a Logon).", ["venue"], registry=r)
         self.resend_requests = Counter(
             "sorgw_session_resend_requests", "ResendRequests (35=2), by direction.",
             ["session", "role", "direction"], registry=r)
@@ -191,6 +195,7 @@ class Metrics:
         self.halts: Callable[[], Sequence[str]] = tuple  # each halt in force, as its text
         self.open_exposure: Callable[[], Mapping[str, tuple[float, float]]] = dict  # session -> qty, notional
         self.risk_limits: Callable[[], Sequence[tuple[str, str, float]]] = tuple  # (scope, limit, value)
+        self.sessions_in_schedule: Callable[[], Mapping[tuple[str, str], bool]] = dict  # (session, role) -> in
         r.register(_Sampled(self._sampled))
 
     def _risk(self) -> Iterator[Metric]:
@@ -227,6 +232,12 @@ class Metrics:
         for venue, count in sorted(self.children_in_doubt().items()):
             in_doubt.add_metric([venue], count)
         yield in_doubt
+        in_schedule = GaugeMetricFamily(
+            "sorgw_session_in_schedule", "1 while the FIX session's configured schedule (start and end time, days, "
+            "time zone) says it should be up, else 0; always 1 without a schedule.", labels=["session", "role"])
+        for (session, role), up in sorted(self.sessions_in_schedule().items()):
+            in_schedule.add_metric([session, role], 1 if up else 0)
+        yield in_schedule
         yield from self._risk()
         yield GaugeMetricFamily(
             "sorgw_audit_queue_depth", "Audit entries waiting to be committed.", value=self.audit_queue_depth())

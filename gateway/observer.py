@@ -90,7 +90,8 @@ class Observer:
                 for reason in LOGON_REFUSALS:
                     self._of(m.logons_refused, session, reason)
             else:
-                for metric in (m.children_sent, m.open_children, m.stale, m.circuit_opens):
+                for metric in (m.children_sent, m.open_children, m.stale, m.circuit_opens,
+                               m.venue_connect_failures):
                     self._of(metric, session)
                 m.circuit_state.labels(session).set(0)
                 for outcome in CHILD_OUTCOMES:
@@ -112,6 +113,10 @@ class Observer:
         m = self.metrics
         m.session_up.labels(session, role).set(1 if up else 0)
         self._of(m.logons if up else m.disconnects, session, role).inc()
+
+    def venue_connect_failed(self, venue: str) -> None:
+        """An attempt to connect and log on to a venue failed (the initiator's thread)."""
+        self._of(self.metrics.venue_connect_failures, venue).inc()
 
     def slow_consumer(self, session: str, reason: str) -> None:
         """An OMS session was cut off for falling behind (the send watchdog's thread)."""

@@ -22,6 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from gateway.core.engine import IdSource, OrderEngine, Routine, StateChange
 from gateway.core.market import BookSnapshot, MarketView, Trade, VenueInfo
 from gateway.core.risk import ORDER_KEYS, Halt, PriceReference
 from gateway.core.routing import RouteDecision
+from gateway.core.schedule import in_schedule
 from gateway.core.types import (
     CancelChild,
     CancelReject,
@@ -67,6 +69,7 @@ from gateway.core.validation import Instrument
 from gateway.core.routing.venue_planner import VenuePlanner, VenuePolicy
 from gateway.endpoint import Endpoint
 from gateway.fix import codec
+from gateway.fix.connect_watch import ConnectWatch
 from gateway.fix.downstream import VenueApplication
 from gateway.fix.logon import Credentials
 from gateway.fix.outbound import Limits, Outbound
@@ -206,6 +209,12 @@ class Gateway:
         self.downstream.count = lambda direction, key, msg_type: self.observer.message(
             "venue", self.downstream.venues.get(key, key), direction, msg_type)
         self.observer.declare(sorted(self._upstream_keys), venue_specs)
+        windows = [(key, "upstream", s.schedule) for key, s in zip(
+            (session_key(session_id(spec)) for spec in upstream_specs), cfg.upstream.sessions)]
+        windows += [(v.name, "venue", v.schedule) for v in cfg.venues]
+        self._windows = {(session, role): schedule.window() if schedule else None
+                         for session, role, schedule in windows}
+        self.metrics.sessions_in_schedule = self._in_schedule
         self.metrics.quote_ages = self._quote_ages
         self.metrics.venue_quality = lambda: self.inspect(_venue_quality)
         self.metrics.audit_queue_depth = lambda: self.audit.depth
@@ -219,7 +228,11 @@ class Gateway:
         self._cancel_on_disconnect = {session_key(session_id(spec)) for spec, s in zip(upstream_specs,
                                       cfg.upstream.sessions) if s.cancel_on_disconnect}
         self._acceptor = make_engine("acceptor", self.upstream, upstream_specs, cfg.fix, work_dir)
-        self._initiator = make_engine("initiator", self.downstream, list(venue_specs.values()), cfg.fix, work_dir)
+        # Held as long as the initiator: quickfix keeps only a pointer to the log factory the watch holds.
+        self._connect_watch = ConnectWatch(self.downstream.venues, self.observer.venue_connect_failed,
+                                           cfg.fix.connect_failure_log_interval_s)
+        self._initiator = make_engine("initiator", self.downstream, list(venue_specs.values()), cfg.fix, work_dir,
+                                      self._connect_watch)
         # Read before any session starts: what each store kept tells recovery what was really sent.
         self.stores: dict[str, StoreState] = {}
         for specs in (upstream_specs, list(venue_specs.values())):
@@ -566,6 +579,11 @@ class Gateway:
                 self._step(self.engine.on_timer, now, tick, quiet=True)
             except Exception:
                 log.exception("gateway.timer_failed")
+
+    def _in_schedule(self) -> dict[tuple[str, str], bool]:
+        """Per (session, role), whether its schedule says it should be up now (read at each scrape)."""
+        now = datetime.fromtimestamp(self.clock.now_ns() / 1e9, timezone.utc)
+        return {key: in_schedule(window, now) for key, window in self._windows.items()}
 
     def _quote_ages(self) -> dict[str, float]:
         """Per venue with a feed, the age in seconds of its newest book of any symbol (+Inf: none yet)."""

@@ -11,6 +11,7 @@ import quickfix as fix
 
 from gateway.config import FixConfig, Schedule
 from gateway.fix import specs
+from gateway.fix.connect_watch import ConnectWatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +155,9 @@ def log_factory(cfg: FixConfig, settings: fix.SessionSettings) -> fix.LogFactory
 
 
 def make_engine(role: str, app: fix.Application, sessions: list[SessionSpec], cfg: FixConfig,
-                work_dir: Path):
-    """An acceptor (a thread per connection) or an initiator (one thread for all sessions), not started.
+                work_dir: Path, watch: ConnectWatch | None = None):
+    """An acceptor (a thread per connection) or an initiator (one thread for all sessions), not started; `watch`
+    sees the sessions' events (connection attempts) besides the file log.
 
     Acceptors are the threaded kind because SocketAcceptor.stop() closes its server from the
     caller's thread while its own thread deletes it: a use-after-free on every stop.
@@ -163,6 +165,8 @@ def make_engine(role: str, app: fix.Application, sessions: list[SessionSpec], cf
     settings = build_settings(role, sessions, cfg, work_dir)
     store = store_factory(cfg, settings, uses_file_store(cfg, sessions))
     logs = log_factory(cfg, settings)
+    if watch is not None:
+        logs = watch.log_factory(logs)
     cls = fix.ThreadedSocketAcceptor if role == "acceptor" else fix.SocketInitiator
     engine = cls(app, store, settings, logs) if logs else cls(app, store, settings)
     return engine

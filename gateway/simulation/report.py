@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from gateway.charts import pyplot
 from gateway.simulation.darkstudy import DarkStudyResult
 from gateway.simulation.metrics import RunMetrics
 from gateway.simulation.runner import Results
@@ -140,8 +141,7 @@ def write_csvs(results: Results, summaries: list[Summary], out_dir: Path) -> lis
 def write_chart(summaries: list[Summary], path: Path, studies: Sequence[DarkStudyResult] = (),
                 seed: int | None = None) -> Path:
     """chart_figure saved as a PNG."""
-    from matplotlib import pyplot as plt
-
+    plt = pyplot()
     fig = chart_figure(summaries, studies, seed)
     fig.savefig(path, dpi=100, metadata={"Software": None})
     plt.close(fig)
@@ -152,11 +152,7 @@ def chart_figure(summaries: list[Summary], studies: Sequence[DarkStudyResult] = 
     """One panel per scenario (each strategy's shortfall, markout and all-in cost with standard-error bars, on
     the panel's own scale and labelled with its unit) and one per dark allocation study (the adaptive fill as a
     share of the oracle's, episode by episode), under a title with the seed and the runs: a matplotlib Figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    plt = pyplot()
     scenarios = list(dict.fromkeys(s.scenario for s in summaries))
     panels = len(scenarios) + len(studies)
     columns = min(4, panels)

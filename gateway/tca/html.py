@@ -6,6 +6,7 @@ import io
 from html import escape
 from pathlib import Path
 
+from gateway.charts import pyplot
 from gateway.tca.report import AGGREGATE_COLUMNS, TABLE_ORDERS, TABLE_VENUES, _flat, _text, markout_columns
 
 SHARE_BUCKETS = 20  # venue shares over time: the fills' span cut into this many intervals
@@ -23,11 +24,7 @@ def _png(figure) -> str:
 
 def _plots(report: dict) -> list[tuple[str, str]]:
     """(caption, base64 PNG) of the shortfall distribution, markout curves per venue and venue shares over time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     plots = []
     shortfalls = [float(o["shortfall_bps"]) for o in report["orders"] if o["shortfall_bps"] is not None]
     fig, ax = plt.subplots(figsize=(6, 3.5))

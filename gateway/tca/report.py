@@ -14,6 +14,7 @@ from gateway.analytics.bestex import business_days, routing_disclosure, top_venu
 from gateway.analytics.tca import CI_METHOD, MIN_CI_SAMPLE, aggregates, parent_figures, venue_figures
 from gateway.audit.commands import parse_time
 from gateway.audit.stores import open_store
+from gateway.charts import pyplot
 from gateway.tca.trail import Selection, read_trail
 
 ORDER_COLUMNS = ("order_id", "cl_ord_id", "session", "symbol", "side", "ord_type", "directed", "order_qty", "status",
@@ -166,6 +167,8 @@ def command(url: str, table: str, args) -> int:
         raise TcaError("--format html writes one self-contained file: name it with --out FILE")
     if args.format == "html" and args.report == "best-ex":
         raise TcaError("--report best-ex is written as table, csv or json")
+    if args.format == "html":
+        pyplot()  # before reading the trail: without matplotlib, say so at once
     store = open_store(url, table)
     if url.startswith("sqlite:///") and not store.path.exists():
         raise TcaError(f"no audit trail at {store.path}")

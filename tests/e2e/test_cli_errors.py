@@ -143,3 +143,20 @@ def test_an_unknown_option_prints_the_subcommands_usage():
 def test_python_dash_m_gateway_is_the_sorgw_command():
     result = _sorgw("--version", cmd=[sys.executable, "-m", "gateway"])
     assert result.returncode == 0 and result.stdout.startswith("sorgw "), result
+
+
+# matplotlib made unimportable, as in the runtime image (which tests/e2e/test_container.py checks for real).
+WITHOUT_MATPLOTLIB = [sys.executable, "-c", "import sys; sys.modules['matplotlib'] = None; "
+                                            "from gateway.cli import main; sys.exit(main(sys.argv[1:]))"]
+
+
+@pytest.mark.parametrize("args", [
+    ["simulate", "--runs", "1"],
+    ["tca", "--audit-url", "sqlite:///nowhere.db", "--format", "html", "--out", "x.html"],
+])
+def test_charts_without_matplotlib_name_the_extra_to_install(args):
+    result = _sorgw(*args, cmd=WITHOUT_MATPLOTLIB)
+    assert result.returncode == 2, result.stderr
+    assert f"sorgw {args[0]}: charts need matplotlib, which is not installed: pip install 'sor-gateway[sim]'" \
+        in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""

@@ -1,5 +1,6 @@
 """Per-session quickfix settings from config: schedules (weekly, in a time zone), LogonTimeout and pass-through,
-as quickfix's own sessions hold them, and a real venue session that stays down outside its schedule."""
+as quickfix's own sessions hold them, and a real venue session that stays down outside its schedule (and says so in
+sorgw_session_in_schedule)."""
 from __future__ import annotations
 
 import time
@@ -54,6 +55,13 @@ def test_a_venue_outside_its_schedule_stays_down_and_the_settings_reach_quickfix
         assert up() == {"LITA": False, "LITB": True, "LITC": True, "DRKA": True, "DRKB": True}
         time.sleep(2.5)  # reconnect_interval is 1 s: in schedule, LITA would have logged on by now
         assert not up()["LITA"]
+        # The gauge SorgwSessionDown reads: LITA down and out of schedule pages nobody; the others are in schedule.
+        in_schedule = {name: gateway.metrics.registry.get_sample_value(
+            "sorgw_session_in_schedule", {"session": name, "role": "venue"}) for name in up()}
+        assert in_schedule == {"LITA": 0, "LITB": 1, "LITC": 1, "DRKA": 1, "DRKB": 1}
+        upstream = gateway.metrics.registry.get_sample_value(
+            "sorgw_session_in_schedule", {"session": "FIX.4.4:SORGW->OMS", "role": "upstream"})
+        assert upstream == 1
     finally:
         if gateway is not None:
             gateway.stop()

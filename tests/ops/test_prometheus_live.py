@@ -22,6 +22,10 @@ def test_every_session_is_up(prometheus: Prometheus, traded: Traded):
     assert by_label([r for r in up if r["metric"]["role"] == "venue"], "session") == dict.fromkeys(VENUES, 1.0)
     upstream = [r for r in up if r["metric"]["role"] == "upstream"]
     assert len(upstream) == 1 and float(upstream[0]["value"][1]) == 1.0, upstream
+    # No schedules in this stack: every session is in schedule, so SorgwSessionDown would fire for any of them.
+    in_schedule = prometheus.query("sorgw_session_in_schedule")
+    assert by_label([r for r in in_schedule if r["metric"]["role"] == "venue"], "session") == dict.fromkeys(VENUES, 1.0)
+    assert [float(r["value"][1]) for r in in_schedule if r["metric"]["role"] == "upstream"] == [1.0]
 
 
 def test_parent_outcomes_match_what_the_oms_was_told(prometheus: Prometheus, traded: Traded):

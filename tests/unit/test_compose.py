@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import re
 import shlex
 import shutil
@@ -22,8 +23,10 @@ from gateway.cli import _parser
 from gateway.endpoint import Endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
+RESTARTING = ("unless-stopped", "always")
 MODELS: dict[str, type[config.Model]] = {"run": config.GatewayConfig, "venue": config.VenuesConfig}
 Compose = dict[str, Any]
+SORGW = [sys.executable, "-m", "gateway.cli"]
 
 
 def load_compose(root: Path) -> Compose:
@@ -32,7 +35,9 @@ def load_compose(root: Path) -> Compose:
 
 def ours(compose: Compose) -> dict[str, dict[str, Any]]:
     """The services built from this repository's Dockerfile (the `sorgw` entrypoint)."""
-    return {name: svc for name, svc in compose["services"].items() if svc.get("build") == "."}
+    def from_dockerfile(build: Any) -> bool:
+        return build == "." or isinstance(build, dict) and build.get("context") == "." and "dockerfile" not in build
+    return {name: svc for name, svc in compose["services"].items() if from_dockerfile(svc.get("build"))}
 
 
 def parse_command(service: dict[str, Any]) -> argparse.Namespace:
@@ -208,15 +213,32 @@ def postgres_problems(compose: Compose) -> list[str]:
     gateway, postgres = compose["services"][gateway_name], compose["services"].get("postgres", {})
     if "postgres" not in postgres.get("profiles", []):
         problems.append("postgres: the service must be in the `postgres` profile")
-    depends = gateway.get("depends_on") or {}
-    dependency = depends.get("postgres") if isinstance(depends, dict) else None
-    if dependency != {"condition": "service_healthy", "required": False}:
-        problems.append(f"{gateway_name}: must wait for a healthy postgres only when the profile runs it")
+    if "postgres" in (gateway.get("depends_on") or {}):
+        # Only Compose v2.20+ can depend on a service of an inactive profile (`required: false`); Debian's 1.29
+        # refuses the file. The gateway's restart policy brings it back once PostgreSQL accepts connections.
+        problems.append(f"{gateway_name}: depends on postgres, which only the profile runs")
+    if gateway.get("restart") not in RESTARTING:
+        problems.append(f"{gateway_name}: without a restart policy it stays down when postgres starts after it")
     if not postgres.get("healthcheck"):
         problems.append("postgres: no healthcheck for the gateway to wait on")
     if environment(gateway).get("PGPASSWORD") != environment(postgres).get("POSTGRES_PASSWORD"):
         problems.append(f"{gateway_name}: PGPASSWORD differs from postgres's POSTGRES_PASSWORD")
     return problems
+
+
+def restart_problems(compose: Compose) -> list[str]:
+    """Every service is long-running: each must come back after a crash or a reboot."""
+    return [f"{name}: restart is {svc.get('restart')!r}, not one of {RESTARTING}"
+            for name, svc in compose["services"].items() if svc.get("restart") not in RESTARTING]
+
+
+def compose_1_29_problems(root: Path) -> list[str]:
+    """What Debian bookworm's docker-compose (1.29) says of the file; skipped where it is not installed."""
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose (1.29, Debian's package) is not installed")
+    result = subprocess.run([binary, "config", "--quiet"], cwd=root, capture_output=True, text=True, timeout=60)
+    return [] if result.returncode == 0 else [result.stderr.strip()]
 
 
 def final_stage(dockerfile: str) -> list[tuple[str, str]]:
@@ -235,8 +257,10 @@ def dockerfile_problems(dockerfile: str, gateway: config.GatewayConfig, volume_t
     if not users or users[-1].split(":")[0] in ("root", "0"):
         problems.append(f"the final stage runs as root (USER: {users})")
     checks = [args for op, args in stage if op == "HEALTHCHECK"]
-    if not checks or f"http://127.0.0.1:{gateway.metrics.port}/healthz" not in checks[-1]:
-        problems.append(f"no HEALTHCHECK on http://127.0.0.1:{gateway.metrics.port}/healthz ({checks})")
+    command = healthcheck_command(dockerfile) if checks else []
+    if command[:2] != ["sorgw", "healthcheck"] or "--config" in " ".join(command):
+        # Its own --config would miss the config a compose file or `docker run` gives `sorgw run`.
+        problems.append(f"the HEALTHCHECK is not `sorgw healthcheck` reading the running config ({checks})")
     exposed = {int(p.split("/")[0]) for op, args in stage if op == "EXPOSE" for p in args.split()}
     for what, port in (("upstream.port", gateway.upstream.port), ("metrics.port", gateway.metrics.port)):
         if port not in exposed:
@@ -319,18 +343,33 @@ def test_dockerfile_healthcheck_ports_user_and_writable_dir(compose: Compose) ->
 
 
 @pytest.mark.parametrize("problems, healthy", [({}, True), ({"engine": "loop stalled"}, False)])
-def test_healthcheck_command_probes_a_real_endpoint(problems: dict[str, str], healthy: bool) -> None:
-    command = healthcheck_command((ROOT / "Dockerfile").read_text())
+def test_healthcheck_command_probes_a_real_endpoint(tree: Path, problems: dict[str, str], healthy: bool) -> None:
     endpoint = Endpoint("127.0.0.1", 0, CollectorRegistry(), lambda: problems, dict)
     endpoint.start()
     port = endpoint.url.rsplit(":", 1)[1]
-    # The image's python and metrics port, here this interpreter and the endpoint's free port.
-    command = [sys.executable if arg == "python" else arg.replace(":9464/", f":{port}/") for arg in command]
+    # The image's command as it runs in WORKDIR /app beside config/; the endpoint's free port set the way compose
+    # sets the gateway's settings.
+    command = [*SORGW, *healthcheck_command((ROOT / "Dockerfile").read_text())[1:]]
+    env = {**os.environ, "SORGW__METRICS__PORT": port, "SORGW__METRICS__HOST": "0.0.0.0"}
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(command, check=False, capture_output=True, text=True, timeout=20, cwd=tree, env=env)
+
     try:
-        assert (subprocess.run(command, check=False, capture_output=True, timeout=10).returncode == 0) is healthy
+        result = run()
+        assert (result.returncode == 0) is healthy, result.stderr
     finally:
         endpoint.stop()
-    assert subprocess.run(command, check=False, capture_output=True, timeout=10).returncode != 0  # nothing listening
+    nothing = run()
+    assert nothing.returncode == 1 and f"http://127.0.0.1:{port}/healthz" in nothing.stderr
+
+
+def test_every_service_restarts(compose: Compose) -> None:
+    assert restart_problems(compose) == []
+
+
+def test_debians_docker_compose_accepts_the_file() -> None:
+    assert compose_1_29_problems(ROOT) == []
 
 
 # Each check fails on a broken copy.
@@ -370,6 +409,8 @@ BROKEN_COMPOSE = [
      _service("prometheus", "volumes", ["./config/prometheus.yml:/etc/prometheus/p.yml"])),
     ("venue healthcheck kept", venue_healthcheck_problems, _service("venues", "healthcheck", {"interval": "10s"})),
     ("postgres required", postgres_problems, _service("gateway", "depends_on", ["venues", "mosquitto", "postgres"])),
+    ("gateway never restarts", postgres_problems, _service("gateway", "restart", "no")),
+    ("no restart policy", restart_problems, _service("grafana", "restart", None)),
     ("postgres always on", postgres_problems, _service("postgres", "profiles", ["db"])),
     ("password differs", postgres_problems, _env("gateway", "PGPASSWORD", "secret")),
 ]
@@ -380,7 +421,8 @@ def test_checks_catch_a_broken_compose_file(tree: Path, check: Callable[..., lis
                                             mutate: Callable[[Compose], None]) -> None:
     broken = copy.deepcopy(load_compose(tree))
     mutate(broken)
-    args = (broken,) if check in (command_problems, venue_healthcheck_problems, postgres_problems) else (broken, tree)
+    own = (command_problems, venue_healthcheck_problems, postgres_problems, restart_problems)
+    args = (broken,) if check in own else (broken, tree)
     assert check(*args)
 
 
@@ -410,8 +452,10 @@ def test_checks_catch_a_broken_config_file(tree: Path, path: str, edit: Callable
 
 
 @pytest.mark.parametrize("old, new", [
-    ("127.0.0.1:9464/healthz", "127.0.0.1:9465/healthz"),
-    ("9464/healthz", "9464/readyz"),
+    ('CMD ["sorgw", "healthcheck"]', 'CMD ["sorgw", "status"]'),
+    ('CMD ["sorgw", "healthcheck"]', 'CMD ["sorgw", "healthcheck", "--config", "config/gateway.yaml"]'),
+    ('CMD ["sorgw", "healthcheck"]',
+     'CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen(\'http://127.0.0.1:9464/healthz\')"]'),
     ("USER sorgw", "USER root"),
     ("USER sorgw\n", ""),
     ("EXPOSE 9876 9464", "EXPOSE 9876"),
