@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import quickfix as fix
 import structlog
@@ -167,10 +168,10 @@ class WatchedLogFactory(fix.LogFactory):
         super().__init__()
         self._watch, self._inner = watch, inner
 
-    def create(self, *args):
+    def create(self, *args: Any) -> fix.Log:
         inner = self._inner.create(*args) if self._inner is not None else None
         session = args[0].toString() if args else None
         return _SessionLog(self._watch, session, inner).__disown__()
 
-    def destroy(self, log_) -> None:
+    def destroy(self, log_: fix.Log) -> None:
         pass  # quickfix deletes the logs it was given

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import quickfix as fix
@@ -129,6 +129,8 @@ def uses_file_store(cfg: FixConfig, sessions: Iterable[SessionSpec]) -> bool:
 def store_state(sid: fix.SessionID, cfg: FixConfig, file_store: bool) -> StoreState:
     """The session's store as quickfix opened it (call after the engine is made, before it starts)."""
     session = fix.Session.lookupSession(sid)
+    if session is None:
+        raise RuntimeError(f"{sid.toString()}: no quickfix session (store_state before the engine was made?)")
     created = None
     if file_store:
         # quickfix's FileStore keeps its creation time in PREFIX.session, PREFIX = BeginString-Sender-Target.
