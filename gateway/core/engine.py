@@ -144,6 +144,7 @@ class OrderEngine:
         self.closing: str | None = None  # the gateway is stopping: every parent ends once its children are out
         self.halts: set[Halt] = set()  # kill switches in force until resumed
         self.breakers = Breakers(venues, breaker)  # venues that keep failing leave routing for a while
+        self._heard_ns: dict[str, int] = {}  # venue -> when its last execution report was stepped
 
     def order_id_for(self, session: str, cl_ord_id: str) -> str | None:
         """The OrderID of the parent any of whose ClOrdIDs this is, if known."""
@@ -268,6 +269,7 @@ class OrderEngine:
 
     def on_venue_report(self, report: VenueReport) -> Outbox:
         out = Outbox()
+        self._heard_ns[report.venue] = self.clock.now_ns()
         child = self._children.get(report.cl_ord_id)
         if child is None or child.venue != report.venue:
             out.decisions.append(f"ignored report for unknown child {report.cl_ord_id} from {report.venue}")
@@ -385,7 +387,9 @@ class OrderEngine:
                 waited = f"{(now_ns - child.sent_ns) // 1_000_000} ms"
                 out.decisions.append(f"{child.venue} has not answered child {child.cl_ord_id} for {waited}: "
                                      f"asking where it stands")
-                if child.queried_ns is None:  # a child that stays silent counts once
+                # A silent child counts once, and only against a venue silent since it went out: reports still
+                # coming in from it mean a queue (a burst, ours or the venue's), not a venue that stopped answering.
+                if child.queried_ns is None and self._heard_ns.get(child.venue, -1) < child.sent_ns:
                     self._breaker(self.breakers.failure(child.venue, now_ns, f"child {child.cl_ord_id} "
                                                                              f"unanswered for {waited}"), out)
                 self._query(child, now_ns, out)

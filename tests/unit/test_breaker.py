@@ -12,7 +12,7 @@ from gateway.core.clock import ManualClock
 from gateway.core.engine import IdSource, OrderEngine
 from gateway.core.market import MarketView, VenueInfo
 from gateway.core.routing import RouteDecision
-from gateway.core.types import ExecType, OrdRejReason, OrdStatus, VenueKind, VenueReport
+from gateway.core.types import ExecType, OrdRejReason, OrdStatus, QueryChild, VenueKind, VenueReport
 from gateway.core.validation import Instrument
 from gateway.policy import breaker_policy
 from tests.unit.test_engine import book, children, order, reports
@@ -180,6 +180,22 @@ def test_a_rejected_probe_reopens_and_a_silent_child_and_a_disconnect_count_as_f
     assert _changes(gate.on_venue_status("LITA", False)) == []  # the first failure fell out of the window
     gate.on_venue_status("LITA", True)
     assert _changes(gate.on_venue_status("LITA", False)) == [("LITA", CLOSED, OPEN)]
+
+
+def test_a_late_child_at_a_venue_still_reporting_is_a_queue_not_a_failure(gate):
+    """A burst: the venue's reports on other children keep coming while one child waits past child_timeout_ns."""
+    (late,) = _at(gate.on_new_order(order("P1", qty=100, price="100.01", ex_destination="LITB")), "LITB")
+    (other,) = _at(gate.on_new_order(order("P2", qty=100, price="100.01", ex_destination="LITB")), "LITB")
+    gate.clock.advance(4 * S)
+    gate.on_venue_report(VenueReport("LITB", other.cl_ord_id, "a2", ExecType.NEW, OrdStatus.NEW))
+    gate.clock.advance(S)
+    out = gate.on_timer(gate.clock.now_ns())
+    assert any(isinstance(c, QueryChild) and c.cl_ord_id == late.cl_ord_id for c in out.commands)  # still asked
+    (_silent,) = _at(gate.on_new_order(order("P3", qty=100, price="100.01", ex_destination="LITB")), "LITB")
+    gate.clock.advance(5 * S)  # nothing from LITB since P3's child went out: that one counts
+    gate.on_timer(gate.clock.now_ns())
+    assert gate.breakers.state("LITB") is CLOSED  # one failure of the two that open it
+    assert _changes(gate.on_venue_status("LITB", False)) == [("LITB", CLOSED, OPEN)]
 
 
 def test_a_day_order_waiting_for_a_venue_is_routed_when_the_breaker_goes_half_open(gate):
