@@ -441,14 +441,13 @@ class Gateway:
         """A markout horizon of a fill has come: the NBBO and every lit venue's touch now without our own resting
         children (what their prices did to the book is our doing, not the market's), on the trail."""
         venues = self.engine.venues
-        ours = self.inspect(lambda engine: _resting(engine, fill.symbol))
-        touches = {}
-        for name, info in venues.items():
-            book = self.market.book(name, fill.symbol) if info.kind is VenueKind.LIT else None
-            if book is not None:
-                touches[name] = tuple(touch_without([(level.price, level.qty) for level in levels],
-                                                    ours.get((name, is_buy), {}))
-                                      for is_buy, levels in ((True, book.bids), (False, book.asks)))
+        books = {name: book for name, info in venues.items()
+                 if info.kind is VenueKind.LIT and (book := self.market.book(name, fill.symbol)) is not None}
+        ours = self.inspect(lambda engine: _resting(engine, fill.symbol)) if books else {}
+        touches = {name: tuple(touch_without([(level.price, level.qty) for level in levels],
+                                             ours.get((name, is_buy), {}))
+                               for is_buy, levels in ((True, book.bids), (False, book.asks)))
+                   for name, book in books.items()}
         self.audit.record(entries.mark(fill, horizon_ms, self.market.nbbo(fill.symbol, venues), touches,
                                        self.clock.now_ns()))
 
@@ -846,13 +845,10 @@ class _Timed:
 def _resting(engine: OrderEngine, symbol: str) -> dict[tuple[str, bool], dict[Decimal, int]]:
     """Our live priced children in `symbol`: (venue, is_buy) -> price -> the quantity still working there."""
     ours: dict[tuple[str, bool], dict[Decimal, int]] = {}
-    for parent in engine.parents.values():
-        if parent.symbol != symbol:
-            continue
-        for child in parent.live_children():
-            if child.spec.price is not None and child.leaves_qty:
-                prices = ours.setdefault((child.venue, child.side.is_buy), {})
-                prices[child.spec.price] = prices.get(child.spec.price, 0) + child.leaves_qty
+    for child in engine.working_children():
+        if child.symbol == symbol and child.spec.price is not None and child.leaves_qty:
+            prices = ours.setdefault((child.venue, child.side.is_buy), {})
+            prices[child.spec.price] = prices.get(child.spec.price, 0) + child.leaves_qty
     return ours
 
 
