@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import logging
 import os
 import queue
 import secrets
@@ -93,6 +94,7 @@ ADMIN_MSG_TYPES = frozenset("0 1 2 3 4 5 A".split())
 SHUTDOWN_TEXT = "gateway shutting down"
 DISCONNECT_TEXT = "canceled: OMS session disconnected (cancel_on_disconnect)"
 SESSION_LIMITS = ("max_open_qty", "max_open_notional", "max_orders_per_s")
+ROUTINE_REPORTS = frozenset({ExecType.NEW, ExecType.TRADE})  # logged at debug: the parent's outcome is at info
 LISTED_AT_MOST = 100  # orders named in one log line; the audit trail names every one
 DROPPED_LOGGED = 100  # unknown books from the bus logged (the first of each); past that only counted
 
@@ -741,11 +743,14 @@ class Gateway:
                 message = codec.execution_report(command, self.upstream.begin_string(command.session))
                 self.observer.carried_out(command, arrival)  # counted before the OMS can see it
                 self._send_upstream(message, command.session, command.cl_ord_id)
-                log.info("upstream.report", cl_ord_id=command.cl_ord_id, order_id=command.order_id,
-                         exec_type=command.exec_type.name, ord_status=command.ord_status.name,
-                         cum_qty=command.cum_qty, leaves_qty=command.leaves_qty, avg_px=str(command.avg_px),
-                         last_qty=command.last_qty or None, last_px=str(command.last_px) if command.last_px else None,
-                         last_mkt=command.last_mkt, text=command.text)
+                level = logging.DEBUG if command.exec_type in ROUTINE_REPORTS else logging.INFO
+                if log.is_enabled_for(level):
+                    log.log(level, "upstream.report", cl_ord_id=command.cl_ord_id, order_id=command.order_id,
+                            exec_type=command.exec_type.name, ord_status=command.ord_status.name,
+                            cum_qty=command.cum_qty, leaves_qty=command.leaves_qty, avg_px=str(command.avg_px),
+                            last_qty=command.last_qty or None,
+                            last_px=str(command.last_px) if command.last_px else None,
+                            last_mkt=command.last_mkt, text=command.text)
             elif isinstance(command, CancelReject):
                 self.observer.carried_out(command, arrival)
                 self._send_upstream(codec.cancel_reject(command, self.upstream.begin_string(command.session)),
@@ -758,11 +763,13 @@ class Gateway:
                 sent = self.downstream.send_to_venue(message, command.venue)
                 self._sending.order_id = None
                 self.observer.carried_out(command, arrival, sent)
-                log.info("venue.child_sent", order_id=command.parent_order_id,
-                         cl_ord_id=self.engine.parents[command.parent_order_id].cl_ord_id, child=command.cl_ord_id,
-                         venue=command.venue, qty=command.spec.qty,
-                         price=str(command.spec.price) if command.spec.price is not None else None,
-                         ord_type=command.spec.ord_type.name, tif=command.spec.tif.name, sent=sent)
+                level = logging.DEBUG if sent else logging.INFO
+                if log.is_enabled_for(level):
+                    log.log(level, "venue.child_sent", order_id=command.parent_order_id,
+                            cl_ord_id=self.engine.parents[command.parent_order_id].cl_ord_id, child=command.cl_ord_id,
+                            venue=command.venue, qty=command.spec.qty,
+                            price=str(command.spec.price) if command.spec.price is not None else None,
+                            ord_type=command.spec.ord_type.name, tif=command.spec.tif.name, sent=sent)
                 if not sent:
                     text = "venue session not logged on"
                     follow_ups.append((self.engine.on_child_rejected(command.venue, command.cl_ord_id, text),
@@ -773,7 +780,8 @@ class Gateway:
                 self._sending.order_id = parent_id
                 sent = self.downstream.send_to_venue(message, command.venue)
                 self._sending.order_id = None
-                log.info("venue.cancel_sent", child=command.orig_cl_ord_id, venue=command.venue, sent=sent)
+                log.log(logging.DEBUG if sent else logging.INFO, "venue.cancel_sent", child=command.orig_cl_ord_id,
+                        venue=command.venue, sent=sent)
                 if not sent:
                     event = Entry("event", entries.to_json({"event": "cancel_unsent", "venue": command.venue,
                                                             "cl_ord_id": command.orig_cl_ord_id}),
@@ -794,16 +802,20 @@ class Gateway:
         self.outbound.put(session, message, cl_ord_id)
 
     def _log_decision(self, item: object) -> None:
+        """At info one line per parent outcome (its final state); decisions and intermediate states at debug."""
         if isinstance(item, RouteDecision):
-            log.info("route.decision", order_id=item.order_id, cl_ord_id=self.engine.parents[item.order_id].cl_ord_id,
-                     phase=item.phase, reason=item.reason,
-                     children=[f"{c.venue}:{c.qty}@{c.price if c.price is not None else 'MKT'}/{c.tif.name}"
-                               for c in item.children],
-                     excluded={e.venue: e.reason for e in item.exclusions} or None)
+            if log.is_enabled_for(logging.DEBUG):
+                log.debug("route.decision", order_id=item.order_id,
+                          cl_ord_id=self.engine.parents[item.order_id].cl_ord_id, phase=item.phase, reason=item.reason,
+                          children=[f"{c.venue}:{c.qty}@{c.price if c.price is not None else 'MKT'}/{c.tif.name}"
+                                    for c in item.children],
+                          excluded={e.venue: e.reason for e in item.exclusions} or None)
         elif isinstance(item, StateChange):
-            log.info("order.state", order_id=item.order_id, cl_ord_id=item.cl_ord_id,
-                     old=item.old.name if item.old else None, new=item.new.name,
-                     cum_qty=item.cum_qty, leaves_qty=item.leaves_qty)
+            level = logging.INFO if item.new in TERMINAL else logging.DEBUG
+            if log.is_enabled_for(level):
+                log.log(level, "order.state", order_id=item.order_id, cl_ord_id=item.cl_ord_id,
+                        old=item.old.name if item.old else None, new=item.new.name,
+                        cum_qty=item.cum_qty, leaves_qty=item.leaves_qty)
         elif isinstance(item, Routine):
             log.info("engine.notice", text=item.text)
         elif isinstance(item, PriceReference):
