@@ -450,8 +450,9 @@ class Gateway:
                                              ours.get((name, is_buy), {}))
                                for is_buy, levels in ((True, book.bids), (False, book.asks)))
                    for name, book in books.items()}
-        self.audit.record(entries.mark(fill, horizon_ms, self.market.nbbo(fill.symbol, venues), touches,
-                                       self.clock.now_ns()))
+        # No hurry: it goes with the next step's commit, or the writer's next look.
+        self.audit.submit([entries.mark(fill, horizon_ms, self.market.nbbo(fill.symbol, venues), touches,
+                                        self.clock.now_ns())], wake=False)
 
     def _drop(self, snapshot: BookSnapshot | Trade, reason: str) -> None:
         self.observer.snapshot_dropped(reason)
