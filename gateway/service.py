@@ -680,7 +680,15 @@ class Gateway:
               arrival: Arrival | None = None, child: str | None = None) -> None:
         """One engine step: the message that caused it and what was decided are committed
         to the audit trail before anything the step produced is sent; a quiet step that
-        produced nothing is not recorded. `child`: the child order the step is about, watched for metrics."""
+        produced nothing is not recorded. `child`: the child order the step is about, watched for metrics.
+        The OMS senders are woken once the lock is released: woken before, they would mostly wait for it."""
+        try:
+            self._locked_step(step, event, inbound, quiet, arrival, child)
+        finally:
+            self.outbound.wake()
+
+    def _locked_step(self, step: Callable, event: object, inbound: Entry | None, quiet: bool,
+                     arrival: Arrival | None, child: str | None) -> None:
         with self._lock:
             watched = self.engine.child(child) if child is not None else None
             if watched is not None:
@@ -800,7 +808,7 @@ class Gateway:
 
     def _send_upstream(self, message, session: str, cl_ord_id: str) -> None:
         """Queue a report for its OMS session's sender thread: no socket send under the engine lock."""
-        self.outbound.put(session, message, cl_ord_id)
+        self.outbound.put(session, message, cl_ord_id, wake=False)
 
     def _log_decision(self, item: object) -> None:
         """At info one line per parent outcome (its final state); decisions and intermediate states at debug."""
