@@ -5,7 +5,8 @@ Each callback copies its message into a plain event and, holding the engine lock
 engine step and carries out what it produced before releasing the lock: state has one writer at
 a time and messages leave in the order the engine decided them. Child orders go to the venues at
 once (the initiator's sockets never block a send); reports go into their OMS session's send
-queue (gateway.fix.outbound), since a send to an OMS blocks until it reads. Session up/down
+queue (gateway.fix.outbound), since a send to an OMS blocks until it reads, and its sender thread
+is woken once the step has released the lock. Session up/down
 events arrive while quickfix holds a session lock, so they are handed to a control thread
 instead of taking the engine lock there.
 """
