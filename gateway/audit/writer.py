@@ -143,9 +143,10 @@ class AuditWriter:
     def wait(self, ticket: int) -> None:
         """Return once the entries up to `ticket` are committed, committing them on this thread when no other
         commit is running and the store is up (otherwise the running commit, or the writer thread, does)."""
+        lead = True  # until a commit of ours failed: then the writer thread retries it, with its backoff
         while True:
             with self._cond:
-                while self._committed < ticket and (self._busy or not self._queue or not self._connected
+                while self._committed < ticket and (not lead or self._busy or not self._queue or not self._connected
                                                     or not self._running):
                     self._cond.wait()
                 if self._committed >= ticket:
@@ -157,6 +158,7 @@ class AuditWriter:
             except Exception:
                 log.exception("audit.writer_error", batch=len(batch))
                 self._count_error()
+            lead = committed
             self._done(batch, committed)
 
     def commit(self, entries: list[Entry]) -> None:
