@@ -5,7 +5,8 @@ Each callback copies its message into a plain event and, holding the engine lock
 engine step and carries out what it produced before releasing the lock: state has one writer at
 a time and messages leave in the order the engine decided them. Child orders go to the venues at
 once (the initiator's sockets never block a send); reports go into their OMS session's send
-queue (gateway.fix.outbound), since a send to an OMS blocks until it reads. Session up/down
+queue (gateway.fix.outbound), since a send to an OMS blocks until it reads, and its sender thread
+is woken once the step has released the lock. Session up/down
 events arrive while quickfix holds a session lock, so they are handed to a control thread
 instead of taking the engine lock there.
 """
@@ -15,6 +16,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import logging
 import os
 import queue
 import secrets
@@ -98,6 +100,7 @@ ADMIN_MSG_TYPES = frozenset("0 1 2 3 4 5 A".split())
 SHUTDOWN_TEXT = "gateway shutting down"
 DISCONNECT_TEXT = "canceled: OMS session disconnected (cancel_on_disconnect)"
 SESSION_LIMITS = ("max_open_qty", "max_open_notional", "max_orders_per_s")
+ROUTINE_REPORTS = frozenset({ExecType.NEW, ExecType.TRADE})  # logged at debug: the parent's outcome is at info
 LISTED_AT_MOST = 100  # orders named in one log line; the audit trail names every one
 DROPPED_LOGGED = 100  # unknown books from the bus logged (the first of each); past that only counted
 
@@ -456,16 +459,16 @@ class Gateway:
         """A markout horizon of a fill has come: the NBBO and every lit venue's touch now without our own resting
         children (what their prices did to the book is our doing, not the market's), on the trail."""
         venues = self.engine.venues
-        ours = self.inspect(lambda engine: _resting(engine, fill.symbol))
-        touches = {}
-        for name, info in venues.items():
-            book = self.market.book(name, fill.symbol) if info.kind is VenueKind.LIT else None
-            if book is not None:
-                touches[name] = tuple(touch_without([(level.price, level.qty) for level in levels],
-                                                    ours.get((name, is_buy), {}))
-                                      for is_buy, levels in ((True, book.bids), (False, book.asks)))
-        self.audit.record(entries.mark(fill, horizon_ms, self.market.nbbo(fill.symbol, venues), touches,
-                                       self.clock.now_ns()))
+        books = {name: book for name, info in venues.items()
+                 if info.kind is VenueKind.LIT and (book := self.market.book(name, fill.symbol)) is not None}
+        ours = self.inspect(lambda engine: _resting(engine, fill.symbol)) if books else {}
+        touches = {name: tuple(touch_without([(level.price, level.qty) for level in levels],
+                                             ours.get((name, is_buy), {}))
+                               for is_buy, levels in ((True, book.bids), (False, book.asks)))
+                   for name, book in books.items()}
+        # No hurry: it goes with the next step's commit, or the writer's next look.
+        self.audit.submit([entries.mark(fill, horizon_ms, self.market.nbbo(fill.symbol, venues), touches,
+                                        self.clock.now_ns())], wake=False)
 
     def _drop(self, snapshot: BookSnapshot | Trade, reason: str) -> None:
         self.observer.snapshot_dropped(reason)
@@ -701,7 +704,15 @@ class Gateway:
               arrival: Arrival | None = None, child: str | None = None) -> None:
         """One engine step: the message that caused it and what was decided are committed
         to the audit trail before anything the step produced is sent; a quiet step that
-        produced nothing is not recorded. `child`: the child order the step is about, watched for metrics."""
+        produced nothing is not recorded. `child`: the child order the step is about, watched for metrics.
+        The OMS senders are woken once the lock is released: woken before, they would mostly wait for it."""
+        try:
+            self._locked_step(step, event, inbound, quiet, arrival, child)
+        finally:
+            self.outbound.wake()
+
+    def _locked_step(self, step: Callable, event: object, inbound: Entry | None, quiet: bool,
+                     arrival: Arrival | None, child: str | None) -> None:
         with self._lock:
             watched = self.engine.child(child) if child is not None else None
             if watched is not None:
@@ -765,11 +776,14 @@ class Gateway:
                 message = codec.execution_report(command, self.upstream.begin_string(command.session))
                 self.observer.carried_out(command, arrival)  # counted before the OMS can see it
                 self._send_upstream(message, command.session, command.cl_ord_id)
-                log.info("upstream.report", cl_ord_id=command.cl_ord_id, order_id=command.order_id,
-                         exec_type=command.exec_type.name, ord_status=command.ord_status.name,
-                         cum_qty=command.cum_qty, leaves_qty=command.leaves_qty, avg_px=str(command.avg_px),
-                         last_qty=command.last_qty or None, last_px=str(command.last_px) if command.last_px else None,
-                         last_mkt=command.last_mkt, text=command.text)
+                level = logging.DEBUG if command.exec_type in ROUTINE_REPORTS else logging.INFO
+                if log.is_enabled_for(level):
+                    log.log(level, "upstream.report", cl_ord_id=command.cl_ord_id, order_id=command.order_id,
+                            exec_type=command.exec_type.name, ord_status=command.ord_status.name,
+                            cum_qty=command.cum_qty, leaves_qty=command.leaves_qty, avg_px=str(command.avg_px),
+                            last_qty=command.last_qty or None,
+                            last_px=str(command.last_px) if command.last_px else None,
+                            last_mkt=command.last_mkt, text=command.text)
             elif isinstance(command, CancelReject):
                 self.observer.carried_out(command, arrival)
                 self._send_upstream(codec.cancel_reject(command, self.upstream.begin_string(command.session)),
@@ -782,11 +796,13 @@ class Gateway:
                 sent = self.downstream.send_to_venue(message, command.venue)
                 self._sending.order_id = None
                 self.observer.carried_out(command, arrival, sent)
-                log.info("venue.child_sent", order_id=command.parent_order_id,
-                         cl_ord_id=self.engine.parents[command.parent_order_id].cl_ord_id, child=command.cl_ord_id,
-                         venue=command.venue, qty=command.spec.qty,
-                         price=str(command.spec.price) if command.spec.price is not None else None,
-                         ord_type=command.spec.ord_type.name, tif=command.spec.tif.name, sent=sent)
+                level = logging.DEBUG if sent else logging.INFO
+                if log.is_enabled_for(level):
+                    log.log(level, "venue.child_sent", order_id=command.parent_order_id,
+                            cl_ord_id=self.engine.parents[command.parent_order_id].cl_ord_id, child=command.cl_ord_id,
+                            venue=command.venue, qty=command.spec.qty,
+                            price=str(command.spec.price) if command.spec.price is not None else None,
+                            ord_type=command.spec.ord_type.name, tif=command.spec.tif.name, sent=sent)
                 if not sent:
                     text = "venue session not logged on"
                     follow_ups.append((self.engine.on_child_rejected(command.venue, command.cl_ord_id, text),
@@ -797,7 +813,8 @@ class Gateway:
                 self._sending.order_id = parent_id
                 sent = self.downstream.send_to_venue(message, command.venue)
                 self._sending.order_id = None
-                log.info("venue.cancel_sent", child=command.orig_cl_ord_id, venue=command.venue, sent=sent)
+                log.log(logging.DEBUG if sent else logging.INFO, "venue.cancel_sent", child=command.orig_cl_ord_id,
+                        venue=command.venue, sent=sent)
                 if not sent:
                     event = Entry("event", entries.to_json({"event": "cancel_unsent", "venue": command.venue,
                                                             "cl_ord_id": command.orig_cl_ord_id}),
@@ -815,19 +832,23 @@ class Gateway:
 
     def _send_upstream(self, message, session: str, cl_ord_id: str) -> None:
         """Queue a report for its OMS session's sender thread: no socket send under the engine lock."""
-        self.outbound.put(session, message, cl_ord_id)
+        self.outbound.put(session, message, cl_ord_id, wake=False)
 
     def _log_decision(self, item: object) -> None:
+        """At info one line per parent outcome (its final state); decisions and intermediate states at debug."""
         if isinstance(item, RouteDecision):
-            log.info("route.decision", order_id=item.order_id, cl_ord_id=self.engine.parents[item.order_id].cl_ord_id,
-                     phase=item.phase, reason=item.reason,
-                     children=[f"{c.venue}:{c.qty}@{c.price if c.price is not None else 'MKT'}/{c.tif.name}"
-                               for c in item.children],
-                     excluded={e.venue: e.reason for e in item.exclusions} or None)
+            if log.is_enabled_for(logging.DEBUG):
+                log.debug("route.decision", order_id=item.order_id,
+                          cl_ord_id=self.engine.parents[item.order_id].cl_ord_id, phase=item.phase, reason=item.reason,
+                          children=[f"{c.venue}:{c.qty}@{c.price if c.price is not None else 'MKT'}/{c.tif.name}"
+                                    for c in item.children],
+                          excluded={e.venue: e.reason for e in item.exclusions} or None)
         elif isinstance(item, StateChange):
-            log.info("order.state", order_id=item.order_id, cl_ord_id=item.cl_ord_id,
-                     old=item.old.name if item.old else None, new=item.new.name,
-                     cum_qty=item.cum_qty, leaves_qty=item.leaves_qty)
+            level = logging.INFO if item.new in TERMINAL else logging.DEBUG
+            if log.is_enabled_for(level):
+                log.log(level, "order.state", order_id=item.order_id, cl_ord_id=item.cl_ord_id,
+                        old=item.old.name if item.old else None, new=item.new.name,
+                        cum_qty=item.cum_qty, leaves_qty=item.leaves_qty)
         elif isinstance(item, Routine):
             log.info("engine.notice", text=item.text)
         elif isinstance(item, PriceReference):
@@ -875,13 +896,10 @@ class _Timed:
 def _resting(engine: OrderEngine, symbol: str) -> dict[tuple[str, bool], dict[Decimal, int]]:
     """Our live priced children in `symbol`: (venue, is_buy) -> price -> the quantity still working there."""
     ours: dict[tuple[str, bool], dict[Decimal, int]] = {}
-    for parent in engine.parents.values():
-        if parent.symbol != symbol:
-            continue
-        for child in parent.live_children():
-            if child.spec.price is not None and child.leaves_qty:
-                prices = ours.setdefault((child.venue, child.side.is_buy), {})
-                prices[child.spec.price] = prices.get(child.spec.price, 0) + child.leaves_qty
+    for child in engine.working_children():
+        if child.symbol == symbol and child.spec.price is not None and child.leaves_qty:
+            prices = ours.setdefault((child.venue, child.side.is_buy), {})
+            prices[child.spec.price] = prices.get(child.spec.price, 0) + child.leaves_qty
     return ours
 
 

@@ -1,4 +1,4 @@
-"""The audit writer: one thread that numbers, chains and group-commits what every other thread submits."""
+"""The audit writer: numbers, chains and group-commits what every thread submits, one commit at a time."""
 from __future__ import annotations
 
 import json
@@ -32,7 +32,11 @@ class AuditWriter:
     """Callers submit entries and may wait until they are committed; the writer commits in batches.
 
     A batch is whatever queued up while the previous commit ran, so under load many entries
-    share one commit. A failed commit closes the store and reopens it (with backoff, loudly) until
+    share one commit. A caller that waits for its entries writes the batch itself when no commit is
+    running (no hand-off to the writer thread and back on the order path); the writer thread writes
+    what nobody waits for, probes the store while idle, and takes over after a failure. Only one
+    thread commits at a time, so records are numbered and chained in submission order. A failed
+    commit closes the store and reopens it (with backoff, loudly) until
     the batch is on record: whoever waits for it waits, because nothing may be acted on before it
     is on record. The reopened store's last record tells whether the failed commit had in fact
     gone through, so a batch is never written twice nor skipped.
@@ -55,10 +59,14 @@ class AuditWriter:
         self._checkpointed: tuple[int, str] | None = None
         self._checkpoint_due = 0.0
         self._queue: deque[Entry] = deque()
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # callers waiting for a commit or for the store to be writable
+        self._work = threading.Condition(lock)  # the writer thread waiting for entries nobody waits for
         self._submitted = 0
         self._committed = 0
         self._running = False
+        self._busy = False  # a thread is committing (or probing): the store is its own until it is done
+        self._probed = 0.0  # monotonic time of the last probe
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._next_seq = 1
         self._last_hash = ""
@@ -89,6 +97,7 @@ class AuditWriter:
                 return
             self._running = False
             self._cond.notify_all()
+            self._work.notify()
         self._thread.join(STOP_TIMEOUT_S)
         if self._thread.is_alive():
             log.error("audit.stopped_uncommitted", entries=self._submitted - self._committed,
@@ -117,12 +126,14 @@ class AuditWriter:
                 self._cond.wait(remaining)
         return self.writable
 
-    def submit(self, entries: list[Entry]) -> int:
-        """Queue entries; the returned ticket is reached when all of them are committed."""
+    def submit(self, entries: list[Entry], wake: bool = True) -> int:
+        """Queue entries; the returned ticket is reached when all of them are committed. `wake`: the writer
+        thread commits them now; otherwise they go with the next commit, or the writer's next look (PROBE_S)."""
         with self._cond:
             self._queue.extend(entries)
             self._submitted += len(entries)
-            self._cond.notify_all()
+            if wake:
+                self._work.notify()
             return self._submitted
 
     def record(self, entry: Entry) -> None:
@@ -130,30 +141,71 @@ class AuditWriter:
         self.submit([entry])
 
     def wait(self, ticket: int) -> None:
-        with self._cond:
-            while self._committed < ticket:
-                self._cond.wait()
+        """Return once the entries up to `ticket` are committed, committing them on this thread when no other
+        commit is running and the store is up (otherwise the running commit, or the writer thread, does)."""
+        lead = True  # until a commit of ours failed: then the writer thread retries it, with its backoff
+        while True:
+            with self._cond:
+                while self._committed < ticket and (not lead or self._busy or not self._queue or not self._connected
+                                                    or not self._running):
+                    self._cond.wait()
+                if self._committed >= ticket:
+                    return
+                batch = self._take()
+            committed = False
+            try:
+                committed = self._commit(batch, once=True)
+            except Exception:
+                log.exception("audit.writer_error", batch=len(batch))
+                self._count_error()
+            lead = committed
+            self._done(batch, committed)
 
     def commit(self, entries: list[Entry]) -> None:
         """Submit and wait: the entries are durable when this returns."""
-        self.wait(self.submit(entries))
+        self.wait(self.submit(entries, wake=not self._connected))  # in an outage the writer thread reconnects
+
+    def _take(self) -> list[Entry]:
+        """The next batch, the store reserved for it (the condition held)."""
+        self._busy = True
+        return [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
+
+    def _done(self, batch: list[Entry], committed: bool) -> None:
+        """A batch is on record, or goes back to the head of the queue; the store is free again."""
+        with self._cond:
+            if committed:
+                self._committed += len(batch)
+            else:
+                self._queue.extendleft(reversed(batch))
+            self._busy = False
+            self._cond.notify_all()
+            if self._queue:
+                self._work.notify()
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                if self._running and not self._queue:
+                if self._busy or (self._running and not self._queue):
                     # Idle: look at the store now and then, so an outage is known before an order waits on it.
-                    self._cond.wait(self._delay if not self._connected else PROBE_S)
+                    self._work.wait(self._delay if not self._connected else PROBE_S)
+                if self._busy:
+                    continue
                 if not self._queue:
                     if not self._running:
                         return
+                    if time.monotonic() - self._probed < (PROBE_S if self._connected else self._delay):
+                        continue
+                    self._busy = True
                     batch = None
                 else:
-                    count = min(len(self._queue), self.max_batch)
-                    batch = [self._queue.popleft() for _ in range(count)]
+                    batch = self._take()
             if batch is None:
-                self._probe()
-                self._checkpoint_if_due()
+                try:
+                    self._probed = time.monotonic()
+                    self._probe()
+                    self._checkpoint_if_due()
+                finally:
+                    self._done([], True)
                 continue
             try:
                 self._commit(batch)
@@ -161,14 +213,13 @@ class AuditWriter:
                 # A defect of ours, not the store's nor a peer's: the batch goes back and is tried again.
                 log.exception("audit.writer_error", batch=len(batch))
                 self._count_error()
-                with self._cond:
-                    self._queue.extendleft(reversed(batch))
+                self._done(batch, False)
                 time.sleep(RETRY_MAX_S)
                 continue
-            with self._cond:
-                self._committed += len(batch)
-                self._cond.notify_all()
-            self._checkpoint_if_due()
+            try:
+                self._checkpoint_if_due()
+            finally:
+                self._done(batch, True)
 
     def _checkpoint_if_due(self) -> None:
         if self.checkpoint_path is None or time.monotonic() < self._checkpoint_due:
@@ -207,8 +258,9 @@ class AuditWriter:
             self._next_seq, self._last_hash = head[0] + 1, head[1]
         self._resumed()
 
-    def _commit(self, batch: list[Entry]) -> None:
-        """Write one batch; return once it is on record, reopening the store as often as that takes."""
+    def _commit(self, batch: list[Entry], once: bool = False) -> bool:
+        """Write one batch; return once it is on record, reopening the store as often as that takes. `once`:
+        after a failed attempt return False instead (the writer thread retries)."""
         records = self._chain(batch, self._next_seq, self._last_hash)
         while True:
             try:
@@ -217,7 +269,7 @@ class AuditWriter:
                     if head == (records[-1].seq, records[-1].hash):
                         log.warning("audit.commit_was_durable", seq=records[-1].seq)  # only its answer was lost
                         self._on_record(records)
-                        return
+                        return True
                     if head != (records[0].seq - 1, records[0].prev_hash):
                         self._head_moved(head)
                         records = self._chain(batch, head[0] + 1, head[1])
@@ -225,6 +277,8 @@ class AuditWriter:
                 self.store.append(records)
             except Exception as exc:
                 self._failed(exc, "audit.commit_failed", len(batch))
+                if once:
+                    return False
                 time.sleep(self._delay)
                 continue
             self.commit_seconds = time.perf_counter() - started
@@ -235,7 +289,7 @@ class AuditWriter:
                 self.metrics.audit_batch.observe(len(records))
                 self.metrics.audit_commit_latency.observe(self.commit_seconds)
             self._on_record(records)
-            return
+            return True
 
     def _reopen(self) -> tuple[int, str]:
         """Open the store again after a failure; its last (seq, hash)."""
@@ -268,9 +322,10 @@ class AuditWriter:
 
     def _resumed(self) -> None:
         self._delay = RETRY_MIN_S
+        if not self._failing:  # set and cleared only by the thread holding the store
+            return
         with self._cond:
-            if self._failing:
-                log.warning("audit.commits_resumed", next_seq=self._next_seq)
+            log.warning("audit.commits_resumed", next_seq=self._next_seq)
             self._failing = False
             self._cond.notify_all()
 

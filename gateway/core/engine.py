@@ -139,6 +139,7 @@ class OrderEngine:
         self._reports_behind: dict[str, ChildOrder] = {}  # children whose status showed fills not yet reported
         self.finished = FinalStates(final_states_kept)  # orders that left memory, for status and duplicates
         self._finished: deque[ParentOrder] = deque()  # parents final with no child live, oldest first
+        self._unsettled: dict[str, ParentOrder] = {}  # the others: every parent live or with a child live
         self._down_since: dict[str, int | None] = {}  # venue -> when it went down (None: its children are held)
         self.in_doubt: dict[str, ChildOrder] = {}  # children held at a venue that stayed down
         self.closing: str | None = None  # the gateway is stopping: every parent ends once its children are out
@@ -188,6 +189,7 @@ class OrderEngine:
         parent = ParentOrder.accept(self.ids.order_id(), order)
         parent.risk_px = lookup.unit(order.price)
         self.parents[parent.order_id] = parent
+        self._unsettled[parent.order_id] = parent
         self._by_cl_ord_id[(order.session, order.cl_ord_id)] = parent
         out.decisions.append(StateChange(parent.order_id, parent.cl_ord_id, None, OrdStatus.NEW, 0, parent.qty))
         out.add(self._report(parent, ExecType.NEW))
@@ -471,7 +473,7 @@ class OrderEngine:
 
     def working_children(self) -> list[ChildOrder]:
         """Every child still live at a venue."""
-        return [child for parent in self.parents.values() for child in parent.live_children()]
+        return [child for parent in self._unsettled.values() for child in parent.live_children()]
 
     def on_left_working(self, text: str) -> Outbox:
         """The gateway stops with children still working: tell each parent's OMS what stays where."""
@@ -529,7 +531,7 @@ class OrderEngine:
 
     def _exposure(self, session: str, skip: ParentOrder | None) -> tuple[int, Decimal]:
         qty, notional = 0, ZERO
-        for parent in self.parents.values():
+        for parent in self._unsettled.values():
             if parent.session == session and parent.live and parent is not skip:
                 leaves, unit = parent.leaves_qty, parent.risk_px or ZERO
                 if isinstance(parent.pending, ReplaceRequest):  # either may stand: the larger counts
@@ -780,6 +782,7 @@ class OrderEngine:
         if parent.finished_ns is None and not parent.live and not parent.live_children():
             parent.finished_ns = self.clock.now_ns()
             self._finished.append(parent)
+            del self._unsettled[parent.order_id]
 
     def _forget_finished(self, now_ns: int, out: Outbox) -> None:
         """Drop parents finished over retain_finished_ns ago, with their children; their final states stay

@@ -28,6 +28,7 @@ class GuardedApplication(fix.Application):
     def __init__(self) -> None:
         super().__init__()
         self.sessions: dict[str, fix.SessionID] = {}
+        self._begin_strings: dict[str, str] = {}  # a session key names its BeginString for good
         # Called with ("in" | "out", session, message) for every message but incoming
         # application messages, which the handler records itself with their context.
         self.tap: Callable[[str, str, fix.Message], None] | None = None
@@ -106,7 +107,10 @@ class GuardedApplication(fix.Application):
             found.disconnect()
 
     def begin_string(self, session: str) -> str:
-        return self.sessions[session].getBeginString().getValue()
+        begin = self._begin_strings.get(session)
+        if begin is None:
+            begin = self._begin_strings[session] = self.sessions[session].getBeginString().getValue()
+        return begin
 
     def on_logon(self, session: str) -> None: ...
 

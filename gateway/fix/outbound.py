@@ -70,13 +70,20 @@ class SessionQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, message: object, cl_ord_id: str) -> None:
+    def put(self, message: object, cl_ord_id: str, wake: bool = True) -> None:
         with self._cond:
             self._items.append((message, cl_ord_id))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=f"sorgw-send-{self.session}", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if wake:
+                self._cond.notify()
+
+    def wake(self) -> None:
+        """Wake the sender for what was put without waking it."""
+        with self._cond:
+            if self._items:
+                self._cond.notify()
 
     def blocked_for(self, now: float) -> float:
         since = self.sending_since
@@ -141,6 +148,7 @@ class Outbound:
         self.limits = limits
         self._on_slow = on_slow
         self._queues = {session: SessionQueue(session, send) for session in sessions}
+        self._asleep: set[SessionQueue] = set()  # queues put to without a wake-up
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="sorgw-send-watchdog", daemon=True)
@@ -153,9 +161,22 @@ class Outbound:
                 found = self._queues[session] = SessionQueue(session, self._send)
             return found
 
-    def put(self, session: str, message: object, cl_ord_id: str) -> None:
-        """Queue a message for the session (never blocks: called under the engine lock)."""
-        self.queue(session).put(message, cl_ord_id)
+    def put(self, session: str, message: object, cl_ord_id: str, wake: bool = True) -> None:
+        """Queue a message for the session (never blocks: called under the engine lock). `wake=False`: the
+        sender waits for wake() (a thread woken while the engine lock is held mostly waits for that thread)."""
+        queue = self.queue(session)
+        queue.put(message, cl_ord_id, wake)
+        if not wake:
+            self._asleep.add(queue)
+
+    def wake(self) -> None:
+        """Wake the senders of what was put with wake=False."""
+        while True:
+            try:
+                queue = self._asleep.pop()
+            except KeyError:  # another thread woke the last one
+                return
+            queue.wake()
 
     def depths(self) -> dict[str, int]:
         with self._lock:

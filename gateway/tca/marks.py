@@ -55,9 +55,11 @@ class MarkTimer:
                     self._full_logged = True
                     log.warning("tca.marks_full", waiting=len(self._heap), detail="fills go unmarked until it drains")
                 return
+            due = self._heap[0][0] if self._heap else None
             for horizon in self.horizons_ms:
                 heapq.heappush(self._heap, (now + horizon / 1000, next(self._order), key, horizon))
-            self._cond.notify()
+            if due is None or self._heap[0][0] < due:  # otherwise the thread already wakes in time for it
+                self._cond.notify()
 
     def _run(self) -> None:
         while True:

@@ -92,12 +92,13 @@ def _running_under(directory) -> list[str]:
 
 
 def test_split_orders_sweep_exactly_that_many_venues_on_every_path(tmp_path, broker):
-    done = _run(tmp_path, "--json", "--split", "3", "--venues", "4", "--mqtt", broker)
+    done = _run(tmp_path, "--json", "--split", "3", "--venues", "4", "--mqtt", broker, "--log-level", "debug")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["options"]["split"] == 3
     assert all(result["paths"][name]["fills"] == PER_PATH for name in PATHS)
-    # The gateway routed every parent across the three venues at the best price, never to the fourth.
+    # The gateway routed every parent across the three venues at the best price, never to the fourth (each child
+    # sent is a line at debug).
     log = (tmp_path / os.path.basename(result["work_dir"]) / "gateway" / "gateway.log").read_text()
     sent = [line for line in log.splitlines() if "venue.child_sent" in line]
     venues = {venue: sum(f"venue={venue}" in line for line in sent) for venue in ("LITA", "LITB", "LITC", "LITD")}

@@ -91,3 +91,62 @@ def test_group_commit_batches_what_queued_during_a_commit(tmp_path):
     assert len(records) == 40 and first_break(records) is None
     assert writer.batches <= 10  # 8 threads x 5 commits, mostly sharing commits
     store.close()
+
+
+def test_a_waiting_caller_commits_on_its_own_thread_and_what_it_waited_for_is_on_disk(tmp_path):
+    import threading
+
+    class WhoWrites(SqliteStore):
+        def __init__(self, path):
+            super().__init__(path)
+            self.writers = []
+
+        def append(self, records):
+            self.writers.append(threading.current_thread().name)
+            super().append(records)
+
+    store = WhoWrites(tmp_path / "audit.db")
+    writer = AuditWriter(store)
+    writer.start()
+    for i in range(20):
+        writer.commit(entries(1, i))
+        with sqlite3.connect(tmp_path / "audit.db") as db:  # another connection sees it at once
+            assert db.execute("SELECT max(seq) FROM audit").fetchone()[0] == i + 1
+    assert set(store.writers) == {threading.current_thread().name}  # no hand-off to the writer thread and back
+    writer.record(entries(1, 99)[0])  # nobody waits for it: the writer thread commits it
+    writer.stop()
+    assert store.writers[-1] == "audit-writer"
+    reader = SqliteStore(tmp_path / "audit.db")
+    reader.open()
+    records = list(reader.records())
+    assert [r.seq for r in records] == list(range(1, 22)) and first_break(records) is None
+    reader.close()
+
+
+def test_a_failed_commit_on_the_callers_thread_is_retried_by_the_writer_and_the_caller_waits(tmp_path):
+    import threading
+
+    class FailsOnce(SqliteStore):
+        failures = 0
+
+        def append(self, records):
+            if self.failures:
+                self.failures -= 1
+                raise sqlite3.OperationalError("disk I/O error")
+            super().append(records)
+
+    writer = AuditWriter(FailsOnce(tmp_path / "audit.db"))
+    writer.start()
+    writer.commit(entries(3))
+    writer.store.failures = 1  # the next commit, on the caller's thread, fails
+    done = threading.Event()
+    threading.Thread(target=lambda: (writer.commit(entries(2, 3)), done.set()), daemon=True).start()
+    assert done.wait(5)  # the writer thread reopened the store and wrote it
+    assert writer.errors == 1 and writer.reconnects == 1 and writer.writable
+    writer.commit(entries(1, 5))
+    writer.stop()
+    reader = SqliteStore(tmp_path / "audit.db")
+    reader.open()
+    records = list(reader.records())
+    assert [r.cl_ord_id for r in records] == ["C0", "C1", "C2", "C3", "C4", "C5"] and first_break(records) is None
+    reader.close()

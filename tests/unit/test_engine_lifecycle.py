@@ -97,7 +97,9 @@ def test_a_parent_stays_while_a_child_is_live_even_when_it_is_final(engine):
     engine.clock.advance(5 * SECOND)
     engine.on_timer(engine.clock.now_ns())
     assert order_id in engine.parents
+    assert [c.cl_ord_id for c in engine.working_children()] == [second.cl_ord_id]
     engine.on_venue_report(VenueReport(second.venue, second.cl_ord_id, "c1", ExecType.CANCELED, OrdStatus.CANCELED))
+    assert engine.working_children() == []
     engine.clock.advance(3 * SECOND)
     engine.on_timer(engine.clock.now_ns())
     assert order_id not in engine.parents
@@ -119,6 +121,17 @@ def test_engine_maps_do_not_grow_with_the_number_of_finished_orders(engine):
     # Beyond the window a ClOrdID is new again; inside it, a duplicate.
     assert reports(engine.on_new_order(order(cl="N0", qty=100)))[0].ord_status is not OrdStatus.REJECTED
     assert reports(engine.on_new_order(order(cl="N299", qty=100)))[0].ord_status is OrdStatus.REJECTED
+
+
+def test_working_children_are_found_without_walking_the_finished_orders_kept_in_memory(engine):
+    resting(engine, "R1")
+    for i in range(200):
+        filled_order(engine, f"N{i}", qty=100)
+    assert len(engine.parents) == 201  # all retained for late reports
+    assert list(engine._unsettled) == [engine.order_id_for(S, "R1")]  # only it is walked
+    (child,) = engine.working_children()
+    assert child.parent_id == engine.order_id_for(S, "R1") and child.leaves_qty == 100
+    assert engine.exposure(S) == (100, D("9995.00"))
 
 
 # --- a venue that stays down ----------------------------------------------------------------------------------
