@@ -2,16 +2,24 @@
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timedelta, timezone
-from datetime import time as dt_time
+from collections.abc import Mapping
+from datetime import date, datetime, time as dt_time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway.audit.records import audit_key
 from gateway.core.routing.venue_rules import VenueRules
@@ -177,6 +185,11 @@ class UpstreamSession(Model):
         if self.username is None and sources:
             raise ValueError("password_env and password_file need username")
         return self
+
+    def credentials(self, environ: Mapping[str, str]) -> tuple[str, str] | None:
+        """Username and the password the OMS must send; None when the session has no Username/Password check."""
+        password = self.password(environ)
+        return None if self.username is None or password is None else (self.username, password)
 
     def password(self, environ: Mapping[str, str]) -> str | None:
         """The password the OMS must send, from the environment or the file; ConfigError naming the source."""

@@ -39,14 +39,16 @@ from gateway.audit.stores import open_store
 from gateway.audit.writer import AuditWriter
 from gateway.config import GatewayConfig, VenueConfig
 from gateway.core.book_record import BookLedger
-from gateway.core.clock import Clock, WallClock
 from gateway.core.breaker import CircuitChange, CircuitState
+from gateway.core.clock import Clock, WallClock
 from gateway.core.engine import IdSource, OrderEngine, Routine, StateChange
 from gateway.core.market import BookSnapshot, MarketView, Trade, VenueInfo
 from gateway.core.risk import ORDER_KEYS, Halt, PriceReference
 from gateway.core.routing import RouteDecision
+from gateway.core.routing.venue_planner import VenuePlanner, VenuePolicy
 from gateway.core.schedule import in_schedule
 from gateway.core.types import (
+    TERMINAL,
     CancelChild,
     CancelReject,
     CancelRequest,
@@ -62,13 +64,11 @@ from gateway.core.types import (
     QueryChild,
     ReplaceRequest,
     SendChild,
-    TERMINAL,
     StatusRequest,
     VenueKind,
     VenueReport,
 )
 from gateway.core.validation import Instrument
-from gateway.core.routing.venue_planner import VenuePlanner, VenuePolicy
 from gateway.endpoint import Endpoint
 from gateway.fix import codec
 from gateway.fix.connect_watch import ConnectWatch
@@ -192,8 +192,8 @@ class Gateway:
         self._upstream_keys = {session_key(session_id(spec)) for spec in upstream_specs}
         self._oms_comp_ids = {session_key(session_id(spec)): spec.target for spec in upstream_specs}
         self.upstream = UpstreamApplication(self, cfg.routing.default_urgency, {
-            session_key(session_id(spec)): Credentials(s.username, s.password(os.environ))
-            for spec, s in zip(upstream_specs, cfg.upstream.sessions) if s.username is not None})
+            session_key(session_id(spec)): Credentials(*pair)
+            for spec, s in zip(upstream_specs, cfg.upstream.sessions) if (pair := s.credentials(os.environ))})
         self.outbound = Outbound(
             sorted(self._upstream_keys), self.upstream.send, self.upstream.disconnect, cfg.upstream.port,
             Limits(cfg.upstream.max_send_queue, cfg.upstream.send_timeout_ms / 1000), self.observer.slow_consumer)
@@ -225,7 +225,7 @@ class Gateway:
         self.metrics.children_in_doubt = lambda: self.inspect(_in_doubt)
         self.metrics.halts = lambda: self.inspect(lambda engine: [str(h) for h in engine.halts])
         self.metrics.open_exposure = lambda: self.inspect(lambda engine: {
-            key: tuple(map(float, engine.exposure(key))) for key in self._upstream_keys})
+            key: _floats(engine.exposure(key)) for key in self._upstream_keys})
         self.metrics.risk_limits = lambda: self.inspect(lambda engine: _limits_in_force(
             engine, sorted(self._upstream_keys), [s.symbol for s in cfg.symbols]))
         self._cancel_on_disconnect = {session_key(session_id(spec)) for spec, s in zip(upstream_specs,
@@ -623,6 +623,7 @@ class Gateway:
         if self.audit.wait_writable(hold_ms / 1000):
             return False
         text = f"audit trail unavailable for {hold_ms} ms: the gateway cannot record orders; send again later"
+        command: CancelReject | ExecutionReport
         if isinstance(request, CancelRequest | ReplaceRequest | InvalidChange):
             order_id = self.engine.order_id_for(request.session, request.orig_cl_ord_id)  # a plain dict read
             parent = self.engine.parents.get(order_id) if order_id else None
@@ -769,7 +770,7 @@ class Gateway:
         for item in out.decisions:
             self._log_decision(item)
         for command in out.commands:
-            if getattr(command, "risk_limit", None):
+            if isinstance(command, (ExecutionReport, CancelReject)) and command.risk_limit:
                 log.warning("risk.reject", session=command.session, cl_ord_id=command.cl_ord_id,
                             limit=command.risk_limit, text=command.text)
             if isinstance(command, ExecutionReport):
@@ -877,6 +878,11 @@ def _first_order_id(out: Outbox) -> str | None:
         if order_id and order_id != "NONE":
             return order_id
     return None
+
+
+def _floats(exposure: tuple[int, Decimal]) -> tuple[float, float]:
+    qty, notional = exposure
+    return float(qty), float(notional)
 
 
 class _Timed:

@@ -230,17 +230,18 @@ class AuditWriter:
     def _checkpoint(self) -> None:
         """Sign the committed head, unless already signed, onto the checkpoint file, the log and the metric; a
         failure is logged, never raised: the trail itself is on record, only its outside witness is missing."""
-        if self.checkpoint_path is None or self._checkpointed == (self._next_seq - 1, self._last_hash):
-            return
+        key = self.key
+        if self.checkpoint_path is None or key is None or self._checkpointed == (self._next_seq - 1, self._last_hash):
+            return  # (no key without a path: __init__ refuses a checkpoint_path without one)
         checkpoint = checkpoints.Checkpoint(self._next_seq - 1, self._last_hash, time.time_ns())
         try:
-            checkpoints.append(self.checkpoint_path, checkpoint, self.key)
+            checkpoints.append(self.checkpoint_path, checkpoint, key)
         except Exception as exc:  # the writer thread must outlive a full disk or a read-only file
             log.error("audit.checkpoint_failed", path=str(self.checkpoint_path), seq=checkpoint.seq, error=str(exc))
             return
         self._checkpointed = (checkpoint.seq, checkpoint.hash)
         log.info("audit.checkpoint", seq=checkpoint.seq, hash=checkpoint.hash, ts_ns=checkpoint.ts_ns,
-                 mac=checkpoint.signature(self.key))
+                 mac=checkpoint.signature(key))
         if self.metrics is not None:
             self.metrics.audit_checkpoint_seq.set(checkpoint.seq)
 

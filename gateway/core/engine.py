@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from gateway.analytics.learning import LearningConfig, VenueLearning
@@ -45,7 +45,6 @@ from gateway.core.types import (
     VenueReport,
 )
 from gateway.core.validation import Instrument, validate_new, validate_replace
-
 
 _LAST_PX_PLACES = Decimal("0.00000001")
 _SWEEP_NS = 1_000_000_000  # finished parents leave memory in batches at most this far apart
@@ -126,7 +125,7 @@ class OrderEngine:
         self.status_waits = status_waits
         self.retain_finished_ns = retain_finished_ns  # how long a finished parent stays for late venue reports
         self.venue_down_timeout_ns = venue_down_timeout_ns  # then a down venue's children are held as in doubt
-        self.planner = plan  # recovery replays recorded decisions in its place
+        self.planner: Callable[..., RouteDecision] = plan  # recovery replays recorded decisions in its place
         self.risk = RiskGate(risk, {symbol: i.tick for symbol, i in self.instruments.items()})
         self.reference = self.market_reference  # recovery replays recorded references in its place
         self.learning = VenueLearning([n for n, v in venues.items() if v.kind is VenueKind.LIT],

@@ -11,8 +11,12 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
+
+if TYPE_CHECKING:
+    import quickfix as fix
 
 log = structlog.get_logger("gateway.fix")
 
@@ -54,10 +58,10 @@ class Limits:
 class SessionQueue:
     """One OMS session's FIFO of messages built under the engine lock, sent in order by its own thread."""
 
-    def __init__(self, session: str, send: Callable[[object, str], bool]) -> None:
+    def __init__(self, session: str, send: Callable[[fix.Message, str], bool]) -> None:
         self.session = session
         self._send = send
-        self._items: deque[tuple[object, str]] = deque()
+        self._items: deque[tuple[fix.Message, str]] = deque()
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -70,7 +74,7 @@ class SessionQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, message: object, cl_ord_id: str, wake: bool = True) -> None:
+    def put(self, message: fix.Message, cl_ord_id: str, wake: bool = True) -> None:
         with self._cond:
             self._items.append((message, cl_ord_id))
             if self._thread is None:
@@ -139,7 +143,7 @@ class Outbound:
     resends it after the next logon (with sequence numbers kept across logons).
     """
 
-    def __init__(self, sessions: Iterable[str], send: Callable[[object, str], bool],
+    def __init__(self, sessions: Iterable[str], send: Callable[[fix.Message, str], bool],
                  disconnect: Callable[[str], None], local_port: int, limits: Limits,
                  on_slow: Callable[[str, str], None]) -> None:
         self._send = send
@@ -161,7 +165,7 @@ class Outbound:
                 found = self._queues[session] = SessionQueue(session, self._send)
             return found
 
-    def put(self, session: str, message: object, cl_ord_id: str, wake: bool = True) -> None:
+    def put(self, session: str, message: fix.Message, cl_ord_id: str, wake: bool = True) -> None:
         """Queue a message for the session (never blocks: called under the engine lock). `wake=False`: the
         sender waits for wake() (a thread woken while the engine lock is held mostly waits for that thread)."""
         queue = self.queue(session)
@@ -240,7 +244,9 @@ class Outbound:
         """
         stuck = set()
         for tid, started in ((queue.sender_tid, queue.sending_since), (queue.reader_tid, None)):
-            fd = blocked_socket(tid, self._local_port) if tid is not None else None
+            if tid is None:
+                continue
+            fd = blocked_socket(tid, self._local_port)
             seen = queue.in_send.get(tid)
             if fd is None:
                 queue.in_send.pop(tid, None)

@@ -21,6 +21,7 @@ from gateway.core.clock import ManualClock
 from gateway.core.engine import IdSource, OrderEngine
 from gateway.core.market import BookSnapshot, MarketView, VenueInfo
 from gateway.core.routing import PlanRequest, RouteDecision, RoutingPolicy
+from gateway.core.routing.venue_planner import VenuePlanner, VenuePolicy
 from gateway.core.types import (
     TERMINAL,
     CancelChild,
@@ -35,7 +36,6 @@ from gateway.core.types import (
     VenueReport,
 )
 from gateway.core.validation import Instrument
-from gateway.core.routing.venue_planner import VenuePlanner, VenuePolicy
 from gateway.policy import learning_config
 from gateway.replay.trail import RecordedOrder
 from gateway.service import venue_infos

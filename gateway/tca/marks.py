@@ -7,6 +7,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import structlog
 
@@ -15,17 +16,20 @@ log = structlog.get_logger("gateway.tca.marks")
 MAX_WAITING = 100_000  # marks not yet due beyond this many: the newest is not scheduled (logged once)
 
 
-class MarkTimer:
+K = TypeVar("K")
+
+
+class MarkTimer(Generic[K]):
     """Calls `mark(key, horizon_ms)` once per horizon after `schedule(key)`, each at its horizon (monotonic time).
 
     A mark due after stop() is not made: the market after a stop is not known. Exceptions from `mark` are
     logged and never end the thread.
     """
 
-    def __init__(self, horizons_ms: tuple[int, ...], mark: Callable[[object, int], None]) -> None:
+    def __init__(self, horizons_ms: tuple[int, ...], mark: Callable[[K, int], None]) -> None:
         self.horizons_ms = horizons_ms
         self._mark = mark
-        self._heap: list[tuple[float, int, object, int]] = []
+        self._heap: list[tuple[float, int, K, int]] = []
         self._order = itertools.count()
         self._cond = threading.Condition()
         self._running = False
@@ -47,7 +51,7 @@ class MarkTimer:
     def waiting(self) -> int:
         return len(self._heap)
 
-    def schedule(self, key: object) -> None:
+    def schedule(self, key: K) -> None:
         now = time.monotonic()
         with self._cond:
             if len(self._heap) + len(self.horizons_ms) > MAX_WAITING:
