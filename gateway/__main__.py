@@ -1,4 +1,5 @@
 """`python -m gateway`: the `sorgw` command."""
+
 import sys
 
 from gateway.cli import main

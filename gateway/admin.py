@@ -1,4 +1,5 @@
 """The admin endpoint: halt and resume trading (the kill switch) and list the halts in force, behind a bearer token."""
+
 from __future__ import annotations
 
 import hmac
@@ -80,8 +81,15 @@ def halt_json(halt: Halt) -> dict:
 class AdminEndpoint(Served):
     """`halt(scope, resume)` puts a kill switch in force or lifts it; `halts()` lists those in force."""
 
-    def __init__(self, host: str, port: int, token: str, scope: Scopes,
-                 halt: Callable[[Halt, bool], None], halts: Callable[[], Iterable[Halt]]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        token: str,
+        scope: Scopes,
+        halt: Callable[[Halt, bool], None],
+        halts: Callable[[], Iterable[Halt]],
+    ) -> None:
         self._token = token.encode()
         self._scopes, self._halt, self._halts = scope, halt, halts
         super().__init__(host, port, _handler(self), "sorgw-admin", "admin.port")
@@ -124,8 +132,9 @@ class AdminEndpoint(Served):
         return {"result": result, "halts": self._listing()}
 
     def _listing(self) -> list[dict]:
-        return [halt_json(h) for h in sorted(self._halts(), key=lambda h: (h.session or "", h.symbol or "",
-                                                                           h.venue or ""))]
+        return [
+            halt_json(h) for h in sorted(self._halts(), key=lambda h: (h.session or "", h.symbol or "", h.venue or ""))
+        ]
 
 
 def _json(body: bytes) -> object:
@@ -155,11 +164,21 @@ def _handler(admin: AdminEndpoint) -> type[BaseHTTPRequestHandler]:
                 log.exception("admin.failed", path=path)
                 status, answer = 500, {"error": f"{type(exc).__name__}: {exc}"}
             if status == 401:
-                log.warning("admin.unauthorized", client=self.client_address[0], method=self.command, path=path,
-                            reason=answer["error"])
+                log.warning(
+                    "admin.unauthorized",
+                    client=self.client_address[0],
+                    method=self.command,
+                    path=path,
+                    reason=answer["error"],
+                )
             elif self.command == "POST" and status < 500:
-                log.warning("admin.request", client=self.client_address[0], path=path, status=status,
-                            **({"error": answer["error"]} if status >= 400 else {"result": answer["result"]}))
+                log.warning(
+                    "admin.request",
+                    client=self.client_address[0],
+                    path=path,
+                    status=status,
+                    **({"error": answer["error"]} if status >= 400 else {"result": answer["result"]}),
+                )
             payload = json.dumps(answer).encode() + b"\n"
             self.send_response(status)
             if status == 401:

@@ -1,4 +1,5 @@
 """`sorgw admin`: halt, resume and list halts through a running gateway's admin endpoint."""
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,12 @@ def base_url(url: str | None, admin: config.AdminConfig) -> str:
 def call(url: str, token: str, path: str, scope: dict | None = None) -> dict:
     """POST the scope (or GET without one) and return the JSON answer; AdminCallError saying what went wrong."""
     data = None if scope is None else json.dumps(scope).encode()
-    request = urllib.request.Request(url + path, data=data, method="GET" if data is None else "POST",
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url + path,
+        data=data,
+        method="GET" if data is None else "POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             return json.loads(response.read())
@@ -83,13 +88,13 @@ def command(args: argparse.Namespace) -> int:
         url = base_url(args.url, admin)
         token = os.environ.get(admin.token_env)
         if not token:
-            raise AdminCallError(f"the environment variable {admin.token_env} (admin.token_env) is not set: "
-                                 f"it holds the admin token", 2)
+            raise AdminCallError(
+                f"the environment variable {admin.token_env} (admin.token_env) is not set: it holds the admin token", 2
+            )
         if args.admin_command == "halts":
             answer = call(url, token, "/halts")
         else:
-            scope = {key: value for key in ("session", "symbol", "venue")
-                     if (value := getattr(args, key)) is not None}
+            scope = {key: value for key in ("session", "symbol", "venue") if (value := getattr(args, key)) is not None}
             answer = call(url, token, f"/{args.admin_command}", scope)
     except AdminCallError as exc:
         print(f"sorgw admin: {exc}", file=sys.stderr)

@@ -1,4 +1,5 @@
 """Wiring: start the gateway or the venue simulators from config, and stop them cleanly on a signal."""
+
 from __future__ import annotations
 
 import os
@@ -80,18 +81,26 @@ def bus_credentials(mqtt: MqttConfig):
 def run_gateway(cfg: GatewayConfig, work_dir: Path) -> int:
     gateway = Gateway(cfg, market_view(cfg), work_dir)
     if cfg.mqtt.url is None:
-        log.warning("market_data.none", detail="no mqtt.url: no venue books reach this process; directed orders "
-                    "(ExDestination) are routed, others wait for books or expire")
+        log.warning(
+            "market_data.none",
+            detail="no mqtt.url: no venue books reach this process; directed orders "
+            "(ExDestination) are routed, others wait for books or expire",
+        )
         return _serve("gateway", gateway)
     from gateway.bus.mqtt import MqttSubscriber
 
     def market_status(up: bool) -> None:
         gateway.metrics.market_data_connected.set(1 if up else 0)
-        (log.info if up else log.error)("market_data.connected" if up else "market_data.disconnected",
-                                        url=cfg.mqtt.url)
+        (log.info if up else log.error)("market_data.connected" if up else "market_data.disconnected", url=cfg.mqtt.url)
 
-    feed = MqttSubscriber(cfg.mqtt.url, gateway.on_snapshot, cfg.mqtt.prefix, on_status=market_status,
-                          credentials=bus_credentials(cfg.mqtt), on_trade=gateway.on_trade)
+    feed = MqttSubscriber(
+        cfg.mqtt.url,
+        gateway.on_snapshot,
+        cfg.mqtt.prefix,
+        on_status=market_status,
+        credentials=bus_credentials(cfg.mqtt),
+        on_trade=gateway.on_trade,
+    )
     gateway.metrics.malformed_payloads = lambda: feed.malformed
     return _serve("gateway", feed, gateway)
 

@@ -1,4 +1,5 @@
 """Micro-benchmarks of the pure core: `sorgw bench --router` times plan() on a deterministic deep market."""
+
 from __future__ import annotations
 
 import gc
@@ -22,8 +23,16 @@ TICK = Decimal("0.01")
 TARGET_P99_US = 100.0
 EXPLORE_EVERY = 20  # the cost cases' routing.cost.explore_every
 # (maker fee, taker fee) per share, cycled over the lit venues; the negative taker fees are inverted venues.
-FEES = [("-0.0020", "0.0030"), ("-0.0025", "0.0030"), ("0.0010", "-0.0015"), ("-0.0015", "0.0025"),
-        ("-0.0010", "0.0020"), ("-0.0022", "0.0028"), ("0.0005", "-0.0005"), ("0", "0.0009")]
+FEES = [
+    ("-0.0020", "0.0030"),
+    ("-0.0025", "0.0030"),
+    ("0.0010", "-0.0015"),
+    ("-0.0015", "0.0025"),
+    ("-0.0010", "0.0020"),
+    ("-0.0022", "0.0028"),
+    ("0.0005", "-0.0005"),
+    ("0", "0.0009"),
+]
 DARK_POOLS = [("DRK1", "0.0010", 100), ("DRK2", "0.0005", 1000)]  # name, taker fee, minimum size
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
 
@@ -65,8 +74,9 @@ def router_bench(venues: int = 8, levels: int = 10, iterations: int = 20000, see
     return _result(venues, levels, iterations, samples, baseline, kinds, phases, decisions)
 
 
-def bench_market(venues: int = 8, levels: int = 10,
-                 seed: int = 7) -> tuple[MarketView, dict[str, VenueInfo], list[Case]]:
+def bench_market(
+    venues: int = 8, levels: int = 10, seed: int = 7
+) -> tuple[MarketView, dict[str, VenueInfo], list[Case]]:
     """The deterministic market, venue infos and request mix router_bench times."""
     if venues < 1 or levels < 1:
         raise ValueError(f"need at least 1 lit venue and 1 level per side, not {venues} x {levels}")
@@ -124,11 +134,13 @@ def _venue_infos(venues: int, rng: random.Random) -> dict[str, VenueInfo]:
     for i in range(venues):
         maker, taker = FEES[i % len(FEES)]
         name = f"LIT{i + 1}"
-        where[name] = VenueInfo(name, VenueKind.LIT, Decimal(maker), Decimal(taker), rng.randint(100, 900), True,
-                                protected=i % 4 != 1)  # unprotected quotes the cost strategy may pass
+        where[name] = VenueInfo(
+            name, VenueKind.LIT, Decimal(maker), Decimal(taker), rng.randint(100, 900), True, protected=i % 4 != 1
+        )  # unprotected quotes the cost strategy may pass
     for name, taker, min_qty in DARK_POOLS:
-        where[name] = VenueInfo(name, VenueKind.DARK, Decimal(0), Decimal(taker), rng.randint(300, 900), True,
-                                min_qty=min_qty)
+        where[name] = VenueInfo(
+            name, VenueKind.DARK, Decimal(0), Decimal(taker), rng.randint(300, 900), True, min_qty=min_qty
+        )
     return where
 
 
@@ -162,8 +174,11 @@ def _cases(market: MarketView, where: dict[str, VenueInfo]) -> list[Case]:
     nbbo = market.nbbo(SYMBOL, where)
     lit = [name for name, info in where.items() if info.kind is VenueKind.LIT]
     for side in (Side.BUY, Side.SELL):
-        levels = sorted((lv for name in lit for lv in _far(market.book(name, SYMBOL), side)),
-                        key=lambda lv: lv.price, reverse=not side.is_buy)
+        levels = sorted(
+            (lv for name in lit for lv in _far(market.book(name, SYMBOL), side)),
+            key=lambda lv: lv.price,
+            reverse=not side.is_buy,
+        )
         depth = list(accumulate(lv.qty for lv in levels))
         n = len(levels)
         for k in sorted({k for k in (1, 2, 5, 10, n // 4, n // 2, n) if 1 <= k <= n}):
@@ -193,8 +208,14 @@ def _far(book: BookSnapshot | None, side: Side) -> tuple[Level, ...]:
     return book.asks if side.is_buy else book.bids
 
 
-def _request(side: Side, qty: int, limit: Decimal | None, tif: TimeInForce = TimeInForce.IOC,
-             urgency: Urgency = Urgency.HIGH, **kw: Any) -> PlanRequest:
+def _request(
+    side: Side,
+    qty: int,
+    limit: Decimal | None,
+    tif: TimeInForce = TimeInForce.IOC,
+    urgency: Urgency = Urgency.HIGH,
+    **kw: Any,
+) -> PlanRequest:
     ord_type = OrdType.MARKET if limit is None else OrdType.LIMIT
     return PlanRequest("BENCH-1", SYMBOL, side, qty, ord_type, limit, tif, urgency, **kw)
 
@@ -208,8 +229,16 @@ def _percentile(ordered: list[int], pct: float) -> float:
     return ordered[rank - 1] / 1000
 
 
-def _result(venues: int, levels: int, iterations: int, samples: list[int], baseline: list[int],
-            kinds: dict[str, list[int]], phases: Counter[str], decisions: int) -> dict[str, Any]:
+def _result(
+    venues: int,
+    levels: int,
+    iterations: int,
+    samples: list[int],
+    baseline: list[int],
+    kinds: dict[str, list[int]],
+    phases: Counter[str],
+    decisions: int,
+) -> dict[str, Any]:
     ordered = sorted(samples)
     base = sorted(baseline)
     result: dict[str, Any] = {"venues": venues, "levels": levels, "iterations": iterations}
@@ -242,8 +271,8 @@ def _report(r: dict[str, Any]) -> str:
         f"  mean {r['mean_us']:.1f} us, {r['calls_per_s']:,.0f} calls/s",
         f"  baseline MarketView.nbbo(): p50 {r['baseline_p50_us']:.2f} us, p99 {r['baseline_p99_us']:.2f} us; "
         f"plan/baseline p50 {r['ratio_p50']:.1f}x, p99 {r['ratio_p99']:.1f}x",
-        "  by kind: " + ", ".join(f"{kind} p50 {k['p50_us']:.1f} / p99 {k['p99_us']:.1f}"
-                                  for kind, k in r["by_kind"].items()),
+        "  by kind: "
+        + ", ".join(f"{kind} p50 {k['p50_us']:.1f} / p99 {k['p99_us']:.1f}" for kind, k in r["by_kind"].items()),
         "  phases: " + ", ".join(f"{phase} {n}" for phase, n in sorted(r["phases"].items())),
         f"  p99 < {TARGET_P99_US:.0f} us (the target at 8 venues x 10 levels): "
         f"{'met' if r['target_met'] else 'NOT met'} (p99 {r['p99_us']:.1f} us; absolute times vary about ±50% "

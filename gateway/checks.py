@@ -1,4 +1,5 @@
 """Consistency checks over the execution reports an OMS received, used by the demo and the tests."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -10,8 +11,9 @@ LIVE = {"0", "1", "6", "E", "A"}
 
 
 def is_fill(m: Received) -> bool:
-    return (m.msg_type == "8" and m.get(codec.EXEC_TYPE) in ("F", "1", "2")
-            and int(m.fields.get(codec.LAST_QTY, "0")) > 0)
+    return (
+        m.msg_type == "8" and m.get(codec.EXEC_TYPE) in ("F", "1", "2") and int(m.fields.get(codec.LAST_QTY, "0")) > 0
+    )
 
 
 def order_problems(reports: list[Received]) -> list[str]:
@@ -54,5 +56,8 @@ def order_problems(reports: list[Received]) -> list[str]:
 
 def fills_of(reports: list[Received]) -> list[tuple[str, int, Decimal]]:
     """(LastMkt, LastQty, LastPx) of every fill report."""
-    return [(m.fields.get(codec.LAST_MKT, "?"), int(m[codec.LAST_QTY]), Decimal(m[codec.LAST_PX]))
-            for m in reports if is_fill(m)]
+    return [
+        (m.fields.get(codec.LAST_MKT, "?"), int(m[codec.LAST_QTY]), Decimal(m[codec.LAST_PX]))
+        for m in reports
+        if is_fill(m)
+    ]

@@ -1,5 +1,6 @@
 """The `sorgw` command: run the gateway or the venue simulators, the demo, simulations, the audit tools, TCA and
 replay, status, the admin commands (halts), benchmarks."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,9 @@ def _iso_time(text: str) -> int:
     try:
         return parse_time(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r} (e.g. 2026-03-02, 2026-03-02T14:30:00 "
-                                         f"or 2026-03-02T14:30:00+01:00)") from None
+        raise argparse.ArgumentTypeError(
+            f"not an ISO-8601 time: {text!r} (e.g. 2026-03-02, 2026-03-02T14:30:00 or 2026-03-02T14:30:00+01:00)"
+        ) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,98 +32,178 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--log-json", action="store_true", help="log JSON lines instead of readable console lines")
     common.add_argument("--log-level", choices=sorted(logs.LEVELS), help="override logging.level from the config")
-    common.add_argument("--work-dir", type=Path, default=Path("var"),
-                        help="where FIX dictionaries, stores and logs are written (default: var)")
+    common.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path("var"),
+        help="where FIX dictionaries, stores and logs are written (default: var)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", parents=[common], help="run the gateway: upstream acceptor, one initiator per venue")
-    run.add_argument("--config", type=Path, default=Path("config/gateway.yaml"),
-                     help="gateway config file (default: config/gateway.yaml)")
+    run.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config/gateway.yaml"),
+        help="gateway config file (default: config/gateway.yaml)",
+    )
 
     venue = sub.add_parser("venue", parents=[common], help="run the venue simulators (FIX acceptors)")
-    venue.add_argument("--config", type=Path, default=Path("config/venues.yaml"),
-                       help="venue simulator config file (default: config/venues.yaml)")
+    venue.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config/venues.yaml"),
+        help="venue simulator config file (default: config/venues.yaml)",
+    )
 
     audit = sub.add_parser("audit", help="read the audit trail: show an order's story, verify the chain, export")
-    audit.add_argument("--config", type=Path, default=Path("config/gateway.yaml"),
-                       help="gateway config whose audit.url to read (default: config/gateway.yaml)")
+    audit.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config/gateway.yaml"),
+        help="gateway config whose audit.url to read (default: config/gateway.yaml)",
+    )
     audit.add_argument("--url", help="audit store url, instead of the config's audit.url")
     audit.add_argument("--table", help="PostgreSQL table, instead of the config's audit.table (default: audit)")
-    audit.add_argument("--key-env", metavar="VAR", help="environment variable holding the chain's HMAC key, "
-                                                        "instead of the config's audit.hmac_key_env")
+    audit.add_argument(
+        "--key-env",
+        metavar="VAR",
+        help="environment variable holding the chain's HMAC key, instead of the config's audit.hmac_key_env",
+    )
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     show = audit_sub.add_parser("show", help="the whole story of one parent order, in time order")
     show.add_argument("key", metavar="ORDER", help="an OrderID or any ClOrdID of the order")
     verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad record")
-    verify.add_argument("--checkpoint", type=Path, metavar="FILE",
-                        help="a checkpoint file (audit.checkpoint_path): also find truncation and rewrites")
+    verify.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="FILE",
+        help="a checkpoint file (audit.checkpoint_path): also find truncation and rewrites",
+    )
     export = audit_sub.add_parser("export", help="write records as JSON lines or CSV to stdout")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     export.add_argument("--from", dest="start", type=_iso_time, help="ISO-8601 time, inclusive (UTC unless stated)")
     export.add_argument("--to", dest="end", type=_iso_time, help="ISO-8601 time, exclusive")
 
     tca = sub.add_parser("tca", help="transaction cost analysis of the orders on the audit trail, per order and venue")
-    tca.add_argument("--config", type=Path, default=Path("config/gateway.yaml"),
-                     help="gateway config whose audit.url to read (default: config/gateway.yaml)")
+    tca.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config/gateway.yaml"),
+        help="gateway config whose audit.url to read (default: config/gateway.yaml)",
+    )
     tca.add_argument("--audit-url", help="audit store url, instead of the config's audit.url")
     tca.add_argument("--table", help="PostgreSQL table, instead of the config's audit.table (default: audit)")
-    tca.add_argument("--from", dest="start",
-                     help="orders that arrived at or after this ISO-8601 time (UTC unless stated)")
+    tca.add_argument(
+        "--from", dest="start", help="orders that arrived at or after this ISO-8601 time (UTC unless stated)"
+    )
     tca.add_argument("--to", dest="end", help="orders that arrived before this ISO-8601 time")
     tca.add_argument("--session", help="orders from this OMS session only (as FIX.4.4:SORGW->OMS)")
     tca.add_argument("--symbol", help="orders in this symbol only")
     tca.add_argument("--order", help="one order: its OrderID or any of its ClOrdIDs")
-    tca.add_argument("--format", choices=["table", "csv", "json", "html"], default="table",
-                     help="html: one self-contained file with plots (needs --out FILE)")
+    tca.add_argument(
+        "--format",
+        choices=["table", "csv", "json", "html"],
+        default="table",
+        help="html: one self-contained file with plots (needs --out FILE)",
+    )
     tca.add_argument("--out", type=Path, help="write to this file (csv: this folder) instead of stdout")
-    tca.add_argument("--report", choices=["orders", "best-ex"], default="orders",
-                     help="best-ex: top five venues per class of order (MiFID II) and a Rule 606 style disclosure")
+    tca.add_argument(
+        "--report",
+        choices=["orders", "best-ex"],
+        default="orders",
+        help="best-ex: top five venues per class of order (MiFID II) and a Rule 606 style disclosure",
+    )
 
-    replay = sub.add_parser("replay", help="work recorded parent orders again with another strategy, against the "
-                                           "market they met; side by side with what happened")
+    replay = sub.add_parser(
+        "replay",
+        help="work recorded parent orders again with another strategy, against the "
+        "market they met; side by side with what happened",
+    )
     replay.add_argument("order", nargs="?", help="the order: its OrderID or any of its ClOrdIDs")
-    replay.add_argument("--strategy", required=True, help="the routing strategy to replay with: "
-                        + ", ".join(s.value for s in Strategy) + " (with --all: several, comma-separated)")
-    replay.add_argument("--policy-override", action="append", metavar="KEY=VALUE",
-                        help="a routing setting for the replay, e.g. dark_timeout_ms=500 or cost.toxicity_bps=2 "
-                             "(repeatable)")
+    replay.add_argument(
+        "--strategy",
+        required=True,
+        help="the routing strategy to replay with: "
+        + ", ".join(s.value for s in Strategy)
+        + " (with --all: several, comma-separated)",
+    )
+    replay.add_argument(
+        "--policy-override",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a routing setting for the replay, e.g. dark_timeout_ms=500 or cost.toxicity_bps=2 (repeatable)",
+    )
     replay.add_argument("--all", action="store_true", help="every parent that arrived in --from .. --to")
     replay.add_argument("--from", dest="start", help="with --all: orders that arrived at or after this ISO-8601 time")
     replay.add_argument("--to", dest="end", help="with --all: orders that arrived before this ISO-8601 time")
-    replay.add_argument("--config", type=Path, default=Path("config/gateway.yaml"),
-                        help="gateway config whose audit.url is read (default: config/gateway.yaml)")
+    replay.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config/gateway.yaml"),
+        help="gateway config whose audit.url is read (default: config/gateway.yaml)",
+    )
     replay.add_argument("--audit-url", help="audit store url, instead of the config's audit.url")
     replay.add_argument("--table", help="PostgreSQL table, instead of the config's audit.table (default: audit)")
     replay.add_argument("--format", choices=["table", "json"], default="table")
 
     status = sub.add_parser("status", help="read the gateway's /metrics and print sessions, orders, venues, latency")
-    status.add_argument("--url", help="the metrics endpoint; /metrics is appended to a bare http://HOST:PORT "
-                                      "(default: from --config, else http://127.0.0.1:9464/metrics)")
-    status.add_argument("--config", type=Path, help="gateway config whose metrics.host and metrics.port to read "
-                                                    "(default: config/gateway.yaml when it exists)")
-    status.add_argument("--watch", nargs="?", type=float, const=2.0, metavar="SECONDS",
-                        help="clear the screen and redraw every SECONDS (default 2) until Ctrl-C")
-    status.add_argument("--stale-after", type=float, metavar="SECONDS",
-                        help="flag a venue's quotes STALE when older (default: routing.max_quote_age_ms from "
-                             "--config, as the router judges them)")
+    status.add_argument(
+        "--url",
+        help="the metrics endpoint; /metrics is appended to a bare http://HOST:PORT "
+        "(default: from --config, else http://127.0.0.1:9464/metrics)",
+    )
+    status.add_argument(
+        "--config",
+        type=Path,
+        help="gateway config whose metrics.host and metrics.port to read (default: config/gateway.yaml when it exists)",
+    )
+    status.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=2.0,
+        metavar="SECONDS",
+        help="clear the screen and redraw every SECONDS (default 2) until Ctrl-C",
+    )
+    status.add_argument(
+        "--stale-after",
+        type=float,
+        metavar="SECONDS",
+        help="flag a venue's quotes STALE when older (default: routing.max_quote_age_ms from "
+        "--config, as the router judges them)",
+    )
 
-    healthcheck = sub.add_parser("healthcheck", help="GET the gateway's /healthz at its config's metrics.host and "
-                                                     "metrics.port; exit 0 when it answers 200 (a container's "
-                                                     "HEALTHCHECK)")
-    healthcheck.add_argument("--config", type=Path, help="gateway config to read (default: the --config of `sorgw "
-                                                         "run` when it is PID 1, as in a container; else "
-                                                         "config/gateway.yaml)")
+    healthcheck = sub.add_parser(
+        "healthcheck",
+        help="GET the gateway's /healthz at its config's metrics.host and "
+        "metrics.port; exit 0 when it answers 200 (a container's "
+        "HEALTHCHECK)",
+    )
+    healthcheck.add_argument(
+        "--config",
+        type=Path,
+        help="gateway config to read (default: the --config of `sorgw "
+        "run` when it is PID 1, as in a container; else "
+        "config/gateway.yaml)",
+    )
 
     admin = sub.add_parser("admin", help="halt or resume trading, list halts: through the gateway's admin endpoint")
-    admin.add_argument("--url", help="the admin endpoint, http://HOST:PORT (default: admin.host and admin.port "
-                                     "from --config)")
-    admin.add_argument("--config", type=Path, help="gateway config whose admin section to read (default: "
-                                                   "config/gateway.yaml when it exists); the token is read from "
-                                                   "the environment variable admin.token_env names")
+    admin.add_argument(
+        "--url", help="the admin endpoint, http://HOST:PORT (default: admin.host and admin.port from --config)"
+    )
+    admin.add_argument(
+        "--config",
+        type=Path,
+        help="gateway config whose admin section to read (default: "
+        "config/gateway.yaml when it exists); the token is read from "
+        "the environment variable admin.token_env names",
+    )
     admin_sub = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
-    for action, what in (("halt", "refuse new orders in the scope and cancel what works there (no scope: "
-                                  "everything)"),
-                         ("resume", "lift the halt of exactly this scope")):
+    for action, what in (
+        ("halt", "refuse new orders in the scope and cancel what works there (no scope: everything)"),
+        ("resume", "lift the halt of exactly this scope"),
+    ):
         scoped = admin_sub.add_parser(action, help=what)
         scoped.add_argument("--session", help="an OMS session: its CompID or its session id (FIX.4.4:SORGW->OMS)")
         scoped.add_argument("--symbol", help="a configured symbol")
@@ -130,52 +212,100 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks: router plan() latency, audit and metrics cost per order step")
     bench.add_argument("--router", action="store_true", help="time plan() (default when no part is named)")
-    bench.add_argument("--audit", nargs="?", const=True, default=False, metavar="STORE",
-                       help="alone: time engine steps with and without the audit commit; with --e2e: the gateway's "
-                            "audit store, sqlite (default), postgres (127.0.0.1:5432/test) or a postgresql:// URL")
+    bench.add_argument(
+        "--audit",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="STORE",
+        help="alone: time engine steps with and without the audit commit; with --e2e: the gateway's "
+        "audit store, sqlite (default), postgres (127.0.0.1:5432/test) or a postgresql:// URL",
+    )
     bench.add_argument("--metrics", action="store_true", help="time engine steps with and without metric updates")
     bench.add_argument("--venues", type=int, help="router bench: lit venues (default 8); e2e: venues (default 3)")
     bench.add_argument("--levels", type=int, default=10, help="router bench: levels per side (default 10)")
     bench.add_argument("--iterations", type=int, default=20000, help="router bench: plan() calls (default 20000)")
-    bench.add_argument("--steps", type=int, default=2000, help="audit and metrics benches: engine steps "
-                                                                "(default 2000)")
-    bench.add_argument("--soak", action="store_true", help="the gateway as a process under a steady order flow: "
-                                                           "its RSS after the warm-up and at the end")
-    bench.add_argument("--rate", type=float, action="append",
-                       help="soak: orders per second (default 100); e2e: an offered rate, repeatable "
-                            "(default 500 and 1000)")
-    bench.add_argument("--duration", type=float, help="soak: seconds (default 1800); e2e: seconds per offered "
-                                                      "rate (default 5)")
-    bench.add_argument("--warmup", type=float, default=60.0, help="soak: seconds before the first RSS reading "
-                                                                  "(default 60)")
-    bench.add_argument("--mqtt", metavar="URL", help="soak, and e2e with --split above 1: carry venue books to the "
-                                                     "gateway over this broker (mqtt://HOST:PORT; e2e default "
-                                                     "mqtt://127.0.0.1:1883)")
-    bench.add_argument("--e2e", action="store_true", help="OMS, gateway and venue as processes, against a "
-                                                          "do-nothing pass-through and the venue directly")
-    bench.add_argument("--orders", type=int, default=1000, help="e2e: orders one at a time, and in the burst "
-                                                                "(default 1000)")
-    bench.add_argument("--split", type=int, default=1, help="e2e: venues each order reaches: 1 (default) directed "
-                                                            "orders; more, a sweep over books carried by --mqtt")
+    bench.add_argument("--steps", type=int, default=2000, help="audit and metrics benches: engine steps (default 2000)")
+    bench.add_argument(
+        "--soak",
+        action="store_true",
+        help="the gateway as a process under a steady order flow: its RSS after the warm-up and at the end",
+    )
+    bench.add_argument(
+        "--rate",
+        type=float,
+        action="append",
+        help="soak: orders per second (default 100); e2e: an offered rate, repeatable (default 500 and 1000)",
+    )
+    bench.add_argument(
+        "--duration", type=float, help="soak: seconds (default 1800); e2e: seconds per offered rate (default 5)"
+    )
+    bench.add_argument(
+        "--warmup", type=float, default=60.0, help="soak: seconds before the first RSS reading (default 60)"
+    )
+    bench.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="soak, and e2e with --split above 1: carry venue books to the "
+        "gateway over this broker (mqtt://HOST:PORT; e2e default "
+        "mqtt://127.0.0.1:1883)",
+    )
+    bench.add_argument(
+        "--e2e",
+        action="store_true",
+        help="OMS, gateway and venue as processes, against a do-nothing pass-through and the venue directly",
+    )
+    bench.add_argument(
+        "--orders", type=int, default=1000, help="e2e: orders one at a time, and in the burst (default 1000)"
+    )
+    bench.add_argument(
+        "--split",
+        type=int,
+        default=1,
+        help="e2e: venues each order reaches: 1 (default) directed orders; more, a sweep over books carried by --mqtt",
+    )
     bench.add_argument("--rounds", type=int, default=3, help="e2e: interleaved rounds (default 3)")
-    bench.add_argument("--log-level", choices=sorted(logs.LEVELS), default="info",
-                       help="e2e: the gateway's logging level (default info)")
+    bench.add_argument(
+        "--log-level",
+        choices=sorted(logs.LEVELS),
+        default="info",
+        help="e2e: the gateway's logging level (default info)",
+    )
     bench.add_argument("--json", action="store_true", help="e2e: print the figures as JSON")
 
-    simulate = sub.add_parser("simulate", help="the router and engine against the matching cores, no sockets: "
-                                               "Monte Carlo over scenarios, a table, CSV and a PNG")
-    simulate.add_argument("--config", type=Path, default=Path("config/simulate.yaml"),
-                          help="scenarios to simulate (default: config/simulate.yaml)")
+    simulate = sub.add_parser(
+        "simulate",
+        help="the router and engine against the matching cores, no sockets: "
+        "Monte Carlo over scenarios, a table, CSV and a PNG",
+    )
+    simulate.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config/simulate.yaml"),
+        help="scenarios to simulate (default: config/simulate.yaml)",
+    )
     simulate.add_argument("--runs", type=int, help="runs per scenario and strategy (default: the config's)")
     simulate.add_argument("--seed", type=int, help="the seed every run's world derives from (default: the config's)")
-    simulate.add_argument("--out", type=Path, default=Path("var/simulate"),
-                          help="where the CSV files and the chart go (default: var/simulate)")
+    simulate.add_argument(
+        "--out",
+        type=Path,
+        default=Path("var/simulate"),
+        help="where the CSV files and the chart go (default: var/simulate)",
+    )
     simulate.add_argument("--scenario", nargs="+", default=[], metavar="NAME", help="only these scenarios")
-    simulate.add_argument("--strategy", nargs="+", default=[], metavar="NAME",
-                          help="only these strategies (sweep, cost, dark, liquidity, single)")
+    simulate.add_argument(
+        "--strategy",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="only these strategies (sweep, cost, dark, liquidity, single)",
+    )
 
-    demo = sub.add_parser("demo", parents=[common],
-                          help="venues, gateway and a scripted OMS on 127.0.0.1; exit 0 when every expectation held")
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="venues, gateway and a scripted OMS on 127.0.0.1; exit 0 when every expectation held",
+    )
     demo.add_argument("--quiet", action="store_true", help="print only the per-order summary, not the log")
     return parser
 
@@ -199,11 +329,13 @@ def main(argv: list[str] | None = None) -> int:
             cfg = config.load(args.config, config.GatewayConfig)
             logs.configure(args.log_level or cfg.logging.level, args.log_json or cfg.logging.json_output)
             from gateway.app import run_gateway
+
             return run_gateway(cfg, args.work_dir)
         if args.command == "venue":
             cfg = config.load(args.config, config.VenuesConfig)
             logs.configure(args.log_level or cfg.logging.level, args.log_json or cfg.logging.json_output)
             from gateway.app import run_venues
+
             return run_venues(cfg, args.work_dir)
         if args.command == "audit":
             return _audit(args)
@@ -213,12 +345,15 @@ def main(argv: list[str] | None = None) -> int:
             return _replay(args)
         if args.command == "status":
             from gateway.status import command as status_command
+
             return status_command(args)
         if args.command == "healthcheck":
             from gateway.healthcheck import command as healthcheck_command
+
             return healthcheck_command(args)
         if args.command == "admin":
             from gateway.admin_client import command as admin_command
+
             return admin_command(args)
         if args.command == "bench":
             return _bench(args)
@@ -228,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             level = args.log_level or ("warning" if args.quiet else "info")
             logs.configure(level, args.log_json)
             from gateway.demo import run_demo
+
             return run_demo(args.work_dir / "demo")
     except config.ConfigError as exc:
         print(f"sorgw: {exc}", file=sys.stderr)
@@ -259,8 +395,9 @@ def _bench(args) -> int:
     if any(rate <= 0 for rate in args.rate or ()) or args.duration is not None and args.duration <= 0:
         print("sorgw bench: --rate and --duration must be positive", file=sys.stderr)
         return 2
-    if isinstance(args.audit, str) and not (args.e2e and (args.audit in ("sqlite", "postgres") or
-                                                      args.audit.startswith(("postgresql://", "postgres://")))):
+    if isinstance(args.audit, str) and not (
+        args.e2e and (args.audit in ("sqlite", "postgres") or args.audit.startswith(("postgresql://", "postgres://")))
+    ):
         print("sorgw bench: --audit STORE goes with --e2e: sqlite, postgres or a postgresql:// URL", file=sys.stderr)
         return 2
     if args.e2e and args.split > args.venues:
@@ -301,10 +438,17 @@ def _e2e(args) -> int:
     from gateway.e2e import bench as e2e
     from gateway.e2e.report import print_report
 
-    opts = e2e.Options(venues=args.venues, split=args.split, mqtt=args.mqtt or e2e.Options.mqtt,
-                       audit=args.audit if isinstance(args.audit, str) else "sqlite",
-                       log_level=args.log_level, rates=tuple(args.rate or (500.0, 1000.0)),
-                       duration=args.duration or 5.0, orders=args.orders, rounds=args.rounds)
+    opts = e2e.Options(
+        venues=args.venues,
+        split=args.split,
+        mqtt=args.mqtt or e2e.Options.mqtt,
+        audit=args.audit if isinstance(args.audit, str) else "sqlite",
+        log_level=args.log_level,
+        rates=tuple(args.rate or (500.0, 1000.0)),
+        duration=args.duration or 5.0,
+        orders=args.orders,
+        rounds=args.rounds,
+    )
     try:
         result = e2e.run(opts)
     except e2e.BenchError as exc:
@@ -341,8 +485,10 @@ def _simulate(args) -> int:
     summaries = report.summarise(results)
     report.print_table(summaries, results.dark_studies, seed, sys.stdout)
     args.out.mkdir(parents=True, exist_ok=True)
-    paths = [*report.write_csvs(results, summaries, args.out), report.write_chart(summaries, args.out / "chart.png",
-                                                                           results.dark_studies, seed)]
+    paths = [
+        *report.write_csvs(results, summaries, args.out),
+        report.write_chart(summaries, args.out / "chart.png", results.dark_studies, seed),
+    ]
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
 

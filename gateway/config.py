@@ -1,4 +1,5 @@
 """Configuration: YAML files validated by pydantic, every key overridable by an env var."""
+
 from __future__ import annotations
 
 import os
@@ -89,13 +90,26 @@ DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sun
 Day = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 # quickfix settings our own keys set: a venue or session sets them through those keys, not `quickfix:`.
 OWN_QUICKFIX_SETTINGS = {
-    "BeginString": "begin_string", "SenderCompID": "sender_comp_id", "TargetCompID": "target_comp_id",
-    "ConnectionType": "(the side of the gateway)", "SocketConnectHost": "host", "SocketConnectPort": "port",
-    "SocketAcceptHost": "host", "SocketAcceptPort": "port", "StartTime": "schedule.start_time",
-    "EndTime": "schedule.end_time", "StartDay": "schedule.start_day", "EndDay": "schedule.end_day",
-    "TimeZone": "schedule.time_zone", "UseLocalTime": "schedule.time_zone", "LogonTimeout": "logon_timeout",
-    "HeartBtInt": "heartbeat_interval", "DataDictionary": "data_dictionary", "ResetOnLogon": "sequence_reset",
-    "FileStorePath": "fix.store_path", "FileLogPath": "fix.log_path",
+    "BeginString": "begin_string",
+    "SenderCompID": "sender_comp_id",
+    "TargetCompID": "target_comp_id",
+    "ConnectionType": "(the side of the gateway)",
+    "SocketConnectHost": "host",
+    "SocketConnectPort": "port",
+    "SocketAcceptHost": "host",
+    "SocketAcceptPort": "port",
+    "StartTime": "schedule.start_time",
+    "EndTime": "schedule.end_time",
+    "StartDay": "schedule.start_day",
+    "EndDay": "schedule.end_day",
+    "TimeZone": "schedule.time_zone",
+    "UseLocalTime": "schedule.time_zone",
+    "LogonTimeout": "logon_timeout",
+    "HeartBtInt": "heartbeat_interval",
+    "DataDictionary": "data_dictionary",
+    "ResetOnLogon": "sequence_reset",
+    "FileStorePath": "fix.store_path",
+    "FileLogPath": "fix.log_path",
 }
 
 
@@ -126,10 +140,17 @@ class Schedule(Model):
 
     def window(self) -> Window:
         """The schedule as the core's Window (gateway.core.schedule.in_schedule)."""
-        days = (None, None) if self.start_day is None or self.end_day is None else \
-            (DAYS.index(self.start_day), DAYS.index(self.end_day))
-        return Window(dt_time.fromisoformat(self.start_time), dt_time.fromisoformat(self.end_time),
-                      ZoneInfo(self.time_zone), *days)
+        days = (
+            (None, None)
+            if self.start_day is None or self.end_day is None
+            else (DAYS.index(self.start_day), DAYS.index(self.end_day))
+        )
+        return Window(
+            dt_time.fromisoformat(self.start_time),
+            dt_time.fromisoformat(self.end_time),
+            ZoneInfo(self.time_zone),
+            *days,
+        )
 
     def in_utc(self, now: datetime) -> tuple[str, str, str | None, str | None]:
         """StartTime, EndTime, StartDay, EndDay for quickfix, in UTC at the zone's offset at `now`.
@@ -272,7 +293,10 @@ class VenueConfig(Model):
         return VenueRules(
             order_types=frozenset(ORD_TYPE_NAMES[t] for t in self.order_types),
             tifs=frozenset(TIF_NAMES[t] for t in self.time_in_force),
-            tick=self.tick, lot=self.lot, min_qty=self.min_qty, market_data=self.market_data,
+            tick=self.tick,
+            lot=self.lot,
+            min_qty=self.min_qty,
+            market_data=self.market_data,
         )
 
     def keeps_sequence_numbers(self, fix: FixConfig) -> bool:
@@ -427,11 +451,15 @@ class AdminConfig(Model):
         """The bearer token from the environment; ConfigError naming the variable if it is unset or short."""
         value = environ.get(self.token_env)
         if not value:
-            raise ConfigError(f"admin.token_env: the environment variable {self.token_env} is not set "
-                              f"(the admin endpoint needs a token; or set admin.enabled: false)")
+            raise ConfigError(
+                f"admin.token_env: the environment variable {self.token_env} is not set "
+                f"(the admin endpoint needs a token; or set admin.enabled: false)"
+            )
         if len(value) < MIN_ADMIN_TOKEN:
-            raise ConfigError(f"admin.token_env: {self.token_env} is shorter than {MIN_ADMIN_TOKEN} characters "
-                              f"(e.g. openssl rand -hex 32)")
+            raise ConfigError(
+                f"admin.token_env: {self.token_env} is shorter than {MIN_ADMIN_TOKEN} characters "
+                f"(e.g. openssl rand -hex 32)"
+            )
         return value
 
 
@@ -526,25 +554,35 @@ class GatewayConfig(Model):
     def _unique_names(self) -> "GatewayConfig":
         _require_unique("venues", [v.name for v in self.venues])
         _require_unique("venue sessions", [(v.begin_string, v.sender_comp_id, v.target) for v in self.venues])
-        _require_unique("upstream.sessions", [(s.begin_string, s.sender_comp_id, s.target_comp_id)
-                                              for s in self.upstream.sessions])
+        _require_unique(
+            "upstream.sessions", [(s.begin_string, s.sender_comp_id, s.target_comp_id) for s in self.upstream.sessions]
+        )
         _require_unique("symbols", [s.symbol for s in self.symbols])
-        _require_distinct_ports([("upstream.port", self.upstream.host, self.upstream.port)]
-                                + [(f"venues.{v.name}.port", v.host, v.port) for v in self.venues])
+        _require_distinct_ports(
+            [("upstream.port", self.upstream.host, self.upstream.port)]
+            + [(f"venues.{v.name}.port", v.host, v.port) for v in self.venues]
+        )
         oms = {s.target_comp_id for s in self.upstream.sessions}
         symbols = {s.symbol for s in self.symbols}
-        for what, names, known in (("sessions", self.risk.sessions, oms), ("symbols", self.risk.symbols, symbols),
-                                   ("restricted_symbols", self.risk.restricted_symbols, symbols)):
+        for what, names, known in (
+            ("sessions", self.risk.sessions, oms),
+            ("symbols", self.risk.symbols, symbols),
+            ("restricted_symbols", self.risk.restricted_symbols, symbols),
+        ):
             unknown = sorted(set(names) - known)
             if unknown:
-                raise ValueError(f"risk.{what}: {', '.join(unknown)} not configured "
-                                 f"({'upstream.sessions[].target_comp_id' if what == 'sessions' else 'symbols'})")
+                raise ValueError(
+                    f"risk.{what}: {', '.join(unknown)} not configured "
+                    f"({'upstream.sessions[].target_comp_id' if what == 'sessions' else 'symbols'})"
+                )
         with_password = [v.name for v in self.venues if v.password_env is not None]
         with_password += [s.target_comp_id for s in self.upstream.sessions if s.username is not None]
         if self.fix.log_path is not None and with_password:
-            raise ValueError(f"fix.log_path: quickfix's message logs would hold the Logon password of "
-                             f"{', '.join(with_password)}; leave them off, the audit trail "
-                             f"keeps every message without it")
+            raise ValueError(
+                f"fix.log_path: quickfix's message logs would hold the Logon password of "
+                f"{', '.join(with_password)}; leave them off, the audit trail "
+                f"keeps every message without it"
+            )
         return self
 
 
@@ -636,8 +674,7 @@ def _require_distinct_ports(ports: list[tuple[str, str, int]]) -> None:
     """Each (key, host, port) its own address: two sessions on one port would reach the same listener."""
     for i, (key, host, port) in enumerate(ports):
         for other, other_host, other_port in ports[:i]:
-            if port == other_port and (host == other_host or host in WILDCARD_HOSTS
-                                       or other_host in WILDCARD_HOSTS):
+            if port == other_port and (host == other_host or host in WILDCARD_HOSTS or other_host in WILDCARD_HOSTS):
                 raise ValueError(f"{key}: {host}:{port} is also {other}; give each its own port")
 
 
@@ -656,8 +693,9 @@ def load(path: str | Path, model: type[Model], environ: dict[str, str] | None = 
     return validate(raw, model, str(path), overrides)
 
 
-def validate(raw: dict[str, Any], model: type[Model], source: str,
-             overrides: Mapping[tuple[str, ...], str] | None = None) -> Any:
+def validate(
+    raw: dict[str, Any], model: type[Model], source: str, overrides: Mapping[tuple[str, ...], str] | None = None
+) -> Any:
     """The validated model; ConfigError listing every bad key, and the SORGW__ variable that set it if one did."""
     try:
         return model.model_validate(raw)
@@ -667,8 +705,11 @@ def validate(raw: dict[str, Any], model: type[Model], source: str,
             loc = tuple(str(part) for part in err["loc"])
             key = ".".join(loc) or "(top level)"
             message = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
-            named = sorted(name for path, name in (overrides or {}).items()
-                           if loc and (path[:len(loc)] == loc or loc[:len(path)] == path))
+            named = sorted(
+                name
+                for path, name in (overrides or {}).items()
+                if loc and (path[: len(loc)] == loc or loc[: len(path)] == path)
+            )
             problems.append(f"  {key}: {message}" + (f" (set by {', '.join(named)})" if named else ""))
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(problems)) from None
 
@@ -679,7 +720,7 @@ def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
-        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
         applied[tuple(parts)] = name
         try:
             parsed = yaml.safe_load(value)

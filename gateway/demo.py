@@ -1,4 +1,5 @@
 """`sorgw demo`: simulators, gateway and a scripted OMS on 127.0.0.1, a handful of parents, checked end to end."""
+
 from __future__ import annotations
 
 import shutil
@@ -13,8 +14,17 @@ from gateway.fix.client import OmsClient, Received
 from gateway.service import Gateway
 from gateway.stack import Stack
 
-STATUS = {"0": "New", "1": "PartiallyFilled", "2": "Filled", "4": "Canceled", "6": "PendingCancel",
-          "8": "Rejected", "C": "Expired", "E": "PendingReplace", "3": "DoneForDay"}
+STATUS = {
+    "0": "New",
+    "1": "PartiallyFilled",
+    "2": "Filled",
+    "4": "Canceled",
+    "6": "PendingCancel",
+    "8": "Rejected",
+    "C": "Expired",
+    "E": "PendingReplace",
+    "3": "DoneForDay",
+}
 
 
 @dataclass
@@ -28,8 +38,12 @@ class Scenario:
 def _final_status(*statuses: str) -> Callable[[Received, list[Received]], list[str]]:
     def check(final: Received, _reports: list[Received]) -> list[str]:
         got = final.fields.get(codec.ORD_STATUS, "missing")
-        return [] if got in statuses else [f"OrdStatus {STATUS.get(got, got)}, expected "
-                                           + " or ".join(STATUS[s] for s in statuses)]
+        return (
+            []
+            if got in statuses
+            else [f"OrdStatus {STATUS.get(got, got)}, expected " + " or ".join(STATUS[s] for s in statuses)]
+        )
+
     return check
 
 
@@ -40,6 +54,7 @@ def _venues_at_least(n: int) -> Callable[[Received, list[Received]], list[str]]:
         if len(venues) < n:
             problems.append(f"filled on {sorted(venues)}, expected at least {n} venues")
         return problems
+
     return check
 
 
@@ -50,6 +65,7 @@ def _only_venue(venue: str) -> Callable[[Received, list[Received]], list[str]]:
         if venues != {venue}:
             problems.append(f"fills from {sorted(venues)}, expected only {venue}")
         return problems
+
     return check
 
 
@@ -59,6 +75,7 @@ def _rejected_with(text: str) -> Callable[[Received, list[Received]], list[str]]
         if text not in (final.get(codec.TEXT) or ""):
             problems.append(f"reject Text {final.get(codec.TEXT)!r} does not mention {text!r}")
         return problems
+
     return check
 
 
@@ -71,8 +88,16 @@ def _run_script(gateway: Gateway, oms: OmsClient) -> list[Scenario]:
 
     # 2. A limit sell bigger than the bids down to its limit: takes what is there, rests the rest.
     oms.new_order("REST-1", "AAPL", "2", 6000, price="189.98", urgency="H")
-    oms.wait(lambda: any(m.get(codec.CUM_QTY) not in (None, "0") and m.get(codec.ORD_STATUS) == "1"
-                         for m in oms.reports("REST-1")) and _resting(gateway, "REST-1"), 10)
+    oms.wait(
+        lambda: (
+            any(
+                m.get(codec.CUM_QTY) not in (None, "0") and m.get(codec.ORD_STATUS) == "1"
+                for m in oms.reports("REST-1")
+            )
+            and _resting(gateway, "REST-1")
+        ),
+        10,
+    )
     scenarios.append(Scenario("limit sell that rests partly, then canceled", "CXL-1", _final_status("4")))
 
     # 3. Cancel the resting remainder.
@@ -119,9 +144,15 @@ def _run_script(gateway: Gateway, oms: OmsClient) -> list[Scenario]:
 
 def _resting(gateway: Gateway, cl_ord_id: str) -> bool:
     """The parent has a child resting at a venue (read from the gateway's order book of record)."""
+
     def resting(engine) -> bool:
-        return any(c.spec.purpose == "post" and c.status.value in ("0", "1")
-                   for p in engine.parents.values() if p.cl_ord_id == cl_ord_id for c in p.live_children())
+        return any(
+            c.spec.purpose == "post" and c.status.value in ("0", "1")
+            for p in engine.parents.values()
+            if p.cl_ord_id == cl_ord_id
+            for c in p.live_children()
+        )
+
     return gateway.inspect(resting)
 
 
@@ -150,9 +181,12 @@ def _children(gateway: Gateway, reports: list[Received]) -> list[str]:
             for child in engine.parents[order_id].children.values():
                 spec = child.spec
                 price = spec.price if spec.price is not None else "MKT"
-                lines.append(f"{child.venue:<5} {spec.qty:>5} @ {price} {spec.ord_type.name} {spec.tif.name} "
-                             f"({spec.purpose}) -> {child.status.name} filled {child.cum_qty}")
+                lines.append(
+                    f"{child.venue:<5} {spec.qty:>5} @ {price} {spec.ord_type.name} {spec.tif.name} "
+                    f"({spec.purpose}) -> {child.status.name} filled {child.cum_qty}"
+                )
         return lines
+
     return gateway.inspect(describe)
 
 
@@ -175,8 +209,10 @@ def _print(gateway: Gateway, oms: OmsClient, scenario: Scenario) -> list[str]:
         problems.append("no final execution report")
     else:
         status = STATUS.get(final[codec.ORD_STATUS], final[codec.ORD_STATUS])
-        print(f"   final  OrdStatus={status} CumQty={final[codec.CUM_QTY]} AvgPx={final[codec.AVG_PX]} "
-              f"LeavesQty={final[codec.LEAVES_QTY]}")
+        print(
+            f"   final  OrdStatus={status} CumQty={final[codec.CUM_QTY]} AvgPx={final[codec.AVG_PX]} "
+            f"LeavesQty={final[codec.LEAVES_QTY]}"
+        )
         if final[codec.ORD_STATUS] == "8":
             print(f"   reject reason: {final.get(codec.TEXT)}")
         elif final.get(codec.TEXT):
@@ -200,7 +236,8 @@ def run_demo(work_dir: Path) -> int:
             failures += 1
             print(f"\nunexpected session-level rejects: {[m.get(codec.TEXT) for m in rejects]}")
     total = len(scenarios)
-    print(f"\n{total - failures} of {total} scenarios met every expectation"
-          + ("" if failures else "; every report consistent (CumQty, LeavesQty, AvgPx, unique ExecIDs)"))
+    print(
+        f"\n{total - failures} of {total} scenarios met every expectation"
+        + ("" if failures else "; every report consistent (CumQty, LeavesQty, AvgPx, unique ExecIDs)")
+    )
     return 1 if failures else 0
-

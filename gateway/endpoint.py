@@ -1,4 +1,5 @@
 """The gateway's HTTP endpoint for ops: /metrics for Prometheus, /healthz and /readyz for orchestrators."""
+
 from __future__ import annotations
 
 import json
@@ -94,15 +95,21 @@ def _handler(routes: Mapping[str, Callable[[BaseHTTPRequestHandler], Response]])
         def _answer(self, head: bool) -> None:
             route = routes.get(urlsplit(self.path).path)
             if route is None:
-                status, headers, body = 404, [("Content-Type", "text/plain")], \
-                    b"not found: try /metrics, /healthz or /readyz\n"
+                status, headers, body = (
+                    404,
+                    [("Content-Type", "text/plain")],
+                    b"not found: try /metrics, /healthz or /readyz\n",
+                )
             else:
                 try:
                     status, headers, body = route(self)
                 except Exception as exc:  # a failing check must answer, not hang the probe
                     log.exception("endpoint.failed", path=self.path)
-                    status, headers, body = 500, [("Content-Type", "text/plain")], \
-                        f"{type(exc).__name__}: {exc}\n".encode()
+                    status, headers, body = (
+                        500,
+                        [("Content-Type", "text/plain")],
+                        f"{type(exc).__name__}: {exc}\n".encode(),
+                    )
             self.send_response(status)
             for name, value in headers:
                 self.send_header(name, value)

@@ -4,6 +4,7 @@ Points: `recorded_out` (an outgoing application message is on the audit trail, q
 `recorded_out.<MsgType>` (the same, for one MsgType), `step_committed` (an engine step is on record, nothing it
 decided has been sent). Callers on the order path test `armed()` first, so an unset variable costs one call.
 """
+
 from __future__ import annotations
 
 import os

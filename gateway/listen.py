@@ -1,4 +1,5 @@
 """Start-up failures to listen on a port, named by the config key that chose the port."""
+
 from __future__ import annotations
 
 import re
@@ -9,8 +10,9 @@ class PortInUse(Exception):
     """A port we were configured to listen on could not be bound; the message names the key to change."""
 
     def __init__(self, key: str, host: str, port: int, detail: str) -> None:
-        super().__init__(f"{key}: cannot listen on {host}:{port} ({detail}); stop whatever holds the port "
-                         f"or set {key} to a free one")
+        super().__init__(
+            f"{key}: cannot listen on {host}:{port} ({detail}); stop whatever holds the port or set {key} to a free one"
+        )
         self.key, self.port = key, port
 
 

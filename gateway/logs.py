@@ -1,4 +1,5 @@
 """structlog set-up: readable console lines by default, JSON lines with --log-json."""
+
 from __future__ import annotations
 
 import logging

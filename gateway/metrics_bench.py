@@ -1,4 +1,5 @@
 """What metrics cost an order: engine steps timed bare and with the gateway's metric updates, in the same run."""
+
 from __future__ import annotations
 
 import statistics
@@ -13,8 +14,12 @@ from gateway.metrics import Metrics
 from gateway.observer import Arrival, Observer
 
 # The FIX messages one such order moves: the NewOrderSingle in, the ack out, the child out and its ack in.
-MESSAGES = (("upstream", SESSION, "in", "D"), ("upstream", SESSION, "out", "8"), ("venue", "LITA", "out", "D"),
-            ("venue", "LITA", "in", "8"))
+MESSAGES = (
+    ("upstream", SESSION, "in", "D"),
+    ("upstream", SESSION, "out", "8"),
+    ("venue", "LITA", "out", "D"),
+    ("venue", "LITA", "in", "8"),
+)
 
 
 def metrics_bench(steps: int = 5000) -> dict[str, dict[str, float]]:
@@ -28,8 +33,17 @@ def metrics_bench(steps: int = 5000) -> dict[str, dict[str, float]]:
     bare: list[float] = []
     observed: list[float] = []
     for i in range(steps + 200):  # the first 200 warm up
-        order = NewOrder(SESSION, f"B{i}", "AAPL", Side.BUY, 100, OrdType.LIMIT, Decimal("99.00"), TimeInForce.DAY,
-                         urgency=Urgency.HIGH)
+        order = NewOrder(
+            SESSION,
+            f"B{i}",
+            "AAPL",
+            Side.BUY,
+            100,
+            OrdType.LIMIT,
+            Decimal("99.00"),
+            TimeInForce.DAY,
+            urgency=Urgency.HIGH,
+        )
         started = time.perf_counter_ns()
         bare_engine.on_new_order(order)
         took_bare = time.perf_counter_ns() - started
@@ -45,8 +59,10 @@ def metrics_bench(steps: int = 5000) -> dict[str, dict[str, float]]:
         if i >= 200:
             bare.append(took_bare / 1000)
             observed.append(took_observed / 1000)
-    report = {name: {"p50": _median(values), "p99": _p99(values), "mean": statistics.fmean(values)}
-              for name, values in (("engine step", bare), ("with metrics", observed))}
+    report = {
+        name: {"p50": _median(values), "p99": _p99(values), "mean": statistics.fmean(values)}
+        for name, values in (("engine step", bare), ("with metrics", observed))
+    }
     report["cost"] = {name: report["with metrics"][name] - report["engine step"][name] for name in ("p50", "p99")}
     registry = metrics.registry  # what the measured updates counted, warm-up included
     report["recorded"] = {

@@ -1,4 +1,5 @@
 """Turns what the gateway sees and does into metrics: FIX traffic, session changes, engine steps, market data."""
+
 from __future__ import annotations
 
 import time
@@ -24,7 +25,10 @@ from gateway.metrics import (
 
 _SECONDS = 1e-9
 _LIQUIDITY: dict[Liquidity | None, str] = {
-    Liquidity.TAKER: "taker", Liquidity.MAKER: "maker", Liquidity.DARK: "dark_midpoint"}
+    Liquidity.TAKER: "taker",
+    Liquidity.MAKER: "maker",
+    Liquidity.DARK: "dark_midpoint",
+}
 _PARENT_ENDS = {ExecType.EXPIRED: "expired", ExecType.DONE_FOR_DAY: "done_for_day"}
 _Metric = TypeVar("_Metric", bound=MetricWrapperBase)
 
@@ -90,8 +94,7 @@ class Observer:
                 for reason in LOGON_REFUSALS:
                     self._of(m.logons_refused, session, reason)
             else:
-                for metric in (m.children_sent, m.open_children, m.stale, m.circuit_opens,
-                               m.venue_connect_failures):
+                for metric in (m.children_sent, m.open_children, m.stale, m.circuit_opens, m.venue_connect_failures):
                     self._of(metric, session)
                 m.circuit_state.labels(session).set(0)
                 for outcome in CHILD_OUTCOMES:
@@ -199,8 +202,11 @@ class Observer:
             return
         if exec_type is ExecType.TRADE:
             venue = report.last_mkt or "unknown"
-            liquidity = "dark_midpoint" if venue in self._dark else _LIQUIDITY.get(
-                arrival.liquidity if arrival is not None else None, "unknown")
+            liquidity = (
+                "dark_midpoint"
+                if venue in self._dark
+                else _LIQUIDITY.get(arrival.liquidity if arrival is not None else None, "unknown")
+            )
             self._of(m.fills, venue, liquidity).inc()
             self._of(m.filled_shares, venue, liquidity).inc(report.last_qty)
             if report.last_px is not None:

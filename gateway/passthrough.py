@@ -6,6 +6,7 @@ the first `split` venues), and every report a venue sends back under the OMS's C
 thread: no routing, state, audit, metrics or logging per message.
 Run it as `python -m gateway.passthrough --config FILE [--split K] --work-dir DIR`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,9 @@ class PassThrough(GuardedApplication):
     def __init__(self, cfg: config.GatewayConfig, work_dir: Path, split: int = 1) -> None:
         super().__init__()
         up = cfg.upstream.sessions[0]
-        upstream = SessionSpec(up.begin_string, up.sender_comp_id, up.target_comp_id, cfg.upstream.host,
-                               cfg.upstream.port)
+        upstream = SessionSpec(
+            up.begin_string, up.sender_comp_id, up.target_comp_id, cfg.upstream.host, cfg.upstream.port
+        )
         venues = {v.name: SessionSpec(v.begin_string, v.sender_comp_id, v.target, v.host, v.port) for v in cfg.venues}
         self.upstream = session_key(session_id(upstream))
         self.venue_sessions = {name: session_key(session_id(spec)) for name, spec in venues.items()}

@@ -15,6 +15,7 @@ message (reports by ExecID, child orders and cancels by ClOrdID) is sent now, ma
 nothing else is sent twice. Where a store cannot tell (memory store, reset on logon, a store
 reset since), being on record counts as sent.
 """
+
 from __future__ import annotations
 
 import json
@@ -81,8 +82,9 @@ class _Sent:
             self.resets[(self.runs, _session(record))] = record.seq  # both sides start again at 1
         if record.kind == "fix_out":
             msg_seq = int(header.getField(codec.MSG_SEQ_NUM)) if header.isSetField(codec.MSG_SEQ_NUM) else None
-            self.messages.setdefault(_session(record), []).append((self.runs, msg_seq, _sent_identity(record, msg),
-                                                                 record))
+            self.messages.setdefault(_session(record), []).append(
+                (self.runs, msg_seq, _sent_identity(record, msg), record)
+            )
 
     def judge(self, live: Mapping[str, StoreState]) -> tuple[set[tuple[str, str]], list[Record]]:
         """(identities the peer has or can get by resend, the last run's records that were never stored)."""
@@ -115,11 +117,22 @@ def _decimal(value: str | None) -> Decimal | None:
 
 def decision_from_json(body: str | bytes) -> RouteDecision:
     d = json.loads(body)
-    children = tuple(ChildSpec(c["venue"], c["qty"], _decimal(c["price"]), OrdType(c["ord_type"]),
-                               TimeInForce(c["tif"]), c["purpose"], c.get("cancel_on_ack", False))
-                     for c in d["children"])
-    candidates = tuple(Candidate(c["venue"], _decimal(c["price"]), c["qty"], Decimal(c["fee"]), c["latency_us"],
-                                 c["rank"]) for c in d["candidates"])
+    children = tuple(
+        ChildSpec(
+            c["venue"],
+            c["qty"],
+            _decimal(c["price"]),
+            OrdType(c["ord_type"]),
+            TimeInForce(c["tif"]),
+            c["purpose"],
+            c.get("cancel_on_ack", False),
+        )
+        for c in d["children"]
+    )
+    candidates = tuple(
+        Candidate(c["venue"], _decimal(c["price"]), c["qty"], Decimal(c["fee"]), c["latency_us"], c["rank"])
+        for c in d["candidates"]
+    )
     exclusions = tuple(Exclusion(e["venue"], e["reason"]) for e in d["exclusions"])
     n = d["nbbo"]
     nbbo = Nbbo(_decimal(n["bid"]), n["bid_qty"], _decimal(n["ask"]), n["ask_qty"])
@@ -179,9 +192,14 @@ def _sent_identity(record: Record, msg: WireMessage) -> tuple[str, str] | None:
     return None
 
 
-def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: set[str],
-           venue_of_session: dict[str, str], default_urgency: Urgency,
-           stores: Mapping[str, StoreState] | None = None) -> Replay:
+def replay(
+    engine: OrderEngine,
+    records: Iterable[Record],
+    upstream_sessions: set[str],
+    venue_of_session: dict[str, str],
+    default_urgency: Urgency,
+    stores: Mapping[str, StoreState] | None = None,
+) -> Replay:
     """Rebuild `engine` from `records` (seq order); return what was decided but never sent.
 
     `stores`: each session's message store now, before any session starts.
@@ -191,8 +209,13 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
     produced: dict[tuple[str, str], Command] = {}
     on_record = _Sent()
 
-    def recorded_plan(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo], policy: RoutingPolicy,
-                      stats: VenueLearning | None = None) -> RouteDecision:
+    def recorded_plan(
+        order: PlanRequest,
+        market: MarketView,
+        venues: Mapping[str, VenueInfo],
+        policy: RoutingPolicy,
+        stats: VenueLearning | None = None,
+    ) -> RouteDecision:
         if not decisions:
             raise RecoveryError(f"order {order.order_id} was routed but no decision is on record")
         decision = decisions.popleft()
@@ -222,7 +245,8 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
         elif record.kind == "store":
             body = json.loads(record.body)
             on_record.stores[(on_record.runs, body["session"])] = StoreState(
-                body["next_sender"], body["next_target"], body["created"], body["persistent"])
+                body["next_sender"], body["next_target"], body["created"], body["persistent"]
+            )
         elif record.kind in ("config", "fix_in", "session", "event"):
             if record.kind == "config":
                 on_record.runs += 1
@@ -256,8 +280,9 @@ def replay(engine: OrderEngine, records: Iterable[Record], upstream_sessions: se
         raise RecoveryError(f"{len(references)} recorded price references were not reached by the replay")
     sent, result.never_sent = on_record.judge(stores or {})
     # Status queries are not resent: every venue logon queries its live children afresh.
-    result.unsent = [command for key, command in produced.items()
-                     if key not in sent and not isinstance(command, QueryChild)]
+    result.unsent = [
+        command for key, command in produced.items() if key not in sent and not isinstance(command, QueryChild)
+    ]
     result.parents = len(engine.parents)
     result.open_parents = sum(parent.live for parent in engine.parents.values())
     return result
@@ -277,8 +302,9 @@ def disconnect_all(engine: OrderEngine) -> None:
         engine.on_venue_status(venue, False)
 
 
-def _apply(engine: OrderEngine, record: Record, upstream: set[str], venues: dict[str, str],
-           default_urgency: Urgency) -> list[Command]:
+def _apply(
+    engine: OrderEngine, record: Record, upstream: set[str], venues: dict[str, str], default_urgency: Urgency
+) -> list[Command]:
     if record.kind == "config":
         # A start: that run's id prefix, and no venue session is up yet.
         body = json.loads(record.body)
@@ -321,8 +347,15 @@ def _apply(engine: OrderEngine, record: Record, upstream: set[str], venues: dict
         return []  # refused with a session-level reject when it came in: the engine never saw it
 
 
-def _apply_message(engine: OrderEngine, msg: WireMessage, msg_type: str, session: str, upstream: set[str],
-                   venues: dict[str, str], default_urgency: Urgency) -> list[Command]:
+def _apply_message(
+    engine: OrderEngine,
+    msg: WireMessage,
+    msg_type: str,
+    session: str,
+    upstream: set[str],
+    venues: dict[str, str],
+    default_urgency: Urgency,
+) -> list[Command]:
     if session in upstream:
         if msg_type == "D":
             order = codec.parse_new_order(msg, session, default_urgency)

@@ -10,6 +10,7 @@ is woken once the step has released the lock. Session up/down
 events arrive while quickfix holds a session lock, so they are handed to a control thread
 instead of taking the engine lock there.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -121,8 +122,17 @@ def boot_id(clock: Clock) -> str:
 
 def venue_infos(cfg: GatewayConfig) -> dict[str, VenueInfo]:
     return {
-        v.name: VenueInfo(v.name, v.kind, v.maker_fee, v.taker_fee, v.latency_us, False, v.min_qty, v.protected,
-                          resends=v.keeps_sequence_numbers(cfg.fix))
+        v.name: VenueInfo(
+            v.name,
+            v.kind,
+            v.maker_fee,
+            v.taker_fee,
+            v.latency_us,
+            False,
+            v.min_qty,
+            v.protected,
+            resends=v.keeps_sequence_numbers(cfg.fix),
+        )
         for v in cfg.venues
     }
 
@@ -130,7 +140,11 @@ def venue_infos(cfg: GatewayConfig) -> dict[str, VenueInfo]:
 def venue_session(venue: VenueConfig) -> SessionSpec:
     """The venue's FIX session as configured: version, CompIDs, heartbeat, schedule, sequence policy, dictionary."""
     return SessionSpec(
-        venue.begin_string, venue.sender_comp_id, venue.target, venue.host, venue.port,
+        venue.begin_string,
+        venue.sender_comp_id,
+        venue.target,
+        venue.host,
+        venue.port,
         heartbeat_interval=venue.heartbeat_interval,
         **scheduled(venue.schedule, venue.logon_timeout, venue.quickfix),
         reset_on_logon=None if venue.sequence_reset is None else venue.sequence_reset == "logon",
@@ -143,9 +157,13 @@ class Gateway:
         self.cfg = cfg
         self.metrics = Metrics()
         self.observer = Observer(self.metrics, [v.name for v in cfg.venues if v.kind is VenueKind.DARK])
-        self.audit = AuditWriter(open_store(cfg.audit.url, cfg.audit.table), metrics=self.metrics,
-                                 key=cfg.audit.key(os.environ), checkpoint_path=cfg.audit.checkpoint_path,
-                                 checkpoint_interval_s=cfg.audit.checkpoint_interval_s)
+        self.audit = AuditWriter(
+            open_store(cfg.audit.url, cfg.audit.table),
+            metrics=self.metrics,
+            key=cfg.audit.key(os.environ),
+            checkpoint_path=cfg.audit.checkpoint_path,
+            checkpoint_interval_s=cfg.audit.checkpoint_interval_s,
+        )
         self.clock = clock or WallClock()
         self.market = market
         self._sending = threading.local()  # the parent OrderID of the message being sent, for the tap
@@ -153,18 +171,29 @@ class Gateway:
         self.boot = boot_id(self.clock)
         self._refusals = itertools.count(1)  # ExecIDs of audit-outage rejects: outside the engine's id sequence
         self.engine = OrderEngine(
-            instruments, venue_infos(cfg), market, IdSource(self.boot), self.clock,
-            policy=routing_policy(cfg.routing), max_rounds=cfg.routing.max_sweeps,
-            max_venue_rejects=cfg.routing.max_venue_rejects, learning=learning_config(cfg.routing),
+            instruments,
+            venue_infos(cfg),
+            market,
+            IdSource(self.boot),
+            self.clock,
+            policy=routing_policy(cfg.routing),
+            max_rounds=cfg.routing.max_sweeps,
+            max_venue_rejects=cfg.routing.max_venue_rejects,
+            learning=learning_config(cfg.routing),
             retain_finished_ns=cfg.routing.retain_finished_ms * 1_000_000,
             final_states_kept=cfg.routing.final_states_kept,
             venue_down_timeout_ns=cfg.routing.venue_down_timeout_ms * 1_000_000,
-            risk=risk_limits(cfg.risk, cfg.symbols, cfg.upstream.sessions), breaker=breaker_policy(cfg.routing),
+            risk=risk_limits(cfg.risk, cfg.symbols, cfg.upstream.sessions),
+            breaker=breaker_policy(cfg.routing),
         )
-        self.engine.planner = _Timed(VenuePlanner(
-            {v.name: v.rules() for v in cfg.venues}, instruments,
-            VenuePolicy(cfg.routing.market_protection_bps, cfg.routing.unquoted_remainders)),
-            self.metrics.routing_latency.observe)
+        self.engine.planner = _Timed(
+            VenuePlanner(
+                {v.name: v.rules() for v in cfg.venues},
+                instruments,
+                VenuePolicy(cfg.routing.market_protection_bps, cfg.routing.unquoted_remainders),
+            ),
+            self.metrics.routing_latency.observe,
+        )
         self._books = BookLedger(cfg.audit.book_levels)  # what the trail already holds of each venue's book
         self._lock = threading.Lock()
         self._control: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
@@ -184,39 +213,69 @@ class Gateway:
         self._admin_token = cfg.admin.token(os.environ) if cfg.admin.enabled else None  # refused at once if unset
 
         upstream_specs = [
-            SessionSpec(s.begin_string, s.sender_comp_id, s.target_comp_id, cfg.upstream.host, cfg.upstream.port,
-                        **scheduled(s.schedule, s.logon_timeout, s.quickfix))
+            SessionSpec(
+                s.begin_string,
+                s.sender_comp_id,
+                s.target_comp_id,
+                cfg.upstream.host,
+                cfg.upstream.port,
+                **scheduled(s.schedule, s.logon_timeout, s.quickfix),
+            )
             for s in cfg.upstream.sessions
         ]
         venue_specs = {v.name: venue_session(v) for v in cfg.venues}
         self._upstream_keys = {session_key(session_id(spec)) for spec in upstream_specs}
         self._oms_comp_ids = {session_key(session_id(spec)): spec.target for spec in upstream_specs}
-        self.upstream = UpstreamApplication(self, cfg.routing.default_urgency, {
-            session_key(session_id(spec)): Credentials(*pair)
-            for spec, s in zip(upstream_specs, cfg.upstream.sessions) if (pair := s.credentials(os.environ))})
+        self.upstream = UpstreamApplication(
+            self,
+            cfg.routing.default_urgency,
+            {
+                session_key(session_id(spec)): Credentials(*pair)
+                for spec, s in zip(upstream_specs, cfg.upstream.sessions)
+                if (pair := s.credentials(os.environ))
+            },
+        )
         self.outbound = Outbound(
-            sorted(self._upstream_keys), self.upstream.send, self.upstream.disconnect, cfg.upstream.port,
-            Limits(cfg.upstream.max_send_queue, cfg.upstream.send_timeout_ms / 1000), self.observer.slow_consumer)
+            sorted(self._upstream_keys),
+            self.upstream.send,
+            self.upstream.disconnect,
+            cfg.upstream.port,
+            Limits(cfg.upstream.max_send_queue, cfg.upstream.send_timeout_ms / 1000),
+            self.observer.slow_consumer,
+        )
         self.upstream.connection_thread = self.outbound.reader_is_current_thread
         self.pending_watch = PendingWatch(
-            cfg.upstream.port, cfg.fix.logon_timeout_s, cfg.upstream.max_pending_connections, self._pending_closed,
-            self.metrics.pending.set)
+            cfg.upstream.port,
+            cfg.fix.logon_timeout_s,
+            cfg.upstream.max_pending_connections,
+            self._pending_closed,
+            self.metrics.pending.set,
+        )
         self.downstream = VenueApplication(
-            self, {session_key(session_id(spec)): name for name, spec in venue_specs.items()},
-            {session_key(session_id(venue_specs[v.name])): (v.username, v.password(os.environ))
-             for v in cfg.venues if v.username is not None},
+            self,
+            {session_key(session_id(spec)): name for name, spec in venue_specs.items()},
+            {
+                session_key(session_id(venue_specs[v.name])): (v.username, v.password(os.environ))
+                for v in cfg.venues
+                if v.username is not None
+            },
         )
         self.upstream.tap = self.downstream.tap = self._tap
         self.upstream.count = lambda direction, key, msg_type: self.observer.message(
-            "upstream", key, direction, msg_type)
+            "upstream", key, direction, msg_type
+        )
         self.downstream.count = lambda direction, key, msg_type: self.observer.message(
-            "venue", self.downstream.venues.get(key, key), direction, msg_type)
+            "venue", self.downstream.venues.get(key, key), direction, msg_type
+        )
         self.observer.declare(sorted(self._upstream_keys), venue_specs)
-        windows = [(key, "upstream", s.schedule) for key, s in zip(
-            (session_key(session_id(spec)) for spec in upstream_specs), cfg.upstream.sessions)]
+        windows = [
+            (key, "upstream", s.schedule)
+            for key, s in zip((session_key(session_id(spec)) for spec in upstream_specs), cfg.upstream.sessions)
+        ]
         windows += [(v.name, "venue", v.schedule) for v in cfg.venues]
-        self._windows = {(session, role): schedule.window() if schedule else None
-                         for session, role, schedule in windows}
+        self._windows = {
+            (session, role): schedule.window() if schedule else None for session, role, schedule in windows
+        }
         self.metrics.sessions_in_schedule = self._in_schedule
         self.metrics.quote_ages = self._quote_ages
         self.metrics.venue_quality = lambda: self.inspect(_venue_quality)
@@ -224,18 +283,25 @@ class Gateway:
         self.metrics.send_queues = self.outbound.depths
         self.metrics.children_in_doubt = lambda: self.inspect(_in_doubt)
         self.metrics.halts = lambda: self.inspect(lambda engine: [str(h) for h in engine.halts])
-        self.metrics.open_exposure = lambda: self.inspect(lambda engine: {
-            key: _floats(engine.exposure(key)) for key in self._upstream_keys})
-        self.metrics.risk_limits = lambda: self.inspect(lambda engine: _limits_in_force(
-            engine, sorted(self._upstream_keys), [s.symbol for s in cfg.symbols]))
-        self._cancel_on_disconnect = {session_key(session_id(spec)) for spec, s in zip(upstream_specs,
-                                      cfg.upstream.sessions) if s.cancel_on_disconnect}
+        self.metrics.open_exposure = lambda: self.inspect(
+            lambda engine: {key: _floats(engine.exposure(key)) for key in self._upstream_keys}
+        )
+        self.metrics.risk_limits = lambda: self.inspect(
+            lambda engine: _limits_in_force(engine, sorted(self._upstream_keys), [s.symbol for s in cfg.symbols])
+        )
+        self._cancel_on_disconnect = {
+            session_key(session_id(spec))
+            for spec, s in zip(upstream_specs, cfg.upstream.sessions)
+            if s.cancel_on_disconnect
+        }
         self._acceptor = make_engine("acceptor", self.upstream, upstream_specs, cfg.fix, work_dir)
         # Held as long as the initiator: quickfix keeps only a pointer to the log factory the watch holds.
-        self._connect_watch = ConnectWatch(self.downstream.venues, self.observer.venue_connect_failed,
-                                           cfg.fix.connect_failure_log_interval_s)
-        self._initiator = make_engine("initiator", self.downstream, list(venue_specs.values()), cfg.fix, work_dir,
-                                      self._connect_watch)
+        self._connect_watch = ConnectWatch(
+            self.downstream.venues, self.observer.venue_connect_failed, cfg.fix.connect_failure_log_interval_s
+        )
+        self._initiator = make_engine(
+            "initiator", self.downstream, list(venue_specs.values()), cfg.fix, work_dir, self._connect_watch
+        )
         # Read before any session starts: what each store kept tells recovery what was really sent.
         self.stores: dict[str, StoreState] = {}
         for specs in (upstream_specs, list(venue_specs.values())):
@@ -257,31 +323,70 @@ class Gateway:
     def start(self) -> None:
         self.audit.start()
         if self.cfg.metrics.enabled:
-            self.endpoint = Endpoint(self.cfg.metrics.host, self.cfg.metrics.port, self.metrics.registry,
-                                     self.health_problems, self.readiness_problems)
+            self.endpoint = Endpoint(
+                self.cfg.metrics.host,
+                self.cfg.metrics.port,
+                self.metrics.registry,
+                self.health_problems,
+                self.readiness_problems,
+            )
             self.endpoint.start()
         unsent, never_sent = self._recover() if self.cfg.fix.store == "file" else ([], [])
         if self._admin_token is not None:  # after recovery: the halts it lists are those in force
             self.admin = AdminEndpoint(
-                self.cfg.admin.host, self.cfg.admin.port, self._admin_token,
+                self.cfg.admin.host,
+                self.cfg.admin.port,
+                self._admin_token,
                 scopes(self._oms_comp_ids, [s.symbol for s in self.cfg.symbols], [v.name for v in self.cfg.venues]),
-                self.halt, lambda: self.inspect(lambda engine: list(engine.halts)))
+                self.halt,
+                lambda: self.inspect(lambda engine: list(engine.halts)),
+            )
             self.admin.start()
         self.observer.open_orders(*self.inspect(_open_orders))
         if self.cfg.fix.store == "memory" and self.audit.records_at_start:
-            log.warning("gateway.not_recovered", records=self.audit.records_at_start,
-                        detail="fix.store is memory: orders of earlier runs are not rebuilt (use fix.store: file)")
+            log.warning(
+                "gateway.not_recovered",
+                records=self.audit.records_at_start,
+                detail="fix.store is memory: orders of earlier runs are not rebuilt (use fix.store: file)",
+            )
         config_json = entries.to_json(self.cfg.model_dump(mode="json"))
         now = self.clock.now_ns()
-        start = [Entry("config", entries.to_json({
-            "sha256": hashlib.sha256(config_json).hexdigest(), "boot": self.boot,
-            "config": json.loads(config_json)}), ts_ns=now)]
-        start += [Entry("store", entries.to_json(recovery.store_record_body(key, state)), key, ts_ns=now)
-                  for key, state in self.stores.items()]
-        start += [Entry("event", entries.to_json({"event": "never_sent", "record": record.seq, "session": record.session,
-                                                  "detail": "recorded, but quickfix never stored it: its MsgSeqNum "
-                                                            "went to other content; sent again"}),
-                        record.session, record.order_id, record.cl_ord_id, now) for record in never_sent]
+        start = [
+            Entry(
+                "config",
+                entries.to_json(
+                    {
+                        "sha256": hashlib.sha256(config_json).hexdigest(),
+                        "boot": self.boot,
+                        "config": json.loads(config_json),
+                    }
+                ),
+                ts_ns=now,
+            )
+        ]
+        start += [
+            Entry("store", entries.to_json(recovery.store_record_body(key, state)), key, ts_ns=now)
+            for key, state in self.stores.items()
+        ]
+        start += [
+            Entry(
+                "event",
+                entries.to_json(
+                    {
+                        "event": "never_sent",
+                        "record": record.seq,
+                        "session": record.session,
+                        "detail": "recorded, but quickfix never stored it: its MsgSeqNum "
+                        "went to other content; sent again",
+                    }
+                ),
+                record.session,
+                record.order_id,
+                record.cl_ord_id,
+                now,
+            )
+            for record in never_sent
+        ]
         self.audit.commit(start)
         # Orders and cancels for a venue wait for its logon: a venue session that is down refuses them.
         self._resend.update(_resent_id(command) for command in unsent)
@@ -309,16 +414,31 @@ class Gateway:
         reader.open()
         try:
             result = recovery.replay(
-                self.engine, reader.records(), set(self.upstream.sessions) | self._upstream_keys,
-                self.downstream.venues, self.cfg.routing.default_urgency, self.stores)
+                self.engine,
+                reader.records(),
+                set(self.upstream.sessions) | self._upstream_keys,
+                self.downstream.venues,
+                self.cfg.routing.default_urgency,
+                self.stores,
+            )
         finally:
             reader.close()
         for record in result.never_sent:
-            log.warning("recovery.never_sent", record=record.seq, session=record.session, cl_ord_id=record.cl_ord_id,
-                        detail="on record but never stored by quickfix: sent again")
+            log.warning(
+                "recovery.never_sent",
+                record=record.seq,
+                session=record.session,
+                cl_ord_id=record.cl_ord_id,
+                detail="on record but never stored by quickfix: sent again",
+            )
         if result.records:
-            log.warning("gateway.recovered", records=result.records, parents=result.parents,
-                        open_parents=result.open_parents, resending=len(result.unsent))
+            log.warning(
+                "gateway.recovered",
+                records=result.records,
+                parents=result.parents,
+                open_parents=result.open_parents,
+                resending=len(result.unsent),
+            )
         return result.unsent, result.never_sent
 
     def stop(self) -> None:
@@ -363,15 +483,21 @@ class Gateway:
             deadline = time.monotonic() + settings.cancel_timeout_ms / 1000
             while self.inspect(OrderEngine.working_children) and time.monotonic() < deadline:
                 time.sleep(0.01)
-        working = self.inspect(lambda e: [(c.parent_id, c.cl_ord_id, c.venue, c.leaves_qty)
-                                          for c in e.working_children()])
+        working = self.inspect(
+            lambda e: [(c.parent_id, c.cl_ord_id, c.venue, c.leaves_qty) for c in e.working_children()]
+        )
         if not working:
             if open_parents:
                 log.info("shutdown.nothing_left_working")
             return
         listed = [f"{order_id} child {child} at {venue}: {qty}" for order_id, child, venue, qty in working]
-        log.error("shutdown.orders_left_working", mode=settings.working_orders, children=len(working),
-                  orders=listed[:LISTED_AT_MOST], more=max(len(listed) - LISTED_AT_MOST, 0) or None)
+        log.error(
+            "shutdown.orders_left_working",
+            mode=settings.working_orders,
+            children=len(working),
+            orders=listed[:LISTED_AT_MOST],
+            more=max(len(listed) - LISTED_AT_MOST, 0) or None,
+        )
         text = SHUTDOWN_TEXT if settings.working_orders == "leave" else f"{SHUTDOWN_TEXT}, cancels unanswered"
         self._step(lambda _: self.engine.on_left_working(text), None, self._event("left_working", text))
 
@@ -383,7 +509,9 @@ class Gateway:
         """Put a kill switch in force (or lift it); on record, so it lasts across restarts until resumed."""
         event = "resume" if resume else "halt"
         log.warning(f"risk.{event}", scope=str(halt))
-        entry = Entry("event", entries.to_json(recovery.halt_body(event, halt)), halt.session, ts_ns=self.clock.now_ns())
+        entry = Entry(
+            "event", entries.to_json(recovery.halt_body(event, halt)), halt.session, ts_ns=self.clock.now_ns()
+        )
         self._step(self.engine.on_resume if resume else self.engine.on_halt, halt, entry)
 
     def wait_for_venues(self, timeout: float) -> bool:
@@ -452,23 +580,34 @@ class Gateway:
         elif trade.symbol not in self._symbol_names:
             self._drop(trade, "unknown_symbol")
         else:
-            self.audit.record(entries.trade(trade.venue, trade.symbol, trade.qty, trade.price, trade.seq,
-                                            trade.ts_ns, self.clock.now_ns()))
+            self.audit.record(
+                entries.trade(
+                    trade.venue, trade.symbol, trade.qty, trade.price, trade.seq, trade.ts_ns, self.clock.now_ns()
+                )
+            )
 
     def _mark(self, fill: ExecutionReport, horizon_ms: int) -> None:
         """A markout horizon of a fill has come: the NBBO and every lit venue's touch now without our own resting
         children (what their prices did to the book is our doing, not the market's), on the trail."""
         venues = self.engine.venues
-        books = {name: book for name, info in venues.items()
-                 if info.kind is VenueKind.LIT and (book := self.market.book(name, fill.symbol)) is not None}
+        books = {
+            name: book
+            for name, info in venues.items()
+            if info.kind is VenueKind.LIT and (book := self.market.book(name, fill.symbol)) is not None
+        }
         ours = self.inspect(lambda engine: _resting(engine, fill.symbol)) if books else {}
-        touches = {name: tuple(touch_without([(level.price, level.qty) for level in levels],
-                                             ours.get((name, is_buy), {}))
-                               for is_buy, levels in ((True, book.bids), (False, book.asks)))
-                   for name, book in books.items()}
+        touches = {
+            name: tuple(
+                touch_without([(level.price, level.qty) for level in levels], ours.get((name, is_buy), {}))
+                for is_buy, levels in ((True, book.bids), (False, book.asks))
+            )
+            for name, book in books.items()
+        }
         # No hurry: it goes with the next step's commit, or the writer's next look.
-        self.audit.submit([entries.mark(fill, horizon_ms, self.market.nbbo(fill.symbol, venues), touches,
-                                        self.clock.now_ns())], wake=False)
+        self.audit.submit(
+            [entries.mark(fill, horizon_ms, self.market.nbbo(fill.symbol, venues), touches, self.clock.now_ns())],
+            wake=False,
+        )
 
     def _drop(self, snapshot: BookSnapshot | Trade, reason: str) -> None:
         self.observer.snapshot_dropped(reason)
@@ -486,8 +625,11 @@ class Gateway:
             return
         inbound = self._inbound(order.session, raw, order.cl_ord_id, None)
         # Checked at its record's time, as a replay checks it.
-        step = self.engine.on_invalid_order if isinstance(order, InvalidOrder) else \
-            lambda o: self.engine.on_new_order(o, inbound.ts_ns)
+        step = (
+            self.engine.on_invalid_order
+            if isinstance(order, InvalidOrder)
+            else lambda o: self.engine.on_new_order(o, inbound.ts_ns)
+        )
         self._step(step, order, inbound, arrival=arrival)
 
     def cancel(self, request: CancelRequest | InvalidChange, raw: str) -> None:
@@ -503,19 +645,29 @@ class Gateway:
 
     def status(self, request: StatusRequest, raw: str) -> None:
         order_id = self.engine.order_id_for(request.session, request.cl_ord_id)
-        self._step(self.engine.on_status_request, request,
-                   self._inbound(request.session, raw, request.cl_ord_id, order_id))
+        self._step(
+            self.engine.on_status_request, request, self._inbound(request.session, raw, request.cl_ord_id, order_id)
+        )
 
     def venue_report(self, report: VenueReport, raw: str) -> None:
         arrival = Arrival(time.perf_counter_ns(), "venue", report.liquidity)
-        self._step(self.engine.on_venue_report, report, self._inbound_venue(report.venue, report.cl_ord_id, raw),
-                   arrival=arrival, child=report.cl_ord_id)
+        self._step(
+            self.engine.on_venue_report,
+            report,
+            self._inbound_venue(report.venue, report.cl_ord_id, raw),
+            arrival=arrival,
+            child=report.cl_ord_id,
+        )
 
     def child_rejected(self, venue: str, cl_ord_id: str, text: str, raw: str) -> None:
         log.warning("venue.child_rejected", venue=venue, child=cl_ord_id, text=text)
         self.audit.record(self._inbound_venue(venue, cl_ord_id, raw))
-        self._step(lambda _: self.engine.on_child_rejected(venue, cl_ord_id, text), None,
-                   self._child_rejected_entry(venue, cl_ord_id, text), child=cl_ord_id)
+        self._step(
+            lambda _: self.engine.on_child_rejected(venue, cl_ord_id, text),
+            None,
+            self._child_rejected_entry(venue, cl_ord_id, text),
+            child=cl_ord_id,
+        )
 
     def child_cancel_rejected(self, venue: str, cl_ord_id: str, text: str, raw: str) -> None:
         # The child's own final report (fill or cancel) follows; nothing changes until then.
@@ -529,37 +681,64 @@ class Gateway:
         self.sessions_up[key] = up
         self.observer.session(role, session, up)
         log.info("session.logon" if up else "session.logout", role=role, session=session)
-        record = Entry("session", entries.to_json({"role": role, "event": "logon" if up else "logout"}),
-                       session, ts_ns=self.clock.now_ns())
+        record = Entry(
+            "session",
+            entries.to_json({"role": role, "event": "logon" if up else "logout"}),
+            session,
+            ts_ns=self.clock.now_ns(),
+        )
         if role == "venue":
+
             def venue_status() -> None:
                 held = self._held.pop(session, None) if up else None
                 if held:  # what recovery found unsent, before the engine asks the venue where its children stand
                     self._step(lambda _: Outbox(commands=held), None)
                 # On record inside the step it causes, so a replay applies it at the same point.
                 self._step(lambda _: self.engine.on_venue_status(session, up), None, record)
+
             self._control.put(venue_status)
         else:
             self.audit.record(record)
             if not up and session in self._cancel_on_disconnect:
-                self._control.put(lambda: self._step(lambda _: self.engine.on_oms_disconnect(session, DISCONNECT_TEXT),
-                                                     None, self._event("oms_disconnect", DISCONNECT_TEXT, session)))
+                self._control.put(
+                    lambda: self._step(
+                        lambda _: self.engine.on_oms_disconnect(session, DISCONNECT_TEXT),
+                        None,
+                        self._event("oms_disconnect", DISCONNECT_TEXT, session),
+                    )
+                )
 
     def logon_refused(self, session: str, reason: str, username: str | None) -> None:
         """An OMS Logon with missing or wrong credentials was refused (its Logon is on record, password masked)."""
         self.observer.logon_refused(session, reason)
         log.warning("upstream.logon_refused", session=session, reason=reason, username=username)
-        self.audit.record(Entry("event", entries.to_json({"event": "logon_refused", "reason": reason,
-                                                          "username": username}), session, ts_ns=self.clock.now_ns()))
+        self.audit.record(
+            Entry(
+                "event",
+                entries.to_json({"event": "logon_refused", "reason": reason, "username": username}),
+                session,
+                ts_ns=self.clock.now_ns(),
+            )
+        )
 
     def _pending_closed(self, peer: str, reason: str, age_s: float) -> None:
         """The pending-connection watch closed a connection to the upstream port that had not logged on."""
         self.observer.pending_closed(reason)
-        log.warning("upstream.connection_closed", peer=peer, reason=reason, age_s=round(age_s, 3),
-                    logon_timeout_s=self.cfg.fix.logon_timeout_s,
-                    max_pending=self.cfg.upstream.max_pending_connections)
-        self.audit.record(Entry("event", entries.to_json({"event": "connection_closed", "peer": peer,
-                                                          "reason": reason}), ts_ns=self.clock.now_ns()))
+        log.warning(
+            "upstream.connection_closed",
+            peer=peer,
+            reason=reason,
+            age_s=round(age_s, 3),
+            logon_timeout_s=self.cfg.fix.logon_timeout_s,
+            max_pending=self.cfg.upstream.max_pending_connections,
+        )
+        self.audit.record(
+            Entry(
+                "event",
+                entries.to_json({"event": "connection_closed", "peer": peer, "reason": reason}),
+                ts_ns=self.clock.now_ns(),
+            )
+        )
 
     # --- carrying out engine steps ----------------------------------------------------------
 
@@ -611,8 +790,9 @@ class Gateway:
                 self._stale.discard(venue)
                 log.info("market_data.fresh", venue=venue)
 
-    def _refused_unrecorded(self, request: NewOrder | InvalidOrder | CancelRequest | ReplaceRequest | InvalidChange,
-                            raw: str) -> bool:
+    def _refused_unrecorded(
+        self, request: NewOrder | InvalidOrder | CancelRequest | ReplaceRequest | InvalidChange, raw: str
+    ) -> bool:
         """While the audit store refuses commits, hold an OMS request up to audit.max_hold_ms; past that, refuse
         it (True). The refusal is sent before it can be on record, and the engine never sees the request: no
         state, no engine lock (a step may hold it waiting for the store), ExecIDs of its own, and the request
@@ -627,24 +807,53 @@ class Gateway:
         if isinstance(request, CancelRequest | ReplaceRequest | InvalidChange):
             order_id = self.engine.order_id_for(request.session, request.orig_cl_ord_id)  # a plain dict read
             parent = self.engine.parents.get(order_id) if order_id else None
-            response_to = request.response_to if isinstance(request, InvalidChange) else \
-                "2" if isinstance(request, ReplaceRequest) else "1"
-            command = CancelReject(request.session, order_id or "NONE", request.cl_ord_id, request.orig_cl_ord_id,
-                                   parent.status if parent else OrdStatus.REJECTED, response_to,
-                                   CxlRejReason.OTHER, text)
+            response_to = (
+                request.response_to
+                if isinstance(request, InvalidChange)
+                else "2"
+                if isinstance(request, ReplaceRequest)
+                else "1"
+            )
+            command = CancelReject(
+                request.session,
+                order_id or "NONE",
+                request.cl_ord_id,
+                request.orig_cl_ord_id,
+                parent.status if parent else OrdStatus.REJECTED,
+                response_to,
+                CxlRejReason.OTHER,
+                text,
+            )
             message = codec.cancel_reject(command, self.upstream.begin_string(request.session))
         else:
             order_id = "NONE"
             command = ExecutionReport(
-                request.session, order_id, request.cl_ord_id, f"{self.boot}-R{next(self._refusals)}",
-                ExecType.REJECTED, OrdStatus.REJECTED, request.symbol, request.side, max(request.qty, 0),
-                getattr(request, "ord_type", None), getattr(request, "price", None), getattr(request, "tif", None),
-                0, 0, Decimal(0), ord_rej_reason=OrdRejReason.OTHER, text=text)
+                request.session,
+                order_id,
+                request.cl_ord_id,
+                f"{self.boot}-R{next(self._refusals)}",
+                ExecType.REJECTED,
+                OrdStatus.REJECTED,
+                request.symbol,
+                request.side,
+                max(request.qty, 0),
+                getattr(request, "ord_type", None),
+                getattr(request, "price", None),
+                getattr(request, "tif", None),
+                0,
+                0,
+                Decimal(0),
+                ord_rej_reason=OrdRejReason.OTHER,
+                text=text,
+            )
             message = codec.execution_report(command, self.upstream.begin_string(request.session))
         now = self.clock.now_ns()
-        self.audit.submit([entries.fix_message("in", request.session, raw, now, order_id, request.cl_ord_id,
-                                               kind="fix_refused"),
-                           *entries.for_outbox(Outbox(commands=[command]), now, {})])
+        self.audit.submit(
+            [
+                entries.fix_message("in", request.session, raw, now, order_id, request.cl_ord_id, kind="fix_refused"),
+                *entries.for_outbox(Outbox(commands=[command]), now, {}),
+            ]
+        )
         self.observer.refused(isinstance(command, ExecutionReport))
         log.error("audit.request_refused", session=request.session, cl_ord_id=request.cl_ord_id, held_ms=hold_ms)
         self._sending.refusal = True  # its tap queues the report rather than wait for the store
@@ -665,9 +874,14 @@ class Gateway:
         return self._inbound(self.downstream.session_of[venue], raw, cl_ord_id, self.engine.parent_of_child(cl_ord_id))
 
     def _child_rejected_entry(self, venue: str, cl_ord_id: str, text: str) -> Entry:
-        return Entry("event", entries.to_json({"event": "child_rejected", "venue": venue, "cl_ord_id": cl_ord_id,
-                                               "text": text}),
-                     venue, self.engine.parent_of_child(cl_ord_id), cl_ord_id, self.clock.now_ns())
+        return Entry(
+            "event",
+            entries.to_json({"event": "child_rejected", "venue": venue, "cl_ord_id": cl_ord_id, "text": text}),
+            venue,
+            self.engine.parent_of_child(cl_ord_id),
+            cl_ord_id,
+            self.clock.now_ns(),
+        )
 
     def _tap(self, direction: str, session: str, message) -> None:
         """Every message quickfix sends, and incoming admin messages, onto the audit trail.
@@ -701,8 +915,15 @@ class Gateway:
             self._resend.discard(message.getField(tag))
             message.getHeader().setField(codec.POSS_RESEND, "Y")
 
-    def _step(self, step: Callable, event: object, inbound: Entry | None = None, quiet: bool = False,
-              arrival: Arrival | None = None, child: str | None = None) -> None:
+    def _step(
+        self,
+        step: Callable,
+        event: object,
+        inbound: Entry | None = None,
+        quiet: bool = False,
+        arrival: Arrival | None = None,
+        child: str | None = None,
+    ) -> None:
         """One engine step: the message that caused it and what was decided are committed
         to the audit trail before anything the step produced is sent; a quiet step that
         produced nothing is not recorded. `child`: the child order the step is about, watched for metrics.
@@ -712,8 +933,15 @@ class Gateway:
         finally:
             self.outbound.wake()
 
-    def _locked_step(self, step: Callable, event: object, inbound: Entry | None, quiet: bool,
-                     arrival: Arrival | None, child: str | None) -> None:
+    def _locked_step(
+        self,
+        step: Callable,
+        event: object,
+        inbound: Entry | None,
+        quiet: bool,
+        arrival: Arrival | None,
+        child: str | None,
+    ) -> None:
         with self._lock:
             watched = self.engine.child(child) if child is not None else None
             if watched is not None:
@@ -755,13 +983,19 @@ class Gateway:
 
     def _cl_ord_ids(self, out: Outbox) -> dict[str, str]:
         parents = self.engine.parents
-        return {d.order_id: parents[d.order_id].cl_ord_id for d in out.decisions
-                if isinstance(d, RouteDecision) and d.order_id in parents}
+        return {
+            d.order_id: parents[d.order_id].cl_ord_id
+            for d in out.decisions
+            if isinstance(d, RouteDecision) and d.order_id in parents
+        }
 
     def _book_records(self, out: Outbox, now: int) -> list[Entry]:
         parents = self.engine.parents
-        return [entries.books(d, parents[d.order_id].symbol, parents[d.order_id].cl_ord_id, now, self._books)
-                for d in out.decisions if isinstance(d, RouteDecision) and d.order_id in parents]
+        return [
+            entries.books(d, parents[d.order_id].symbol, parents[d.order_id].cl_ord_id, now, self._books)
+            for d in out.decisions
+            if isinstance(d, RouteDecision) and d.order_id in parents
+        ]
 
     def _carry_out(self, out: Outbox, arrival: Arrival | None) -> list[tuple[Outbox, list[Entry]]]:
         """Send what one engine step produced; steps it caused in turn (a failed send) come back
@@ -771,26 +1005,48 @@ class Gateway:
             self._log_decision(item)
         for command in out.commands:
             if isinstance(command, (ExecutionReport, CancelReject)) and command.risk_limit:
-                log.warning("risk.reject", session=command.session, cl_ord_id=command.cl_ord_id,
-                            limit=command.risk_limit, text=command.text)
+                log.warning(
+                    "risk.reject",
+                    session=command.session,
+                    cl_ord_id=command.cl_ord_id,
+                    limit=command.risk_limit,
+                    text=command.text,
+                )
             if isinstance(command, ExecutionReport):
                 message = codec.execution_report(command, self.upstream.begin_string(command.session))
                 self.observer.carried_out(command, arrival)  # counted before the OMS can see it
                 self._send_upstream(message, command.session, command.cl_ord_id)
                 level = logging.DEBUG if command.exec_type in ROUTINE_REPORTS else logging.INFO
                 if log.is_enabled_for(level):
-                    log.log(level, "upstream.report", cl_ord_id=command.cl_ord_id, order_id=command.order_id,
-                            exec_type=command.exec_type.name, ord_status=command.ord_status.name,
-                            cum_qty=command.cum_qty, leaves_qty=command.leaves_qty, avg_px=str(command.avg_px),
-                            last_qty=command.last_qty or None,
-                            last_px=str(command.last_px) if command.last_px else None,
-                            last_mkt=command.last_mkt, text=command.text)
+                    log.log(
+                        level,
+                        "upstream.report",
+                        cl_ord_id=command.cl_ord_id,
+                        order_id=command.order_id,
+                        exec_type=command.exec_type.name,
+                        ord_status=command.ord_status.name,
+                        cum_qty=command.cum_qty,
+                        leaves_qty=command.leaves_qty,
+                        avg_px=str(command.avg_px),
+                        last_qty=command.last_qty or None,
+                        last_px=str(command.last_px) if command.last_px else None,
+                        last_mkt=command.last_mkt,
+                        text=command.text,
+                    )
             elif isinstance(command, CancelReject):
                 self.observer.carried_out(command, arrival)
-                self._send_upstream(codec.cancel_reject(command, self.upstream.begin_string(command.session)),
-                                    command.session, command.cl_ord_id)
-                log.info("upstream.cancel_reject", cl_ord_id=command.cl_ord_id, order_id=command.order_id,
-                         orig_cl_ord_id=command.orig_cl_ord_id, text=command.text)
+                self._send_upstream(
+                    codec.cancel_reject(command, self.upstream.begin_string(command.session)),
+                    command.session,
+                    command.cl_ord_id,
+                )
+                log.info(
+                    "upstream.cancel_reject",
+                    cl_ord_id=command.cl_ord_id,
+                    order_id=command.order_id,
+                    orig_cl_ord_id=command.orig_cl_ord_id,
+                    text=command.text,
+                )
             elif isinstance(command, SendChild):
                 message = codec.new_order_single(command, self.downstream.venue_begin_string(command.venue))
                 self._sending.order_id = command.parent_order_id
@@ -799,28 +1055,51 @@ class Gateway:
                 self.observer.carried_out(command, arrival, sent)
                 level = logging.DEBUG if sent else logging.INFO
                 if log.is_enabled_for(level):
-                    log.log(level, "venue.child_sent", order_id=command.parent_order_id,
-                            cl_ord_id=self.engine.parents[command.parent_order_id].cl_ord_id, child=command.cl_ord_id,
-                            venue=command.venue, qty=command.spec.qty,
-                            price=str(command.spec.price) if command.spec.price is not None else None,
-                            ord_type=command.spec.ord_type.name, tif=command.spec.tif.name, sent=sent)
+                    log.log(
+                        level,
+                        "venue.child_sent",
+                        order_id=command.parent_order_id,
+                        cl_ord_id=self.engine.parents[command.parent_order_id].cl_ord_id,
+                        child=command.cl_ord_id,
+                        venue=command.venue,
+                        qty=command.spec.qty,
+                        price=str(command.spec.price) if command.spec.price is not None else None,
+                        ord_type=command.spec.ord_type.name,
+                        tif=command.spec.tif.name,
+                        sent=sent,
+                    )
                 if not sent:
                     text = "venue session not logged on"
-                    follow_ups.append((self.engine.on_child_rejected(command.venue, command.cl_ord_id, text),
-                                       [self._child_rejected_entry(command.venue, command.cl_ord_id, text)]))
+                    follow_ups.append(
+                        (
+                            self.engine.on_child_rejected(command.venue, command.cl_ord_id, text),
+                            [self._child_rejected_entry(command.venue, command.cl_ord_id, text)],
+                        )
+                    )
             elif isinstance(command, CancelChild):
                 message = codec.order_cancel_request(command, self.downstream.venue_begin_string(command.venue))
                 parent_id = self.engine.parent_of_child(command.orig_cl_ord_id)
                 self._sending.order_id = parent_id
                 sent = self.downstream.send_to_venue(message, command.venue)
                 self._sending.order_id = None
-                log.log(logging.DEBUG if sent else logging.INFO, "venue.cancel_sent", child=command.orig_cl_ord_id,
-                        venue=command.venue, sent=sent)
+                log.log(
+                    logging.DEBUG if sent else logging.INFO,
+                    "venue.cancel_sent",
+                    child=command.orig_cl_ord_id,
+                    venue=command.venue,
+                    sent=sent,
+                )
                 if not sent:
-                    event = Entry("event", entries.to_json({"event": "cancel_unsent", "venue": command.venue,
-                                                            "cl_ord_id": command.orig_cl_ord_id}),
-                                  command.venue, parent_id, command.orig_cl_ord_id,
-                                  self.clock.now_ns())
+                    event = Entry(
+                        "event",
+                        entries.to_json(
+                            {"event": "cancel_unsent", "venue": command.venue, "cl_ord_id": command.orig_cl_ord_id}
+                        ),
+                        command.venue,
+                        parent_id,
+                        command.orig_cl_ord_id,
+                        self.clock.now_ns(),
+                    )
                     follow_ups.append((self.engine.on_cancel_unsent(command.orig_cl_ord_id), [event]))
             elif isinstance(command, QueryChild):
                 message = codec.order_status_request(command, self.downstream.venue_begin_string(command.venue))
@@ -839,17 +1118,31 @@ class Gateway:
         """At info one line per parent outcome (its final state); decisions and intermediate states at debug."""
         if isinstance(item, RouteDecision):
             if log.is_enabled_for(logging.DEBUG):
-                log.debug("route.decision", order_id=item.order_id,
-                          cl_ord_id=self.engine.parents[item.order_id].cl_ord_id, phase=item.phase, reason=item.reason,
-                          children=[f"{c.venue}:{c.qty}@{c.price if c.price is not None else 'MKT'}/{c.tif.name}"
-                                    for c in item.children],
-                          excluded={e.venue: e.reason for e in item.exclusions} or None)
+                log.debug(
+                    "route.decision",
+                    order_id=item.order_id,
+                    cl_ord_id=self.engine.parents[item.order_id].cl_ord_id,
+                    phase=item.phase,
+                    reason=item.reason,
+                    children=[
+                        f"{c.venue}:{c.qty}@{c.price if c.price is not None else 'MKT'}/{c.tif.name}"
+                        for c in item.children
+                    ],
+                    excluded={e.venue: e.reason for e in item.exclusions} or None,
+                )
         elif isinstance(item, StateChange):
             level = logging.INFO if item.new in TERMINAL else logging.DEBUG
             if log.is_enabled_for(level):
-                log.log(level, "order.state", order_id=item.order_id, cl_ord_id=item.cl_ord_id,
-                        old=item.old.name if item.old else None, new=item.new.name,
-                        cum_qty=item.cum_qty, leaves_qty=item.leaves_qty)
+                log.log(
+                    level,
+                    "order.state",
+                    order_id=item.order_id,
+                    cl_ord_id=item.cl_ord_id,
+                    old=item.old.name if item.old else None,
+                    new=item.new.name,
+                    cum_qty=item.cum_qty,
+                    leaves_qty=item.leaves_qty,
+                )
         elif isinstance(item, Routine):
             log.info("engine.notice", text=item.text)
         elif isinstance(item, PriceReference):
@@ -859,7 +1152,8 @@ class Gateway:
             if item.new is CircuitState.OPEN:
                 self.metrics.circuit_opens.labels(item.venue).inc()
             (log.warning if item.new is CircuitState.OPEN else log.info)(
-                "venue.circuit", venue=item.venue, old=str(item.old), new=str(item.new), reason=item.reason)
+                "venue.circuit", venue=item.venue, old=str(item.old), new=str(item.new), reason=item.reason
+            )
         else:
             log.warning("engine.notice", text=str(item))
 
@@ -923,8 +1217,9 @@ def _limits_in_force(engine: OrderEngine, sessions: list[str], symbols: list[str
     """Each session's session limits and each symbol's order limits, as they apply (defaults filled in)."""
     limits = engine.risk.limits
     rows = []
-    for scope, names, effective in ([(f"session {s}", SESSION_LIMITS, limits.effective(s, "")) for s in sessions] +
-                                    [(f"symbol {s}", ORDER_KEYS, limits.effective("", s)) for s in symbols]):
+    for scope, names, effective in [(f"session {s}", SESSION_LIMITS, limits.effective(s, "")) for s in sessions] + [
+        (f"symbol {s}", ORDER_KEYS, limits.effective("", s)) for s in symbols
+    ]:
         rows += [(scope, name, float(value)) for name in names if (value := getattr(effective, name)) is not None]
     return rows
 
@@ -951,8 +1246,9 @@ def _venue_quality(engine: OrderEngine) -> list[VenueQuality]:
             stats = learning.markouts.stats(venue, horizon)
             if stats is not None:
                 markouts[_horizon_label(horizon)] = stats.mean_bps
-        quality.append(VenueQuality(venue, score.toxicity if score else None, score.fill_rate if score else None,
-                                    dark, markouts))
+        quality.append(
+            VenueQuality(venue, score.toxicity if score else None, score.fill_rate if score else None, dark, markouts)
+        )
     return quality
 
 

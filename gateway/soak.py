@@ -1,4 +1,5 @@
 """`sorgw bench --soak`: the gateway as its own process under a steady order flow, its resident memory watched."""
+
 from __future__ import annotations
 
 import os
@@ -59,8 +60,12 @@ class _CountingOms(OmsClient):
     finished = 0
 
     def _record(self, message) -> None:
-        if message.getHeader().getField(codec.MSG_TYPE) == "8" and message.isSetField(codec.ORD_STATUS) \
-                and message.getField(codec.ORD_STATUS) in FINAL and message.getField(codec.EXEC_TYPE) != "I":
+        if (
+            message.getHeader().getField(codec.MSG_TYPE) == "8"
+            and message.isSetField(codec.ORD_STATUS)
+            and message.getField(codec.ORD_STATUS) in FINAL
+            and message.getField(codec.EXEC_TYPE) != "I"
+        ):
             self.finished += 1
 
 
@@ -73,18 +78,31 @@ def rss_bytes(pid: int, key: str = "VmRSS") -> int:
     raise RuntimeError(f"no {key} for process {pid}")
 
 
-def run_soak(rate: float, duration_s: float, warmup_s: float, work_dir: Path | None = None,
-             gateway_overrides: dict | None = None, mqtt_url: str | None = None, progress=None) -> SoakResult:
+def run_soak(
+    rate: float,
+    duration_s: float,
+    warmup_s: float,
+    work_dir: Path | None = None,
+    gateway_overrides: dict | None = None,
+    mqtt_url: str | None = None,
+    progress=None,
+) -> SoakResult:
     """Venue simulators and an OMS here, the gateway (`sorgw run`) as a child process; directed marketable
     orders at `rate` per second, alternating buys and sells across the lit venues, for `duration_s`. With
     `mqtt_url` the venues' books reach the gateway over that broker, as in production (fills are then marked
     to mids); without it the gateway sees no books."""
     work = Path(work_dir or tempfile.mkdtemp(prefix="sorgw-soak-"))
     mqtt = {"mqtt": {"url": mqtt_url, "prefix": f"soak{os.getpid()}"}} if mqtt_url else {}
-    gateway_cfg, venues_cfg = topology.build(work, gateway_overrides={
-        "metrics": {"port": topology.free_port()}, "logging": {"level": "warning"},
-        "fix": {"store": "file", "store_path": str(work / "gateway-store"), "heartbeat_interval": 5},
-        **mqtt, **(gateway_overrides or {})})
+    gateway_cfg, venues_cfg = topology.build(
+        work,
+        gateway_overrides={
+            "metrics": {"port": topology.free_port()},
+            "logging": {"level": "warning"},
+            "fix": {"store": "file", "store_path": str(work / "gateway-store"), "heartbeat_interval": 5},
+            **mqtt,
+            **(gateway_overrides or {}),
+        },
+    )
     config_path = work / "gateway.yaml"
     config_path.write_text(yaml.safe_dump(gateway_cfg.model_dump(mode="json", by_alias=True)))
     bus = InProcessBus()
@@ -97,9 +115,11 @@ def run_soak(rate: float, duration_s: float, warmup_s: float, work_dir: Path | N
         publisher.start()
         bus.subscribe(publisher.publish)
     venues.start()
-    process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--config", str(config_path),
-                                "--work-dir", str(work / "gateway")], stdout=subprocess.DEVNULL,
-                               stderr=open(work / "gateway.log", "w"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "run", "--config", str(config_path), "--work-dir", str(work / "gateway")],
+        stdout=subprocess.DEVNULL,
+        stderr=open(work / "gateway.log", "w"),
+    )
     oms = None
     result = SoakResult(rate, duration_s, warmup_s)
     try:
@@ -150,8 +170,9 @@ def wait_ready(cfg: GatewayConfig, process: subprocess.Popen, timeout: float = 3
 
 def _oms(cfg: GatewayConfig, work: Path) -> _CountingOms:
     session = cfg.upstream.sessions[0]
-    spec = SessionSpec(session.begin_string, session.target_comp_id, session.sender_comp_id,
-                       cfg.upstream.host, cfg.upstream.port)
+    spec = SessionSpec(
+        session.begin_string, session.target_comp_id, session.sender_comp_id, cfg.upstream.host, cfg.upstream.port
+    )
     oms = _CountingOms(spec, cfg.fix, work / "oms")
     oms.start()
     return oms
@@ -159,21 +180,32 @@ def _oms(cfg: GatewayConfig, work: Path) -> _CountingOms:
 
 def _send(oms: OmsClient, n: int) -> None:
     buy = n % 2 == 0
-    oms.new_order(f"K{n}", "AAPL", "1" if buy else "2", 10, price="190.10" if buy else "189.90",
-                  ex_destination=LIT[(n // 2) % len(LIT)])
+    oms.new_order(
+        f"K{n}",
+        "AAPL",
+        "1" if buy else "2",
+        10,
+        price="190.10" if buy else "189.90",
+        ex_destination=LIT[(n // 2) % len(LIT)],
+    )
 
 
 def print_report(result: SoakResult, out=sys.stdout) -> bool:
     """The RSS after the warm-up and at the end, their ratio against the target; True when within it."""
     mib = 1024 * 1024
     ok = result.growth <= TARGET_GROWTH
-    print(f"soak: {result.sent} orders at {result.rate:g}/s over {result.duration_s:g} s, "
-          f"{result.finished} answered with a final report", file=out)
+    print(
+        f"soak: {result.sent} orders at {result.rate:g}/s over {result.duration_s:g} s, "
+        f"{result.finished} answered with a final report",
+        file=out,
+    )
     print(f"  RSS after {result.warmup_s:g} s   {result.warm_rss / mib:8.1f} MiB", file=out)
     print(f"  RSS at the end     {result.end_rss / mib:8.1f} MiB", file=out)
-    print(f"  ratio              {result.end_rss / result.warm_rss:8.3f}  (target <= {1 + TARGET_GROWTH:.2f}: "
-          f"{'met' if ok else 'MISSED'}); {result.bytes_per_order:.0f} bytes per order after the warm-up",
-          file=out)
+    print(
+        f"  ratio              {result.end_rss / result.warm_rss:8.3f}  (target <= {1 + TARGET_GROWTH:.2f}: "
+        f"{'met' if ok else 'MISSED'}); {result.bytes_per_order:.0f} bytes per order after the warm-up",
+        file=out,
+    )
     return ok
 
 

@@ -1,4 +1,5 @@
 """A whole local stack in one process: venue simulators, the gateway and an OMS, over FIX on 127.0.0.1."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,9 @@ class Stack:
     def connect_oms(self, index: int = 0) -> OmsClient:
         upstream = self.gateway_cfg.upstream
         session = upstream.sessions[index]
-        spec = SessionSpec(session.begin_string, session.target_comp_id, session.sender_comp_id,
-                           upstream.host, upstream.port)
+        spec = SessionSpec(
+            session.begin_string, session.target_comp_id, session.sender_comp_id, upstream.host, upstream.port
+        )
         client = OmsClient(spec, self.gateway_cfg.fix, self.work_dir / f"oms{index}")
         client.start()
         return client

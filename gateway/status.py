@@ -1,4 +1,5 @@
 """`sorgw status`: the gateway's /metrics endpoint read once, or every few seconds, and printed as a terminal table."""
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,11 @@ class Snapshot:
 
     def total(self, name: str, **match: str) -> float | None:
         """The sum of the series whose labels match, None when there is no such series."""
-        values = [value for labels, value in self.samples.get(name, [])
-                  if all(labels.get(key) == want for key, want in match.items())]
+        values = [
+            value
+            for labels, value in self.samples.get(name, [])
+            if all(labels.get(key) == want for key, want in match.items())
+        ]
         return sum(values) if values else None
 
     def by(self, name: str, label: str) -> dict[str, float]:
@@ -72,8 +76,15 @@ class Snapshot:
         return sums
 
     def label_values(self, label: str) -> list[str]:
-        return sorted({labels[label] for name, series in self.samples.items() if name.startswith("sorgw_")
-                       for labels, _ in series if label in labels})
+        return sorted(
+            {
+                labels[label]
+                for name, series in self.samples.items()
+                if name.startswith("sorgw_")
+                for labels, _ in series
+                if label in labels
+            }
+        )
 
 
 def _histograms(family: Metric) -> list[Histogram]:
@@ -210,9 +221,13 @@ def _age(age: float | None) -> str:
 def _table(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
     """Rows under a header, columns two spaces apart; the first `left` columns align left, the rest right."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return ["  " + "  ".join(cell.ljust(w) if i < left else cell.rjust(w)
-                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-            for row in [header, *rows]]
+    return [
+        "  "
+        + "  ".join(
+            cell.ljust(w) if i < left else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in [header, *rows]
+    ]
 
 
 def _pairs(values: dict[str, float], order: Iterable[str] = ()) -> str:
@@ -226,9 +241,15 @@ def _sessions(snap: Snapshot) -> list[str]:
     rows = []
     for labels, up in sorted(snap.samples.get("sorgw_session_up", []), key=_session_order):
         ids = {"session": labels.get("session", ""), "role": labels.get("role", "")}
-        rows.append([ids["role"], ids["session"], "UP" if up >= 1 else "DOWN",
-                     _count(snap.total("sorgw_session_logons_total", **ids) or 0.0),
-                     _count(snap.total("sorgw_session_disconnects_total", **ids) or 0.0)])
+        rows.append(
+            [
+                ids["role"],
+                ids["session"],
+                "UP" if up >= 1 else "DOWN",
+                _count(snap.total("sorgw_session_logons_total", **ids) or 0.0),
+                _count(snap.total("sorgw_session_disconnects_total", **ids) or 0.0),
+            ]
+        )
     if not rows:
         return ["  no FIX session reported"]
     return _table(["role", "session", "state", "logons", "disconnects"], rows, left=3)
@@ -260,15 +281,24 @@ def _venues(snap: Snapshot, stale_after: float) -> list[str]:
         if ratio is None and sent:  # no learnt ratio yet: children filled over children sent
             ratio = (snap.total("sorgw_child_orders_total", venue=venue, outcome="filled") or 0.0) / sent
         age = snap.total("sorgw_quote_age_seconds", venue=venue)
-        rows.append([venue, _count(sent), _count(snap.total("sorgw_fills_total", venue=venue)),
-                     _count(snap.total("sorgw_filled_shares_total", venue=venue)), _ratio(ratio),
-                     _ratio(snap.total("sorgw_venue_toxicity", venue=venue)),
-                     _circuit(snap.total("sorgw_venue_circuit_state", venue=venue)),
-                     _age(age), "STALE" if age is not None and age > stale_after else ""])
+        rows.append(
+            [
+                venue,
+                _count(sent),
+                _count(snap.total("sorgw_fills_total", venue=venue)),
+                _count(snap.total("sorgw_filled_shares_total", venue=venue)),
+                _ratio(ratio),
+                _ratio(snap.total("sorgw_venue_toxicity", venue=venue)),
+                _circuit(snap.total("sorgw_venue_circuit_state", venue=venue)),
+                _age(age),
+                "STALE" if age is not None and age > stale_after else "",
+            ]
+        )
     if not rows:
         return ["  no venue reported"]
-    return _table(["venue", "sent", "fills", "filled shares", "fill ratio", "toxicity", "breaker", "quote age", ""],
-                  rows)
+    return _table(
+        ["venue", "sent", "fills", "filled shares", "fill ratio", "toxicity", "breaker", "quote age", ""], rows
+    )
 
 
 def _circuit(state: float | None) -> str:
@@ -284,10 +314,16 @@ def _risk(snap: Snapshot) -> list[str]:
     rows = []
     for session in sorted(snap.by("sorgw_session_open_qty", "session")):
         own = limits.get(f"session {session}", {})
-        rows.append([session, _against(snap.total("sorgw_session_open_qty", session=session), own.get("max_open_qty")),
-                     _against(snap.total("sorgw_session_open_notional", session=session),
-                              own.get("max_open_notional"), ",.2f"),
-                     _count(own.get("max_orders_per_s"))])
+        rows.append(
+            [
+                session,
+                _against(snap.total("sorgw_session_open_qty", session=session), own.get("max_open_qty")),
+                _against(
+                    snap.total("sorgw_session_open_notional", session=session), own.get("max_open_notional"), ",.2f"
+                ),
+                _count(own.get("max_orders_per_s")),
+            ]
+        )
     lines = [f"  {'halts'.ljust(KEY_WIDTH)}{', '.join(halts) or 'none'}"]
     if rows:
         lines += _table(["session", "open qty / max", "open notional / max", "max orders/s"], rows)
@@ -313,8 +349,14 @@ def _latency(snap: Snapshot) -> list[str]:
         name = hist.name.removeprefix("sorgw_").removesuffix("_seconds")
         label = " ".join(value for _, value in sorted(hist.labels.items()))
         p50, p99 = quantile(0.5, hist.buckets), quantile(0.99, hist.buckets)
-        rows.append([f"{name} {label}".strip(), _count(hist.count), "n/a" if p50 is None else seconds(p50),
-                     "n/a" if p99 is None else seconds(p99)])
+        rows.append(
+            [
+                f"{name} {label}".strip(),
+                _count(hist.count),
+                "n/a" if p50 is None else seconds(p50),
+                "n/a" if p99 is None else seconds(p99),
+            ]
+        )
     if not rows:
         return ["  no latency histogram reported"]
     return _table(["", "count", "p50", "p99"], rows)
@@ -324,17 +366,32 @@ def render(snap: Snapshot, url: str, stale_after: float, note: str = "") -> str:
     """The whole screen for one scrape."""
     connected = snap.total("sorgw_market_data_connected")
     market = "-" if connected is None else "connected" if connected >= 1 else "DISCONNECTED"
-    audit = (f"queue {_count(snap.total('sorgw_audit_queue_depth'))}, "
-             f"written {_count(snap.total('sorgw_audit_records_written_total'))}, "
-             f"commit errors {_count(snap.total('sorgw_audit_commit_errors_total'))}")
-    lines = [_header(url, note),
-             "", "SESSIONS", *_sessions(snap),
-             "", "ORDERS", *_orders(snap),
-             "", "RISK", *_risk(snap),
-             "", "VENUES", *_venues(snap, stale_after),
-             "", "LATENCY", *_latency(snap),
-             "", f"{'MARKET DATA'.ljust(KEY_WIDTH)}{market}",
-             f"{'AUDIT'.ljust(KEY_WIDTH)}{audit}"]
+    audit = (
+        f"queue {_count(snap.total('sorgw_audit_queue_depth'))}, "
+        f"written {_count(snap.total('sorgw_audit_records_written_total'))}, "
+        f"commit errors {_count(snap.total('sorgw_audit_commit_errors_total'))}"
+    )
+    lines = [
+        _header(url, note),
+        "",
+        "SESSIONS",
+        *_sessions(snap),
+        "",
+        "ORDERS",
+        *_orders(snap),
+        "",
+        "RISK",
+        *_risk(snap),
+        "",
+        "VENUES",
+        *_venues(snap, stale_after),
+        "",
+        "LATENCY",
+        *_latency(snap),
+        "",
+        f"{'MARKET DATA'.ljust(KEY_WIDTH)}{market}",
+        f"{'AUDIT'.ljust(KEY_WIDTH)}{audit}",
+    ]
     return "\n".join(lines)
 
 

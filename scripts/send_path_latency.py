@@ -6,6 +6,7 @@ through the per-session send queue, against sending them directly under the engi
 One stack (venue simulators, gateway, OMS) on free ports; rounds alternate between the two send paths so
 load on the machine hits both alike. Prints p50 and p90 per mode (median over rounds) and the ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,9 @@ def main() -> None:
         with Stack(gateway_cfg, venues_cfg, Path(tmp)) as stack:
             stack.oms.stop()
             up = gateway_cfg.upstream
-            stack.oms = oms = Timed(SessionSpec("FIX.4.4", "OMS", "SORGW", up.host, up.port), gateway_cfg.fix,
-                                    Path(tmp) / "timed-oms")
+            stack.oms = oms = Timed(
+                SessionSpec("FIX.4.4", "OMS", "SORGW", up.host, up.port), gateway_cfg.fix, Path(tmp) / "timed-oms"
+            )
             oms.start()
             for mode in modes:
                 use(stack.gateway, mode)
@@ -83,8 +85,10 @@ def main() -> None:
     p50 = {mode: statistics.median(p for p, _ in rounds) * 1e3 for mode, rounds in results.items()}
     p90 = {mode: statistics.median(p for _, p in rounds) * 1e3 for mode, rounds in results.items()}
     for mode in results:
-        print(f"{mode:7} p50 {p50[mode]:.3f} ms  p90 {p90[mode]:.3f} ms  "
-              f"(rounds' p50: {', '.join(f'{p * 1e3:.3f}' for p, _ in results[mode])})")
+        print(
+            f"{mode:7} p50 {p50[mode]:.3f} ms  p90 {p90[mode]:.3f} ms  "
+            f"(rounds' p50: {', '.join(f'{p * 1e3:.3f}' for p, _ in results[mode])})"
+        )
     print(f"queued / direct p50: {p50['queued'] / p50['direct']:.2f}x")
 
 

@@ -1,4 +1,5 @@
 """The real Mosquitto the MQTT tests use, and how they clean up the retained books they leave."""
+
 from __future__ import annotations
 
 import asyncio
@@ -53,5 +54,3 @@ async def retained_topics(prefix: str) -> set[str]:
         except TimeoutError:
             pass
     return topics
-
-

@@ -1,4 +1,5 @@
 """The PostgreSQL fixtures: a reachable server (SORGW_TEST_POSTGRES_URL) and a table of a test's own."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """A FIX 4.4 initiator on a plain socket, for tests that must put exact bytes (invalid UTF-8, SOH-free `|`) on the
 wire."""
+
 from __future__ import annotations
 
 import re
@@ -32,8 +33,9 @@ def fields(raw: bytes) -> dict[int, bytes]:
 class RawFixClient:
     """Logs on, answers TestRequests, and records every message it reads as (raw bytes, fields)."""
 
-    def __init__(self, host: str, port: int, sender: str, target: str, heartbeat: int = 30,
-                 begin_string: str = "FIX.4.4") -> None:
+    def __init__(
+        self, host: str, port: int, sender: str, target: str, heartbeat: int = 30, begin_string: str = "FIX.4.4"
+    ) -> None:
         self.begin_string, self.sender, self.target, self.heartbeat = begin_string, sender, target, heartbeat
         self._sock = socket.create_connection((host, port), timeout=5)
         self._seq = 0
@@ -55,26 +57,55 @@ class RawFixClient:
         with self._send_lock:
             self._seq += 1
             stamp = time.strftime("%Y%m%d-%H:%M:%S.000", time.gmtime()).encode()
-            body = b"35=" + msg_type + SOH + b"".join(
-                b"%d=%s\x01" % (tag, value) for tag, value in ((49, self.sender.encode()), (56, self.target.encode()),
-                                                               (34, str(self._seq).encode()), (52, stamp))
-            ) + b"".join(b"%d=%s\x01" % (tag, value) for tag, value in body_fields.items()) + raw_tail
+            body = (
+                b"35="
+                + msg_type
+                + SOH
+                + b"".join(
+                    b"%d=%s\x01" % (tag, value)
+                    for tag, value in (
+                        (49, self.sender.encode()),
+                        (56, self.target.encode()),
+                        (34, str(self._seq).encode()),
+                        (52, stamp),
+                    )
+                )
+                + b"".join(b"%d=%s\x01" % (tag, value) for tag, value in body_fields.items())
+                + raw_tail
+            )
             self._sock.sendall(frame(self.begin_string, body))
             return self._seq
 
-    def new_order(self, cl_ord_id: bytes, qty: bytes = b"100", price: bytes = b"190.03",
-                  extra: dict[int, bytes] | None = None) -> None:
+    def new_order(
+        self, cl_ord_id: bytes, qty: bytes = b"100", price: bytes = b"190.03", extra: dict[int, bytes] | None = None
+    ) -> None:
         stamp = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime()).encode()
-        self.send(b"D", {11: cl_ord_id, 55: b"AAPL", 54: b"1", 38: qty, 40: b"2", 44: price, 59: b"0",
-                         9701: b"H", 60: stamp, **(extra or {})})
+        self.send(
+            b"D",
+            {
+                11: cl_ord_id,
+                55: b"AAPL",
+                54: b"1",
+                38: qty,
+                40: b"2",
+                44: price,
+                59: b"0",
+                9701: b"H",
+                60: stamp,
+                **(extra or {}),
+            },
+        )
 
     wait = OmsClient.wait  # wait(predicate, timeout): the same condition wait as the scripted OMS
 
     def answers(self, cl_ord_id: bytes) -> list[dict[int, bytes]]:
         """Application answers naming cl_ord_id: reports (8), cancel rejects (9), business rejects (j)."""
         with self._cond:
-            return [m for m in self.received if m.get(35) in (b"8", b"9") and m.get(11) == cl_ord_id
-                    or m.get(35) == b"j" and m.get(379) == cl_ord_id]
+            return [
+                m
+                for m in self.received
+                if m.get(35) in (b"8", b"9") and m.get(11) == cl_ord_id or m.get(35) == b"j" and m.get(379) == cl_ord_id
+            ]
 
     def session_rejects(self) -> list[dict[int, bytes]]:
         with self._cond:

@@ -1,4 +1,5 @@
 """A TCP proxy a test controls, to cut a real server (Mosquitto, PostgreSQL) off and bring it back."""
+
 from __future__ import annotations
 
 import asyncio

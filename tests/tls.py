@@ -1,5 +1,6 @@
 """For TLS tests: a certificate authority of the test's own (openssl) and the certificates it signs, and a check
 that a sidecar (stunnel, a broker) listens."""
+
 from __future__ import annotations
 
 import shutil
@@ -19,18 +20,59 @@ def make_ca(directory: Path) -> Path:
     if shutil.which("openssl") is None:
         unavailable("openssl is needed for the TLS tests")
     directory.mkdir(parents=True, exist_ok=True)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-             "-subj", "/CN=sorgw test CA", cwd=directory)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=sorgw test CA",
+        cwd=directory,
+    )
     return directory / "ca.crt"
 
 
 def issue(directory: Path, name: str, common_name: str = "localhost") -> tuple[Path, Path]:
     """A certificate for common_name (also valid for 127.0.0.1) signed by the CA in directory: (NAME.crt, NAME.key)."""
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-             "-subj", f"/CN={common_name}", cwd=directory)
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+        "-subj",
+        f"/CN={common_name}",
+        cwd=directory,
+    )
     (directory / f"{name}.ext").write_text(f"subjectAltName=DNS:{common_name},IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext", cwd=directory)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        f"{name}.crt",
+        "-days",
+        "2",
+        "-extfile",
+        f"{name}.ext",
+        cwd=directory,
+    )
     return directory / f"{name}.crt", directory / f"{name}.key"
 
 

@@ -1,4 +1,5 @@
 """What a test does when a service or tool it needs is missing: it fails in CI (CI=true), elsewhere it skips."""
+
 from __future__ import annotations
 
 import os

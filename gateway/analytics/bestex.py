@@ -1,5 +1,6 @@
 """Best-execution reports from plain trail records: MiFID II top-five venues (former RTS 28) and a Rule 606 style
 routing disclosure."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -39,8 +40,15 @@ def top_venues(trails: Sequence[ParentTrail], days: int) -> list[dict]:
             for child in parent.children:
                 fills = [f for f in parent.fills if f.venue == child.venue and f.child == child.cl_ord_id]
                 if fills:
-                    executed.append((child.venue, sum(f.qty for f in fills), all(f.passive is True for f in fills),
-                                     any(f.passive is False for f in fills), parent.directed))
+                    executed.append(
+                        (
+                            child.venue,
+                            sum(f.qty for f in fills),
+                            all(f.passive is True for f in fills),
+                            any(f.passive is False for f in fills),
+                            parent.directed,
+                        )
+                    )
         if not executed:
             continue
         volume, orders = sum(e[1] for e in executed), len(executed)
@@ -49,14 +57,21 @@ def top_venues(trails: Sequence[ParentTrail], days: int) -> list[dict]:
             by_venue.setdefault(e[0], []).append(e)
         ranked = sorted(by_venue.items(), key=lambda kv: (-sum(e[1] for e in kv[1]), kv[0]))[:TOP]
         for rank, (venue, mine) in enumerate(ranked, 1):
-            rows.append({
-                "order_class": order_class, "rank": rank, "venue": venue,
-                "fewer_than_one_trade_a_day": days > 0 and orders < days,
-                "volume": sum(e[1] for e in mine), "volume_pct": _pct(sum(e[1] for e in mine), volume),
-                "orders": len(mine), "orders_pct": _pct(len(mine), orders),
-                "passive_pct": _pct(sum(e[2] for e in mine), len(mine)),
-                "aggressive_pct": _pct(sum(e[3] for e in mine), len(mine)),
-                "directed_pct": _pct(sum(e[4] for e in mine), len(mine))})
+            rows.append(
+                {
+                    "order_class": order_class,
+                    "rank": rank,
+                    "venue": venue,
+                    "fewer_than_one_trade_a_day": days > 0 and orders < days,
+                    "volume": sum(e[1] for e in mine),
+                    "volume_pct": _pct(sum(e[1] for e in mine), volume),
+                    "orders": len(mine),
+                    "orders_pct": _pct(len(mine), orders),
+                    "passive_pct": _pct(sum(e[2] for e in mine), len(mine)),
+                    "aggressive_pct": _pct(sum(e[3] for e in mine), len(mine)),
+                    "directed_pct": _pct(sum(e[4] for e in mine), len(mine)),
+                }
+            )
     return rows
 
 
@@ -77,9 +92,14 @@ def routing_disclosure(trails: Sequence[ParentTrail], venues: dict[str, VenueTer
                 kinds["market" if child.ord_type == "market" else "other"] += 1
         parents = {t.order_id: t for t, _ in mine}.values()
         charges = [f.qty * fee(venues.get(venue), f.passive) for t in parents for f in t.fills if f.venue == venue]
-        rows.append({"venue": venue, "orders": len(mine), "orders_pct": _pct(len(mine), len(routed)),
-                     **{f"{k}_pct": _pct(n, len(mine)) for k, n in kinds.items()},
-                     "fees_paid": sum((c for c in charges if c > 0), Decimal(0)),
-                     "rebates_received": -sum((c for c in charges if c < 0), Decimal(0))})
+        rows.append(
+            {
+                "venue": venue,
+                "orders": len(mine),
+                "orders_pct": _pct(len(mine), len(routed)),
+                **{f"{k}_pct": _pct(n, len(mine)) for k, n in kinds.items()},
+                "fees_paid": sum((c for c in charges if c > 0), Decimal(0)),
+                "rebates_received": -sum((c for c in charges if c < 0), Decimal(0)),
+            }
+        )
     return rows
-

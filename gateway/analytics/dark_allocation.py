@@ -1,4 +1,5 @@
 """Adaptive dark-pool allocation from censored fills (Ganchev, Nevmyvaka, Kearns, Wortman Vaughan, CACM 2010)."""
+
 from __future__ import annotations
 
 import math
@@ -101,9 +102,17 @@ class DarkAllocator:
     again, while steady pools keep their whole history.
     """
 
-    def __init__(self, pools: Sequence[str], unit: int = 100, max_units: int = 200, exploration: float = 1.5,
-                 half_life: float | None = None, change_threshold: float | None = None,
-                 change_slack: float = 0.1, change_keep: float = 0.05) -> None:
+    def __init__(
+        self,
+        pools: Sequence[str],
+        unit: int = 100,
+        max_units: int = 200,
+        exploration: float = 1.5,
+        half_life: float | None = None,
+        change_threshold: float | None = None,
+        change_slack: float = 0.1,
+        change_keep: float = 0.05,
+    ) -> None:
         if unit < 1 or max_units < 1 or exploration <= 0 or (half_life is not None and half_life <= 0):
             raise ValueError("unit, max_units, exploration and half_life must be positive")
         if (change_threshold is not None and change_threshold <= 0) or change_slack < 0 or not 0 <= change_keep < 1:
@@ -121,8 +130,9 @@ class DarkAllocator:
         self._observations = 0.0  # observations so far, as they count now
         self._pools = {pool: _PoolEstimate(max_units) for pool in pools}
 
-    def allocate(self, qty: int, eligible: Sequence[str], min_qty: Mapping[str, int] = _NO_MINIMUMS,
-                 min_fill: float = 0.0) -> dict[str, int]:
+    def allocate(
+        self, qty: int, eligible: Sequence[str], min_qty: Mapping[str, int] = _NO_MINIMUMS, min_fill: float = 0.0
+    ) -> dict[str, int]:
         """Pool -> shares, in eligible order, pools given nothing left out.
 
         The shares sum to qty rounded down to units, unless that exceeds max_units per pool, or a pool's next
@@ -132,8 +142,15 @@ class DarkAllocator:
         """
         min_at_risk = max(1, math.ceil(self._exploration * math.log1p(self._observations)))
         tails = {pool: self._pool(pool).optimistic(min_at_risk, self._now) for pool in eligible}
-        return _allocate(qty // self.unit, list(dict.fromkeys(eligible)), lambda pool, n: tails[pool][n + 1],
-                         self.max_units, self.unit, min_qty, min_fill)
+        return _allocate(
+            qty // self.unit,
+            list(dict.fromkeys(eligible)),
+            lambda pool, n: tails[pool][n + 1],
+            self.max_units,
+            self.unit,
+            min_qty,
+            min_fill,
+        )
 
     def observe(self, pool: str, sent: int, filled: int) -> None:
         """What a child of `sent` shares to `pool` filled."""
@@ -156,7 +173,7 @@ class DarkAllocator:
         threshold (the pool now holds clearly more or less than its history says)?"""
         units = min(sent // self.unit, self.max_units)
         tail = estimate.optimistic(1, self._now)
-        expected = sum(tail[1:units + 1]) / units
+        expected = sum(tail[1 : units + 1]) / units
         surprise = min(filled, sent) / sent - expected
         drift = self._drift[pool]
         drift[0] = max(0.0, drift[0] + surprise - self._slack)
@@ -184,9 +201,11 @@ class DarkAllocator:
         return estimate
 
 
-def oracle_allocation(qty: int, tails: Mapping[str, Tail], unit: int = 100,
-                      min_qty: Mapping[str, int] = _NO_MINIMUMS) -> dict[str, int]:
+def oracle_allocation(
+    qty: int, tails: Mapping[str, Tail], unit: int = 100, min_qty: Mapping[str, int] = _NO_MINIMUMS
+) -> dict[str, int]:
     """The allocation maximising expected fill when each pool's true tail (in shares) is known."""
+
     def marginal(pool: str, n: int) -> float:
         tail = tails[pool]
         return sum(tail(k) for k in range(n * unit + 1, (n + 1) * unit + 1))
@@ -200,8 +219,15 @@ def expected_fill(allocation: Mapping[str, int], tails: Mapping[str, Tail]) -> f
     return sum(sum(tails[pool](k) for k in range(1, shares + 1)) for pool, shares in allocation.items())
 
 
-def _allocate(units: int, pools: list[str], marginal: Callable[[str, int], float], cap: int, unit: int,
-              min_qty: Mapping[str, int], floor: float) -> dict[str, int]:
+def _allocate(
+    units: int,
+    pools: list[str],
+    marginal: Callable[[str, int], float],
+    cap: int,
+    unit: int,
+    min_qty: Mapping[str, int],
+    floor: float,
+) -> dict[str, int]:
     """Greedy allocation, dropping pools whose share falls under their minimum and re-allocating the rest."""
     pools = [pool for pool in pools if min_qty.get(pool, 0) <= units * unit]
     while True:
@@ -212,8 +238,9 @@ def _allocate(units: int, pools: list[str], marginal: Callable[[str, int], float
         pools.remove(min(short, key=given.__getitem__))
 
 
-def _greedy(units: int, pools: Sequence[str], marginal: Callable[[str, int], float], cap: int,
-            floor: float) -> dict[str, int]:
+def _greedy(
+    units: int, pools: Sequence[str], marginal: Callable[[str, int], float], cap: int, floor: float
+) -> dict[str, int]:
     """Each unit to the pool whose next unit is likeliest to fill; ties to the pool with fewer units, then listed
     first; no unit whose marginal is under floor (with a floor of 0 every unit is given, up to cap a pool).
 

@@ -1,4 +1,5 @@
 """What the engine learns from its own children: venue statistics, markouts and dark-pool liquidity."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -36,8 +37,15 @@ class VenueLearning:
         horizons = tuple(sorted({0, *config.markout_horizons_ns, config.stats.toxicity_horizon_ns}))
         self.markouts = MarkoutTracker(horizons)
         self.stats = VenueStats(self.markouts, config.stats, [*lit, *dark])
-        self.dark = DarkAllocator(dark, config.dark_unit, config.dark_max_units, config.dark_exploration,
-                                  config.dark_half_life, config.dark_change_threshold, config.dark_change_slack)
+        self.dark = DarkAllocator(
+            dark,
+            config.dark_unit,
+            config.dark_max_units,
+            config.dark_exploration,
+            config.dark_half_life,
+            config.dark_change_threshold,
+            config.dark_change_slack,
+        )
         self._dark_pools = frozenset(dark)
         self._parents = 0  # cost-strategy parents routed so far
         self._last_parent: dict[str, int] = {}  # venue -> the number of the last of them that used it
@@ -69,8 +77,9 @@ class VenueLearning:
         if self.enabled:
             self.stats.on_ack(venue, now_ns, sent_ns)
 
-    def child_filled(self, market: str, venue: str, side: Side, qty: int, price: Decimal, now_ns: int,
-                     mid: Decimal | None) -> None:
+    def child_filled(
+        self, market: str, venue: str, side: Side, qty: int, price: Decimal, now_ns: int, mid: Decimal | None
+    ) -> None:
         """A fill, to be marked against the mids fed under `market` (see `mid`)."""
         if self.enabled:
             self.stats.on_fill(venue, qty, now_ns)

@@ -1,5 +1,6 @@
 """Markouts: how the mid moved after each of our fills, per venue and horizon (adverse selection), and the
 impact-free mid that TCA and the simulation mark to, so the router's own impact is not counted as a gain."""
+
 from __future__ import annotations
 
 from bisect import bisect_right
@@ -134,8 +135,16 @@ class MarkoutTracker:
         self._pending: dict[str, dict[int, deque[_Fill]]] = {}
         self._sums: dict[tuple[str, int], _Sums] = {}
 
-    def on_fill(self, symbol: str, venue: str, side: Side, qty: int, price: Decimal, ts_ns: int,
-                mid_at_fill: Decimal | None = None) -> list[Markout]:
+    def on_fill(
+        self,
+        symbol: str,
+        venue: str,
+        side: Side,
+        qty: int,
+        price: Decimal,
+        ts_ns: int,
+        mid_at_fill: Decimal | None = None,
+    ) -> list[Markout]:
         """Register a fill; `mid_at_fill`, the mid at ts_ns, resolves horizon 0 at once. Returns what resolved."""
         if qty <= 0 or price <= 0:
             raise ValueError(f"a fill needs a positive qty and price, got {qty} @ {price}")
@@ -186,8 +195,17 @@ class MarkoutTracker:
 
     def _resolve(self, symbol: str, fill: _Fill, horizon: int, mid: Decimal) -> Markout:
         per_share = (mid - fill.price) * fill.sign
-        markout = Markout(symbol, fill.venue, horizon, fill.ts_ns, fill.qty, fill.price, mid, per_share,
-                          float(per_share / fill.price * _BPS))
+        markout = Markout(
+            symbol,
+            fill.venue,
+            horizon,
+            fill.ts_ns,
+            fill.qty,
+            fill.price,
+            mid,
+            per_share,
+            float(per_share / fill.price * _BPS),
+        )
         sums = self._sums.get((fill.venue, horizon))
         if sums is None:
             sums = self._sums[(fill.venue, horizon)] = _Sums()

@@ -1,4 +1,5 @@
 """Transaction cost analysis: per parent order and per venue figures from plain records of what happened."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -131,8 +132,11 @@ def fee(terms: VenueTerms | None, passive: bool | None) -> Decimal:
 
 def own_takes(fills: Sequence[Fill], side: int, venues: dict[str, VenueTerms]) -> list[tuple[int, OwnTake]]:
     """(ts, take) of each fill that took liquidity (851=2) at a lit venue: the levels markouts put back."""
-    return [(f.ts_ns, OwnTake(f.venue, side, f.price)) for f in fills
-            if f.passive is False and not _dark(venues.get(f.venue))]
+    return [
+        (f.ts_ns, OwnTake(f.venue, side, f.price))
+        for f in fills
+        if f.passive is False and not _dark(venues.get(f.venue))
+    ]
 
 
 def markout(fill: Fill, mark: Mark, side: int, takes: Sequence[tuple[int, OwnTake]]) -> dict:
@@ -142,20 +146,33 @@ def markout(fill: Fill, mark: Mark, side: int, takes: Sequence[tuple[int, OwnTak
     mid_ex_own the one with our takes until then put back."""
     mid_ex = impact_free_mid(mark.touches, [t for ts, t in takes if ts <= mark.ts_ns])
     route_mid = fill.at_route.mid if fill.at_route else None
-    return {"horizon_ms": mark.horizon_ms, "mid": mark.nbbo.mid, "mid_ex_own": mid_ex,
-            "bps": _q(side * (mid_ex - fill.price) / fill.price * BPS) if mid_ex is not None else None,
-            "move_bps": _q(side * (mid_ex - route_mid) / route_mid * BPS) if mid_ex is not None and route_mid else None}
+    return {
+        "horizon_ms": mark.horizon_ms,
+        "mid": mark.nbbo.mid,
+        "mid_ex_own": mid_ex,
+        "bps": _q(side * (mid_ex - fill.price) / fill.price * BPS) if mid_ex is not None else None,
+        "move_bps": _q(side * (mid_ex - route_mid) / route_mid * BPS) if mid_ex is not None and route_mid else None,
+    }
 
 
-def fill_figures(fill: Fill, side: int, terms: VenueTerms | None,
-                 takes: Sequence[tuple[int, OwnTake]] = ()) -> dict:
+def fill_figures(fill: Fill, side: int, terms: VenueTerms | None, takes: Sequence[tuple[int, OwnTake]] = ()) -> dict:
     """Slippage against the mid and the far touch at the fill (bps of that mid; positive is a cost), price
     improvement against the far touch the router saw (per share and bps of that mid; positive is better),
     effective spread (2 x side x (price - the router's mid), bps of it) and markouts at each recorded horizon."""
-    out = {"ts_ns": fill.ts_ns, "venue": fill.venue, "qty": fill.qty, "price": fill.price,
-           "liquidity": {True: "passive", False: "aggressive", None: None}[fill.passive],
-           "fee": fill.qty * fee(terms, fill.passive), "mid_at_fill": None, "slippage_mid_bps": None,
-           "slippage_far_bps": None, "improvement": None, "improvement_bps": None, "effective_spread_bps": None}
+    out = {
+        "ts_ns": fill.ts_ns,
+        "venue": fill.venue,
+        "qty": fill.qty,
+        "price": fill.price,
+        "liquidity": {True: "passive", False: "aggressive", None: None}[fill.passive],
+        "fee": fill.qty * fee(terms, fill.passive),
+        "mid_at_fill": None,
+        "slippage_mid_bps": None,
+        "slippage_far_bps": None,
+        "improvement": None,
+        "improvement_bps": None,
+        "effective_spread_bps": None,
+    }
     if fill.at_fill is not None and (mid := fill.at_fill.mid):
         out["mid_at_fill"] = mid
         out["slippage_mid_bps"] = _q(side * (fill.price - mid) / mid * BPS)
@@ -183,8 +200,12 @@ def _weighted(fills: Sequence[dict], value) -> tuple[Decimal | None, int]:
 def markouts_by_horizon(fills: Sequence[dict]) -> dict[str, Decimal | None]:
     """Qty-weighted mean markout (bps) per horizon over the fills marked at it, keyed by the horizon in ms."""
     horizons = sorted({m["horizon_ms"] for f in fills for m in f["markouts"]})
-    return {str(h): _weighted(fills, lambda f, h=h: next((m["bps"] for m in f["markouts"] if m["horizon_ms"] == h),
-                                                          None))[0] for h in horizons}
+    return {
+        str(h): _weighted(fills, lambda f, h=h: next((m["bps"] for m in f["markouts"] if m["horizon_ms"] == h), None))[
+            0
+        ]
+        for h in horizons
+    }
 
 
 def interval_market(tape: Sequence[Print], start_ns: int, end_ns: int | None) -> tuple[int, Decimal | None]:
@@ -208,13 +229,27 @@ def parent_figures(trail: ParentTrail, venues: dict[str, VenueTerms], tape: Sequ
     notional = sum((f.qty * f.price for f in trail.fills), Decimal(0))
     arrival = trail.arrival.mid if trail.arrival else None
     end_mid = trail.end.mid if trail.end else None
-    out = {"order_id": trail.order_id, "cl_ord_id": trail.cl_ord_id, "session": trail.session,
-           "symbol": trail.symbol, "side": "buy" if side > 0 else "sell", "ord_type": trail.ord_type,
-           "directed": trail.directed, "order_qty": ordered,
-           "status": trail.status, "filled_qty": filled, "avg_px": _q(notional / filled, MONEY) if filled else None,
-           "fill_rate": _q(Decimal(filled) / ordered) if ordered else None, "arrival_mid": arrival,
-           "end_mid": end_mid, "fees": fees, "execution_bps": None, "fees_bps": None, "opportunity_bps": None,
-           "shortfall_bps": None}
+    out = {
+        "order_id": trail.order_id,
+        "cl_ord_id": trail.cl_ord_id,
+        "session": trail.session,
+        "symbol": trail.symbol,
+        "side": "buy" if side > 0 else "sell",
+        "ord_type": trail.ord_type,
+        "directed": trail.directed,
+        "order_qty": ordered,
+        "status": trail.status,
+        "filled_qty": filled,
+        "avg_px": _q(notional / filled, MONEY) if filled else None,
+        "fill_rate": _q(Decimal(filled) / ordered) if ordered else None,
+        "arrival_mid": arrival,
+        "end_mid": end_mid,
+        "fees": fees,
+        "execution_bps": None,
+        "fees_bps": None,
+        "opportunity_bps": None,
+        "shortfall_bps": None,
+    }
     if arrival and ordered:
         paper = arrival * ordered
         execution = side * (notional - filled * arrival)
@@ -260,27 +295,41 @@ def venue_figures(trails: list[ParentTrail], venues: dict[str, VenueTerms]) -> l
     rows = []
     for name in names:
         children = [c for t in trails for c in t.children if c.venue == name]
-        fills = [fill_figures(f, t.side, venues.get(name), own_takes(t.fills, t.side, venues))
-                 for t in trails for f in t.fills if f.venue == name]
+        fills = [
+            fill_figures(f, t.side, venues.get(name), own_takes(t.fills, t.side, venues))
+            for t in trails
+            for f in t.fills
+            if f.venue == name
+        ]
         routed, filled = sum(c.qty for c in children), sum(f["qty"] for f in fills)
         acks = [c.ack_ns - c.sent_ns for c in children if c.ack_ns is not None]
         improved = [f for f in fills if f["improvement_bps"] is not None]
         improved_qty = sum(f["qty"] for f in improved)
         fees = [f["fee"] for f in fills]
-        rows.append({
-            "venue": name, "dark": _dark(venues.get(name)), "orders": len(children), "routed_qty": routed,
-            "filled_qty": filled, "fill_rate": _share(filled, routed),
-            "ack_ms_mean": _ms(sum(acks) // len(acks) if acks else None),
-            "ack_ms_p50": _ms(int(median(acks)) if acks else None),
-            "improvement": sum((f["improvement"] * f["qty"] for f in improved), Decimal(0)),
-            "improvement_bps": _q(sum(f["improvement_bps"] * f["qty"] for f in improved) / improved_qty)
-            if improved_qty else None,
-            "fees": sum((f for f in fees if f > 0), Decimal(0)),
-            "rebates": -sum((f for f in fees if f < 0), Decimal(0)),
-            "rejects": sum(c.rejected for c in children),
-            "flow_share": _share(routed, routed_total), "fill_share": _share(filled, filled_total),
-            "effective_spread_bps": _weighted(fills, lambda f: f["effective_spread_bps"])[0],
-            "markouts_bps": markouts_by_horizon(fills), "toxicity": _toxicity(fills)})
+        rows.append(
+            {
+                "venue": name,
+                "dark": _dark(venues.get(name)),
+                "orders": len(children),
+                "routed_qty": routed,
+                "filled_qty": filled,
+                "fill_rate": _share(filled, routed),
+                "ack_ms_mean": _ms(sum(acks) // len(acks) if acks else None),
+                "ack_ms_p50": _ms(int(median(acks)) if acks else None),
+                "improvement": sum((f["improvement"] * f["qty"] for f in improved), Decimal(0)),
+                "improvement_bps": _q(sum(f["improvement_bps"] * f["qty"] for f in improved) / improved_qty)
+                if improved_qty
+                else None,
+                "fees": sum((f for f in fees if f > 0), Decimal(0)),
+                "rebates": -sum((f for f in fees if f < 0), Decimal(0)),
+                "rejects": sum(c.rejected for c in children),
+                "flow_share": _share(routed, routed_total),
+                "fill_share": _share(filled, filled_total),
+                "effective_spread_bps": _weighted(fills, lambda f: f["effective_spread_bps"])[0],
+                "markouts_bps": markouts_by_horizon(fills),
+                "toxicity": _toxicity(fills),
+            }
+        )
     return rows
 
 
@@ -289,8 +338,12 @@ def _toxicity(fills: Sequence[dict]) -> Decimal | None:
     impact-free mid then is worse for our side than the mid the router saw (move_bps < 0; the spread paid is
     not a move)."""
     horizon = max((m["horizon_ms"] for f in fills for m in f["markouts"]), default=None)
-    last = [(f["qty"], m["move_bps"]) for f in fills for m in f["markouts"] if m["horizon_ms"] == horizon
-            and m["move_bps"] is not None]
+    last = [
+        (f["qty"], m["move_bps"])
+        for f in fills
+        for m in f["markouts"]
+        if m["horizon_ms"] == horizon and m["move_bps"] is not None
+    ]
     return _share(sum(q for q, bps in last if bps < 0), sum(q for q, _ in last))
 
 
@@ -313,15 +366,26 @@ def mean_ci(values: Sequence[Decimal]) -> dict:
     return out
 
 
-AGGREGATED = ("shortfall_bps", "execution_bps", "fees_bps", "opportunity_bps", "vwap_slippage_bps", "fill_rate",
-              "participation")
+AGGREGATED = (
+    "shortfall_bps",
+    "execution_bps",
+    "fees_bps",
+    "opportunity_bps",
+    "vwap_slippage_bps",
+    "fill_rate",
+    "participation",
+)
 
 
 def aggregates(orders: Sequence[dict]) -> list[dict]:
     """Each order figure's mean over the orders that have it, and each horizon's markout, with n and an interval."""
     rows = [{"figure": name, **mean_ci([o[name] for o in orders if o[name] is not None])} for name in AGGREGATED]
     horizons = sorted({h for o in orders for h in o["markouts_bps"]}, key=int)
-    rows += [{"figure": f"markout_{h}ms_bps",
-              **mean_ci([o["markouts_bps"][h] for o in orders if o["markouts_bps"].get(h) is not None])}
-             for h in horizons]
+    rows += [
+        {
+            "figure": f"markout_{h}ms_bps",
+            **mean_ci([o["markouts_bps"][h] for o in orders if o["markouts_bps"].get(h) is not None]),
+        }
+        for h in horizons
+    ]
     return rows

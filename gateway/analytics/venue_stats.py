@@ -1,4 +1,5 @@
 """Online per-venue statistics from our own child orders: fill rate, ack latency and toxicity."""
+
 from __future__ import annotations
 
 import math
@@ -79,8 +80,18 @@ class _Marked:
 
 
 class _Venue:
-    __slots__ = ("children", "done", "done_filled", "done_sent", "fills", "last_fill_ns", "last_sent_ns", "latency",
-                 "marked", "working_qty")
+    __slots__ = (
+        "children",
+        "done",
+        "done_filled",
+        "done_sent",
+        "fills",
+        "last_fill_ns",
+        "last_sent_ns",
+        "latency",
+        "marked",
+        "working_qty",
+    )
 
     def __init__(self, config: VenueStatsConfig) -> None:
         self.children = self.working_qty = self.done = self.done_sent = self.done_filled = self.fills = 0
@@ -93,8 +104,9 @@ class _Venue:
 class VenueStats:
     """Per-venue statistics, fed by the engine (the one writer) and read by the router as snapshots."""
 
-    def __init__(self, markouts: MarkoutTracker, config: VenueStatsConfig = VenueStatsConfig(),
-                 venues: Iterable[str] = ()) -> None:
+    def __init__(
+        self, markouts: MarkoutTracker, config: VenueStatsConfig = VenueStatsConfig(), venues: Iterable[str] = ()
+    ) -> None:
         if config.prior_fills <= 0 or config.prior_misses <= 0:
             raise ValueError("the fill-rate prior needs positive weights, so no venue starts at 0 or 1")
         if config.toxicity_horizon_ns not in markouts.horizons_ns:
@@ -180,8 +192,18 @@ class VenueStats:
         state = self._venues.get(venue)
         if state is None:
             return None
-        return VenueScore(venue, self.fill_rate(venue), state.latency.mean, state.latency.p99, self.toxicity(venue),
-                          state.fills, state.children, state.working_qty, state.last_sent_ns, state.last_fill_ns)
+        return VenueScore(
+            venue,
+            self.fill_rate(venue),
+            state.latency.mean,
+            state.latency.p99,
+            self.toxicity(venue),
+            state.fills,
+            state.children,
+            state.working_qty,
+            state.last_sent_ns,
+            state.last_fill_ns,
+        )
 
     def risks(self, venue: str) -> tuple[float, float, float | None] | None:
         """The score's toxicity, fill_rate and latency_us, kept until an ack, a done child or a markout changes

@@ -1,4 +1,5 @@
 """Signed checkpoints of the audit trail's head, kept outside the table, and the check of a trail against them."""
+
 from __future__ import annotations
 
 import hmac
@@ -23,8 +24,13 @@ class Checkpoint:
         return hmac.digest(key, content, "sha256").hex()
 
     def line(self, key: bytes) -> str:
-        return json.dumps({"seq": self.seq, "hash": self.hash, "ts_ns": self.ts_ns, "mac": self.signature(key)},
-                          separators=(",", ":")) + "\n"
+        return (
+            json.dumps(
+                {"seq": self.seq, "hash": self.hash, "ts_ns": self.ts_ns, "mac": self.signature(key)},
+                separators=(",", ":"),
+            )
+            + "\n"
+        )
 
 
 def append(path: Path, checkpoint: Checkpoint, key: bytes) -> None:
@@ -73,8 +79,9 @@ class Anchors:
         """The first checkpoint the trail no longer satisfies: truncated before it, or rewritten at it."""
         for number, c in enumerate(self.checkpoints, 1):
             if c.seq > self.last_seq:
-                return (f"truncated: checkpoint {number} names record {c.seq}, but the trail ends at record "
-                        f"{self.last_seq}")
+                return (
+                    f"truncated: checkpoint {number} names record {c.seq}, but the trail ends at record {self.last_seq}"
+                )
             if c.seq > 0 and self.found.get(c.seq) != c.hash:
                 return f"record {c.seq} does not match checkpoint {number}'s hash (rewritten)"
         return None

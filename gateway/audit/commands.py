@@ -1,4 +1,5 @@
 """`sorgw audit show|verify|export`: read the audit trail back, check its chain, hand it to other tools."""
+
 from __future__ import annotations
 
 import base64
@@ -14,13 +15,38 @@ from gateway.audit.records import FIELDS, Record, first_break, keyed
 from gateway.core.types import OrdStatus
 
 SOH = "\x01"
-MSG_TYPES = {"D": "NewOrderSingle", "F": "OrderCancelRequest", "G": "OrderCancelReplaceRequest",
-             "H": "OrderStatusRequest", "8": "ExecutionReport", "9": "OrderCancelReject", "3": "Reject",
-             "j": "BusinessMessageReject", "A": "Logon", "5": "Logout", "0": "Heartbeat", "1": "TestRequest",
-             "2": "ResendRequest", "4": "SequenceReset"}
-SHOWN_TAGS = {"11": "ClOrdID", "41": "OrigClOrdID", "150": "ExecType", "39": "OrdStatus", "54": "Side",
-              "38": "OrderQty", "44": "Price", "32": "LastQty", "31": "LastPx", "30": "LastMkt", "14": "CumQty",
-              "151": "LeavesQty", "6": "AvgPx", "58": "Text"}
+MSG_TYPES = {
+    "D": "NewOrderSingle",
+    "F": "OrderCancelRequest",
+    "G": "OrderCancelReplaceRequest",
+    "H": "OrderStatusRequest",
+    "8": "ExecutionReport",
+    "9": "OrderCancelReject",
+    "3": "Reject",
+    "j": "BusinessMessageReject",
+    "A": "Logon",
+    "5": "Logout",
+    "0": "Heartbeat",
+    "1": "TestRequest",
+    "2": "ResendRequest",
+    "4": "SequenceReset",
+}
+SHOWN_TAGS = {
+    "11": "ClOrdID",
+    "41": "OrigClOrdID",
+    "150": "ExecType",
+    "39": "OrdStatus",
+    "54": "Side",
+    "38": "OrderQty",
+    "44": "Price",
+    "32": "LastQty",
+    "31": "LastPx",
+    "30": "LastMkt",
+    "14": "CumQty",
+    "151": "LeavesQty",
+    "6": "AvgPx",
+    "58": "Text",
+}
 
 
 def _time(ts_ns: int) -> str:
@@ -63,12 +89,14 @@ def summarize(record: Record) -> str:
     if record.kind == "decision":
         children = ", ".join(f"{c['venue']} {c['qty']}@{c['price'] or 'MKT'} {c['purpose']}" for c in body["children"])
         excluded = "; ".join(f"{e['venue']}: {e['reason']}" for e in body["exclusions"])
-        return (f"route {body['phase']}: {children or 'no children'} | {body['reason']}"
-                + (f" | excluded {excluded}" if excluded else ""))
+        return f"route {body['phase']}: {children or 'no children'} | {body['reason']}" + (
+            f" | excluded {excluded}" if excluded else ""
+        )
     if record.kind == "book":
-        books = ", ".join(f"{b['venue']} #{b['seq']} "
-                          + ("unchanged" if "at" in b else f"{len(b['bids'])}x{len(b['asks'])} levels")
-                          for b in body.get("books", ()))
+        books = ", ".join(
+            f"{b['venue']} #{b['seq']} " + ("unchanged" if "at" in b else f"{len(b['bids'])}x{len(b['asks'])} levels")
+            for b in body.get("books", ())
+        )
         return f"books read: {books or 'none'}"
     if record.kind == "state":
         old = OrdStatus(body["old"]).name if body["old"] else "-"
@@ -116,9 +144,15 @@ def verify(store, key: bytes | None = None, checkpoint_file: Path | None = None,
     print(f"audit chain verified: {count} records, {scheme}", file=out)
     if checkpoint_file:
         last = anchors.checkpoints[-1] if anchors.checkpoints else None
-        print(f"checkpoints: {len(anchors.checkpoints)} held" + (
-            f", the last at record {last.seq} ({_time(last.ts_ns)} UTC); {count - last.seq} records after it"
-            if last else ""), file=out)
+        print(
+            f"checkpoints: {len(anchors.checkpoints)} held"
+            + (
+                f", the last at record {last.seq} ({_time(last.ts_ns)} UTC); {count - last.seq} records after it"
+                if last
+                else ""
+            ),
+            file=out,
+        )
     return 0
 
 

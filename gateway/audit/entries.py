@@ -1,4 +1,5 @@
 """Audit entries for what the gateway saw, decided and sent: FIX messages, decisions, state changes."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,11 +38,19 @@ def wire_bytes(raw: str) -> bytes:
     return raw.encode("utf-8", "surrogateescape")
 
 
-def fix_message(direction: str, session: str, raw: str, ts_ns: int, order_id: str | None = None,
-                cl_ord_id: str | None = None, kind: str | None = None) -> Entry:
+def fix_message(
+    direction: str,
+    session: str,
+    raw: str,
+    ts_ns: int,
+    order_id: str | None = None,
+    cl_ord_id: str | None = None,
+    kind: str | None = None,
+) -> Entry:
     """A FIX message as quickfix gave it (`message.toString()`), kept byte for byte, SOH and all."""
-    return Entry(kind or ("fix_in" if direction == "in" else "fix_out"), wire_bytes(raw), session, order_id,
-                 cl_ord_id, ts_ns)
+    return Entry(
+        kind or ("fix_in" if direction == "in" else "fix_out"), wire_bytes(raw), session, order_id, cl_ord_id, ts_ns
+    )
 
 
 def for_outbox(out: Outbox, ts_ns: int, cl_ord_ids: dict[str, str]) -> list[Entry]:
@@ -62,39 +71,95 @@ def for_outbox(out: Outbox, ts_ns: int, cl_ord_ids: dict[str, str]) -> list[Entr
             entries.append(Entry("notice", to_json({"text": str(item)}), None, None, None, ts_ns))
     for command in out.commands:
         if isinstance(command, ExecutionReport) and command.exec_type is ExecType.REJECTED:
-            entries.append(Entry("reject", to_json({"kind": "order", "reason": command.ord_rej_reason,
-                                                     "text": command.text, "limit": command.risk_limit}),
-                                 command.session, command.order_id, command.cl_ord_id, ts_ns))
+            entries.append(
+                Entry(
+                    "reject",
+                    to_json(
+                        {
+                            "kind": "order",
+                            "reason": command.ord_rej_reason,
+                            "text": command.text,
+                            "limit": command.risk_limit,
+                        }
+                    ),
+                    command.session,
+                    command.order_id,
+                    command.cl_ord_id,
+                    ts_ns,
+                )
+            )
         elif isinstance(command, CancelReject):
-            entries.append(Entry("reject", to_json({"kind": "cancel", "reason": command.reason,
-                                                     "text": command.text, "limit": command.risk_limit}),
-                                 command.session, command.order_id, command.cl_ord_id, ts_ns))
+            entries.append(
+                Entry(
+                    "reject",
+                    to_json(
+                        {"kind": "cancel", "reason": command.reason, "text": command.text, "limit": command.risk_limit}
+                    ),
+                    command.session,
+                    command.order_id,
+                    command.cl_ord_id,
+                    ts_ns,
+                )
+            )
     return entries
 
 
 def mark(fill: ExecutionReport, horizon_ms: int, nbbo: Nbbo, touches: dict[str, tuple], ts_ns: int) -> Entry:
     """The market `horizon_ms` after a fill reported upstream (`exec_id`): the NBBO and each lit venue's touch
     as [bid, ask] (null: that side empty), what markouts are computed from."""
-    return Entry("mark", to_json({"exec_id": fill.exec_id, "symbol": fill.symbol, "horizon_ms": horizon_ms,
-                                  "bid": nbbo.bid, "ask": nbbo.ask, "venues": touches}),
-                 fill.session, fill.order_id, fill.cl_ord_id, ts_ns)
+    return Entry(
+        "mark",
+        to_json(
+            {
+                "exec_id": fill.exec_id,
+                "symbol": fill.symbol,
+                "horizon_ms": horizon_ms,
+                "bid": nbbo.bid,
+                "ask": nbbo.ask,
+                "venues": touches,
+            }
+        ),
+        fill.session,
+        fill.order_id,
+        fill.cl_ord_id,
+        ts_ns,
+    )
 
 
 def trade(venue: str, symbol: str, qty: int, price: Decimal, seq: int, venue_ts_ns: int, ts_ns: int) -> Entry:
     """One trade a venue published (anyone's), as the gateway received it."""
-    return Entry("trade", to_json({"venue": venue, "symbol": symbol, "qty": qty, "price": price, "seq": seq,
-                                   "venue_ts_ns": venue_ts_ns}), ts_ns=ts_ns)
+    return Entry(
+        "trade",
+        to_json({"venue": venue, "symbol": symbol, "qty": qty, "price": price, "seq": seq, "venue_ts_ns": venue_ts_ns}),
+        ts_ns=ts_ns,
+    )
 
 
 def quote(report: ExecutionReport, nbbo: Nbbo, ts_ns: int) -> Entry:
     """The NBBO when a parent report went out: at a fill (`exec_id` names the report) or at the parent's end."""
-    return Entry("quote", to_json({"exec_id": report.exec_id, "symbol": report.symbol, "fill": bool(report.last_qty),
-                                   "ord_status": report.ord_status.value, "bid": nbbo.bid, "bid_qty": nbbo.bid_qty,
-                                   "ask": nbbo.ask, "ask_qty": nbbo.ask_qty}),
-                 report.session, report.order_id, report.cl_ord_id, ts_ns)
+    return Entry(
+        "quote",
+        to_json(
+            {
+                "exec_id": report.exec_id,
+                "symbol": report.symbol,
+                "fill": bool(report.last_qty),
+                "ord_status": report.ord_status.value,
+                "bid": nbbo.bid,
+                "bid_qty": nbbo.bid_qty,
+                "ask": nbbo.ask,
+                "ask_qty": nbbo.ask_qty,
+            }
+        ),
+        report.session,
+        report.order_id,
+        report.cl_ord_id,
+        ts_ns,
+    )
 
 
 def books(decision: RouteDecision, symbol: str, cl_ord_id: str, ts_ns: int, ledger: BookLedger) -> Entry:
     """The `book` record of a decision: the lit books its plan read (see gateway.core.book_record)."""
-    return Entry("book", to_json(ledger.record(symbol, decision.books, ts_ns)), None, decision.order_id, cl_ord_id,
-                 ts_ns)
+    return Entry(
+        "book", to_json(ledger.record(symbol, decision.books, ts_ns)), None, decision.order_id, cl_ord_id, ts_ns
+    )

@@ -1,4 +1,5 @@
 """The PostgreSQL audit store (asyncpg), driven synchronously from the thread that owns it; bodies are bytea."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,8 +29,10 @@ COLUMNS = ", ".join(FIELDS)
 CONNECT_TIMEOUT_S = 5
 COMMAND_TIMEOUT_S = 10
 # Tables written before bodies were bytes: the text's UTF-8 bytes are what its hashes were computed over.
-BODY_TYPE = "SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() " \
-            "AND table_name = $1 AND column_name = 'body'"
+BODY_TYPE = (
+    "SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() "
+    "AND table_name = $1 AND column_name = 'body'"
+)
 MIGRATE = "ALTER TABLE {table} ALTER COLUMN body TYPE bytea USING convert_to(body, 'UTF8')"
 
 
@@ -57,8 +60,7 @@ class PostgresStore:
         if self._loop.is_closed():  # reopened after a failure
             self._loop = asyncio.new_event_loop()
         # Bounded waits: a database that stops answering fails the call, and the writer reconnects.
-        self._conn = self._run(asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT_S,
-                                               command_timeout=COMMAND_TIMEOUT_S))
+        self._conn = self._run(asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT_S, command_timeout=COMMAND_TIMEOUT_S))
         self._run(self._conn.execute(SCHEMA.format(table=self.table)))
         if self._run(self._conn.fetchval(BODY_TYPE, self.table.lower())) == "text":
             self._run(self._conn.execute(MIGRATE.format(table=self.table)))
@@ -72,29 +74,52 @@ class PostgresStore:
             async with conn.transaction():
                 await conn.executemany(
                     f"INSERT INTO {self.table} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    [(r.seq, r.ts_ns, r.kind, r.session, r.order_id, r.cl_ord_id, r.body, r.prev_hash, r.hash)
-                     for r in records])
+                    [
+                        (r.seq, r.ts_ns, r.kind, r.session, r.order_id, r.cl_ord_id, r.body, r.prev_hash, r.hash)
+                        for r in records
+                    ],
+                )
+
         self._run(write())
 
     def records(self, start_ns: int | None = None, end_ns: int | None = None) -> Iterator[Record]:
-        rows = self._run(self._open_conn.fetch(
-            f"SELECT {COLUMNS} FROM {self.table} WHERE ts_ns >= $1 AND ts_ns < $2 ORDER BY seq",
-            start_ns or 0, end_ns or 2**63 - 1))
+        rows = self._run(
+            self._open_conn.fetch(
+                f"SELECT {COLUMNS} FROM {self.table} WHERE ts_ns >= $1 AND ts_ns < $2 ORDER BY seq",
+                start_ns or 0,
+                end_ns or 2**63 - 1,
+            )
+        )
         return (Record(*row) for row in rows)
 
     def for_order(self, key: str) -> list[Record]:
-        order_ids = [r["order_id"] for r in self._run(self._open_conn.fetch(
-            f"SELECT DISTINCT order_id FROM {self.table} WHERE (order_id = $1 OR cl_ord_id = $1)"
-            " AND order_id IS NOT NULL AND order_id != 'NONE'", key))]
-        rows = self._run(self._open_conn.fetch(
-            f"SELECT {COLUMNS} FROM {self.table} WHERE order_id = ANY($1::text[]) OR (cl_ord_id = $2 AND "
-            "(order_id IS NULL OR order_id = 'NONE')) ORDER BY seq", order_ids, key))
+        order_ids = [
+            r["order_id"]
+            for r in self._run(
+                self._open_conn.fetch(
+                    f"SELECT DISTINCT order_id FROM {self.table} WHERE (order_id = $1 OR cl_ord_id = $1)"
+                    " AND order_id IS NOT NULL AND order_id != 'NONE'",
+                    key,
+                )
+            )
+        ]
+        rows = self._run(
+            self._open_conn.fetch(
+                f"SELECT {COLUMNS} FROM {self.table} WHERE order_id = ANY($1::text[]) OR (cl_ord_id = $2 AND "
+                "(order_id IS NULL OR order_id = 'NONE')) ORDER BY seq",
+                order_ids,
+                key,
+            )
+        )
         return [Record(*row) for row in rows]
 
     def last_before(self, kind: str, seq: int) -> Record | None:
         """The newest record of this kind before record seq (e.g. the config an order ran under)."""
-        row = self._run(self._open_conn.fetchrow(
-            f"SELECT {COLUMNS} FROM {self.table} WHERE kind = $1 AND seq < $2 ORDER BY seq DESC LIMIT 1", kind, seq))
+        row = self._run(
+            self._open_conn.fetchrow(
+                f"SELECT {COLUMNS} FROM {self.table} WHERE kind = $1 AND seq < $2 ORDER BY seq DESC LIMIT 1", kind, seq
+            )
+        )
         return None if row is None else Record(*row)
 
     def ping(self) -> None:

@@ -1,4 +1,5 @@
 """Audit records and their hash chain: each record carries the hash of the one before it, keyed (HMAC) or plain."""
+
 from __future__ import annotations
 
 import hashlib
@@ -42,15 +43,32 @@ class Record:
 FIELDS = ("seq", "ts_ns", "kind", "session", "order_id", "cl_ord_id", "body", "prev_hash", "hash")
 
 
-def _content(seq: int, entry_ts: int, kind: str, session: str | None, order_id: str | None,
-             cl_ord_id: str | None, body: bytes, prev_hash: str) -> bytes:
+def _content(
+    seq: int,
+    entry_ts: int,
+    kind: str,
+    session: str | None,
+    order_id: str | None,
+    cl_ord_id: str | None,
+    body: bytes,
+    prev_hash: str,
+) -> bytes:
     # Over the body's bytes: a trail written when bodies were text (UTF-8 when hashed) verifies unchanged.
     head = "\x1f".join((str(seq), str(entry_ts), kind, session or "", order_id or "", cl_ord_id or "", ""))
     return head.encode() + body + b"\x1f" + prev_hash.encode()
 
 
-def digest(seq: int, entry_ts: int, kind: str, session: str | None, order_id: str | None,
-           cl_ord_id: str | None, body: bytes, prev_hash: str, key: bytes | None = None) -> str:
+def digest(
+    seq: int,
+    entry_ts: int,
+    kind: str,
+    session: str | None,
+    order_id: str | None,
+    cl_ord_id: str | None,
+    body: bytes,
+    prev_hash: str,
+    key: bytes | None = None,
+) -> str:
     """The record's hash: HMAC-SHA256 under key (prefixed with its scheme), plain SHA-256 without one."""
     content = _content(seq, entry_ts, kind, session, order_id, cl_ord_id, body, prev_hash)
     if key is None:
@@ -67,8 +85,10 @@ def audit_key(value: str | None, variable: str) -> bytes:
     if not value:
         raise ValueError(f"environment variable {variable} (the audit HMAC key) is not set")
     if len(value) < MIN_KEY_CHARS:
-        raise ValueError(f"environment variable {variable} holds {len(value)} characters: the audit HMAC key "
-                         f"needs at least {MIN_KEY_CHARS} (e.g. `openssl rand -hex 32`)")
+        raise ValueError(
+            f"environment variable {variable} holds {len(value)} characters: the audit HMAC key "
+            f"needs at least {MIN_KEY_CHARS} (e.g. `openssl rand -hex 32`)"
+        )
     return value.encode()
 
 
@@ -112,17 +132,34 @@ def first_break(records, key: bytes | None = None) -> str | None:
             return f"record {r.seq}: prev_hash does not match record {r.seq - 1}'s hash"
         if keyed(r.hash):
             if key is None:
-                return (f"record {r.seq} is keyed (HMAC-SHA256) and no key was given: set the variable "
-                        "audit.hmac_key_env names (or pass --key-env)")
+                return (
+                    f"record {r.seq} is keyed (HMAC-SHA256) and no key was given: set the variable "
+                    "audit.hmac_key_env names (or pass --key-env)"
+                )
             first_keyed = first_keyed or r.seq
         elif first_keyed is not None:
-            return (f"record {r.seq}: unkeyed hash after keyed record {first_keyed} (downgraded: rewritten "
-                    "without the key)")
-        if digest(r.seq, r.ts_ns, r.kind, r.session, r.order_id, r.cl_ord_id, r.body, r.prev_hash,
-                  key if keyed(r.hash) else None) != r.hash:
+            return (
+                f"record {r.seq}: unkeyed hash after keyed record {first_keyed} (downgraded: rewritten without the key)"
+            )
+        if (
+            digest(
+                r.seq,
+                r.ts_ns,
+                r.kind,
+                r.session,
+                r.order_id,
+                r.cl_ord_id,
+                r.body,
+                r.prev_hash,
+                key if keyed(r.hash) else None,
+            )
+            != r.hash
+        ):
             return f"record {r.seq}: contents do not match its hash (altered)"
         expected_seq, prev_hash = r.seq + 1, r.hash
     if key is not None and expected_seq > 1 and first_keyed is None:
-        return (f"no record of {expected_seq - 1} is keyed: downgraded (rewritten without the key), unless no "
-                "gateway has written this trail with the key yet (then verify without it)")
+        return (
+            f"no record of {expected_seq - 1} is keyed: downgraded (rewritten without the key), unless no "
+            "gateway has written this trail with the key yet (then verify without it)"
+        )
     return None

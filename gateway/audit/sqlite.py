@@ -1,4 +1,5 @@
 """The embedded audit store: one SQLite file in WAL mode; bodies are BLOBs (TEXT in files written before)."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -54,9 +55,13 @@ class SqliteStore:
         db = self._open_db
         db.execute("BEGIN")
         try:
-            db.executemany(f"INSERT INTO audit ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           [(r.seq, r.ts_ns, r.kind, r.session, r.order_id, r.cl_ord_id, r.body, r.prev_hash,
-                             r.hash) for r in records])
+            db.executemany(
+                f"INSERT INTO audit ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r.seq, r.ts_ns, r.kind, r.session, r.order_id, r.cl_ord_id, r.body, r.prev_hash, r.hash)
+                    for r in records
+                ],
+            )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -72,19 +77,27 @@ class SqliteStore:
 
     def for_order(self, key: str) -> list[Record]:
         """Every record of the order that `key` (an OrderID or any ClOrdID of it) names, in seq order."""
-        order_ids = [r[0] for r in self._open_db.execute(
-            "SELECT DISTINCT order_id FROM audit WHERE (order_id = ? OR cl_ord_id = ?) AND order_id IS NOT NULL"
-            " AND order_id != 'NONE'", (key, key))]
+        order_ids = [
+            r[0]
+            for r in self._open_db.execute(
+                "SELECT DISTINCT order_id FROM audit WHERE (order_id = ? OR cl_ord_id = ?) AND order_id IS NOT NULL"
+                " AND order_id != 'NONE'",
+                (key, key),
+            )
+        ]
         marks = ",".join("?" * len(order_ids))
         rows = self._open_db.execute(
             f"SELECT {COLUMNS} FROM audit WHERE order_id IN ({marks}) OR (cl_ord_id = ? AND "
-            "(order_id IS NULL OR order_id = 'NONE')) ORDER BY seq", (*order_ids, key))
+            "(order_id IS NULL OR order_id = 'NONE')) ORDER BY seq",
+            (*order_ids, key),
+        )
         return [_record(row) for row in rows]
 
     def last_before(self, kind: str, seq: int) -> Record | None:
         """The newest record of this kind before record seq (e.g. the config an order ran under)."""
         row = self._open_db.execute(
-            f"SELECT {COLUMNS} FROM audit WHERE kind = ? AND seq < ? ORDER BY seq DESC LIMIT 1", (kind, seq)).fetchone()
+            f"SELECT {COLUMNS} FROM audit WHERE kind = ? AND seq < ? ORDER BY seq DESC LIMIT 1", (kind, seq)
+        ).fetchone()
         return None if row is None else _record(row)
 
     def ping(self) -> None:

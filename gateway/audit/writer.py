@@ -1,4 +1,5 @@
 """The audit writer: numbers, chains and group-commits what every thread submits, one commit at a time."""
+
 from __future__ import annotations
 
 import json
@@ -45,9 +46,15 @@ class AuditWriter:
     signed onto that file (and the log, and a metric) every checkpoint_interval_s while it moves, and at stop.
     """
 
-    def __init__(self, store: Store, max_batch: int = 2000, metrics: Metrics | None = None,
-                 key: bytes | None = None, checkpoint_path: Path | None = None,
-                 checkpoint_interval_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        max_batch: int = 2000,
+        metrics: Metrics | None = None,
+        key: bytes | None = None,
+        checkpoint_path: Path | None = None,
+        checkpoint_interval_s: float = 60.0,
+    ) -> None:
         if checkpoint_path is not None and key is None:
             raise ValueError("audit checkpoints are signed with the audit key: set audit.hmac_key_env")
         self.store = store
@@ -100,8 +107,11 @@ class AuditWriter:
             self._work.notify()
         self._thread.join(STOP_TIMEOUT_S)
         if self._thread.is_alive():
-            log.error("audit.stopped_uncommitted", entries=self._submitted - self._committed,
-                      detail="the audit store still refuses commits; these entries are not on record")
+            log.error(
+                "audit.stopped_uncommitted",
+                entries=self._submitted - self._committed,
+                detail="the audit store still refuses commits; these entries are not on record",
+            )
             return
         self._checkpoint()
         self.store.close()
@@ -146,8 +156,9 @@ class AuditWriter:
         lead = True  # until a commit of ours failed: then the writer thread retries it, with its backoff
         while True:
             with self._cond:
-                while self._committed < ticket and (not lead or self._busy or not self._queue or not self._connected
-                                                    or not self._running):
+                while self._committed < ticket and (
+                    not lead or self._busy or not self._queue or not self._connected or not self._running
+                ):
                     self._cond.wait()
                 if self._committed >= ticket:
                     return
@@ -240,8 +251,13 @@ class AuditWriter:
             log.error("audit.checkpoint_failed", path=str(self.checkpoint_path), seq=checkpoint.seq, error=str(exc))
             return
         self._checkpointed = (checkpoint.seq, checkpoint.hash)
-        log.info("audit.checkpoint", seq=checkpoint.seq, hash=checkpoint.hash, ts_ns=checkpoint.ts_ns,
-                 mac=checkpoint.signature(key))
+        log.info(
+            "audit.checkpoint",
+            seq=checkpoint.seq,
+            hash=checkpoint.hash,
+            ts_ns=checkpoint.ts_ns,
+            mac=checkpoint.signature(key),
+        )
         if self.metrics is not None:
             self.metrics.audit_checkpoint_seq.set(checkpoint.seq)
 
@@ -310,8 +326,13 @@ class AuditWriter:
         self._count_error()
         with self._cond:
             self._failing = True
-        log.error(event if self._connected else "audit.reconnect_failed", error=str(exc),
-                  error_type=type(exc).__name__, batch=batch, retry_in=self._delay)
+        log.error(
+            event if self._connected else "audit.reconnect_failed",
+            error=str(exc),
+            error_type=type(exc).__name__,
+            batch=batch,
+            retry_in=self._delay,
+        )
         self._close_quietly()
         self._connected = False
         self._delay = min(self._delay * 2, RETRY_MAX_S)

@@ -1,4 +1,5 @@
 """Book snapshots and venue trades as compact JSON for the MQTT bus, and the topics they travel on."""
+
 from __future__ import annotations
 
 import json
@@ -65,8 +66,17 @@ def decode(payload: bytes) -> BookSnapshot | None:
 
 
 def encode_trade(trade: Trade) -> bytes:
-    return json.dumps({"venue": trade.venue, "symbol": trade.symbol, "seq": trade.seq, "ts_ns": trade.ts_ns,
-                       "qty": trade.qty, "price": str(trade.price)}, separators=(",", ":")).encode()
+    return json.dumps(
+        {
+            "venue": trade.venue,
+            "symbol": trade.symbol,
+            "seq": trade.seq,
+            "ts_ns": trade.ts_ns,
+            "qty": trade.qty,
+            "price": str(trade.price),
+        },
+        separators=(",", ":"),
+    ).encode()
 
 
 def decode_trade(payload: bytes) -> Trade:
@@ -80,9 +90,14 @@ def decode_trade(payload: bytes) -> Trade:
     missing = [name for name in _TRADE_FIELDS if name not in doc]
     if missing:
         raise ValueError(f"trade is missing {', '.join(missing)}")
-    return Trade(venue=_name(doc, "venue"), symbol=_name(doc, "symbol"), qty=_qty(doc["qty"], "trade"),
-                 price=_price(doc["price"], "trade"), seq=_count(doc["seq"], "seq"),
-                 ts_ns=_count(doc["ts_ns"], "ts_ns"))
+    return Trade(
+        venue=_name(doc, "venue"),
+        symbol=_name(doc, "symbol"),
+        qty=_qty(doc["qty"], "trade"),
+        price=_price(doc["price"], "trade"),
+        seq=_count(doc["seq"], "seq"),
+        ts_ns=_count(doc["ts_ns"], "ts_ns"),
+    )
 
 
 def _name(doc: dict[str, Any], key: str) -> str:

@@ -1,4 +1,5 @@
 """In-process market-data bus: publishers call subscribers synchronously with immutable snapshots and trades."""
+
 from __future__ import annotations
 
 import threading

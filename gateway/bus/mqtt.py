@@ -1,5 +1,6 @@
 """MQTT market-data bus: book snapshots published retained per book, venue trades as they print, each side on
 its own loop thread."""
+
 from __future__ import annotations
 
 import asyncio
@@ -37,8 +38,15 @@ def parse_url(url: str) -> tuple[str, int, bool]:
         port = DEFAULT_PORTS.get(parts.scheme) if parts.port is None else parts.port
     except ValueError:  # a port that is not a number in 0..65535, a broken [IPv6] host
         raise bad from None
-    if (parts.scheme not in DEFAULT_PORTS or not port or not parts.hostname or parts.path not in ("", "/")
-            or parts.query or parts.fragment or parts.username is not None):
+    if (
+        parts.scheme not in DEFAULT_PORTS
+        or not port
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
         raise bad
     return parts.hostname, port, parts.scheme == "mqtts"
 
@@ -80,8 +88,9 @@ class _BusClient(ABC):
         if self._thread is not None:
             raise RuntimeError(f"mqtt {self._role} for {self.url} can only be started once")
         ready = threading.Event()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._main(ready),),
-                                        name=f"mqtt-{self._role}", daemon=True)
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(self._main(ready),), name=f"mqtt-{self._role}", daemon=True
+        )
         self._thread.start()
         ready.wait()
 
@@ -117,10 +126,15 @@ class _BusClient(ABC):
         delay = BACKOFF_MIN_S
         while True:
             try:
-                async with aiomqtt.Client(self._host, self._port, keepalive=KEEPALIVE_S,
-                                          identifier=f"sorgw-{self._role}-{uuid4().hex[:12]}",
-                                          username=self._credentials.username,
-                                          password=self._credentials.password, tls_context=self._tls) as client:
+                async with aiomqtt.Client(
+                    self._host,
+                    self._port,
+                    keepalive=KEEPALIVE_S,
+                    identifier=f"sorgw-{self._role}-{uuid4().hex[:12]}",
+                    username=self._credentials.username,
+                    password=self._credentials.password,
+                    tls_context=self._tls,
+                ) as client:
                     await self._serve(client)
             except aiomqtt.MqttError as exc:
                 if self.connected:
@@ -143,12 +157,12 @@ class _BusClient(ABC):
 
     def _lost(self, exc: aiomqtt.MqttError, retry_in_s: float) -> None:
         if not self.connected:
-            log.warning("mqtt.connect_failed", role=self._role, broker=self.url, reason=_reason(exc),
-                        retry_in_s=retry_in_s)
+            log.warning(
+                "mqtt.connect_failed", role=self._role, broker=self.url, reason=_reason(exc), retry_in_s=retry_in_s
+            )
             return
         self.connected = False
-        log.error("mqtt.disconnected", role=self._role, broker=self.url, reason=_reason(exc),
-                  retry_in_s=retry_in_s)
+        log.error("mqtt.disconnected", role=self._role, broker=self.url, reason=_reason(exc), retry_in_s=retry_in_s)
         self._report_status()
 
     def _report_status(self) -> None:
@@ -254,9 +268,15 @@ class MqttSubscriber(_BusClient):
 
     _role = "subscriber"
 
-    def __init__(self, url: str, on_snapshot: Callable[[BookSnapshot], None], prefix: str = "sorgw",
-                 on_status: Callable[[bool], None] | None = None, credentials: Credentials | None = None,
-                 on_trade: Callable[[Trade], None] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        on_snapshot: Callable[[BookSnapshot], None],
+        prefix: str = "sorgw",
+        on_status: Callable[[bool], None] | None = None,
+        credentials: Credentials | None = None,
+        on_trade: Callable[[Trade], None] | None = None,
+    ) -> None:
         super().__init__(url, credentials)
         self.prefix = prefix
         self.received = 0

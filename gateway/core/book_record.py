@@ -7,6 +7,7 @@ timestamp; a reference names the venue and seq, the symbol is the record's. The 
 are handed to the audit writer, which writes them in that order and drops none, so a reference always names
 a record that is on the trail before the one that refers to it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -48,8 +49,15 @@ class BookLedger:
             if known is not None and known[0] == key:
                 out.append({"venue": snapshot.venue, "seq": snapshot.seq, "at": known[1]})
             else:
-                out.append({"venue": snapshot.venue, "seq": snapshot.seq, "ts_ns": snapshot.ts_ns,
-                            "bids": _levels(snapshot.bids, self.depth), "asks": _levels(snapshot.asks, self.depth)})
+                out.append(
+                    {
+                        "venue": snapshot.venue,
+                        "seq": snapshot.seq,
+                        "ts_ns": snapshot.ts_ns,
+                        "bids": _levels(snapshot.bids, self.depth),
+                        "asks": _levels(snapshot.asks, self.depth),
+                    }
+                )
                 self._written[key[:2]] = (key, at_ns)
         return {"symbol": symbol, "books": out}
 
@@ -70,8 +78,10 @@ def read_books(body: Mapping, resolve: Callable[[str, str, int, int], Levels | N
             if "at" in entry:
                 levels = resolve(venue, symbol, seq, int(entry["at"]))
                 if levels is None:
-                    raise BookRecordError(f"book record refers to {venue} {symbol} seq {seq} in a record at "
-                                          f"{entry['at']} that does not hold it")
+                    raise BookRecordError(
+                        f"book record refers to {venue} {symbol} seq {seq} in a record at "
+                        f"{entry['at']} that does not hold it"
+                    )
             else:
                 levels = written(entry)
             bids, asks, ts_ns = levels

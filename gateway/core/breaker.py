@@ -1,4 +1,5 @@
 """Venue circuit breakers: a venue that keeps failing leaves routing until a half-open probe succeeds."""
+
 from __future__ import annotations
 
 from collections import deque
@@ -85,8 +86,9 @@ class Breaker:
         if len(failures) < self.policy.failures:
             return None
         window_s = self.policy.window_ns / _SECOND_NS
-        return self._move(CircuitState.OPEN, now_ns,
-                          f"{len(failures)} failures within {window_s:g} s, the last: {reason}")
+        return self._move(
+            CircuitState.OPEN, now_ns, f"{len(failures)} failures within {window_s:g} s, the last: {reason}"
+        )
 
     def success(self, now_ns: int, child: str) -> CircuitChange | None:
         """A child acknowledged or filled: the probe's answer closes the breaker."""

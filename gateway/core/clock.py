@@ -1,4 +1,5 @@
 """One clock interface for the core, so tests and the simulator can drive time."""
+
 from __future__ import annotations
 
 import time

@@ -4,6 +4,7 @@ The engine does no I/O. Each `on_*` call returns an Outbox of commands (children
 cancel, reports for the OMS) that the caller carries out in order. The caller serialises calls:
 the engine has exactly one writer.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -128,8 +129,11 @@ class OrderEngine:
         self.planner: Callable[..., RouteDecision] = plan  # recovery replays recorded decisions in its place
         self.risk = RiskGate(risk, {symbol: i.tick for symbol, i in self.instruments.items()})
         self.reference = self.market_reference  # recovery replays recorded references in its place
-        self.learning = VenueLearning([n for n, v in venues.items() if v.kind is VenueKind.LIT],
-                                      [n for n, v in venues.items() if v.kind is VenueKind.DARK], learning)
+        self.learning = VenueLearning(
+            [n for n, v in venues.items() if v.kind is VenueKind.LIT],
+            [n for n, v in venues.items() if v.kind is VenueKind.DARK],
+            learning,
+        )
         self.parents: dict[str, ParentOrder] = {}
         self._by_cl_ord_id: dict[tuple[str, str], ParentOrder] = {}
         self._children: dict[str, ChildOrder] = {}
@@ -171,18 +175,49 @@ class OrderEngine:
             order, self.instruments, self.venues, key in self._by_cl_ord_id or key in self.finished
         )
         if rejection:
-            out.add(self._reject_report(order.session, order.cl_ord_id, order.symbol, order.side,
-                                        order.qty, rejection.reason, rejection.text, order))
+            out.add(
+                self._reject_report(
+                    order.session,
+                    order.cl_ord_id,
+                    order.symbol,
+                    order.side,
+                    order.qty,
+                    rejection.reason,
+                    rejection.text,
+                    order,
+                )
+            )
             return out
-        ticket = Ticket(order.session, order.symbol, order.side, order.qty, order.qty, order.ord_type, order.price,
-                        self.clock.now_ns() if now_ns is None else now_ns)
+        ticket = Ticket(
+            order.session,
+            order.symbol,
+            order.side,
+            order.qty,
+            order.qty,
+            order.ord_type,
+            order.price,
+            self.clock.now_ns() if now_ns is None else now_ns,
+        )
         lookup = _Lookup(self, order.session, order.cl_ord_id, order.symbol, order.side, out)
-        refusal = self._halted(order.session, order.symbol, order.ex_destination) or \
-            self._tripped(order.ex_destination) or \
-            self.risk.check(ticket, lambda: self._exposure(order.session, None), lookup)
+        refusal = (
+            self._halted(order.session, order.symbol, order.ex_destination)
+            or self._tripped(order.ex_destination)
+            or self.risk.check(ticket, lambda: self._exposure(order.session, None), lookup)
+        )
         if refusal:
-            out.add(self._reject_report(order.session, order.cl_ord_id, order.symbol, order.side,
-                                        order.qty, refusal.reason, refusal.text, order, refusal.limit))
+            out.add(
+                self._reject_report(
+                    order.session,
+                    order.cl_ord_id,
+                    order.symbol,
+                    order.side,
+                    order.qty,
+                    refusal.reason,
+                    refusal.text,
+                    order,
+                    refusal.limit,
+                )
+            )
             return out
         self.risk.accepted(ticket)
         parent = ParentOrder.accept(self.ids.order_id(), order)
@@ -199,8 +234,18 @@ class OrderEngine:
         out = Outbox()
         if self._answer_possible_duplicate(invalid, out):
             return out
-        out.add(self._reject_report(invalid.session, invalid.cl_ord_id, invalid.symbol, invalid.side,
-                                    invalid.qty, invalid.reason, invalid.text, None))
+        out.add(
+            self._reject_report(
+                invalid.session,
+                invalid.cl_ord_id,
+                invalid.symbol,
+                invalid.side,
+                invalid.qty,
+                invalid.reason,
+                invalid.text,
+                None,
+            )
+        )
         return out
 
     def on_cancel(self, request: CancelRequest | InvalidChange) -> Outbox:
@@ -211,8 +256,11 @@ class OrderEngine:
         if parent is None:
             return out
         if request.symbol != parent.symbol or request.side is not parent.side:
-            out.add(self._cancel_reject(parent, request, "1", CxlRejReason.OTHER,
-                                        "a cancel must name the order's Symbol and Side"))
+            out.add(
+                self._cancel_reject(
+                    parent, request, "1", CxlRejReason.OTHER, "a cancel must name the order's Symbol and Side"
+                )
+            )
             return out
         self._begin_change(parent, request, out)
         return out
@@ -226,20 +274,31 @@ class OrderEngine:
         if parent is None:
             return out
         if request.symbol != parent.symbol or request.side is not parent.side:
-            out.add(self._cancel_reject(parent, request, "2", CxlRejReason.OTHER,
-                                        "a replace cannot change Symbol or Side"))
+            out.add(
+                self._cancel_reject(parent, request, "2", CxlRejReason.OTHER, "a replace cannot change Symbol or Side")
+            )
             return out
         rejection = validate_replace(request, self.instruments[parent.symbol], parent.cum_qty)
         if rejection:
             out.add(self._cancel_reject(parent, request, "2", CxlRejReason.OTHER, rejection.text))
             return out
-        ticket = Ticket(request.session, parent.symbol, parent.side, request.qty, request.qty - parent.cum_qty,
-                        request.ord_type, request.price, self.clock.now_ns() if now_ns is None else now_ns,
-                        replace=True)
+        ticket = Ticket(
+            request.session,
+            parent.symbol,
+            parent.side,
+            request.qty,
+            request.qty - parent.cum_qty,
+            request.ord_type,
+            request.price,
+            self.clock.now_ns() if now_ns is None else now_ns,
+            replace=True,
+        )
         lookup = _Lookup(self, request.session, request.cl_ord_id, parent.symbol, parent.side, out)
-        refusal = self._halted(request.session, parent.symbol, parent.ex_destination) or \
-            self._tripped(parent.ex_destination) or \
-            self.risk.check(ticket, lambda: self._exposure(request.session, parent), lookup)
+        refusal = (
+            self._halted(request.session, parent.symbol, parent.ex_destination)
+            or self._tripped(parent.ex_destination)
+            or self.risk.check(ticket, lambda: self._exposure(request.session, parent), lookup)
+        )
         if refusal:
             out.add(self._cancel_reject(parent, request, "2", CxlRejReason.OTHER, refusal.text, refusal.limit))
             return out
@@ -255,13 +314,27 @@ class OrderEngine:
         if final is not None:
             out.add(dataclasses.replace(final, cl_ord_id=request.cl_ord_id, exec_id=self.ids.exec_id()))
         elif parent is None:
-            out.add(ExecutionReport(
-                session=request.session, order_id="NONE", cl_ord_id=request.cl_ord_id,
-                exec_id=self.ids.exec_id(), exec_type=ExecType.ORDER_STATUS, ord_status=OrdStatus.REJECTED,
-                symbol=request.symbol, side=request.side, order_qty=0, ord_type=None, price=None, tif=None,
-                cum_qty=0, leaves_qty=0, avg_px=Decimal(0), ord_rej_reason=OrdRejReason.UNKNOWN_ORDER,
-                text=f"unknown order ClOrdID {request.cl_ord_id}",
-            ))
+            out.add(
+                ExecutionReport(
+                    session=request.session,
+                    order_id="NONE",
+                    cl_ord_id=request.cl_ord_id,
+                    exec_id=self.ids.exec_id(),
+                    exec_type=ExecType.ORDER_STATUS,
+                    ord_status=OrdStatus.REJECTED,
+                    symbol=request.symbol,
+                    side=request.side,
+                    order_qty=0,
+                    ord_type=None,
+                    price=None,
+                    tif=None,
+                    cum_qty=0,
+                    leaves_qty=0,
+                    avg_px=Decimal(0),
+                    ord_rej_reason=OrdRejReason.UNKNOWN_ORDER,
+                    text=f"unknown order ClOrdID {request.cl_ord_id}",
+                )
+            )
         else:
             out.add(self._report(parent, ExecType.ORDER_STATUS, cl_ord_id=request.cl_ord_id))
         return out
@@ -281,8 +354,12 @@ class OrderEngine:
         parent = self.parents[child.parent_id]
         now = self.clock.now_ns()
         if report.exec_type is ExecType.REJECTED:
-            self._breaker(self.breakers.failure(child.venue, now, f"rejected child {child.cl_ord_id}: "
-                                                                  f"{report.text or 'no reason given'}"), out)
+            self._breaker(
+                self.breakers.failure(
+                    child.venue, now, f"rejected child {child.cl_ord_id}: {report.text or 'no reason given'}"
+                ),
+                out,
+            )
         elif not child.acked or report.exec_type is ExecType.TRADE:
             self._breaker(self.breakers.success(child.venue, now, child.cl_ord_id), out)
         if not child.acked:
@@ -296,7 +373,9 @@ class OrderEngine:
         if report.exec_type is ExecType.REJECTED:
             self._child_rejected(parent, child, report.text or "rejected by venue")
         elif report.ord_status in TERMINAL or report.exec_type in (
-            ExecType.CANCELED, ExecType.EXPIRED, ExecType.DONE_FOR_DAY
+            ExecType.CANCELED,
+            ExecType.EXPIRED,
+            ExecType.DONE_FOR_DAY,
         ):
             child.status = report.ord_status if report.ord_status in TERMINAL else OrdStatus.CANCELED
         elif child.status is OrdStatus.PENDING_NEW:
@@ -368,10 +447,16 @@ class OrderEngine:
         for parent in self._resting_dark:
             if parent.dark_deadline_ns > now_ns:  # type: ignore[operator]
                 continue
-            due = [child for child in _live_dark(parent) if not child.cancel_sent and self.venues[child.venue].connected]
+            due = [
+                child for child in _live_dark(parent) if not child.cancel_sent and self.venues[child.venue].connected
+            ]
             if due:
-                out.decisions.append(Routine(f"dark resting time is up for {parent.order_id}: canceling "
-                                             f"{len(due)} dark child(ren); what is left goes to lit venues"))
+                out.decisions.append(
+                    Routine(
+                        f"dark resting time is up for {parent.order_id}: canceling "
+                        f"{len(due)} dark child(ren); what is left goes to lit venues"
+                    )
+                )
                 for child in due:
                     self._cancel_child(child, out)
         self._resting_dark = [p for p in self._resting_dark if _live_dark(p)]
@@ -383,16 +468,21 @@ class OrderEngine:
         for child in list(self._unanswered.values()):
             if not child.live or child.acked:
                 del self._unanswered[child.cl_ord_id]
-            elif now_ns - (child.queried_ns or child.sent_ns) >= self.child_timeout_ns \
-                    and self.venues[child.venue].connected:
+            elif (
+                now_ns - (child.queried_ns or child.sent_ns) >= self.child_timeout_ns
+                and self.venues[child.venue].connected
+            ):
                 waited = f"{(now_ns - child.sent_ns) // 1_000_000} ms"
-                out.decisions.append(f"{child.venue} has not answered child {child.cl_ord_id} for {waited}: "
-                                     f"asking where it stands")
+                out.decisions.append(
+                    f"{child.venue} has not answered child {child.cl_ord_id} for {waited}: asking where it stands"
+                )
                 # A silent child counts once, and only against a venue silent since it went out: reports still
                 # coming in from it mean a queue (a burst, ours or the venue's), not a venue that stopped answering.
                 if child.queried_ns is None and self._heard_ns.get(child.venue, -1) < child.sent_ns:
-                    self._breaker(self.breakers.failure(child.venue, now_ns, f"child {child.cl_ord_id} "
-                                                                             f"unanswered for {waited}"), out)
+                    self._breaker(
+                        self.breakers.failure(child.venue, now_ns, f"child {child.cl_ord_id} unanswered for {waited}"),
+                        out,
+                    )
                 self._query(child, now_ns, out)
         for change in self.breakers.tick(now_ns):
             self._breaker(change, out)
@@ -525,8 +615,9 @@ class OrderEngine:
         if len(kept) < len(decision.children):
             notes.append("one probe child per half-open venue")
         # Candidates passed on as they are: replace() would otherwise build them (they are built on first read).
-        return dataclasses.replace(decision, children=tuple(kept), reason="; ".join(notes),
-                                   candidates=decision.__dict__["_candidates"])
+        return dataclasses.replace(
+            decision, children=tuple(kept), reason="; ".join(notes), candidates=decision.__dict__["_candidates"]
+        )
 
     def _exposure(self, session: str, skip: ParentOrder | None) -> tuple[int, Decimal]:
         qty, notional = 0, ZERO
@@ -540,8 +631,9 @@ class OrderEngine:
                 notional += unit * leaves
         return qty, notional
 
-    def _answer_possible_duplicate(self, request: NewOrder | InvalidOrder | CancelRequest | ReplaceRequest
-                                   | InvalidChange, out: Outbox) -> bool:
+    def _answer_possible_duplicate(
+        self, request: NewOrder | InvalidOrder | CancelRequest | ReplaceRequest | InvalidChange, out: Outbox
+    ) -> bool:
         """A PossDup/PossResend request whose ClOrdID we already know was seen before (the OMS resent it after a
         restart or a lost sequence number): answer with the order's current status, never act on it twice and
         never reject the order it names."""
@@ -556,8 +648,12 @@ class OrderEngine:
             report = self._report(parent, ExecType.ORDER_STATUS, cl_ord_id=request.cl_ord_id, text=text)
         else:
             return False
-        out.decisions.append(Routine(f"possible duplicate {request.cl_ord_id} from {request.session}: "
-                                     f"answered with the status of {report.order_id}"))
+        out.decisions.append(
+            Routine(
+                f"possible duplicate {request.cl_ord_id} from {request.session}: "
+                f"answered with the status of {report.order_id}"
+            )
+        )
         out.add(report)
         return True
 
@@ -567,39 +663,90 @@ class OrderEngine:
             return out
         parent = self._by_cl_ord_id.get((invalid.session, invalid.orig_cl_ord_id))
         final = self.finished.get(invalid.session, invalid.orig_cl_ord_id) if parent is None else None
-        order_id, status = (parent.order_id, parent.status) if parent else \
-            (final.order_id, final.ord_status) if final else ("NONE", OrdStatus.REJECTED)
-        out.add(CancelReject(invalid.session, order_id, invalid.cl_ord_id, invalid.orig_cl_ord_id, status,
-                             invalid.response_to, CxlRejReason.OTHER, invalid.text))
+        order_id, status = (
+            (parent.order_id, parent.status)
+            if parent
+            else (final.order_id, final.ord_status)
+            if final
+            else ("NONE", OrdStatus.REJECTED)
+        )
+        out.add(
+            CancelReject(
+                invalid.session,
+                order_id,
+                invalid.cl_ord_id,
+                invalid.orig_cl_ord_id,
+                status,
+                invalid.response_to,
+                CxlRejReason.OTHER,
+                invalid.text,
+            )
+        )
         return out
 
-    def _find_for_change(self, request: CancelRequest | ReplaceRequest, response_to: str,
-                         out: Outbox) -> ParentOrder | None:
+    def _find_for_change(
+        self, request: CancelRequest | ReplaceRequest, response_to: str, out: Outbox
+    ) -> ParentOrder | None:
         if self._answer_possible_duplicate(request, out):
             return None
         parent = self._by_cl_ord_id.get((request.session, request.orig_cl_ord_id))
         final = self.finished.get(request.session, request.orig_cl_ord_id) if parent is None else None
         if final is not None:
-            out.add(CancelReject(request.session, final.order_id, request.cl_ord_id, request.orig_cl_ord_id,
-                                 final.ord_status, response_to, CxlRejReason.TOO_LATE,
-                                 f"too late: order is already {final.ord_status.name.lower()}"))
+            out.add(
+                CancelReject(
+                    request.session,
+                    final.order_id,
+                    request.cl_ord_id,
+                    request.orig_cl_ord_id,
+                    final.ord_status,
+                    response_to,
+                    CxlRejReason.TOO_LATE,
+                    f"too late: order is already {final.ord_status.name.lower()}",
+                )
+            )
             return None
         if parent is None:
-            out.add(CancelReject(request.session, "NONE", request.cl_ord_id, request.orig_cl_ord_id,
-                                 OrdStatus.REJECTED, response_to, CxlRejReason.UNKNOWN_ORDER,
-                                 f"unknown order OrigClOrdID {request.orig_cl_ord_id}"))
+            out.add(
+                CancelReject(
+                    request.session,
+                    "NONE",
+                    request.cl_ord_id,
+                    request.orig_cl_ord_id,
+                    OrdStatus.REJECTED,
+                    response_to,
+                    CxlRejReason.UNKNOWN_ORDER,
+                    f"unknown order OrigClOrdID {request.orig_cl_ord_id}",
+                )
+            )
             return None
         if (request.session, request.cl_ord_id) in self._by_cl_ord_id:
-            out.add(self._cancel_reject(parent, request, response_to, CxlRejReason.OTHER,
-                                        f"duplicate ClOrdID {request.cl_ord_id}"))
+            out.add(
+                self._cancel_reject(
+                    parent, request, response_to, CxlRejReason.OTHER, f"duplicate ClOrdID {request.cl_ord_id}"
+                )
+            )
             return None
         if not parent.live:
-            out.add(self._cancel_reject(parent, request, response_to, CxlRejReason.TOO_LATE,
-                                        f"too late: order is already {parent.status.name.lower()}"))
+            out.add(
+                self._cancel_reject(
+                    parent,
+                    request,
+                    response_to,
+                    CxlRejReason.TOO_LATE,
+                    f"too late: order is already {parent.status.name.lower()}",
+                )
+            )
             return None
         if parent.pending is not None:
-            out.add(self._cancel_reject(parent, request, response_to, CxlRejReason.PENDING,
-                                        "a cancel or replace is already pending for this order"))
+            out.add(
+                self._cancel_reject(
+                    parent,
+                    request,
+                    response_to,
+                    CxlRejReason.PENDING,
+                    "a cancel or replace is already pending for this order",
+                )
+            )
             return None
         return parent
 
@@ -613,9 +760,15 @@ class OrderEngine:
             return
         cancel = isinstance(request, CancelRequest)
         self._set_status(parent, OrdStatus.PENDING_CANCEL if cancel else OrdStatus.PENDING_REPLACE, out)
-        out.add(self._report(parent, ExecType.PENDING_CANCEL if cancel else ExecType.PENDING_REPLACE,
-                             cl_ord_id=request.cl_ord_id, orig_cl_ord_id=request.orig_cl_ord_id,
-                             text=self._pending_in_doubt(parent)))
+        out.add(
+            self._report(
+                parent,
+                ExecType.PENDING_CANCEL if cancel else ExecType.PENDING_REPLACE,
+                cl_ord_id=request.cl_ord_id,
+                orig_cl_ord_id=request.orig_cl_ord_id,
+                text=self._pending_in_doubt(parent),
+            )
+        )
         self._cancel_children(parent, out)
 
     def _fill(self, parent: ParentOrder, child: ChildOrder, report: VenueReport, out: Outbox) -> None:
@@ -630,8 +783,15 @@ class OrderEngine:
             return
         child.cum_qty += qty
         child.notional += report.last_px * qty
-        self.learning.child_filled(f"{child.venue}/{parent.symbol}", child.venue, parent.side, qty, report.last_px,
-                                   self.clock.now_ns(), child.sent_mid)
+        self.learning.child_filled(
+            f"{child.venue}/{parent.symbol}",
+            child.venue,
+            parent.side,
+            qty,
+            report.last_px,
+            self.clock.now_ns(),
+            child.sent_mid,
+        )
         old = parent.status
         parent.apply_fill(qty, report.last_px)
         if parent.status is not old:
@@ -656,24 +816,33 @@ class OrderEngine:
             child.queried_ns = self.clock.now_ns()  # asked again child_timeout_ns from now
             self._reports_behind[child.cl_ord_id] = child
             what = "does not know it yet" if unknown else f"shows {missing} more filled than its reports"
-            out.decisions.append(Routine(f"{child.venue} {what} on child {child.cl_ord_id}: waiting "
-                                         f"({child.status_ahead} of {self.status_waits})"))
+            out.decisions.append(
+                Routine(
+                    f"{child.venue} {what} on child {child.cl_ord_id}: waiting "
+                    f"({child.status_ahead} of {self.status_waits})"
+                )
+            )
             return True
         self._reports_behind.pop(child.cl_ord_id, None)
         if unknown:  # the venue does not know it: ended below, and
             child.rejected = True  # no lesson about the venue's liquidity
-            out.decisions.append(f"{child.venue} does not know child {child.cl_ord_id}: it never arrived; "
-                                 f"its {child.leaves_qty} go back to the parent")
+            out.decisions.append(
+                f"{child.venue} does not know child {child.cl_ord_id}: it never arrived; "
+                f"its {child.leaves_qty} go back to the parent"
+            )
             return False
         price = child.spec.price
         if report.avg_px is not None and report.cum_qty is not None:
             price = ((report.avg_px * report.cum_qty - child.notional) / missing).quantize(_LAST_PX_PLACES)
         if price is None:
-            out.decisions.append(f"{child.venue} reports {missing} more filled on child {child.cl_ord_id} "
-                                 f"with no price to book them at")
+            out.decisions.append(
+                f"{child.venue} reports {missing} more filled on child {child.cl_ord_id} with no price to book them at"
+            )
             return False
-        out.decisions.append(f"{child.venue} reports {missing} filled on child {child.cl_ord_id} that no "
-                             f"execution report told us of: booked at {price}, the venue's average for them")
+        out.decisions.append(
+            f"{child.venue} reports {missing} filled on child {child.cl_ord_id} that no "
+            f"execution report told us of: booked at {price}, the venue's average for them"
+        )
         self._fill(parent, child, dataclasses.replace(report, last_qty=missing, last_px=price), out)
         return False
 
@@ -706,28 +875,44 @@ class OrderEngine:
             return
         if parent.ex_destination is not None and parent.tif is not TimeInForce.DAY and parent.rounds:
             # The OMS chose the venue and asked for an immediate answer: that venue's answer is final.
-            self._end(parent, out, parent.last_reject or f"{parent.ex_destination} filled {parent.cum_qty} of "
-                                                         f"{parent.qty} {parent.tif.name}")
+            self._end(
+                parent,
+                out,
+                parent.last_reject
+                or f"{parent.ex_destination} filled {parent.cum_qty} of {parent.qty} {parent.tif.name}",
+            )
             return
         instrument = self.instruments[parent.symbol]
         tripped = self.breakers.blocked()
-        excluded = frozenset(v for v, n in parent.venue_rejects.items() if n >= self.max_venue_rejects) | \
-            frozenset(h.venue for h in self.halts if h.venue is not None) | tripped
-        request = PlanRequest(
-            order_id=parent.order_id, symbol=parent.symbol, side=parent.side, qty=parent.leaves_qty,
-            ord_type=parent.ord_type, limit=parent.price, tif=parent.tif, urgency=parent.urgency,
-            ex_destination=parent.ex_destination, dark_done=parent.dark_done,
-            dark_again=self._dark_again(parent), excluded=excluded,
-            lot=instrument.lot, strategy=parent.strategy or self.policy.default_strategy,
+        excluded = (
+            frozenset(v for v, n in parent.venue_rejects.items() if n >= self.max_venue_rejects)
+            | frozenset(h.venue for h in self.halts if h.venue is not None)
+            | tripped
         )
-        decision = self._fit_breakers(self.planner(request, self.market, self.venues, self.policy, self.learning),
-                                      tripped)
+        request = PlanRequest(
+            order_id=parent.order_id,
+            symbol=parent.symbol,
+            side=parent.side,
+            qty=parent.leaves_qty,
+            ord_type=parent.ord_type,
+            limit=parent.price,
+            tif=parent.tif,
+            urgency=parent.urgency,
+            ex_destination=parent.ex_destination,
+            dark_done=parent.dark_done,
+            dark_again=self._dark_again(parent),
+            excluded=excluded,
+            lot=instrument.lot,
+            strategy=parent.strategy or self.policy.default_strategy,
+        )
+        decision = self._fit_breakers(
+            self.planner(request, self.market, self.venues, self.policy, self.learning), tripped
+        )
         out.decisions.append(decision)
         if decision.strategy is Strategy.COST and decision.phase == "take":
             self.learning.routed([spec.venue for spec in decision.children], parent.rounds == 0)
         if not decision.children:
-            if parent.last_reject is not None or parent.tif is not TimeInForce.DAY \
-                    or parent.ord_type is OrdType.MARKET:
+            if parent.last_reject is not None or parent.tif is not TimeInForce.DAY or parent.ord_type is OrdType.MARKET:
                 self._end(parent, out, parent.last_reject or decision.reason)
             # A day limit order with nowhere to go waits for a venue to connect.
             return
@@ -742,8 +927,16 @@ class OrderEngine:
         parent.rounds += 1
         nbbo_mid = decision.nbbo.mid
         for spec in decision.children:
-            child = ChildOrder(self.ids.child_id(), parent.order_id, spec.venue, parent.symbol, parent.side, spec,
-                               sent_ns=now, sent_mid=self._venue_mid(spec.venue, parent.symbol, nbbo_mid))
+            child = ChildOrder(
+                self.ids.child_id(),
+                parent.order_id,
+                spec.venue,
+                parent.symbol,
+                parent.side,
+                spec,
+                sent_ns=now,
+                sent_mid=self._venue_mid(spec.venue, parent.symbol, nbbo_mid),
+            )
             parent.children[child.cl_ord_id] = child
             self._children[child.cl_ord_id] = child
             self._unanswered[child.cl_ord_id] = child
@@ -793,8 +986,12 @@ class OrderEngine:
         forgotten = []
         while queue and queue[0].finished_ns <= due:  # type: ignore[operator]
             forgotten.append(self._forget(queue.popleft()))
-        out.decisions.append(Routine(f"{len(forgotten)} finished order(s) left memory ({forgotten[0]} .. "
-                                     f"{forgotten[-1]}); status requests are answered from their final state"))
+        out.decisions.append(
+            Routine(
+                f"{len(forgotten)} finished order(s) left memory ({forgotten[0]} .. "
+                f"{forgotten[-1]}); status requests are answered from their final state"
+            )
+        )
 
     def _forget(self, parent: ParentOrder) -> str:
         del self.parents[parent.order_id]
@@ -825,8 +1022,10 @@ class OrderEngine:
                     child.in_doubt = True
                     self.in_doubt[child.cl_ord_id] = child
                 qty = sum(child.leaves_qty for child in held)
-                text = (f"{venue} down for {(now_ns - since) // 1_000_000} ms: {qty} in doubt there "
-                        f"(child {', '.join(c.cl_ord_id for c in held)}), held until {venue} answers")
+                text = (
+                    f"{venue} down for {(now_ns - since) // 1_000_000} ms: {qty} in doubt there "
+                    f"(child {', '.join(c.cl_ord_id for c in held)}), held until {venue} answers"
+                )
                 out.decisions.append(f"{parent.order_id}: {text}")
                 out.add(self._report(parent, ExecType.ORDER_STATUS, text=text))
 
@@ -834,8 +1033,10 @@ class OrderEngine:
         """The venue answered for a child held in doubt."""
         child.in_doubt = False
         del self.in_doubt[child.cl_ord_id]
-        text = (f"{child.venue} answered for child {child.cl_ord_id}: {child.status.name.lower()}, filled "
-                f"{child.cum_qty} of {child.spec.qty}; nothing there is in doubt any more")
+        text = (
+            f"{child.venue} answered for child {child.cl_ord_id}: {child.status.name.lower()}, filled "
+            f"{child.cum_qty} of {child.spec.qty}; nothing there is in doubt any more"
+        )
         out.decisions.append(f"{parent.order_id}: {text}")
         out.add(self._report(parent, ExecType.ORDER_STATUS, text=text))
 
@@ -844,8 +1045,10 @@ class OrderEngine:
         if not held:
             return None
         venues = ", ".join(sorted({child.venue for child in held}))
-        return (f"pending until {venues} answers: {sum(child.leaves_qty for child in held)} in doubt "
-                f"at a venue that is down")
+        return (
+            f"pending until {venues} answers: {sum(child.leaves_qty for child in held)} in doubt "
+            f"at a venue that is down"
+        )
 
     def _close(self, parent: ParentOrder, out: Outbox, text: str) -> None:
         """End a parent whose children are all out, because the gateway stops or its OMS went away."""
@@ -894,8 +1097,9 @@ class OrderEngine:
         old = parent.status
         parent.status = OrdStatus.CANCELED
         out.decisions.append(self._change(parent, old))
-        out.add(self._report(parent, ExecType.CANCELED, cl_ord_id=request.cl_ord_id,
-                             orig_cl_ord_id=request.orig_cl_ord_id))
+        out.add(
+            self._report(parent, ExecType.CANCELED, cl_ord_id=request.cl_ord_id, orig_cl_ord_id=request.orig_cl_ord_id)
+        )
         parent.cl_ord_id = request.cl_ord_id
         self._settle(parent)
 
@@ -905,8 +1109,11 @@ class OrderEngine:
         parent.pending = None
         if request.qty <= parent.cum_qty or parent.cum_qty >= parent.qty:
             parent.status = parent.working_status()
-            out.add(self._cancel_reject(parent, request, "2", CxlRejReason.TOO_LATE,
-                                        f"too late: {parent.cum_qty} already filled"))
+            out.add(
+                self._cancel_reject(
+                    parent, request, "2", CxlRejReason.TOO_LATE, f"too late: {parent.cum_qty} already filled"
+                )
+            )
             self._work(parent, out)
             return
         old = parent.status
@@ -921,43 +1128,110 @@ class OrderEngine:
         out.decisions.append(self._change(parent, old))
 
     def _change(self, parent: ParentOrder, old: OrdStatus | None) -> StateChange:
-        return StateChange(parent.order_id, parent.cl_ord_id, old, parent.status, parent.cum_qty,
-                           parent.leaves_qty)
+        return StateChange(parent.order_id, parent.cl_ord_id, old, parent.status, parent.cum_qty, parent.leaves_qty)
 
-    def _report(self, parent: ParentOrder, exec_type: ExecType, *, cl_ord_id: str | None = None,
-                orig_cl_ord_id: str | None = None, last_qty: int = 0, last_px: Decimal | None = None,
-                last_mkt: str | None = None, text: str | None = None, exec_id: str | None = None) -> ExecutionReport:
+    def _report(
+        self,
+        parent: ParentOrder,
+        exec_type: ExecType,
+        *,
+        cl_ord_id: str | None = None,
+        orig_cl_ord_id: str | None = None,
+        last_qty: int = 0,
+        last_px: Decimal | None = None,
+        last_mkt: str | None = None,
+        text: str | None = None,
+        exec_id: str | None = None,
+    ) -> ExecutionReport:
         return ExecutionReport(
-            session=parent.session, order_id=parent.order_id, cl_ord_id=cl_ord_id or parent.cl_ord_id,
-            exec_id=self.ids.exec_id() if exec_id is None else exec_id, exec_type=exec_type,
-            ord_status=parent.status, symbol=parent.symbol, side=parent.side, order_qty=parent.qty,
-            ord_type=parent.ord_type, price=parent.price,
-            tif=parent.tif, cum_qty=parent.cum_qty, leaves_qty=parent.leaves_qty, avg_px=parent.avg_px,
-            orig_cl_ord_id=orig_cl_ord_id, last_qty=last_qty, last_px=last_px, last_mkt=last_mkt, text=text,
+            session=parent.session,
+            order_id=parent.order_id,
+            cl_ord_id=cl_ord_id or parent.cl_ord_id,
+            exec_id=self.ids.exec_id() if exec_id is None else exec_id,
+            exec_type=exec_type,
+            ord_status=parent.status,
+            symbol=parent.symbol,
+            side=parent.side,
+            order_qty=parent.qty,
+            ord_type=parent.ord_type,
+            price=parent.price,
+            tif=parent.tif,
+            cum_qty=parent.cum_qty,
+            leaves_qty=parent.leaves_qty,
+            avg_px=parent.avg_px,
+            orig_cl_ord_id=orig_cl_ord_id,
+            last_qty=last_qty,
+            last_px=last_px,
+            last_mkt=last_mkt,
+            text=text,
         )
 
-    def _reject_report(self, session: str, cl_ord_id: str, symbol: str, side, qty: int,
-                       reason: OrdRejReason, text: str, order: NewOrder | None,
-                       risk_limit: str | None = None) -> ExecutionReport:
+    def _reject_report(
+        self,
+        session: str,
+        cl_ord_id: str,
+        symbol: str,
+        side,
+        qty: int,
+        reason: OrdRejReason,
+        text: str,
+        order: NewOrder | None,
+        risk_limit: str | None = None,
+    ) -> ExecutionReport:
         return ExecutionReport(
-            session=session, order_id="NONE", cl_ord_id=cl_ord_id, exec_id=self.ids.exec_id(),
-            exec_type=ExecType.REJECTED, ord_status=OrdStatus.REJECTED, symbol=symbol, side=side,
-            order_qty=max(qty, 0), ord_type=order.ord_type if order else None,
-            price=order.price if order else None, tif=order.tif if order else None,
-            cum_qty=0, leaves_qty=0, avg_px=Decimal(0), ord_rej_reason=reason, text=text, risk_limit=risk_limit,
+            session=session,
+            order_id="NONE",
+            cl_ord_id=cl_ord_id,
+            exec_id=self.ids.exec_id(),
+            exec_type=ExecType.REJECTED,
+            ord_status=OrdStatus.REJECTED,
+            symbol=symbol,
+            side=side,
+            order_qty=max(qty, 0),
+            ord_type=order.ord_type if order else None,
+            price=order.price if order else None,
+            tif=order.tif if order else None,
+            cum_qty=0,
+            leaves_qty=0,
+            avg_px=Decimal(0),
+            ord_rej_reason=reason,
+            text=text,
+            risk_limit=risk_limit,
         )
 
-    def _cancel_reject(self, parent: ParentOrder, request: CancelRequest | ReplaceRequest,
-                       response_to: str, reason: CxlRejReason, text: str, risk_limit: str | None = None) -> CancelReject:
-        return CancelReject(request.session, parent.order_id, request.cl_ord_id, request.orig_cl_ord_id,
-                            parent.status, response_to, reason, text, risk_limit)
+    def _cancel_reject(
+        self,
+        parent: ParentOrder,
+        request: CancelRequest | ReplaceRequest,
+        response_to: str,
+        reason: CxlRejReason,
+        text: str,
+        risk_limit: str | None = None,
+    ) -> CancelReject:
+        return CancelReject(
+            request.session,
+            parent.order_id,
+            request.cl_ord_id,
+            request.orig_cl_ord_id,
+            parent.status,
+            response_to,
+            reason,
+            text,
+            risk_limit,
+        )
 
 
 class _Lookup:
     """The engine's reference price for one order, looked up at most once and put on record when it is."""
 
     def __init__(self, engine: OrderEngine, session: str, cl_ord_id: str, symbol: str, side, out: Outbox) -> None:
-        self._engine, self._session, self._cl_ord_id, self._symbol, self._side = engine, session, cl_ord_id, symbol, side
+        self._engine, self._session, self._cl_ord_id, self._symbol, self._side = (
+            engine,
+            session,
+            cl_ord_id,
+            symbol,
+            side,
+        )
         self._out = out
         self._done = False
         self.found: Reference | None = None

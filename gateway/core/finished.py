@@ -1,4 +1,5 @@
 """The final states of orders the engine has forgotten: a bounded cache for status requests and duplicate ClOrdIDs."""
+
 from __future__ import annotations
 
 from collections import OrderedDict

@@ -1,4 +1,5 @@
 """Immutable L2 book snapshots per venue and the consolidated view (NBBO) built from them."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -57,10 +58,12 @@ class BookSnapshot:
         if any(level.qty <= 0 for level in self.asks):
             object.__setattr__(self, "asks", tuple([level for level in self.asks if level.qty > 0]))
         venue = self.venue
-        object.__setattr__(self, "bid_rows", tuple([(-price_key(level.price), level.qty, venue, level.price)
-                                                    for level in self.bids]))
-        object.__setattr__(self, "ask_rows", tuple([(price_key(level.price), level.qty, venue, level.price)
-                                                    for level in self.asks]))
+        object.__setattr__(
+            self, "bid_rows", tuple([(-price_key(level.price), level.qty, venue, level.price) for level in self.bids])
+        )
+        object.__setattr__(
+            self, "ask_rows", tuple([(price_key(level.price), level.qty, venue, level.price) for level in self.asks])
+        )
 
     @property
     def best_bid(self) -> Level | None:
@@ -136,8 +139,12 @@ class MarketView:
     def book(self, venue: str, symbol: str) -> BookSnapshot | None:
         """The venue's current book, or None if there is none or it is stale."""
         snapshot = self._books.get((venue, symbol))
-        if snapshot is not None and self._clock is not None and self._max_age_ns \
-                and self._clock.now_ns() - snapshot.ts_ns > self._max_age_ns:
+        if (
+            snapshot is not None
+            and self._clock is not None
+            and self._max_age_ns
+            and self._clock.now_ns() - snapshot.ts_ns > self._max_age_ns
+        ):
             return None
         return snapshot
 
@@ -148,8 +155,11 @@ class MarketView:
 
     def nbbo(self, symbol: str, venues: Mapping[str, VenueInfo]) -> Nbbo:
         """Best bid and offer over connected, protected lit venues."""
-        books = (self.book(name, symbol) for name, info in venues.items()
-                 if info.kind is VenueKind.LIT and info.connected and info.protected)
+        books = (
+            self.book(name, symbol)
+            for name, info in venues.items()
+            if info.kind is VenueKind.LIT and info.connected and info.protected
+        )
         return fold_nbbo([book for book in books if book is not None])
 
 

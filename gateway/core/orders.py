@@ -1,4 +1,5 @@
 """Parent and child order state: quantities, fills, FIX OrdStatus, CumQty and AvgPx."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """Pre-trade risk limits: every new order and replace is checked here before anything is routed."""
+
 from __future__ import annotations
 
 from collections import deque
@@ -126,11 +127,17 @@ class RiskGate:
         if sym in self.limits.restricted:
             return Refusal("restricted_symbols", OrdRejReason.BROKER_OPTION, f"{sym} is a restricted symbol")
         if t.ord_type is OrdType.MARKET and not lim.market_orders:
-            return Refusal("market_orders", OrdRejReason.BROKER_OPTION,
-                           f"market orders are not allowed for {sym} (market_orders false)")
+            return Refusal(
+                "market_orders",
+                OrdRejReason.BROKER_OPTION,
+                f"market orders are not allowed for {sym} (market_orders false)",
+            )
         if lim.max_order_qty is not None and t.qty > lim.max_order_qty:
-            return Refusal("max_order_qty", OrdRejReason.EXCEEDS_LIMIT,
-                           f"OrderQty {t.qty} exceeds max_order_qty {lim.max_order_qty} for {sym}")
+            return Refusal(
+                "max_order_qty",
+                OrdRejReason.EXCEEDS_LIMIT,
+                f"OrderQty {t.qty} exceeds max_order_qty {lim.max_order_qty} for {sym}",
+            )
         collar = self._collar(t, lim, reference)
         if collar is not None:
             return collar
@@ -138,40 +145,61 @@ class RiskGate:
         if unit is None and (lim.max_order_notional is not None or lim.max_open_notional is not None):
             ref = reference()
             if ref is None:
-                return Refusal("max_order_notional", OrdRejReason.EXCEEDS_LIMIT,
-                               f"no price to value a market order in {sym} against its notional limits")
+                return Refusal(
+                    "max_order_notional",
+                    OrdRejReason.EXCEEDS_LIMIT,
+                    f"no price to value a market order in {sym} against its notional limits",
+                )
             unit = ref.price
         # unit is None only for a market order with neither notional limit set.
         if lim.max_order_notional is not None and unit is not None and unit * t.qty > lim.max_order_notional:
-            return Refusal("max_order_notional", OrdRejReason.EXCEEDS_LIMIT,
-                           f"notional {unit * t.qty} ({t.qty} x {unit}) exceeds max_order_notional "
-                           f"{lim.max_order_notional} for {sym}")
+            return Refusal(
+                "max_order_notional",
+                OrdRejReason.EXCEEDS_LIMIT,
+                f"notional {unit * t.qty} ({t.qty} x {unit}) exceeds max_order_notional "
+                f"{lim.max_order_notional} for {sym}",
+            )
         if lim.max_open_qty is not None or lim.max_open_notional is not None:
             open_qty, open_notional = exposure()
             if lim.max_open_qty is not None and open_qty + t.leaves > lim.max_open_qty:
-                return Refusal("max_open_qty", OrdRejReason.EXCEEDS_LIMIT,
-                               f"open quantity {open_qty + t.leaves} ({open_qty} open + {t.leaves}) exceeds "
-                               f"max_open_qty {lim.max_open_qty} for {t.session}")
-            if lim.max_open_notional is not None and unit is not None \
-                    and open_notional + unit * t.leaves > lim.max_open_notional:
-                return Refusal("max_open_notional", OrdRejReason.EXCEEDS_LIMIT,
-                               f"open notional {open_notional + unit * t.leaves} ({open_notional} open + "
-                               f"{unit * t.leaves}) exceeds max_open_notional {lim.max_open_notional} "
-                               f"for {t.session}")
+                return Refusal(
+                    "max_open_qty",
+                    OrdRejReason.EXCEEDS_LIMIT,
+                    f"open quantity {open_qty + t.leaves} ({open_qty} open + {t.leaves}) exceeds "
+                    f"max_open_qty {lim.max_open_qty} for {t.session}",
+                )
+            if (
+                lim.max_open_notional is not None
+                and unit is not None
+                and open_notional + unit * t.leaves > lim.max_open_notional
+            ):
+                return Refusal(
+                    "max_open_notional",
+                    OrdRejReason.EXCEEDS_LIMIT,
+                    f"open notional {open_notional + unit * t.leaves} ({open_notional} open + "
+                    f"{unit * t.leaves}) exceeds max_open_notional {lim.max_open_notional} "
+                    f"for {t.session}",
+                )
         if lim.max_orders_per_s is not None:
             recent = self._window(self._recent, t.session, t.now_ns - _SECOND_NS)
             if len(recent) >= lim.max_orders_per_s:
-                return Refusal("max_orders_per_s", OrdRejReason.EXCEEDS_LIMIT,
-                               f"order rate {len(recent) + 1} in 1 s exceeds max_orders_per_s "
-                               f"{lim.max_orders_per_s} for {t.session}")
+                return Refusal(
+                    "max_orders_per_s",
+                    OrdRejReason.EXCEEDS_LIMIT,
+                    f"order rate {len(recent) + 1} in 1 s exceeds max_orders_per_s "
+                    f"{lim.max_orders_per_s} for {t.session}",
+                )
         if lim.duplicate_window_ms and not t.replace:
             sent = self._window(self._sent, t.session, t.now_ns - lim.duplicate_window_ms * _MS)
             key = _order_key(t)
             for at, seen in reversed(sent):
                 if seen == key:
-                    return Refusal("duplicate_window_ms", OrdRejReason.DUPLICATE_ORDER,
-                                   f"duplicate of an order {(t.now_ns - at) // _MS} ms ago (same side, symbol, "
-                                   f"qty and price) within duplicate_window_ms {lim.duplicate_window_ms} for {sym}")
+                    return Refusal(
+                        "duplicate_window_ms",
+                        OrdRejReason.DUPLICATE_ORDER,
+                        f"duplicate of an order {(t.now_ns - at) // _MS} ms ago (same side, symbol, "
+                        f"qty and price) within duplicate_window_ms {lim.duplicate_window_ms} for {sym}",
+                    )
         return None
 
     def accepted(self, t: Ticket) -> None:
@@ -187,21 +215,31 @@ class RiskGate:
             return None
         ref = reference()
         if ref is None:
-            return Refusal("price_collar", OrdRejReason.EXCEEDS_LIMIT,
-                           f"no NBBO and no reference price for {t.symbol} to check the price collar")
+            return Refusal(
+                "price_collar",
+                OrdRejReason.EXCEEDS_LIMIT,
+                f"no NBBO and no reference price for {t.symbol} to check the price collar",
+            )
         bands = []
         if lim.price_collar_bps is not None:
             bands.append((ref.price * lim.price_collar_bps / _BPS, f"price_collar_bps {lim.price_collar_bps}"))
         if lim.price_collar_ticks is not None:
-            bands.append((self._ticks.get(t.symbol, Decimal("0.01")) * lim.price_collar_ticks,
-                          f"price_collar_ticks {lim.price_collar_ticks}"))
+            bands.append(
+                (
+                    self._ticks.get(t.symbol, Decimal("0.01")) * lim.price_collar_ticks,
+                    f"price_collar_ticks {lim.price_collar_ticks}",
+                )
+            )
         band, name = min(bands, key=lambda b: b[0])
         bound = ref.price + band if t.side.is_buy else ref.price - band
         if (t.price > bound) if t.side.is_buy else (t.price < bound):
             word = "above" if t.side.is_buy else "below"
-            return Refusal(name.split(" ")[0], OrdRejReason.EXCEEDS_LIMIT,
-                           f"Price {t.price} is {word} the collar {bound} ({name} from the {ref.source} "
-                           f"{ref.price}) for {t.symbol}")
+            return Refusal(
+                name.split(" ")[0],
+                OrdRejReason.EXCEEDS_LIMIT,
+                f"Price {t.price} is {word} the collar {bound} ({name} from the {ref.source} "
+                f"{ref.price}) for {t.symbol}",
+            )
         return None
 
     @staticmethod
@@ -234,8 +272,9 @@ class PriceReference:
     reference: Reference | None
 
 
-def market_reference(nbbo_bid: Decimal | None, nbbo_ask: Decimal | None, reference_price: Decimal | None,
-                     symbol: str, side: Side) -> Reference | None:
+def market_reference(
+    nbbo_bid: Decimal | None, nbbo_ask: Decimal | None, reference_price: Decimal | None, symbol: str, side: Side
+) -> Reference | None:
     """The far touch of the NBBO for `side` (a buy is measured from the ask), else its near touch, else the
     symbol's configured reference price."""
     touches = [(nbbo_ask, "NBBO ask"), (nbbo_bid, "NBBO bid")]
@@ -260,6 +299,9 @@ class Halt:
         return self.venue is None and self.session in (None, session) and self.symbol in (None, symbol)
 
     def __str__(self) -> str:
-        scope = [f"{name} {value}" for name, value in (("session", self.session), ("symbol", self.symbol),
-                                                       ("venue", self.venue)) if value is not None]
+        scope = [
+            f"{name} {value}"
+            for name, value in (("session", self.session), ("symbol", self.symbol), ("venue", self.venue))
+            if value is not None
+        ]
         return "halt (" + (", ".join(scope) or "everything") + ")"

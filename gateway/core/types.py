@@ -1,4 +1,5 @@
 """Plain domain types shared by the core, the FIX adapters and the simulator."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

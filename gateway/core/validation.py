@@ -1,4 +1,5 @@
 """Business validation of parent orders and replaces, each failure with a FIX reason and a clear text."""
+
 from __future__ import annotations
 
 from collections.abc import Container, Mapping
@@ -13,7 +14,7 @@ SHOWN_CHARS = 40  # of a value the OMS sent, echoed in a reject's Text
 def shown(value: object) -> str:
     """A value the OMS sent, as a reject's Text may echo it: at most SHOWN_CHARS characters."""
     text = str(value)
-    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS - 3]}..."
+    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 3]}..."
 
 
 @dataclass(frozen=True, slots=True)

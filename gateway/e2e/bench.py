@@ -1,5 +1,6 @@
 """`sorgw bench --e2e`: the same OMS against the gateway, a do-nothing pass-through and the venue directly, each
 path its own processes on 127.0.0.1, in interleaved rounds; the figures are medians of the rounds."""
+
 from __future__ import annotations
 
 import asyncio
@@ -69,10 +70,24 @@ class Route:
 def _venues(n: int, split: int) -> list[dict]:
     """n lit venues that fill every marketable order at once: deep books that never run out, no latency. The
     first `split` quote the best price on both sides; the rest one tick worse, so a sweep reaches only those."""
-    return [{"name": f"LIT{chr(65 + i)}", "kind": "lit", "maker_fee": "0", "taker_fee": "0", "latency_us": 100,
-             "sim": {"depth": {"levels": 1, "qty_per_level": 10**12, "spread_ticks": 1 if i < split else 2,
-                               "replenish_ms": 0}}}
-            for i in range(n)]
+    return [
+        {
+            "name": f"LIT{chr(65 + i)}",
+            "kind": "lit",
+            "maker_fee": "0",
+            "taker_fee": "0",
+            "latency_us": 100,
+            "sim": {
+                "depth": {
+                    "levels": 1,
+                    "qty_per_level": 10**12,
+                    "spread_ticks": 1 if i < split else 2,
+                    "replenish_ms": 0,
+                }
+            },
+        }
+        for i in range(n)
+    ]
 
 
 def _books(opts: Options, name: str) -> dict:
@@ -125,8 +140,9 @@ async def _drop_table(url: str, table: str) -> None:
 
 
 def _spawn(args: list[str], log: Path, stdout=None) -> subprocess.Popen:
-    return subprocess.Popen(args, stdout=stdout or log.open("w"), stderr=log.open("a") if stdout else subprocess.STDOUT,
-                            text=True)
+    return subprocess.Popen(
+        args, stdout=stdout or log.open("w"), stderr=log.open("a") if stdout else subprocess.STDOUT, text=True
+    )
 
 
 def _tail(log: Path | None, lines: int = 15) -> str:
@@ -172,40 +188,83 @@ def _start_path(name: str, opts: Options, work: Path, paths: list[Route]) -> Non
     """Start the path's processes, each in `paths` as soon as it runs, so a failure further on stops them too."""
     home = work / name
     home.mkdir(parents=True)
-    gateway_cfg, venues_cfg = topology.build(home, _venues(opts.venues, opts.split), gateway_overrides={
-        "metrics": {"port": topology.free_port()}, "audit": _audit(opts, home),
-        "logging": {"level": opts.log_level}, **_books(opts, name)})
+    gateway_cfg, venues_cfg = topology.build(
+        home,
+        _venues(opts.venues, opts.split),
+        gateway_overrides={
+            "metrics": {"port": topology.free_port()},
+            "audit": _audit(opts, home),
+            "logging": {"level": opts.log_level},
+            **_books(opts, name),
+        },
+    )
     venues_cfg = venues_cfg.model_copy(update={"mqtt": gateway_cfg.mqtt})
     (home / "venues.yaml").write_text(yaml.safe_dump(venues_cfg.model_dump(mode="json", by_alias=True)))
     (home / "gateway.yaml").write_text(yaml.safe_dump(gateway_cfg.model_dump(mode="json", by_alias=True)))
     venue_log = home / "venues.log"
-    venue = _spawn([*SORGW, "venue", "--config", str(home / "venues.yaml"), "--work-dir", str(home / "venue-work"),
-                    "--log-level", "warning"], venue_log)
+    venue = _spawn(
+        [
+            *SORGW,
+            "venue",
+            "--config",
+            str(home / "venues.yaml"),
+            "--work-dir",
+            str(home / "venue-work"),
+            "--log-level",
+            "warning",
+        ],
+        venue_log,
+    )
     path = Route(name, venue, venue_log)
     paths.append(path)
     for v in venues_cfg.venues:
         _wait_port(v.port, venue, venue_log)
     fix_spec = {"begin_string": "FIX.4.4", "host": "127.0.0.1"}
     if name == "direct":
-        path.plan_sessions = [{**fix_spec, "sender": v.target_comp_id, "target": v.comp_id, "port": v.port}
-                              for v in venues_cfg.venues]
+        path.plan_sessions = [
+            {**fix_spec, "sender": v.target_comp_id, "target": v.comp_id, "port": v.port} for v in venues_cfg.venues
+        ]
         return
     up = gateway_cfg.upstream
-    path.plan_sessions = [{**fix_spec, "sender": up.sessions[0].target_comp_id,
-                           "target": up.sessions[0].sender_comp_id, "port": up.port}]
+    path.plan_sessions = [
+        {**fix_spec, "sender": up.sessions[0].target_comp_id, "target": up.sessions[0].sender_comp_id, "port": up.port}
+    ]
     path.destinations = [v.name for v in gateway_cfg.venues] if opts.split == 1 else None
     path.middle_log = home / f"{name}.log"
     if name == "gateway":
-        path.middle = _spawn([*SORGW, "run", "--config", str(home / "gateway.yaml"), "--work-dir",
-                              str(home / "gateway-work"), "--log-level", opts.log_level], path.middle_log)
+        path.middle = _spawn(
+            [
+                *SORGW,
+                "run",
+                "--config",
+                str(home / "gateway.yaml"),
+                "--work-dir",
+                str(home / "gateway-work"),
+                "--log-level",
+                opts.log_level,
+            ],
+            path.middle_log,
+        )
         try:
             wait_gateway_ready(gateway_cfg, path.middle, START_TIMEOUT)
         except (RuntimeError, TimeoutError) as exc:
             raise BenchError(f"the gateway did not start: {exc}:\n{_tail(path.middle_log)}") from None
     else:
-        path.middle = _spawn([sys.executable, "-m", "gateway.passthrough", "--config", str(home / "gateway.yaml"),
-                              "--work-dir", str(home / "passthrough-work"), "--split", str(opts.split)], path.middle_log,
-                             stdout=subprocess.PIPE)
+        path.middle = _spawn(
+            [
+                sys.executable,
+                "-m",
+                "gateway.passthrough",
+                "--config",
+                str(home / "gateway.yaml"),
+                "--work-dir",
+                str(home / "passthrough-work"),
+                "--split",
+                str(opts.split),
+            ],
+            path.middle_log,
+            stdout=subprocess.PIPE,
+        )
         _wait_line(path.middle, PASSTHROUGH_READY, path.middle_log, "the pass-through")
 
 
@@ -217,11 +276,18 @@ def cpu_seconds(pid: int) -> float:
 
 
 def _round(path: Route, opts: Options, work: Path, number: int) -> None:
-    plan = {"sessions": path.plan_sessions, "destinations": path.destinations, "split": opts.split,
-            "round": number, "orders": opts.orders,
-            "rates": list(opts.rates), "duration": opts.duration, "timeout": opts.phase_timeout,
-            "logon_timeout": START_TIMEOUT,
-            "fix": {"heartbeat_interval": 5, "reconnect_interval": 1}}
+    plan = {
+        "sessions": path.plan_sessions,
+        "destinations": path.destinations,
+        "split": opts.split,
+        "round": number,
+        "orders": opts.orders,
+        "rates": list(opts.rates),
+        "duration": opts.duration,
+        "timeout": opts.phase_timeout,
+        "logon_timeout": START_TIMEOUT,
+        "fix": {"heartbeat_interval": 5, "reconnect_interval": 1},
+    }
     log = work / path.name / f"oms-round{number}.log"
     oms = _spawn([sys.executable, "-m", "gateway.e2e.load", json.dumps(plan)], log, stdout=subprocess.PIPE)
     what = f"round {number} on the {path.name} path"
@@ -266,8 +332,9 @@ def summarise(path: Route) -> dict:
     out: dict = {
         "fills": sum(r["fills"] for r in path.rounds),
         "ping": median_of([latency(r["ping"]) for r in path.rounds]),
-        "rates": {rate: median_of([latency(r["rates"][rate]) for r in path.rounds])
-                  for rate in path.rounds[0]["rates"]},
+        "rates": {
+            rate: median_of([latency(r["rates"][rate]) for r in path.rounds]) for rate in path.rounds[0]["rates"]
+        },
         "burst_per_s": statistics.median(r["burst"]["orders"] / r["burst"]["seconds"] for r in path.rounds),
     }
     if path.middle:
@@ -301,13 +368,26 @@ def run(opts: Options, work_dir: Path | None = None) -> dict:
             try:
                 asyncio.run(_clear_books(opts.mqtt, _prefix(), [v["name"] for v in _venues(opts.venues, 1)]))
             except (aiomqtt.MqttError, OSError) as exc:
-                print(f"sorgw bench --e2e: retained books under {_prefix()}/ left on {opts.mqtt}: {exc}",
-                      file=sys.stderr)
+                print(
+                    f"sorgw bench --e2e: retained books under {_prefix()}/ left on {opts.mqtt}: {exc}", file=sys.stderr
+                )
     books = {"mqtt": opts.mqtt, "mqtt_prefix": _prefix()} if opts.split > 1 else {}
     table = {"audit_table": _table()} if opts.audit != "sqlite" else {}
-    return {"options": {**books, **table, "venues": opts.venues, "split": opts.split, "audit": opts.audit, "log_level": opts.log_level,
-                        "rates": list(opts.rates), "duration": opts.duration, "orders": opts.orders,
-                        "rounds": opts.rounds},
-            "work_dir": str(work), "paths": figures,
-            "gateway_over_passthrough": ratios(figures["gateway"], figures["passthrough"]),
-            "passthrough_over_direct": ratios(figures["passthrough"], figures["direct"])}
+    return {
+        "options": {
+            **books,
+            **table,
+            "venues": opts.venues,
+            "split": opts.split,
+            "audit": opts.audit,
+            "log_level": opts.log_level,
+            "rates": list(opts.rates),
+            "duration": opts.duration,
+            "orders": opts.orders,
+            "rounds": opts.rounds,
+        },
+        "work_dir": str(work),
+        "paths": figures,
+        "gateway_over_passthrough": ratios(figures["gateway"], figures["passthrough"]),
+        "passthrough_over_direct": ratios(figures["passthrough"], figures["direct"]),
+    }

@@ -5,6 +5,7 @@ time (ping), open-loop at each rate (each order sent on its schedule, its round 
 time, so queueing anywhere shows) and all at once (burst); it prints one JSON line of round trips (ns) and exits 0,
 or names what failed on stderr and exits 1.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,9 @@ class LoadOms(GuardedApplication):
 
     role = "bench-oms"
 
-    def __init__(self, specs: list[SessionSpec], destinations: list[str] | None, split: int, fix_cfg: FixConfig,
-                 work_dir: Path) -> None:
+    def __init__(
+        self, specs: list[SessionSpec], destinations: list[str] | None, split: int, fix_cfg: FixConfig, work_dir: Path
+    ) -> None:
         super().__init__()
         self.specs = specs
         self.destinations = destinations
@@ -63,8 +65,9 @@ class LoadOms(GuardedApplication):
     def start(self, timeout: float) -> None:
         self._engine.start()
         if not self.wait(lambda: len(self._logged_on) == len(self.keys), timeout):
-            raise LoadFailed(f"not logged on within {timeout:g} s: "
-                             f"{', '.join(sorted(set(self.keys) - self._logged_on))}")
+            raise LoadFailed(
+                f"not logged on within {timeout:g} s: {', '.join(sorted(set(self.keys) - self._logged_on))}"
+            )
 
     def stop(self) -> None:
         shutdown(self._engine, self.sessions.values())
@@ -108,16 +111,27 @@ class LoadOms(GuardedApplication):
             for leg in range(self.legs):
                 self._send(leg, f"{cl_ord_id}.{leg}", n % 2 == 0, QTY)
         else:
-            self._send((n // 2) % len(self.keys), cl_ord_id, n % 2 == 0, QTY * self.split,
-                       self.destinations[(n // 2) % len(self.destinations)] if self.destinations else None)
+            self._send(
+                (n // 2) % len(self.keys),
+                cl_ord_id,
+                n % 2 == 0,
+                QTY * self.split,
+                self.destinations[(n // 2) % len(self.destinations)] if self.destinations else None,
+            )
 
     def _send(self, session: int, cl_ord_id: str, buy: bool, qty: int, destination: str | None = None) -> None:
         msg = fix.Message()
         msg.getHeader().setField(fix.BeginString(self.specs[session].begin_string))
         msg.getHeader().setField(fix.MsgType("D"))
-        for tag, value in ((codec.CL_ORD_ID, cl_ord_id), (codec.SYMBOL, "AAPL"), (codec.SIDE, "1" if buy else "2"),
-                           (codec.ORDER_QTY, str(qty)), (codec.ORD_TYPE, "2"),
-                           (codec.PRICE, BUY_PX if buy else SELL_PX), (codec.TIF, "0")):
+        for tag, value in (
+            (codec.CL_ORD_ID, cl_ord_id),
+            (codec.SYMBOL, "AAPL"),
+            (codec.SIDE, "1" if buy else "2"),
+            (codec.ORDER_QTY, str(qty)),
+            (codec.ORD_TYPE, "2"),
+            (codec.PRICE, BUY_PX if buy else SELL_PX),
+            (codec.TIF, "0"),
+        ):
             msg.setField(tag, value)
         if destination is not None:
             msg.setField(codec.EX_DESTINATION, destination)

@@ -1,4 +1,5 @@
 """A quickfix Application base that never lets an exception escape a callback."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -120,8 +121,12 @@ class GuardedApplication(fix.Application):
 
     def on_admin_sent(self, message: fix.Message, session: str) -> None:
         if message.getHeader().getField(codec.MSG_TYPE) == "3":  # we refused what the peer sent: ops must see it
-            log.warning("fix.session_reject_sent", role=self.role, session=session,
-                        message=message.toString().replace("\x01", "|"))
+            log.warning(
+                "fix.session_reject_sent",
+                role=self.role,
+                session=session,
+                message=message.toString().replace("\x01", "|"),
+            )
 
     def on_admin(self, message: fix.Message, session: str) -> None: ...
 

@@ -1,4 +1,5 @@
 """A scripted OMS: a FIX initiator that sends parent orders and records every reply (demo and tests)."""
+
 from __future__ import annotations
 
 import threading
@@ -39,8 +40,9 @@ def _fields(message: fix.Message) -> dict[int, str]:
     return out
 
 
-def wait_for(cond: threading.Condition, predicate: Callable[[], bool], timeout: float,
-             poll: float | None = None) -> bool:
+def wait_for(
+    cond: threading.Condition, predicate: Callable[[], bool], timeout: float, poll: float | None = None
+) -> bool:
     """Wait on `cond` until predicate() holds (checked on each notify, and every `poll` seconds if given)."""
     deadline = time.monotonic() + timeout
     with cond:
@@ -124,13 +126,28 @@ class OmsClient(GuardedApplication):
         if not fix.Session.sendToTarget(self._message(msg_type, fields), self.sessions[self.session]):
             raise RuntimeError(f"OMS session {self.session} is not logged on")
 
-    def new_order(self, cl_ord_id: str, symbol: str, side: str, qty: int, price: Decimal | str | None = None,
-                  tif: str = "0", ex_destination: str | None = None, urgency: str | None = None,
-                  strategy: str | None = None) -> None:
+    def new_order(
+        self,
+        cl_ord_id: str,
+        symbol: str,
+        side: str,
+        qty: int,
+        price: Decimal | str | None = None,
+        tif: str = "0",
+        ex_destination: str | None = None,
+        urgency: str | None = None,
+        strategy: str | None = None,
+    ) -> None:
         fields: dict[int, object] = {
-            codec.CL_ORD_ID: cl_ord_id, codec.SYMBOL: symbol, codec.SIDE: side, codec.ORDER_QTY: qty,
-            codec.ORD_TYPE: "1" if price is None else "2", codec.PRICE: price, codec.TIF: tif,
-            codec.EX_DESTINATION: ex_destination, codec.SOR_URGENCY: urgency,
+            codec.CL_ORD_ID: cl_ord_id,
+            codec.SYMBOL: symbol,
+            codec.SIDE: side,
+            codec.ORDER_QTY: qty,
+            codec.ORD_TYPE: "1" if price is None else "2",
+            codec.PRICE: price,
+            codec.TIF: tif,
+            codec.EX_DESTINATION: ex_destination,
+            codec.SOR_URGENCY: urgency,
             codec.SOR_STRATEGY: strategy,
         }
         if self.spec.begin_string == codec.FIX42:
@@ -138,15 +155,36 @@ class OmsClient(GuardedApplication):
         self.send_fields("D", fields)
 
     def cancel(self, cl_ord_id: str, orig_cl_ord_id: str, symbol: str, side: str, qty: int) -> None:
-        self.send_fields("F", {codec.CL_ORD_ID: cl_ord_id, codec.ORIG_CL_ORD_ID: orig_cl_ord_id, codec.SYMBOL: symbol,
-                        codec.SIDE: side, codec.ORDER_QTY: qty})
+        self.send_fields(
+            "F",
+            {
+                codec.CL_ORD_ID: cl_ord_id,
+                codec.ORIG_CL_ORD_ID: orig_cl_ord_id,
+                codec.SYMBOL: symbol,
+                codec.SIDE: side,
+                codec.ORDER_QTY: qty,
+            },
+        )
 
-    def replace(self, cl_ord_id: str, orig_cl_ord_id: str, symbol: str, side: str, qty: int,
-                price: Decimal | str | None, tif: str = "0") -> None:
+    def replace(
+        self,
+        cl_ord_id: str,
+        orig_cl_ord_id: str,
+        symbol: str,
+        side: str,
+        qty: int,
+        price: Decimal | str | None,
+        tif: str = "0",
+    ) -> None:
         fields: dict[int, object] = {
-            codec.CL_ORD_ID: cl_ord_id, codec.ORIG_CL_ORD_ID: orig_cl_ord_id, codec.SYMBOL: symbol,
-            codec.SIDE: side, codec.ORDER_QTY: qty, codec.ORD_TYPE: "1" if price is None else "2",
-            codec.PRICE: price, codec.TIF: tif,
+            codec.CL_ORD_ID: cl_ord_id,
+            codec.ORIG_CL_ORD_ID: orig_cl_ord_id,
+            codec.SYMBOL: symbol,
+            codec.SIDE: side,
+            codec.ORDER_QTY: qty,
+            codec.ORD_TYPE: "1" if price is None else "2",
+            codec.PRICE: price,
+            codec.TIF: tif,
         }
         if self.spec.begin_string == codec.FIX42:
             fields[21] = "1"
@@ -167,20 +205,32 @@ class OmsClient(GuardedApplication):
             items = [m for m in self.received if m.msg_type in ("8", "9")]
         if order_id_or_cl_ord_id is None:
             return items
-        order_ids = {m.get(codec.ORDER_ID) for m in items
-                     if order_id_or_cl_ord_id in (m.get(codec.CL_ORD_ID), m.get(codec.ORIG_CL_ORD_ID))}
+        order_ids = {
+            m.get(codec.ORDER_ID)
+            for m in items
+            if order_id_or_cl_ord_id in (m.get(codec.CL_ORD_ID), m.get(codec.ORIG_CL_ORD_ID))
+        }
         order_ids.discard("NONE")
-        return [m for m in items if m.get(codec.ORDER_ID) in order_ids
-                or (m.get(codec.ORDER_ID) == "NONE" and m.get(codec.CL_ORD_ID) == order_id_or_cl_ord_id)]
+        return [
+            m
+            for m in items
+            if m.get(codec.ORDER_ID) in order_ids
+            or (m.get(codec.ORDER_ID) == "NONE" and m.get(codec.CL_ORD_ID) == order_id_or_cl_ord_id)
+        ]
 
     def wait_final(self, cl_ord_id: str, timeout: float = 10.0) -> Received | None:
         """The report that ends an order (OrdStatus filled, canceled, rejected, expired), if it comes in time."""
+
         def final() -> Received | None:
             for m in reversed(self.reports(cl_ord_id)):
-                if m.msg_type == "8" and m.get(codec.ORD_STATUS) in ("2", "4", "8", "C", "3") \
-                        and m.get(codec.EXEC_TYPE) != "I":
+                if (
+                    m.msg_type == "8"
+                    and m.get(codec.ORD_STATUS) in ("2", "4", "8", "C", "3")
+                    and m.get(codec.EXEC_TYPE) != "I"
+                ):
                     return m
             return None
+
         self.wait(lambda: final() is not None, timeout)
         return final()
 

@@ -1,4 +1,5 @@
 """Translation between FIX messages and the core's plain types, for FIX 4.2 and FIX 4.4."""
+
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
@@ -54,12 +55,22 @@ _LIQUIDITY_IND = {Liquidity.MAKER: "1", Liquidity.TAKER: "2"}
 _LIQUIDITY_FROM_IND = {"1": Liquidity.MAKER, "2": Liquidity.TAKER}
 _TRADE_EXEC_TYPES = frozenset({"F", "1", "2"})
 # Venue ExecTypes the engine acts on; any other (stopped, suspended, restated, ...) is status only.
-_VENUE_EXEC_TYPES = {t.value: t for t in (ExecType.NEW, ExecType.DONE_FOR_DAY, ExecType.CANCELED,
-                                          ExecType.REPLACED, ExecType.PENDING_CANCEL, ExecType.REJECTED,
-                                          ExecType.PENDING_NEW, ExecType.EXPIRED, ExecType.PENDING_REPLACE)}
+_VENUE_EXEC_TYPES = {
+    t.value: t
+    for t in (
+        ExecType.NEW,
+        ExecType.DONE_FOR_DAY,
+        ExecType.CANCELED,
+        ExecType.REPLACED,
+        ExecType.PENDING_CANCEL,
+        ExecType.REJECTED,
+        ExecType.PENDING_NEW,
+        ExecType.EXPIRED,
+        ExecType.PENDING_REPLACE,
+    )
+}
 # Venue OrdStatus values with no counterpart in the parent's life: the child is still working.
-_VENUE_WORKING = {"5": OrdStatus.NEW, "7": OrdStatus.NEW, "9": OrdStatus.NEW, "B": OrdStatus.NEW,
-                  "D": OrdStatus.NEW}
+_VENUE_WORKING = {"5": OrdStatus.NEW, "7": OrdStatus.NEW, "9": OrdStatus.NEW, "B": OrdStatus.NEW, "D": OrdStatus.NEW}
 
 
 class FieldError(ValueError):
@@ -205,10 +216,19 @@ def parse_new_order(msg: Readable, session: str, default_urgency: Urgency) -> Ne
         strategy = _enum(Strategy, strategy_raw, "SorStrategy", SOR_STRATEGY) if strategy_raw else None
         _free_text(msg)
         return NewOrder(
-            session=session, cl_ord_id=cid, symbol=symbol, side=side, qty=qty, ord_type=ord_type,
-            price=_price(_opt(msg, PRICE, "Price")), tif=tif,
-            ex_destination=_opt(msg, EX_DESTINATION, "ExDestination"), urgency=urgency,
-            account=_opt(msg, ACCOUNT, "Account"), strategy=strategy, poss_dup=poss_dup(msg),
+            session=session,
+            cl_ord_id=cid,
+            symbol=symbol,
+            side=side,
+            qty=qty,
+            ord_type=ord_type,
+            price=_price(_opt(msg, PRICE, "Price")),
+            tif=tif,
+            ex_destination=_opt(msg, EX_DESTINATION, "ExDestination"),
+            urgency=urgency,
+            account=_opt(msg, ACCOUNT, "Account"),
+            strategy=strategy,
+            poss_dup=poss_dup(msg),
         )
     except FieldError as exc:
         return InvalidOrder(session, cid, symbol, side, qty, str(exc), poss_dup=poss_dup(msg))
@@ -220,8 +240,11 @@ def parse_cancel(msg: Readable, session: str) -> CancelRequest | InvalidChange:
     try:
         _free_text(msg)
         return CancelRequest(
-            session=session, cl_ord_id=cid, orig_cl_ord_id=_id(msg, ORIG_CL_ORD_ID, "OrigClOrdID"),
-            symbol=_get(msg, SYMBOL, "Symbol"), side=_enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE),
+            session=session,
+            cl_ord_id=cid,
+            orig_cl_ord_id=_id(msg, ORIG_CL_ORD_ID, "OrigClOrdID"),
+            symbol=_get(msg, SYMBOL, "Symbol"),
+            side=_enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE),
             poss_dup=poss_dup(msg),
         )
     except FieldError as exc:
@@ -234,8 +257,11 @@ def parse_replace(msg: Readable, session: str) -> ReplaceRequest | InvalidChange
     try:
         _free_text(msg)
         return ReplaceRequest(
-            session=session, cl_ord_id=cid, orig_cl_ord_id=_id(msg, ORIG_CL_ORD_ID, "OrigClOrdID"),
-            symbol=_get(msg, SYMBOL, "Symbol"), side=_enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE),
+            session=session,
+            cl_ord_id=cid,
+            orig_cl_ord_id=_id(msg, ORIG_CL_ORD_ID, "OrigClOrdID"),
+            symbol=_get(msg, SYMBOL, "Symbol"),
+            side=_enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE),
             qty=_qty(_get(msg, ORDER_QTY, "OrderQty"), "OrderQty", ORDER_QTY),
             ord_type=_enum(OrdType, _get(msg, ORD_TYPE, "OrdType"), "OrdType", ORD_TYPE),
             price=_price(_opt(msg, PRICE, "Price")),
@@ -248,7 +274,9 @@ def parse_replace(msg: Readable, session: str) -> ReplaceRequest | InvalidChange
 
 def parse_status_request(msg: Readable, session: str) -> StatusRequest:
     return StatusRequest(
-        session=session, cl_ord_id=cl_ord_id(msg), symbol=_opt(msg, SYMBOL, "Symbol") or "",
+        session=session,
+        cl_ord_id=cl_ord_id(msg),
+        symbol=_opt(msg, SYMBOL, "Symbol") or "",
         side=_enum(Side, _get(msg, SIDE, "Side"), "Side", SIDE),
     )
 
@@ -281,13 +309,19 @@ def parse_venue_report(msg: Readable, venue: str) -> VenueReport:
     cum = _opt(msg, CUM_QTY, "CumQty")
     avg_px = _opt(msg, AVG_PX, "AvgPx")
     return VenueReport(
-        venue=venue, cl_ord_id=cl_ord_id(msg), exec_id=_get(msg, EXEC_ID, "ExecID"), exec_type=exec_type,
-        ord_status=status, last_qty=last_qty, last_px=last_px,
+        venue=venue,
+        cl_ord_id=cl_ord_id(msg),
+        exec_id=_get(msg, EXEC_ID, "ExecID"),
+        exec_type=exec_type,
+        ord_status=status,
+        last_qty=last_qty,
+        last_px=last_px,
         leaves_qty=_qty(leaves, "LeavesQty", LEAVES_QTY) if leaves else None,
         cum_qty=_qty(cum, "CumQty", CUM_QTY) if cum else None,
         avg_px=_decimal(avg_px, "AvgPx", AVG_PX) if avg_px else None,
         venue_order_id=_opt(msg, ORDER_ID, "OrderID"),
-        liquidity=_LIQUIDITY_FROM_IND.get(_opt(msg, LAST_LIQUIDITY_IND, "LastLiquidityInd") or ""), text=text(msg),
+        liquidity=_LIQUIDITY_FROM_IND.get(_opt(msg, LAST_LIQUIDITY_IND, "LastLiquidityInd") or ""),
+        text=text(msg),
     )
 
 
@@ -381,7 +415,7 @@ def cancel_reject(cr: CancelReject, begin_string: str) -> fix.Message:
 
 
 def _capped(text: str) -> str:
-    return text if len(text) <= MAX_TEXT_OUT else f"{text[:MAX_TEXT_OUT - 3]}..."
+    return text if len(text) <= MAX_TEXT_OUT else f"{text[: MAX_TEXT_OUT - 3]}..."
 
 
 def new_order_single(cmd: SendChild, begin_string: str) -> fix.Message:

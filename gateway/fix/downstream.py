@@ -1,4 +1,5 @@
 """The venue-facing FIX initiator: child orders out, child execution reports and rejects in."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -31,8 +32,12 @@ class VenueApplication(GuardedApplication):
 
     role = "venue"
 
-    def __init__(self, handler: VenueHandler, venues: dict[str, str],
-                 credentials: dict[str, tuple[str, str | None]] | None = None) -> None:
+    def __init__(
+        self,
+        handler: VenueHandler,
+        venues: dict[str, str],
+        credentials: dict[str, tuple[str, str | None]] | None = None,
+    ) -> None:
         super().__init__()
         self.handler = handler
         self.venues = venues
@@ -87,8 +92,9 @@ class VenueApplication(GuardedApplication):
     def _refused(self, session: str, sent: tuple[str, str] | None, text: str, message: fix.Message) -> None:
         venue = self.venues[session]
         if sent is None:
-            log.warning("venue.reject_unmatched", venue=venue, text=text,
-                        message=message.toString().replace("\x01", "|"))
+            log.warning(
+                "venue.reject_unmatched", venue=venue, text=text, message=message.toString().replace("\x01", "|")
+            )
             if self.tap and message.getHeader().getField(codec.MSG_TYPE) == "j":
                 self.tap("in", session, message)  # fromAdmin messages are tapped already
         elif sent[0] == "D":
@@ -110,8 +116,11 @@ class VenueApplication(GuardedApplication):
         elif msg_type == "9":
             self.handler.child_cancel_rejected(venue, message.getField(codec.ORIG_CL_ORD_ID), text, raw)
         elif msg_type == "j":
-            ref_id = message.getField(codec.BUSINESS_REJECT_REF_ID) \
-                if message.isSetField(codec.BUSINESS_REJECT_REF_ID) else None
+            ref_id = (
+                message.getField(codec.BUSINESS_REJECT_REF_ID)
+                if message.isSetField(codec.BUSINESS_REJECT_REF_ID)
+                else None
+            )
             self._refused(session, self._referenced(session, message, ref_id), f"business reject: {text}", message)
         else:
             raise fix.UnsupportedMessageType()

@@ -1,4 +1,5 @@
 """Logon credentials: an OMS's Username (553) and Password (554) checked in constant time, 554 masked for the record."""
+
 from __future__ import annotations
 
 import hmac

@@ -1,5 +1,6 @@
 """Per-OMS-session send queues: reports leave the engine lock at once and reach each OMS in order on that
 session's own sender thread, so an OMS that reads slowly stalls only itself; one too far behind is cut off."""
+
 from __future__ import annotations
 
 import os
@@ -143,9 +144,15 @@ class Outbound:
     resends it after the next logon (with sequence numbers kept across logons).
     """
 
-    def __init__(self, sessions: Iterable[str], send: Callable[[fix.Message, str], bool],
-                 disconnect: Callable[[str], None], local_port: int, limits: Limits,
-                 on_slow: Callable[[str, str], None]) -> None:
+    def __init__(
+        self,
+        sessions: Iterable[str],
+        send: Callable[[fix.Message, str], bool],
+        disconnect: Callable[[str], None],
+        local_port: int,
+        limits: Limits,
+        on_slow: Callable[[str, str], None],
+    ) -> None:
         self._send = send
         self._disconnect = disconnect
         self._local_port = local_port
@@ -226,8 +233,14 @@ class Outbound:
             return  # cut already; give the session time to go down and the queue to drain into the store
         queue.cut_at = now
         fds = stuck or {fd for fd, _ in queue.in_send.values()}
-        log.error("upstream.slow_consumer", session=queue.session, reason=reason, queued=len(queue),
-                  blocked_s=round(queue.blocked_for(now), 3), action="shutdown" if fds else "disconnect")
+        log.error(
+            "upstream.slow_consumer",
+            session=queue.session,
+            reason=reason,
+            queued=len(queue),
+            blocked_s=round(queue.blocked_for(now), 3),
+            action="shutdown" if fds else "disconnect",
+        )
         self._on_slow(queue.session, reason)
         for fd in fds:
             cut(fd)

@@ -1,6 +1,7 @@
 """Connections to the upstream acceptor that have not logged on: closed after fix.logon_timeout_s, and at once
 beyond upstream.max_pending_connections. quickfix 1.16's acceptor keeps a connection that sends nothing, or a
 Logon that never ends, open forever, and exposes no socket: they are found in /proc/self/fd."""
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,11 @@ def unanswered(port: int) -> Iterator[Connection]:
         inode = int(target[8:-1])
         try:
             with _socket(int(name), inode) as sock:
-                if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6) \
-                        or sock.getsockname()[1] != port:
+                if (
+                    sock.type != socket.SOCK_STREAM
+                    or sock.family not in (socket.AF_INET, socket.AF_INET6)
+                    or sock.getsockname()[1] != port
+                ):
                     continue
                 info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_SIZE)
                 if info[0] == TCP_LISTEN or struct.unpack_from("I", info, DATA_SEGS_OUT)[0]:
@@ -76,8 +80,14 @@ def close(connection: Connection) -> None:
 class PendingWatch:
     """A thread that closes connections on the port not logged on within timeout_s, or beyond max_pending."""
 
-    def __init__(self, port: int, timeout_s: float, max_pending: int,
-                 on_close: Callable[[str, str, float], None], on_count: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        port: int,
+        timeout_s: float,
+        max_pending: int,
+        on_close: Callable[[str, str, float], None],
+        on_count: Callable[[int], None],
+    ) -> None:
         self.port = port
         self.timeout_s = timeout_s
         self.max_pending = max_pending
@@ -93,9 +103,12 @@ class PendingWatch:
         with socket.socket() as probe:
             size = len(probe.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_SIZE))
         if size < DATA_SEGS_OUT + 4:
-            log.error("upstream.pending_watch_unavailable", tcp_info_bytes=size,
-                      detail="the kernel's TCP_INFO has no tcpi_data_segs_out (Linux 4.6 or later): connections "
-                             "that do not log on are not closed")
+            log.error(
+                "upstream.pending_watch_unavailable",
+                tcp_info_bytes=size,
+                detail="the kernel's TCP_INFO has no tcpi_data_segs_out (Linux 4.6 or later): connections "
+                "that do not log on are not closed",
+            )
             return
         self._thread.start()
 
@@ -116,8 +129,9 @@ class PendingWatch:
         self._seen = {inode: self._seen.get(inode, now) for inode in found}
         self._closed &= found.keys()
         kept = 0
-        for connection in sorted((c for c in found.values() if c.inode not in self._closed),
-                                 key=lambda c: self._seen[c.inode]):
+        for connection in sorted(
+            (c for c in found.values() if c.inode not in self._closed), key=lambda c: self._seen[c.inode]
+        ):
             age = now - self._seen[connection.inode]
             if age >= self.timeout_s:
                 reason = "logon_timeout"

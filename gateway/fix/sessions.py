@@ -1,4 +1,5 @@
 """quickfix session settings built from our config, and the engines (acceptor/initiator) around them."""
+
 from __future__ import annotations
 
 import time
@@ -44,15 +45,22 @@ class StoreState:
     persistent: bool  # sequence numbers and sent messages survive a restart (file store, no reset on logon)
 
     def as_dict(self) -> dict:
-        return {"next_sender": self.next_sender, "next_target": self.next_target, "created": self.created,
-                "persistent": self.persistent}
+        return {
+            "next_sender": self.next_sender,
+            "next_target": self.next_target,
+            "created": self.created,
+            "persistent": self.persistent,
+        }
 
 
 def scheduled(schedule: Schedule | None, logon_timeout: int | None, settings: dict[str, str]) -> dict:
     """SessionSpec keywords for a configured session's schedule (in UTC as of now), logon timeout and pass-through."""
     times = schedule.in_utc(datetime.now(timezone.utc)) if schedule else (None,) * 4
-    return {**dict(zip(("start_time", "end_time", "start_day", "end_day"), times)),
-            "logon_timeout": logon_timeout, "settings": tuple(sorted(settings.items()))}
+    return {
+        **dict(zip(("start_time", "end_time", "start_day", "end_day"), times)),
+        "logon_timeout": logon_timeout,
+        "settings": tuple(sorted(settings.items())),
+    }
 
 
 def session_id(spec: SessionSpec) -> fix.SessionID:
@@ -134,12 +142,17 @@ def store_state(sid: fix.SessionID, cfg: FixConfig, file_store: bool) -> StoreSt
     created = None
     if file_store:
         # quickfix's FileStore keeps its creation time in PREFIX.session, PREFIX = BeginString-Sender-Target.
-        prefix = f"{sid.getBeginString().getValue()}-{sid.getSenderCompID().getValue()}-" \
-                 f"{sid.getTargetCompID().getValue()}"
+        prefix = (
+            f"{sid.getBeginString().getValue()}-{sid.getSenderCompID().getValue()}-{sid.getTargetCompID().getValue()}"
+        )
         path = Path(cfg.store_path) / f"{prefix}.session"
         created = path.read_text().strip() if path.exists() else None
-    return StoreState(session.getExpectedSenderNum(), session.getExpectedTargetNum(), created,
-                      file_store and not session.getResetOnLogon())
+    return StoreState(
+        session.getExpectedSenderNum(),
+        session.getExpectedTargetNum(),
+        created,
+        file_store and not session.getResetOnLogon(),
+    )
 
 
 def store_factory(cfg: FixConfig, settings: fix.SessionSettings, persistent: bool = False) -> fix.MessageStoreFactory:
@@ -156,8 +169,14 @@ def log_factory(cfg: FixConfig, settings: fix.SessionSettings) -> fix.LogFactory
     return fix.FileLogFactory(settings)
 
 
-def make_engine(role: str, app: fix.Application, sessions: list[SessionSpec], cfg: FixConfig,
-                work_dir: Path, watch: ConnectWatch | None = None):
+def make_engine(
+    role: str,
+    app: fix.Application,
+    sessions: list[SessionSpec],
+    cfg: FixConfig,
+    work_dir: Path,
+    watch: ConnectWatch | None = None,
+):
     """An acceptor (a thread per connection) or an initiator (one thread for all sessions), not started; `watch`
     sees the sessions' events (connection attempts) besides the file log.
 

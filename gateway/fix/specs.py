@@ -1,4 +1,5 @@
 """Data dictionaries: quickfix's standard FIX 4.2/4.4 files merged with our custom tags."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """The OMS-facing FIX acceptor: NewOrderSingle, cancel, replace and status requests in, reports out."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -37,8 +38,9 @@ class OmsHandler(Protocol):
 class UpstreamApplication(GuardedApplication):
     role = "upstream"
 
-    def __init__(self, handler: OmsHandler, default_urgency: Urgency,
-                 credentials: dict[str, Credentials] | None = None) -> None:
+    def __init__(
+        self, handler: OmsHandler, default_urgency: Urgency, credentials: dict[str, Credentials] | None = None
+    ) -> None:
         super().__init__()
         self.handler = handler
         self.default_urgency = default_urgency
@@ -91,5 +93,7 @@ class UpstreamApplication(GuardedApplication):
             raise exc.to_fix() from None
 
     def on_failure(self, message: fix.Message, session: str, exc: Exception) -> None:
-        self.send(codec.business_reject(message, f"gateway could not process the message: {exc}",
-                                        self.begin_string(session)), session)
+        self.send(
+            codec.business_reject(message, f"gateway could not process the message: {exc}", self.begin_string(session)),
+            session,
+        )

@@ -4,6 +4,7 @@ quickfix's Python binding hands over field values as UTF-8 decoded with surrogat
 is not UTF-8 becomes a lone surrogate) and cannot build a message back from such text, so a message
 on the audit trail is read here, field by field, exactly as the live callback saw it.
 """
+
 from __future__ import annotations
 
 SOH = b"\x01"

@@ -1,4 +1,5 @@
 """`sorgw replay`: read recorded parents, work them again with another strategy, print both side by side."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,10 @@ def overridden(cfg: GatewayConfig, overrides: list[str]) -> GatewayConfig:
         parts = key.split(".")
         node = _holder(routing, parts)
         if node is None:
-            raise ReplayError(f"--policy-override {key!r}: not a routing setting (one of "
-                              f"{', '.join(_keys(cfg.routing.model_dump(mode='json')))})")
+            raise ReplayError(
+                f"--policy-override {key!r}: not a routing setting (one of "
+                f"{', '.join(_keys(cfg.routing.model_dump(mode='json')))})"
+            )
         node[parts[-1]] = json.loads(value) if value.startswith(("[", "{")) else value
     try:
         return cfg.model_copy(update={"routing": RoutingConfig.model_validate(routing)})
@@ -81,8 +84,9 @@ def markouts(fills: list[Fill], side: int, symbol: str, tape: Tape, horizons_ms)
     mid on record that late."""
     horizons = tuple(ms * _MS for ms in horizons_ms)
     tracker = MarkoutTracker(horizons)
-    events = sorted([(f.ts_ns, 0, i) for i, f in enumerate(fills)]
-                    + [(ts, 1, i) for i, (ts, _) in enumerate(tape.mids)])
+    events = sorted(
+        [(f.ts_ns, 0, i) for i, f in enumerate(fills)] + [(ts, 1, i) for i, (ts, _) in enumerate(tape.mids)]
+    )
     for _, kind, i in events:
         if kind == 0:
             f = fills[i]
@@ -113,8 +117,9 @@ def compare(recorded: RecordedOrder, tape: Tape, strategy: Strategy, cfg: Gatewa
     was["strategy"] = ", ".join(sorted({d.strategy or "?" for d in recorded.decisions}))
     was["children"] = [_child(i, d.phase, c) for i, d in enumerate(recorded.decisions, 1) for c in d.children]
     was["reasons"] = [f"round {i}: {d.reason}" for i, d in enumerate(recorded.decisions, 1)]
-    now = _side_figures(parent_figures(replay.trail(trail), recorded.venues), outcome.fills, trail.side,
-                        trail.symbol, tape, horizons)
+    now = _side_figures(
+        parent_figures(replay.trail(trail), recorded.venues), outcome.fills, trail.side, trail.symbol, tape, horizons
+    )
     now["strategy"] = strategy.value
     now["children"] = [_child(i, r.phase, c) for i, r in enumerate(outcome.rounds, 1) for c in r.children]
     now["reasons"] = [f"round {i}: {r.reason}" for i, r in enumerate(outcome.rounds, 1)]
@@ -123,25 +128,48 @@ def compare(recorded: RecordedOrder, tape: Tape, strategy: Strategy, cfg: Gatewa
     if note:
         notes.append(note)
     order = recorded.order
-    return {"order_id": recorded.order_id, "cl_ord_id": order.cl_ord_id, "symbol": order.symbol,
-            "side": order.side.name.lower(), "order_qty": order.qty, "limit": order.price,
-            "tif": order.tif.name, "recorded": was, "replay": now, "same_children": was["children"] == now["children"],
-            "differences": _differences(was, now, outcome), "notes": notes, "cannot_know": list(CANNOT_KNOW)}
+    return {
+        "order_id": recorded.order_id,
+        "cl_ord_id": order.cl_ord_id,
+        "symbol": order.symbol,
+        "side": order.side.name.lower(),
+        "order_qty": order.qty,
+        "limit": order.price,
+        "tif": order.tif.name,
+        "recorded": was,
+        "replay": now,
+        "same_children": was["children"] == now["children"],
+        "differences": _differences(was, now, outcome),
+        "notes": notes,
+        "cannot_know": list(CANNOT_KNOW),
+    }
 
 
 def _side_figures(figures: dict, fills: list[Fill], side: int, symbol: str, tape: Tape, horizons) -> dict:
     out = {key: figures[key] for key in FIGURES}
     out["status"] = figures["status"]
-    out["fills"] = [{"venue": f.venue, "qty": f.qty, "price": f.price,
-                     "liquidity": "passive" if f.passive else "aggressive" if f.passive is False else None}
-                    for f in fills]
+    out["fills"] = [
+        {
+            "venue": f.venue,
+            "qty": f.qty,
+            "price": f.price,
+            "liquidity": "passive" if f.passive else "aggressive" if f.passive is False else None,
+        }
+        for f in fills
+    ]
     out["markout_bps"] = markouts(fills, side, symbol, tape, horizons)
     return out
 
 
 def _child(round_: int, phase: str, child) -> dict:
-    return {"round": round_, "phase": phase, "venue": child.venue, "qty": child.qty, "price": child.price,
-            "tif": child.tif.name}
+    return {
+        "round": round_,
+        "phase": phase,
+        "venue": child.venue,
+        "qty": child.qty,
+        "price": child.price,
+        "tif": child.tif.name,
+    }
 
 
 def _differences(was: dict, now: dict, outcome: Outcome) -> list[str]:
@@ -154,12 +182,18 @@ def _differences(was: dict, now: dict, outcome: Outcome) -> list[str]:
     for venue, (before, after) in sorted(routed.items()):
         if before != after:
             out.append(f"{venue}: {after} routed in the replay against {before} on record")
-    for key, what in (("filled_qty", "filled"), ("avg_px", "average price"), ("fees", "fees"),
-                      ("shortfall_bps", "shortfall (bps)")):
+    for key, what in (
+        ("filled_qty", "filled"),
+        ("avg_px", "average price"),
+        ("fees", "fees"),
+        ("shortfall_bps", "shortfall (bps)"),
+    ):
         if was[key] != now[key]:
             delta = (now[key] - was[key]) if was[key] is not None and now[key] is not None else None
-            out.append(f"{what}: {_text(now[key])} in the replay against {_text(was[key])} on record"
-                       + (f" ({'+' if delta > 0 else ''}{delta})" if delta is not None else ""))
+            out.append(
+                f"{what}: {_text(now[key])} in the replay against {_text(was[key])} on record"
+                + (f" ({'+' if delta > 0 else ''}{delta})" if delta is not None else "")
+            )
     if out and outcome.rounds:
         out.append(f"why: the replay's router said, {now['reasons'][0]}")
         if len(outcome.rounds) > 1:
@@ -171,8 +205,11 @@ def _differences(was: dict, now: dict, outcome: Outcome) -> list[str]:
 
 def period(recorded: list[RecordedOrder], tape: Tape, strategies: list[Strategy], cfg_for) -> dict:
     """Every parent replayed with each strategy; see _period."""
-    return {"method": METHOD, "by_strategy": [_period(recorded, tape, s, cfg_for) for s in strategies],
-            "cannot_know": list(CANNOT_KNOW)}
+    return {
+        "method": METHOD,
+        "by_strategy": [_period(recorded, tape, s, cfg_for) for s in strategies],
+        "cannot_know": list(CANNOT_KNOW),
+    }
 
 
 def _period(recorded: list[RecordedOrder], tape: Tape, strategy: Strategy, cfg_for) -> dict:
@@ -193,19 +230,35 @@ def _period(recorded: list[RecordedOrder], tape: Tape, strategy: Strategy, cfg_f
     for name, members in sorted(groups.items(), key=lambda kv: (kv[0] == "all", kv[0])):
         entry = {"recorded_strategy": name, "orders": len(members)}
         for key in ("shortfall_bps", "fees_bps"):
-            diffs = [m["replay"][key] - m["recorded"][key] for m in members
-                     if m["replay"][key] is not None and m["recorded"][key] is not None]
+            diffs = [
+                m["replay"][key] - m["recorded"][key]
+                for m in members
+                if m["replay"][key] is not None and m["recorded"][key] is not None
+            ]
             interval = paired(diffs)
-            entry[key] = None if interval is None else {"n": interval.n, "mean": interval.mean,
-                                                        "ci95": [interval.low, interval.high]}
+            entry[key] = (
+                None
+                if interval is None
+                else {"n": interval.n, "mean": interval.mean, "ci95": [interval.low, interval.high]}
+            )
         summary.append(entry)
-    return {"strategy": strategy.value, "summary": summary,
-            "orders": [{"order_id": r["order_id"], "recorded_strategy": r["recorded"]["strategy"],
-                        "recorded_shortfall_bps": r["recorded"]["shortfall_bps"],
-                        "replay_shortfall_bps": r["replay"]["shortfall_bps"],
-                        "recorded_fees_bps": r["recorded"]["fees_bps"], "replay_fees_bps": r["replay"]["fees_bps"],
-                        "same_children": r["same_children"]} for r in rows],
-            "skipped": skipped}
+    return {
+        "strategy": strategy.value,
+        "summary": summary,
+        "orders": [
+            {
+                "order_id": r["order_id"],
+                "recorded_strategy": r["recorded"]["strategy"],
+                "recorded_shortfall_bps": r["recorded"]["shortfall_bps"],
+                "replay_shortfall_bps": r["replay"]["shortfall_bps"],
+                "recorded_fees_bps": r["recorded"]["fees_bps"],
+                "replay_fees_bps": r["replay"]["fees_bps"],
+                "same_children": r["same_children"],
+            }
+            for r in rows
+        ],
+        "skipped": skipped,
+    }
 
 
 # --- output ------------------------------------------------------------------------------------------
@@ -217,19 +270,27 @@ def _text(value) -> str:
 
 def write_order(report: dict, out: TextIO) -> None:
     was, now = report["recorded"], report["replay"]
-    print(f"order {report['order_id']} ({report['cl_ord_id']}): {report['side']} {report['order_qty']} "
-          f"{report['symbol']} limit {_text(report['limit'])} {report['tif']}", file=out)
+    print(
+        f"order {report['order_id']} ({report['cl_ord_id']}): {report['side']} {report['order_qty']} "
+        f"{report['symbol']} limit {_text(report['limit'])} {report['tif']}",
+        file=out,
+    )
     print(f"{'':22}{'recorded (' + was['strategy'] + ')':>30}  {'replay (' + now['strategy'] + ')':>30}", file=out)
     for key in (*FIGURES, "status"):
         print(f"{key:22}{_text(was[key]):>30}  {_text(now[key]):>30}", file=out)
     for horizon in was["markout_bps"]:
-        print(f"{'markout_bps ' + horizon:22}{_text(was['markout_bps'][horizon]):>30}  "
-              f"{_text(now['markout_bps'][horizon]):>30}", file=out)
+        print(
+            f"{'markout_bps ' + horizon:22}{_text(was['markout_bps'][horizon]):>30}  "
+            f"{_text(now['markout_bps'][horizon]):>30}",
+            file=out,
+        )
     for name, side in (("recorded", was), ("replay", now)):
         print(f"\n{name} children (round phase venue qty price tif):", file=out)
         for c in side["children"]:
-            print(f"  {c['round']:>2} {c['phase']:<8} {c['venue']:<8} {c['qty']:>7} {_text(c['price']):>12} {c['tif']}",
-                  file=out)
+            print(
+                f"  {c['round']:>2} {c['phase']:<8} {c['venue']:<8} {c['qty']:>7} {_text(c['price']):>12} {c['tif']}",
+                file=out,
+            )
         print(f"{name} fills (venue qty price liquidity):", file=out)
         for f in side["fills"]:
             print(f"  {f['venue']:<8} {f['qty']:>7} {_text(f['price']):>12} {_text(f['liquidity'])}", file=out)
@@ -249,17 +310,23 @@ def _limits(notes: list[str], out: TextIO) -> None:
 
 def write_period(report: dict, out: TextIO) -> None:
     print(f"replay minus recorded, per order ({report['method']})", file=out)
-    print(f"{'replay':10}{'recorded strategy':>20}{'orders':>8}  {'shortfall bps: n mean [95% CI]':>40}  "
-          f"{'fees bps: n mean [95% CI]':>40}", file=out)
+    print(
+        f"{'replay':10}{'recorded strategy':>20}{'orders':>8}  {'shortfall bps: n mean [95% CI]':>40}  "
+        f"{'fees bps: n mean [95% CI]':>40}",
+        file=out,
+    )
     for one in report["by_strategy"]:
         for row in one["summary"]:
             cells = []
             for key in ("shortfall_bps", "fees_bps"):
                 d = row[key]
-                cells.append("-" if d is None else
-                             f"{d['n']} {d['mean']} [{_text(d['ci95'][0])}, {_text(d['ci95'][1])}]")
-            print(f"{one['strategy']:10}{row['recorded_strategy']:>20}{row['orders']:>8}  {cells[0]:>40}  "
-                  f"{cells[1]:>40}", file=out)
+                cells.append(
+                    "-" if d is None else f"{d['n']} {d['mean']} [{_text(d['ci95'][0])}, {_text(d['ci95'][1])}]"
+                )
+            print(
+                f"{one['strategy']:10}{row['recorded_strategy']:>20}{row['orders']:>8}  {cells[0]:>40}  {cells[1]:>40}",
+                file=out,
+            )
     for line in report["by_strategy"][0]["skipped"]:
         print(f"skipped {line}", file=out)
     _limits([], out)

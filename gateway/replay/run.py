@@ -7,6 +7,7 @@ books less what the replay itself took. Each child fills against its venue's mat
 books that round read; a dark pool holds, hidden, what the recorded parent got there (a lower bound: more may
 have been there). The OMS's cancels reach the engine at their recorded times.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -72,8 +73,9 @@ class Outcome:
 
 
 class Counterfactual:
-    def __init__(self, recorded: RecordedOrder, strategy: Strategy, policy: RoutingPolicy,
-                 cfg: GatewayConfig | None = None) -> None:
+    def __init__(
+        self, recorded: RecordedOrder, strategy: Strategy, policy: RoutingPolicy, cfg: GatewayConfig | None = None
+    ) -> None:
         if not recorded.decisions:
             raise ValueError(f"order {recorded.order_id} was never routed: nothing to replay")
         self.recorded = recorded
@@ -83,17 +85,42 @@ class Counterfactual:
         instruments = {s.symbol: Instrument(s.symbol, s.tick, s.lot) for s in cfg.symbols}
         venues = {name: dataclasses.replace(info, connected=True) for name, info in venue_infos(cfg).items()}
         self.engine = OrderEngine(
-            instruments, venues, MarketView(self.clock, self._max_age_ns), IdSource("REPLAY"),
-            self.clock, policy=policy, max_rounds=cfg.routing.max_sweeps,
-            max_venue_rejects=cfg.routing.max_venue_rejects, learning=learning_config(cfg.routing),
-            venue_down_timeout_ns=cfg.routing.venue_down_timeout_ms * _MS)
-        self._inner = VenuePlanner({v.name: v.rules() for v in cfg.venues}, instruments,
-                                   VenuePolicy(cfg.routing.market_protection_bps, cfg.routing.unquoted_remainders))
+            instruments,
+            venues,
+            MarketView(self.clock, self._max_age_ns),
+            IdSource("REPLAY"),
+            self.clock,
+            policy=policy,
+            max_rounds=cfg.routing.max_sweeps,
+            max_venue_rejects=cfg.routing.max_venue_rejects,
+            learning=learning_config(cfg.routing),
+            venue_down_timeout_ns=cfg.routing.venue_down_timeout_ms * _MS,
+        )
+        self._inner = VenuePlanner(
+            {v.name: v.rules() for v in cfg.venues},
+            instruments,
+            VenuePolicy(cfg.routing.market_protection_bps, cfg.routing.unquoted_remainders),
+        )
         self.engine.planner = self._plan
-        self.cores = {v.name: VenueCore(
-            SimVenueConfig(name=v.name, kind=v.kind, port=1, maker_fee=v.maker_fee, taker_fee=v.taker_fee,
-                           min_qty=v.min_qty, depth=DepthProfile(levels=1)),
-            cfg.symbols, 0, self.clock, publish=self._published, nbbo=self._nbbo) for v in cfg.venues}
+        self.cores = {
+            v.name: VenueCore(
+                SimVenueConfig(
+                    name=v.name,
+                    kind=v.kind,
+                    port=1,
+                    maker_fee=v.maker_fee,
+                    taker_fee=v.taker_fee,
+                    min_qty=v.min_qty,
+                    depth=DepthProfile(levels=1),
+                ),
+                cfg.symbols,
+                0,
+                self.clock,
+                publish=self._published,
+                nbbo=self._nbbo,
+            )
+            for v in cfg.venues
+        }
         self.strategy = strategy
         self.outcome = Outcome()
         self._symbol = recorded.order.symbol
@@ -113,8 +140,11 @@ class Counterfactual:
             if parent is None or not parent.live:
                 break
             resting_dark = any(c.live and c.spec.purpose == "dark" for c in parent.live_children())
-            due = [t for t in (parent.dark_deadline_ns if resting_dark else None,
-                               cancels[0][0] if cancels else None) if t is not None]
+            due = [
+                t
+                for t in (parent.dark_deadline_ns if resting_dark else None, cancels[0][0] if cancels else None)
+                if t is not None
+            ]
             if not due:
                 break
             at = max(min(due), self.clock.now_ns())
@@ -130,20 +160,28 @@ class Counterfactual:
         if parent is not None:
             self.outcome.resting = sum(c.leaves_qty for c in parent.live_children())
             if self.outcome.resting:
-                self.outcome.notes.append(f"{self.outcome.resting} shares still resting at venues when the recorded "
-                                          f"events ran out: what they would have filled passively is unknown")
+                self.outcome.notes.append(
+                    f"{self.outcome.resting} shares still resting at venues when the recorded "
+                    f"events ran out: what they would have filled passively is unknown"
+                )
         rejected = sum(c.rejected for c in self.recorded.trail.children) if self.recorded.trail else 0
         if rejected:
-            self.outcome.notes.append(f"{rejected} recorded child order(s) were rejected by their venue: the replay's "
-                                      f"venues reject nothing")
+            self.outcome.notes.append(
+                f"{rejected} recorded child order(s) were rejected by their venue: the replay's venues reject nothing"
+            )
         if self.recorded.replaced:
             self.outcome.notes.append("the OMS replaced this order: the replay works the order as first sent")
         return self.outcome
 
     def trail(self, recorded: ParentTrail) -> ParentTrail:
         """The replay as TCA reads a parent: arrival and end quotes are the recorded ones."""
-        out = dataclasses.replace(recorded, status=self.outcome.status, end_ns=self.outcome.end_ns, children=[],
-                                  fills=list(self.outcome.fills))
+        out = dataclasses.replace(
+            recorded,
+            status=self.outcome.status,
+            end_ns=self.outcome.end_ns,
+            children=[],
+            fills=list(self.outcome.fills),
+        )
         return out
 
     # --- the engine's side ---------------------------------------------------------------------
@@ -151,8 +189,14 @@ class Counterfactual:
     def _parent(self):
         return next(iter(self.engine.parents.values()), None)
 
-    def _plan(self, order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo], policy: RoutingPolicy,
-              stats: VenueLearning | None = None) -> RouteDecision:
+    def _plan(
+        self,
+        order: PlanRequest,
+        market: MarketView,
+        venues: Mapping[str, VenueInfo],
+        policy: RoutingPolicy,
+        stats: VenueLearning | None = None,
+    ) -> RouteDecision:
         index = len(self.outcome.rounds)
         decisions = self.recorded.decisions
         recorded = index < len(decisions)
@@ -161,12 +205,15 @@ class Counterfactual:
             if decision.ts_ns > self.clock.now_ns():
                 self.clock.advance(decision.ts_ns - self.clock.now_ns())
             self._lay(decision.books)
-            venues = {name: dataclasses.replace(info, connected=info.connected and name not in decision.disconnected)
-                      for name, info in venues.items()}
+            venues = {
+                name: dataclasses.replace(info, connected=info.connected and name not in decision.disconnected)
+                for name, info in venues.items()
+            }
         planned = self._inner(order, self.engine.market, venues, policy, stats)
         self._route = Quote(planned.nbbo.bid, planned.nbbo.ask)
-        self.outcome.rounds.append(Round(self.clock.now_ns(), planned.phase, planned.reason, planned.children,
-                                         recorded))
+        self.outcome.rounds.append(
+            Round(self.clock.now_ns(), planned.phase, planned.reason, planned.children, recorded)
+        )
         return planned
 
     def _lay(self, books: tuple[BookSnapshot, ...]) -> None:
@@ -194,9 +241,21 @@ class Counterfactual:
         for command in out.commands:
             if isinstance(command, SendChild):
                 spec = command.spec
-                self._from_venue(command.venue, self.cores[command.venue].submit(SimOrder(
-                    OWNER, command.cl_ord_id, command.symbol, command.side, spec.qty, spec.ord_type, spec.price,
-                    spec.tif)))
+                self._from_venue(
+                    command.venue,
+                    self.cores[command.venue].submit(
+                        SimOrder(
+                            OWNER,
+                            command.cl_ord_id,
+                            command.symbol,
+                            command.side,
+                            spec.qty,
+                            spec.ord_type,
+                            spec.price,
+                            spec.tif,
+                        )
+                    ),
+                )
             elif isinstance(command, CancelChild):
                 result = self.cores[command.venue].cancel(OWNER, command.cl_ord_id, command.orig_cl_ord_id)
                 self._from_venue(command.venue, result.reports)
@@ -217,8 +276,17 @@ class Counterfactual:
         for report in reports:
             parsed = venue_report(venue, report)
             if parsed.exec_type is ExecType.TRADE and parsed.last_qty and parsed.last_px is not None:
-                self.outcome.fills.append(Fill(self.clock.now_ns(), venue, parsed.last_qty, parsed.last_px,
-                                               parsed.liquidity is Liquidity.MAKER, None, self._route))
+                self.outcome.fills.append(
+                    Fill(
+                        self.clock.now_ns(),
+                        venue,
+                        parsed.last_qty,
+                        parsed.last_px,
+                        parsed.liquidity is Liquidity.MAKER,
+                        None,
+                        self._route,
+                    )
+                )
             self._reports.append(parsed)
 
     # --- the venues' side ----------------------------------------------------------------------
@@ -234,6 +302,7 @@ def recorded_market_note(outcome: Outcome) -> str | None:
     past = sum(not r.recorded_market for r in outcome.rounds)
     if not past:
         return None
-    return (f"{past} round(s) of the replay came after the last recorded decision: they read the last recorded "
-            f"books less what the replay took, with no replenishment")
-
+    return (
+        f"{past} round(s) of the replay came after the last recorded decision: they read the last recorded "
+        f"books less what the replay took, with no replenishment"
+    )

@@ -1,5 +1,6 @@
 """Read recorded parent orders off the audit trail for a replay: the order, each decision with the books it
 read, what the OMS asked later, what was filled, and the mids that followed."""
+
 from __future__ import annotations
 
 import json
@@ -129,8 +130,10 @@ def collect(records: Iterable[Record], wanted: Callable[[str, int], bool]) -> tu
     pass_ = _Collect(wanted)
     for record in records:
         pass_.read(record)
-    orders = [_order(order_id, config, config_record, story, pass_.resolved)
-              for order_id, (config, config_record, story) in pass_.orders.items()]
+    orders = [
+        _order(order_id, config, config_record, story, pass_.resolved)
+        for order_id, (config, config_record, story) in pass_.orders.items()
+    ]
     return orders, pass_.tape
 
 
@@ -144,8 +147,11 @@ def one_order(store, key: str, horizon_ns: int) -> tuple[list[RecordedOrder], Ta
     if new is None:
         if found and not story:
             raise ReplayError(f"order {key!r} was rejected before it was routed: nothing to replay")
-        raise ReplayError(f"unknown order {key!r} (an OrderID or any ClOrdID of the order)" if not story else
-                          f"order {key!r}: its NewOrderSingle is not on the trail")
+        raise ReplayError(
+            f"unknown order {key!r} (an OrderID or any ClOrdID of the order)"
+            if not story
+            else f"order {key!r}: its NewOrderSingle is not on the trail"
+        )
     config = store.last_before("config", new.seq)
     if config is None:
         raise ReplayError(f"order {new.order_id}: no config record before it on the trail")
@@ -154,14 +160,18 @@ def one_order(store, key: str, horizon_ns: int) -> tuple[list[RecordedOrder], Ta
         if record.kind == "book":
             for at in {entry["at"] for entry in json.loads(record.body).get("books", ()) if "at" in entry}:
                 chosen.update((r.seq, r) for r in store.records(at, at + 1) if r.kind == "book")
-    chosen.update((r.seq, r) for r in store.records(new.ts_ns, story[-1].ts_ns + horizon_ns + 1)
-                  if r.kind in ("decision", "quote"))
+    chosen.update(
+        (r.seq, r)
+        for r in store.records(new.ts_ns, story[-1].ts_ns + horizon_ns + 1)
+        if r.kind in ("decision", "quote")
+    )
     chosen[config.seq] = config
     return collect((chosen[seq] for seq in sorted(chosen)), lambda order_id, _: order_id == new.order_id)
 
 
-def _order(order_id: str, config: dict, config_record: Record, story: list[Record],
-           resolved: dict[int, list[BookSnapshot]]) -> RecordedOrder:
+def _order(
+    order_id: str, config: dict, config_record: Record, story: list[Record], resolved: dict[int, list[BookSnapshot]]
+) -> RecordedOrder:
     try:
         cfg = GatewayConfig.model_validate(config.get("config") or {}, by_name=True)
     except ValidationError as exc:
@@ -190,15 +200,25 @@ def _order(order_id: str, config: dict, config_record: Record, story: list[Recor
                 recorded.replaced = True
     for decision, book in pending:
         if book is None:
-            raise ReplayError(f"order {order_id}: decision record {decision.seq} has no book record (a trail written "
-                              f"before books were recorded): the market it met is not on record")
+            raise ReplayError(
+                f"order {order_id}: decision record {decision.seq} has no book record (a trail written "
+                f"before books were recorded): the market it met is not on record"
+            )
         parsed = decision_from_json(decision.body)
         body = json.loads(decision.body)
-        recorded.decisions.append(RecordedDecision(
-            decision.ts_ns, parsed.phase, parsed.reason, body.get("strategy"), parsed.children, parsed.nbbo,
-            frozenset(e.venue for e in parsed.exclusions if e.reason == DISCONNECTED), tuple(resolved[book.seq])))
+        recorded.decisions.append(
+            RecordedDecision(
+                decision.ts_ns,
+                parsed.phase,
+                parsed.reason,
+                body.get("strategy"),
+                parsed.children,
+                parsed.nbbo,
+                frozenset(e.venue for e in parsed.exclusions if e.reason == DISCONNECTED),
+                tuple(resolved[book.seq]),
+            )
+        )
     trails, venues = read_trail([config_record, *story], Selection(order=order_id))[:2]
     recorded.trail = trails[0] if trails else None
     recorded.venues = venues
     return recorded
-

@@ -7,6 +7,7 @@ equal split is the baseline; the oracle allocates on the true tails P(hidden >= 
 distributions. All three meet the same draws. With a regime change the pools' distributions change at
 `change_at`, and the oracle with them.
 """
+
 from __future__ import annotations
 
 import math
@@ -70,10 +71,15 @@ def study(scenario: Scenario, seed: int, routing: RoutingConfig = RoutingConfig(
     share = spec.qty // len(pools) // spec.unit * spec.unit
     equal = dict.fromkeys(pools, share)
     learning = learning_config(routing)
-    allocator = DarkAllocator(list(pools), unit=spec.unit, max_units=max(1, spec.qty // spec.unit),
-                              exploration=learning.dark_exploration, half_life=learning.dark_half_life,
-                              change_threshold=learning.dark_change_threshold,
-                              change_slack=learning.dark_change_slack)
+    allocator = DarkAllocator(
+        list(pools),
+        unit=spec.unit,
+        max_units=max(1, spec.qty // spec.unit),
+        exploration=learning.dark_exploration,
+        half_life=learning.dark_half_life,
+        change_threshold=learning.dark_change_threshold,
+        change_slack=learning.dark_change_slack,
+    )
     rng = random.Random(seed)
     totals = {"adaptive": 0, "equal": 0, "oracle": 0}
     adaptive: dict[str, int] = {}
@@ -88,8 +94,10 @@ def study(scenario: Scenario, seed: int, routing: RoutingConfig = RoutingConfig(
         adaptive = allocator.allocate(spec.qty, list(pools), min_qty)
         for pool, sent in adaptive.items():
             allocator.observe(pool, sent, _filled(sent, hidden[pool], min_qty[pool]))
-        filled = {name: sum(_filled(sent, hidden[p], min_qty[p]) for p, sent in allocation.items())
-                  for name, allocation in (("adaptive", adaptive), ("equal", equal), ("oracle", oracle))}
+        filled = {
+            name: sum(_filled(sent, hidden[p], min_qty[p]) for p, sent in allocation.items())
+            for name, allocation in (("adaptive", adaptive), ("equal", equal), ("oracle", oracle))
+        }
         got, best = got + filled["adaptive"], best + filled["oracle"]
         if (episode + 1) % window == 0:
             curve.append((episode + 1 - window, got / best if best else math.nan))
@@ -99,11 +107,18 @@ def study(scenario: Scenario, seed: int, routing: RoutingConfig = RoutingConfig(
                 totals[name] += filled[name]
     final = oracles[-1]
     return DarkStudyResult(
-        scenario=scenario.name, qty=spec.qty, episodes=spec.episodes, last=spec.last,
-        adaptive=totals["adaptive"] / spec.last, equal=totals["equal"] / spec.last,
+        scenario=scenario.name,
+        qty=spec.qty,
+        episodes=spec.episodes,
+        last=spec.last,
+        adaptive=totals["adaptive"] / spec.last,
+        equal=totals["equal"] / spec.last,
         oracle=totals["oracle"] / spec.last,
         oracle_expected=expected_fill(final, {name: tail(dark) for name, dark in after.items()}),
-        oracle_allocation=final, adaptive_allocation=adaptive, change_at=spec.change_at, curve=tuple(curve),
+        oracle_allocation=final,
+        adaptive_allocation=adaptive,
+        change_at=spec.change_at,
+        curve=tuple(curve),
     )
 
 

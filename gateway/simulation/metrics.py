@@ -14,6 +14,7 @@ All in basis points of each parent's arrival mid (the true NBBO mid when the OMS
 - all_in_bps: total_bps plus the markout cost carried by the filled shares, per ordered share: what the
   strategies are ranked by.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -95,10 +96,18 @@ def measure(scenario: str, strategy: str, run: int, seed: int, parents: list[Par
         opportunity += parent.sign * (parent.end_mid - arrival) * (parent.qty - parent.filled) / arrival
     filled = sum(venue_qty.values())
     return RunMetrics(
-        scenario=scenario, strategy=strategy, run=run, seed=seed, qty=qty, filled=filled,
+        scenario=scenario,
+        strategy=strategy,
+        run=run,
+        seed=seed,
+        qty=qty,
+        filled=filled,
         avg_px=notional / filled if filled else None,
-        shortfall_bps=_bps(execution, filled), fees_bps=_bps(fees, filled), markout_bps=_bps(markout, marked),
-        opportunity_bps=float(opportunity * _BPS / qty), total_bps=float((execution + opportunity) * _BPS / qty),
+        shortfall_bps=_bps(execution, filled),
+        fees_bps=_bps(fees, filled),
+        markout_bps=_bps(markout, marked),
+        opportunity_bps=float(opportunity * _BPS / qty),
+        total_bps=float((execution + opportunity) * _BPS / qty),
         all_in_bps=float((execution + opportunity + markout) * _BPS / qty),
         venue_qty=dict(sorted(venue_qty.items())),
     )

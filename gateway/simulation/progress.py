@@ -1,4 +1,5 @@
 """A plain-text progress bar on stderr: redrawn in place on a terminal, a line per tenth otherwise."""
+
 from __future__ import annotations
 
 import sys

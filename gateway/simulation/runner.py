@@ -1,4 +1,5 @@
 """Monte Carlo over the configured scenarios: every selected strategy, `runs` seeded worlds each."""
+
 from __future__ import annotations
 
 import zlib
@@ -24,8 +25,9 @@ def world_seed(seed: int, scenario: str, run: int) -> int:
     return zlib.crc32(f"{seed}/{scenario}/{run}".encode())
 
 
-def plan(cfg: SimulationConfig, scenarios: Sequence[str] = (), strategies: Sequence[str] = (),
-         runs: int | None = None) -> list[tuple[Scenario, tuple[Strategy, ...], int]]:
+def plan(
+    cfg: SimulationConfig, scenarios: Sequence[str] = (), strategies: Sequence[str] = (), runs: int | None = None
+) -> list[tuple[Scenario, tuple[Strategy, ...], int]]:
     """(scenario, strategies, runs) to simulate: the selection, checked against the config."""
     known = {s.name for s in cfg.scenarios}
     unknown = [name for name in scenarios if name not in known]
@@ -47,8 +49,12 @@ def plan(cfg: SimulationConfig, scenarios: Sequence[str] = (), strategies: Seque
     return work
 
 
-def simulate(cfg: SimulationConfig, work: list[tuple[Scenario, tuple[Strategy, ...], int]], seed: int,
-             progress: Progress | None = None) -> Results:
+def simulate(
+    cfg: SimulationConfig,
+    work: list[tuple[Scenario, tuple[Strategy, ...], int]],
+    seed: int,
+    progress: Progress | None = None,
+) -> Results:
     results: list[RunMetrics] = []
     studies: list[DarkStudyResult] = []
     for scenario, strategies, runs in work:

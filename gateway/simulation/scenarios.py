@@ -1,4 +1,5 @@
 """config/simulate.yaml: the scenarios `sorgw simulate` runs, validated like the other config files."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -51,15 +52,25 @@ class SimVenue(Model):
     def core_config(self) -> SimVenueConfig:
         """The matching core's settings; the FIX session fields are unused offline."""
         return SimVenueConfig(
-            name=self.name, kind=self.kind, port=1, maker_fee=self.maker_fee, taker_fee=self.taker_fee,
-            reject_rate=self.reject_rate, min_qty=self.min_qty, depth=self.depth, dark=self.dark,
-            price_offset_ticks=self.price_offset_ticks, toxicity=self.toxicity, speed_bump_us=self.speed_bump_us,
+            name=self.name,
+            kind=self.kind,
+            port=1,
+            maker_fee=self.maker_fee,
+            taker_fee=self.taker_fee,
+            reject_rate=self.reject_rate,
+            min_qty=self.min_qty,
+            depth=self.depth,
+            dark=self.dark,
+            price_offset_ticks=self.price_offset_ticks,
+            toxicity=self.toxicity,
+            speed_bump_us=self.speed_bump_us,
             background_flow=self.background_flow,
         )
 
     def info(self) -> VenueInfo:
-        return VenueInfo(self.name, self.kind, self.maker_fee, self.taker_fee, self.latency_us, True,
-                         self.min_qty, self.protected)
+        return VenueInfo(
+            self.name, self.kind, self.maker_fee, self.taker_fee, self.latency_us, True, self.min_qty, self.protected
+        )
 
 
 class ParentSpec(Model):
@@ -135,8 +146,11 @@ class Scenario(Model):
     @classmethod
     def _repeated(cls, parents: tuple[ParentSpec, ...]) -> tuple[ParentSpec, ...]:
         """Each repeated parent as that many parents, in the order listed."""
-        return tuple(parent.model_copy(update={"at_ms": parent.at_ms + i * parent.every_ms, "repeat": 1})
-                     for parent in parents for i in range(parent.repeat))
+        return tuple(
+            parent.model_copy(update={"at_ms": parent.at_ms + i * parent.every_ms, "repeat": 1})
+            for parent in parents
+            for i in range(parent.repeat)
+        )
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

@@ -8,6 +8,7 @@ lit venue's book as it is now; markouts read it without our resting children and
 parent's own takes consumed put back (gateway.analytics.markouts), so a strategy's own impact is not
 counted as a gain.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -60,10 +61,17 @@ _AVG_PX_PLACES = Decimal("0.00000001")  # AvgPx as the FIX message carries it
 def venue_report(venue: str, report: SimReport) -> VenueReport:
     """A venue's report as the gateway parses it from the FIX message host.py builds (FIX 4.4)."""
     return VenueReport(
-        venue=venue, cl_ord_id=report.cl_ord_id, exec_id=report.exec_id, exec_type=report.exec_type,
-        ord_status=report.ord_status, last_qty=report.last_qty,
-        last_px=report.last_px if report.last_qty else None, leaves_qty=report.leaves_qty,
-        cum_qty=report.cum_qty, avg_px=report.avg_px.quantize(_AVG_PX_PLACES), venue_order_id=report.order_id,
+        venue=venue,
+        cl_ord_id=report.cl_ord_id,
+        exec_id=report.exec_id,
+        exec_type=report.exec_type,
+        ord_status=report.ord_status,
+        last_qty=report.last_qty,
+        last_px=report.last_px if report.last_qty else None,
+        leaves_qty=report.leaves_qty,
+        cum_qty=report.cum_qty,
+        avg_px=report.avg_px.quantize(_AVG_PX_PLACES),
+        venue_order_id=report.order_id,
         liquidity=_LIQUIDITY[report.liquidity] if report.last_qty and report.liquidity else None,
         text=report.text,
     )
@@ -101,16 +109,27 @@ class World:
         self._tape: dict[str, tuple[list[int], list[dict[str, Touch]]]] = {s.symbol: ([], []) for s in scenario.symbols}
         self.market = MarketView(self.clock, settings.routing.max_quote_age_ms * _MS)  # the gateway's view
         self.cores = {
-            v.name: VenueCore(v.core_config(), scenario.symbols, seed, self.clock,
-                              publish=partial(self._published, v.name), nbbo=self._true_nbbo)
+            v.name: VenueCore(
+                v.core_config(),
+                scenario.symbols,
+                seed,
+                self.clock,
+                publish=partial(self._published, v.name),
+                nbbo=self._true_nbbo,
+            )
             for v in scenario.venues
         }
         routing = settings.routing
         self.engine = OrderEngine(  # as the running gateway builds it (service.py)
             instruments={s.symbol: Instrument(s.symbol, s.tick, s.lot) for s in scenario.symbols},
-            venues=infos, market=self.market, ids=IdSource("SIM"), clock=self.clock,
-            policy=routing_policy(routing), max_rounds=routing.max_sweeps,
-            max_venue_rejects=routing.max_venue_rejects, learning=learning_config(routing),
+            venues=infos,
+            market=self.market,
+            ids=IdSource("SIM"),
+            clock=self.clock,
+            policy=routing_policy(routing),
+            max_rounds=routing.max_sweeps,
+            max_venue_rejects=routing.max_venue_rejects,
+            learning=learning_config(routing),
             breaker=breaker_policy(routing),
         )
         self._timer_ns = min(routing.timer_ms, MAX_TIMER_MS) * _MS
@@ -141,8 +160,10 @@ class World:
         while not self._finished():
             now, _, action = heapq.heappop(self._heap)
             if now > deadline:
-                raise SimulationError(f"scenario {self.scenario.name}: a parent was still working "
-                                      f"{DRAIN_LIMIT_NS // 1_000_000_000} s after its horizon")
+                raise SimulationError(
+                    f"scenario {self.scenario.name}: a parent was still working "
+                    f"{DRAIN_LIMIT_NS // 1_000_000_000} s after its horizon"
+                )
             if now > self.clock.now_ns():
                 self.clock.advance(now - self.clock.now_ns())
                 self._carry_out(self.engine.on_timer(now))
@@ -163,15 +184,28 @@ class World:
         sign = 1 if parent.order.side.is_buy else -1
         takes = [(ts, OwnTake(venue, sign, price)) for venue, _, price, ts, _, took in parent.fills if took]
         fills = tuple(
-            Fill(venue, qty, price, fee, ts,
-                 self._impact_free_mid(symbol, ts, takes, before=True),
-                 self._impact_free_mid(symbol, ts + horizon, takes, before=False))
+            Fill(
+                venue,
+                qty,
+                price,
+                fee,
+                ts,
+                self._impact_free_mid(symbol, ts, takes, before=True),
+                self._impact_free_mid(symbol, ts + horizon, takes, before=False),
+            )
             for venue, qty, price, ts, fee, _ in parent.fills
         )
         assert parent.end_ns is not None
         end_mid = self._impact_free_mid(symbol, parent.end_ns, [], before=False) or parent.arrival_mid
-        return ParentOutcome(parent.order.qty, 1 if parent.order.side.is_buy else -1, parent.arrival_ns,
-                             parent.arrival_mid, parent.end_ns, end_mid, fills)
+        return ParentOutcome(
+            parent.order.qty,
+            1 if parent.order.side.is_buy else -1,
+            parent.arrival_ns,
+            parent.arrival_mid,
+            parent.end_ns,
+            end_mid,
+            fills,
+        )
 
     # --- the OMS and the gateway ------------------------------------------------------------
 
@@ -183,8 +217,15 @@ class World:
             raise SimulationError(f"scenario {self.scenario.name}: no two-sided market for {spec.symbol} at arrival")
         cl_ord_id = f"P{index + 1}"
         order = NewOrder(
-            session=SESSION, cl_ord_id=cl_ord_id, symbol=spec.symbol, side=spec.side_enum, qty=spec.qty,
-            ord_type=spec.ord_type, price=spec.limit(mid, symbol.tick), tif=spec.tif_enum, urgency=spec.urgency,
+            session=SESSION,
+            cl_ord_id=cl_ord_id,
+            symbol=spec.symbol,
+            side=spec.side_enum,
+            qty=spec.qty,
+            ord_type=spec.ord_type,
+            price=spec.limit(mid, symbol.tick),
+            tif=spec.tif_enum,
+            urgency=spec.urgency,
             strategy=self.strategy,
         )
         self._parents[cl_ord_id] = _Parent(cl_ord_id, order, self.clock.now_ns(), mid)
@@ -195,8 +236,9 @@ class World:
         parent = self._parents[cl_ord_id]
         if parent.end_ns is None:
             order = parent.order
-            self._carry_out(self.engine.on_cancel(
-                CancelRequest(SESSION, f"{cl_ord_id}-X", cl_ord_id, order.symbol, order.side)))
+            self._carry_out(
+                self.engine.on_cancel(CancelRequest(SESSION, f"{cl_ord_id}-X", cl_ord_id, order.symbol, order.side))
+            )
 
     def _carry_out(self, out: Outbox, fill: tuple[int, Decimal, bool] | None = None) -> None:
         """Do what an engine step asks; `fill` is the venue's side of the one fill the step may report."""
@@ -214,8 +256,9 @@ class World:
 
     def _upstream(self, report: ExecutionReport, fill: tuple[int, Decimal, bool] | None) -> None:
         if report.order_id == "NONE":
-            raise SimulationError(f"scenario {self.scenario.name}: the gateway rejected parent {report.cl_ord_id}: "
-                                  f"{report.text}")
+            raise SimulationError(
+                f"scenario {self.scenario.name}: the gateway rejected parent {report.cl_ord_id}: {report.text}"
+            )
         parent = self._by_order_id.get(report.order_id)
         if parent is None:
             parent = self._by_order_id[report.order_id] = self._parents[report.cl_ord_id]
@@ -236,8 +279,11 @@ class World:
         core = self.cores[command.venue]
         spec = command.spec
         centre = self._centre(core, command.symbol)
-        reports = core.submit(SimOrder(OWNER, command.cl_ord_id, command.symbol, command.side, spec.qty,
-                                       spec.ord_type, spec.price, spec.tif))
+        reports = core.submit(
+            SimOrder(
+                OWNER, command.cl_ord_id, command.symbol, command.side, spec.qty, spec.ord_type, spec.price, spec.tif
+            )
+        )
         self._to_gateway(command.venue, reports)
         if centre is not None and core.centre(command.symbol) != centre:
             self._follow(command.venue, command.symbol, core.centre(command.symbol) - centre)
@@ -293,8 +339,13 @@ class World:
         if venue in self._lit:
             times, touches = self._tape[snapshot.symbol]
             times.append(self.clock.now_ns())
-            touches.append({name: self._touch_without_ours(name, book)
-                            for name in self._lit if (book := self.truth.book(name, snapshot.symbol)) is not None})
+            touches.append(
+                {
+                    name: self._touch_without_ours(name, book)
+                    for name in self._lit
+                    if (book := self.truth.book(name, snapshot.symbol)) is not None
+                }
+            )
         self._at(self.clock.now_ns() + self._latency_ns[venue], lambda: self.market.update(snapshot))
 
     def _touch_without_ours(self, venue: str, book: BookSnapshot) -> Touch:
@@ -304,22 +355,26 @@ class World:
             if report.symbol == book.symbol and report.price is not None:
                 prices = ours[report.side.is_buy]
                 prices[report.price] = prices.get(report.price, 0) + report.leaves_qty
-        return (touch_without([(level.price, level.qty) for level in book.bids], ours[True]),
-                touch_without([(level.price, level.qty) for level in book.asks], ours[False]))
+        return (
+            touch_without([(level.price, level.qty) for level in book.bids], ours[True]),
+            touch_without([(level.price, level.qty) for level in book.asks], ours[False]),
+        )
 
     def _true_nbbo(self, symbol: str) -> Nbbo:
         return self.truth.nbbo(symbol, self._lit)
 
-    def _impact_free_mid(self, symbol: str, ts_ns: int, takes: list[tuple[int, OwnTake]],
-                         before: bool) -> Decimal | None:
+    def _impact_free_mid(
+        self, symbol: str, ts_ns: int, takes: list[tuple[int, OwnTake]], before: bool
+    ) -> Decimal | None:
         """The true mid with the levels `takes` consumed put back: as it stood just before ts_ns (before, with the
         takes before it) or after everything that happened at ts_ns (with the takes up to it)."""
         times, touches = self._tape[symbol]
         i = bisect_left(times, ts_ns) if before else bisect_right(times, ts_ns)
         if not i:
             return None
-        return impact_free_mid(touches[i - 1],
-                               [take for ts, take in takes if ts < ts_ns or (not before and ts == ts_ns)])
+        return impact_free_mid(
+            touches[i - 1], [take for ts, take in takes if ts < ts_ns or (not before and ts == ts_ns)]
+        )
 
     # --- the event heap ---------------------------------------------------------------------
 
@@ -330,4 +385,5 @@ class World:
         def tick() -> None:
             action()
             self._at(self.clock.now_ns() + period_ns, tick)
+
         self._at(self.clock.now_ns() + period_ns, tick)

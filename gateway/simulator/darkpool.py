@@ -1,4 +1,5 @@
 """A midpoint-crossing dark pool for one symbol: hidden contra size per side plus resting client orders."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -69,5 +70,6 @@ class DarkPool:
         return tuple(self._resting)
 
     def _contra(self, taker: Order, mid: Decimal) -> list[Order]:
-        return [o for o in self._resting
-                if o.is_buy != taker.is_buy and o.leaves and within_limit(o.is_buy, o.price, mid)]
+        return [
+            o for o in self._resting if o.is_buy != taker.is_buy and o.leaves and within_limit(o.is_buy, o.price, mid)
+        ]

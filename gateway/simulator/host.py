@@ -1,4 +1,5 @@
 """Simulated venues on FIX: one acceptor, one session per venue, each in front of a matching core."""
+
 from __future__ import annotations
 
 import heapq
@@ -57,6 +58,7 @@ class Scheduler:
         def tick() -> None:
             fn()
             self.call_later(interval, tick)
+
         self.call_later(interval, tick)
 
     def stop(self) -> None:
@@ -99,11 +101,17 @@ def execution_report(report: SimReport, begin_string: str) -> fix.Message:
         elif report.exec_type is ExecType.TRADE:
             exec_type = "2" if report.ord_status is OrdStatus.FILLED else "1"
     for tag, value in (
-        (codec.ORDER_ID, report.order_id), (codec.CL_ORD_ID, report.cl_ord_id),
-        (codec.ORIG_CL_ORD_ID, report.orig_cl_ord_id), (codec.EXEC_ID, report.exec_id),
-        (codec.EXEC_TYPE, exec_type), (codec.ORD_STATUS, report.ord_status.value),
-        (codec.SYMBOL, report.symbol), (codec.SIDE, report.side.value), (codec.ORDER_QTY, report.order_qty),
-        (codec.CUM_QTY, report.cum_qty), (codec.LEAVES_QTY, report.leaves_qty),
+        (codec.ORDER_ID, report.order_id),
+        (codec.CL_ORD_ID, report.cl_ord_id),
+        (codec.ORIG_CL_ORD_ID, report.orig_cl_ord_id),
+        (codec.EXEC_ID, report.exec_id),
+        (codec.EXEC_TYPE, exec_type),
+        (codec.ORD_STATUS, report.ord_status.value),
+        (codec.SYMBOL, report.symbol),
+        (codec.SIDE, report.side.value),
+        (codec.ORDER_QTY, report.order_qty),
+        (codec.CUM_QTY, report.cum_qty),
+        (codec.LEAVES_QTY, report.leaves_qty),
         (codec.AVG_PX, codec.avg_px_text(report.avg_px)),
         (codec.TEXT, report.text),
     ):
@@ -134,8 +142,11 @@ class VenueHost(GuardedApplication):
         self._scheduler: Scheduler | None = None
         self.market = MarketView()
         bus.subscribe(self.market.update)
-        lit = {v.name: VenueInfo(v.name, v.kind, v.maker_fee, v.taker_fee, 0, True)
-               for v in cfg.venues if v.kind is VenueKind.LIT}
+        lit = {
+            v.name: VenueInfo(v.name, v.kind, v.maker_fee, v.taker_fee, 0, True)
+            for v in cfg.venues
+            if v.kind is VenueKind.LIT
+        }
         clock = WallClock()
         self.cores: dict[str, VenueCore] = {}
         self.configs: dict[str, SimVenueConfig] = {}
@@ -144,8 +155,13 @@ class VenueHost(GuardedApplication):
             spec = SessionSpec(venue.begin_string, venue.comp_id, venue.target_comp_id, venue.host, venue.port)
             key = session_key(session_id(spec))
             self.cores[key] = VenueCore(
-                venue, cfg.symbols, cfg.seed, clock, publish=bus.publish,
-                nbbo=lambda symbol: self.market.nbbo(symbol, lit), trade=bus.publish_trade,
+                venue,
+                cfg.symbols,
+                cfg.seed,
+                clock,
+                publish=bus.publish,
+                nbbo=lambda symbol: self.market.nbbo(symbol, lit),
+                trade=bus.publish_trade,
             )
             self.configs[key] = venue
             specs.append(spec)
@@ -206,8 +222,9 @@ class VenueHost(GuardedApplication):
         if isinstance(parsed, InvalidOrder):
             self._send_rejected(session, parsed)
             return
-        order = SimOrder(session, parsed.cl_ord_id, parsed.symbol, parsed.side, parsed.qty, parsed.ord_type,
-                         parsed.price, parsed.tif)
+        order = SimOrder(
+            session, parsed.cl_ord_id, parsed.symbol, parsed.side, parsed.qty, parsed.ord_type, parsed.price, parsed.tif
+        )
         venue = self.configs[session]
 
         def process() -> None:
@@ -249,14 +266,20 @@ class VenueHost(GuardedApplication):
         msg.getHeader().setField(fix.BeginString(self.begin_string(request.session)))
         msg.getHeader().setField(fix.MsgType("8"))
         venue = self.configs[request.session].name
-        for tag, value in ((codec.ORDER_ID, "NONE"), (codec.CL_ORD_ID, request.cl_ord_id),
-                           (codec.EXEC_ID, f"{venue}-status-{request.cl_ord_id}-{time.time_ns()}"),
-                           (codec.EXEC_TYPE, OrdStatus.REJECTED.value if fix42 else ExecType.ORDER_STATUS.value),
-                           (codec.ORD_STATUS, OrdStatus.REJECTED.value),
-                           (codec.ORD_REJ_REASON, "5"), (codec.SYMBOL, request.symbol),
-                           (codec.SIDE, request.side.value),
-                           (codec.LEAVES_QTY, "0"), (codec.CUM_QTY, "0"), (codec.AVG_PX, "0"),
-                           (codec.TEXT, f"unknown order {request.cl_ord_id}")):
+        for tag, value in (
+            (codec.ORDER_ID, "NONE"),
+            (codec.CL_ORD_ID, request.cl_ord_id),
+            (codec.EXEC_ID, f"{venue}-status-{request.cl_ord_id}-{time.time_ns()}"),
+            (codec.EXEC_TYPE, OrdStatus.REJECTED.value if fix42 else ExecType.ORDER_STATUS.value),
+            (codec.ORD_STATUS, OrdStatus.REJECTED.value),
+            (codec.ORD_REJ_REASON, "5"),
+            (codec.SYMBOL, request.symbol),
+            (codec.SIDE, request.side.value),
+            (codec.LEAVES_QTY, "0"),
+            (codec.CUM_QTY, "0"),
+            (codec.AVG_PX, "0"),
+            (codec.TEXT, f"unknown order {request.cl_ord_id}"),
+        ):
             msg.setField(tag, value)
         if fix42:
             msg.setField(codec.EXEC_TRANS_TYPE, "3")  # status
@@ -266,12 +289,19 @@ class VenueHost(GuardedApplication):
         msg = fix.Message()
         msg.getHeader().setField(fix.BeginString(self.begin_string(session)))
         msg.getHeader().setField(fix.MsgType("8"))
-        for tag, value in ((codec.ORDER_ID, "NONE"), (codec.CL_ORD_ID, invalid.cl_ord_id),
-                           (codec.EXEC_ID, f"{self.configs[session].name}-rej-{invalid.cl_ord_id}"),
-                           (codec.EXEC_TYPE, "8"), (codec.ORD_STATUS, "8"), (codec.SYMBOL, invalid.symbol or "?"),
-                           (codec.SIDE, invalid.side.value if invalid.side else "1"),
-                           (codec.LEAVES_QTY, "0"), (codec.CUM_QTY, "0"), (codec.AVG_PX, "0"),
-                           (codec.TEXT, invalid.text)):
+        for tag, value in (
+            (codec.ORDER_ID, "NONE"),
+            (codec.CL_ORD_ID, invalid.cl_ord_id),
+            (codec.EXEC_ID, f"{self.configs[session].name}-rej-{invalid.cl_ord_id}"),
+            (codec.EXEC_TYPE, "8"),
+            (codec.ORD_STATUS, "8"),
+            (codec.SYMBOL, invalid.symbol or "?"),
+            (codec.SIDE, invalid.side.value if invalid.side else "1"),
+            (codec.LEAVES_QTY, "0"),
+            (codec.CUM_QTY, "0"),
+            (codec.AVG_PX, "0"),
+            (codec.TEXT, invalid.text),
+        ):
             msg.setField(tag, value)
         if self.begin_string(session) == codec.FIX42:
             msg.setField(codec.EXEC_TRANS_TYPE, "0")
@@ -286,12 +316,10 @@ class VenueHost(GuardedApplication):
         """Each report to the session that owns its order (a maker fill may belong to another client)."""
         for report in reports:
             if not self.send(execution_report(report, self.begin_string(report.owner)), report.owner):
-                log.warning("venue.report_not_sent", venue=self.configs[report.owner].name,
-                            cl_ord_id=report.cl_ord_id)
+                log.warning("venue.report_not_sent", venue=self.configs[report.owner].name, cl_ord_id=report.cl_ord_id)
 
     def _later(self, delay_ms: float, fn: Callable[[], None]) -> None:
         if delay_ms and self._scheduler is not None:
             self._scheduler.call_later(delay_ms / 1000, fn)
         else:
             fn()
-

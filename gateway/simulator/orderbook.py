@@ -1,4 +1,5 @@
 """A price-time priority limit order book for one symbol, and the live order it matches."""
+
 from __future__ import annotations
 
 import bisect

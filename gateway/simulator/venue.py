@@ -4,6 +4,7 @@ The FIX acceptor (host.py) and offline simulations drive the same core, so a ven
 with and without sockets. Deterministic for a seed, a clock and a sequence of calls; callers
 serialise calls.
 """
+
 from __future__ import annotations
 
 import random
@@ -81,10 +82,16 @@ class _Client:
 class VenueCore:
     """A lit venue (a price-time book per symbol, seeded with the venue's own depth) or a dark pool."""
 
-    def __init__(self, config: SimVenueConfig, symbols: Sequence[SymbolConfig], seed: int, clock: Clock,
-                 publish: Callable[[BookSnapshot], None] = lambda s: None,
-                 nbbo: Callable[[str], Nbbo | None] = lambda sym: None,
-                 trade: Callable[[Trade], None] = lambda t: None) -> None:
+    def __init__(
+        self,
+        config: SimVenueConfig,
+        symbols: Sequence[SymbolConfig],
+        seed: int,
+        clock: Clock,
+        publish: Callable[[BookSnapshot], None] = lambda s: None,
+        nbbo: Callable[[str], Nbbo | None] = lambda sym: None,
+        trade: Callable[[Trade], None] = lambda t: None,
+    ) -> None:
         self.config = config
         self.name = config.name
         self.kind = config.kind
@@ -122,8 +129,9 @@ class VenueCore:
         if problem is None and self.config.reject_rate and self._rng.random() < self.config.reject_rate:
             problem = SIMULATED_REJECT
         limit = order.price if order.ord_type is OrdType.LIMIT else None
-        client = _Client(order, Order(order.owner, order.cl_ord_id, self._next_order_id(), order.side,
-                                      order.qty, limit))
+        client = _Client(
+            order, Order(order.owner, order.cl_ord_id, self._next_order_id(), order.side, order.qty, limit)
+        )
         if problem is not None:
             client.order.leaves = 0
             client.status = OrdStatus.REJECTED
@@ -142,8 +150,9 @@ class VenueCore:
             finished = self._finished.get((owner, orig_cl_ord_id))
             if finished is None:
                 return CancelResult([], f"unknown order {orig_cl_ord_id}")
-            return CancelResult([], f"too late to cancel: order {orig_cl_ord_id} is already "
-                                    f"{finished.status.name.lower()}")
+            return CancelResult(
+                [], f"too late to cancel: order {orig_cl_ord_id} is already {finished.status.name.lower()}"
+            )
         symbol = client.request.symbol
         if self.kind is VenueKind.LIT:
             self._books[symbol].remove(client.order)
@@ -199,8 +208,9 @@ class VenueCore:
         self._top_up(symbol)
         self._publish(self.snapshot(symbol))
 
-    def seed(self, symbol: str, bids: Sequence[Level] = (), asks: Sequence[Level] = (),
-             hidden: tuple[int, int] | None = None) -> None:
+    def seed(
+        self, symbol: str, bids: Sequence[Level] = (), asks: Sequence[Level] = (), hidden: tuple[int, int] | None = None
+    ) -> None:
         """Lay a recorded market in place of the venue's own: a lit venue's own orders become exactly these
         levels (a level a client order rests at or through on the other side is left out: the book never
         crosses), a dark pool's hidden size becomes `hidden` (buy side, sell side). Client orders stay."""
@@ -381,8 +391,16 @@ class VenueCore:
             else:
                 self._finish(client, OrdStatus.FILLED)
             rate = self.config.taker_fee if pays_taker_fee else self.config.maker_fee
-            reports.append(self._report(client, ExecType.TRADE, last_qty=fill.qty, last_px=fill.price,
-                                        liquidity=liquidity, fee=rate * fill.qty))
+            reports.append(
+                self._report(
+                    client,
+                    ExecType.TRADE,
+                    last_qty=fill.qty,
+                    last_px=fill.price,
+                    liquidity=liquidity,
+                    fee=rate * fill.qty,
+                )
+            )
         return reports
 
     def _finish(self, client: _Client, status: OrdStatus) -> None:
@@ -393,17 +411,39 @@ class VenueCore:
         if len(self._finished) > FINISHED_MEMORY:
             del self._finished[next(iter(self._finished))]
 
-    def _report(self, client: _Client, exec_type: ExecType, *, last_qty: int = 0, last_px: Decimal | None = None,
-                liquidity: Liquidity | None = None, text: str | None = None,
-                fee: Decimal = Decimal(0)) -> SimReport:
+    def _report(
+        self,
+        client: _Client,
+        exec_type: ExecType,
+        *,
+        last_qty: int = 0,
+        last_px: Decimal | None = None,
+        liquidity: Liquidity | None = None,
+        text: str | None = None,
+        fee: Decimal = Decimal(0),
+    ) -> SimReport:
         request, order = client.request, client.order
         self._exec_seq += 1
         return SimReport(
-            owner=request.owner, cl_ord_id=request.cl_ord_id, orig_cl_ord_id=None, order_id=order.order_id,
-            exec_id=f"{self.name}-{self._boot}-{self._exec_seq}", exec_type=exec_type, ord_status=client.status,
-            symbol=request.symbol, side=request.side, order_qty=request.qty, price=order.price,
-            last_qty=last_qty, last_px=last_px, leaves_qty=order.leaves, cum_qty=order.cum, avg_px=order.avg_px,
-            liquidity=liquidity, text=text, fee=fee,
+            owner=request.owner,
+            cl_ord_id=request.cl_ord_id,
+            orig_cl_ord_id=None,
+            order_id=order.order_id,
+            exec_id=f"{self.name}-{self._boot}-{self._exec_seq}",
+            exec_type=exec_type,
+            ord_status=client.status,
+            symbol=request.symbol,
+            side=request.side,
+            order_qty=request.qty,
+            price=order.price,
+            last_qty=last_qty,
+            last_px=last_px,
+            leaves_qty=order.leaves,
+            cum_qty=order.cum,
+            avg_px=order.avg_px,
+            liquidity=liquidity,
+            text=text,
+            fee=fee,
         )
 
     def _next_order_id(self) -> str:

@@ -1,4 +1,5 @@
 """`sorgw tca --format html`: one self-contained HTML file (plots as embedded PNG, no script, no server)."""
+
 from __future__ import annotations
 
 import base64
@@ -76,24 +77,28 @@ def _plots(report: dict) -> list[tuple[str, str]]:
 
 def _table(rows: list[dict], columns: tuple[str, ...] | list[str]) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{escape(_text(row.get(c)))}</td>" for c in columns) + "</tr>"
-                   for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{escape(_text(row.get(c)))}</td>" for c in columns) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def render(report: dict) -> str:
-    figures = "".join(f'<figure><img alt="{escape(caption)}" src="data:image/png;base64,{png}">'
-                      f"<figcaption>{escape(caption)}</figcaption></figure>" for caption, png in _plots(report))
+    figures = "".join(
+        f'<figure><img alt="{escape(caption)}" src="data:image/png;base64,{png}">'
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+        for caption, png in _plots(report)
+    )
     venues = [_flat(v) for v in report["venues"]]
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>sorgw tca</title>'
-            f"<style>{_STYLE}</style></head><body><h1>Transaction cost analysis</h1>"
-            f'<p class="note">{len(report["orders"])} orders. Shortfall in bps of the arrival mid times the ordered '
-            f"quantity (positive is a cost); markouts against the impact-free mid (the levels our own takes "
-            f"consumed put back), in bps of the fill price, positive when the market moved our way.</p>"
-            f"{figures}<h2>Aggregates</h2><p class=\"note\">{escape(report['aggregates_method'])}</p>"
-            f"{_table(report['aggregates'], AGGREGATE_COLUMNS)}"
-            f"<h2>Venues</h2>{_table(venues, TABLE_VENUES + tuple(markout_columns(report['venues'])))}"
-            f"<h2>Orders</h2>{_table(report['orders'], TABLE_ORDERS)}</body></html>\n")
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>sorgw tca</title>'
+        f"<style>{_STYLE}</style></head><body><h1>Transaction cost analysis</h1>"
+        f'<p class="note">{len(report["orders"])} orders. Shortfall in bps of the arrival mid times the ordered '
+        f"quantity (positive is a cost); markouts against the impact-free mid (the levels our own takes "
+        f"consumed put back), in bps of the fill price, positive when the market moved our way.</p>"
+        f'{figures}<h2>Aggregates</h2><p class="note">{escape(report["aggregates_method"])}</p>'
+        f"{_table(report['aggregates'], AGGREGATE_COLUMNS)}"
+        f"<h2>Venues</h2>{_table(venues, TABLE_VENUES + tuple(markout_columns(report['venues'])))}"
+        f"<h2>Orders</h2>{_table(report['orders'], TABLE_ORDERS)}</body></html>\n"
+    )
 
 
 def write_html(report: dict, path: Path) -> None:

@@ -1,5 +1,6 @@
 """Markout marks: the NBBO and each lit venue's touch recorded at set horizons after each fill, on a thread of
 their own so the order path never waits for them."""
+
 from __future__ import annotations
 
 import heapq

@@ -1,5 +1,6 @@
 """`sorgw tca`: read the audit trail, compute the figures (or the best-execution reports), print them as a table
 or write CSV, JSON or a self-contained HTML report."""
+
 from __future__ import annotations
 
 import csv
@@ -17,26 +18,130 @@ from gateway.audit.stores import open_store
 from gateway.charts import pyplot
 from gateway.tca.trail import Selection, read_trail
 
-ORDER_COLUMNS = ("order_id", "cl_ord_id", "session", "symbol", "side", "ord_type", "directed", "order_qty", "status",
-                 "filled_qty", "avg_px", "fill_rate", "arrival_mid", "end_mid", "fees", "execution_bps", "fees_bps",
-                 "opportunity_bps", "shortfall_bps", "time_to_first_fill_ms", "time_to_completion_ms", "children",
-                 "venues", "passive_share", "aggressive_share", "dark_share", "market_volume", "market_vwap",
-                 "vwap_slippage_bps", "participation")
-FILL_COLUMNS = ("order_id", "ts_ns", "venue", "qty", "price", "liquidity", "fee", "mid_at_fill", "slippage_mid_bps",
-                "slippage_far_bps", "improvement", "improvement_bps", "effective_spread_bps")
-VENUE_COLUMNS = ("venue", "dark", "orders", "routed_qty", "filled_qty", "fill_rate", "ack_ms_mean", "ack_ms_p50",
-                 "improvement", "improvement_bps", "effective_spread_bps", "fees", "rebates", "rejects", "flow_share",
-                 "fill_share", "toxicity")
+ORDER_COLUMNS = (
+    "order_id",
+    "cl_ord_id",
+    "session",
+    "symbol",
+    "side",
+    "ord_type",
+    "directed",
+    "order_qty",
+    "status",
+    "filled_qty",
+    "avg_px",
+    "fill_rate",
+    "arrival_mid",
+    "end_mid",
+    "fees",
+    "execution_bps",
+    "fees_bps",
+    "opportunity_bps",
+    "shortfall_bps",
+    "time_to_first_fill_ms",
+    "time_to_completion_ms",
+    "children",
+    "venues",
+    "passive_share",
+    "aggressive_share",
+    "dark_share",
+    "market_volume",
+    "market_vwap",
+    "vwap_slippage_bps",
+    "participation",
+)
+FILL_COLUMNS = (
+    "order_id",
+    "ts_ns",
+    "venue",
+    "qty",
+    "price",
+    "liquidity",
+    "fee",
+    "mid_at_fill",
+    "slippage_mid_bps",
+    "slippage_far_bps",
+    "improvement",
+    "improvement_bps",
+    "effective_spread_bps",
+)
+VENUE_COLUMNS = (
+    "venue",
+    "dark",
+    "orders",
+    "routed_qty",
+    "filled_qty",
+    "fill_rate",
+    "ack_ms_mean",
+    "ack_ms_p50",
+    "improvement",
+    "improvement_bps",
+    "effective_spread_bps",
+    "fees",
+    "rebates",
+    "rejects",
+    "flow_share",
+    "fill_share",
+    "toxicity",
+)
 AGGREGATE_COLUMNS = ("figure", "n", "mean", "ci_low", "ci_high")
-TOP_COLUMNS = ("order_class", "rank", "venue", "fewer_than_one_trade_a_day", "volume", "volume_pct", "orders",
-               "orders_pct", "passive_pct", "aggressive_pct", "directed_pct")
-DISCLOSURE_COLUMNS = ("venue", "orders", "orders_pct", "market_pct", "marketable_limit_pct",
-                      "non_marketable_limit_pct", "other_pct", "fees_paid", "rebates_received")
-TABLE_ORDERS = ("order_id", "symbol", "side", "order_qty", "filled_qty", "avg_px", "arrival_mid", "execution_bps",
-                "fees_bps", "opportunity_bps", "shortfall_bps", "time_to_first_fill_ms", "children", "dark_share",
-                "vwap_slippage_bps", "participation")
-TABLE_VENUES = ("venue", "orders", "routed_qty", "filled_qty", "fill_rate", "ack_ms_p50", "improvement_bps",
-                "effective_spread_bps", "fees", "rebates", "rejects", "flow_share", "toxicity")
+TOP_COLUMNS = (
+    "order_class",
+    "rank",
+    "venue",
+    "fewer_than_one_trade_a_day",
+    "volume",
+    "volume_pct",
+    "orders",
+    "orders_pct",
+    "passive_pct",
+    "aggressive_pct",
+    "directed_pct",
+)
+DISCLOSURE_COLUMNS = (
+    "venue",
+    "orders",
+    "orders_pct",
+    "market_pct",
+    "marketable_limit_pct",
+    "non_marketable_limit_pct",
+    "other_pct",
+    "fees_paid",
+    "rebates_received",
+)
+TABLE_ORDERS = (
+    "order_id",
+    "symbol",
+    "side",
+    "order_qty",
+    "filled_qty",
+    "avg_px",
+    "arrival_mid",
+    "execution_bps",
+    "fees_bps",
+    "opportunity_bps",
+    "shortfall_bps",
+    "time_to_first_fill_ms",
+    "children",
+    "dark_share",
+    "vwap_slippage_bps",
+    "participation",
+)
+TABLE_VENUES = (
+    "venue",
+    "orders",
+    "routed_qty",
+    "filled_qty",
+    "fill_rate",
+    "ack_ms_p50",
+    "improvement_bps",
+    "effective_spread_bps",
+    "fees",
+    "rebates",
+    "rejects",
+    "flow_share",
+    "toxicity",
+)
 
 
 class TcaError(Exception):
@@ -48,8 +153,12 @@ def compute(records, selection: Selection) -> dict:
     mean over the orders with its interval."""
     parents, venues, tape = read_trail(records, selection)
     orders = [parent_figures(p, venues, tape.get(p.symbol, ())) for p in parents]
-    return {"orders": orders, "venues": venue_figures(parents, venues), "aggregates": aggregates(orders),
-            "aggregates_method": f"{CI_METHOD}; none under {MIN_CI_SAMPLE} orders"}
+    return {
+        "orders": orders,
+        "venues": venue_figures(parents, venues),
+        "aggregates": aggregates(orders),
+        "aggregates_method": f"{CI_METHOD}; none under {MIN_CI_SAMPLE} orders",
+    }
 
 
 def compute_best_ex(records, selection: Selection) -> dict:
@@ -60,9 +169,12 @@ def compute_best_ex(records, selection: Selection) -> dict:
     first = selection.start_ns if selection.start_ns is not None else min(p.arrival_ns for p in parents)
     last = selection.end_ns - 1 if selection.end_ns is not None else max(p.arrival_ns for p in parents)
     days = business_days(_day(first), _day(last))
-    return {"orders": len(parents),
-            "period": {"from": _day(first).isoformat(), "to": _day(last).isoformat(), "business_days": days},
-            "top_venues": top_venues(parents, days), "routing": routing_disclosure(parents, venues)}
+    return {
+        "orders": len(parents),
+        "period": {"from": _day(first).isoformat(), "to": _day(last).isoformat(), "business_days": days},
+        "top_venues": top_venues(parents, days),
+        "routing": routing_disclosure(parents, venues),
+    }
 
 
 def _day(ns: int) -> date:
@@ -120,8 +232,10 @@ def write_table(report: dict, out: TextIO) -> None:
 
 def write_best_ex_table(report: dict, out: TextIO) -> None:
     period = report["period"]
-    out.write(f"top five execution venues per class of order (MiFID II, former RTS 28), {period['from']} to "
-              f"{period['to']}, {period['business_days']} business days; percentages\n")
+    out.write(
+        f"top five execution venues per class of order (MiFID II, former RTS 28), {period['from']} to "
+        f"{period['to']}, {period['business_days']} business days; percentages\n"
+    )
     _table(report["top_venues"], TOP_COLUMNS, out)
     out.write("\norder routing (Rule 606 style, non-directed orders); percentages, fees in the price currency\n")
     _table(report["routing"], DISCLOSURE_COLUMNS, out)
@@ -134,15 +248,19 @@ def write_csvs(report: dict, folder: Path) -> list[Path]:
     if "top_venues" in report:
         tables = (("top_venues", report["top_venues"], TOP_COLUMNS), ("routing", report["routing"], DISCLOSURE_COLUMNS))
     else:
-        fills = [{"order_id": o["order_id"], **f,
-                  **{f"markout_{m['horizon_ms']}ms_bps": m["bps"] for m in f["markouts"]}}
-                 for o in report["orders"] for f in o["fills"]]
+        fills = [
+            {"order_id": o["order_id"], **f, **{f"markout_{m['horizon_ms']}ms_bps": m["bps"] for m in f["markouts"]}}
+            for o in report["orders"]
+            for f in o["fills"]
+        ]
         fill_marks = sorted({m["horizon_ms"] for f in fills for m in f["markouts"]})
         orders, venues = [_flat(o) for o in report["orders"]], [_flat(v) for v in report["venues"]]
-        tables = (("orders", orders, ORDER_COLUMNS + tuple(markout_columns(report["orders"]))),
-                  ("fills", fills, FILL_COLUMNS + tuple(f"markout_{h}ms_bps" for h in fill_marks)),
-                  ("venues", venues, VENUE_COLUMNS + tuple(markout_columns(report["venues"]))),
-                  ("aggregates", report["aggregates"], AGGREGATE_COLUMNS))
+        tables = (
+            ("orders", orders, ORDER_COLUMNS + tuple(markout_columns(report["orders"]))),
+            ("fills", fills, FILL_COLUMNS + tuple(f"markout_{h}ms_bps" for h in fill_marks)),
+            ("venues", venues, VENUE_COLUMNS + tuple(markout_columns(report["venues"]))),
+            ("aggregates", report["aggregates"], AGGREGATE_COLUMNS),
+        )
     paths = []
     for name, rows, columns in tables:
         path = folder / f"{name}.csv"
@@ -157,8 +275,13 @@ def write_csvs(report: dict, folder: Path) -> list[Path]:
 def command(url: str, table: str, args) -> int:
     """Run `sorgw tca` on the trail at url; 0 with the report written, 1 with the reason on stderr."""
     try:
-        selection = Selection(parse_time(args.start) if args.start else None,
-                              parse_time(args.end) if args.end else None, args.session, args.symbol, args.order)
+        selection = Selection(
+            parse_time(args.start) if args.start else None,
+            parse_time(args.end) if args.end else None,
+            args.session,
+            args.symbol,
+            args.order,
+        )
     except ValueError as exc:
         raise TcaError(f"--from/--to: {exc} (expected an ISO-8601 time such as 2024-05-01T13:30:00)") from None
     if args.format == "csv" and args.out is None:

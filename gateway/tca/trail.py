@@ -1,4 +1,5 @@
 """Read the audit trail into the plain records TCA works on: parents, their children, fills and NBBOs."""
+
 from __future__ import annotations
 
 import json
@@ -27,10 +28,13 @@ class Selection:
     order: str | None = None  # an OrderID or any ClOrdID of the order
 
     def wants(self, parent: ParentTrail, cl_ord_ids: set[str]) -> bool:
-        return ((self.start_ns is None or parent.arrival_ns >= self.start_ns)
-                and (self.end_ns is None or parent.arrival_ns < self.end_ns)
-                and self.session in (None, parent.session) and self.symbol in (None, parent.symbol)
-                and (self.order is None or self.order == parent.order_id or self.order in cl_ord_ids))
+        return (
+            (self.start_ns is None or parent.arrival_ns >= self.start_ns)
+            and (self.end_ns is None or parent.arrival_ns < self.end_ns)
+            and self.session in (None, parent.session)
+            and self.symbol in (None, parent.symbol)
+            and (self.order is None or self.order == parent.order_id or self.order in cl_ord_ids)
+        )
 
 
 def _ord_type(msg: WireMessage) -> str:
@@ -62,11 +66,16 @@ class _Reader:
     def config(self, body: dict) -> None:
         for venue in body.get("config", {}).get("venues", []):
             name = venue["name"]
-            session = f"{venue.get('begin_string') or 'FIX.4.4'}:{venue.get('sender_comp_id') or 'SORGW'}->" \
-                      f"{venue.get('target_comp_id') or name}"
+            session = (
+                f"{venue.get('begin_string') or 'FIX.4.4'}:{venue.get('sender_comp_id') or 'SORGW'}->"
+                f"{venue.get('target_comp_id') or name}"
+            )
             self.venue_of_session[session] = name
-            self.venues[name] = VenueTerms(venue.get("kind") == "dark", Decimal(str(venue.get("maker_fee", 0))),
-                                           Decimal(str(venue.get("taker_fee", 0))))
+            self.venues[name] = VenueTerms(
+                venue.get("kind") == "dark",
+                Decimal(str(venue.get("maker_fee", 0))),
+                Decimal(str(venue.get("taker_fee", 0))),
+            )
 
     def read(self, record: Record) -> None:
         if record.kind == "config":
@@ -83,12 +92,14 @@ class _Reader:
         elif record.kind == "trade":
             body = json.loads(record.body)
             self.tape.setdefault(body["symbol"], []).append(
-                Print(record.ts_ns, body["venue"], int(body["qty"]), Decimal(body["price"])))
+                Print(record.ts_ns, body["venue"], int(body["qty"]), Decimal(body["price"]))
+            )
         elif record.kind == "mark":
             body = json.loads(record.body)
             touches = {venue: (_decimal(bid), _decimal(ask)) for venue, (bid, ask) in body["venues"].items()}
             self.marks.setdefault(body["exec_id"], []).append(
-                Mark(int(body["horizon_ms"]), record.ts_ns, _quote(body), touches))
+                Mark(int(body["horizon_ms"]), record.ts_ns, _quote(body), touches)
+            )
         elif record.order_id is not None and record.order_id in self.parents:
             body = json.loads(record.body)
             if record.kind == "decision":
@@ -109,9 +120,16 @@ class _Reader:
             self.cl_ord_ids.setdefault(order_id, set()).add(msg.getField(11))
         if record.kind == "fix_in" and msg_type == "D" and order_id not in self.parents and msg.isSetField(38):
             self.parents[order_id] = ParentTrail(
-                order_id, msg.getField(11), record.session or "", msg.getField(55),
-                1 if msg.getField(54) == "1" else -1, int(Decimal(msg.getField(38))), record.ts_ns,
-                ord_type=_ord_type(msg), directed=msg.isSetField(100) and bool(msg.getField(100)))
+                order_id,
+                msg.getField(11),
+                record.session or "",
+                msg.getField(55),
+                1 if msg.getField(54) == "1" else -1,
+                int(Decimal(msg.getField(38))),
+                record.ts_ns,
+                ord_type=_ord_type(msg),
+                directed=msg.isSetField(100) and bool(msg.getField(100)),
+            )
         elif record.kind == "fix_out" and msg_type == "8" and order_id in self.parents:
             parent = self.parents[order_id]
             if parent.end_ns is not None:
@@ -127,16 +145,25 @@ class _Reader:
         order_id = record.order_id
         if order_id is None or order_id not in self.parents or msg.getField(11) in self.children:
             return  # a resent child is the same child
-        child = Child(msg.getField(11), venue, int(Decimal(msg.getField(38))), record.ts_ns, None, False,
-                      _ord_type(msg), Decimal(msg.getField(44)) if msg.isSetField(44) else None,
-                      self.route_quote.get(order_id))
+        child = Child(
+            msg.getField(11),
+            venue,
+            int(Decimal(msg.getField(38))),
+            record.ts_ns,
+            None,
+            False,
+            _ord_type(msg),
+            Decimal(msg.getField(44)) if msg.isSetField(44) else None,
+            self.route_quote.get(order_id),
+        )
         self.parents[order_id].children.append(child)
         self.children[child.cl_ord_id] = (order_id, child)
 
     def _answered(self, cl_ord_id: str, ts_ns: int, rejected: bool) -> None:
         order_id, child = self.children[cl_ord_id]
-        updated = replace(child, ack_ns=child.ack_ns if child.ack_ns is not None else ts_ns,
-                          rejected=child.rejected or rejected)
+        updated = replace(
+            child, ack_ns=child.ack_ns if child.ack_ns is not None else ts_ns, rejected=child.rejected or rejected
+        )
         children = self.parents[order_id].children
         children[children.index(child)] = updated
         self.children[cl_ord_id] = (order_id, updated)
@@ -160,9 +187,18 @@ class _Reader:
         order_id = self.children[cl_ord_id][0]
         liquidity = msg.getField(851) if msg.isSetField(851) else None
         fills = self.parents[order_id].fills
-        fills.append(Fill(record.ts_ns, venue, last_qty, Decimal(msg.getField(31)),
-                          _PASSIVE.get(liquidity), None, self.children[cl_ord_id][1].route,
-                          child=cl_ord_id))
+        fills.append(
+            Fill(
+                record.ts_ns,
+                venue,
+                last_qty,
+                Decimal(msg.getField(31)),
+                _PASSIVE.get(liquidity),
+                None,
+                self.children[cl_ord_id][1].route,
+                child=cl_ord_id,
+            )
+        )
         self.unquoted[order_id] = len(fills) - 1
 
     def quoted(self, order_id: str, body: dict) -> None:
@@ -176,8 +212,9 @@ class _Reader:
             parent.end = _quote(body)
 
 
-def read_trail(records: Iterable[Record], selection: Selection
-               ) -> tuple[list[ParentTrail], dict[str, VenueTerms], dict[str, list[Print]]]:
+def read_trail(
+    records: Iterable[Record], selection: Selection
+) -> tuple[list[ParentTrail], dict[str, VenueTerms], dict[str, list[Print]]]:
     """The selected parents in arrival order, the venues' terms as last configured, and the prints per symbol."""
     reader = _Reader()
     for record in records:

@@ -1,4 +1,5 @@
 """Venue simulators and the gateway as separate processes with persistent FIX stores, and an OMS to drive them."""
+
 from __future__ import annotations
 
 import os
@@ -34,17 +35,31 @@ def wait_log(path: Path, text: str, timeout: float = 20, after: int = 0) -> None
 class Processes:
     """`sorgw venue` and `sorgw run` in tmp_path, sharing books over Mosquitto; every store is a file store."""
 
-    def __init__(self, tmp_path: Path, prefix: str, sim_overrides: dict | None = None,
-                 gateway_overrides: dict | None = None, venue_fix: dict | None = None) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        prefix: str,
+        sim_overrides: dict | None = None,
+        gateway_overrides: dict | None = None,
+        venue_fix: dict | None = None,
+    ) -> None:
         self.dir = tmp_path
         mqtt = {"url": "mqtt://127.0.0.1:1883", "prefix": prefix}
         gateway_cfg, venues_cfg = topology.build(
-            tmp_path, sim_overrides=sim_overrides,
-            gateway_overrides={"fix": {**FIX_FILE, "store_path": str(tmp_path / "gw-store")}, "mqtt": mqtt,
-                               **(gateway_overrides or {})})
-        venues_cfg = venues_cfg.model_copy(update={
-            "fix": FixConfig(**{**FIX_FILE, "store_path": tmp_path / "venue-store", **(venue_fix or {})}),
-            "mqtt": gateway_cfg.mqtt})
+            tmp_path,
+            sim_overrides=sim_overrides,
+            gateway_overrides={
+                "fix": {**FIX_FILE, "store_path": str(tmp_path / "gw-store")},
+                "mqtt": mqtt,
+                **(gateway_overrides or {}),
+            },
+        )
+        venues_cfg = venues_cfg.model_copy(
+            update={
+                "fix": FixConfig(**{**FIX_FILE, "store_path": tmp_path / "venue-store", **(venue_fix or {})}),
+                "mqtt": gateway_cfg.mqtt,
+            }
+        )
         self.gateway_cfg: GatewayConfig = gateway_cfg
         (tmp_path / "gateway.yaml").write_text(yaml.safe_dump(gateway_cfg.model_dump(mode="json", by_alias=True)))
         (tmp_path / "venues.yaml").write_text(yaml.safe_dump(venues_cfg.model_dump(mode="json", by_alias=True)))
@@ -53,8 +68,13 @@ class Processes:
         self.venues: subprocess.Popen | None = None
 
     def _spawn(self, args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
-        return subprocess.Popen(SORGW + args, stdout=log.open("a"), stderr=subprocess.STDOUT, cwd=self.dir,
-                                env={**os.environ, **(env or {})})
+        return subprocess.Popen(
+            SORGW + args,
+            stdout=log.open("a"),
+            stderr=subprocess.STDOUT,
+            cwd=self.dir,
+            env={**os.environ, **(env or {})},
+        )
 
     def start_venues(self) -> None:
         self.venues = self._spawn(["venue", "--config", "venues.yaml", "--work-dir", "venue-work"], self.venue_log)
@@ -64,8 +84,9 @@ class Processes:
         """Start `sorgw run`; with `crash_at`, it kills itself at that crash point (gateway/faults.py)."""
         env = {"SORGW_CRASH_AT": crash_at} if crash_at else {"SORGW_CRASH_AT": ""}
         started = self.gateway_log.read_text().count('"gateway.started"') if self.gateway_log.exists() else 0
-        self.gateway = self._spawn(["run", "--config", "gateway.yaml", "--log-json", "--work-dir", "gw-work"],
-                                   self.gateway_log, env)
+        self.gateway = self._spawn(
+            ["run", "--config", "gateway.yaml", "--log-json", "--work-dir", "gw-work"], self.gateway_log, env
+        )
         if wait:
             wait_log(self.gateway_log, '"gateway.started"', after=started)
 
@@ -89,8 +110,11 @@ class Processes:
 
     def oms(self, name: str = "oms") -> OmsClient:
         up = self.gateway_cfg.upstream
-        client = OmsClient(SessionSpec("FIX.4.4", "OMS", "SORGW", up.host, up.port),
-                           FixConfig(**FIX_FILE, store_path=self.dir / f"{name}-store"), self.dir / name)
+        client = OmsClient(
+            SessionSpec("FIX.4.4", "OMS", "SORGW", up.host, up.port),
+            FixConfig(**FIX_FILE, store_path=self.dir / f"{name}-store"),
+            self.dir / name,
+        )
         client.start(timeout=20)
         return client
 

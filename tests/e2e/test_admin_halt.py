@@ -1,4 +1,5 @@
 """`sorgw admin halt` against `sorgw run` as a process: the halt cancels, refuses, outlives a kill -9, and resumes."""
+
 from __future__ import annotations
 
 import subprocess
@@ -15,8 +16,13 @@ HALT_TEXT = "halt (symbol AAPL)"
 
 
 def _admin(url: str, *argv: str, token: str = TOKEN) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", "admin", "--url", url, *argv], capture_output=True,
-                          text=True, timeout=30, env={"SORGW_ADMIN_TOKEN": token, "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "admin", "--url", url, *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"SORGW_ADMIN_TOKEN": token, "PATH": "/usr/bin:/bin"},
+    )
 
 
 def _send_when_logged_on(oms: OmsClient, cl_ord_id: str, timeout: float = 30) -> None:
@@ -54,7 +60,9 @@ def test_a_halt_cancels_refuses_survives_kill_9_and_resume_lets_orders_through(t
         oms.new_order("NEW", "AAPL", "2", 100, price="195.00")
         refused_order = oms.wait_final("NEW", 10)
         assert (refused_order[codec.ORD_STATUS], refused_order[codec.TEXT]) == (
-            "8", f"refused: {HALT_TEXT} in force until resumed")
+            "8",
+            f"refused: {HALT_TEXT} in force until resumed",
+        )
 
         procs.kill_gateway()
         procs.start_gateway()

@@ -1,5 +1,6 @@
 """`sorgw bench --e2e` as a user runs it: a tiny run reports every figure for all three paths, a failed start is
 an error naming the process."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,8 +25,13 @@ PER_PATH = 2 * (30 + 100 + 30)  # rounds x (one at a time, 200/s for 0.5 s, the 
 
 
 def _run(tmp_path, *extra: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([*SORGW, *TINY, *extra], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "TMPDIR": str(tmp_path)})
+    return subprocess.run(
+        [*SORGW, *TINY, *extra],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
 
 
 def _leaves(figures, prefix=""):
@@ -56,8 +62,13 @@ def test_tiny_run_reports_every_figure_for_all_three_paths(tmp_path):
         assert leaves
         for key, value in leaves:
             assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (section, key, value)
-    assert set(result["gateway_over_passthrough"]) == {"ping", "rates", "burst_per_s", "cpu_ms_per_order",
-                                                       "peak_rss_mib"}
+    assert set(result["gateway_over_passthrough"]) == {
+        "ping",
+        "rates",
+        "burst_per_s",
+        "cpu_ms_per_order",
+        "peak_rss_mib",
+    }
     # The gateway really audited the orders it routed (its SQLite trail is in the bench's work directory).
     assert (tmp_path / os.path.basename(result["work_dir"]) / "gateway" / "audit.db").stat().st_size > 0
     # The same figures as the terminal table (the default output), without a second run.

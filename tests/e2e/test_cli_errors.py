@@ -1,4 +1,5 @@
 """Errors that name what to fix: ports in use, clashing ports, empty venues, env overrides, bad arguments."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,9 @@ def _dump(cfg, path: Path) -> Path:
 
 
 def _sorgw(*args: str, env: dict[str, str] | None = None, cmd: list[str] = SORGW) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        cmd + list(args), capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+    )
 
 
 @contextmanager
@@ -53,8 +55,9 @@ def test_a_gateway_port_in_use_names_its_key(tmp_path, key):
         port = gateway_cfg.upstream.port
     path = _dump(gateway_cfg, tmp_path / "gateway.yaml")
     with _held(port):
-        result = _sorgw("run", "--config", str(path), "--work-dir", str(tmp_path / "w"),
-                        env={"SORGW_ADMIN_TOKEN": "x" * 32})
+        result = _sorgw(
+            "run", "--config", str(path), "--work-dir", str(tmp_path / "w"), env={"SORGW_ADMIN_TOKEN": "x" * 32}
+        )
     _port_error(result, key, port)
 
 
@@ -146,17 +149,25 @@ def test_python_dash_m_gateway_is_the_sorgw_command():
 
 
 # matplotlib made unimportable, as in the runtime image (which tests/e2e/test_container.py checks for real).
-WITHOUT_MATPLOTLIB = [sys.executable, "-c", "import sys; sys.modules['matplotlib'] = None; "
-                                            "from gateway.cli import main; sys.exit(main(sys.argv[1:]))"]
+WITHOUT_MATPLOTLIB = [
+    sys.executable,
+    "-c",
+    "import sys; sys.modules['matplotlib'] = None; from gateway.cli import main; sys.exit(main(sys.argv[1:]))",
+]
 
 
-@pytest.mark.parametrize("args", [
-    ["simulate", "--runs", "1"],
-    ["tca", "--audit-url", "sqlite:///nowhere.db", "--format", "html", "--out", "x.html"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["simulate", "--runs", "1"],
+        ["tca", "--audit-url", "sqlite:///nowhere.db", "--format", "html", "--out", "x.html"],
+    ],
+)
 def test_charts_without_matplotlib_name_the_extra_to_install(args):
     result = _sorgw(*args, cmd=WITHOUT_MATPLOTLIB)
     assert result.returncode == 2, result.stderr
-    assert f"sorgw {args[0]}: charts need matplotlib, which is not installed: pip install 'sor-gateway[sim]'" \
+    assert (
+        f"sorgw {args[0]}: charts need matplotlib, which is not installed: pip install 'sor-gateway[sim]'"
         in result.stderr
+    )
     assert "Traceback" not in result.stderr and result.stdout == ""

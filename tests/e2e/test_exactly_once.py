@@ -1,4 +1,5 @@
 """Every execution a venue reports reaches the OMS once, at its own price, whatever was killed when."""
+
 from __future__ import annotations
 
 import quickfix as fix
@@ -60,8 +61,15 @@ def test_a_possible_duplicate_of_a_filled_order_is_answered_with_its_status(tmp_
         header.setField(fix.BeginString("FIX.4.4"))
         header.setField(fix.MsgType("D"))
         header.setField(codec.POSS_RESEND, "Y")
-        for tag, value in {codec.CL_ORD_ID: "D1", codec.SYMBOL: "MSFT", codec.SIDE: "2", codec.ORDER_QTY: "100",
-                           codec.ORD_TYPE: "2", codec.PRICE: "409.99", codec.EX_DESTINATION: "LITC"}.items():
+        for tag, value in {
+            codec.CL_ORD_ID: "D1",
+            codec.SYMBOL: "MSFT",
+            codec.SIDE: "2",
+            codec.ORDER_QTY: "100",
+            codec.ORD_TYPE: "2",
+            codec.PRICE: "409.99",
+            codec.EX_DESTINATION: "LITC",
+        }.items():
             again.setField(tag, value)
         again.setField(fix.TransactTime())
         assert fix.Session.sendToTarget(again, oms.sessions[oms.session])

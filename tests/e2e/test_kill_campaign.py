@@ -5,6 +5,7 @@ record with nothing sent), half at random moments. After each kill the audit cha
 execution the venues sent must have reached the OMS exactly once, at its own price, no order may be stuck, over-
 filled, or rejected after a fill. SORGW_KILLS sets the kills per audit store (default 15: 30 in all).
 """
+
 from __future__ import annotations
 
 import os
@@ -91,14 +92,23 @@ def venue_executions(log_dir: Path) -> list[tuple[str, str, int, Decimal]]:
             fields = dict(f.split(b"=", 1) for f in line.partition(b" : ")[2].split(b"\x01") if b"=" in f)
             if fields.get(b"35") == b"8" and fields.get(b"150") == b"F" and fields.get(b"56") == b"SORGW":
                 venue = fields[b"49"].decode()
-                seen[(venue, fields[b"17"].decode())] = (venue, fields[b"17"].decode(), int(fields[b"32"]),
-                                                          Decimal(fields[b"31"].decode()))
+                seen[(venue, fields[b"17"].decode())] = (
+                    venue,
+                    fields[b"17"].decode(),
+                    int(fields[b"32"]),
+                    Decimal(fields[b"31"].decode()),
+                )
     return list(seen.values())
 
 
 def run_campaign(tmp_path: Path, prefix: str, audit: dict, seed: int) -> None:
-    procs = Processes(tmp_path, prefix, sim_overrides=SIM, gateway_overrides={"audit": audit},
-                      venue_fix={"log_path": tmp_path / "venue-fixlog"})
+    procs = Processes(
+        tmp_path,
+        prefix,
+        sim_overrides=SIM,
+        gateway_overrides={"audit": audit},
+        venue_fix={"log_path": tmp_path / "venue-fixlog"},
+    )
     rng = random.Random(seed)
     oms = flow = None
     crashed = 0  # kills that landed on their crash point
@@ -131,8 +141,13 @@ def run_campaign(tmp_path: Path, prefix: str, audit: dict, seed: int) -> None:
                 if oms.wait_final(cl_ord_id, 0.01) is None:
                     replaced = [m for m in oms.reports(cl_ord_id) if m.msg_type == "8" and m[codec.EXEC_TYPE] == "5"]
                     latest = replaced[-1][codec.CL_ORD_ID] if replaced else cl_ord_id
-                    oms.cancel(f"END{attempt}-{i}", latest, "MSFT" if cl_ord_id[0] == "R" else "AAPL",
-                               "2" if cl_ord_id[0] == "R" else "1", 0)
+                    oms.cancel(
+                        f"END{attempt}-{i}",
+                        latest,
+                        "MSFT" if cl_ord_id[0] == "R" else "AAPL",
+                        "2" if cl_ord_id[0] == "R" else "1",
+                        0,
+                    )
         stuck = [c for c in flow.orders if oms.wait_final(c, 30) is None]
         assert stuck == [], [(c, [m.fields for m in oms.reports(c)]) for c in stuck[:3]]
         time.sleep(1)  # late duplicates, if any, would arrive now

@@ -1,4 +1,5 @@
 """`sorgw venue` and `sorgw run` as separate processes: trade over FIX, then stop cleanly on a signal."""
+
 from __future__ import annotations
 
 import signal
@@ -43,8 +44,12 @@ def processes(tmp_path, prefix):
 
     def start(args: list[str], name: str) -> tuple[subprocess.Popen, Path]:
         log = tmp_path / f"{name}.log"
-        proc = subprocess.Popen(SORGW + args + ["--work-dir", str(tmp_path / name)], stdout=log.open("w"),
-                                stderr=subprocess.STDOUT, cwd=tmp_path)
+        proc = subprocess.Popen(
+            SORGW + args + ["--work-dir", str(tmp_path / name)],
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
         started.append((proc, log))
         return proc, log
 
@@ -95,8 +100,10 @@ def test_gateway_and_venues_trade_then_stop_cleanly_on_signals(processes, tmp_pa
 
 def test_bad_config_exits_non_zero_naming_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((Path(__file__).parents[2] / "config" / "gateway.yaml").read_text()
-                   .replace("port: 9876", "port: not-a-port") + "\nno_such_setting: 1\n")
+    bad.write_text(
+        (Path(__file__).parents[2] / "config" / "gateway.yaml").read_text().replace("port: 9876", "port: not-a-port")
+        + "\nno_such_setting: 1\n"
+    )
     result = subprocess.run(SORGW + ["run", "--config", str(bad)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "upstream.port" in result.stderr and "no_such_setting: unknown setting" in result.stderr
@@ -106,12 +113,17 @@ def test_bad_config_exits_non_zero_naming_the_key(tmp_path):
 def test_port_in_use_is_a_clear_start_up_error(tmp_path):
     gateway_cfg, _ = topology.build(tmp_path)
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", gateway_cfg.upstream.port))
         s.listen()
         path = _dump(gateway_cfg, tmp_path / "gateway.yaml")
-        result = subprocess.run(SORGW + ["run", "--config", str(path), "--work-dir", str(tmp_path / "w")],
-                                capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            SORGW + ["run", "--config", str(path), "--work-dir", str(tmp_path / "w")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     assert result.returncode == 1
     assert "sorgw run:" in result.stderr and str(gateway_cfg.upstream.port) in result.stderr
     assert "Traceback" not in result.stderr

@@ -1,4 +1,5 @@
 """kill -9 the gateway while venues are filling, restart it, and check what the OMS saw: every fill once."""
+
 from __future__ import annotations
 
 import time

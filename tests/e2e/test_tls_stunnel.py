@@ -1,5 +1,6 @@
 """TLS for the FIX sessions through stunnel sidecars (quickfix has no SSL): an OMS and a venue behind TLS with
 certificates from a CA of the test's own, and plain-text or certificate-less clients refused."""
+
 from __future__ import annotations
 
 import shutil
@@ -49,19 +50,43 @@ def test_an_oms_and_a_venue_behind_tls_trade_and_plain_text_is_refused(tmp_path)
     # clients check the server's certificate and host name.
     shipped = stunnel_sections((ROOT / "config/stunnel/gateway.conf").read_text())["oms"]
     server = {**shipped, "cert": str(server_crt), "key": str(server_key), "CAfile": str(ca)}
-    client = {"client": "yes", "cert": str(client_crt), "key": str(client_key), "CAfile": str(ca),
-              "verifyChain": "yes", "checkHost": "localhost"}
-    (d / "stunnel.conf").write_text(stunnel_config(d, {
-        "gateway-upstream": {**server, "accept": f"127.0.0.1:{gw_tls}",
-                             "connect": f"127.0.0.1:{gateway_cfg.upstream.port}"},
-        "oms-out": {"accept": f"127.0.0.1:{oms_local}", "connect": f"127.0.0.1:{gw_tls}", **client},
-        "venue-lita": {**server, "accept": f"127.0.0.1:{venue_tls}", "connect": f"127.0.0.1:{venue.port}"},
-        "gateway-to-lita": {"accept": f"127.0.0.1:{venue_local}", "connect": f"127.0.0.1:{venue_tls}", **client},
-    }))
-    gateway_cfg = gateway_cfg.model_copy(update={"venues": tuple(
-        v.model_copy(update={"port": venue_local}) if v.name == "LITA" else v for v in gateway_cfg.venues)})
-    stunnel = subprocess.Popen(["stunnel", str(d / "stunnel.conf")], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    client = {
+        "client": "yes",
+        "cert": str(client_crt),
+        "key": str(client_key),
+        "CAfile": str(ca),
+        "verifyChain": "yes",
+        "checkHost": "localhost",
+    }
+    (d / "stunnel.conf").write_text(
+        stunnel_config(
+            d,
+            {
+                "gateway-upstream": {
+                    **server,
+                    "accept": f"127.0.0.1:{gw_tls}",
+                    "connect": f"127.0.0.1:{gateway_cfg.upstream.port}",
+                },
+                "oms-out": {"accept": f"127.0.0.1:{oms_local}", "connect": f"127.0.0.1:{gw_tls}", **client},
+                "venue-lita": {**server, "accept": f"127.0.0.1:{venue_tls}", "connect": f"127.0.0.1:{venue.port}"},
+                "gateway-to-lita": {
+                    "accept": f"127.0.0.1:{venue_local}",
+                    "connect": f"127.0.0.1:{venue_tls}",
+                    **client,
+                },
+            },
+        )
+    )
+    gateway_cfg = gateway_cfg.model_copy(
+        update={
+            "venues": tuple(
+                v.model_copy(update={"port": venue_local}) if v.name == "LITA" else v for v in gateway_cfg.venues
+            )
+        }
+    )
+    stunnel = subprocess.Popen(
+        ["stunnel", str(d / "stunnel.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     venues = VenueHost(venues_cfg, tmp_path / "venues", InProcessBus())
     gateway = oms = None
     try:
@@ -73,8 +98,11 @@ def test_an_oms_and_a_venue_behind_tls_trade_and_plain_text_is_refused(tmp_path)
         gateway = start_gateway(gateway_cfg, tmp_path / "gateway")
         assert gateway.wait_for_venues(15), "the venue sessions (LITA through TLS) did not log on"
         session = gateway_cfg.upstream.sessions[0]
-        oms = OmsClient(SessionSpec(session.begin_string, session.target_comp_id, session.sender_comp_id,
-                                    "127.0.0.1", oms_local), gateway_cfg.fix, tmp_path / "oms")
+        oms = OmsClient(
+            SessionSpec(session.begin_string, session.target_comp_id, session.sender_comp_id, "127.0.0.1", oms_local),
+            gateway_cfg.fix,
+            tmp_path / "oms",
+        )
         oms.start()
         oms.new_order("TLS1", "AAPL", "1", 100, price="190.05", ex_destination="LITA", urgency="H")
         final = oms.wait_final("TLS1")
@@ -92,8 +120,12 @@ def test_an_oms_and_a_venue_behind_tls_trade_and_plain_text_is_refused(tmp_path)
                     tls.sendall(b"8=FIX.4.4\x01")  # TLS 1.3: the refusal of the client certificate comes after
                     assert tls.recv(1) == b""
                     raise ConnectionError("closed without an answer")
-        assert gateway.metrics.registry.get_sample_value(
-            "sorgw_session_up", {"session": "FIX.4.4:SORGW->OMS", "role": "upstream"}) == 1  # still trading
+        assert (
+            gateway.metrics.registry.get_sample_value(
+                "sorgw_session_up", {"session": "FIX.4.4:SORGW->OMS", "role": "upstream"}
+            )
+            == 1
+        )  # still trading
     finally:
         if oms is not None:
             oms.stop()

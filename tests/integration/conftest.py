@@ -1,4 +1,5 @@
 """Fixtures shared by the integration tests: whole local stacks (venue simulators, gateway, OMS) over FIX."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,8 +13,11 @@ def make_stack(tmp_path):
     stacks = []
 
     def make(**kwargs) -> Stack:
-        gateway_cfg, venues_cfg = topology.build(tmp_path, sim_overrides=kwargs.pop("sim_overrides", None),
-                                                 gateway_overrides=kwargs.pop("gateway_overrides", None))
+        gateway_cfg, venues_cfg = topology.build(
+            tmp_path,
+            sim_overrides=kwargs.pop("sim_overrides", None),
+            gateway_overrides=kwargs.pop("gateway_overrides", None),
+        )
         stack = Stack(gateway_cfg, venues_cfg, tmp_path, **kwargs).__enter__()
         stacks.append(stack)
         return stack

@@ -1,5 +1,6 @@
 """A plain FIX 4.2 exchange on quickfix directly, not our simulator: limit orders only, Day only, fills at
 the limit price, no market data, terse reports; a session can instead answer every order with 35=3 or 35=j."""
+
 from __future__ import annotations
 
 import itertools
@@ -48,9 +49,15 @@ class PlainExchange(fix.Application):
         self._ids = itertools.count(1)
         settings = fix.SessionSettings()
         defaults = fix.Dictionary()
-        for key, value in {"ConnectionType": "acceptor", "StartTime": "00:00:00", "EndTime": "00:00:00",
-                           "UseDataDictionary": "Y", "DataDictionary": str(dictionary(work_dir)),
-                           "ResetOnLogon": "Y", "FileLogPath": str(work_dir / "plain-log")}.items():
+        for key, value in {
+            "ConnectionType": "acceptor",
+            "StartTime": "00:00:00",
+            "EndTime": "00:00:00",
+            "UseDataDictionary": "Y",
+            "DataDictionary": str(dictionary(work_dir)),
+            "ResetOnLogon": "Y",
+            "FileLogPath": str(work_dir / "plain-log"),
+        }.items():
             defaults.setString(key, value)
         settings.set(defaults)
         for venue in venues:
@@ -104,8 +111,11 @@ class PlainExchange(fix.Application):
     def _from_app(self, message, sessionID) -> None:
         venue = self.venues[sessionID.getSenderCompID().getValue()]
         msg_type = message.getHeader().getField(35)
-        fields = {tag: message.getField(tag) for tag in (CL_ORD_ID, ORIG_CL_ORD_ID, SYMBOL, SIDE, ORDER_QTY,
-                                                         ORD_TYPE, PRICE, TIF) if message.isSetField(tag)}
+        fields = {
+            tag: message.getField(tag)
+            for tag in (CL_ORD_ID, ORIG_CL_ORD_ID, SYMBOL, SIDE, ORDER_QTY, ORD_TYPE, PRICE, TIF)
+            if message.isSetField(tag)
+        }
         if msg_type == "D":
             with self.lock:
                 venue.orders.append(fields)
@@ -126,8 +136,15 @@ class PlainExchange(fix.Application):
     # --- behaviour ----------------------------------------------------------------------------------------
 
     def _new_order(self, venue: PlainVenue, f: dict[int, str], sid: fix.SessionID) -> None:
-        problem = ("market closed" if venue.closed else "limit orders only" if f.get(ORD_TYPE) != "2"
-                   else "Day orders only" if f.get(TIF, "0") != "0" else None)
+        problem = (
+            "market closed"
+            if venue.closed
+            else "limit orders only"
+            if f.get(ORD_TYPE) != "2"
+            else "Day orders only"
+            if f.get(TIF, "0") != "0"
+            else None
+        )
         order = {"f": f, "order_id": f"X{next(self._ids)}", "qty": int(f[ORDER_QTY]), "cum": 0}
         if problem:
             self._report(sid, order, f[CL_ORD_ID], "8", "8", text=problem)
@@ -138,8 +155,15 @@ class PlainExchange(fix.Application):
             if part:
                 order["cum"] += part
                 done = order["cum"] == order["qty"]
-                self._report(sid, order, f[CL_ORD_ID], "2" if done else "1", "2" if done else "1",
-                             last=(part, f[PRICE]), totals=done)
+                self._report(
+                    sid,
+                    order,
+                    f[CL_ORD_ID],
+                    "2" if done else "1",
+                    "2" if done else "1",
+                    last=(part, f[PRICE]),
+                    totals=done,
+                )
         if order["cum"] < order["qty"]:
             with self.lock:
                 venue.resting[f[CL_ORD_ID]] = order
@@ -149,8 +173,15 @@ class PlainExchange(fix.Application):
             order = venue.resting.pop(f[ORIG_CL_ORD_ID], None)
         if order is None:
             reject = self._message("9")
-            for tag, value in ((CL_ORD_ID, f[CL_ORD_ID]), (ORIG_CL_ORD_ID, f[ORIG_CL_ORD_ID]), (ORDER_ID, "NONE"),
-                               (39, "8"), (434, "1"), (102, "1"), (58, "unknown order")):
+            for tag, value in (
+                (CL_ORD_ID, f[CL_ORD_ID]),
+                (ORIG_CL_ORD_ID, f[ORIG_CL_ORD_ID]),
+                (ORDER_ID, "NONE"),
+                (39, "8"),
+                (434, "1"),
+                (102, "1"),
+                (58, "unknown order"),
+            ):
                 reject.setField(tag, value)
             fix.Session.sendToTarget(reject, sid)
             return
@@ -179,14 +210,32 @@ class PlainExchange(fix.Application):
         msg.setField(58, "orders are not accepted on this session")
         fix.Session.sendToTarget(msg, sid)
 
-    def _report(self, sid: fix.SessionID, order: dict, cl_ord_id: str, exec_type: str, status: str, *,
-                last: tuple[int, str] | None = None, orig: str | None = None, text: str | None = None,
-                totals: bool = False) -> None:
+    def _report(
+        self,
+        sid: fix.SessionID,
+        order: dict,
+        cl_ord_id: str,
+        exec_type: str,
+        status: str,
+        *,
+        last: tuple[int, str] | None = None,
+        orig: str | None = None,
+        text: str | None = None,
+        totals: bool = False,
+    ) -> None:
         f = order["f"]
         msg = self._message("8")
-        for tag, value in ((ORDER_ID, order["order_id"]), (17, f"E{next(self._ids)}"), (20, "0"),
-                           (150, exec_type), (39, status), (CL_ORD_ID, cl_ord_id), (SYMBOL, f[SYMBOL]),
-                           (SIDE, f[SIDE]), (ORDER_QTY, f[ORDER_QTY])):
+        for tag, value in (
+            (ORDER_ID, order["order_id"]),
+            (17, f"E{next(self._ids)}"),
+            (20, "0"),
+            (150, exec_type),
+            (39, status),
+            (CL_ORD_ID, cl_ord_id),
+            (SYMBOL, f[SYMBOL]),
+            (SIDE, f[SIDE]),
+            (ORDER_QTY, f[ORDER_QTY]),
+        ):
             msg.setField(tag, value)
         if orig:
             msg.setField(ORIG_CL_ORD_ID, orig)

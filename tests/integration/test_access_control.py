@@ -1,5 +1,6 @@
 """Who may connect upstream, over real FIX sockets: Username/Password on Logon, refusals counted and recorded
 without the secret."""
+
 from __future__ import annotations
 
 import json
@@ -25,10 +26,18 @@ def guarded(tmp_path, monkeypatch):
     file."""
     monkeypatch.setenv("SORGW_TEST_OMS_PASSWORD", PASSWORD)
     (tmp_path / "oms2.pw").write_text(FILE_PASSWORD + "\n")
-    cfg, _ = topology.build(tmp_path, gateway_overrides={"upstream": {"port": topology.free_port(), "sessions": [
-        {"target_comp_id": "OMS", "username": "desk1", "password_env": "SORGW_TEST_OMS_PASSWORD"},
-        {"target_comp_id": "OMS2", "username": "desk2", "password_file": str(tmp_path / "oms2.pw")},
-    ]}})
+    cfg, _ = topology.build(
+        tmp_path,
+        gateway_overrides={
+            "upstream": {
+                "port": topology.free_port(),
+                "sessions": [
+                    {"target_comp_id": "OMS", "username": "desk1", "password_env": "SORGW_TEST_OMS_PASSWORD"},
+                    {"target_comp_id": "OMS2", "username": "desk2", "password_file": str(tmp_path / "oms2.pw")},
+                ],
+            }
+        },
+    )
     gateway = start_gateway(cfg, tmp_path / "gateway")
     clients: list[RawFixClient] = []
 
@@ -55,7 +64,8 @@ def _logon(client: RawFixClient, **credentials: bytes) -> dict[int, bytes]:
 
 def _refused(gateway, session: str, reason: str) -> float:
     return gateway.metrics.registry.get_sample_value(
-        "sorgw_upstream_logons_refused_total", {"session": session, "reason": reason})
+        "sorgw_upstream_logons_refused_total", {"session": session, "reason": reason}
+    )
 
 
 def _trail(gateway) -> list:
@@ -72,28 +82,38 @@ def test_the_right_username_and_password_log_on_from_the_environment_or_a_file(g
     assert _logon(connect("OMS"), username=b"desk1", password=PASSWORD.encode()).get(35) == b"A"
     assert _logon(connect("OMS2"), username=b"desk2", password=FILE_PASSWORD.encode()).get(35) == b"A"
     deadline = time.monotonic() + 5  # quickfix answers the Logon, then tells the gateway
-    while not all(gateway.metrics.registry.get_sample_value("sorgw_session_up", {"session": s, "role": "upstream"})
-                  for s in ("FIX.4.4:SORGW->OMS", "FIX.4.4:SORGW->OMS2")):
+    while not all(
+        gateway.metrics.registry.get_sample_value("sorgw_session_up", {"session": s, "role": "upstream"})
+        for s in ("FIX.4.4:SORGW->OMS", "FIX.4.4:SORGW->OMS2")
+    ):
         assert time.monotonic() < deadline, "the sessions did not come up"
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize("credentials, reason, text", [
-    ({"username": b"desk1", "password": b"s3cret-Pa55worD"}, "wrong_password", b"wrong Username or Password"),
-    ({"username": b"desk2", "password": PASSWORD.encode()}, "wrong_username", b"wrong Username or Password"),
-    ({"username": b"desk1"}, "missing_credentials", b"Username (553) and Password (554) are required"),
-    ({}, "missing_credentials", b"Username (553) and Password (554) are required"),
-])
+@pytest.mark.parametrize(
+    "credentials, reason, text",
+    [
+        ({"username": b"desk1", "password": b"s3cret-Pa55worD"}, "wrong_password", b"wrong Username or Password"),
+        ({"username": b"desk2", "password": PASSWORD.encode()}, "wrong_username", b"wrong Username or Password"),
+        ({"username": b"desk1"}, "missing_credentials", b"Username (553) and Password (554) are required"),
+        ({}, "missing_credentials", b"Username (553) and Password (554) are required"),
+    ],
+)
 def test_a_wrong_or_missing_password_is_refused_counted_and_recorded_without_the_secret(
-        guarded, credentials, reason, text):
+    guarded, credentials, reason, text
+):
     gateway, connect = guarded
     client = connect("OMS")
     answer = _logon(client, **credentials)
     assert answer.get(35) == b"5" and text in answer.get(58, b"")
     assert client.wait(lambda: client.closed, 5), "the gateway kept the refused connection open"
     assert _refused(gateway, "FIX.4.4:SORGW->OMS", reason) == 1
-    assert gateway.metrics.registry.get_sample_value(
-        "sorgw_session_up", {"session": "FIX.4.4:SORGW->OMS", "role": "upstream"}) == 0
+    assert (
+        gateway.metrics.registry.get_sample_value(
+            "sorgw_session_up", {"session": "FIX.4.4:SORGW->OMS", "role": "upstream"}
+        )
+        == 0
+    )
     gateway.audit.commit([])  # what was queued before is on record
     records = _trail(gateway)
     logons = [r for r in records if r.kind == "fix_in" and b"\x0135=A\x01" in r.body]
@@ -102,8 +122,7 @@ def test_a_wrong_or_missing_password_is_refused_counted_and_recorded_without_the
         assert b"\x01553=" + credentials["username"] + b"\x01" in logons[0].body
     if "password" in credentials:
         assert b"\x01554=****\x01" in logons[0].body
-    assert all(credentials.get("password", b"\x00") not in r.body and PASSWORD.encode() not in r.body
-               for r in records)
+    assert all(credentials.get("password", b"\x00") not in r.body and PASSWORD.encode() not in r.body for r in records)
     events = [json.loads(r.body) for r in records if r.kind == "event" and b"logon_refused" in r.body]
     assert [e["reason"] for e in events] == [reason]
     # The right password still logs on afterwards.
@@ -114,9 +133,13 @@ def test_a_wrong_or_missing_password_is_refused_counted_and_recorded_without_the
 def watched(tmp_path):
     """A gateway (venues left down, OMS without a password) that closes connections not logged on within 2 s,
     and keeps at most 3 of them."""
-    cfg, _ = topology.build(tmp_path, gateway_overrides={
-        "upstream": {"port": topology.free_port(), "max_pending_connections": 3},
-        "fix": {"store": "memory", "store_path": str(tmp_path / "store"), "logon_timeout_s": 2}})
+    cfg, _ = topology.build(
+        tmp_path,
+        gateway_overrides={
+            "upstream": {"port": topology.free_port(), "max_pending_connections": 3},
+            "fix": {"store": "memory", "store_path": str(tmp_path / "store"), "logon_timeout_s": 2},
+        },
+    )
     gateway = start_gateway(cfg, tmp_path / "gateway")
     sockets: list[socket.socket] = []
 
@@ -204,8 +227,12 @@ def test_a_logged_on_session_is_left_alone_and_a_second_logon_for_it_is_refused_
         first.send(b"1", {112: b"STILL-UP"})
         assert first.wait(lambda: any(m.get(112) == b"STILL-UP" for m in first.received), 5)
         assert not first.closed
-        assert gateway.metrics.registry.get_sample_value(
-            "sorgw_session_up", {"session": "FIX.4.4:SORGW->OMS", "role": "upstream"}) == 1
+        assert (
+            gateway.metrics.registry.get_sample_value(
+                "sorgw_session_up", {"session": "FIX.4.4:SORGW->OMS", "role": "upstream"}
+            )
+            == 1
+        )
     finally:
         first.close()
         second.close()

@@ -1,4 +1,5 @@
 """The admin endpoint over real HTTP in front of a real gateway: the token, the scopes, and `sorgw admin` against it."""
+
 from __future__ import annotations
 
 import http.client
@@ -22,8 +23,14 @@ def admin_stack(make_stack, monkeypatch):
     return make_stack(gateway_overrides={"admin": {"enabled": True, "port": 0, "token_env": "SORGW_TEST_ADMIN_TOKEN"}})
 
 
-def _request(url: str, method: str, path: str, body: object = None, auth: str | None = f"Bearer {TOKEN}",
-             raw: bytes | None = None) -> tuple[int, dict, dict]:
+def _request(
+    url: str,
+    method: str,
+    path: str,
+    body: object = None,
+    auth: str | None = f"Bearer {TOKEN}",
+    raw: bytes | None = None,
+) -> tuple[int, dict, dict]:
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     headers = {"Authorization": auth} if auth is not None else {}
@@ -68,7 +75,9 @@ def test_bad_scopes_are_refused_naming_what_is_wrong(admin_stack):
     assert status == 400 and answer["error"].startswith("the body is not JSON")
     assert _request(url, "GET", "/halt")[::2] == (405, {"error": "/halt takes POST"})
     assert _request(url, "POST", "/resume", {"symbol": "AAPL"})[::2] == (
-        409, {"error": "no halt (symbol AAPL) in force (in force: none)"})
+        409,
+        {"error": "no halt (symbol AAPL) in force (in force: none)"},
+    )
     assert admin_stack.gateway.inspect(lambda e: set(e.halts)) == set()
 
 
@@ -80,13 +89,22 @@ def test_halt_and_resume_over_http_reach_the_engine_and_the_oms(admin_stack):
     assert status == 200, answer
     assert answer["result"] == "halt (session FIX.4.4:SORGW->OMS, symbol AAPL) in force"
     final = oms.wait_final("REST")
-    assert (final[codec.ORD_STATUS], final[codec.TEXT]) == ("4", "canceled: halt (session FIX.4.4:SORGW->OMS, "
-                                                                 "symbol AAPL)")
+    assert (final[codec.ORD_STATUS], final[codec.TEXT]) == (
+        "4",
+        "canceled: halt (session FIX.4.4:SORGW->OMS, symbol AAPL)",
+    )
     assert _request(url, "POST", "/halt", {"venue": "LITA"})[0] == 200
-    assert _request(url, "GET", "/halts")[2] == {"halts": [
-        {"session": None, "symbol": None, "venue": "LITA", "text": "halt (venue LITA)"},
-        {"session": "FIX.4.4:SORGW->OMS", "symbol": "AAPL", "venue": None,
-         "text": "halt (session FIX.4.4:SORGW->OMS, symbol AAPL)"}]}
+    assert _request(url, "GET", "/halts")[2] == {
+        "halts": [
+            {"session": None, "symbol": None, "venue": "LITA", "text": "halt (venue LITA)"},
+            {
+                "session": "FIX.4.4:SORGW->OMS",
+                "symbol": "AAPL",
+                "venue": None,
+                "text": "halt (session FIX.4.4:SORGW->OMS, symbol AAPL)",
+            },
+        ]
+    }
     # The session id names the same scope as the CompID.
     status, _, answer = _request(url, "POST", "/resume", {"symbol": "AAPL", "session": "FIX.4.4:SORGW->OMS"})
     assert (status, answer["result"]) == (200, "halt (session FIX.4.4:SORGW->OMS, symbol AAPL) lifted")
@@ -103,12 +121,16 @@ def test_sorgw_admin_against_the_endpoint(admin_stack, capsys, monkeypatch):
 
     # The client reads the default token_env unless a config names another.
     monkeypatch.setenv("SORGW_ADMIN_TOKEN", TOKEN)
-    assert run("halt", "--symbol", "MSFT") == (0, "halt (symbol MSFT) in force\nhalts in force:\n"
-                                                  "  halt (symbol MSFT)\n", "")
+    assert run("halt", "--symbol", "MSFT") == (
+        0,
+        "halt (symbol MSFT) in force\nhalts in force:\n  halt (symbol MSFT)\n",
+        "",
+    )
     assert run("halts") == (0, "halts in force:\n  halt (symbol MSFT)\n", "")
     code, _, err = run("halt", "--symbol", "NOPE")
-    assert code == 2 and err == (f"sorgw admin: {url} refused: HTTP 400: unknown symbol 'NOPE' "
-                                 "(configured: AAPL, MSFT)\n")
+    assert code == 2 and err == (
+        f"sorgw admin: {url} refused: HTTP 400: unknown symbol 'NOPE' (configured: AAPL, MSFT)\n"
+    )
     code, _, err = run("resume", "--symbol", "AAPL")
     assert code == 1 and "HTTP 409: no halt (symbol AAPL) in force (in force: halt (symbol MSFT))" in err
     assert run("resume", "--symbol", "MSFT") == (0, "halt (symbol MSFT) lifted\nno halts in force\n", "")
@@ -120,18 +142,23 @@ def test_sorgw_admin_against_the_endpoint(admin_stack, capsys, monkeypatch):
 
 def test_sorgw_status_shows_the_halts_the_limits_and_each_sessions_exposure(make_stack, monkeypatch, capsys):
     monkeypatch.setenv("SORGW_ADMIN_TOKEN", TOKEN)
-    stack = make_stack(gateway_overrides={
-        "admin": {"enabled": True, "port": 0},
-        "risk": {"defaults": {"max_order_qty": 5000, "price_collar_bps": 500},
-                 "sessions": {"OMS": {"max_open_qty": 1000, "max_open_notional": "100000", "max_orders_per_s": 50}},
-                 "symbols": {"MSFT": {"max_order_qty": 2000}}}})
+    stack = make_stack(
+        gateway_overrides={
+            "admin": {"enabled": True, "port": 0},
+            "risk": {
+                "defaults": {"max_order_qty": 5000, "price_collar_bps": 500},
+                "sessions": {"OMS": {"max_open_qty": 1000, "max_open_notional": "100000", "max_orders_per_s": 50}},
+                "symbols": {"MSFT": {"max_order_qty": 2000}},
+            },
+        }
+    )
     oms = stack.oms
     oms.new_order("REST", "AAPL", "2", 100, price="195.00")
     assert oms.wait(lambda: any(m.get(codec.ORD_STATUS) == "0" for m in oms.reports("REST")), 10)
     assert _request(stack.gateway.admin.url, "POST", "/halt", {"venue": "DRKB"})[0] == 200
     assert cli.main(["status", "--url", stack.gateway.metrics_url]) == 0
     out = capsys.readouterr().out
-    risk = out[out.index("\nRISK\n"):out.index("\nVENUES\n")].splitlines()
+    risk = out[out.index("\nRISK\n") : out.index("\nVENUES\n")].splitlines()
     assert risk[2] == "  halts             halt (venue DRKB)"
     assert risk[3].split() == ["session", "open", "qty", "/", "max", "open", "notional", "/", "max", "max", "orders/s"]
     assert risk[4].startswith("  FIX.4.4:SORGW->OMS") and " 100 / 1,000 (10%)" in risk[4]

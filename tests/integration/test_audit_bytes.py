@@ -1,5 +1,6 @@
 """Whatever bytes an OMS sends, over a real FIX socket: a clean reject or a normal answer, the gateway keeps
 answering, the audit trail keeps the exact bytes, and the next start recovers from that trail."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,8 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 def _fix_stored(cfg) -> dict:
-    return {"fix": {"store": "file", "store_path": str(cfg / "gw-store"), "heartbeat_interval": 5,
-                    "reconnect_interval": 1}}
+    return {
+        "fix": {"store": "file", "store_path": str(cfg / "gw-store"), "heartbeat_interval": 5, "reconnect_interval": 1}
+    }
 
 
 def _client(cfg) -> RawFixClient:
@@ -72,14 +74,18 @@ def test_bad_bytes_get_clean_rejects_the_trail_keeps_them_and_the_next_start_rec
     store.close()
     assert first_break(records) is None
     inbound = [r.body for r in records if r.kind == "fix_in" and b"\x0135=D\x01" in r.body]
-    for exact in (b"\x0158=desk A|note\x01", b"\x01100=\xff\xfe\x01", b"\x0111=ID\xff\x01", b"\x0158=caf\xe9\x01",
-                  b"\x0144=" + b"1" * 400 + b"\x01"):
+    for exact in (
+        b"\x0158=desk A|note\x01",
+        b"\x01100=\xff\xfe\x01",
+        b"\x0111=ID\xff\x01",
+        b"\x0158=caf\xe9\x01",
+        b"\x0144=" + b"1" * 400 + b"\x01",
+    ):
         assert any(exact in body for body in inbound), exact
 
     # The next start replays that trail (recovery parses the stored bytes) and comes up.
     again = start_gateway(gateway_cfg, tmp_path / "gateway-again")
     try:
-        assert again.inspect(lambda engine: {p.cl_ord_id for p in engine.parents.values()}) >= {
-            "PIPE", "TEXT", "NEXT"}
+        assert again.inspect(lambda engine: {p.cl_ord_id for p in engine.parents.values()}) >= {"PIPE", "TEXT", "NEXT"}
     finally:
         again.stop()

@@ -1,6 +1,7 @@
 """A 20 s PostgreSQL outage under load, through a TCP proxy the test cuts: every order is answered once
 (filled, canceled or refused for the outage after audit.max_hold_ms), the trail verifies, /readyz recovers,
 and the next start rebuilds exactly the orders the engine took."""
+
 from __future__ import annotations
 
 import threading
@@ -60,23 +61,34 @@ def _send_orders(oms, name: str, stop: threading.Event, sent: list[str]) -> None
 def test_a_postgres_outage_mid_load_ends_with_every_order_answered_once(tmp_path, postgres_url):  # noqa: F811
     table = f"audit_{uuid.uuid4().hex[:12]}"
     target = urlparse(postgres_url)
-    proxy = TcpProxy(target.hostname, target.port or 5432,
-                     f"postgresql://{target.username}@127.0.0.1:{{port}}{target.path}")
+    proxy = TcpProxy(
+        target.hostname, target.port or 5432, f"postgresql://{target.username}@127.0.0.1:{{port}}{target.path}"
+    )
     proxy.up()
-    upstream = {"port": topology.free_port(), "sessions": [{"target_comp_id": "OMS1"}, {"target_comp_id": "OMS2"},
-                                                          {"target_comp_id": "OMS3"}]}
+    upstream = {
+        "port": topology.free_port(),
+        "sessions": [{"target_comp_id": "OMS1"}, {"target_comp_id": "OMS2"}, {"target_comp_id": "OMS3"}],
+    }
     # HeartBtInt above the outage: an OMS whose session thread waits on a commit for it is not timed out.
     fix = {"store": "file", "store_path": str(tmp_path / "store"), "heartbeat_interval": 30, "reconnect_interval": 1}
-    gateway_cfg, venues_cfg = topology.build(tmp_path, gateway_overrides={
-        "upstream": upstream, "fix": fix, "audit": {"url": proxy.url, "table": table, "max_hold_ms": MAX_HOLD_MS}})
+    gateway_cfg, venues_cfg = topology.build(
+        tmp_path,
+        gateway_overrides={
+            "upstream": upstream,
+            "fix": fix,
+            "audit": {"url": proxy.url, "table": table, "max_hold_ms": MAX_HOLD_MS},
+        },
+    )
     try:
         with Stack(gateway_cfg, venues_cfg, tmp_path) as stack:
             clients = [stack.oms, stack.connect_oms(1)]
             idle = stack.connect_oms(2)  # sends one order once the outage is known: its session thread is free
             try:
                 stop, sent = threading.Event(), {"OMS1": [], "OMS2": []}
-                senders = [threading.Thread(target=_send_orders, args=(oms, name, stop, sent[name]), daemon=True)
-                           for oms, name in zip(clients, sent, strict=True)]
+                senders = [
+                    threading.Thread(target=_send_orders, args=(oms, name, stop, sent[name]), daemon=True)
+                    for oms, name in zip(clients, sent, strict=True)
+                ]
                 for t in senders:
                     t.start()
                 time.sleep(3)
@@ -98,10 +110,16 @@ def test_a_postgres_outage_mid_load_ends_with_every_order_answered_once(tmp_path
                     t.join(5)
                 assert _wait(lambda: _ready(base) == 200, 10)
                 for oms, name in zip(clients, sent, strict=True):
-                    assert oms.wait(lambda oms=oms, name=name: all(
-                        any(m.get(codec.ORD_STATUS) in FINAL for m in oms.reports(c)) for c in sent[name]), 60), name
-                received = {name: [m for m in oms.received if m.msg_type == "8"]
-                            for oms, name in zip(clients, sent, strict=True)}
+                    assert oms.wait(
+                        lambda oms=oms, name=name: all(
+                            any(m.get(codec.ORD_STATUS) in FINAL for m in oms.reports(c)) for c in sent[name]
+                        ),
+                        60,
+                    ), name
+                received = {
+                    name: [m for m in oms.received if m.msg_type == "8"]
+                    for oms, name in zip(clients, sent, strict=True)
+                }
                 writer = stack.gateway.audit
                 assert writer.reconnects >= 1 and writer.errors >= 1 and writer.writable
             finally:
@@ -134,13 +152,17 @@ def test_a_postgres_outage_mid_load_ends_with_every_order_answered_once(tmp_path
         finally:
             store.close()
         assert first_break(records) is None
-        inbound = Counter((r.kind, r.cl_ord_id) for r in records
-                          if r.kind in ("fix_in", "fix_refused") and fix_fields(r.body).get("35") == "D")
+        inbound = Counter(
+            (r.kind, r.cl_ord_id)
+            for r in records
+            if r.kind in ("fix_in", "fix_refused") and fix_fields(r.body).get("35") == "D"
+        )
         assert set(inbound.values()) == {1}, "each order is on record once"
         assert {c for _, c in inbound} == {c for names in sent.values() for c in names} | {"OMS3-held"}
         assert {c for kind, c in inbound if kind == "fix_refused"} == refused
-        recorded_exec_ids = Counter(fix_fields(r.body).get("17") for r in records if r.kind == "fix_out"
-                                    and fix_fields(r.body).get("35") == "8")
+        recorded_exec_ids = Counter(
+            fix_fields(r.body).get("17") for r in records if r.kind == "fix_out" and fix_fields(r.body).get("35") == "8"
+        )
         assert all(recorded_exec_ids[e] == 1 for e in exec_ids), "every report sent is on record once"
 
         # Recovery replays what the engine took, and nothing that was refused.
@@ -148,8 +170,11 @@ def test_a_postgres_outage_mid_load_ends_with_every_order_answered_once(tmp_path
         try:
             # An order finished over routing.retain_finished_ms before the restart is rebuilt into the final-state
             # cache, not into memory: both count as known.
-            rebuilt = again.inspect(lambda engine: {p.cl_ord_id for p in engine.parents.values()}
-                                    | {c for _, c in engine.finished.cl_ord_ids()})
+            rebuilt = again.inspect(
+                lambda engine: (
+                    {p.cl_ord_id for p in engine.parents.values()} | {c for _, c in engine.finished.cl_ord_ids()}
+                )
+            )
         finally:
             again.stop()
         assert rebuilt == {c for _, c in inbound} - refused
@@ -162,8 +187,9 @@ def test_a_postgres_outage_mid_load_ends_with_every_order_answered_once(tmp_path
 
 
 def test_a_cancel_and_a_replace_during_an_outage_get_cancel_rejects_and_the_order_lives_on(tmp_path):
-    gateway_cfg, venues_cfg = topology.build(tmp_path, gateway_overrides={"audit": {
-        "url": f"sqlite:///{tmp_path / 'audit.db'}", "max_hold_ms": 300}})
+    gateway_cfg, venues_cfg = topology.build(
+        tmp_path, gateway_overrides={"audit": {"url": f"sqlite:///{tmp_path / 'audit.db'}", "max_hold_ms": 300}}
+    )
     with Stack(gateway_cfg, venues_cfg, tmp_path) as stack:
         oms, store = stack.oms, stack.gateway.audit.store
         oms.new_order("REST", "AAPL", "1", 100, price="189.00", urgency="H")  # below the offer: it rests

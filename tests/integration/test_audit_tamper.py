@@ -1,5 +1,6 @@
 """Tamper evidence beyond the chain: a keyed chain and signed checkpoints catch truncation, a forged tail, a
 re-hashed rewrite and a downgrade to unkeyed hashes, on SQLite and PostgreSQL, through `sorgw audit verify`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,11 @@ class Trail:
 
     def write(self, count: int, keyed: bool = True, checkpoints: bool = True) -> None:
         """One gateway run: `count` entries, then a stop (which signs the head when checkpoints are on)."""
-        writer = AuditWriter(open_store(self.url, self.table), key=KEY.encode() if keyed else None,
-                             checkpoint_path=self.checkpoint_path if checkpoints else None)
+        writer = AuditWriter(
+            open_store(self.url, self.table),
+            key=KEY.encode() if keyed else None,
+            checkpoint_path=self.checkpoint_path if checkpoints else None,
+        )
         writer.start()
         self.runs += 1
         start = writer.records_at_start
@@ -53,7 +57,7 @@ class Trail:
         if self.url.startswith("sqlite:///"):
             import sqlite3
 
-            with sqlite3.connect(self.url[len("sqlite:///"):]) as db:
+            with sqlite3.connect(self.url[len("sqlite:///") :]) as db:
                 db.execute(statement.format(table="audit"), args)
             return
         numbered = iter(range(1, len(args) + 1))
@@ -73,7 +77,7 @@ class Trail:
         everything after it, with key (None: plain SHA-256)."""
         records = self.records()
         prev = records[seq - 2].hash if seq > 1 else "0" * 64
-        for r in records[seq - 1:]:
+        for r in records[seq - 1 :]:
             new_body = body if body is not None and r.seq == seq else r.body
             h = digest(r.seq, r.ts_ns, r.kind, r.session, r.order_id, r.cl_ord_id, new_body, prev, key)
             self.sql("UPDATE {table} SET body = ?, prev_hash = ?, hash = ? WHERE seq = ?", new_body, prev, h, r.seq)
@@ -83,9 +87,19 @@ class Trail:
         last = self.records()[-1]
         seq, body = last.seq + 1, b"8=FIX.4.4\x0135=8\x0111=C0\x0132=100\x0131=1.00\x01"
         h = digest(seq, last.ts_ns + 1, "fix_out", "S", "O0", "C0", body, last.hash, key)
-        self.sql("INSERT INTO {table} (seq, ts_ns, kind, session, order_id, cl_ord_id, body, prev_hash, hash) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", seq, last.ts_ns + 1, "fix_out", "S", "O0", "C0", body,
-                 last.hash, h)
+        self.sql(
+            "INSERT INTO {table} (seq, ts_ns, kind, session, order_id, cl_ord_id, body, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            seq,
+            last.ts_ns + 1,
+            "fix_out",
+            "S",
+            "O0",
+            "C0",
+            body,
+            last.hash,
+            h,
+        )
 
     def verify(self, *args: str, key: str | None = KEY) -> subprocess.CompletedProcess:
         """`sorgw audit verify` with the key in KEY_ENV (key None: no key named at all)."""
@@ -93,8 +107,19 @@ class Trail:
         named = []
         if key is not None:
             env[KEY_ENV], named = key, ["--key-env", KEY_ENV]
-        command = [sys.executable, "-m", "gateway.cli", "audit", "--url", self.url, "--table", self.table, *named,
-                   "verify", *args]
+        command = [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "audit",
+            "--url",
+            self.url,
+            "--table",
+            self.table,
+            *named,
+            "verify",
+            *args,
+        ]
         return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
 
     def verify_checkpoints(self) -> subprocess.CompletedProcess:
@@ -105,8 +130,9 @@ class Trail:
 def trail(request, tmp_path) -> Trail:
     if request.param == "sqlite":
         return Trail(f"sqlite:///{tmp_path / 'audit.db'}", "audit", tmp_path / "checkpoints")
-    return Trail(request.getfixturevalue("postgres_url"), request.getfixturevalue("postgres_table"),
-                 tmp_path / "checkpoints")
+    return Trail(
+        request.getfixturevalue("postgres_url"), request.getfixturevalue("postgres_table"), tmp_path / "checkpoints"
+    )
 
 
 def broken(result: subprocess.CompletedProcess, *words: str) -> None:

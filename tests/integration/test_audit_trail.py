@@ -1,4 +1,5 @@
 """The audit trail of a running gateway, in SQLite and in PostgreSQL, read back through `sorgw audit`."""
+
 from __future__ import annotations
 
 import hashlib
@@ -52,8 +53,13 @@ def check_trail(url: str, received, table: str = "audit") -> None:
         kinds = {r.kind for r in records}
         assert {"config", "session", "fix_in", "fix_out", "decision", "state", "reject"} <= kinds
         # Every report the OMS received was recorded as sent, byte for byte in its business fields.
-        sent_exec_ids = {f.split(b"=", 1)[1].decode() for r in records if r.kind == "fix_out"
-                         and b"\x0135=8\x01" in r.body for f in r.body.split(b"\x01") if f.startswith(b"17=")}
+        sent_exec_ids = {
+            f.split(b"=", 1)[1].decode()
+            for r in records
+            if r.kind == "fix_out" and b"\x0135=8\x01" in r.body
+            for f in r.body.split(b"\x01")
+            if f.startswith(b"17=")
+        }
         assert {m[codec.EXEC_ID] for m in received if m.msg_type == "8"} <= sent_exec_ids
         # The order message and the decisions are on record before anything the gateway sent for it.
         for order_id in {r.order_id for r in records if r.kind == "decision"}:
@@ -87,15 +93,18 @@ def test_sqlite_trail_is_complete_and_the_cli_reads_it(tmp_path):
     assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
     middle = rows[len(rows) // 2]["ts_ns"]
     from datetime import datetime, timezone
+
     since = datetime.fromtimestamp(middle / 1e9, tz=timezone.utc).isoformat()
     later = cli(url, "export", "--format", "csv", "--from", since)
     assert later.returncode == 0
     assert 1 < len(later.stdout.splitlines()) <= len(rows) - len(rows) // 2 + 1
 
-    path = url[len("sqlite:///"):]
+    path = url[len("sqlite:///") :]
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE audit SET body = CAST(replace(body, '38=900', '38=9000') AS BLOB) "
-                   "WHERE instr(body, CAST('11=A1' || char(1) AS BLOB)) AND instr(body, CAST('38=900' AS BLOB))")
+        db.execute(
+            "UPDATE audit SET body = CAST(replace(body, '38=900', '38=9000') AS BLOB) "
+            "WHERE instr(body, CAST('11=A1' || char(1) AS BLOB)) AND instr(body, CAST('38=900' AS BLOB))"
+        )
     broken = cli(url, "verify")
     assert broken.returncode == 1 and "altered" in broken.stderr and "record" in broken.stderr
     with sqlite3.connect(path) as db:

@@ -1,5 +1,6 @@
 """A venue circuit breaker over real FIX: a venue that rejects every child leaves routing, the flow goes to the
 other venue, and after the cooldown one probe child goes back and, answered, closes the breaker."""
+
 from __future__ import annotations
 
 import json
@@ -23,15 +24,20 @@ def breaker_stack(tmp_path):
     """LITA (simulated, its book well above the orders' limits) and two plain exchanges without market data:
     PLNA, the preferred one (lower latency), starts closed and rejects every order with 35=8; PLNB fills."""
     ports = topology.free_ports(2)
-    exchange = PlainExchange([PlainVenue("PLNA", ports[0], fill_qty=10_000, closed=True),
-                              PlainVenue("PLNB", ports[1], fill_qty=10_000)], tmp_path)
+    exchange = PlainExchange(
+        [PlainVenue("PLNA", ports[0], fill_qty=10_000, closed=True), PlainVenue("PLNB", ports[1], fill_qty=10_000)],
+        tmp_path,
+    )
     gateway_cfg, venues_cfg = topology.build(tmp_path, venues=[topology.VENUES[0]])
     raw = gateway_cfg.model_dump(mode="json", by_alias=True)
     plain = {"begin_string": "FIX.4.2", "order_types": ["limit"], "time_in_force": ["day"], "market_data": False}
-    raw["venues"] += [{**plain, "name": "PLNA", "port": ports[0], "latency_us": 100},
-                      {**plain, "name": "PLNB", "port": ports[1], "latency_us": 200}]
-    raw["routing"].update(unquoted_remainders=True,
-                          breaker={"failures": FAILURES, "window_s": 60, "cooldown_s": COOLDOWN_S})
+    raw["venues"] += [
+        {**plain, "name": "PLNA", "port": ports[0], "latency_us": 100},
+        {**plain, "name": "PLNB", "port": ports[1], "latency_us": 200},
+    ]
+    raw["routing"].update(
+        unquoted_remainders=True, breaker={"failures": FAILURES, "window_s": 60, "cooldown_s": COOLDOWN_S}
+    )
     gateway_cfg = config.validate(raw, config.GatewayConfig, "test")
     exchange.start()
     try:
@@ -89,8 +95,11 @@ def test_a_venue_rejecting_every_child_leaves_routing_and_a_probe_brings_it_back
     store = open_store(stack.gateway_cfg.audit.url)
     store.open()
     try:
-        moves = [(json.loads(r.body)["old"], json.loads(r.body)["new"]) for r in store.records()
-                 if r.kind == "breaker" and r.session == "PLNA"]
+        moves = [
+            (json.loads(r.body)["old"], json.loads(r.body)["new"])
+            for r in store.records()
+            if r.kind == "breaker" and r.session == "PLNA"
+        ]
     finally:
         store.close()
     assert moves == [("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")]

@@ -1,4 +1,5 @@
 """OMS -> gateway -> venue simulators -> OMS over real FIX sockets on 127.0.0.1."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -23,8 +24,12 @@ def assert_consistent(stack: Stack, cl_ord_id: str):
     assert checks.order_problems([m for m in reports if m.msg_type == "8"]) == []
     order_ids = {m.get(codec.ORDER_ID) for m in reports} - {"NONE"}
     for order_id in order_ids:
-        child_fills, parent_cum = stack.gateway.inspect(lambda e, order_id=order_id: (
-            sum(c.cum_qty for c in e.parents[order_id].children.values()), e.parents[order_id].cum_qty))
+        child_fills, parent_cum = stack.gateway.inspect(
+            lambda e, order_id=order_id: (
+                sum(c.cum_qty for c in e.parents[order_id].children.values()),
+                e.parents[order_id].cum_qty,
+            )
+        )
         assert child_fills == parent_cum
         reported = sum(qty for _, qty, _ in checks.fills_of(reports))
         assert reported == parent_cum, "a fill was reported upstream twice or not at all"
@@ -45,9 +50,15 @@ def test_marketable_buy_fills_across_several_venues(stack):
 def test_partial_fill_then_cancel(stack):
     oms = stack.oms
     oms.new_order("S1", "AAPL", "2", 3000, price="189.98", urgency="H")
-    assert oms.wait(lambda: any(m.get(codec.ORD_STATUS) == "1" for m in oms.reports("S1"))
-                    and stack.gateway.inspect(lambda e: any(c.spec.purpose == "post" for p in e.parents.values()
-                                                             for c in p.live_children())), 10)
+    assert oms.wait(
+        lambda: (
+            any(m.get(codec.ORD_STATUS) == "1" for m in oms.reports("S1"))
+            and stack.gateway.inspect(
+                lambda e: any(c.spec.purpose == "post" for p in e.parents.values() for c in p.live_children())
+            )
+        ),
+        10,
+    )
     oms.cancel("S1-C", "S1", "AAPL", "2", 3000)
     final = oms.wait_final("S1-C")
     assert final[codec.ORD_STATUS] == "4" and final[codec.ORIG_CL_ORD_ID] == "S1"
@@ -65,11 +76,13 @@ def test_cancel_replace_up_and_down(stack):
     oms.replace("R3", "R2", "MSFT", "1", 200, price="409.55")
     assert oms.wait(lambda: sum(m.get(codec.EXEC_TYPE) == "5" for m in oms.reports("R1")) == 2, 5)
     replaced = [m for m in oms.reports("R1") if m.get(codec.EXEC_TYPE) == "5"]
-    assert [(m[codec.CL_ORD_ID], m[codec.ORIG_CL_ORD_ID], m[codec.ORDER_QTY], m[codec.LEAVES_QTY])
-            for m in replaced] == [("R2", "R1", "900", "900"), ("R3", "R2", "200", "200")]
+    assert [
+        (m[codec.CL_ORD_ID], m[codec.ORIG_CL_ORD_ID], m[codec.ORDER_QTY], m[codec.LEAVES_QTY]) for m in replaced
+    ] == [("R2", "R1", "900", "900"), ("R3", "R2", "200", "200")]
     # The resting child was cut to the new size: what works at the venue never exceeds the parent.
-    assert stack.gateway.inspect(lambda e: [sum(c.leaves_qty for c in p.live_children())
-                                            for p in e.parents.values()]) == [200]
+    assert stack.gateway.inspect(
+        lambda e: [sum(c.leaves_qty for c in p.live_children()) for p in e.parents.values()]
+    ) == [200]
     # Replace up through the offer: the parent becomes marketable and fills.
     oms.replace("R4", "R3", "MSFT", "1", 400, price="410.05")
     final = oms.wait_final("R4")
@@ -89,8 +102,13 @@ def test_directed_order_goes_only_to_its_venue(stack):
 def test_directed_order_never_trades_through_a_better_quote(stack):
     # A directed buy to LITC, whose offer is a tick worse than LITA's: it may not pay more than 410.01.
     stack.oms.new_order("D2", "MSFT", "1", 300, price="410.05", ex_destination="LITC", urgency="H")
-    assert stack.oms.wait(lambda: stack.gateway.inspect(
-        lambda e: [c.status.name for p in e.parents.values() for c in p.children.values()]) == ["NEW"], 5)
+    assert stack.oms.wait(
+        lambda: (
+            stack.gateway.inspect(lambda e: [c.status.name for p in e.parents.values() for c in p.children.values()])
+            == ["NEW"]
+        ),
+        5,
+    )
     child = stack.gateway.inspect(lambda e: [c for p in e.parents.values() for c in p.children.values()][0])
     assert child.venue == "LITC" and child.spec.price == Decimal("410.01")
     assert checks.fills_of(stack.oms.reports("D2")) == []
@@ -121,21 +139,31 @@ def test_order_status_request(stack):
     assert status[codec.ORD_STATUS] == "0" and status[codec.LEAVES_QTY] == "100"
 
 
-@pytest.mark.parametrize("fields, text", [
-    ({codec.ORDER_QTY: 0}, "OrderQty"),
-    ({codec.ORDER_QTY: -5}, "OrderQty"),
-    ({codec.PRICE: "190.001"}, "tick"),
-    ({codec.PRICE: "-1"}, "Price"),
-    ({codec.SYMBOL: "ZZZZ"}, "unknown symbol"),
-    ({codec.EX_DESTINATION: "NOWHERE"}, "ExDestination"),
-    ({codec.SIDE: None}, "Side (54)"),
-    ({codec.ORD_TYPE: None}, "OrdType (40)"),
-    ({codec.ORDER_QTY: "10.5"}, "whole number"),
-    ({codec.ORD_TYPE: "1"}, "market order"),
-])
+@pytest.mark.parametrize(
+    "fields, text",
+    [
+        ({codec.ORDER_QTY: 0}, "OrderQty"),
+        ({codec.ORDER_QTY: -5}, "OrderQty"),
+        ({codec.PRICE: "190.001"}, "tick"),
+        ({codec.PRICE: "-1"}, "Price"),
+        ({codec.SYMBOL: "ZZZZ"}, "unknown symbol"),
+        ({codec.EX_DESTINATION: "NOWHERE"}, "ExDestination"),
+        ({codec.SIDE: None}, "Side (54)"),
+        ({codec.ORD_TYPE: None}, "OrdType (40)"),
+        ({codec.ORDER_QTY: "10.5"}, "whole number"),
+        ({codec.ORD_TYPE: "1"}, "market order"),
+    ],
+)
 def test_validation_rejects_keep_the_session_up(stack, fields, text):
-    base = {codec.CL_ORD_ID: "V1", codec.SYMBOL: "AAPL", codec.SIDE: "1", codec.ORDER_QTY: 100,
-            codec.ORD_TYPE: "2", codec.PRICE: "190.00", codec.TIF: "0"}
+    base = {
+        codec.CL_ORD_ID: "V1",
+        codec.SYMBOL: "AAPL",
+        codec.SIDE: "1",
+        codec.ORDER_QTY: 100,
+        codec.ORD_TYPE: "2",
+        codec.PRICE: "190.00",
+        codec.TIF: "0",
+    }
     stack.oms.send_fields("D", {**base, **fields})
     final = stack.oms.wait_final("V1")
     assert final is not None and final[codec.ORD_STATUS] == "8" and final[codec.EXEC_TYPE] == "8"
@@ -171,14 +199,24 @@ def test_venue_rejecting_children_is_routed_around(make_stack):
     assert final[codec.ORD_STATUS] == "2"
     reports = assert_consistent(stack, "VR1")
     assert "LITB" not in {venue for venue, _, _ in checks.fills_of(reports)}
-    rejected = stack.gateway.inspect(lambda e: [c.venue for p in e.parents.values() for c in p.children.values()
-                                                if c.status.name == "REJECTED"])
+    rejected = stack.gateway.inspect(
+        lambda e: [c.venue for p in e.parents.values() for c in p.children.values() if c.status.name == "REJECTED"]
+    )
     assert rejected == ["LITB"]
 
 
 def test_malformed_message_gets_session_reject_and_session_still_trades(stack):
-    stack.oms.send_fields("D", {codec.CL_ORD_ID: "M1", codec.SYMBOL: "AAPL", codec.SIDE: "1", codec.ORDER_QTY: "abc",
-                         codec.ORD_TYPE: "2", codec.PRICE: "190.00"})
+    stack.oms.send_fields(
+        "D",
+        {
+            codec.CL_ORD_ID: "M1",
+            codec.SYMBOL: "AAPL",
+            codec.SIDE: "1",
+            codec.ORDER_QTY: "abc",
+            codec.ORD_TYPE: "2",
+            codec.PRICE: "190.00",
+        },
+    )
     assert stack.oms.wait(lambda: stack.oms.session_rejects(), 5)
     reject = stack.oms.session_rejects()[0]
     assert reject.msg_type == "3" and reject.get(371) == "38"  # RefTagID names OrderQty
@@ -188,8 +226,9 @@ def test_malformed_message_gets_session_reject_and_session_still_trades(stack):
 
 
 def test_missing_cl_ord_id_is_a_session_reject(stack):
-    stack.oms.send_fields("D", {codec.SYMBOL: "AAPL", codec.SIDE: "1", codec.ORDER_QTY: 100, codec.ORD_TYPE: "2",
-                         codec.PRICE: "190.00"})
+    stack.oms.send_fields(
+        "D", {codec.SYMBOL: "AAPL", codec.SIDE: "1", codec.ORDER_QTY: 100, codec.ORD_TYPE: "2", codec.PRICE: "190.00"}
+    )
     assert stack.oms.wait(lambda: stack.oms.session_rejects(), 5)
     assert stack.oms.session_rejects()[0].get(371) == "11"
 
@@ -224,8 +263,10 @@ def test_fills_lost_while_a_venue_session_was_down_are_recovered_by_a_status_que
     oms.new_order("Q1", "AAPL", "2", 300, price="190.05", urgency="H")
 
     def resting():
-        return stack.gateway.inspect(lambda e: [(c.venue, c.cl_ord_id) for p in e.parents.values()
-                                                for c in p.live_children() if c.acked])
+        return stack.gateway.inspect(
+            lambda e: [(c.venue, c.cl_ord_id) for p in e.parents.values() for c in p.live_children() if c.acked]
+        )
+
     assert oms.wait(lambda: bool(resting()), 10)
     ((venue, child_id),) = resting()
     key = next(k for k, cfg in stack.venues.configs.items() if cfg.name == venue)
@@ -234,8 +275,9 @@ def test_fills_lost_while_a_venue_session_was_down_are_recovered_by_a_status_que
     # Someone else lifts the resting child while the session is down: its fill report cannot be delivered,
     # and the session's sequence numbers reset on the next logon, so that report is gone.
     with stack.venues._lock:
-        reports = stack.venues.cores[key].submit(SimOrder("someone-else", "X1", "AAPL", Side.BUY, 100_000,
-                                                          OrdType.LIMIT, Decimal("190.05"), TimeInForce.IOC))
+        reports = stack.venues.cores[key].submit(
+            SimOrder("someone-else", "X1", "AAPL", Side.BUY, 100_000, OrdType.LIMIT, Decimal("190.05"), TimeInForce.IOC)
+        )
     lost = [r for r in reports if r.owner == key]
     assert [r.last_qty for r in lost] == [300]
     stack.venues._send(lost)
@@ -251,6 +293,7 @@ def test_fills_lost_while_a_venue_session_was_down_are_recovered_by_a_status_que
         trail = list(store.records())
     finally:
         store.close()
-    assert any(r.kind == "fix_out" and b"\x0135=H\x01" in r.body and f"\x0111={child_id}\x01".encode() in r.body
-               for r in trail)
+    assert any(
+        r.kind == "fix_out" and b"\x0135=H\x01" in r.body and f"\x0111={child_id}\x01".encode() in r.body for r in trail
+    )
     assert any(r.kind == "notice" and b"no execution report told us of" in r.body for r in trail)

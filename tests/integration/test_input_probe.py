@@ -1,6 +1,7 @@
 """An input probe over a real FIX socket: malformed and extreme orders, cancels and replaces from one OMS session
 each get a clean reject, nothing of them reaches a venue, another OMS session keeps trading meanwhile, the process
 stays up and the audit trail verifies."""
+
 from __future__ import annotations
 
 import subprocess
@@ -36,10 +37,28 @@ class Case:
 
 def _order(cl_ord_id: bytes, **changes: bytes | None) -> dict[int, bytes]:
     """A valid limit buy of 100 AAPL at 190.03 (field names as keywords: qty, price, ...), None leaves one out."""
-    base = {11: cl_ord_id, 55: b"AAPL", 54: b"1", 38: b"100", 40: b"2", 44: b"190.03", 59: b"0",
-            60: time.strftime("%Y%m%d-%H:%M:%S", time.gmtime()).encode()}
-    tags = {"cl": 11, "symbol": 55, "side": 54, "qty": 38, "ord_type": 40, "price": 44, "tif": 59, "text": 58,
-            "dest": 100, "orig": 41}
+    base = {
+        11: cl_ord_id,
+        55: b"AAPL",
+        54: b"1",
+        38: b"100",
+        40: b"2",
+        44: b"190.03",
+        59: b"0",
+        60: time.strftime("%Y%m%d-%H:%M:%S", time.gmtime()).encode(),
+    }
+    tags = {
+        "cl": 11,
+        "symbol": 55,
+        "side": 54,
+        "qty": 38,
+        "ord_type": 40,
+        "price": 44,
+        "tif": 59,
+        "text": 58,
+        "dest": 100,
+        "orig": 41,
+    }
     for name, value in changes.items():
         if value is None:
             base.pop(tags[name], None)
@@ -52,19 +71,38 @@ def _cases() -> list[Case]:
     rej, cxl = frozenset({b"3", b"8"}), frozenset({b"9"})
     session = frozenset({b"3"})  # the ClOrdID itself is unusable: nothing to echo in a 35=8 or 35=9
     new = [
-        ("qty 1e30", {"qty": HUGE}), ("qty 1e30 exponent", {"qty": b"1e30"}), ("qty zero", {"qty": b"0"}),
-        ("qty negative", {"qty": b"-100"}), ("qty NaN", {"qty": b"NaN"}), ("qty Infinity", {"qty": b"Infinity"}),
-        ("qty 400 digits", {"qty": DIGITS_400}), ("qty letters", {"qty": b"abc"}), ("qty fraction", {"qty": b"100.5"}),
-        ("price 1e30", {"price": HUGE}), ("price zero", {"price": b"0"}), ("price negative", {"price": b"-190.03"}),
-        ("price NaN", {"price": b"NaN"}), ("price Infinity", {"price": b"Infinity"}),
-        ("price 400 digits", {"price": DIGITS_400}), ("price off tick", {"price": b"190.031"}),
-        ("price letters", {"price": b"19O.03"}), ("price on a market order", {"ord_type": b"1"}),
-        ("limit without price", {"price": None}), ("unknown symbol", {"symbol": b"ZZZZ"}),
-        ("symbol 10,000 chars", {"symbol": b"Z" * 10_000}), ("symbol not UTF-8", {"symbol": NOT_UTF8}),
-        ("qty minus zero", {"qty": b"-0"}), ("bad Side", {"side": b"9"}),
-        ("bad OrdType", {"ord_type": b"Z"}), ("bad TimeInForce", {"tif": b"Q"}), ("missing Symbol", {"symbol": None}),
-        ("missing Side", {"side": None}), ("missing OrderQty", {"qty": None}), ("missing OrdType", {"ord_type": None}),
-        ("unknown ExDestination", {"dest": b"NOWHERE" * 2000}), ("ExDestination not UTF-8", {"dest": NOT_UTF8}),
+        ("qty 1e30", {"qty": HUGE}),
+        ("qty 1e30 exponent", {"qty": b"1e30"}),
+        ("qty zero", {"qty": b"0"}),
+        ("qty negative", {"qty": b"-100"}),
+        ("qty NaN", {"qty": b"NaN"}),
+        ("qty Infinity", {"qty": b"Infinity"}),
+        ("qty 400 digits", {"qty": DIGITS_400}),
+        ("qty letters", {"qty": b"abc"}),
+        ("qty fraction", {"qty": b"100.5"}),
+        ("price 1e30", {"price": HUGE}),
+        ("price zero", {"price": b"0"}),
+        ("price negative", {"price": b"-190.03"}),
+        ("price NaN", {"price": b"NaN"}),
+        ("price Infinity", {"price": b"Infinity"}),
+        ("price 400 digits", {"price": DIGITS_400}),
+        ("price off tick", {"price": b"190.031"}),
+        ("price letters", {"price": b"19O.03"}),
+        ("price on a market order", {"ord_type": b"1"}),
+        ("limit without price", {"price": None}),
+        ("unknown symbol", {"symbol": b"ZZZZ"}),
+        ("symbol 10,000 chars", {"symbol": b"Z" * 10_000}),
+        ("symbol not UTF-8", {"symbol": NOT_UTF8}),
+        ("qty minus zero", {"qty": b"-0"}),
+        ("bad Side", {"side": b"9"}),
+        ("bad OrdType", {"ord_type": b"Z"}),
+        ("bad TimeInForce", {"tif": b"Q"}),
+        ("missing Symbol", {"symbol": None}),
+        ("missing Side", {"side": None}),
+        ("missing OrderQty", {"qty": None}),
+        ("missing OrdType", {"ord_type": None}),
+        ("unknown ExDestination", {"dest": b"NOWHERE" * 2000}),
+        ("ExDestination not UTF-8", {"dest": NOT_UTF8}),
         ("Text 100,000 chars", {"text": LONG_TEXT}),
     ]
     cases = [Case(f"D {name}", b"D", _order(f"N{i}".encode(), **change), rej) for i, (name, change) in enumerate(new)]
@@ -79,17 +117,36 @@ def _cases() -> list[Case]:
     # Cancels and replaces: of an unknown order, and of the live order LIVE with the same bad values. A 35=9 for
     # each, but for what quickfix's session layer refuses before the gateway sees it (a value that is no FIX
     # number, a tag its dictionary requires in that message): a 35=3 naming the tag.
-    quickfix_refuses = {("F", "missing Side"), ("F", "missing OrigClOrdID"), ("G", "missing OrigClOrdID"),
-                        ("G", "qty NaN"), ("G", "qty Infinity"), ("G", "price NaN")}
+    quickfix_refuses = {
+        ("F", "missing Side"),
+        ("F", "missing OrigClOrdID"),
+        ("G", "missing OrigClOrdID"),
+        ("G", "qty NaN"),
+        ("G", "qty Infinity"),
+        ("G", "price NaN"),
+    }
     changes = [
-        ("", {}), ("qty 1e30", {"qty": HUGE}), ("qty zero", {"qty": b"0"}), ("qty negative", {"qty": b"-100"}),
-        ("qty NaN", {"qty": b"NaN"}), ("qty Infinity", {"qty": b"Infinity"}), ("qty 400 digits", {"qty": DIGITS_400}),
-        ("price 1e30", {"price": HUGE}), ("price negative", {"price": b"-1"}), ("price NaN", {"price": b"NaN"}),
-        ("price 400 digits", {"price": DIGITS_400}), ("price off tick", {"price": b"185.001"}),
-        ("unknown symbol", {"symbol": b"ZZZZ"}), ("other Side", {"side": b"2"}), ("missing Side", {"side": None}),
-        ("missing Symbol", {"symbol": None}), ("missing OrigClOrdID", {"orig": None}),
-        ("OrigClOrdID not UTF-8", {"orig": b"O" + NOT_UTF8}), ("OrigClOrdID 10,000 chars", {"orig": b"O" * 10_000}),
-        ("Text not UTF-8", {"text": NOT_UTF8}), ("Text 100,000 chars", {"text": LONG_TEXT}),
+        ("", {}),
+        ("qty 1e30", {"qty": HUGE}),
+        ("qty zero", {"qty": b"0"}),
+        ("qty negative", {"qty": b"-100"}),
+        ("qty NaN", {"qty": b"NaN"}),
+        ("qty Infinity", {"qty": b"Infinity"}),
+        ("qty 400 digits", {"qty": DIGITS_400}),
+        ("price 1e30", {"price": HUGE}),
+        ("price negative", {"price": b"-1"}),
+        ("price NaN", {"price": b"NaN"}),
+        ("price 400 digits", {"price": DIGITS_400}),
+        ("price off tick", {"price": b"185.001"}),
+        ("unknown symbol", {"symbol": b"ZZZZ"}),
+        ("other Side", {"side": b"2"}),
+        ("missing Side", {"side": None}),
+        ("missing Symbol", {"symbol": None}),
+        ("missing OrigClOrdID", {"orig": None}),
+        ("OrigClOrdID not UTF-8", {"orig": b"O" + NOT_UTF8}),
+        ("OrigClOrdID 10,000 chars", {"orig": b"O" * 10_000}),
+        ("Text not UTF-8", {"text": NOT_UTF8}),
+        ("Text 100,000 chars", {"text": LONG_TEXT}),
     ]
     for kind in (b"F", b"G"):
         for target in (b"UNKNOWN", b"LIVE"):
@@ -104,21 +161,29 @@ def _cases() -> list[Case]:
                 if kind == b"F":
                     fields = {t: v for t, v in fields.items() if t not in (38, 40, 44, 59)}
                 cases.append(Case(what, kind, fields, session if (kind.decode(), name) in quickfix_refuses else cxl))
-        cases += [Case(f"{kind.decode()} ClOrdID 65 chars", kind, _order(b"C" * 65, orig=b"LIVE"), session),
-                  Case(f"{kind.decode()} ClOrdID not UTF-8", kind, _order(b"C" + NOT_UTF8, orig=b"LIVE"), session)]
+        cases += [
+            Case(f"{kind.decode()} ClOrdID 65 chars", kind, _order(b"C" * 65, orig=b"LIVE"), session),
+            Case(f"{kind.decode()} ClOrdID not UTF-8", kind, _order(b"C" + NOT_UTF8, orig=b"LIVE"), session),
+        ]
     return cases
 
 
 @pytest.fixture
 def probe_stack(tmp_path):
-    upstream = {"port": topology.free_port(), "sessions": [
-        {"target_comp_id": PROBE, "begin_string": "FIX.4.4"}, {"target_comp_id": GOOD, "begin_string": "FIX.4.4"}]}
+    upstream = {
+        "port": topology.free_port(),
+        "sessions": [
+            {"target_comp_id": PROBE, "begin_string": "FIX.4.4"},
+            {"target_comp_id": GOOD, "begin_string": "FIX.4.4"},
+        ],
+    }
     gateway_cfg, venues_cfg = topology.build(tmp_path, gateway_overrides={"upstream": upstream})
     with Stack(gateway_cfg, venues_cfg, tmp_path) as stack:
         stack.oms.stop()  # session 0 is the prober's, on a raw socket
         stack.oms = stack.connect_oms(1)
-        prober = RawFixClient(gateway_cfg.upstream.host, gateway_cfg.upstream.port, PROBE,
-                              gateway_cfg.upstream.sessions[0].sender_comp_id)
+        prober = RawFixClient(
+            gateway_cfg.upstream.host, gateway_cfg.upstream.port, PROBE, gateway_cfg.upstream.sessions[0].sender_comp_id
+        )
         prober.logon()
         try:
             yield stack, prober
@@ -159,7 +224,8 @@ def _clean(case: Case, answer: dict[int, bytes] | None) -> str | None:
 
 
 def test_every_malformed_or_extreme_request_gets_a_clean_reject_and_the_other_session_keeps_trading(
-        probe_stack, tmp_path):
+    probe_stack, tmp_path
+):
     stack, prober = probe_stack
     gateway = stack.gateway
     probe_key = next(k for k in gateway._upstream_keys if k.endswith(PROBE))
@@ -168,8 +234,14 @@ def test_every_malformed_or_extreme_request_gets_a_clean_reject_and_the_other_se
     assert prober.wait(lambda: any(m.get(39) == b"0" for m in prober.answers(b"LIVE")), 10)
 
     def live() -> dict:
-        return gateway.inspect(lambda e: {p.cl_ord_id: (p.qty, p.price, p.status.name, sorted(p.children))
-                                          for p in e.parents.values() if p.session == probe_key})
+        return gateway.inspect(
+            lambda e: {
+                p.cl_ord_id: (p.qty, p.price, p.status.name, sorted(p.children))
+                for p in e.parents.values()
+                if p.session == probe_key
+            }
+        )
+
     before = live()
     assert list(before) == ["LIVE"] and before["LIVE"][2] == "NEW"
 
@@ -182,6 +254,7 @@ def test_every_malformed_or_extreme_request_gets_a_clean_reject_and_the_other_se
             stack.oms.new_order(cl, "AAPL", "2", 100, price="189.97", urgency="H")
             good.append(cl)
             time.sleep(0.05)
+
     trader = threading.Thread(target=trade, name="good-oms")
     trader.start()
     try:
@@ -191,8 +264,11 @@ def test_every_malformed_or_extreme_request_gets_a_clean_reject_and_the_other_se
     finally:
         done.set()
         trader.join(30)
-    problems = [f"{case.name}: {problem}" for case, since, seq in sent
-                if (problem := _clean(case, _answer(prober, case, seq, since)))]
+    problems = [
+        f"{case.name}: {problem}"
+        for case, since, seq in sent
+        if (problem := _clean(case, _answer(prober, case, seq, since)))
+    ]
     assert problems == [], "\n".join(problems)
 
     # Nothing of it reached a venue: the prober's only order is LIVE, as it was, with the same children.
@@ -210,6 +286,10 @@ def test_every_malformed_or_extreme_request_gets_a_clean_reject_and_the_other_se
     stack.oms.stop()
     gateway.stop()  # a clean stop flushes the trail; then it is verified as an operator would
     stack.gateway = stack.oms = None
-    verify = subprocess.run([sys.executable, "-m", "gateway", "audit", "--url", stack.gateway_cfg.audit.url, "verify"],
-                            capture_output=True, text=True, timeout=120)
+    verify = subprocess.run(
+        [sys.executable, "-m", "gateway", "audit", "--url", stack.gateway_cfg.audit.url, "verify"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr

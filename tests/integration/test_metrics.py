@@ -1,4 +1,5 @@
 """The gateway's /metrics, /healthz and /readyz, read over HTTP while real FIX orders flow."""
+
 from __future__ import annotations
 
 import json
@@ -87,17 +88,19 @@ def test_metrics_count_what_the_oms_sent_and_what_it_was_told(stack):
     fills = checks.fills_of(oms.reports("M1")) + checks.fills_of(oms.reports("M4"))
     assert total(samples, "sorgw_filled_shares_total") == sum(qty for _, qty, _ in fills) == 1800
     for venue in {venue for venue, _, _ in fills}:
-        assert total(samples, "sorgw_filled_shares_total", venue=venue) == \
-            sum(qty for v, qty, _ in fills if v == venue)
+        assert total(samples, "sorgw_filled_shares_total", venue=venue) == sum(qty for v, qty, _ in fills if v == venue)
         liquidity = "dark_midpoint" if venue.startswith("DRK") else "taker"
         assert total(samples, "sorgw_fills_total", venue=venue, liquidity=liquidity) >= 1
     assert any(venue.startswith("DRK") for venue, _, _ in fills)
     assert total(samples, "sorgw_filled_notional_total") == pytest.approx(float(sum(q * px for _, q, px in fills)))
 
-    sent, ended, live = stack.gateway.inspect(lambda e: (
-        sum(len(p.children) for p in e.parents.values()),
-        sum(not c.live for p in e.parents.values() for c in p.children.values()),
-        sum(c.live for p in e.parents.values() for c in p.children.values())))
+    sent, ended, live = stack.gateway.inspect(
+        lambda e: (
+            sum(len(p.children) for p in e.parents.values()),
+            sum(not c.live for p in e.parents.values() for c in p.children.values()),
+            sum(c.live for p in e.parents.values() for c in p.children.values()),
+        )
+    )
     assert total(samples, "sorgw_child_orders_sent_total") == sent > 0
     assert total(samples, "sorgw_child_orders_total") == ended
     assert total(samples, "sorgw_open_child_orders") == live == 0
@@ -109,8 +112,9 @@ def test_metrics_count_what_the_oms_sent_and_what_it_was_told(stack):
     assert len(upstream) == 1 and samples["sorgw_session_up"][upstream[0]] == 1
     assert total(samples, "sorgw_session_logons_total") == len(venues) + 1
     assert total(samples, "sorgw_fix_messages_total", role="upstream", direction="in", msg_type="D") == 4
-    assert total(samples, "sorgw_fix_messages_total", role="upstream", direction="in",
-                 msg_type="A") == 1  # the OMS's Logon
+    assert (
+        total(samples, "sorgw_fix_messages_total", role="upstream", direction="in", msg_type="A") == 1
+    )  # the OMS's Logon
     assert session.begin_string in upstream[0][1][1]
 
     assert total(samples, "sorgw_parent_ack_seconds_count") == 4
@@ -145,8 +149,9 @@ def test_health_and_readiness_follow_the_venues_and_the_audit_store(stack, tmp_p
     db = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
     db.execute("ALTER TABLE audit RENAME TO audit_away")
     try:
-        threading.Thread(target=stack.oms.new_order, args=("H1", "AAPL", "1", 100, "190.04", "0", None, "H"),
-                         daemon=True).start()
+        threading.Thread(
+            target=stack.oms.new_order, args=("H1", "AAPL", "1", 100, "190.04", "0", None, "H"), daemon=True
+        ).start()
         assert wait_for(lambda: get(base + "/readyz")[0] == 503)
         status, body = get(base + "/readyz")
         assert json.loads(body)["problems"] == {"audit": "the audit store is not accepting commits"}
@@ -168,8 +173,9 @@ def test_health_and_readiness_follow_the_venues_and_the_audit_store(stack, tmp_p
     # Their books stop too: each lit feed goes stale once routing.max_quote_age_ms (2 s) has passed.
     lit = [v.name for v in stack.gateway_cfg.venues if v.kind.value == "lit"]
     assert all(total(samples, "sorgw_market_data_stale_total", venue=name) == 0 for name in lit)
-    assert wait_for(lambda: all(total(scrape(stack), "sorgw_market_data_stale_total", venue=name) == 1
-                                for name in lit), timeout=6)
+    assert wait_for(
+        lambda: all(total(scrape(stack), "sorgw_market_data_stale_total", venue=name) == 1 for name in lit), timeout=6
+    )
     assert all(total(scrape(stack), "sorgw_quote_age_seconds", venue=name) > 2 for name in lit)
 
 

@@ -1,4 +1,5 @@
 """MQTT publisher and subscriber against the real Mosquitto on 127.0.0.1:1883, outages through a TCP proxy."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,9 @@ WAIT_S = 5.0
 
 
 def snap(venue: str, symbol: str, seq: int, bid: str = "100.0125", ask: str = "100.02") -> BookSnapshot:
-    return BookSnapshot(venue, symbol, (Level(D(bid), 500), Level(D(bid) * D("0.99"), 300)),
-                        (Level(D(ask), 200),), seq, time.time_ns())
+    return BookSnapshot(
+        venue, symbol, (Level(D(bid), 500), Level(D(bid) * D("0.99"), 300)), (Level(D(ask), 200),), seq, time.time_ns()
+    )
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
@@ -80,9 +82,11 @@ def test_books_round_trip_with_exact_decimals(broker: str, prefix: str, bus: Cal
     sub = bus(MqttSubscriber(broker, got, prefix=prefix))
     wait_until(lambda: sub.connected, "the subscriber to connect")
     pub = bus(MqttPublisher(broker, prefix=prefix))
-    sent = [snap(venue, symbol, seq=1, bid=bid)
-            for venue, bid in (("LIT1", "189.9900"), ("LIT2", "0.0001"), ("DARK1", "12345.678901"))
-            for symbol in ("AAPL", "MSFT")]
+    sent = [
+        snap(venue, symbol, seq=1, bid=bid)
+        for venue, bid in (("LIT1", "189.9900"), ("LIT2", "0.0001"), ("DARK1", "12345.678901"))
+        for symbol in ("AAPL", "MSFT")
+    ]
     for snapshot in sent:
         pub.publish(snapshot)
 
@@ -95,7 +99,8 @@ def test_books_round_trip_with_exact_decimals(broker: str, prefix: str, bus: Cal
 
 
 def test_stop_sends_what_is_pending_and_a_late_subscriber_gets_every_retained_book(
-        broker: str, prefix: str, bus: Callable) -> None:
+    broker: str, prefix: str, bus: Callable
+) -> None:
     pub = bus(MqttPublisher(broker, prefix=prefix))
     wait_until(lambda: pub.connected, "the publisher to connect")
     sent = [snap(f"LIT{i}", "AAPL", seq=i) for i in range(1, 6)]
@@ -142,8 +147,9 @@ def test_publish_from_many_threads(broker: str, prefix: str, bus: Callable) -> N
     for thread in producers:
         thread.join()
     last = [snap(f"LIT{i}", "AAPL", 200) for i in range(4)]
-    wait_until(lambda: all(getattr(got.latest(s.venue, s.symbol), "seq", 0) == 200 for s in last),
-               "every book's last snapshot")
+    wait_until(
+        lambda: all(getattr(got.latest(s.venue, s.symbol), "seq", 0) == 200 for s in last), "every book's last snapshot"
+    )
 
 
 def test_malformed_payload_is_counted_and_the_subscriber_carries_on(broker: str, prefix: str, bus: Callable) -> None:
@@ -187,8 +193,7 @@ def proxy(broker: str) -> Iterator[TcpProxy]:
     proxy.close()
 
 
-def test_subscriber_reconnects_after_a_broker_outage(broker: str, prefix: str, proxy: TcpProxy,
-                                                     bus: Callable) -> None:
+def test_subscriber_reconnects_after_a_broker_outage(broker: str, prefix: str, proxy: TcpProxy, bus: Callable) -> None:
     got = Collector()
     sub = bus(MqttSubscriber(proxy.url, got, prefix=prefix, on_status=got.status))
     pub = bus(MqttPublisher(broker, prefix=prefix))
@@ -211,8 +216,9 @@ def test_subscriber_reconnects_after_a_broker_outage(broker: str, prefix: str, p
     assert sub.reconnects == 1 and sub.malformed == 0
 
 
-def test_publisher_reconnects_and_republishes_its_books(broker: str, prefix: str, proxy: TcpProxy,
-                                                        bus: Callable) -> None:
+def test_publisher_reconnects_and_republishes_its_books(
+    broker: str, prefix: str, proxy: TcpProxy, bus: Callable
+) -> None:
     got = Collector()
     bus(MqttSubscriber(broker, got, prefix=prefix))
     pub = bus(MqttPublisher(proxy.url, prefix=prefix))
@@ -253,9 +259,19 @@ def test_stop_is_prompt_without_a_broker_and_idempotent() -> None:
     clients[0].publish(snap("LIT1", "AAPL", seq=2))  # after stop: dropped, never raises
 
 
-@pytest.mark.parametrize("url", ["tcp://127.0.0.1:1883", "mqtt://", "127.0.0.1:1883", "mqtt://host:port",
-                                 "mqtt://host:70000", "mqtt://host:1883/topic", "mqtt://user@host:1883",
-                                 "mqtts://user:pw@host"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "tcp://127.0.0.1:1883",
+        "mqtt://",
+        "127.0.0.1:1883",
+        "mqtt://host:port",
+        "mqtt://host:70000",
+        "mqtt://host:1883/topic",
+        "mqtt://user@host:1883",
+        "mqtts://user:pw@host",
+    ],
+)
 def test_bad_url_is_refused_naming_it(url: str) -> None:
     with pytest.raises(ValueError, match=f"MQTT url '{url}' is not of the form"):
         MqttSubscriber(url, lambda s: None)

@@ -1,5 +1,6 @@
 """The market-data bus's access control: only configured venues and symbols become books (against the real
 Mosquitto), and mqtts:// with a username and password against a private Mosquitto with TLS and a password file."""
+
 from __future__ import annotations
 
 import getpass
@@ -60,9 +61,11 @@ def tls_broker(tmp_path) -> Iterator[tuple[int, Path]]:
     (d / "mosquitto.conf").write_text(
         f"user {getpass.getuser()}\n"  # as root, mosquitto would drop to a user that cannot read tmp_path
         f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {d / 'passwd'}\npersistence false\n"
-        f"cafile {d / 'ca.crt'}\ncertfile {d / 'server.crt'}\nkeyfile {d / 'server.key'}\n")
-    process = subprocess.Popen(["mosquitto", "-c", str(d / "mosquitto.conf")], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+        f"cafile {d / 'ca.crt'}\ncertfile {d / 'server.crt'}\nkeyfile {d / 'server.key'}\n"
+    )
+    process = subprocess.Popen(
+        ["mosquitto", "-c", str(d / "mosquitto.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 5
         while not listening(port):
@@ -79,13 +82,17 @@ def test_mqtts_with_a_password_carries_books_and_wrong_credentials_or_plain_text
     port, ca = tls_broker
     got = Collector()
     good = Credentials("md", "pw1", str(ca))
-    clients = [MqttSubscriber(f"mqtts://localhost:{port}", got, "p", credentials=good),
-               MqttPublisher(f"mqtts://localhost:{port}", "p", good)]
-    refused = [MqttSubscriber(f"mqtts://localhost:{port}", got, "p", credentials=Credentials("md", "wrong", str(ca))),
-               MqttSubscriber(f"mqtts://localhost:{port}", got, "p", credentials=Credentials(ca_file=str(ca))),
-               # the CA is unknown
-               MqttSubscriber(f"mqtts://localhost:{port}", got, "p", credentials=Credentials("md", "pw1")),
-               MqttSubscriber(f"mqtt://localhost:{port}", got, "p", credentials=Credentials("md", "pw1"))]  # no TLS
+    clients = [
+        MqttSubscriber(f"mqtts://localhost:{port}", got, "p", credentials=good),
+        MqttPublisher(f"mqtts://localhost:{port}", "p", good),
+    ]
+    refused = [
+        MqttSubscriber(f"mqtts://localhost:{port}", got, "p", credentials=Credentials("md", "wrong", str(ca))),
+        MqttSubscriber(f"mqtts://localhost:{port}", got, "p", credentials=Credentials(ca_file=str(ca))),
+        # the CA is unknown
+        MqttSubscriber(f"mqtts://localhost:{port}", got, "p", credentials=Credentials("md", "pw1")),
+        MqttSubscriber(f"mqtt://localhost:{port}", got, "p", credentials=Credentials("md", "pw1")),
+    ]  # no TLS
     try:
         for client in clients + refused:
             client.start()

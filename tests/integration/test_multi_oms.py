@@ -1,5 +1,6 @@
 """Two OMS sessions at once, FIX 4.2 and FIX 4.4, using the same ClOrdIDs: each gets only its own reports,
 in its own version of FIX."""
+
 from __future__ import annotations
 
 import threading
@@ -17,9 +18,13 @@ FIX42_EXEC_TYPES = set("0123456789ABCDE")  # FIX 4.2 ExecType (150): no F (trade
 
 @pytest.fixture
 def two_oms(tmp_path):
-    upstream = {"port": topology.free_port(), "sessions": [
-        {"target_comp_id": "OMS42", "begin_string": "FIX.4.2"},
-        {"target_comp_id": "OMS44", "begin_string": "FIX.4.4"}]}
+    upstream = {
+        "port": topology.free_port(),
+        "sessions": [
+            {"target_comp_id": "OMS42", "begin_string": "FIX.4.2"},
+            {"target_comp_id": "OMS44", "begin_string": "FIX.4.4"},
+        ],
+    }
     gateway_cfg, venues_cfg = topology.build(tmp_path, gateway_overrides={"upstream": upstream})
     with Stack(gateway_cfg, venues_cfg, tmp_path) as stack:
         oms44 = stack.connect_oms(1)
@@ -50,8 +55,10 @@ def test_same_cl_ord_id_from_two_sessions_gets_each_only_its_own_reports(two_oms
         start.wait()
         oms.new_order("SAME", "AAPL", side, qty, price=price, urgency="H")
 
-    senders = [threading.Thread(target=send, args=(oms42, "1", 700, "190.04")),
-               threading.Thread(target=send, args=(oms44, "2", 400, "189.96"))]
+    senders = [
+        threading.Thread(target=send, args=(oms42, "1", 700, "190.04")),
+        threading.Thread(target=send, args=(oms44, "2", 400, "189.96")),
+    ]
     for thread in senders:
         thread.start()
     for thread in senders:
@@ -83,8 +90,9 @@ def test_same_cl_ord_id_from_two_sessions_gets_each_only_its_own_reports(two_oms
     assert not any(m.get(codec.CL_ORD_ID) == "REST-C" or m.get(codec.ORD_STATUS) == "4" for m in oms42.reports())
     assert_own_and_versioned(oms42, "1", "FIX.4.2")
     assert_own_and_versioned(oms44, "2", "FIX.4.4")
-    live = stack.gateway.inspect(lambda e: sorted((p.session, p.cl_ord_id, p.qty) for p in e.parents.values()
-                                                  if p.live))
+    live = stack.gateway.inspect(
+        lambda e: sorted((p.session, p.cl_ord_id, p.qty) for p in e.parents.values() if p.live)
+    )
     assert live == [(oms42_session(stack), "REST2", 300)]
 
 

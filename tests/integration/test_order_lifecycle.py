@@ -1,4 +1,5 @@
 """Over real FIX sessions: a venue that stays down, stopping with working orders, an OMS that goes away."""
+
 from __future__ import annotations
 
 import pytest
@@ -95,8 +96,10 @@ def test_a_cancel_the_venue_never_answers_is_reported_after_the_timeout(make_sta
     assert wait_for(lambda: not stack.gateway.inspect(lambda e: e.venues["LITA"].connected))
     stop_gateway(stack)
     assert stack.oms.wait(lambda: texts(stack, "T1", "I"), 5)
-    assert texts(stack, "T1", "I")[-1] == \
-        f"gateway shutting down, cancels unanswered: still working 200 at LITA (child {child})"
+    assert (
+        texts(stack, "T1", "I")[-1]
+        == f"gateway shutting down, cancels unanswered: still working 200 at LITA (child {child})"
+    )
 
 
 def test_an_oms_with_cancel_on_disconnect_has_its_orders_canceled_when_it_goes(tmp_path):

@@ -1,5 +1,6 @@
 """Sends to a FIX peer that stopped reading, on a real quickfix acceptor: what blocks, what unblocks it, and
 the per-session send queue that cuts such a peer off without losing or reordering a message."""
+
 from __future__ import annotations
 
 import datetime
@@ -47,8 +48,9 @@ class SilentPeer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.connect(("127.0.0.1", port))
         now = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H:%M:%S")
-        self.sock.sendall(raw([(35, "A"), (34, 1), (49, "PEER"), (52, now), (56, "GW"), (98, 0), (108, 30),
-                               (141, "Y")]))
+        self.sock.sendall(
+            raw([(35, "A"), (34, 1), (49, "PEER"), (52, now), (56, "GW"), (98, 0), (108, 30), (141, "Y")])
+        )
 
     def read_all(self, timeout: float = 10) -> bytes:
         """Everything the acceptor sent, until it closed the connection."""
@@ -139,8 +141,13 @@ def sequence_numbers(data: bytes) -> list[int]:
     return [int(n) for n in re.findall(rb"\x0134=(\d+)\x01", data)]
 
 
-@pytest.mark.parametrize("limits, reason", [(Limits(max_queue=10**6, send_timeout_s=0.3), "send_timeout"),
-                                            (Limits(max_queue=200, send_timeout_s=60), "queue")])
+@pytest.mark.parametrize(
+    "limits, reason",
+    [
+        (Limits(max_queue=10**6, send_timeout_s=0.3), "send_timeout"),
+        (Limits(max_queue=200, send_timeout_s=60), "queue"),
+    ],
+)
 def test_a_peer_that_stops_reading_is_cut_off_and_nothing_is_lost_or_reordered(acceptor, limits, reason):
     app, session, port, peer = acceptor
     slow: list[tuple[str, str]] = []

@@ -1,4 +1,5 @@
 """The do-nothing pass-through of `sorgw bench --e2e` between an OMS and the venue simulators, over real FIX."""
+
 from __future__ import annotations
 
 import pytest
@@ -73,8 +74,17 @@ def test_cancel_reaches_every_leg_and_each_cancel_comes_back(path):
 def test_unknown_destination_and_bad_quantity_are_rejected_naming_the_tag(path):
     _, oms = path
     oms.new_order("X1", "AAPL", "1", 10, price="190.10", ex_destination="NOPE")
-    oms.send_fields("D", {codec.CL_ORD_ID: "X2", codec.SYMBOL: "AAPL", codec.SIDE: "1", codec.ORDER_QTY: "1",
-                   codec.ORD_TYPE: "2", codec.PRICE: "190.10"})  # 1 share cannot be split across 2 venues
+    oms.send_fields(
+        "D",
+        {
+            codec.CL_ORD_ID: "X2",
+            codec.SYMBOL: "AAPL",
+            codec.SIDE: "1",
+            codec.ORDER_QTY: "1",
+            codec.ORD_TYPE: "2",
+            codec.PRICE: "190.10",
+        },
+    )  # 1 share cannot be split across 2 venues
     assert oms.wait(lambda: len(oms.session_rejects()) == 2, 10)
     assert [m.get(371) for m in oms.session_rejects()] == [str(codec.EX_DESTINATION), str(codec.ORDER_QTY)]
     oms.new_order("OK", "AAPL", "1", 10, price="190.10", ex_destination="LITA")  # the session lives on

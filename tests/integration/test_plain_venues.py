@@ -1,5 +1,6 @@
 """Venues that are not our simulator: a plain FIX 4.2 exchange (limit, Day, no market data, terse reports)
 and sessions that refuse children with 35=3 or 35=j, next to the simulated lit venues."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -21,19 +22,38 @@ PASSWORD = "s3cret-plnx"
 def plain_stack(tmp_path, monkeypatch):
     monkeypatch.setenv("PLNX_PASSWORD", PASSWORD)
     ports = topology.free_ports(3)
-    exchange = PlainExchange([PlainVenue("PLNX", ports[0], fill_qty=600, password=PASSWORD),
-                              PlainVenue("PLN3", ports[1], answer="session_reject"),
-                              PlainVenue("PLNJ", ports[2], answer="business_reject")], tmp_path)
+    exchange = PlainExchange(
+        [
+            PlainVenue("PLNX", ports[0], fill_qty=600, password=PASSWORD),
+            PlainVenue("PLN3", ports[1], answer="session_reject"),
+            PlainVenue("PLNJ", ports[2], answer="business_reject"),
+        ],
+        tmp_path,
+    )
     # LITA and LITB never replenish, so what is takeable is known.
-    gateway_cfg, venues_cfg = topology.build(tmp_path, sim_overrides={
-        name: {"depth": {"levels": 5, "qty_per_level": qty, "spread_ticks": 1, "replenish_ms": 0}}
-        for name, qty in (("LITA", 300), ("LITB", 200))})
+    gateway_cfg, venues_cfg = topology.build(
+        tmp_path,
+        sim_overrides={
+            name: {"depth": {"levels": 5, "qty_per_level": qty, "spread_ticks": 1, "replenish_ms": 0}}
+            for name, qty in (("LITA", 300), ("LITB", 200))
+        },
+    )
     plain = {"begin_string": "FIX.4.2", "order_types": ["limit"], "time_in_force": ["day"], "market_data": False}
     raw = gateway_cfg.model_dump(mode="json", by_alias=True)
     raw["venues"] += [
-        {**plain, "name": "PLNX", "port": ports[0], "latency_us": 100, "tick": "0.05", "lot": 100,
-         "heartbeat_interval": 5, "sequence_reset": "logon", "data_dictionary": str(dictionary(tmp_path)),
-         "username": "sorgw", "password_env": "PLNX_PASSWORD"},
+        {
+            **plain,
+            "name": "PLNX",
+            "port": ports[0],
+            "latency_us": 100,
+            "tick": "0.05",
+            "lot": 100,
+            "heartbeat_interval": 5,
+            "sequence_reset": "logon",
+            "data_dictionary": str(dictionary(tmp_path)),
+            "username": "sorgw",
+            "password_env": "PLNX_PASSWORD",
+        },
         {**plain, "name": "PLN3", "port": ports[1]},
         {**plain, "name": "PLNJ", "port": ports[2]},
     ]

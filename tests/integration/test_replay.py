@@ -1,5 +1,6 @@
 """`sorgw replay` on a session recorded through the real gateway and venue simulators over FIX: replayed with
 the strategy it ran, a sweep reproduces the children it sent; with another strategy it differs, and says how."""
+
 from __future__ import annotations
 
 import json
@@ -25,14 +26,19 @@ def session(tmp_path_factory):
     """Two sweeps, a buy then a sell, each over several lit venues; an IOC priced away that trades nothing, then
     a third sweep that meets the same books (the venues do not replenish), so its book record only refers."""
     tmp_path = tmp_path_factory.mktemp("replay")
-    still = {v["name"]: {"depth": {**v["sim"]["depth"], "replenish_ms": 0}}
-             for v in topology.VENUES if v["kind"] == "lit"}
+    still = {
+        v["name"]: {"depth": {**v["sim"]["depth"], "replenish_ms": 0}} for v in topology.VENUES if v["kind"] == "lit"
+    }
     gateway_cfg, venues_cfg = topology.build(tmp_path, sim_overrides=still)
     with Stack(gateway_cfg, venues_cfg, tmp_path) as stack:
         stack.oms.new_order("BAD", "NOSUCH", "1", 100, price="10.00")
         assert stack.oms.wait_final("BAD")
-        for cl_ord_id, side, qty, price, tif in (("SW", "1", 3000, "190.05", "0"), ("SW2", "2", 2000, "189.90", "0"),
-                                                 ("P1", "1", 300, "189.00", "3"), ("SW3", "1", 600, "190.10", "0")):
+        for cl_ord_id, side, qty, price, tif in (
+            ("SW", "1", 3000, "190.05", "0"),
+            ("SW2", "2", 2000, "189.90", "0"),
+            ("P1", "1", 300, "189.00", "3"),
+            ("SW3", "1", 600, "190.10", "0"),
+        ):
             stack.oms.new_order(cl_ord_id, "AAPL", side, qty, price=price, tif=tif, urgency="H", strategy="sweep")
             assert stack.oms.wait_final(cl_ord_id)
     store = open_store(gateway_cfg.audit.url)
@@ -64,15 +70,21 @@ def replay(url: str, *args: str) -> subprocess.CompletedProcess:
 def test_book_records_refer_to_books_already_on_record(session):
     gateway_cfg, records, _ = session
     order_ids = {r.cl_ord_id: r.order_id for r in records if r.kind == "fix_in" and r.cl_ord_id in ("P1", "SW3")}
-    books = {cl: [json.loads(r.body) for r in records if r.kind == "book" and r.order_id == oid]
-             for cl, oid in order_ids.items()}
+    books = {
+        cl: [json.loads(r.body) for r in records if r.kind == "book" and r.order_id == oid]
+        for cl, oid in order_ids.items()
+    }
     p1, sw3 = books["P1"][0]["books"], books["SW3"][0]["books"]
     assert len(sw3) == 3 and all(set(entry) == {"venue", "seq", "at"} for entry in sw3)
     book_times = {r.ts_ns for r in records if r.kind == "book"}
     assert all(entry["at"] in book_times for entry in sw3)
     assert {e["venue"]: e["seq"] for e in sw3} == {e["venue"]: e["seq"] for e in p1}
-    shown = subprocess.run([sys.executable, "-m", "gateway.cli", "audit", "--url", gateway_cfg.audit.url, "show",
-                            "SW3"], capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "audit", "--url", gateway_cfg.audit.url, "show", "SW3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert shown.returncode == 0, shown.stderr
     assert "books read: " + ", ".join(f"{e['venue']} #{e['seq']} unchanged" for e in sw3) in shown.stdout
 
@@ -118,8 +130,18 @@ def test_another_strategy_gives_a_different_result_and_explains_it(session):
 
 def test_period_replay_reports_each_strategy_with_its_interval(session):
     gateway_cfg, _, _ = session
-    done = replay(gateway_cfg.audit.url, "--all", "--from", "2000-01-01", "--to", "2100-01-01", "--strategy",
-                  "single,sweep", "--format", "json")
+    done = replay(
+        gateway_cfg.audit.url,
+        "--all",
+        "--from",
+        "2000-01-01",
+        "--to",
+        "2100-01-01",
+        "--strategy",
+        "single,sweep",
+        "--format",
+        "json",
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert "Student-t" in report["method"] and [s["strategy"] for s in report["by_strategy"]] == ["single", "sweep"]
@@ -135,22 +157,29 @@ def test_period_replay_reports_each_strategy_with_its_interval(session):
     assert all(o["same_children"] for o in sweep["orders"])
     same = next(row for row in sweep["summary"] if row["recorded_strategy"] == "all")
     assert same["shortfall_bps"]["mean"] == "0.0000" and same["shortfall_bps"]["ci95"] == ["0.0000", "0.0000"]
-    table = replay(gateway_cfg.audit.url, "--all", "--from", "2000-01-01", "--to", "2100-01-01", "--strategy",
-                   "single,sweep")
+    table = replay(
+        gateway_cfg.audit.url, "--all", "--from", "2000-01-01", "--to", "2100-01-01", "--strategy", "single,sweep"
+    )
     assert table.returncode == 0 and "single" in table.stdout and "what this replay cannot know:" in table.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (("NOPE", "--strategy", "sweep"), "unknown order 'NOPE'"),
-    (("SW", "--strategy", "fastest"), "unknown strategy 'fastest'"),
-    (("SW", "--strategy", "cost", "--policy-override", "speed=2"), "'speed': not a routing setting"),
-    (("SW", "--strategy", "cost", "--policy-override", "probe_qty=-1"), "probe_qty"),
-    (("SW", "--strategy", "cost", "--policy-override", "probe_qty"), "expected key=value"),
-    (("--all", "--strategy", "sweep"), "--all needs --from and --to"),
-    (("SW", "--strategy", "sweep,cost"), "several, comma-separated, go with --all"),
-    (("--all", "--from", "2000-01-01", "--to", "2100-01-01", "--strategy", "sweep,nope"), "unknown strategy 'nope'"),
-    (("BAD", "--strategy", "sweep"), "order 'BAD' was rejected before it was routed"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("NOPE", "--strategy", "sweep"), "unknown order 'NOPE'"),
+        (("SW", "--strategy", "fastest"), "unknown strategy 'fastest'"),
+        (("SW", "--strategy", "cost", "--policy-override", "speed=2"), "'speed': not a routing setting"),
+        (("SW", "--strategy", "cost", "--policy-override", "probe_qty=-1"), "probe_qty"),
+        (("SW", "--strategy", "cost", "--policy-override", "probe_qty"), "expected key=value"),
+        (("--all", "--strategy", "sweep"), "--all needs --from and --to"),
+        (("SW", "--strategy", "sweep,cost"), "several, comma-separated, go with --all"),
+        (
+            ("--all", "--from", "2000-01-01", "--to", "2100-01-01", "--strategy", "sweep,nope"),
+            "unknown strategy 'nope'",
+        ),
+        (("BAD", "--strategy", "sweep"), "order 'BAD' was rejected before it was routed"),
+    ],
+)
 def test_bad_requests_exit_2_with_the_reason(session, args, message):
     gateway_cfg, _, _ = session
     done = replay(gateway_cfg.audit.url, *args)
@@ -161,7 +190,7 @@ def test_bad_requests_exit_2_with_the_reason(session, args, message):
 def test_a_trail_without_book_records_is_refused(session, tmp_path):
     gateway_cfg, _, work = session
     old = tmp_path / "old.db"
-    shutil.copy(gateway_cfg.audit.url[len("sqlite:///"):], old)
+    shutil.copy(gateway_cfg.audit.url[len("sqlite:///") :], old)
     with sqlite3.connect(old) as db:
         db.execute("DELETE FROM audit WHERE kind = 'book'")
     done = replay(f"sqlite:///{old}", "SW", "--strategy", "sweep")
@@ -177,12 +206,15 @@ def test_a_postgres_trail_replays_the_same(session, postgres_url, postgres_table
         store.append(records)
     finally:
         store.close()
-    for args in (("SW3", "--strategy", "cost"), ("--all", "--from", "2000-01-01", "--to", "2100-01-01", "--strategy",
-                                                  "liquidity")):
+    for args in (
+        ("SW3", "--strategy", "cost"),
+        ("--all", "--from", "2000-01-01", "--to", "2100-01-01", "--strategy", "liquidity"),
+    ):
         from_postgres = replay(postgres_url, *args, "--table", postgres_table, "--format", "json")
         assert from_postgres.returncode == 0, from_postgres.stderr
-        assert json.loads(from_postgres.stdout) == json.loads(replay(gateway_cfg.audit.url, *args, "--format",
-                                                                     "json").stdout)
+        assert json.loads(from_postgres.stdout) == json.loads(
+            replay(gateway_cfg.audit.url, *args, "--format", "json").stdout
+        )
 
 
 def test_a_venue_reject_on_record_is_named_as_what_the_replay_cannot_repeat(tmp_path):
@@ -194,8 +226,9 @@ def test_a_venue_reject_on_record_is_named_as_what_the_replay_cannot_repeat(tmp_
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert any(c["venue"] == "LITC" for c in report["recorded"]["children"]) and report["same_children"] is False
-    assert ("1 recorded child order(s) were rejected by their venue: the replay's venues reject nothing"
-            in report["notes"])
+    assert (
+        "1 recorded child order(s) were rejected by their venue: the replay's venues reject nothing" in report["notes"]
+    )
     replayed_litc = sum(c["qty"] for c in report["replay"]["children"] if c["venue"] == "LITC")
     filled_litc = sum(f["qty"] for f in report["replay"]["fills"] if f["venue"] == "LITC")
     assert filled_litc == replayed_litc > 0  # the replay's LITC took what the recorded one refused

@@ -1,4 +1,5 @@
 """Pre-trade limits over real FIX: the OMS sees the refusal, nothing reaches a venue, ops see a `risk` reject."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,10 @@ from gateway.fix import codec
 
 pytestmark = pytest.mark.integration
 
-RISK = {"defaults": {"max_order_qty": 1_000_000, "price_collar_bps": 500},
-        "symbols": {"MSFT": {"market_orders": False}}}
+RISK = {
+    "defaults": {"max_order_qty": 1_000_000, "price_collar_bps": 500},
+    "symbols": {"MSFT": {"market_orders": False}},
+}
 
 
 def test_limits_refuse_over_fix_and_let_the_rest_trade(make_stack):
@@ -55,8 +58,12 @@ def test_limits_refuse_over_fix_and_let_the_rest_trade(make_stack):
         refs = [r.cl_ord_id for r in store.records() if r.kind == "risk_ref"]
     finally:
         store.close()
-    assert limits == {"BIG": "max_order_qty", "FAT": "price_collar_bps", "MKT": "market_orders",
-                      "REST-2": "max_order_qty"}
+    assert limits == {
+        "BIG": "max_order_qty",
+        "FAT": "price_collar_bps",
+        "MKT": "market_orders",
+        "REST-2": "max_order_qty",
+    }
     assert {"FAT", "OK", "REST"} <= set(refs)  # the collar's reference price, for a replay
 
 

@@ -1,4 +1,5 @@
 """A venue's speed bump delays the orders it receives over FIX; other venues stay fast."""
+
 from __future__ import annotations
 
 import time

@@ -1,5 +1,6 @@
 """`sorgw tca --format html` opened in headless Chromium: no console or load errors, every plot decoded with a size,
 and a screenshot. In CI a missing chromium fails the test; elsewhere it is skipped with the reason."""
+
 from __future__ import annotations
 
 import json
@@ -41,9 +42,21 @@ def chromium() -> str:
 
 
 def headless(browser: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                           "--no-first-run", "--allow-file-access-from-files", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--allow-file-access-from-files",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def probe(browser: str, page: Path, tmp_path: Path) -> dict:
@@ -66,7 +79,10 @@ def test_the_html_report_loads_clean_with_its_plots(session, tmp_path):  # noqa:
     result = probe(browser, page, tmp_path)
     assert result["problems"] == []
     assert [i["alt"] for i in result["images"]] == [
-        "Distribution of implementation shortfall", "Markout curves per venue", "Venue shares over time"]
+        "Distribution of implementation shortfall",
+        "Markout curves per venue",
+        "Venue shares over time",
+    ]
     assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in result["images"]), result["images"]
 
     shot = tmp_path / "tca.png"
@@ -78,8 +94,10 @@ def test_the_probe_sees_a_broken_plot_and_a_console_error(tmp_path):
     """The checks above can fail: an image that does not decode and a script error are both caught."""
     browser = chromium()
     page = tmp_path / "broken.html"
-    page.write_text('<!DOCTYPE html><html><head><title>x</title></head><body><img alt="bad" '
-                    'src="data:image/png;base64,AAAA"><script>console.error("boom")</script></body></html>')
+    page.write_text(
+        '<!DOCTYPE html><html><head><title>x</title></head><body><img alt="bad" '
+        'src="data:image/png;base64,AAAA"><script>console.error("boom")</script></body></html>'
+    )
     result = probe(browser, page, tmp_path)
     assert result["images"][0]["w"] == 0
     assert any("boom" in p for p in result["problems"]) and len(result["problems"]) == 2

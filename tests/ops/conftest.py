@@ -1,4 +1,5 @@
 """Ops test fixtures: promtool, a real Prometheus scraping a running gateway stack, and a known set of orders."""
+
 from __future__ import annotations
 
 import json
@@ -57,15 +58,22 @@ class Prometheus:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = work_dir / "prometheus.log"
         config = {
-            "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "scrape_timeout": f"{SCRAPE_INTERVAL_S}s",
-                       "evaluation_interval": f"{SCRAPE_INTERVAL_S}s"},
+            "global": {
+                "scrape_interval": f"{SCRAPE_INTERVAL_S}s",
+                "scrape_timeout": f"{SCRAPE_INTERVAL_S}s",
+                "evaluation_interval": f"{SCRAPE_INTERVAL_S}s",
+            },
             "rule_files": [str(ALERTS)],
             "scrape_configs": [{"job_name": "sorgw", "static_configs": [{"targets": [target]}]}],
         }
         self.config_path = work_dir / "prometheus.yml"
         self.config_path.write_text(yaml.safe_dump(config))
-        self._command = [binary, f"--config.file={self.config_path}", f"--storage.tsdb.path={work_dir / 'data'}",
-                         f"--web.listen-address=127.0.0.1:{self.port}"]
+        self._command = [
+            binary,
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={work_dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
         self._process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> None:
@@ -132,6 +140,7 @@ class Prometheus:
         def enough(result: Result) -> bool:
             seen.update(ts for ts in values(result).values() if ts > since)
             return len(seen) >= count
+
         self.wait_for('timestamp(up{job="sorgw"})', enough, timeout)
 
 
@@ -155,8 +164,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     One stack at a time: quickfix registers sessions process-wide, and every stack has the same SessionIDs."""
     work_dir = tmp_path_factory.mktemp("stack")
     # Limits as a production gateway has them (config/gateway.yaml), so the risk panels have data to show.
-    gateway_cfg, venues_cfg = topology.build(work_dir, gateway_overrides={"risk": {"defaults": {
-        "max_order_qty": 1_000_000, "max_open_qty": 5_000_000, "max_open_notional": "250000000"}}})
+    gateway_cfg, venues_cfg = topology.build(
+        work_dir,
+        gateway_overrides={
+            "risk": {
+                "defaults": {"max_order_qty": 1_000_000, "max_open_qty": 5_000_000, "max_open_notional": "250000000"}
+            }
+        },
+    )
     with Stack(gateway_cfg, venues_cfg, work_dir) as stack:
         yield stack
 

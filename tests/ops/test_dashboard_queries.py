@@ -1,4 +1,5 @@
 """Every query of the Grafana dashboard parses and returns data from a real Prometheus scraping a live gateway."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,7 @@ pytestmark = pytest.mark.integration
 
 DASHBOARD = ROOT / "config" / "grafana" / "dashboards" / "sorgw.json"
 # Grafana's own interval variables, as it would fill them in for a short time range.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "${__rate_interval}": "1m", "$__interval": "15s",
-                     "${__interval}": "15s"}
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "${__rate_interval}": "1m", "$__interval": "15s", "${__interval}": "15s"}
 
 
 def panels(items: list[dict]) -> Iterator[dict]:
@@ -29,9 +29,12 @@ def targets(path: Path) -> list[tuple[str, str]]:
     if not path.exists():
         return []
     dashboard = json.loads(path.read_text())
-    return [(f"{panel.get('title', '?')} [{target.get('refId', '?')}]", target["expr"])
-            for panel in panels(dashboard.get("panels", [])) for target in panel.get("targets", [])
-            if target.get("expr")]
+    return [
+        (f"{panel.get('title', '?')} [{target.get('refId', '?')}]", target["expr"])
+        for panel in panels(dashboard.get("panels", []))
+        for target in panel.get("targets", [])
+        if target.get("expr")
+    ]
 
 
 def grafana_expanded(expr: str) -> str:

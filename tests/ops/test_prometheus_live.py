@@ -1,4 +1,5 @@
 """A real Prometheus scrapes a running gateway (venue simulators, FIX on 127.0.0.1) and sees what the OMS saw."""
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,15 @@ pytestmark = pytest.mark.integration
 
 VENUES = {"LITA", "LITB", "LITC", "DRKA", "DRKB"}
 # Alerts a healthy stack must not even have pending (the order mix trips the reject ratio, and may trip venue fills).
-HEALTH_ALERTS = ("SorgwGatewayDown", "SorgwSessionDown", "SorgwMarketDataStale", "SorgwMarketDataDisconnected",
-                 "SorgwAuditQueueGrowing", "SorgwAuditCommitErrors", "SorgwVenueCircuitOpen")
+HEALTH_ALERTS = (
+    "SorgwGatewayDown",
+    "SorgwSessionDown",
+    "SorgwMarketDataStale",
+    "SorgwMarketDataDisconnected",
+    "SorgwAuditQueueGrowing",
+    "SorgwAuditCommitErrors",
+    "SorgwVenueCircuitOpen",
+)
 
 
 def test_every_session_is_up(prometheus: Prometheus, traded: Traded):
@@ -60,8 +68,9 @@ def test_the_reject_ratio_alert_sees_the_first_reject(prometheus: Prometheus, tr
     assert pending["metric"]["alertstate"] == "pending"
 
 
-def test_a_venue_that_logs_out_shows_down_and_its_alert_goes_pending(stack: Stack, prometheus: Prometheus,
-                                                                     traded: Traded):
+def test_a_venue_that_logs_out_shows_down_and_its_alert_goes_pending(
+    stack: Stack, prometheus: Prometheus, traded: Traded
+):
     lita = 'sorgw_session_up{role="venue", session="LITA"}'
     alert = 'ALERTS{alertname="SorgwSessionDown", session="LITA", role="venue"}'
     key = next(k for k, cfg in stack.venues.configs.items() if cfg.name == "LITA")

@@ -1,4 +1,5 @@
 """promtool checks the Prometheus config and alert rules, and runs the rules' unit tests (tests/ops/alerts_test.yml)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -8,8 +9,9 @@ from tests.ops.conftest import ALERTS, ROOT
 
 
 def promtool_run(promtool: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([promtool, *map(str, args)], check=False, capture_output=True, text=True, timeout=60,
-                          cwd=ROOT)
+    return subprocess.run(
+        [promtool, *map(str, args)], check=False, capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
 
 
 def assert_ok(result: subprocess.CompletedProcess[str]) -> None:

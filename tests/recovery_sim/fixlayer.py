@@ -7,6 +7,7 @@ MsgSeqNum higher than it expects asks for a resend and gets the stored applicati
 again with PossDupFlag=Y (the rest gap-filled); a message with a lower MsgSeqNum and no
 PossDupFlag is the protocol failure quickfix logs out for.
 """
+
 from __future__ import annotations
 
 import os
@@ -59,10 +60,19 @@ def _nothing(*_args) -> None:
 class Endpoint:
     """One side of one session in one process lifetime; `store` is what outlives the process."""
 
-    def __init__(self, name: str, store: Store, on_app: Callable[[fix.Message], None], acceptor: bool,
-                 violation: Callable[[str], None], tap: Callable[[fix.Message], None] = _nothing,
-                 tap_in: Callable[[fix.Message], None] = _nothing, point: Callable[[str], None] = _nothing,
-                 on_logon: Callable[[], None] = _nothing, on_logout: Callable[[], None] = _nothing) -> None:
+    def __init__(
+        self,
+        name: str,
+        store: Store,
+        on_app: Callable[[fix.Message], None],
+        acceptor: bool,
+        violation: Callable[[str], None],
+        tap: Callable[[fix.Message], None] = _nothing,
+        tap_in: Callable[[fix.Message], None] = _nothing,
+        point: Callable[[str], None] = _nothing,
+        on_logon: Callable[[], None] = _nothing,
+        on_logout: Callable[[], None] = _nothing,
+    ) -> None:
         self.name = name
         self.store = store
         self.on_app, self.acceptor, self.violation = on_app, acceptor, violation
@@ -128,8 +138,10 @@ class Endpoint:
             self._resend(int(msg.getField(BEGIN_SEQ_NO)), int(msg.getField(END_SEQ_NO)))
         if seq < self.store.next_target:
             if not flagged(msg, codec.POSS_DUP_FLAG):
-                self.violation(f"{self.name}: MsgSeqNum too low, {seq} < {self.store.next_target}, "
-                               f"without PossDupFlag: {text.replace(chr(1), '|')}")
+                self.violation(
+                    f"{self.name}: MsgSeqNum too low, {seq} < {self.store.next_target}, "
+                    f"without PossDupFlag: {text.replace(chr(1), '|')}"
+                )
             return
         if seq > self.store.next_target:
             self._queued[seq] = text

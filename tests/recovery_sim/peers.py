@@ -4,6 +4,7 @@ Neither ever crashes. The OMS holds the invariants seen from upstream: each Exec
 repeat only flagged PossDup/PossResend and with the same content), CumQty moving by exactly the
 LastQty of each fill, LeavesQty right, no reject of an order it was told is live.
 """
+
 from __future__ import annotations
 
 import random
@@ -19,9 +20,20 @@ from tests.recovery_sim.fixlayer import Endpoint, flagged, message
 
 AVG_PLACES = Decimal("0.00000001")
 TICK = Decimal("0.01")
-_CONTENT = (codec.CL_ORD_ID, codec.ORIG_CL_ORD_ID, codec.ORDER_ID, codec.EXEC_TYPE, codec.ORD_STATUS,
-            codec.ORDER_QTY, codec.CUM_QTY, codec.LEAVES_QTY, codec.AVG_PX, codec.LAST_QTY, codec.LAST_PX,
-            codec.LAST_MKT)
+_CONTENT = (
+    codec.CL_ORD_ID,
+    codec.ORIG_CL_ORD_ID,
+    codec.ORDER_ID,
+    codec.EXEC_TYPE,
+    codec.ORD_STATUS,
+    codec.ORDER_QTY,
+    codec.CUM_QTY,
+    codec.LEAVES_QTY,
+    codec.AVG_PX,
+    codec.LAST_QTY,
+    codec.LAST_PX,
+    codec.LAST_MKT,
+)
 _TERMINAL = frozenset(s.value for s in TERMINAL)
 
 
@@ -79,16 +91,26 @@ class Oms:
         side = self.rng.choice("12")
         offset = TICK * self.rng.randint(-2, 3)
         price = Decimal("100.00") + offset if side == "1" else Decimal("100.00") - offset
-        order = OmsOrder(self._next_id("P"), side, 100 * self.rng.randint(1, 12), price,
-                         self.rng.choice("0003"), "")
+        order = OmsOrder(self._next_id("P"), side, 100 * self.rng.randint(1, 12), price, self.rng.choice("0003"), "")
         order.current = order.root
         self.orders[order.root] = order
         self._by_cl[order.root] = order
         self.fills[order.root] = []
-        self.endpoint.send(message("D", {codec.CL_ORD_ID: order.root, codec.SYMBOL: "AAPL", codec.SIDE: side,
-                                         codec.ORDER_QTY: str(order.qty), codec.ORD_TYPE: "2",
-                                         codec.PRICE: str(price), codec.TIF: order.tif,
-                                         codec.SOR_URGENCY: self.rng.choice("LMH")}))
+        self.endpoint.send(
+            message(
+                "D",
+                {
+                    codec.CL_ORD_ID: order.root,
+                    codec.SYMBOL: "AAPL",
+                    codec.SIDE: side,
+                    codec.ORDER_QTY: str(order.qty),
+                    codec.ORD_TYPE: "2",
+                    codec.PRICE: str(price),
+                    codec.TIF: order.tif,
+                    codec.SOR_URGENCY: self.rng.choice("LMH"),
+                },
+            )
+        )
 
     def open_orders(self) -> list[OmsOrder]:
         return [o for o in self.orders.values() if not o.done and o.pending is None and o.status is not None]
@@ -96,17 +118,38 @@ class Oms:
     def cancel(self, order: OmsOrder) -> None:
         order.pending = self._next_id("X")
         self._by_cl[order.pending] = order
-        self.endpoint.send(message("F", {codec.CL_ORD_ID: order.pending, codec.ORIG_CL_ORD_ID: order.current,
-                                         codec.SYMBOL: "AAPL", codec.SIDE: order.side,
-                                         codec.ORDER_QTY: str(order.qty)}))
+        self.endpoint.send(
+            message(
+                "F",
+                {
+                    codec.CL_ORD_ID: order.pending,
+                    codec.ORIG_CL_ORD_ID: order.current,
+                    codec.SYMBOL: "AAPL",
+                    codec.SIDE: order.side,
+                    codec.ORDER_QTY: str(order.qty),
+                },
+            )
+        )
 
     def replace(self, order: OmsOrder) -> None:
         order.pending = self._next_id("R")
         self._by_cl[order.pending] = order
         qty = max(order.cum + 100, order.qty + 100 * self.rng.randint(-3, 3))
-        self.endpoint.send(message("G", {codec.CL_ORD_ID: order.pending, codec.ORIG_CL_ORD_ID: order.current,
-                                         codec.SYMBOL: "AAPL", codec.SIDE: order.side, codec.ORDER_QTY: str(qty),
-                                         codec.ORD_TYPE: "2", codec.PRICE: str(order.price), codec.TIF: "0"}))
+        self.endpoint.send(
+            message(
+                "G",
+                {
+                    codec.CL_ORD_ID: order.pending,
+                    codec.ORIG_CL_ORD_ID: order.current,
+                    codec.SYMBOL: "AAPL",
+                    codec.SIDE: order.side,
+                    codec.ORDER_QTY: str(qty),
+                    codec.ORD_TYPE: "2",
+                    codec.PRICE: str(order.price),
+                    codec.TIF: "0",
+                },
+            )
+        )
 
     def on_app(self, msg: fix.Message) -> None:
         msg_type = msg.getHeader().getField(codec.MSG_TYPE)
@@ -204,8 +247,9 @@ class Venue:
                 self._report(self.orders[cl], "I")
                 return
             price = msg.getField(codec.PRICE) if msg.isSetField(codec.PRICE) else None
-            order = VenueOrder(cl, msg.getField(codec.SIDE), int(msg.getField(codec.ORDER_QTY)),
-                               Decimal(price) if price else None)
+            order = VenueOrder(
+                cl, msg.getField(codec.SIDE), int(msg.getField(codec.ORDER_QTY)), Decimal(price) if price else None
+            )
             self.orders[cl] = order
             self._report(order, "0")
             if msg.getField(codec.TIF) in ("3", "4"):  # IOC/FOK: what trades now, the rest canceled at once
@@ -217,22 +261,43 @@ class Venue:
         elif msg_type == "F":
             order = self.orders.get(msg.getField(codec.ORIG_CL_ORD_ID))
             if order is None or not order.live:
-                self.endpoint.send(message("9", {codec.ORDER_ID: "NONE", codec.CL_ORD_ID: cl,
-                                                 codec.ORIG_CL_ORD_ID: msg.getField(codec.ORIG_CL_ORD_ID),
-                                                 codec.ORD_STATUS: order.status if order else "8",
-                                                 codec.CXL_REJ_RESPONSE_TO: "1", codec.CXL_REJ_REASON: "0",
-                                                 codec.TEXT: "too late to cancel"}))
+                self.endpoint.send(
+                    message(
+                        "9",
+                        {
+                            codec.ORDER_ID: "NONE",
+                            codec.CL_ORD_ID: cl,
+                            codec.ORIG_CL_ORD_ID: msg.getField(codec.ORIG_CL_ORD_ID),
+                            codec.ORD_STATUS: order.status if order else "8",
+                            codec.CXL_REJ_RESPONSE_TO: "1",
+                            codec.CXL_REJ_REASON: "0",
+                            codec.TEXT: "too late to cancel",
+                        },
+                    )
+                )
                 return
             order.status = OrdStatus.CANCELED.value
             self._report(order, "4", cl, order.cl_ord_id)
         elif msg_type == "H":
             order = self.orders.get(cl)
             if order is None:
-                self.endpoint.send(message("8", {codec.ORDER_ID: "NONE", codec.CL_ORD_ID: cl,
-                                                 codec.EXEC_ID: self._exec_id(), codec.EXEC_TYPE: "I",
-                                                 codec.ORD_STATUS: "8", codec.SYMBOL: "AAPL",
-                                                 codec.SIDE: msg.getField(codec.SIDE), codec.LEAVES_QTY: "0",
-                                                 codec.CUM_QTY: "0", codec.AVG_PX: "0"}))
+                self.endpoint.send(
+                    message(
+                        "8",
+                        {
+                            codec.ORDER_ID: "NONE",
+                            codec.CL_ORD_ID: cl,
+                            codec.EXEC_ID: self._exec_id(),
+                            codec.EXEC_TYPE: "I",
+                            codec.ORD_STATUS: "8",
+                            codec.SYMBOL: "AAPL",
+                            codec.SIDE: msg.getField(codec.SIDE),
+                            codec.LEAVES_QTY: "0",
+                            codec.CUM_QTY: "0",
+                            codec.AVG_PX: "0",
+                        },
+                    )
+                )
             else:
                 self._report(order, "I")
 
@@ -250,16 +315,33 @@ class Venue:
     def resting(self) -> list[VenueOrder]:
         return [o for o in self.orders.values() if o.live]
 
-    def _report(self, order: VenueOrder, exec_type: str, cl: str | None = None, orig: str | None = None,
-                last: tuple[int, Decimal] | None = None) -> None:
-        fields = {codec.ORDER_ID: f"{self.name}-{order.cl_ord_id}", codec.CL_ORD_ID: cl or order.cl_ord_id,
-                  codec.EXEC_ID: self._exec_id(), codec.EXEC_TYPE: exec_type, codec.ORD_STATUS: order.status,
-                  codec.SYMBOL: "AAPL", codec.SIDE: order.side, codec.ORDER_QTY: str(order.qty),
-                  codec.CUM_QTY: str(order.cum), codec.LEAVES_QTY: str(order.qty - order.cum if order.live else 0),
-                  codec.AVG_PX: str((order.notional / order.cum).quantize(AVG_PLACES) if order.cum else 0)}
+    def _report(
+        self,
+        order: VenueOrder,
+        exec_type: str,
+        cl: str | None = None,
+        orig: str | None = None,
+        last: tuple[int, Decimal] | None = None,
+    ) -> None:
+        fields = {
+            codec.ORDER_ID: f"{self.name}-{order.cl_ord_id}",
+            codec.CL_ORD_ID: cl or order.cl_ord_id,
+            codec.EXEC_ID: self._exec_id(),
+            codec.EXEC_TYPE: exec_type,
+            codec.ORD_STATUS: order.status,
+            codec.SYMBOL: "AAPL",
+            codec.SIDE: order.side,
+            codec.ORDER_QTY: str(order.qty),
+            codec.CUM_QTY: str(order.cum),
+            codec.LEAVES_QTY: str(order.qty - order.cum if order.live else 0),
+            codec.AVG_PX: str((order.notional / order.cum).quantize(AVG_PLACES) if order.cum else 0),
+        }
         if orig:
             fields[codec.ORIG_CL_ORD_ID] = orig
         if last:
-            fields[codec.LAST_QTY], fields[codec.LAST_PX], fields[codec.LAST_MKT] = str(last[0]), str(last[1]), \
-                self.name
+            fields[codec.LAST_QTY], fields[codec.LAST_PX], fields[codec.LAST_MKT] = (
+                str(last[0]),
+                str(last[1]),
+                self.name,
+            )
         self.endpoint.send(message("8", fields))

@@ -6,6 +6,7 @@ message: engine step, commit [inbound + decisions], then per command: MsgSeqNum,
 fix_out record, quickfix stores it, sends it if logged on; counted received after fromApp returns.
 `point(name)` marks each boundary a crash may fall on.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -56,38 +57,92 @@ def new_engine(boot: str, clock: ManualClock) -> OrderEngine:
     market = MarketView()
     for venue, (bid, ask) in BOOKS.items():
         market.update(BookSnapshot(venue, "AAPL", (Level(*bid),), (Level(*ask),), 1, 0))
-    venues = {v: VenueInfo(v, VenueKind.DARK if v.startswith("DRK") else VenueKind.LIT, D("-0.002"), D("0.003"),
-                           300, False, resends=True) for v in VENUES}
+    venues = {
+        v: VenueInfo(
+            v,
+            VenueKind.DARK if v.startswith("DRK") else VenueKind.LIT,
+            D("-0.002"),
+            D("0.003"),
+            300,
+            False,
+            resends=True,
+        )
+        for v in VENUES
+    }
     return OrderEngine({"AAPL": Instrument("AAPL", D("0.01"))}, venues, market, IdSource(boot), clock)
 
 
 class Gateway:
     """The gateway process between a start and its crash (or the end of the run)."""
 
-    def __init__(self, boot: str, trail: Trail, stores: dict[str, Store], clock: ManualClock,
-                 point: Callable[[str], None], violation: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        boot: str,
+        trail: Trail,
+        stores: dict[str, Store],
+        clock: ManualClock,
+        point: Callable[[str], None],
+        violation: Callable[[str], None],
+    ) -> None:
         self.boot, self.trail, self.clock, self.point = boot, trail, clock, point
         self.engine = new_engine(boot, clock)
         self.control: deque[Callable[[], None]] = deque()  # session events, run later as the control thread does
         self._resend: set[str] = set()
-        self.sessions = {OMS: Endpoint(OMS, stores[OMS], self._from_oms, True, violation, self._tapper(OMS),
-                                       self._tap_in(OMS), point, self._oms_status(True), self._oms_status(False))}
+        self.sessions = {
+            OMS: Endpoint(
+                OMS,
+                stores[OMS],
+                self._from_oms,
+                True,
+                violation,
+                self._tapper(OMS),
+                self._tap_in(OMS),
+                point,
+                self._oms_status(True),
+                self._oms_status(False),
+            )
+        }
         for venue, key in VENUES.items():
-            self.sessions[key] = Endpoint(key, stores[key], self._from_venue(venue), False, violation,
-                                          self._tapper(key), self._tap_in(key), point,
-                                          self._venue_status(venue, True), self._venue_status(venue, False))
+            self.sessions[key] = Endpoint(
+                key,
+                stores[key],
+                self._from_venue(venue),
+                False,
+                violation,
+                self._tapper(key),
+                self._tap_in(key),
+                point,
+                self._venue_status(venue, True),
+                self._venue_status(venue, False),
+            )
 
     def start(self) -> None:
         stores = {key: endpoint.store.state() for key, endpoint in self.sessions.items()}
-        result = recovery.replay(self.engine, list(self.trail.records), {OMS},
-                                                 {key: venue for venue, key in VENUES.items()}, Urgency.MEDIUM,
-                                                 stores)
+        result = recovery.replay(
+            self.engine,
+            list(self.trail.records),
+            {OMS},
+            {key: venue for venue, key in VENUES.items()},
+            Urgency.MEDIUM,
+            stores,
+        )
         now = self.clock.now_ns()
         start = [Entry("config", entries.to_json({"boot": self.boot}), ts_ns=now)]
-        start += [Entry("store", entries.to_json(recovery.store_record_body(key, state)), key, ts_ns=now)
-                  for key, state in stores.items()]
-        start += [Entry("event", entries.to_json({"event": "never_sent", "record": r.seq, "session": r.session}),
-                        r.session, r.order_id, r.cl_ord_id, now) for r in result.never_sent]
+        start += [
+            Entry("store", entries.to_json(recovery.store_record_body(key, state)), key, ts_ns=now)
+            for key, state in stores.items()
+        ]
+        start += [
+            Entry(
+                "event",
+                entries.to_json({"event": "never_sent", "record": r.seq, "session": r.session}),
+                r.session,
+                r.order_id,
+                r.cl_ord_id,
+                now,
+            )
+            for r in result.never_sent
+        ]
         self.trail.commit(start)
         if result.unsent:
             self._resend.update(c.exec_id if isinstance(c, ExecutionReport) else c.cl_ord_id for c in result.unsent)
@@ -106,6 +161,7 @@ class Gateway:
             self.trail.commit([self._entry("out", session, msg)])
             if msg_type not in ADMIN:
                 self.point("recorded_resend" if flagged(msg, codec.POSS_DUP_FLAG) else "recorded_out")
+
         return tap
 
     def _tap_in(self, session: str) -> Callable[[fix.Message], None]:
@@ -136,6 +192,7 @@ class Gateway:
                 return
             report = codec.parse_venue_report(msg, venue)
             self.step(lambda: self.engine.on_venue_report(report), self._entry("in", VENUES[venue], msg))
+
         return on_app
 
     def _venue_status(self, venue: str, up: bool) -> Callable[[], None]:
@@ -143,6 +200,7 @@ class Gateway:
 
         def queue() -> None:
             self.control.append(lambda: self.step(lambda: self.engine.on_venue_status(venue, up), record))
+
         return queue
 
     def _oms_status(self, up: bool) -> Callable[[], None]:

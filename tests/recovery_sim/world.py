@@ -6,6 +6,7 @@ crash for crash. A crash kills the gateway process at a step boundary (see proce
 trail and the FIX stores survive, a random prefix of what was in flight to each peer arrives,
 everything else of the process is gone. Then a new process starts with a new id prefix.
 """
+
 from __future__ import annotations
 
 import random
@@ -76,8 +77,9 @@ class World:
         while True:
             self.boots += 1
             self.clock.advance(MS)
-            gateway = Gateway(f"b{self.boots}", self.trail, self.gateway_stores, self.clock, self.faults.point,
-                              self.violations.append)
+            gateway = Gateway(
+                f"b{self.boots}", self.trail, self.gateway_stores, self.clock, self.faults.point, self.violations.append
+            )
             self.faults.starting = True
             try:
                 gateway.start()
@@ -137,8 +139,7 @@ class World:
         if down:
             choices.append((3, lambda: self._connect(self.rng.choice(down))))
         else:
-            choices.append((0.2, lambda: self._cut(self.rng.choice(list(gw.sessions)),
-                                                   self.rng.randint(0, 2))))
+            choices.append((0.2, lambda: self._cut(self.rng.choice(list(gw.sessions)), self.rng.randint(0, 2))))
         if len(oms.orders) < self.orders:
             choices.append((2, oms.new_order))
         live = oms.open_orders()
@@ -198,8 +199,10 @@ class World:
         at_venues = Counter(fill for venue in self.venues.values() for _, fill in venue.executions)
         at_oms = Counter(fill for fills in self.oms.fills.values() for fill in fills)
         if at_venues != at_oms:
-            problems.append(f"venue executions never reported upstream: {dict(at_venues - at_oms)}; "
-                            f"reported upstream but not executed (or twice): {dict(at_oms - at_venues)}")
+            problems.append(
+                f"venue executions never reported upstream: {dict(at_venues - at_oms)}; "
+                f"reported upstream but not executed (or twice): {dict(at_oms - at_venues)}"
+            )
         engine = self.gateway.engine
         by_order: dict[str, Counter[Fill]] = {}
         for venue in self.venues.values():
@@ -212,19 +215,25 @@ class World:
             if order.cum > order.qty:
                 problems.append(f"parent {root} overfilled: {order.cum} of {order.qty}")
             if order.order_id is not None and by_order.get(order.order_id, Counter()) != Counter(self.oms.fills[root]):
-                problems.append(f"parent {root} ({order.order_id}): its children's executions "
-                                f"{dict(by_order.get(order.order_id, {}))} != its fills at the OMS "
-                                f"{dict(Counter(self.oms.fills[root]))}")
+                problems.append(
+                    f"parent {root} ({order.order_id}): its children's executions "
+                    f"{dict(by_order.get(order.order_id, {}))} != its fills at the OMS "
+                    f"{dict(Counter(self.oms.fills[root]))}"
+                )
             parent = engine.parents.get(order.order_id or "")
             if parent is not None and parent.cum_qty != order.cum:
                 problems.append(f"parent {root}: engine CumQty {parent.cum_qty}, OMS {order.cum}")
-        problems += [f"parent {p.order_id} ({p.cl_ord_id}) still live in the engine"
-                     for p in engine.parents.values() if p.live]
+        problems += [
+            f"parent {p.order_id} ({p.cl_ord_id}) still live in the engine" for p in engine.parents.values() if p.live
+        ]
         problems += [f"{v.name}: child {o.cl_ord_id} still resting" for v in self.venues.values() for o in v.resting()]
         return problems
 
     def describe(self, problems: list[str]) -> str:
-        return (f"seed {self.seed}: {len(problems)} problem(s) after {self.boots} starts, crashes at "
-                f"{', '.join(self.faults.crashes) or 'none'}\n  " + "\n  ".join(problems[:8]) +
-                f"\n  rerun: SORGW_SIM_SEED={self.seed} .venv/bin/python -m pytest "
-                f"tests/unit/test_recovery_simulation.py -k step_boundary (SORGW_SIM_TRACE=1 prints every message)")
+        return (
+            f"seed {self.seed}: {len(problems)} problem(s) after {self.boots} starts, crashes at "
+            f"{', '.join(self.faults.crashes) or 'none'}\n  "
+            + "\n  ".join(problems[:8])
+            + f"\n  rerun: SORGW_SIM_SEED={self.seed} .venv/bin/python -m pytest "
+            f"tests/unit/test_recovery_simulation.py -k step_boundary (SORGW_SIM_TRACE=1 prints every message)"
+        )

@@ -1,4 +1,5 @@
 """Fixtures shared by the unit tests: an order engine over two lit venues and a dark pool."""
+
 from __future__ import annotations
 
 from decimal import Decimal as D

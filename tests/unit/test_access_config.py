@@ -1,4 +1,5 @@
 """Upstream credentials in the config, the constant-time check and the masking of Password (554) for the record."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,17 +13,24 @@ SYMBOL = {"symbol": "AAPL"}
 
 
 def load(session: dict, **extra) -> config.GatewayConfig:
-    raw = {"venues": [VENUE], "symbols": [SYMBOL], "upstream": {"sessions": [{"target_comp_id": "OMS", **session}]},
-           **extra}
+    raw = {
+        "venues": [VENUE],
+        "symbols": [SYMBOL],
+        "upstream": {"sessions": [{"target_comp_id": "OMS", **session}]},
+        **extra,
+    }
     return config.validate(raw, config.GatewayConfig, "test")
 
 
-@pytest.mark.parametrize("session, problem", [
-    ({"username": "desk"}, "username needs exactly one of password_env and password_file"),
-    ({"username": "desk", "password_env": "X", "password_file": "/x"}, "exactly one of"),
-    ({"password_env": "X"}, "password_env and password_file need username"),
-    ({"password_file": "/x"}, "need username"),
-])
+@pytest.mark.parametrize(
+    "session, problem",
+    [
+        ({"username": "desk"}, "username needs exactly one of password_env and password_file"),
+        ({"username": "desk", "password_env": "X", "password_file": "/x"}, "exactly one of"),
+        ({"password_env": "X"}, "password_env and password_file need username"),
+        ({"password_file": "/x"}, "need username"),
+    ],
+)
 def test_a_username_needs_exactly_one_password_source(session, problem):
     with pytest.raises(config.ConfigError, match=problem):
         load(session)
@@ -48,11 +56,18 @@ def test_quickfix_message_logs_are_refused_when_an_oms_logs_on_with_a_password(t
         load({"username": "d", "password_env": "PW"}, fix={"log_path": str(tmp_path)})
 
 
-@pytest.mark.parametrize("username, password, reason", [
-    ("desk", "pw", None), ("desk", "pW", "wrong_password"), ("Desk", "pw", "wrong_username"),
-    ("desk", None, "missing_credentials"), (None, "pw", "missing_credentials"), ("desk", "", "wrong_password"),
-    ("desk", "pw\udcff", "wrong_password"),  # a byte that is not UTF-8, as quickfix hands it over
-])
+@pytest.mark.parametrize(
+    "username, password, reason",
+    [
+        ("desk", "pw", None),
+        ("desk", "pW", "wrong_password"),
+        ("Desk", "pw", "wrong_username"),
+        ("desk", None, "missing_credentials"),
+        (None, "pw", "missing_credentials"),
+        ("desk", "", "wrong_password"),
+        ("desk", "pw\udcff", "wrong_password"),  # a byte that is not UTF-8, as quickfix hands it over
+    ],
+)
 def test_refusal(username, password, reason):
     assert refusal(Credentials("desk", "pw"), username, password) == reason
 

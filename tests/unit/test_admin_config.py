@@ -1,4 +1,5 @@
 """`sorgw run` with the admin endpoint on refuses to start without its token, naming the variable."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,13 @@ def _config(tmp_path, **admin) -> str:
 
 def _run(tmp_path, path: str, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k != "SORGW_ADMIN_TOKEN"}
-    return subprocess.run([sys.executable, "-m", "gateway.cli", "run", "--config", path, "--work-dir",
-                           str(tmp_path / "var")], env={**environ, **env}, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "run", "--config", path, "--work-dir", str(tmp_path / "var")],
+        env={**environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_an_unset_token_variable_stops_the_start_naming_it(tmp_path):

@@ -1,4 +1,5 @@
 """The audit benchmark runs real commits and reports sane figures (speed itself is not asserted)."""
+
 from __future__ import annotations
 
 import math

@@ -1,5 +1,6 @@
 """Audit bodies are exact bytes: old text trails still verify, odd bytes never stop the writer, a failed commit
 is neither lost nor written twice, and the CLI shows and exports what was stored."""
+
 from __future__ import annotations
 
 import base64
@@ -29,15 +30,18 @@ def _old_digest(seq, ts, kind, session, order_id, cl_ord_id, body: str, prev_has
 def test_a_trail_written_with_text_bodies_still_verifies_and_reads_as_bytes(tmp_path):
     path = tmp_path / "audit.db"
     rows, prev = [], GENESIS
-    for seq, (kind, body) in enumerate([("config", '{"boot":"b1","note":"caf\u00e9"}'),
-                                        ("fix_in", "8=FIX.4.4|35=D|11=C1|58=caf\u00e9|")], start=1):
+    for seq, (kind, body) in enumerate(
+        [("config", '{"boot":"b1","note":"caf\u00e9"}'), ("fix_in", "8=FIX.4.4|35=D|11=C1|58=caf\u00e9|")], start=1
+    ):
         h = _old_digest(seq, 10 + seq, kind, "S", None, "C1", body, prev)
         rows.append((seq, 10 + seq, kind, "S", None, "C1", body, prev, h))
         prev = h
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE audit (seq INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, kind TEXT NOT NULL, "
-                   "session TEXT, order_id TEXT, cl_ord_id TEXT, body TEXT NOT NULL, prev_hash TEXT NOT NULL, "
-                   "hash TEXT NOT NULL)")
+        db.execute(
+            "CREATE TABLE audit (seq INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, kind TEXT NOT NULL, "
+            "session TEXT, order_id TEXT, cl_ord_id TEXT, body TEXT NOT NULL, prev_hash TEXT NOT NULL, "
+            "hash TEXT NOT NULL)"
+        )
         db.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     writer = AuditWriter(SqliteStore(path))  # a new run appends bytes to the old file

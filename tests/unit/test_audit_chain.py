@@ -1,4 +1,5 @@
 """The audit hash chain and the SQLite store: appends continue the chain; tampering is found."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,8 +13,10 @@ from gateway.audit.writer import AuditWriter
 
 
 def entries(n: int, start: int = 0) -> list[Entry]:
-    return [Entry("fix_in", f"8=FIX.4.4\x0135=D\x0111=C{i}\x01".encode(), "S", f"O{i % 3}", f"C{i}", 1_000 + i)
-            for i in range(start, start + n)]
+    return [
+        Entry("fix_in", f"8=FIX.4.4\x0135=D\x0111=C{i}\x01".encode(), "S", f"O{i % 3}", f"C{i}", 1_000 + i)
+        for i in range(start, start + n)
+    ]
 
 
 def test_chain_links_each_record_to_the_one_before():
@@ -24,12 +27,18 @@ def test_chain_links_each_record_to_the_one_before():
     assert first_break(records) is None
 
 
-@pytest.mark.parametrize("tamper, expected", [
-    (lambda rs: rs[:2] + [dataclasses.replace(rs[2], body=rs[2].body + b"44=1\x01")] + rs[3:], "record 3: contents"),
-    (lambda rs: rs[:2] + rs[3:], "record 3 is missing"),
-    (lambda rs: rs[:1] + [rs[2], rs[1]] + rs[3:], "record 2 is missing"),
-    (lambda rs: rs[:3] + [dataclasses.replace(rs[3], prev_hash=rs[1].hash)] + rs[4:], "record 4: prev_hash"),
-])
+@pytest.mark.parametrize(
+    "tamper, expected",
+    [
+        (
+            lambda rs: rs[:2] + [dataclasses.replace(rs[2], body=rs[2].body + b"44=1\x01")] + rs[3:],
+            "record 3: contents",
+        ),
+        (lambda rs: rs[:2] + rs[3:], "record 3 is missing"),
+        (lambda rs: rs[:1] + [rs[2], rs[1]] + rs[3:], "record 2 is missing"),
+        (lambda rs: rs[:3] + [dataclasses.replace(rs[3], prev_hash=rs[1].hash)] + rs[4:], "record 4: prev_hash"),
+    ],
+)
 def test_first_break_names_the_first_bad_record(tamper, expected):
     assert expected in first_break(tamper(chain(entries(6), 1, GENESIS)))
 
@@ -78,8 +87,10 @@ def test_group_commit_batches_what_queued_during_a_commit(tmp_path):
 
     writer = AuditWriter(SlowStore(tmp_path / "audit.db"))
     writer.start()
-    threads = [threading.Thread(target=lambda i=i: [writer.commit(entries(1, i * 100 + k)) for k in range(5)])
-               for i in range(8)]
+    threads = [
+        threading.Thread(target=lambda i=i: [writer.commit(entries(1, i * 100 + k)) for k in range(5)])
+        for i in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:

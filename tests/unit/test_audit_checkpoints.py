@@ -1,5 +1,6 @@
 """The keyed chain's rules and the writer's signed checkpoints: when they are written, where, and what a failure
 does."""
+
 from __future__ import annotations
 
 import io
@@ -48,8 +49,9 @@ def captured(monkeypatch):
 
 def test_checkpoints_follow_the_moving_head_and_every_stop(tmp_path, captured):
     path, metrics = tmp_path / "checkpoints", Metrics()
-    writer = AuditWriter(SqliteStore(tmp_path / "audit.db"), metrics=metrics, key=KEY, checkpoint_path=path,
-                         checkpoint_interval_s=0.05)
+    writer = AuditWriter(
+        SqliteStore(tmp_path / "audit.db"), metrics=metrics, key=KEY, checkpoint_path=path, checkpoint_interval_s=0.05
+    )
     writer.start()
     writer.commit(entries(3))
     deadline = time.monotonic() + 5
@@ -74,8 +76,9 @@ def test_checkpoints_follow_the_moving_head_and_every_stop(tmp_path, captured):
 def test_a_checkpoint_that_cannot_be_written_does_not_stop_the_trail(tmp_path, captured):
     blocked = tmp_path / "checkpoints"
     blocked.mkdir()  # a directory where the file should be
-    writer = AuditWriter(SqliteStore(tmp_path / "audit.db"), key=KEY, checkpoint_path=blocked,
-                         checkpoint_interval_s=0.01)
+    writer = AuditWriter(
+        SqliteStore(tmp_path / "audit.db"), key=KEY, checkpoint_path=blocked, checkpoint_interval_s=0.01
+    )
     writer.start()
     for _ in range(5):
         writer.commit(entries(2))

@@ -1,4 +1,5 @@
 """The router benchmark runs its whole request mix through plan() and reports sane numbers (never timed here)."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """The arithmetic of `sorgw bench --e2e`: nearest-rank percentiles, ratios, CPU time read from /proc."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """The book record of a routing decision: levels once per snapshot, references after, read back exactly."""
+
 from __future__ import annotations
 
 import json
@@ -12,16 +13,19 @@ from gateway.core.market import BookSnapshot, Level
 
 
 def snap(venue: str, seq: int, bids=((D("9.99"), 100), (D("9.98"), 200)), asks=((D("10.01"), 300),)) -> BookSnapshot:
-    return BookSnapshot(venue, "XYZ", tuple(Level(p, q) for p, q in bids), tuple(Level(p, q) for p, q in asks),
-                        seq, 1_000 + seq)
+    return BookSnapshot(
+        venue, "XYZ", tuple(Level(p, q) for p, q in bids), tuple(Level(p, q) for p, q in asks), seq, 1_000 + seq
+    )
 
 
 def resolver(history: dict[int, dict]):
     """resolve() over written bodies by record time, as the replay reader does."""
+
     def resolve(venue, symbol, seq, at):
         body = history.get(at, {"books": []})
         entry = next((e for e in body["books"] if e["venue"] == venue and e["seq"] == seq and "at" not in e), None)
         return None if entry is None or body["symbol"] != symbol else written(entry)
+
     return resolve
 
 

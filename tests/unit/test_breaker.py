@@ -1,4 +1,5 @@
 """Venue circuit breakers: the state machine driven through time, and the engine routing around an open venue."""
+
 from __future__ import annotations
 
 from decimal import Decimal as D
@@ -28,8 +29,9 @@ def test_opens_after_n_failures_within_the_window_only():
     assert breaker.failure(0, "r1") is None and breaker.failure(5 * S, "r2") is None
     assert breaker.failure(10 * S, "r3") is None  # the first fell out of the 10 s window
     change = breaker.failure(11 * S, "rejected child C9: no")
-    assert change == CircuitChange("LITB", CLOSED, OPEN, "3 failures within 10 s, the last: rejected child C9: no",
-                                   11 * S)
+    assert change == CircuitChange(
+        "LITB", CLOSED, OPEN, "3 failures within 10 s, the last: rejected child C9: no", 11 * S
+    )
     assert breaker.state is OPEN and not breaker.routable
     assert breaker.failure(12 * S, "more") is None  # already open: no second change
 
@@ -94,8 +96,15 @@ def gate() -> OrderEngine:
         "LITA": VenueInfo("LITA", VenueKind.LIT, D("-0.002"), D("0.003"), 300, True),
         "LITB": VenueInfo("LITB", VenueKind.LIT, D("0.0015"), D("-0.001"), 400, True),
     }
-    return OrderEngine({"AAPL": Instrument("AAPL", D("0.01"))}, venues, market, IdSource("t"), ManualClock(),
-                       child_timeout_ns=5 * S, breaker=BreakerPolicy(failures=2, window_ns=10 * S, cooldown_ns=30 * S))
+    return OrderEngine(
+        {"AAPL": Instrument("AAPL", D("0.01"))},
+        venues,
+        market,
+        IdSource("t"),
+        ManualClock(),
+        child_timeout_ns=5 * S,
+        breaker=BreakerPolicy(failures=2, window_ns=10 * S, cooldown_ns=30 * S),
+    )
 
 
 def _changes(out) -> list[tuple[str, CircuitState, CircuitState]]:
@@ -114,8 +123,9 @@ def _send(engine: OrderEngine, cl_ord_id: str, **kw):
     """A new order; LITA acknowledges its children there at once."""
     out = engine.on_new_order(order(cl_ord_id, **kw))
     for child in _at(out, "LITA"):
-        engine.on_venue_report(VenueReport("LITA", child.cl_ord_id, f"ack-{child.cl_ord_id}", ExecType.NEW,
-                                           OrdStatus.NEW))
+        engine.on_venue_report(
+            VenueReport("LITA", child.cl_ord_id, f"ack-{child.cl_ord_id}", ExecType.NEW, OrdStatus.NEW)
+        )
     return out
 
 
@@ -142,8 +152,11 @@ def test_rejects_open_the_breaker_and_new_flow_routes_around_the_venue(gate):
 def test_a_directed_order_or_replace_to_an_open_venue_is_refused_naming_the_breaker(gate):
     _open_litb(gate)
     (er,) = reports(gate.on_new_order(order("D1", qty=100, price="100.01", ex_destination="LITB")))
-    assert (er.ord_status, er.ord_rej_reason, er.risk_limit) == \
-        (OrdStatus.REJECTED, OrdRejReason.EXCHANGE_CLOSED, "circuit_breaker")
+    assert (er.ord_status, er.ord_rej_reason, er.risk_limit) == (
+        OrdStatus.REJECTED,
+        OrdRejReason.EXCHANGE_CLOSED,
+        "circuit_breaker",
+    )
     assert er.text.startswith("refused: circuit breaker of LITB is open")
 
 
@@ -215,11 +228,20 @@ def test_a_day_order_waiting_for_a_venue_is_routed_when_the_breaker_goes_half_op
 def test_routing_breaker_config_is_validated_and_reaches_the_engine():
     shipped = config.load(ROOT / "config/gateway.yaml", config.GatewayConfig, {})
     assert breaker_policy(shipped.routing) == BreakerPolicy(True, 5, 10 * S, 30 * S)
-    tuned = config.load(ROOT / "config/gateway.yaml", config.GatewayConfig,
-                        {"SORGW__ROUTING__BREAKER__COOLDOWN_S": "0.25", "SORGW__ROUTING__BREAKER__FAILURES": "2"})
+    tuned = config.load(
+        ROOT / "config/gateway.yaml",
+        config.GatewayConfig,
+        {"SORGW__ROUTING__BREAKER__COOLDOWN_S": "0.25", "SORGW__ROUTING__BREAKER__FAILURES": "2"},
+    )
     assert breaker_policy(tuned.routing) == BreakerPolicy(True, 2, 10 * S, S // 4)
-    for key, value in (("FAILURES", "0"), ("WINDOW_S", "0"), ("COOLDOWN_S", "-1"), ("WINDOW_S", "inf"),
-                       ("COOLDOWN_S", "nan"), ("ENABLED", "maybe")):
+    for key, value in (
+        ("FAILURES", "0"),
+        ("WINDOW_S", "0"),
+        ("COOLDOWN_S", "-1"),
+        ("WINDOW_S", "inf"),
+        ("COOLDOWN_S", "nan"),
+        ("ENABLED", "maybe"),
+    ):
         with pytest.raises(config.ConfigError, match=f"routing.breaker.{key.lower()}"):
             config.load(ROOT / "config/gateway.yaml", config.GatewayConfig, {f"SORGW__ROUTING__BREAKER__{key}": value})
 

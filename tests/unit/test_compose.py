@@ -1,4 +1,5 @@
 """docker-compose.yml and the Dockerfile agree with the CLI, the config files, Prometheus and each other."""
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,10 @@ def load_compose(root: Path) -> Compose:
 
 def ours(compose: Compose) -> dict[str, dict[str, Any]]:
     """The services built from this repository's Dockerfile (the `sorgw` entrypoint)."""
+
     def from_dockerfile(build: Any) -> bool:
         return build == "." or isinstance(build, dict) and build.get("context") == "." and "dockerfile" not in build
+
     return {name: svc for name, svc in compose["services"].items() if from_dockerfile(svc.get("build"))}
 
 
@@ -75,8 +78,9 @@ def effective_config(compose: Compose, name: str, root: Path, shell: dict[str, s
     service = compose["services"][name]
     args = parse_command(service)
     shell = shell or {}
-    env = {k: shell.get(k) if v is None else v for k, v in environment(service).items()
-           if k.startswith(config.ENV_PREFIX)}
+    env = {
+        k: shell.get(k) if v is None else v for k, v in environment(service).items() if k.startswith(config.ENV_PREFIX)
+    }
     return config.load(root / args.config, MODELS[args.command], {k: v for k, v in env.items() if v is not None})
 
 
@@ -164,8 +168,10 @@ def port_problems(compose: Compose, root: Path) -> list[str]:
         if venue.name not in served:
             problems.append(f"{gateway_name}: venue {venue.name} is not simulated by {venues_name}")
         elif (venue.host, venue.port) != (venues_name, served[venue.name].port):
-            problems.append(f"{gateway_name}: venue {venue.name} connects to {venue.host}:{venue.port}, "
-                            f"{venues_name} serves it on {venues_name}:{served[venue.name].port}")
+            problems.append(
+                f"{gateway_name}: venue {venue.name} connects to {venue.host}:{venue.port}, "
+                f"{venues_name} serves it on {venues_name}:{served[venue.name].port}"
+            )
     for name, cfg in ((gateway_name, gateway), (venues_name, venues)):
         broker = cfg.mqtt.url and cfg.mqtt.url.removeprefix("mqtt://").split(":")[0]
         if broker and broker not in compose["services"]:
@@ -186,8 +192,12 @@ def prometheus_problems(compose: Compose, root: Path) -> list[str]:
     for rule_file in prometheus.get("rule_files", []):
         if config_target.parent / rule_file not in files:
             problems.append(f"prometheus: rule file {rule_file} is not mounted beside {config_target}")
-    targets = [t for job in prometheus.get("scrape_configs", []) for sc in job.get("static_configs", [])
-               for t in sc.get("targets", [])]
+    targets = [
+        t
+        for job in prometheus.get("scrape_configs", [])
+        for sc in job.get("static_configs", [])
+        for t in sc.get("targets", [])
+    ]
     if f"{gateway_name}:{metrics_port}" not in targets:
         problems.append(f"prometheus: no scrape target {gateway_name}:{metrics_port} in {targets}")
     for target in targets:
@@ -228,8 +238,11 @@ def postgres_problems(compose: Compose) -> list[str]:
 
 def restart_problems(compose: Compose) -> list[str]:
     """Every service is long-running: each must come back after a crash or a reboot."""
-    return [f"{name}: restart is {svc.get('restart')!r}, not one of {RESTARTING}"
-            for name, svc in compose["services"].items() if svc.get("restart") not in RESTARTING]
+    return [
+        f"{name}: restart is {svc.get('restart')!r}, not one of {RESTARTING}"
+        for name, svc in compose["services"].items()
+        if svc.get("restart") not in RESTARTING
+    ]
 
 
 def compose_1_29_problems(root: Path) -> list[str]:
@@ -281,7 +294,7 @@ def dockerfile_problems(dockerfile: str, gateway: config.GatewayConfig, volume_t
 def healthcheck_command(dockerfile: str) -> list[str]:
     """The exec-form command of the final stage's HEALTHCHECK."""
     check = [args for op, args in final_stage(dockerfile) if op == "HEALTHCHECK"][-1]
-    return json.loads(check[check.index("CMD") + len("CMD"):])
+    return json.loads(check[check.index("CMD") + len("CMD") :])
 
 
 def gateway_dockerfile_problems(compose: Compose, root: Path, dockerfile: str) -> list[str]:
@@ -291,6 +304,7 @@ def gateway_dockerfile_problems(compose: Compose, root: Path, dockerfile: str) -
 
 
 # The repository's own files.
+
 
 @pytest.fixture
 def compose() -> Compose:
@@ -374,21 +388,27 @@ def test_debians_docker_compose_accepts_the_file() -> None:
 
 # Each check fails on a broken copy.
 
+
 def _service(name: str, key: str, value: Any) -> Callable[[Compose], None]:
     def mutate(compose: Compose) -> None:
         compose["services"][name][key] = value
+
     return mutate
 
 
 def _env(name: str, key: str, value: str | None) -> Callable[[Compose], None]:
     def mutate(compose: Compose) -> None:
         compose["services"][name]["environment"][key] = value
+
     return mutate
 
 
 BROKEN_COMPOSE = [
-    ("missing bind mount", mount_problems,
-     _service("prometheus", "volumes", ["./config/nowhere.yml:/etc/prometheus/prometheus.yml:ro"])),
+    (
+        "missing bind mount",
+        mount_problems,
+        _service("prometheus", "volumes", ["./config/nowhere.yml:/etc/prometheus/prometheus.yml:ro"]),
+    ),
     ("undeclared volume", mount_problems, _service("gateway", "volumes", ["undeclared:/app/var"])),
     ("misspelt option", command_problems, _service("gateway", "command", ["run", "--confg", "config/gateway.yaml"])),
     ("unknown subcommand", command_problems, _service("venues", "command", "serve --config config/venues.yaml")),
@@ -405,8 +425,11 @@ BROKEN_COMPOSE = [
     ("unknown broker", port_problems, _env("gateway", "SORGW__MQTT__URL", "mqtt://broker:1883")),
     ("venue port not exposed", port_problems, _service("venues", "expose", ["9881", "9882", "9883", "9884"])),
     ("metrics port not scraped", prometheus_problems, _env("gateway", "SORGW__METRICS__PORT", "9465")),
-    ("config mounted elsewhere", prometheus_problems,
-     _service("prometheus", "volumes", ["./config/prometheus.yml:/etc/prometheus/p.yml"])),
+    (
+        "config mounted elsewhere",
+        prometheus_problems,
+        _service("prometheus", "volumes", ["./config/prometheus.yml:/etc/prometheus/p.yml"]),
+    ),
     ("venue healthcheck kept", venue_healthcheck_problems, _service("venues", "healthcheck", {"interval": "10s"})),
     ("postgres required", postgres_problems, _service("gateway", "depends_on", ["venues", "mosquitto", "postgres"])),
     ("gateway never restarts", postgres_problems, _service("gateway", "restart", "no")),
@@ -417,8 +440,9 @@ BROKEN_COMPOSE = [
 
 
 @pytest.mark.parametrize("check, mutate", [case[1:] for case in BROKEN_COMPOSE], ids=[c[0] for c in BROKEN_COMPOSE])
-def test_checks_catch_a_broken_compose_file(tree: Path, check: Callable[..., list[str]],
-                                            mutate: Callable[[Compose], None]) -> None:
+def test_checks_catch_a_broken_compose_file(
+    tree: Path, check: Callable[..., list[str]], mutate: Callable[[Compose], None]
+) -> None:
     broken = copy.deepcopy(load_compose(tree))
     mutate(broken)
     own = (command_problems, venue_healthcheck_problems, postgres_problems, restart_problems)
@@ -430,6 +454,7 @@ def _replace(old: str, new: str) -> Callable[[str], str]:
     def edit(text: str) -> str:
         assert old in text
         return text.replace(old, new, 1)
+
     return edit
 
 
@@ -437,30 +462,40 @@ def _metrics_port(text: str) -> str:
     return text + "\nmetrics: {port: 9470}\n"  # a later duplicate key wins in YAML as PyYAML reads it
 
 
-@pytest.mark.parametrize("path, edit, check", [
-    ("config/gateway.yaml", _replace("port: 9876", "port: 9870"), port_problems),
-    ("config/venues.yaml", _replace("port: 9883", "port: 9893"), port_problems),
-    ("config/gateway.yaml", _metrics_port, port_problems),
-    ("config/gateway.yaml", _metrics_port, prometheus_problems),
-    ("config/prometheus.yml", _replace('"gateway:9464"', '"gateway:9465"'), prometheus_problems),
-    ("config/prometheus.yml", _replace("- alerts.yml", "- rules.yml"), prometheus_problems),
-], ids=["upstream port", "venue port", "metrics port", "metrics port scraped", "scrape port", "rule file"])
-def test_checks_catch_a_broken_config_file(tree: Path, path: str, edit: Callable[[str], str],
-                                           check: Callable[[Compose, Path], list[str]]) -> None:
+@pytest.mark.parametrize(
+    "path, edit, check",
+    [
+        ("config/gateway.yaml", _replace("port: 9876", "port: 9870"), port_problems),
+        ("config/venues.yaml", _replace("port: 9883", "port: 9893"), port_problems),
+        ("config/gateway.yaml", _metrics_port, port_problems),
+        ("config/gateway.yaml", _metrics_port, prometheus_problems),
+        ("config/prometheus.yml", _replace('"gateway:9464"', '"gateway:9465"'), prometheus_problems),
+        ("config/prometheus.yml", _replace("- alerts.yml", "- rules.yml"), prometheus_problems),
+    ],
+    ids=["upstream port", "venue port", "metrics port", "metrics port scraped", "scrape port", "rule file"],
+)
+def test_checks_catch_a_broken_config_file(
+    tree: Path, path: str, edit: Callable[[str], str], check: Callable[[Compose, Path], list[str]]
+) -> None:
     (tree / path).write_text(edit((tree / path).read_text()))
     assert check(load_compose(tree), tree)
 
 
-@pytest.mark.parametrize("old, new", [
-    ('CMD ["sorgw", "healthcheck"]', 'CMD ["sorgw", "status"]'),
-    ('CMD ["sorgw", "healthcheck"]', 'CMD ["sorgw", "healthcheck", "--config", "config/gateway.yaml"]'),
-    ('CMD ["sorgw", "healthcheck"]',
-     'CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen(\'http://127.0.0.1:9464/healthz\')"]'),
-    ("USER sorgw", "USER root"),
-    ("USER sorgw\n", ""),
-    ("EXPOSE 9876 9464", "EXPOSE 9876"),
-    ("chown sorgw /app/var", "chmod 777 /tmp"),
-])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ('CMD ["sorgw", "healthcheck"]', 'CMD ["sorgw", "status"]'),
+        ('CMD ["sorgw", "healthcheck"]', 'CMD ["sorgw", "healthcheck", "--config", "config/gateway.yaml"]'),
+        (
+            'CMD ["sorgw", "healthcheck"]',
+            'CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen(\'http://127.0.0.1:9464/healthz\')"]',
+        ),
+        ("USER sorgw", "USER root"),
+        ("USER sorgw\n", ""),
+        ("EXPOSE 9876 9464", "EXPOSE 9876"),
+        ("chown sorgw /app/var", "chmod 777 /tmp"),
+    ],
+)
 def test_checks_catch_a_broken_dockerfile(compose: Compose, old: str, new: str) -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert old in dockerfile

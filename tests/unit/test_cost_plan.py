@@ -1,5 +1,6 @@
 """The cost strategy's search (AllInCosts) against the algorithm it replaced, on thousands of seeded random books:
 the same takes and the same all-in costs, so the faster search changed no plan."""
+
 from __future__ import annotations
 
 import random
@@ -81,8 +82,9 @@ def test_the_random_books_reach_every_branch():
 # --- the search as it was before AllInCosts (gateway/core/cost_plan.py at 804bb33), the reference --------------
 
 
-def reference_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, int],
-                   protected: Container[str]) -> dict[str, int]:
+def reference_takes(
+    rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str, int], protected: Container[str]
+) -> dict[str, int]:
     """Venue -> shares to take from it best price first (lot multiples, venues in the order first reached),
     filling as much of qty (a lot multiple) as the rows allow at the least expected all-in cost.
 
@@ -92,7 +94,7 @@ def reference_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str,
     cost rises with its price). Unprotected levels may be skipped whatever their price. Of these plans, the one
     filling the most at the least total all-in cost is chosen; ties go to the nearer M.
     """
-    rows = rows[:_last_marginal(rows, qty, lot, protected)]
+    rows = rows[: _last_marginal(rows, qty, lot, protected)]
     ranked = [rows[i] for i in sorted(range(len(rows)), key=lambda i: (rows[i][0] + extra[rows[i][2]], i))]
     priced = _ReferencePrefixes(rows)
     best: dict[str, int] = {}
@@ -117,8 +119,9 @@ def reference_takes(rows: Sequence[Row], qty: int, lot: int, extra: Mapping[str,
     return {venue: best[venue] for venue in first if best.get(venue)}
 
 
-def _first_filling(rows: Sequence[Row], qty: int, lot: int, protected: Container[str],
-                   shown_before: dict[str, int]) -> int:
+def _first_filling(
+    rows: Sequence[Row], qty: int, lot: int, protected: Container[str], shown_before: dict[str, int]
+) -> int:
     """The first row of the first price whose levels at or better than it show qty in whole lots (each venue's
     depth rounded down), filling shown_before with the protected depth strictly better than that price; 0 if
     no price does. A plan whose marginal price is better leaves some of qty unfilled, so it never beats one
@@ -162,8 +165,9 @@ def _last_marginal(rows: Sequence[Row], qty: int, lot: int, protected: Container
     return len(rows)
 
 
-def _fill(ranked: Sequence[Row], marginal: PriceKey, qty: int, lot: int,
-          mandatory: Mapping[str, int]) -> tuple[dict[str, int], int]:
+def _fill(
+    ranked: Sequence[Row], marginal: PriceKey, qty: int, lot: int, mandatory: Mapping[str, int]
+) -> tuple[dict[str, int], int]:
     """The mandatory lots, then the cheapest levels (ranked: least all-in cost first) at or better than
     marginal: (venue -> shares, qty left)."""
     takes = {venue: shown - shown % lot for venue, shown in mandatory.items() if shown >= lot}

@@ -1,4 +1,5 @@
 """The cost strategy ranks by expected all-in cost per share wherever the no-trade-through rule allows."""
+
 from __future__ import annotations
 
 from decimal import Decimal as D
@@ -34,8 +35,7 @@ TOXIC_BOOKS = {"TOX": ([], [("100.01", 500)]), "ARCA": ([], [("100.02", 500)]), 
 def toxic_case(protected: bool, strategy: Strategy) -> RouteDecision:
     where = {"TOX": lit("TOX", protected=protected), "ARCA": lit("ARCA"), "BATS": lit("BATS")}
     learning = toxic("TOX")
-    return plan(request(500, "100.03", strategy=strategy), make_market(TOXIC_BOOKS), where, RoutingPolicy(),
-                learning)
+    return plan(request(500, "100.03", strategy=strategy), make_market(TOXIC_BOOKS), where, RoutingPolicy(), learning)
 
 
 def test_cost_passes_a_better_priced_toxic_venue_that_is_unprotected():
@@ -72,8 +72,13 @@ def test_cost_goes_deeper_only_as_far_as_protected_quotes_allow():
     # means taking ARCA's 100.02 and BATS's 100.03 before ARCA's 100.04: both protected, so both are taken.
     where = {"TOX": lit("TOX", protected=False), "ARCA": lit("ARCA"), "BATS": lit("BATS")}
     learning = toxic("TOX")
-    market = make_market({"TOX": ([], [("100.01", 1000)]), "ARCA": ([], [("100.02", 100), ("100.04", 1000)]),
-                          "BATS": ([], [("100.03", 100)])})
+    market = make_market(
+        {
+            "TOX": ([], [("100.01", 1000)]),
+            "ARCA": ([], [("100.02", 100), ("100.04", 1000)]),
+            "BATS": ([], [("100.03", 100)]),
+        }
+    )
     decision = plan(request(500, "100.05", strategy=COST), market, where, RoutingPolicy(), learning)
     assert trade_through_violations(decision, Side.BUY, SYM, market, where) == []
     assert sum(c.qty for c in decision.children) == 500
@@ -148,8 +153,11 @@ def all_in(decision: RouteDecision, market: MarketView, extra: dict[str, D], sid
         book = market.book(child.venue, SYM)
         left = child.qty
         for level in book.asks if side.is_buy else book.bids:
-            if left == 0 or (side.is_buy and level.price > child.price) or \
-                    (not side.is_buy and level.price < child.price):
+            if (
+                left == 0
+                or (side.is_buy and level.price > child.price)
+                or (not side.is_buy and level.price < child.price)
+            ):
                 break
             took = min(left, level.qty)
             total += took * (level.price if side.is_buy else -level.price)
@@ -163,9 +171,18 @@ def all_in(decision: RouteDecision, market: MarketView, extra: dict[str, D], sid
 def costly_books(draw):
     """Lit venues, some unprotected, with random fees, latencies, books and toxic histories; a cost order."""
     names = [f"L{i}" for i in range(draw(st.integers(2, 6)))]
-    where = {n: VenueInfo(n, VenueKind.LIT, D(0), draw(st.sampled_from([*FEES, D("0.02"), D("0.05")])),
-                          draw(st.integers(50, 5000)), True, protected=draw(st.booleans()))
-             for n in names}
+    where = {
+        n: VenueInfo(
+            n,
+            VenueKind.LIT,
+            D(0),
+            draw(st.sampled_from([*FEES, D("0.02"), D("0.05")])),
+            draw(st.integers(50, 5000)),
+            True,
+            protected=draw(st.booleans()),
+        )
+        for n in names
+    }
     market = MarketView()
     for n in names:
         market.update(BookSnapshot(n, SYM, side_levels(draw, 9999, -1), side_levels(draw, 10001, 1), 1, 0))
@@ -181,8 +198,14 @@ def costly_books(draw):
     side = draw(st.sampled_from(Side))
     reach = draw(st.none() | st.integers(0, 9))
     limit = None if reach is None else D(10001 + reach) / 100 if side.is_buy else D(9999 - reach) / 100
-    order = request(draw(st.integers(1, 3000 // lot)) * lot, None if limit is None else str(limit), side=side,
-                    urgency=Urgency.HIGH, lot=lot, strategy=COST)
+    order = request(
+        draw(st.integers(1, 3000 // lot)) * lot,
+        None if limit is None else str(limit),
+        side=side,
+        urgency=Urgency.HIGH,
+        lot=lot,
+        strategy=COST,
+    )
     return order, market, where, learning
 
 
@@ -215,5 +238,15 @@ def test_exploring_never_trades_through_nor_changes_how_much_is_taken(scenario, 
 
 
 def _as(order: PlanRequest, strategy: Strategy) -> PlanRequest:
-    return PlanRequest(order.order_id, order.symbol, order.side, order.qty, order.ord_type, order.limit, order.tif,
-                       order.urgency, lot=order.lot, strategy=strategy)
+    return PlanRequest(
+        order.order_id,
+        order.symbol,
+        order.side,
+        order.qty,
+        order.ord_type,
+        order.limit,
+        order.tif,
+        order.urgency,
+        lot=order.lot,
+        strategy=strategy,
+    )

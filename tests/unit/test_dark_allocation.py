@@ -1,4 +1,5 @@
 """Dark-pool allocation: Kaplan–Meier from censored fills, greedy allocation, optimistic exploration, the oracle."""
+
 from __future__ import annotations
 
 import itertools
@@ -136,8 +137,11 @@ def test_a_pool_gets_at_most_max_units():
 
 
 @settings(max_examples=200, deadline=None)
-@given(qty=st.integers(0, 30_000), seed=st.integers(0, 10**6),
-       minimums=st.dictionaries(st.sampled_from(POOLS), st.integers(0, 3000)))
+@given(
+    qty=st.integers(0, 30_000),
+    seed=st.integers(0, 10**6),
+    minimums=st.dictionaries(st.sampled_from(POOLS), st.integers(0, 3000)),
+)
 def test_allocations_are_whole_units_respect_minimums_and_never_exceed_the_quantity(qty, seed, minimums):
     allocator = DarkAllocator(POOLS, max_units=100)
     play(allocator, random.Random(seed), 5, 2000)
@@ -145,8 +149,7 @@ def test_allocations_are_whole_units_respect_minimums_and_never_exceed_the_quant
     allocation = allocator.allocate(qty, POOLS, minimums)
 
     assert sum(allocation.values()) <= qty
-    assert all(shares % 100 == 0 and shares >= max(100, minimums.get(pool, 0))
-               for pool, shares in allocation.items())
+    assert all(shares % 100 == 0 and shares >= max(100, minimums.get(pool, 0)) for pool, shares in allocation.items())
     if not minimums:
         assert sum(allocation.values()) == min(qty // 100, 300) * 100
 
@@ -158,8 +161,11 @@ def test_it_is_deterministic():
 
 def test_the_oracle_is_the_best_split_in_units():
     qty = 1200
-    best = max(expected_fill(dict(zip(POOLS, split, strict=True)), TAILS)
-               for split in itertools.product(range(0, qty + 1, 100), repeat=3) if sum(split) == qty)
+    best = max(
+        expected_fill(dict(zip(POOLS, split, strict=True)), TAILS)
+        for split in itertools.product(range(0, qty + 1, 100), repeat=3)
+        if sum(split) == qty
+    )
 
     assert expected_fill(oracle_allocation(qty, TAILS), TAILS) == pytest.approx(best)
 
@@ -181,7 +187,6 @@ def test_bad_observations_and_unknown_pools_are_refused():
         allocator.observe("NOPE", 100, 0)
     with pytest.raises(ValueError):
         allocator.allocate(100, ["NOPE"])
-
 
 
 # --- regime change: pool A dries up and B fills up half-way ---------------------------------------------

@@ -1,5 +1,6 @@
 """Dark pools at LOW urgency: each pool's share follows what was learnt about it, and a pool that filled all it
 was sent is offered the rest before it goes lit."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,14 +42,20 @@ def test_a_pool_not_yet_seen_gets_more_than_the_old_20000_cap():
 
 
 def test_without_a_floor_every_share_is_placed_as_before():
-    decision = plan(low(5000), make_market(), VENUES, RoutingPolicy(dark_min_fill=0),
-                    learnt({"DRK1": 600, "DRK2": 1500}))
+    decision = plan(
+        low(5000), make_market(), VENUES, RoutingPolicy(dark_min_fill=0), learnt({"DRK1": 600, "DRK2": 1500})
+    )
     assert sum(qty for _, qty, _ in legs(decision)) == 5000
 
 
 def test_pools_that_filled_everything_are_offered_the_rest_and_only_they():
-    decision = plan(low(3000, dark_done=True, dark_again=frozenset({"DRK1"})), make_market(), VENUES,
-                    RoutingPolicy(), VenueLearning([], ["DRK1", "DRK2"]))
+    decision = plan(
+        low(3000, dark_done=True, dark_again=frozenset({"DRK1"})),
+        make_market(),
+        VENUES,
+        RoutingPolicy(),
+        VenueLearning([], ["DRK1", "DRK2"]),
+    )
     assert legs(decision) == [("DRK1", 3000, "100.03")]
     assert decision.reason.startswith("dark again at LOW urgency")
     done = plan(low(3000, dark_done=True), make_market(), VENUES, RoutingPolicy())

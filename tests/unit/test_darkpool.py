@@ -1,4 +1,5 @@
 """The dark pool: midpoint crossing against hidden size and resting orders, in the pool and behind a VenueCore."""
+
 from __future__ import annotations
 
 from decimal import Decimal as D
@@ -82,15 +83,40 @@ class Dark:
     def __init__(self, mean: int = 1000, stdev: int = 0, min_qty: int = 1, seed: int = 3, **overrides) -> None:
         self.nbbo: Nbbo | None = Nbbo(D("100.00"), 500, D("100.02"), 500)
         self.published: list[BookSnapshot] = []
-        config = SimVenueConfig(name="DRKA", kind=VenueKind.DARK, port=1, min_qty=min_qty, maker_fee=D("0.0005"),
-                                taker_fee=D("0.001"), dark=DarkLiquidity(mean_qty=mean, stdev_qty=stdev), **overrides)
-        self.core = VenueCore(config, [AAPL], seed, ManualClock(), publish=self.published.append,
-                              nbbo=lambda symbol: self.nbbo if symbol == "AAPL" else None)
+        config = SimVenueConfig(
+            name="DRKA",
+            kind=VenueKind.DARK,
+            port=1,
+            min_qty=min_qty,
+            maker_fee=D("0.0005"),
+            taker_fee=D("0.001"),
+            dark=DarkLiquidity(mean_qty=mean, stdev_qty=stdev),
+            **overrides,
+        )
+        self.core = VenueCore(
+            config,
+            [AAPL],
+            seed,
+            ManualClock(),
+            publish=self.published.append,
+            nbbo=lambda symbol: self.nbbo if symbol == "AAPL" else None,
+        )
 
-    def submit(self, cl: str, side: Side, qty: int, price: str | None = None, tif: TimeInForce = IOC,
-               owner: str = "S1") -> list[SimReport]:
-        return self.core.submit(SimOrder(owner, cl, "AAPL", side, qty,
-                                         OrdType.LIMIT if price else OrdType.MARKET, D(price) if price else None, tif))
+    def submit(
+        self, cl: str, side: Side, qty: int, price: str | None = None, tif: TimeInForce = IOC, owner: str = "S1"
+    ) -> list[SimReport]:
+        return self.core.submit(
+            SimOrder(
+                owner,
+                cl,
+                "AAPL",
+                side,
+                qty,
+                OrdType.LIMIT if price else OrdType.MARKET,
+                D(price) if price else None,
+                tif,
+            )
+        )
 
 
 def fills(reports: list[SimReport]) -> list[tuple[str, int, D]]:
@@ -103,7 +129,11 @@ def test_crosses_at_the_nbbo_mid_and_consumes_hidden_size():
     assert [r.exec_type for r in reports] == [ExecType.NEW, ExecType.TRADE]
     fill = reports[1]
     assert (fill.last_qty, fill.last_px, fill.liquidity, fill.ord_status) == (
-        300, D("100.01"), Liquidity.DARK, OrdStatus.FILLED)
+        300,
+        D("100.01"),
+        Liquidity.DARK,
+        OrdStatus.FILLED,
+    )
     assert (fill.avg_px, fill.fee) == (D("100.01"), D("0.3"))
     assert fills(dark.submit("B2", BUY, 1000, "100.02")) == [("B2", 700, D("100.01"))]  # 1000 hidden - 300
 
@@ -125,7 +155,11 @@ def test_fill_is_capped_by_hidden_size_and_ioc_remainder_expires():
     reports = dark.submit("B1", BUY, 1000, "100.02")
     assert [r.exec_type for r in reports] == [ExecType.NEW, ExecType.TRADE, ExecType.EXPIRED]
     assert (reports[1].last_qty, reports[2].cum_qty, reports[2].leaves_qty, reports[2].ord_status) == (
-        400, 400, 0, OrdStatus.EXPIRED)
+        400,
+        400,
+        0,
+        OrdStatus.EXPIRED,
+    )
 
 
 def test_below_minimum_size_is_rejected():
@@ -177,7 +211,12 @@ def test_day_remainder_rests_and_crosses_on_later_replenish():
     dark.nbbo = Nbbo(D("99.98"), 100, D("100.00"), 100)
     [fill] = dark.core.replenish()
     assert (fill.cl_ord_id, fill.last_qty, fill.last_px, fill.ord_status, fill.cum_qty) == (
-        "D1", 400, D("99.99"), OrdStatus.FILLED, 1000)
+        "D1",
+        400,
+        D("99.99"),
+        OrdStatus.FILLED,
+        1000,
+    )
     assert fill.avg_px == (D("100.01") * 600 + D("99.99") * 400) / 1000
     assert fill.fee == D("0.0005") * 400  # resting: the maker fee
     assert dark.core.open_orders("S1") == []
@@ -231,4 +270,5 @@ def test_same_seed_same_dark_fills():
             out += dark.submit(f"B{i}", (BUY, SELL)[i % 2], 300, tif=(IOC, DAY)[i % 3 == 0])
             out += dark.core.replenish()
         return out
+
     assert run(5) == run(5) != run(6)

@@ -1,4 +1,5 @@
 """The Grafana dashboard and provisioning: structure, metric names from the real catalogue, compose mounts."""
+
 from __future__ import annotations
 
 import copy
@@ -22,8 +23,16 @@ GRAFANA_10_SCHEMAS = (38, 39)  # 10.0-10.2 write 38, 10.3-10.4 write 39
 Dashboard = dict[str, Any]
 
 # What in a PromQL expression is not a metric name: strings, label matchers, ranges, grouping label lists.
-NOT_NAMES = [re.compile(p) for p in (r'"(?:[^"\\]|\\.)*"', r"'(?:[^'\\]|\\.)*'", r"\{[^}]*\}", r"\[[^\]]*\]",
-                                     r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")]
+NOT_NAMES = [
+    re.compile(p)
+    for p in (
+        r'"(?:[^"\\]|\\.)*"',
+        r"'(?:[^'\\]|\\.)*'",
+        r"\{[^}]*\}",
+        r"\[[^\]]*\]",
+        r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)",
+    )
+]
 # An identifier that is not part of a number or a longer name and is not called like a function.
 IDENTIFIER = re.compile(r"(?<![\w$:.])[A-Za-z_:][\w:]*(?![\w:])(?!\s*\()")
 KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan"}
@@ -101,9 +110,13 @@ def layout_problems(dashboard: Dashboard) -> list[str]:
     for i, (title, box) in enumerate(boxes):
         if box["x"] < 0 or box["x"] + box["w"] > 24:
             problems.append(f"{title}: outside the grid {box}")
-        for other, obox in boxes[i + 1:]:
-            if (box["x"] < obox["x"] + obox["w"] and obox["x"] < box["x"] + box["w"]
-                    and box["y"] < obox["y"] + obox["h"] and obox["y"] < box["y"] + box["h"]):
+        for other, obox in boxes[i + 1 :]:
+            if (
+                box["x"] < obox["x"] + obox["w"]
+                and obox["x"] < box["x"] + box["w"]
+                and box["y"] < obox["y"] + obox["h"]
+                and obox["y"] < box["y"] + box["h"]
+            ):
                 problems.append(f"{title} overlaps {other}")
     return problems
 
@@ -130,13 +143,18 @@ def coverage_problems(dashboard: Dashboard, names: dict[str, str], histograms: s
     exprs = queries(dashboard)
     for histogram in sorted(histograms):
         for q in ("0.5", "0.99"):
-            wanted = re.compile(rf"histogram_quantile\(\s*{re.escape(q)}\s*,.*"
-                                rf"rate\(\s*{histogram}_bucket\[\$__rate_interval\]\)")
+            wanted = re.compile(
+                rf"histogram_quantile\(\s*{re.escape(q)}\s*,.*"
+                rf"rate\(\s*{histogram}_bucket\[\$__rate_interval\]\)"
+            )
             if not any(wanted.search(expr) for expr in exprs):
                 problems.append(f"no p{q[2:].ljust(2, '0')} of {histogram} over rate(..._bucket[$__rate_interval])")
     used = set().union(*(metric_names(expr) for expr in exprs))
-    families = {re.sub(r"_(?:total|bucket|sum|count)$", "", n) if names[n] in ("counter", "histogram") else n
-                for n in names if n.startswith("sorgw_")}
+    families = {
+        re.sub(r"_(?:total|bucket|sum|count)$", "", n) if names[n] in ("counter", "histogram") else n
+        for n in names
+        if n.startswith("sorgw_")
+    }
     for family in sorted(families):
         if not any(re.sub(r"_(?:total|bucket|sum|count)$", "", n) == family for n in used):
             problems.append(f"{family} is on no panel")
@@ -162,7 +180,8 @@ def provisioning_problems(root: Path) -> list[str]:
         problems.append(f"datasource url {prometheus[0].get('url')} is not a compose service's published port")
     else:
         scrape = {PurePosixPath(t): s for s, t in mounts(services[match[1]])}.get(
-            PurePosixPath("/etc/prometheus/prometheus.yml"))
+            PurePosixPath("/etc/prometheus/prometheus.yml")
+        )
         interval = scrape and yaml.safe_load((root / scrape).read_text()).get("global", {}).get("scrape_interval")
         if prometheus[0].get("jsonData", {}).get("timeInterval") != interval:
             problems.append(f"datasource timeInterval is not prometheus.yml's scrape_interval {interval}")
@@ -178,8 +197,10 @@ def provisioning_problems(root: Path) -> list[str]:
     if not providers.get("providers"):
         problems.append("no dashboard provider")
     home = services["grafana"].get("environment", {}).get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
-    if home and not (PurePosixPath(home).parent in grafana and (root / grafana[PurePosixPath(home).parent]
-                                                                   / PurePosixPath(home).name).is_file()):
+    if home and not (
+        PurePosixPath(home).parent in grafana
+        and (root / grafana[PurePosixPath(home).parent] / PurePosixPath(home).name).is_file()
+    ):
         problems.append(f"home dashboard {home} is not in a mounted folder")
     return problems
 
@@ -190,8 +211,10 @@ def dashboard() -> Dashboard:
 
 
 def test_metric_names_are_read_from_promql() -> None:
-    expr = ('histogram_quantile(0.99, sum by (venue, le) (rate(sorgw_venue_ack_seconds_bucket{venue=~"LIT.*"}'
-            '[$__rate_interval]))) / ignoring(le) sum(sorgw_open_parent_orders offset 5m) and on() up > 1e3')
+    expr = (
+        'histogram_quantile(0.99, sum by (venue, le) (rate(sorgw_venue_ack_seconds_bucket{venue=~"LIT.*"}'
+        "[$__rate_interval]))) / ignoring(le) sum(sorgw_open_parent_orders offset 5m) and on() up > 1e3"
+    )
     assert metric_names(expr) == {"sorgw_venue_ack_seconds_bucket", "sorgw_open_parent_orders", "up"}
 
 
@@ -222,6 +245,7 @@ def test_provisioning_points_at_what_compose_mounts() -> None:
 
 # Each check fails on a broken copy.
 
+
 def _first(dashboard: Dashboard, title: str) -> dict[str, Any]:
     return next(p for p in panels(dashboard) if p.get("title") == title)
 
@@ -229,24 +253,28 @@ def _first(dashboard: Dashboard, title: str) -> dict[str, Any]:
 def _set(title: str, key: str, value: Any) -> Callable[[Dashboard], None]:
     def mutate(dashboard: Dashboard) -> None:
         _first(dashboard, title)[key] = value
+
     return mutate
 
 
 def _expr(title: str, expr: str) -> Callable[[Dashboard], None]:
     def mutate(dashboard: Dashboard) -> None:
         _first(dashboard, title)["targets"][0]["expr"] = expr
+
     return mutate
 
 
 def _drop(title: str) -> Callable[[Dashboard], None]:
     def mutate(dashboard: Dashboard) -> None:
         dashboard["panels"].remove(_first(dashboard, title))
+
     return mutate
 
 
 def _top(key: str, value: Any) -> Callable[[Dashboard], None]:
     def mutate(dashboard: Dashboard) -> None:
         dashboard[key] = value
+
     return mutate
 
 
@@ -265,19 +293,27 @@ BROKEN = [
     ("_created series", query_problems, _expr("Fills /s", "max(sorgw_fills_created)")),
     ("rate of a gauge", query_problems, _expr("Audit queue depth", "rate(sorgw_audit_queue_depth[5m])")),
     ("own variable", query_problems, _expr("Fills /s", 'sum(rate(sorgw_fills_total{venue="$venue"}[5m]))')),
-    ("quantile without le", query_problems,
-     _expr("Routing decision", "histogram_quantile(0.99, sum(rate(sorgw_routing_decision_seconds_bucket[5m])))")),
+    (
+        "quantile without le",
+        query_problems,
+        _expr("Routing decision", "histogram_quantile(0.99, sum(rate(sorgw_routing_decision_seconds_bucket[5m])))"),
+    ),
     ("latency panel gone", coverage_problems, _drop("Venue acknowledgement by venue")),
-    ("fixed range", coverage_problems,
-     _expr("Routing decision", "histogram_quantile(0.5, sum by (le) (rate(sorgw_routing_decision_seconds_bucket[1m]"
-                               ")))")),
+    (
+        "fixed range",
+        coverage_problems,
+        _expr(
+            "Routing decision", "histogram_quantile(0.5, sum by (le) (rate(sorgw_routing_decision_seconds_bucket[1m])))"
+        ),
+    ),
     ("metric on no panel", coverage_problems, _drop("Dark fill probability")),
 ]
 
 
 @pytest.mark.parametrize("check, mutate", [case[1:] for case in BROKEN], ids=[case[0] for case in BROKEN])
-def test_checks_catch_a_broken_dashboard(dashboard: Dashboard, check: Callable[..., list[str]],
-                                         mutate: Callable[[Dashboard], None]) -> None:
+def test_checks_catch_a_broken_dashboard(
+    dashboard: Dashboard, check: Callable[..., list[str]], mutate: Callable[[Dashboard], None]
+) -> None:
     broken = copy.deepcopy(dashboard)
     mutate(broken)
     if check is query_problems:
@@ -288,17 +324,23 @@ def test_checks_catch_a_broken_dashboard(dashboard: Dashboard, check: Callable[.
         assert check(broken)
 
 
-@pytest.mark.parametrize("path, old, new", [
-    ("config/grafana/provisioning/dashboards/sorgw.yml", "/var/lib/grafana/dashboards", "/dashboards"),
-    ("config/grafana/provisioning/datasources/prometheus.yml", "uid: prometheus", "uid: prom"),
-    ("config/grafana/provisioning/datasources/prometheus.yml", "prometheus:9090", "prometheus:9091"),
-    ("config/grafana/provisioning/datasources/prometheus.yml", "prometheus:9090", "victoria:9090"),
-    ("config/grafana/provisioning/datasources/prometheus.yml", "timeInterval: 15s", "timeInterval: 1m"),
-    ("docker-compose.yml", "./config/grafana/dashboards:", "./config/grafana:"),
-    ("docker-compose.yml", "./config/grafana/provisioning:", "./config/grafana/dashboards:"),
-    ("docker-compose.yml", "DASHBOARD_PATH: /var/lib/grafana/dashboards/sorgw.json",
-     "DASHBOARD_PATH: /var/lib/grafana/dashboards/home.json"),
-])
+@pytest.mark.parametrize(
+    "path, old, new",
+    [
+        ("config/grafana/provisioning/dashboards/sorgw.yml", "/var/lib/grafana/dashboards", "/dashboards"),
+        ("config/grafana/provisioning/datasources/prometheus.yml", "uid: prometheus", "uid: prom"),
+        ("config/grafana/provisioning/datasources/prometheus.yml", "prometheus:9090", "prometheus:9091"),
+        ("config/grafana/provisioning/datasources/prometheus.yml", "prometheus:9090", "victoria:9090"),
+        ("config/grafana/provisioning/datasources/prometheus.yml", "timeInterval: 15s", "timeInterval: 1m"),
+        ("docker-compose.yml", "./config/grafana/dashboards:", "./config/grafana:"),
+        ("docker-compose.yml", "./config/grafana/provisioning:", "./config/grafana/dashboards:"),
+        (
+            "docker-compose.yml",
+            "DASHBOARD_PATH: /var/lib/grafana/dashboards/sorgw.json",
+            "DASHBOARD_PATH: /var/lib/grafana/dashboards/home.json",
+        ),
+    ],
+)
 def test_checks_catch_broken_provisioning(tmp_path: Path, path: str, old: str, new: str) -> None:
     shutil.copytree(ROOT / "config", tmp_path / "config")
     shutil.copy(ROOT / "docker-compose.yml", tmp_path)

@@ -1,4 +1,5 @@
 """The ops endpoint on a real socket: /metrics through prometheus_client's exposition (HEAD, gzip, OpenMetrics)."""
+
 from __future__ import annotations
 
 import gzip
@@ -58,8 +59,9 @@ def test_metrics_are_gzipped_when_the_scraper_accepts_it(endpoint):
 
 
 def test_metrics_speak_openmetrics_when_asked(endpoint):
-    status, headers, body = _request(endpoint[0], "GET", "/metrics",
-                                     Accept="application/openmetrics-text; version=1.0.0")
+    status, headers, body = _request(
+        endpoint[0], "GET", "/metrics", Accept="application/openmetrics-text; version=1.0.0"
+    )
     assert status == 200 and headers["content-type"].startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n") and b'sorgw_test_orders_total{venue="LITA"} 3.0' in body
 

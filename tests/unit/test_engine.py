@@ -1,4 +1,5 @@
 """The order engine: parent/child state, FIX semantics of the reports it produces, no sockets."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,13 +36,24 @@ S = "FIX.4.4:SORGW->OMS"
 
 
 def book(venue: str, bids, asks, seq: int = 1) -> BookSnapshot:
-    return BookSnapshot(venue, "AAPL", tuple(Level(D(p), q) for p, q in bids),
-                        tuple(Level(D(p), q) for p, q in asks), seq, 0)
+    return BookSnapshot(
+        venue, "AAPL", tuple(Level(D(p), q) for p, q in bids), tuple(Level(D(p), q) for p, q in asks), seq, 0
+    )
 
 
 def order(cl="P1", qty=500, price="100.02", side=Side.BUY, tif=TimeInForce.DAY, urgency=Urgency.HIGH, **kw):
-    return NewOrder(S, cl, kw.pop("symbol", "AAPL"), side, qty, OrdType.LIMIT if price else OrdType.MARKET,
-                    D(price) if price else None, tif, urgency=urgency, **kw)
+    return NewOrder(
+        S,
+        cl,
+        kw.pop("symbol", "AAPL"),
+        side,
+        qty,
+        OrdType.LIMIT if price else OrdType.MARKET,
+        D(price) if price else None,
+        tif,
+        urgency=urgency,
+        **kw,
+    )
 
 
 def reports(out) -> list[ExecutionReport]:
@@ -76,8 +88,12 @@ def test_fills_roll_up_with_exact_avgpx_and_final_filled(engine):
     a, b = sorted(children(out), key=lambda c: c.venue)
     r1 = reports(engine.on_venue_report(fill(a, 300, "100.01", "x1", done=True)))
     r2 = reports(engine.on_venue_report(fill(b, 200, "100.02", "x2", done=True)))
-    assert (r1[0].ord_status, r1[0].cum_qty, r1[0].leaves_qty, r1[0].last_mkt) == \
-        (OrdStatus.PARTIALLY_FILLED, 300, 200, "LITA")
+    assert (r1[0].ord_status, r1[0].cum_qty, r1[0].leaves_qty, r1[0].last_mkt) == (
+        OrdStatus.PARTIALLY_FILLED,
+        300,
+        200,
+        "LITA",
+    )
     last = r2[-1]
     assert (last.ord_status, last.cum_qty, last.leaves_qty) == (OrdStatus.FILLED, 500, 0)
     assert last.avg_px == (D("100.01") * 300 + D("100.02") * 200) / 500
@@ -103,8 +119,12 @@ def test_ioc_remainder_expires_after_children_finish(engine):
     engine.market.update(book("LITB", [], [("100.03", 500)], seq=2))
     out = engine.on_venue_report(fill(second, second.spec.qty, "100.01", "f2", done=True))
     last = reports(out)[-1]
-    assert (last.exec_type, last.ord_status, last.cum_qty, last.leaves_qty) == \
-        (ExecType.EXPIRED, OrdStatus.EXPIRED, 500, 0)
+    assert (last.exec_type, last.ord_status, last.cum_qty, last.leaves_qty) == (
+        ExecType.EXPIRED,
+        OrdStatus.EXPIRED,
+        500,
+        0,
+    )
     assert not children(out)
 
 
@@ -119,8 +139,12 @@ def test_cancel_waits_for_children_then_reports_canceled(engine):
     assert {c.orig_cl_ord_id for c in cancels} == {a.cl_ord_id, b.cl_ord_id}
     engine.on_venue_report(ended(a, "c1", ExecType.CANCELED, OrdStatus.CANCELED))
     done = reports(engine.on_venue_report(ended(b, "c2", ExecType.CANCELED, OrdStatus.CANCELED)))
-    assert (done[-1].exec_type, done[-1].ord_status, done[-1].cum_qty, done[-1].leaves_qty) == \
-        (ExecType.CANCELED, OrdStatus.CANCELED, 100, 0)
+    assert (done[-1].exec_type, done[-1].ord_status, done[-1].cum_qty, done[-1].leaves_qty) == (
+        ExecType.CANCELED,
+        OrdStatus.CANCELED,
+        100,
+        0,
+    )
     assert done[-1].cl_ord_id == "C1" and done[-1].orig_cl_ord_id == "P1"
 
 
@@ -143,8 +167,9 @@ def test_unknown_order_cancel_and_status(engine):
 def test_replace_down_cancels_children_first_then_reroutes(engine):
     out = engine.on_new_order(order(qty=500))
     a, b = sorted(children(out), key=lambda c: c.venue)
-    out = engine.on_replace(ReplaceRequest(S, "P2", "P1", "AAPL", Side.BUY, 200, OrdType.LIMIT, D("100.02"),
-                                           TimeInForce.DAY))
+    out = engine.on_replace(
+        ReplaceRequest(S, "P2", "P1", "AAPL", Side.BUY, 200, OrdType.LIMIT, D("100.02"), TimeInForce.DAY)
+    )
     assert reports(out)[0].exec_type is ExecType.PENDING_REPLACE
     assert len([c for c in out.commands if isinstance(c, CancelChild)]) == 2
     assert not children(out)  # nothing new goes out while the old children may still fill
@@ -159,8 +184,7 @@ def test_replace_down_cancels_children_first_then_reroutes(engine):
 def test_replace_that_fills_meanwhile_is_rejected(engine):
     out = engine.on_new_order(order(qty=500))
     a, b = sorted(children(out), key=lambda c: c.venue)
-    engine.on_replace(ReplaceRequest(S, "P2", "P1", "AAPL", Side.BUY, 250, OrdType.LIMIT, D("100.02"),
-                                     TimeInForce.DAY))
+    engine.on_replace(ReplaceRequest(S, "P2", "P1", "AAPL", Side.BUY, 250, OrdType.LIMIT, D("100.02"), TimeInForce.DAY))
     engine.on_venue_report(fill(a, 300, "100.01", "x1", done=True))
     out = engine.on_venue_report(ended(b, "c2", ExecType.CANCELED, OrdStatus.CANCELED))
     (reject,) = [c for c in out.commands if isinstance(c, CancelReject)]
@@ -169,12 +193,15 @@ def test_replace_that_fills_meanwhile_is_rejected(engine):
     assert parent.qty == 500 and parent.cum_qty == 300
 
 
-@pytest.mark.parametrize("new, text", [
-    (order(qty=0), "OrderQty"),
-    (order(price="100.015"), "tick"),
-    (order(symbol="ZZZZ"), "unknown symbol"),
-    (order(ex_destination="NOWHERE"), "ExDestination"),
-])
+@pytest.mark.parametrize(
+    "new, text",
+    [
+        (order(qty=0), "OrderQty"),
+        (order(price="100.015"), "tick"),
+        (order(symbol="ZZZZ"), "unknown symbol"),
+        (order(ex_destination="NOWHERE"), "ExDestination"),
+    ],
+)
 def test_validation_rejects(engine, new, text):
     (er,) = engine.on_new_order(new).commands
     assert er.exec_type is ExecType.REJECTED and er.ord_status is OrdStatus.REJECTED and text in er.text
@@ -195,8 +222,9 @@ def test_rejected_child_is_rerouted_elsewhere(engine):
     out = engine.on_new_order(order(qty=200, price="100.01"))
     (first,) = children(out)
     assert first.venue == "LITB"
-    out = engine.on_venue_report(VenueReport("LITB", first.cl_ord_id, "r1", ExecType.REJECTED,
-                                             OrdStatus.REJECTED, text="simulated"))
+    out = engine.on_venue_report(
+        VenueReport("LITB", first.cl_ord_id, "r1", ExecType.REJECTED, OrdStatus.REJECTED, text="simulated")
+    )
     (second,) = children(out)
     assert second.venue == "LITA" and second.spec.qty == 200
 
@@ -277,8 +305,11 @@ def test_disconnected_venue_is_not_routed_to(engine):
     engine.on_venue_status("LITB", False)
     out = engine.on_new_order(order(qty=500))
     assert {c.venue for c in children(out)} == {"LITA"}
-    assert any(("LITB", "disconnected") in {(e.venue, e.reason) for e in d.exclusions}
-               for d in out.decisions if hasattr(d, "exclusions"))
+    assert any(
+        ("LITB", "disconnected") in {(e.venue, e.reason) for e in d.exclusions}
+        for d in out.decisions
+        if hasattr(d, "exclusions")
+    )
 
 
 def test_venue_reconnecting_resumes_a_waiting_day_order(engine):
@@ -332,8 +363,9 @@ def test_a_child_the_venue_never_answers_is_queried_and_rerouted_if_unknown(engi
     (query,) = engine.on_timer(engine.clock.now_ns()).commands
     assert isinstance(query, QueryChild) and query.cl_ord_id == child.cl_ord_id
     assert not engine.on_timer(engine.clock.now_ns()).commands  # not again until another timeout passes
-    unknown = VenueReport(child.venue, child.cl_ord_id, "s1", ExecType.ORDER_STATUS, OrdStatus.REJECTED,
-                          text="unknown order")
+    unknown = VenueReport(
+        child.venue, child.cl_ord_id, "s1", ExecType.ORDER_STATUS, OrdStatus.REJECTED, text="unknown order"
+    )
     out = engine.on_venue_report(unknown)
     assert [c.spec.qty for c in children(out)] == [200]  # routed again
 
@@ -346,18 +378,29 @@ def test_a_reconnecting_venue_is_asked_about_its_live_children_and_missed_fills_
     out = engine.on_venue_status(post.venue, True)
     (query,) = [c for c in out.commands if isinstance(c, QueryChild)]
     assert query.cl_ord_id == post.cl_ord_id
-    status = VenueReport(post.venue, post.cl_ord_id, "s1", ExecType.ORDER_STATUS, OrdStatus.FILLED,
-                         leaves_qty=0, cum_qty=100, avg_px=D("99.95"))
+    status = VenueReport(
+        post.venue,
+        post.cl_ord_id,
+        "s1",
+        ExecType.ORDER_STATUS,
+        OrdStatus.FILLED,
+        leaves_qty=0,
+        cum_qty=100,
+        avg_px=D("99.95"),
+    )
     (fill_report,) = reports(engine.on_venue_report(status))
-    assert (fill_report.exec_type, fill_report.last_qty, fill_report.last_px, fill_report.ord_status) == \
-        (ExecType.TRADE, 100, D("99.95"), OrdStatus.FILLED)
+    assert (fill_report.exec_type, fill_report.last_qty, fill_report.last_px, fill_report.ord_status) == (
+        ExecType.TRADE,
+        100,
+        D("99.95"),
+        OrdStatus.FILLED,
+    )
 
 
 def test_a_dark_child_the_venue_does_not_know_teaches_nothing_about_the_pool(engine):
     out = engine.on_new_order(order(qty=400, urgency=Urgency.MEDIUM))
     (dark,) = children(out)
-    unknown = VenueReport("DRKA", dark.cl_ord_id, "s1", ExecType.ORDER_STATUS, OrdStatus.REJECTED,
-                          text="unknown order")
+    unknown = VenueReport("DRKA", dark.cl_ord_id, "s1", ExecType.ORDER_STATUS, OrdStatus.REJECTED, text="unknown order")
     out = engine.on_venue_report(unknown)
     assert sum(c.spec.qty for c in children(out)) == 400  # all of it goes lit
     assert engine.learning.dark.tail("DRKA") == (1.0,)  # no observation: it never reached the pool
@@ -381,7 +424,11 @@ def test_a_possible_duplicate_of_a_filled_order_is_answered_with_its_status_not_
     out = engine.on_new_order(order(qty=300, price="100.01", poss_dup=True))
     [status] = reports(out)
     assert (status.exec_type, status.ord_status, status.cum_qty, status.leaves_qty) == (
-        ExecType.ORDER_STATUS, OrdStatus.FILLED, 300, 0)
+        ExecType.ORDER_STATUS,
+        OrdStatus.FILLED,
+        300,
+        0,
+    )
     assert not children(out) and len(engine.parents) == 1
     # Without the flag the same ClOrdID is a duplicate and refused, naming it.
     [dup] = reports(engine.on_new_order(order(qty=300, price="100.01")))
@@ -411,8 +458,16 @@ def test_a_venue_that_resends_reports_is_waited_for_its_own_fills_not_booked_at_
     engine.on_venue_report(VenueReport(post.venue, post.cl_ord_id, "a1", ExecType.NEW, OrdStatus.NEW))
     engine.on_venue_status(post.venue, False)
     engine.on_venue_status(post.venue, True)
-    status = VenueReport(post.venue, post.cl_ord_id, "s1", ExecType.ORDER_STATUS, OrdStatus.FILLED,
-                         leaves_qty=0, cum_qty=100, avg_px=D("99.955"))
+    status = VenueReport(
+        post.venue,
+        post.cl_ord_id,
+        "s1",
+        ExecType.ORDER_STATUS,
+        OrdStatus.FILLED,
+        leaves_qty=0,
+        cum_qty=100,
+        avg_px=D("99.955"),
+    )
     out = engine.on_venue_report(status)
     assert not reports(out) and not children(out)
     assert engine.child(post.cl_ord_id).live  # held: its quantity is not routed again while its fills are due
@@ -428,8 +483,16 @@ def test_a_venue_whose_reports_never_come_is_booked_from_its_status_after_the_wa
     engine.on_venue_report(VenueReport(post.venue, post.cl_ord_id, "a1", ExecType.NEW, OrdStatus.NEW))
     asked = 0
     for n in range(engine.status_waits + 1):
-        status = VenueReport(post.venue, post.cl_ord_id, f"s{n}", ExecType.ORDER_STATUS, OrdStatus.FILLED,
-                             leaves_qty=0, cum_qty=100, avg_px=D("99.95"))
+        status = VenueReport(
+            post.venue,
+            post.cl_ord_id,
+            f"s{n}",
+            ExecType.ORDER_STATUS,
+            OrdStatus.FILLED,
+            leaves_qty=0,
+            cum_qty=100,
+            avg_px=D("99.95"),
+        )
         out = engine.on_venue_report(status)
         if n < engine.status_waits:
             assert not reports(out)

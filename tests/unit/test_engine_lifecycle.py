@@ -1,4 +1,5 @@
 """The engine over an order's whole life: finished orders leave memory, a venue that stays down, stopping."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,8 +53,13 @@ def resting(engine, cl: str = "P1", qty: int = 100, session: str = S) -> SendChi
 
 
 def sizes(engine) -> tuple[int, ...]:
-    return (len(engine.parents), len(engine._by_cl_ord_id), len(engine._children), len(engine._unanswered),
-            len(engine._finished))
+    return (
+        len(engine.parents),
+        len(engine._by_cl_ord_id),
+        len(engine._children),
+        len(engine._unanswered),
+        len(engine._finished),
+    )
 
 
 # --- finished orders leave memory ---------------------------------------------------------------------------
@@ -72,8 +78,13 @@ def test_a_finished_order_leaves_memory_after_the_retention_and_its_final_state_
     assert sizes(engine) == (0, 0, 0, 0, 0)
 
     (status,) = reports(engine.on_status_request(StatusRequest(S, "P1", "AAPL", Side.BUY)))
-    assert (status.exec_type, status.ord_status, status.order_id, status.cum_qty, status.leaves_qty) == \
-        (ExecType.ORDER_STATUS, OrdStatus.FILLED, order_id, 300, 0)
+    assert (status.exec_type, status.ord_status, status.order_id, status.cum_qty, status.leaves_qty) == (
+        ExecType.ORDER_STATUS,
+        OrdStatus.FILLED,
+        order_id,
+        300,
+        0,
+    )
     assert status.avg_px == D("100.01")
     (dup,) = reports(engine.on_new_order(order(cl="P1", qty=100)))
     assert dup.ord_status is OrdStatus.REJECTED and dup.ord_rej_reason is OrdRejReason.DUPLICATE_ORDER
@@ -161,8 +172,9 @@ def test_children_at_a_venue_down_past_the_timeout_are_held_in_doubt_and_the_oms
     out = engine.on_venue_status("LITA", True)
     assert [c.cl_ord_id for c in out.commands if isinstance(c, QueryChild)] == [child.cl_ord_id]
     (again,) = [c for c in out.commands if isinstance(c, CancelChild)]
-    out = engine.on_venue_report(VenueReport("LITA", child.cl_ord_id, "s1", ExecType.ORDER_STATUS, OrdStatus.NEW,
-                                             cum_qty=0, leaves_qty=100))
+    out = engine.on_venue_report(
+        VenueReport("LITA", child.cl_ord_id, "s1", ExecType.ORDER_STATUS, OrdStatus.NEW, cum_qty=0, leaves_qty=100)
+    )
     (resolved,) = reports(out)
     assert "LITA answered" in resolved.text and engine.in_doubt == {}
     out = engine.on_venue_report(VenueReport("LITA", again.cl_ord_id, "c1", ExecType.CANCELED, OrdStatus.CANCELED))
@@ -188,11 +200,16 @@ def test_shutdown_cancels_every_child_and_ends_each_parent_canceled_once_its_chi
     out = engine.on_shutdown("gateway shutting down")
     cancels = {c.orig_cl_ord_id: c for c in out.commands if isinstance(c, CancelChild)}
     assert set(cancels) == {first.cl_ord_id, second.cl_ord_id} and reports(out) == []
-    out = engine.on_venue_report(VenueReport("LITA", cancels[first.cl_ord_id].cl_ord_id, "c1", ExecType.CANCELED,
-                                             OrdStatus.CANCELED))
+    out = engine.on_venue_report(
+        VenueReport("LITA", cancels[first.cl_ord_id].cl_ord_id, "c1", ExecType.CANCELED, OrdStatus.CANCELED)
+    )
     (done,) = reports(out)
-    assert (done.cl_ord_id, done.exec_type, done.ord_status, done.text) == \
-        ("P1", ExecType.CANCELED, OrdStatus.CANCELED, "gateway shutting down")
+    assert (done.cl_ord_id, done.exec_type, done.ord_status, done.text) == (
+        "P1",
+        ExecType.CANCELED,
+        OrdStatus.CANCELED,
+        "gateway shutting down",
+    )
     assert not children(out)  # not re-routed
     # P2's venue never answers: what stays working, and where, is reported.
     (left,) = reports(engine.on_left_working("gateway shutting down"))
@@ -257,8 +274,9 @@ def test_a_replay_forgets_the_same_orders_at_the_same_recorded_tick_and_replays_
     def tick() -> None:
         out = original.on_timer(clock.now_ns())
         if out.commands or out.decisions:  # the service records only ticks that did something
-            trail.step(Entry("event", entries.to_json({"event": "timer", "now_ns": clock.now_ns()}),
-                             ts_ns=clock.now_ns()), out)
+            trail.step(
+                Entry("event", entries.to_json({"event": "timer", "now_ns": clock.now_ns()}), ts_ns=clock.now_ns()), out
+            )
 
     new_order("F1", "100.01")
     (child,) = original.parents[original.order_id_for(OMS, "F1")].children
@@ -270,8 +288,10 @@ def test_a_replay_forgets_the_same_orders_at_the_same_recorded_tick_and_replays_
     (resting_child,) = original.parents[original.order_id_for(OMS, "R1")].children
     venue({11: resting_child, 17: "A1", 150: "0", 39: "0", 32: "0", 14: "0", 151: "300", 6: "0"})
     out = original.on_shutdown("gateway shutting down")
-    trail.step(Entry("event", entries.to_json({"event": "shutdown", "text": "gateway shutting down"}),
-                     ts_ns=clock.now_ns()), out)
+    trail.step(
+        Entry("event", entries.to_json({"event": "shutdown", "text": "gateway shutting down"}), ts_ns=clock.now_ns()),
+        out,
+    )
     assert original.finished.get(OMS, "F1") is not None and original.closing
 
     rebuilt = make_engine("new")

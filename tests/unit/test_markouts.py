@@ -1,4 +1,5 @@
 """Markouts: sign and bps, resolution at the first mid at or after each horizon, qty-weighted aggregation, memory."""
+
 from __future__ import annotations
 
 from decimal import Decimal as D
@@ -82,8 +83,9 @@ def test_aggregation_is_quantity_weighted_per_venue_and_horizon():
 
 def test_mid_at_fill_resolves_horizon_zero_at_once_and_without_it_the_next_mid_does():
     tracker = MarkoutTracker([0, SEC])
-    assert [m.per_share for m in tracker.on_fill("ACME", "ARCA", BUY, 100, D("10.01"), T0, D("10.005"))] \
-        == [D("-0.005")]
+    assert [m.per_share for m in tracker.on_fill("ACME", "ARCA", BUY, 100, D("10.01"), T0, D("10.005"))] == [
+        D("-0.005")
+    ]
     assert tracker.on_fill("ACME", "BATS", BUY, 100, D("10.01"), T0 + 1) == []
 
     resolved = tracker.on_mid("ACME", T0 + 1, D("10.005"))

@@ -1,4 +1,5 @@
 """The metrics benchmark times real metric updates against bare engine steps (speed itself is not asserted)."""
+
 from __future__ import annotations
 
 import math

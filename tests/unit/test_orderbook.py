@@ -1,4 +1,5 @@
 """The lit order book: price-time priority, exact fills, and invariants under random order flow."""
+
 from __future__ import annotations
 
 import itertools
@@ -132,10 +133,16 @@ def test_an_order_cannot_be_overfilled():
         o.fill(1, D("1"))
 
 
-@pytest.mark.parametrize(("is_buy", "limit", "price", "ok"), [
-    (True, D("10"), D("10"), True), (True, D("10"), D("10.01"), False),
-    (False, D("10"), D("10"), True), (False, D("10"), D("9.99"), False), (True, None, D("1e9"), True),
-])
+@pytest.mark.parametrize(
+    ("is_buy", "limit", "price", "ok"),
+    [
+        (True, D("10"), D("10"), True),
+        (True, D("10"), D("10.01"), False),
+        (False, D("10"), D("10"), True),
+        (False, D("10"), D("9.99"), False),
+        (True, None, D("1e9"), True),
+    ],
+)
 def test_within_limit(is_buy, limit, price, ok):
     assert within_limit(is_buy, limit, price) is ok
 

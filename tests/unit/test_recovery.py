@@ -1,4 +1,5 @@
 """Replaying an audit trail rebuilds the engine exactly and finds what was decided but never sent."""
+
 from __future__ import annotations
 
 from decimal import Decimal as D
@@ -63,8 +64,11 @@ class Trail:
         for command in out.commands:
             self.sent.append(command)
             if send:
-                self.entries.append(entries.fix_message("out", OMS if isinstance(command, ExecutionReport) else LITA,
-                                                        self.out_raw(command), 0))
+                self.entries.append(
+                    entries.fix_message(
+                        "out", OMS if isinstance(command, ExecutionReport) else LITA, self.out_raw(command), 0
+                    )
+                )
 
     @staticmethod
     def out_raw(command) -> str:
@@ -79,8 +83,24 @@ def _order_then_fill(trail: Trail) -> tuple[SendChild, ExecutionReport]:
     out = trail.engine.on_new_order(codec.parse_new_order(fix.Message(d, False), OMS, Urgency.MEDIUM))
     trail.step(entries.fix_message("in", OMS, d, 0, None, "P1"), out)
     (child,) = [c for c in out.commands if isinstance(c, SendChild)]
-    report = raw("8", {37: "V1", 11: child.cl_ord_id, 17: "LITA-X1", 150: "F", 39: "2", 55: "AAPL", 54: "1",
-                       38: "300", 32: "300", 31: "100.01", 14: "300", 151: "0", 6: "100.01"})
+    report = raw(
+        "8",
+        {
+            37: "V1",
+            11: child.cl_ord_id,
+            17: "LITA-X1",
+            150: "F",
+            39: "2",
+            55: "AAPL",
+            54: "1",
+            38: "300",
+            32: "300",
+            31: "100.01",
+            14: "300",
+            151: "0",
+            6: "100.01",
+        },
+    )
     out = trail.engine.on_venue_report(codec.parse_venue_report(fix.Message(report, False), "LITA"))
     trail.step(entries.fix_message("in", LITA, report, 0, None, child.cl_ord_id), out, send=False)
     (fill_report,) = [c for c in out.commands if isinstance(c, ExecutionReport)]
@@ -99,13 +119,18 @@ def test_replay_rebuilds_state_and_returns_only_the_unsent():
     assert result.unsent == [fill_report]  # same ExecID: the OMS gets it once, after the restart
     (parent,) = rebuilt.parents.values()
     (before,) = original.parents.values()
-    assert (parent.order_id, parent.cum_qty, parent.notional, parent.status) == \
-        (before.order_id, before.cum_qty, before.notional, OrdStatus.FILLED)
+    assert (parent.order_id, parent.cum_qty, parent.notional, parent.status) == (
+        before.order_id,
+        before.cum_qty,
+        before.notional,
+        OrdStatus.FILLED,
+    )
     assert list(parent.children) == [child.cl_ord_id]
     assert rebuilt.ids.exec_id().startswith("new-")  # new reports after the restart never reuse an ExecID
     # A duplicate of the venue's report (a resend after restart) changes nothing.
-    again = rebuilt.on_venue_report(VenueReport("LITA", child.cl_ord_id, "LITA-X1", ExecType.TRADE,
-                                                OrdStatus.FILLED, 300, D("100.01")))
+    again = rebuilt.on_venue_report(
+        VenueReport("LITA", child.cl_ord_id, "LITA-X1", ExecType.TRADE, OrdStatus.FILLED, 300, D("100.01"))
+    )
     assert again.commands == []
 
 
@@ -124,8 +149,7 @@ def test_replay_keeps_two_sessions_with_one_cl_ord_id_apart_and_restores_emulate
     oms42 = "FIX.4.2:SORGW->OMS42"
     original = make_engine("old")
     # LITA takes no IOC: the take children go as DAY, to be canceled once acknowledged.
-    original.planner = VenuePlanner({"LITA": VenueRules(tifs=frozenset({TimeInForce.DAY}))},
-                                    original.instruments)
+    original.planner = VenuePlanner({"LITA": VenueRules(tifs=frozenset({TimeInForce.DAY}))}, original.instruments)
     trail = Trail(original)
     for session, fields in ((OMS, {54: "1", 44: "100.01"}), (oms42, {54: "2", 44: "99.99", 21: "1"})):
         d = raw("D", {11: "P1", 55: "AAPL", 38: "200", 40: "2", 59: "0", 9701: "H", **fields})
@@ -139,8 +163,17 @@ def test_replay_keeps_two_sessions_with_one_cl_ord_id_apart_and_restores_emulate
     recovery.replay(rebuilt, chain(trail.entries, 1, GENESIS), {OMS, oms42}, {LITA: "LITA"}, Urgency.MEDIUM)
 
     def state(engine):
-        return sorted((p.session, p.cl_ord_id, p.side, p.status, type(p.pending).__name__,
-                       [(c.cl_ord_id, c.spec) for c in p.children.values()]) for p in engine.parents.values())
+        return sorted(
+            (
+                p.session,
+                p.cl_ord_id,
+                p.side,
+                p.status,
+                type(p.pending).__name__,
+                [(c.cl_ord_id, c.spec) for c in p.children.values()],
+            )
+            for p in engine.parents.values()
+        )
 
     assert state(rebuilt) == state(original)
     assert rebuilt.order_id_for(OMS, "P1") != rebuilt.order_id_for(oms42, "P1")
@@ -162,16 +195,20 @@ def _filled_order_with_its_report_recorded_at(msg_seq: int) -> tuple[Trail, Exec
 STORE_AT_START = StoreState(1, 1, "20261202-10:00:00", True)
 
 
-@pytest.mark.parametrize("store_now, resent", [
-    (StoreState(7, 3, "20261202-10:00:00", True), True),  # the report took MsgSeqNum 7, the store never got it
-    (StoreState(8, 3, "20261202-10:00:00", True), False),  # stored: the OMS has it or gets it by FIX resend
-    (StoreState(1, 1, "20261202-11:00:00", True), False),  # the store was reset since: nothing to tell by
-    (StoreState(7, 3, "20261202-10:00:00", False), False),  # reset on logon: on record counts as sent
-])
+@pytest.mark.parametrize(
+    "store_now, resent",
+    [
+        (StoreState(7, 3, "20261202-10:00:00", True), True),  # the report took MsgSeqNum 7, the store never got it
+        (StoreState(8, 3, "20261202-10:00:00", True), False),  # stored: the OMS has it or gets it by FIX resend
+        (StoreState(1, 1, "20261202-11:00:00", True), False),  # the store was reset since: nothing to tell by
+        (StoreState(7, 3, "20261202-10:00:00", False), False),  # reset on logon: on record counts as sent
+    ],
+)
 def test_a_report_on_record_is_sent_again_only_when_the_store_shows_it_was_never_stored(store_now, resent):
     trail, fill_report = _filled_order_with_its_report_recorded_at(7)
-    result = recovery.replay(make_engine("new"), chain(trail.entries, 1, GENESIS), {OMS}, {LITA: "LITA"},
-                             Urgency.MEDIUM, {OMS: store_now})
+    result = recovery.replay(
+        make_engine("new"), chain(trail.entries, 1, GENESIS), {OMS}, {LITA: "LITA"}, Urgency.MEDIUM, {OMS: store_now}
+    )
     assert result.unsent == ([fill_report] if resent else [])
     assert len(result.never_sent) == (1 if resent else 0)
 
@@ -210,4 +247,5 @@ def _spy(engine: OrderEngine, states: list):
         out = step(venue, connected)
         states.append(engine.breakers.state(venue))
         return out
+
     return on_venue_status

@@ -9,6 +9,7 @@ message is being handled; during recovery's own resends). Each seed is one repro
     SORGW_SIM_SEEDS=5000 .venv/bin/python -m pytest tests/unit/test_recovery_simulation.py   # a long run
     SORGW_SIM_SEED=1234 .venv/bin/python -m pytest tests/unit/test_recovery_simulation.py    # one seed
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,16 @@ def test_every_fill_reaches_the_oms_once_whatever_step_boundary_the_gateway_dies
     failures, crashes = _failures(_seeds())
     assert not failures, f"{len(failures)} seed(s) broke an invariant:\n" + "\n".join(failures[:3])
     if len(_seeds()) > 1:  # the schedule really fell on every kind of boundary, recovery's own sends included
-        assert {"received", "step_committed", "recorded_out", "stored", "handled", "recorded_resend",
-                "start:recorded_out", "start:stored"} <= set(crashes), crashes
+        assert {
+            "received",
+            "step_committed",
+            "recorded_out",
+            "stored",
+            "handled",
+            "recorded_resend",
+            "start:recorded_out",
+            "start:stored",
+        } <= set(crashes), crashes
         assert sum(crashes.values()) >= 2000
 
 

@@ -1,5 +1,6 @@
 """Pieces of `sorgw replay` that need no trail: policy overrides, the paired interval, markouts of a side,
 a venue core seeded with a recorded book."""
+
 from __future__ import annotations
 
 from decimal import Decimal as D
@@ -17,8 +18,13 @@ from gateway.replay.report import markouts, overridden
 from gateway.replay.trail import ReplayError, Tape
 from gateway.simulator.venue import SimOrder, VenueCore
 
-CFG = GatewayConfig.model_validate({"venues": [{"name": "L", "port": 1}], "symbols": [{"symbol": "XYZ"}],
-                                    "upstream": {"port": 2, "sessions": [{"target_comp_id": "OMS"}]}})
+CFG = GatewayConfig.model_validate(
+    {
+        "venues": [{"name": "L", "port": 1}],
+        "symbols": [{"symbol": "XYZ"}],
+        "upstream": {"port": 2, "sessions": [{"target_comp_id": "OMS"}]},
+    }
+)
 XYZ = SymbolConfig(symbol="XYZ", tick=D("0.01"), reference_price=D("10"))
 
 
@@ -26,9 +32,14 @@ def test_overrides_set_routing_keys_nested_or_not_and_are_validated():
     cfg = overridden(CFG, ["probe_qty=300", "cost.toxicity_bps=2.5", "unquoted_remainders=true"])
     assert cfg.routing.probe_qty == 300 and cfg.routing.cost.toxicity_bps == 2.5
     assert cfg.routing.unquoted_remainders is True and CFG.routing.probe_qty != 300
-    for bad, message in (("nope=1", "not a routing setting"), ("cost=1", "not a routing setting"),
-                         ("cost.nope=1", "not a routing setting"), ("probe_qty=0", "probe_qty"),
-                         ("probe_qty", "expected key=value"), ("max_sweeps=many", "max_sweeps")):
+    for bad, message in (
+        ("nope=1", "not a routing setting"),
+        ("cost=1", "not a routing setting"),
+        ("cost.nope=1", "not a routing setting"),
+        ("probe_qty=0", "probe_qty"),
+        ("probe_qty", "expected key=value"),
+        ("max_sweeps=many", "max_sweeps"),
+    ):
         with pytest.raises(ReplayError, match=message):
             overridden(CFG, [bad])
 
@@ -68,8 +79,13 @@ def test_a_seeded_lit_core_holds_exactly_the_recorded_levels_and_fills_against_t
 
 
 def test_a_seeded_dark_pool_crosses_only_its_hidden_size():
-    core = VenueCore(SimVenueConfig(name="D", port=1, kind=VenueKind.DARK), [XYZ], 1, ManualClock(),
-                     nbbo=lambda s: Nbbo(D("9.99"), 1, D("10.01"), 1))
+    core = VenueCore(
+        SimVenueConfig(name="D", port=1, kind=VenueKind.DARK),
+        [XYZ],
+        1,
+        ManualClock(),
+        nbbo=lambda s: Nbbo(D("9.99"), 1, D("10.01"), 1),
+    )
     core.seed("XYZ", hidden=(0, 120))
     reports = core.submit(SimOrder("S", "C1", "XYZ", Side.BUY, 200, OrdType.LIMIT, D("10.01"), TimeInForce.IOC))
     assert [(r.last_qty, r.last_px) for r in reports if r.last_qty] == [(120, D("10.00"))]

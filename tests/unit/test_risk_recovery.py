@@ -1,4 +1,5 @@
 """A replay of the audit trail reaches the same pre-trade decisions, whatever the market and limits are now."""
+
 from __future__ import annotations
 
 from decimal import Decimal as D
@@ -16,8 +17,11 @@ from gateway.fix import codec
 from tests.unit.test_recovery import LITA, OMS, make_engine, raw
 
 RISK = {"defaults": {"price_collar_bps": "10", "max_orders_per_s": 2}}
-CONFIG = {"risk": RISK, "symbols": [{"symbol": "AAPL", "reference_price": "100"}],
-          "upstream": {"sessions": [{"target_comp_id": "OMS"}]}}
+CONFIG = {
+    "risk": RISK,
+    "symbols": [{"symbol": "AAPL", "reference_price": "100"}],
+    "upstream": {"sessions": [{"target_comp_id": "OMS"}]},
+}
 T0 = 1_700_000_000_000_000_000
 
 
@@ -38,10 +42,12 @@ def recorded_run() -> tuple[list[Entry], list[ExecutionReport]]:
     engine = make_engine("old")
     engine.risk.reconfigure(limits())
     trail = [Entry("config", entries.to_json({"boot": "old", "config": CONFIG}), ts_ns=T0)]
-    answers = [order(engine, trail, "A", "100.11", T0 + 1),  # inside the collar from the ask 100.01
-               order(engine, trail, "B", "100.12", T0 + 2),  # outside it
-               order(engine, trail, "C", "99.00", T0 + 3),
-               order(engine, trail, "D", "99.00", T0 + 4)]  # third in a second: throttled
+    answers = [
+        order(engine, trail, "A", "100.11", T0 + 1),  # inside the collar from the ask 100.01
+        order(engine, trail, "B", "100.12", T0 + 2),  # outside it
+        order(engine, trail, "C", "99.00", T0 + 3),
+        order(engine, trail, "D", "99.00", T0 + 4),
+    ]  # third in a second: throttled
     return trail, answers
 
 

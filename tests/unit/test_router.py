@@ -1,4 +1,5 @@
 """The router's pure core: sweep order, tie-breaks, limits, FOK, post, dark split, directed, lots; properties."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,8 +34,9 @@ BOOKS = {
 
 
 def snapshot(venue: str, bids, asks, symbol: str = SYM) -> BookSnapshot:
-    return BookSnapshot(venue, symbol, tuple(Level(D(p), q) for p, q in bids),
-                        tuple(Level(D(p), q) for p, q in asks), 1, 0)
+    return BookSnapshot(
+        venue, symbol, tuple(Level(D(p), q) for p, q in bids), tuple(Level(D(p), q) for p, q in asks), 1, 0
+    )
 
 
 def make_market(books=None) -> MarketView:
@@ -49,14 +51,15 @@ def venues(**changes: dict) -> dict[str, VenueInfo]:
     return {name: dataclasses.replace(info, **changes.get(name, {})) for name, info in VENUES.items()}
 
 
-def request(qty=1000, limit: str | None = "100.03", side=Side.BUY, tif=IOC, urgency=Urgency.HIGH,
-            **kw) -> PlanRequest:
-    return PlanRequest("O1", SYM, side, qty, LIMIT if limit else MARKET, D(limit) if limit else None, tif,
-                       urgency, **kw)
+def request(qty=1000, limit: str | None = "100.03", side=Side.BUY, tif=IOC, urgency=Urgency.HIGH, **kw) -> PlanRequest:
+    return PlanRequest(
+        "O1", SYM, side, qty, LIMIT if limit else MARKET, D(limit) if limit else None, tif, urgency, **kw
+    )
 
 
-def route(order: PlanRequest, market: MarketView | None = None, where=None,
-          policy: RoutingPolicy = RoutingPolicy()) -> RouteDecision:
+def route(
+    order: PlanRequest, market: MarketView | None = None, where=None, policy: RoutingPolicy = RoutingPolicy()
+) -> RouteDecision:
     return plan(order, make_market() if market is None else market, VENUES if where is None else where, policy)
 
 
@@ -77,8 +80,12 @@ def test_sweep_takes_best_price_first_across_venues():
 
 
 def test_same_price_goes_to_the_cheaper_taker_fee_first_so_the_inverted_venue_leads():
-    decision = route(request(300, "100.02"), make_market({
-        "ARCA": ([], [("100.02", 500)]), "EDGA": ([], [("100.02", 300)]), "BATS": ([], [("100.02", 500)])}))
+    decision = route(
+        request(300, "100.02"),
+        make_market(
+            {"ARCA": ([], [("100.02", 500)]), "EDGA": ([], [("100.02", 300)]), "BATS": ([], [("100.02", 500)])}
+        ),
+    )
     assert legs(decision) == [("EDGA", 300, "100.02")]
     assert [(c.venue, c.fee, c.rank) for c in decision.candidates][0] == ("EDGA", D("-0.0015"), 1)
 
@@ -87,8 +94,7 @@ def test_same_price_and_fee_goes_to_the_lower_latency_first():
     decision = route(request(400, "100.01"))
     assert legs(decision) == [("ARCA", 300, "100.01"), ("BATS", 100, "100.01")]
     slow_arca = venues(ARCA={"latency_us": 900})
-    assert legs(route(request(400, "100.01"), where=slow_arca)) == [("BATS", 200, "100.01"),
-                                                                    ("ARCA", 200, "100.01")]
+    assert legs(route(request(400, "100.01"), where=slow_arca)) == [("BATS", 200, "100.01"), ("ARCA", 200, "100.01")]
 
 
 def test_same_price_fee_and_latency_goes_by_venue_name():
@@ -118,11 +124,15 @@ def test_market_order_sweeps_every_level_with_limit_children():
 
 def test_excluded_disconnected_and_quoteless_venues_are_skipped_and_listed():
     where = venues(BATS={"connected": False}) | {
-        "IEXG": VenueInfo("IEXG", VenueKind.LIT, D("0"), D("0.0009"), 100, True)}
+        "IEXG": VenueInfo("IEXG", VenueKind.LIT, D("0"), D("0.0009"), 100, True)
+    }
     decision = route(request(400, "100.02", excluded=frozenset({"ARCA"})), where=where)
     assert legs(decision) == [("EDGA", 300, "100.02")]
-    assert decision.exclusions == (Exclusion("ARCA", "rejected this order"), Exclusion("BATS", "disconnected"),
-                                   Exclusion("IEXG", f"no quote for {SYM}"))
+    assert decision.exclusions == (
+        Exclusion("ARCA", "rejected this order"),
+        Exclusion("BATS", "disconnected"),
+        Exclusion("IEXG", f"no quote for {SYM}"),
+    )
     assert {c.venue for c in decision.candidates} == {"EDGA"}
 
 
@@ -187,8 +197,10 @@ def test_dark_first_splits_evenly_in_lots_best_pool_first():
     where = venues(DRK2={"min_qty": 200})
     decision = route(request(700, "100.02", urgency=Urgency.MEDIUM, lot=100), where=where)
     assert decision.phase == "dark"
-    assert decision.children == (ChildSpec("DRK2", 400, D("100.02"), LIMIT, IOC, "dark"),
-                                 ChildSpec("DRK1", 300, D("100.02"), LIMIT, IOC, "dark"))
+    assert decision.children == (
+        ChildSpec("DRK2", 400, D("100.02"), LIMIT, IOC, "dark"),
+        ChildSpec("DRK1", 300, D("100.02"), LIMIT, IOC, "dark"),
+    )
 
 
 def test_dark_drops_the_worst_pool_when_a_minimum_cannot_be_met():
@@ -331,18 +343,24 @@ def test_directed_market_with_no_other_quote_stays_market():
 
 def test_directed_to_a_dark_pool():
     assert route(request(300, "100.02", ex_destination="DRK2")).children == (
-        ChildSpec("DRK2", 300, D("100.02"), LIMIT, IOC, "directed"),)
+        ChildSpec("DRK2", 300, D("100.02"), LIMIT, IOC, "directed"),
+    )
     assert route(request(300, None, ex_destination="DRK2")).children == (
-        ChildSpec("DRK2", 300, D("100.01"), LIMIT, IOC, "directed"),)
+        ChildSpec("DRK2", 300, D("100.01"), LIMIT, IOC, "directed"),
+    )
     assert route(request(300, None, ex_destination="DRK2"), market=MarketView()).children == (
-        ChildSpec("DRK2", 300, None, MARKET, IOC, "directed"),)
+        ChildSpec("DRK2", 300, None, MARKET, IOC, "directed"),
+    )
 
 
-@pytest.mark.parametrize("dest, where, excluded, why", [
-    ("NOPE", VENUES, frozenset(), "ExDestination NOPE is not a known venue"),
-    ("BATS", venues(BATS={"connected": False}), frozenset(), "ExDestination BATS is disconnected"),
-    ("BATS", VENUES, frozenset({"BATS"}), "ExDestination BATS rejected this order"),
-])
+@pytest.mark.parametrize(
+    "dest, where, excluded, why",
+    [
+        ("NOPE", VENUES, frozenset(), "ExDestination NOPE is not a known venue"),
+        ("BATS", venues(BATS={"connected": False}), frozenset(), "ExDestination BATS is disconnected"),
+        ("BATS", VENUES, frozenset({"BATS"}), "ExDestination BATS rejected this order"),
+    ],
+)
 def test_directed_to_an_unusable_venue_sends_nothing(dest, where, excluded, why):
     decision = route(request(ex_destination=dest, excluded=excluded), where=where)
     assert (decision.phase, decision.children, decision.reason) == ("none", (), why)
@@ -365,8 +383,9 @@ def test_an_odd_lot_left_at_a_better_price_does_not_stop_the_sweep():
 
 @pytest.mark.parametrize("strategy", [Strategy.SWEEP, Strategy.COST, Strategy.LIQUIDITY])
 def test_odd_lot_residue_does_not_stall_a_round_lot_order(strategy):
-    market = make_market({"ARCA": ([], [("100.01", 150)]), "BATS": ([], [("100.02", 250)]),
-                          "EDGA": ([], [("100.03", 1000)])})
+    market = make_market(
+        {"ARCA": ([], [("100.01", 150)]), "BATS": ([], [("100.02", 250)]), "EDGA": ([], [("100.03", 1000)])}
+    )
     decision = route(request(300, "100.03", lot=100, strategy=strategy), market=market)
     assert legs(decision) == [("ARCA", 100, "100.01"), ("BATS", 200, "100.02")]
     assert "odd lots (under 100 shares) left at better prices are not protected quotes" in decision.reason
@@ -390,8 +409,9 @@ def test_a_venue_rounds_up_into_the_next_tier_rather_than_leave_an_odd_lot_behin
 
 
 def test_rounding_up_never_takes_more_than_the_order():
-    market = make_market({"ARCA": ([], [("100.01", 150), ("100.02", 50)]),
-                          "BATS": ([], [("100.01", 150), ("100.02", 50)])})
+    market = make_market(
+        {"ARCA": ([], [("100.01", 150), ("100.02", 50)]), "BATS": ([], [("100.01", 150), ("100.02", 50)])}
+    )
     decision = route(request(300, "100.03", lot=100), market=market)
     # Both round down in the 100.01 tier; only ARCA, first in preference, may round up: that is the order.
     assert legs(decision) == [("ARCA", 200, "100.02"), ("BATS", 100, "100.01")]
@@ -400,8 +420,7 @@ def test_rounding_up_never_takes_more_than_the_order():
 @pytest.mark.parametrize("strategy", [Strategy.SWEEP, Strategy.COST, Strategy.LIQUIDITY, Strategy.SINGLE])
 @pytest.mark.parametrize("lot", [1, 100])
 def test_a_level_of_no_size_is_skipped_not_a_quote(strategy, lot):
-    market = make_market({"ARCA": ([("100.00", 0)], [("100.00", 0), ("100.03", 100)]),
-                          "BATS": ([], [("100.02", 500)])})
+    market = make_market({"ARCA": ([("100.00", 0)], [("100.00", 0), ("100.03", 100)]), "BATS": ([], [("100.02", 500)])})
     decision = route(request(300, "100.03", lot=lot, strategy=strategy), market=market)
     assert legs(decision) == [("BATS", 300, "100.02")]
     assert (decision.nbbo.ask, decision.nbbo.ask_qty, decision.nbbo.bid) == (D("100.02"), 500, None)
@@ -422,11 +441,19 @@ MOSTLY = st.sampled_from([True, True, True, True, False])
 @st.composite
 def venue_infos(draw) -> dict[str, VenueInfo]:
     count = draw(st.sampled_from([1, 2, 3, 4, 5, 6]))
-    return {name: VenueInfo(
-        name, draw(st.sampled_from([VenueKind.LIT, VenueKind.LIT, VenueKind.DARK])), draw(st.sampled_from(FEES)),
-        draw(st.sampled_from(FEES)), draw(st.integers(50, 1000)), draw(MOSTLY),
-        min_qty=draw(st.sampled_from([1, 100, 500])), protected=draw(MOSTLY),
-    ) for name in NAMES[:count]}
+    return {
+        name: VenueInfo(
+            name,
+            draw(st.sampled_from([VenueKind.LIT, VenueKind.LIT, VenueKind.DARK])),
+            draw(st.sampled_from(FEES)),
+            draw(st.sampled_from(FEES)),
+            draw(st.integers(50, 1000)),
+            draw(MOSTLY),
+            min_qty=draw(st.sampled_from([1, 100, 500])),
+            protected=draw(MOSTLY),
+        )
+        for name in NAMES[:count]
+    }
 
 
 def side_levels(draw, best: int, step: int) -> tuple[Level, ...]:
@@ -453,19 +480,29 @@ def requests(draw, where: dict[str, VenueInfo]) -> PlanRequest:
     qty = draw(st.integers(1, 3000 // lot)) * lot + draw(st.sampled_from([0, 0, 0, 7]))
     directed = draw(st.integers(0, 6)) == 0
     return PlanRequest(
-        "O1", SYM, draw(st.sampled_from(Side)), qty, MARKET if limit is None else LIMIT, limit,
-        draw(st.sampled_from(TimeInForce)), draw(st.sampled_from(Urgency)),
+        "O1",
+        SYM,
+        draw(st.sampled_from(Side)),
+        qty,
+        MARKET if limit is None else LIMIT,
+        limit,
+        draw(st.sampled_from(TimeInForce)),
+        draw(st.sampled_from(Urgency)),
         ex_destination=draw(st.sampled_from([*where, "NOPE"])) if directed else None,
-        dark_done=draw(st.booleans()), excluded=frozenset(draw(st.sets(st.sampled_from(list(where)), max_size=1))),
-        lot=lot, strategy=draw(st.sampled_from(Strategy)),
+        dark_done=draw(st.booleans()),
+        excluded=frozenset(draw(st.sets(st.sampled_from(list(where)), max_size=1))),
+        lot=lot,
+        strategy=draw(st.sampled_from(Strategy)),
     )
 
 
 @st.composite
 def histories(draw, where: dict[str, VenueInfo]) -> VenueLearning:
     """What the engine could have learnt: random acks, fills, markouts and dark outcomes per venue."""
-    learning = VenueLearning([n for n, v in where.items() if v.kind is VenueKind.LIT],
-                             [n for n, v in where.items() if v.kind is VenueKind.DARK])
+    learning = VenueLearning(
+        [n for n, v in where.items() if v.kind is VenueKind.LIT],
+        [n for n, v in where.items() if v.kind is VenueKind.DARK],
+    )
     for name in where:
         for _ in range(draw(st.integers(0, 3))):
             sent = draw(st.integers(1, 30)) * 100
@@ -524,19 +561,23 @@ def test_children_stay_within_the_order_its_limit_and_the_displayed_depth(scenar
             assert wanted - learning.dark.unit < placed <= wanted
         else:
             assert placed == wanted
-        assert all(where[c.venue].kind is VenueKind.DARK and c.qty >= where[c.venue].min_qty
-                   for c in decision.children)
+        assert all(where[c.venue].kind is VenueKind.DARK and c.qty >= where[c.venue].min_qty for c in decision.children)
 
 
 @PROPERTY
 @given(scenarios())
 def test_without_lots_the_sweep_is_the_plain_greedy_one(scenario):
     order, market, where, _ = scenario
-    order = dataclasses.replace(order, lot=1, ex_destination=None, urgency=Urgency.HIGH,
-                                tif=IOC if order.tif is FOK else order.tif, strategy=Strategy.SWEEP)
+    order = dataclasses.replace(
+        order,
+        lot=1,
+        ex_destination=None,
+        urgency=Urgency.HIGH,
+        tif=IOC if order.tif is FOK else order.tif,
+        strategy=Strategy.SWEEP,
+    )
     decision = plan(order, market, where, RoutingPolicy())
-    assert [(c.venue, c.qty, c.price) for c in decision.children if c.purpose == "take"] == \
-        greedy(order, market, where)
+    assert [(c.venue, c.qty, c.price) for c in decision.children if c.purpose == "take"] == greedy(order, market, where)
 
 
 def greedy(order: PlanRequest, market: MarketView, where: dict[str, VenueInfo]) -> list:
@@ -566,11 +607,18 @@ def greedy(order: PlanRequest, market: MarketView, where: dict[str, VenueInfo]) 
 @given(scenarios(), st.sampled_from([10, 100]))
 def test_with_lots_the_sweep_takes_through_the_last_tier_it_may_stop_in(scenario, lot):
     order, market, where, _ = scenario
-    order = dataclasses.replace(order, lot=lot, ex_destination=None, urgency=Urgency.HIGH,
-                                tif=IOC if order.tif is FOK else order.tif, strategy=Strategy.SWEEP)
+    order = dataclasses.replace(
+        order,
+        lot=lot,
+        ex_destination=None,
+        urgency=Urgency.HIGH,
+        tif=IOC if order.tif is FOK else order.tif,
+        strategy=Strategy.SWEEP,
+    )
     decision = plan(order, market, where, RoutingPolicy())
-    assert sorted((c.venue, c.qty, c.price) for c in decision.children if c.purpose == "take") == \
-        sorted(in_lots(order, market, where))
+    assert sorted((c.venue, c.qty, c.price) for c in decision.children if c.purpose == "take") == sorted(
+        in_lots(order, market, where)
+    )
 
 
 def in_lots(order: PlanRequest, market: MarketView, where: dict[str, VenueInfo]) -> list:
@@ -582,15 +630,19 @@ def in_lots(order: PlanRequest, market: MarketView, where: dict[str, VenueInfo])
     for name, info in sorted(where.items(), key=lambda v: (v[1].taker_fee, v[1].latency_us, v[0])):
         book = market.book(name, SYM)
         if info.kind is VenueKind.LIT and info.connected and name not in order.excluded and book:
-            levels = [lv for lv in (book.asks if buy else book.bids)
-                      if order.limit is None or not beyond(lv.price, order.limit, order.side)]
+            levels = [
+                lv
+                for lv in (book.asks if buy else book.bids)
+                if order.limit is None or not beyond(lv.price, order.limit, order.side)
+            ]
             if levels:
                 books[name] = levels
     tiers = sorted({lv.price for levels in books.values() for lv in levels}, reverse=not buy)
 
     def before(tier):  # venue -> qty shown at prices better than tier
-        return {name: sum(lv.qty for lv in levels if beyond(tier, lv.price, order.side))
-                for name, levels in books.items()}
+        return {
+            name: sum(lv.qty for lv in levels if beyond(tier, lv.price, order.side)) for name, levels in books.items()
+        }
 
     def at(name, tier):
         return next((lv.qty for lv in books[name] if lv.price == tier), 0)
@@ -632,11 +684,14 @@ def in_lots(order: PlanRequest, market: MarketView, where: dict[str, VenueInfo])
 def test_decisions_do_not_depend_on_venue_order(scenario):
     order, market, where, learning = scenario
     backwards = dict(reversed(where.items()))
-    assert plan(order, market, where, RoutingPolicy(), learning) == \
-        plan(order, market, backwards, RoutingPolicy(), learning)
+    assert plan(order, market, where, RoutingPolicy(), learning) == plan(
+        order, market, backwards, RoutingPolicy(), learning
+    )
 
 
 def test_candidates_are_the_levels_through_the_marginal_price_in_sweep_order():
     decision = route(request(100, "100.02"))
-    assert decision.candidates == (Candidate("ARCA", D("100.01"), 300, D("0.0030"), 200, 1),
-                                   Candidate("BATS", D("100.01"), 200, D("0.0030"), 400, None))
+    assert decision.candidates == (
+        Candidate("ARCA", D("100.01"), 300, D("0.0030"), 200, 1),
+        Candidate("BATS", D("100.01"), 200, D("0.0030"), 400, None),
+    )

@@ -1,4 +1,5 @@
 """Simulator realism without sockets: adverse selection, dark size distributions, speed bump, background flow."""
+
 from __future__ import annotations
 
 import random
@@ -36,15 +37,27 @@ class Venue:
 
     def __init__(self, config: SimVenueConfig, seed: int = 7, nbbo: Nbbo | None = None) -> None:
         self.published: list[BookSnapshot] = []
-        self.core = VenueCore(config, [AAPL], seed, ManualClock(), publish=self.published.append,
-                              nbbo=lambda symbol: nbbo)
+        self.core = VenueCore(
+            config, [AAPL], seed, ManualClock(), publish=self.published.append, nbbo=lambda symbol: nbbo
+        )
         self._seq = 0
 
-    def send(self, side: Side, qty: int, price: str | None = None, tif: TimeInForce = IOC,
-             owner: str = "S1") -> list[SimReport]:
+    def send(
+        self, side: Side, qty: int, price: str | None = None, tif: TimeInForce = IOC, owner: str = "S1"
+    ) -> list[SimReport]:
         self._seq += 1
-        return self.core.submit(SimOrder(owner, f"O{self._seq}", "AAPL", side, qty,
-                                         OrdType.LIMIT if price else OrdType.MARKET, D(price) if price else None, tif))
+        return self.core.submit(
+            SimOrder(
+                owner,
+                f"O{self._seq}",
+                "AAPL",
+                side,
+                qty,
+                OrdType.LIMIT if price else OrdType.MARKET,
+                D(price) if price else None,
+                tif,
+            )
+        )
 
     def quotes(self) -> tuple[list[D], list[D]]:
         snap = self.core.snapshot("AAPL")
@@ -135,8 +148,10 @@ def test_what_background_flow_takes_stays_gone_until_the_next_replenish():
 
 
 def states(venue: Venue, owner: str) -> list[tuple]:
-    return [(r.cl_ord_id, r.order_id, r.side, r.price, r.leaves_qty, r.cum_qty, r.ord_status)
-            for r in venue.core.open_orders(owner)]
+    return [
+        (r.cl_ord_id, r.order_id, r.side, r.price, r.leaves_qty, r.cum_qty, r.ord_status)
+        for r in venue.core.open_orders(owner)
+    ]
 
 
 def test_client_resting_orders_survive_a_move_untouched():
@@ -171,8 +186,9 @@ def flow(venue: Venue, seed: int, steps: int = 200) -> list[SimReport]:
     for _ in range(steps):
         side = BUY if rng.random() < 0.5 else SELL
         price = str(D("100") + D(rng.randint(-6, 6)) / 100)
-        reports += venue.send(side, rng.randint(1, 150), price, tif=rng.choice([DAY, IOC]),
-                              owner=rng.choice(["S1", "S2"]))
+        reports += venue.send(
+            side, rng.randint(1, 150), price, tif=rng.choice([DAY, IOC]), owner=rng.choice(["S1", "S2"])
+        )
         if rng.random() < 0.2:
             reports += venue.core.replenish()
     return reports
@@ -225,11 +241,15 @@ def dark_draws(dark: DarkLiquidity, n: int = 2000, seed: int = 4) -> list[int]:
     return draws
 
 
-@pytest.mark.parametrize("dark, stdev", [
-    (DarkLiquidity(mean_qty=1000, stdev_qty=300), 300),
-    (DarkLiquidity(mean_qty=1000, distribution="exponential"), 1000),
-    (DarkLiquidity(mean_qty=1000, distribution="uniform"), 2000 / 12 ** 0.5),
-], ids=["normal", "exponential", "uniform"])
+@pytest.mark.parametrize(
+    "dark, stdev",
+    [
+        (DarkLiquidity(mean_qty=1000, stdev_qty=300), 300),
+        (DarkLiquidity(mean_qty=1000, distribution="exponential"), 1000),
+        (DarkLiquidity(mean_qty=1000, distribution="uniform"), 2000 / 12**0.5),
+    ],
+    ids=["normal", "exponential", "uniform"],
+)
 def test_hidden_size_follows_the_configured_distribution(dark, stdev):
     draws = dark_draws(dark)
     assert 900 <= statistics.mean(draws) <= 1100
@@ -294,8 +314,9 @@ def test_tasks_with_the_same_delay_run_in_the_order_scheduled():
 
 
 def venues_config() -> VenuesConfig:
-    return VenuesConfig(symbols=(AAPL,), venues=(lit(name="LITA", port=1, background_flow=0.2),
-                                                 lit(name="LITB", port=2)))
+    return VenuesConfig(
+        symbols=(AAPL,), venues=(lit(name="LITA", port=1, background_flow=0.2), lit(name="LITB", port=2))
+    )
 
 
 def test_the_host_uses_each_venues_background_flow(tmp_path):

@@ -1,4 +1,5 @@
 """`sorgw simulate` end to end through the CLI: files written, numbers consistent, reproducible from the seed."""
+
 from __future__ import annotations
 
 import csv
@@ -22,10 +23,19 @@ TINY = {
             "symbols": [{"symbol": "XYZ", "tick": "0.01", "reference_price": "100.00"}],
             "follow_ms": 20,
             "venues": [
-                {"name": "INVT", "taker_fee": "-0.0010", "latency_us": 300, "toxicity": {"probability": 1, "ticks": 2},
-                 "depth": {"levels": 3, "qty_per_level": 300, "replenish_ms": 50}},
-                {"name": "LITA", "taker_fee": "0.0030", "latency_us": 300,
-                 "depth": {"levels": 3, "qty_per_level": 300, "replenish_ms": 50}},
+                {
+                    "name": "INVT",
+                    "taker_fee": "-0.0010",
+                    "latency_us": 300,
+                    "toxicity": {"probability": 1, "ticks": 2},
+                    "depth": {"levels": 3, "qty_per_level": 300, "replenish_ms": 50},
+                },
+                {
+                    "name": "LITA",
+                    "taker_fee": "0.0030",
+                    "latency_us": 300,
+                    "depth": {"levels": 3, "qty_per_level": 300, "replenish_ms": 50},
+                },
             ],
             "parents": [{"symbol": "XYZ", "side": "buy", "qty": 500, "limit_ticks": 3, "urgency": "H"}],
             "strategies": ["sweep", "cost"],
@@ -36,12 +46,25 @@ TINY = {
             "name": "dark",
             "symbols": [{"symbol": "XYZ", "tick": "0.01", "reference_price": "100.00"}],
             "venues": [
-                {"name": "LITA", "taker_fee": "0.0030", "background_flow": 0.5,
-                 "depth": {"levels": 6, "qty_per_level": 300, "replenish_ms": 20}},
-                {"name": "DRKA", "kind": "dark", "min_qty": 100, "dark": {"mean_qty": 800, "stdev_qty": 300},
-                 "depth": {"replenish_ms": 50}},
-                {"name": "DRKB", "kind": "dark", "dark": {"mean_qty": 300, "distribution": "exponential"},
-                 "depth": {"replenish_ms": 50}},
+                {
+                    "name": "LITA",
+                    "taker_fee": "0.0030",
+                    "background_flow": 0.5,
+                    "depth": {"levels": 6, "qty_per_level": 300, "replenish_ms": 20},
+                },
+                {
+                    "name": "DRKA",
+                    "kind": "dark",
+                    "min_qty": 100,
+                    "dark": {"mean_qty": 800, "stdev_qty": 300},
+                    "depth": {"replenish_ms": 50},
+                },
+                {
+                    "name": "DRKB",
+                    "kind": "dark",
+                    "dark": {"mean_qty": 300, "distribution": "exponential"},
+                    "depth": {"replenish_ms": 50},
+                },
             ],
             "parents": [{"symbol": "XYZ", "side": "sell", "qty": 1200, "limit_ticks": 3, "urgency": "L"}],
             "strategies": ["dark", "sweep"],
@@ -60,8 +83,9 @@ def write_config(tmp_path: Path, raw: dict = TINY) -> Path:
 
 
 def simulate(tmp_path: Path, out: str, *extra: str, config: Path | None = None) -> int:
-    return cli.main(["simulate", "--config", str(config or write_config(tmp_path)), "--out", str(tmp_path / out),
-                     *extra])
+    return cli.main(
+        ["simulate", "--config", str(config or write_config(tmp_path)), "--out", str(tmp_path / out), *extra]
+    )
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -81,12 +105,18 @@ def test_writes_csvs_and_a_png_chart(first_run, capsys):
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     runs = rows(out / "runs.csv")
     assert [(r["scenario"], r["strategy"], r["run"]) for r in runs] == [
-        (s, strategy, str(i)) for s, strategies in (("toxic", ("sweep", "cost")), ("dark", ("dark", "sweep")))
-        for strategy in strategies for i in range(2)
+        (s, strategy, str(i))
+        for s, strategies in (("toxic", ("sweep", "cost")), ("dark", ("dark", "sweep")))
+        for strategy in strategies
+        for i in range(2)
     ]
     summary = rows(out / "summary.csv")
     assert [(r["scenario"], r["strategy"], r["runs"]) for r in summary] == [
-        ("toxic", "sweep", "2"), ("toxic", "cost", "2"), ("dark", "dark", "2"), ("dark", "sweep", "2")]
+        ("toxic", "sweep", "2"),
+        ("toxic", "cost", "2"),
+        ("dark", "dark", "2"),
+        ("dark", "sweep", "2"),
+    ]
     [study] = rows(out / "dark_study.csv")
     assert study["scenario"] == "dark"
 
@@ -145,12 +175,15 @@ def test_selection_runs_and_seed_from_the_command_line(tmp_path, capsys):
     assert "simulate [" in capsys.readouterr().err, "a progress bar on stderr"
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--scenario", "nope"), "unknown scenario 'nope'"),
-    (("--strategy", "fastest"), "unknown strategy 'fastest'"),
-    (("--scenario", "toxic", "--strategy", "dark"), "nothing to simulate"),
-    (("--runs", "0"), "--runs must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--scenario", "nope"), "unknown scenario 'nope'"),
+        (("--strategy", "fastest"), "unknown strategy 'fastest'"),
+        (("--scenario", "toxic", "--strategy", "dark"), "nothing to simulate"),
+        (("--runs", "0"), "--runs must be at least 1"),
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, message):
     assert simulate(tmp_path, "out", *args) == 2
     err = capsys.readouterr().err.strip()
@@ -172,11 +205,20 @@ def test_the_shipped_config_runs(tmp_path):
     config = Path(__file__).parents[2] / "config" / "simulate.yaml"
     assert simulate(tmp_path, "out", "--runs", "1", config=config) == 0
     runs = rows(tmp_path / "out" / "runs.csv")
-    assert {r["scenario"] for r in runs} == {"toxic-rebate", "low-urgency-dark", "stale-slow", "balanced",
-                                              "toxic-better-price", "toxic-cleans-up", "dark-regime-change"}
+    assert {r["scenario"] for r in runs} == {
+        "toxic-rebate",
+        "low-urgency-dark",
+        "stale-slow",
+        "balanced",
+        "toxic-better-price",
+        "toxic-cleans-up",
+        "dark-regime-change",
+    }
     assert len(runs) == 4 * 5 + 2 + 1 + 1  # the learning scenarios run the strategies they are about
-    assert [r["scenario"] for r in rows(tmp_path / "out" / "dark_study.csv")] == ["low-urgency-dark",
-                                                                                 "dark-regime-change"]
+    assert [r["scenario"] for r in rows(tmp_path / "out" / "dark_study.csv")] == [
+        "low-urgency-dark",
+        "dark-regime-change",
+    ]
 
 
 def test_on_the_shipped_scenarios_cost_beats_sweep_and_single_and_the_allocator_nears_the_oracle():
@@ -187,8 +229,11 @@ def test_on_the_shipped_scenarios_cost_beats_sweep_and_single_and_the_allocator_
     every = {s.name for s in cfg.scenarios if len(s.strategies) == 5}  # the scenarios every strategy runs
 
     def all_in(strategy: str, scenario: str | None = None) -> float:
-        values = [r.all_in_bps for r in results.runs
-                  if r.strategy == strategy and (r.scenario == scenario if scenario else r.scenario in every)]
+        values = [
+            r.all_in_bps
+            for r in results.runs
+            if r.strategy == strategy and (r.scenario == scenario if scenario else r.scenario in every)
+        ]
         return sum(values) / len(values)
 
     assert all_in("cost") < all_in("sweep") and all_in("cost") < all_in("single")

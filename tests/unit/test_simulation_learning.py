@@ -1,6 +1,7 @@
 """The shipped learning scenarios of config/simulate.yaml, run small and seeded: cost passes a better-priced
 toxic venue and wins on all-in, a venue that cleans up wins the flow back, the dark allocator recovers from a
 regime change."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -50,8 +51,13 @@ def test_a_venue_that_cleans_up_wins_the_flow_back_within_40_parents(run):
     assert not any(everything[6:first_clean])  # passed while toxic
     back = next(i for i in range(first_clean, len(everything)) if all(everything[i:]))
     assert back - first_clean <= 40
-    off = CONFIG.model_copy(update={"routing": CONFIG.routing.model_copy(
-        update={"cost": CONFIG.routing.cost.model_copy(update={"explore_every": 0})})})
+    off = CONFIG.model_copy(
+        update={
+            "routing": CONFIG.routing.model_copy(
+                update={"cost": CONFIG.routing.cost.model_copy(update={"explore_every": 0})}
+            )
+        }
+    )
     never = all_toxv(outcomes(spec.name, Strategy.COST, run, off))
     assert not any(never[first_clean:])  # without exploration it never comes back
 
@@ -63,8 +69,9 @@ def test_the_allocator_recovers_from_the_regime_change_to_95_percent_of_the_orac
     assert result.ratio >= 0.95  # over episodes 500-600: 200-300 after the change
     after = [ratio for start, ratio in result.curve if start >= 300]
     assert min(after) < 0.9  # the change did bite
-    plain = study(spec, world_seed(CONFIG.seed, spec.name, -1),
-                  CONFIG.routing.model_copy(update={"dark_change_threshold": None}))
+    plain = study(
+        spec, world_seed(CONFIG.seed, spec.name, -1), CONFIG.routing.model_copy(update={"dark_change_threshold": None})
+    )
     assert plain.ratio < result.ratio
 
 

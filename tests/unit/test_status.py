@@ -1,4 +1,5 @@
 """`sorgw status` against a real prometheus_client registry served over HTTP on 127.0.0.1, and its quantile maths."""
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _populated() -> Metrics:
     m = Metrics()
-    for session, role, up, logons, disconnects in (("OMS", "upstream", 1, 1, 0), ("LITA", "venue", 1, 2, 1),
-                                                   ("DARKX", "venue", 0, 3, 3)):
+    for session, role, up, logons, disconnects in (
+        ("OMS", "upstream", 1, 1, 0),
+        ("LITA", "venue", 1, 2, 1),
+        ("DARKX", "venue", 0, 3, 3),
+    ):
         m.session_up.labels(session, role).set(up)
         m.logons.labels(session, role).inc(logons)
         m.disconnects.labels(session, role).inc(disconnects)
@@ -140,7 +144,7 @@ def test_table_shows_sessions_orders_venues_latency_and_audit(served, capsys):
     assert max(len(line) for line in out.splitlines()) <= 100
     lines = out.splitlines()
 
-    roles = [line.split()[:2] for line in lines[lines.index("SESSIONS") + 1:lines.index("ORDERS") - 1]]
+    roles = [line.split()[:2] for line in lines[lines.index("SESSIONS") + 1 : lines.index("ORDERS") - 1]]
     assert roles == [["role", "session"], ["upstream", "OMS"], ["venue", "DARKX"], ["venue", "LITA"]]
     assert _row(out, "upstream") == ["upstream", "OMS", "UP", "1", "0"]
     assert ["venue", "DARKX", "DOWN", "3", "3"] in [line.split() for line in lines]
@@ -169,7 +173,7 @@ def test_columns_line_up(served, capsys):
     base, _ = served
     _, out, _ = _status(capsys, "--url", base)
     lines = out.splitlines()
-    venues = lines[lines.index("VENUES") + 1:lines.index("LATENCY") - 1]
+    venues = lines[lines.index("VENUES") + 1 : lines.index("LATENCY") - 1]
     header = venues[0]
     for column in ("sent", "fills", "filled shares", "fill ratio", "toxicity", "quote age"):
         end = header.index(column) + len(column)  # numbers align right under their heading
@@ -225,13 +229,16 @@ def test_an_endpoint_that_never_answers_times_out():
         assert time.monotonic() - started < 2
 
 
-@pytest.mark.parametrize("path, reason", [
-    ("/broken", "cannot read {url}: HTTP 500"),
-    ("/nowhere", "cannot read {url}: HTTP 404"),
-    ("/html", "{url} did not answer with Prometheus metrics: it sent an HTML page"),
-    ("/html-as-text", "{url} did not answer with Prometheus metrics: "),
-    ("/other-exporter", "{url} did not answer with Prometheus metrics: no sorgw_ metrics"),
-])
+@pytest.mark.parametrize(
+    "path, reason",
+    [
+        ("/broken", "cannot read {url}: HTTP 500"),
+        ("/nowhere", "cannot read {url}: HTTP 404"),
+        ("/html", "{url} did not answer with Prometheus metrics: it sent an HTML page"),
+        ("/html-as-text", "{url} did not answer with Prometheus metrics: "),
+        ("/other-exporter", "{url} did not answer with Prometheus metrics: no sorgw_ metrics"),
+    ],
+)
 def test_an_answer_that_is_not_the_gateways_metrics_exits_1(served, capsys, path, reason):
     url = served[0] + path
     code, out, err = _status(capsys, "--url", url)
@@ -239,8 +246,16 @@ def test_an_answer_that_is_not_the_gateways_metrics_exits_1(served, capsys, path
     assert err.startswith("sorgw status: " + reason.format(url=url)), err
 
 
-@pytest.mark.parametrize("args", [["--watch", "0"], ["--watch", "-1"], ["--watch", "nan"], ["--stale-after", "-1"],
-                                  ["--url", "ftp://127.0.0.1/metrics"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--watch", "0"],
+        ["--watch", "-1"],
+        ["--watch", "nan"],
+        ["--stale-after", "-1"],
+        ["--url", "ftp://127.0.0.1/metrics"],
+    ],
+)
 def test_bad_options_exit_2(capsys, args):
     code, out, err = _status(capsys, *args)
     assert (code, out) == (2, "")
@@ -272,8 +287,12 @@ def _read_until(proc: subprocess.Popen, done, timeout: float = 20.0) -> str:
 
 
 def _watch(url: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "gateway.cli", "status", "--watch", "0.2", "--url", url],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "status", "--watch", "0.2", "--url", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
 
 
 def _interrupt(proc: subprocess.Popen) -> tuple[int, str]:
@@ -298,9 +317,13 @@ def test_watch_redraws_until_ctrl_c_then_exits_0(served):
     assert (code, err) == (0, "")
     screens = first.split(CLEAR)[1:-1]  # the last one may be cut short
     assert len(screens) >= 2
-    assert all(screen.startswith(f"sorgw status  {base}/metrics  ") and "every 0.2 s, Ctrl-C to stop" in screen
-               and "parents received  12" in screen and screen.rstrip().endswith("commit errors 0")
-               for screen in screens), screens
+    assert all(
+        screen.startswith(f"sorgw status  {base}/metrics  ")
+        and "every 0.2 s, Ctrl-C to stop" in screen
+        and "parents received  12" in screen
+        and screen.rstrip().endswith("commit errors 0")
+        for screen in screens
+    ), screens
 
 
 def test_watch_shows_a_failed_read_and_keeps_trying(served):
@@ -325,25 +348,28 @@ def test_watch_shows_a_failed_read_and_keeps_trying(served):
 # -- quantiles, URLs, units -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("q, expected", [
-    (0.5, 0.15),      # rank 5 of 10, all in (0.1, 0.2]: halfway
-    (0.99, 0.199),
-    (1.0, 0.2),
-    (0.0, 0.0),       # rank 0 is reached in the first bucket, which is empty: its lower edge
-])
+@pytest.mark.parametrize(
+    "q, expected",
+    [
+        (0.5, 0.15),  # rank 5 of 10, all in (0.1, 0.2]: halfway
+        (0.99, 0.199),
+        (1.0, 0.2),
+        (0.0, 0.0),  # rank 0 is reached in the first bucket, which is empty: its lower edge
+    ],
+)
 def test_quantile_interpolates_inside_the_bucket(q, expected):
     assert quantile(q, [(0.1, 0), (0.2, 10), (0.5, 10), (INF, 10)]) == pytest.approx(expected)
 
 
 def test_quantile_hand_computed_cases():
     first = [(1.0, 4), (2.0, 8), (INF, 8)]
-    assert quantile(0.25, first) == pytest.approx(0.5)     # rank 2 of 4 in [0, 1]: lower edge 0
+    assert quantile(0.25, first) == pytest.approx(0.5)  # rank 2 of 4 in [0, 1]: lower edge 0
     assert quantile(0.5, first) == pytest.approx(1.0)
-    assert quantile(0.75, first) == pytest.approx(1.5)     # rank 6: 2 of 4 into (1, 2]
+    assert quantile(0.75, first) == pytest.approx(1.5)  # rank 6: 2 of 4 into (1, 2]
     gaps = [(1.0, 2), (2.0, 2), (3.0, 4), (INF, 4)]
-    assert quantile(0.5, gaps) == pytest.approx(1.0)       # rank 2 reached in the first bucket already
-    assert quantile(0.75, gaps) == pytest.approx(2.5)      # skips the empty (1, 2], halfway into (2, 3]
-    assert quantile(0.5, [(1.0, 1), (INF, 10)]) == 1.0     # in +Inf: the highest finite bound, as Prometheus does
+    assert quantile(0.5, gaps) == pytest.approx(1.0)  # rank 2 reached in the first bucket already
+    assert quantile(0.75, gaps) == pytest.approx(2.5)  # skips the empty (1, 2], halfway into (2, 3]
+    assert quantile(0.5, [(1.0, 1), (INF, 10)]) == 1.0  # in +Inf: the highest finite bound, as Prometheus does
 
 
 @pytest.mark.parametrize("buckets", [[], [(INF, 5)], [(1.0, 0), (INF, 0)]])
@@ -369,13 +395,16 @@ def test_quantile_matches_a_real_histogram_bucket():
     assert 0.0025 < quantile(0.99, buckets) <= 0.005
 
 
-@pytest.mark.parametrize("given, url", [
-    ("http://127.0.0.1:9464", "http://127.0.0.1:9464/metrics"),
-    ("http://127.0.0.1:9464/", "http://127.0.0.1:9464/metrics"),
-    ("127.0.0.1:9464", "http://127.0.0.1:9464/metrics"),
-    ("https://gw.example:443/metrics", "https://gw.example:443/metrics"),
-    ("http://127.0.0.1:9464/custom/path", "http://127.0.0.1:9464/custom/path"),
-])
+@pytest.mark.parametrize(
+    "given, url",
+    [
+        ("http://127.0.0.1:9464", "http://127.0.0.1:9464/metrics"),
+        ("http://127.0.0.1:9464/", "http://127.0.0.1:9464/metrics"),
+        ("127.0.0.1:9464", "http://127.0.0.1:9464/metrics"),
+        ("https://gw.example:443/metrics", "https://gw.example:443/metrics"),
+        ("http://127.0.0.1:9464/custom/path", "http://127.0.0.1:9464/custom/path"),
+    ],
+)
 def test_metrics_url(given, url):
     assert metrics_url(given) == url
 
@@ -405,8 +434,18 @@ def test_config_with_port_0_exits_2(tmp_path, capsys):
     assert code == 2 and "metrics.port is 0" in err
 
 
-@pytest.mark.parametrize("value, text", [(0.00005, "50.0 us"), (0.0005, "500 us"), (0.00495, "4.95 ms"),
-                                         (0.0175, "17.5 ms"), (0.35, "350 ms"), (2.0, "2.00 s"), (0.0, "0.00 us")])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (0.00005, "50.0 us"),
+        (0.0005, "500 us"),
+        (0.00495, "4.95 ms"),
+        (0.0175, "17.5 ms"),
+        (0.35, "350 ms"),
+        (2.0, "2.00 s"),
+        (0.0, "0.00 us"),
+    ],
+)
 def test_seconds_are_readable(value, text):
     assert seconds(value) == text
 

@@ -1,4 +1,5 @@
 """Impact-free markouts, market VWAP and participation, aggregates with intervals, the mark timer: by hand."""
+
 from __future__ import annotations
 
 import statistics
@@ -33,8 +34,9 @@ def test_a_take_is_put_back_until_the_venue_refills_or_moves_through_it():
     moved = {"A": (D("100.02"), D("100.04")), "B": (D("99.98"), D("100.02"))}
     assert impact_free_mid(moved, [OwnTake("A", 1, D("100.01"))]) == D("100.02")
     # A sell's take goes back on the bid; a venue not in the mark and an empty side are handled.
-    assert impact_free_mid({"A": (None, D("100.03"))}, [OwnTake("A", -1, D("99.99")), OwnTake("Z", 1, D("1"))]) == \
-        D("100.01")
+    assert impact_free_mid({"A": (None, D("100.03"))}, [OwnTake("A", -1, D("99.99")), OwnTake("Z", 1, D("1"))]) == D(
+        "100.01"
+    )
     assert impact_free_mid({"A": (None, D("100.03"))}, []) is None
 
 
@@ -42,22 +44,42 @@ def order(fills, marks_ok=True) -> ParentTrail:
     route = Quote(D("99.99"), D("100.01"))
     after = Quote(D("100.00"), D("100.03"))
     mark = Mark(100, 2_000, after, {"A": (D("100.00"), D("100.03")), "B": (D("99.99"), D("100.03"))})
-    return ParentTrail("O", "C", "S", "XYZ", 1, 1000, 1_000, "filled", arrival=route, end=after, end_ns=5_000,
-                       children=[Child("K", "A", 1000, 1_000, 1_100, False, "limit", D("100.01"), route)],
-                       fills=[Fill(ts, v, q, D(p), passive, after, route, (mark,) if marks_ok else (), "K")
-                              for ts, v, q, p, passive in fills])
+    return ParentTrail(
+        "O",
+        "C",
+        "S",
+        "XYZ",
+        1,
+        1000,
+        1_000,
+        "filled",
+        arrival=route,
+        end=after,
+        end_ns=5_000,
+        children=[Child("K", "A", 1000, 1_000, 1_100, False, "limit", D("100.01"), route)],
+        fills=[
+            Fill(ts, v, q, D(p), passive, after, route, (mark,) if marks_ok else (), "K")
+            for ts, v, q, p, passive in fills
+        ],
+    )
 
 
 def test_markouts_vwap_and_participation_of_one_order():
     trail = order([(1_500, "A", 600, "100.01", False), (1_600, "D", 400, "100.00", True)])
-    tape = [Print(900, "B", 100, D("99.00")), Print(1_500, "A", 600, D("100.01")), Print(1_600, "D", 400, D("100.00")),
-            Print(3_000, "B", 1000, D("100.02")), Print(6_000, "B", 100, D("200"))]
+    tape = [
+        Print(900, "B", 100, D("99.00")),
+        Print(1_500, "A", 600, D("100.01")),
+        Print(1_600, "D", 400, D("100.00")),
+        Print(3_000, "B", 1000, D("100.02")),
+        Print(6_000, "B", 100, D("200")),
+    ]
     figures = parent_figures(trail, VENUES, tape)
     lit, dark = figures["fills"]
     # At 100 ms A shows 100.00/100.03, B 99.99/100.03; our take at 100.01 on A goes back: mid (100.00 + 100.01) / 2.
     # bps: (100.005 - 100.01) / 100.01, to four places; move: (100.005 - 100.00) / 100.00 since the route mid.
-    assert lit["markouts"] == [{"horizon_ms": 100, "mid": D("100.015"), "mid_ex_own": D("100.005"),
-                                "bps": D("-0.5"), "move_bps": D("0.5")}]
+    assert lit["markouts"] == [
+        {"horizon_ms": 100, "mid": D("100.015"), "mid_ex_own": D("100.005"), "bps": D("-0.5"), "move_bps": D("0.5")}
+    ]
     assert dark["markouts"][0]["bps"] == D("0.5")  # (100.005 - 100.00) / 100.00
     assert figures["markouts_bps"] == {"100": D("-0.1")}  # (600 x -0.5 + 400 x 0.5) / 1000
     # Prints from arrival (1000) to the end (5000): 600 @ 100.01, 400 @ 100.00, 1000 @ 100.02.
@@ -69,8 +91,9 @@ def test_markouts_vwap_and_participation_of_one_order():
     # The market rose after both buys (move +0.5 bps): not toxic, though the lit take's markout is negative.
     assert a["toxicity"] == D(0) and d["toxicity"] == D(0) and a["markouts_bps"] == {"100": D("-0.5")}
     falling = order([(1_500, "A", 600, "100.01", False)])
-    falling.fills[0] = Fill(1_500, "A", 600, D("100.01"), False, None, Quote(D("100.00"), D("100.04")),
-                            falling.fills[0].marks, "K")  # routed at a 100.02 mid: the market fell 0.15 bps since
+    falling.fills[0] = Fill(
+        1_500, "A", 600, D("100.01"), False, None, Quote(D("100.00"), D("100.04")), falling.fills[0].marks, "K"
+    )  # routed at a 100.02 mid: the market fell 0.15 bps since
     assert venue_figures([falling], VENUES)[0]["toxicity"] == D(1)
 
 
@@ -89,9 +112,29 @@ def test_intervals_by_hand_and_none_for_small_samples():
     assert got["n"] == 6 and got["mean"] == round(mean, 4)
     assert (got["ci_low"], got["ci_high"]) == (round(mean - half, 4), round(mean + half, 4))
     assert mean_ci(values[:4])["ci_low"] is None and mean_ci([])["mean"] is None
-    rows = {r["figure"]: r for r in aggregates([{**dict.fromkeys(
-        ("shortfall_bps", "execution_bps", "fees_bps", "opportunity_bps", "vwap_slippage_bps", "fill_rate",
-         "participation")), "shortfall_bps": v, "markouts_bps": {"100": v}} for v in values])}
+    rows = {
+        r["figure"]: r
+        for r in aggregates(
+            [
+                {
+                    **dict.fromkeys(
+                        (
+                            "shortfall_bps",
+                            "execution_bps",
+                            "fees_bps",
+                            "opportunity_bps",
+                            "vwap_slippage_bps",
+                            "fill_rate",
+                            "participation",
+                        )
+                    ),
+                    "shortfall_bps": v,
+                    "markouts_bps": {"100": v},
+                }
+                for v in values
+            ]
+        )
+    }
     assert rows["shortfall_bps"] == rows["markout_100ms_bps"] | {"figure": "shortfall_bps"}
     assert rows["fill_rate"]["n"] == 0
 
@@ -103,6 +146,7 @@ def test_the_mark_timer_calls_back_at_each_horizon_and_not_after_stop():
         seen.append((key, horizon))
         if len(seen) == 4:
             done.set()
+
     timer = MarkTimer((0, 20, 3_600_000), mark)
     timer.start()
     timer.schedule("F1")

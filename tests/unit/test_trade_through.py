@@ -1,4 +1,5 @@
 """No trade-through: the checker catches children priced through a better protected quote, and plans pass it."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,8 +28,9 @@ LIMIT, IOC = OrdType.LIMIT, TimeInForce.IOC
 
 
 def take(venue: str, qty: int, price: str | None) -> ChildSpec:
-    return ChildSpec(venue, qty, None if price is None else D(price), OrdType.MARKET if price is None else LIMIT,
-                     IOC, "take")
+    return ChildSpec(
+        venue, qty, None if price is None else D(price), OrdType.MARKET if price is None else LIMIT, IOC, "take"
+    )
 
 
 def decision(*children: ChildSpec, exclusions: tuple[Exclusion, ...] = ()) -> RouteDecision:
@@ -84,15 +86,23 @@ def test_a_market_child_counts_as_the_worst_price():
 def test_sell_children_must_not_sell_below_a_better_bid():
     found = violations(decision(take("EDGA", 200, "99.99")), side=Side.SELL)
     assert traded_through(found) == ["ARCA", "BATS"]
-    assert violations(decision(take("ARCA", 400, "100.00"), take("BATS", 300, "100.00"),
-                               take("EDGA", 200, "99.99")), side=Side.SELL_SHORT) == []
+    assert (
+        violations(
+            decision(take("ARCA", 400, "100.00"), take("BATS", 300, "100.00"), take("EDGA", 200, "99.99")),
+            side=Side.SELL_SHORT,
+        )
+        == []
+    )
 
 
-@pytest.mark.parametrize("where, exclusions", [
-    (venues(BATS={"connected": False}), ()),
-    (venues(BATS={"protected": False}), ()),
-    (VENUES, (Exclusion("BATS", "rejected this order"),)),
-])
+@pytest.mark.parametrize(
+    "where, exclusions",
+    [
+        (venues(BATS={"connected": False}), ()),
+        (venues(BATS={"protected": False}), ()),
+        (VENUES, (Exclusion("BATS", "rejected this order"),)),
+    ],
+)
 def test_only_routable_protected_quotes_count(where, exclusions):
     assert violations(decision(take("ARCA", 500, "100.02"), exclusions=exclusions), where=where) == []
 
@@ -102,13 +112,20 @@ def test_other_exclusions_do_not_hide_a_quote():
 
 
 def test_an_odd_lot_is_not_a_protected_quote():
-    market = make_market({"ARCA": ([], [("100.01", 150)]), "BATS": ([], [("100.00", 99), ("100.02", 500)]),
-                          "EDGA": ([], [("100.02", 300)])})
+    market = make_market(
+        {
+            "ARCA": ([], [("100.01", 150)]),
+            "BATS": ([], [("100.00", 99), ("100.02", 500)]),
+            "EDGA": ([], [("100.02", 300)]),
+        }
+    )
     children = decision(take("ARCA", 100, "100.01"), take("EDGA", 300, "100.02"))
     # ARCA's 50 left at 100.01 and BATS's 99 at 100.00 are odd lots at a lot of 100, round lots at a lot of 1.
     assert trade_through_violations(children, Side.BUY, SYM, market, VENUES, lot=100) == []
-    assert sorted(set(traded_through(trade_through_violations(children, Side.BUY, SYM, market, VENUES)))) == \
-        ["ARCA", "BATS"]
+    assert sorted(set(traded_through(trade_through_violations(children, Side.BUY, SYM, market, VENUES)))) == [
+        "ARCA",
+        "BATS",
+    ]
 
 
 def test_a_round_lot_left_standing_is_still_protected():
@@ -150,8 +167,10 @@ def test_every_plan_is_free_of_trade_throughs(scenario):
 def lit_sweeps(draw):
     """Only lit, protected, connected venues with odd-sized levels, and lot-sized IOC orders: stress the sweep."""
     names = [f"L{i}" for i in range(draw(st.integers(2, 6)))]
-    where = {n: VenueInfo(n, VenueKind.LIT, D(0), draw(st.sampled_from(FEES)), draw(st.integers(50, 900)), True)
-             for n in names}
+    where = {
+        n: VenueInfo(n, VenueKind.LIT, D(0), draw(st.sampled_from(FEES)), draw(st.integers(50, 900)), True)
+        for n in names
+    }
     market = MarketView()
     for n in names:
         market.update(BookSnapshot(n, SYM, side_levels(draw, 9999, -1), side_levels(draw, 10001, 1), 1, 0))
@@ -159,8 +178,14 @@ def lit_sweeps(draw):
     side = draw(st.sampled_from(Side))
     reach = draw(st.none() | st.integers(0, 9))  # ticks beyond the touch; None for a market order
     limit = None if reach is None else str(D(10001 + reach) / 100 if side.is_buy else D(9999 - reach) / 100)
-    order = request(draw(st.integers(1, 3000 // lot)) * lot, limit, side=side, urgency=Urgency.HIGH, lot=lot,
-                    strategy=draw(st.sampled_from([Strategy.SWEEP, Strategy.COST, Strategy.LIQUIDITY])))
+    order = request(
+        draw(st.integers(1, 3000 // lot)) * lot,
+        limit,
+        side=side,
+        urgency=Urgency.HIGH,
+        lot=lot,
+        strategy=draw(st.sampled_from([Strategy.SWEEP, Strategy.COST, Strategy.LIQUIDITY])),
+    )
     return order, market, where
 
 
@@ -184,10 +209,13 @@ def test_dropping_the_best_venues_child_is_caught(scenario):
     rest = tuple(c for c in result.children if c is not best)
     book = market.book(best.venue, SYM)
     # Its best round lot (odd lots are not protected quotes), which dropping its child leaves standing.
-    best_price = next((lv.price for lv in (book.asks if order.side.is_buy else book.bids) if lv.qty >= order.lot),
-                      None)
-    worse = [c for c in rest if best_price is not None and
-             (c.price > best_price if order.side.is_buy else c.price < best_price)]
-    found = trade_through_violations(dataclasses.replace(result, children=rest), order.side, SYM, market, where,
-                                     order.lot)
+    best_price = next((lv.price for lv in (book.asks if order.side.is_buy else book.bids) if lv.qty >= order.lot), None)
+    worse = [
+        c
+        for c in rest
+        if best_price is not None and (c.price > best_price if order.side.is_buy else c.price < best_price)
+    ]
+    found = trade_through_violations(
+        dataclasses.replace(result, children=rest), order.side, SYM, market, where, order.lot
+    )
     assert len(found) == len(worse)

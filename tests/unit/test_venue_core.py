@@ -1,4 +1,5 @@
 """A simulated venue without sockets: seeding, matching, reports, cancels, rejects, replenishment, determinism."""
+
 from __future__ import annotations
 
 from decimal import Decimal as D
@@ -20,8 +21,13 @@ BUY, SELL = Side.BUY, Side.SELL
 
 
 def lit(**overrides) -> SimVenueConfig:
-    settings_ = {"name": "LITA", "port": 1, "maker_fee": D("-0.002"), "taker_fee": D("0.003"),
-                 "depth": DepthProfile(levels=3, qty_per_level=100, spread_ticks=1)}
+    settings_ = {
+        "name": "LITA",
+        "port": 1,
+        "maker_fee": D("-0.002"),
+        "taker_fee": D("0.003"),
+        "depth": DepthProfile(levels=3, qty_per_level=100, spread_ticks=1),
+    }
     return SimVenueConfig(**{**settings_, **overrides})
 
 
@@ -31,17 +37,33 @@ class Venue:
     def __init__(self, config: SimVenueConfig | None = None, seed: int = 7, nbbo: Nbbo | None = None) -> None:
         self.clock = ManualClock()
         self.published: list[BookSnapshot] = []
-        self.core = VenueCore(config or lit(), [AAPL, MSFT], seed, self.clock, publish=self.published.append,
-                              nbbo=lambda symbol: nbbo)
+        self.core = VenueCore(
+            config or lit(), [AAPL, MSFT], seed, self.clock, publish=self.published.append, nbbo=lambda symbol: nbbo
+        )
 
     def book(self, symbol: str = "AAPL") -> BookSnapshot:
         return self.core.snapshot(symbol)
 
 
-def new(cl: str, side: Side, qty: int, price: str | None = None, tif: TimeInForce = DAY, owner: str = "S1",
-        symbol: str = "AAPL") -> SimOrder:
-    return SimOrder(owner, cl, symbol, side, qty, OrdType.LIMIT if price is not None else OrdType.MARKET,
-                    D(price) if price is not None else None, tif)
+def new(
+    cl: str,
+    side: Side,
+    qty: int,
+    price: str | None = None,
+    tif: TimeInForce = DAY,
+    owner: str = "S1",
+    symbol: str = "AAPL",
+) -> SimOrder:
+    return SimOrder(
+        owner,
+        cl,
+        symbol,
+        side,
+        qty,
+        OrdType.LIMIT if price is not None else OrdType.MARKET,
+        D(price) if price is not None else None,
+        tif,
+    )
 
 
 def kinds(reports: list[SimReport]) -> list[ExecType]:
@@ -49,8 +71,9 @@ def kinds(reports: list[SimReport]) -> list[ExecType]:
 
 
 def trades(reports: list[SimReport], cl: str | None = None) -> list[tuple[int, D]]:
-    return [(r.last_qty, r.last_px) for r in reports
-            if r.exec_type is ExecType.TRADE and (cl is None or r.cl_ord_id == cl)]
+    return [
+        (r.last_qty, r.last_px) for r in reports if r.exec_type is ExecType.TRADE and (cl is None or r.cl_ord_id == cl)
+    ]
 
 
 @pytest.fixture
@@ -93,7 +116,11 @@ def test_sweep_across_levels_reports_each_fill_with_exact_avg_px(venue):
     assert trades(reports) == [(a1.qty, a1.price), (10, a2.price)]
     first, last = reports[1], reports[2]
     assert (first.ord_status, first.cum_qty, first.leaves_qty, first.avg_px) == (
-        OrdStatus.PARTIALLY_FILLED, a1.qty, 10, a1.price)
+        OrdStatus.PARTIALLY_FILLED,
+        a1.qty,
+        10,
+        a1.price,
+    )
     assert (last.ord_status, last.cum_qty, last.leaves_qty) == (OrdStatus.FILLED, a1.qty + 10, 0)
     assert last.avg_px == (a1.price * a1.qty + a2.price * 10) / (a1.qty + 10)
     assert {r.liquidity for r in reports[1:]} == {Liquidity.TAKER}
@@ -103,7 +130,13 @@ def test_sweep_across_levels_reports_each_fill_with_exact_avg_px(venue):
 def test_new_ack_carries_the_order(venue):
     ack = venue.core.submit(new("B1", BUY, 10, "99.50"))[0]
     assert (ack.exec_type, ack.ord_status, ack.owner, ack.cl_ord_id, ack.symbol, ack.side) == (
-        ExecType.NEW, OrdStatus.NEW, "S1", "B1", "AAPL", BUY)
+        ExecType.NEW,
+        OrdStatus.NEW,
+        "S1",
+        "B1",
+        "AAPL",
+        BUY,
+    )
     assert (ack.order_qty, ack.price, ack.leaves_qty, ack.cum_qty, ack.avg_px) == (10, D("99.50"), 10, 0, 0)
     assert ack.liquidity is None and ack.last_qty == 0 and ack.last_px is None
 
@@ -191,7 +224,11 @@ def test_day_remainder_rests_and_shows_in_the_snapshot(venue):
     assert published.asks[0].price > a1.price
     [status] = venue.core.open_orders("S1")
     assert (status.exec_type, status.ord_status, status.cum_qty, status.leaves_qty) == (
-        ExecType.ORDER_STATUS, OrdStatus.PARTIALLY_FILLED, a1.qty, 40)
+        ExecType.ORDER_STATUS,
+        OrdStatus.PARTIALLY_FILLED,
+        a1.qty,
+        40,
+    )
 
 
 def test_client_order_joins_the_queue_behind_seeded_liquidity(venue):
@@ -223,7 +260,11 @@ def test_cancel_a_partly_filled_order(venue):
     assert result.reject_reason is None
     [report] = result.reports
     assert (report.exec_type, report.ord_status, report.cl_ord_id, report.orig_cl_ord_id) == (
-        ExecType.CANCELED, OrdStatus.CANCELED, "D1-C", "D1")
+        ExecType.CANCELED,
+        OrdStatus.CANCELED,
+        "D1-C",
+        "D1",
+    )
     assert (report.leaves_qty, report.cum_qty, report.avg_px) == (0, a1.qty, a1.price)
     assert len(venue.published) == published + 1
     assert venue.published[-1].bids[0].price < a1.price
@@ -265,16 +306,19 @@ def test_rejected_order_is_unknown_to_cancel(venue):
 # --- rejects ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("order", "text"), [
-    (new("R", BUY, 0, "99.00"), "order quantity must be positive, got 0"),
-    (new("R", BUY, -5, "99.00"), "order quantity must be positive, got -5"),
-    (new("R", BUY, 10, "99.005"), "price 99.005 is not a multiple of the tick size 0.01"),
-    (new("R", BUY, 10, "50.02", symbol="MSFT"), "price 50.02 is not a multiple of the tick size 0.05"),
-    (new("R", BUY, 15, "50.00", symbol="MSFT"), "order quantity 15 is not a multiple of the lot size 10"),
-    (new("R", BUY, 10, "99.00", symbol="IBM"), "unknown symbol IBM"),
-    (SimOrder("S1", "R", "AAPL", BUY, 10, OrdType.LIMIT, None, DAY), "limit order without a price"),
-    (new("R", BUY, 10, "0"), "price must be positive, got 0"),
-])
+@pytest.mark.parametrize(
+    ("order", "text"),
+    [
+        (new("R", BUY, 0, "99.00"), "order quantity must be positive, got 0"),
+        (new("R", BUY, -5, "99.00"), "order quantity must be positive, got -5"),
+        (new("R", BUY, 10, "99.005"), "price 99.005 is not a multiple of the tick size 0.01"),
+        (new("R", BUY, 10, "50.02", symbol="MSFT"), "price 50.02 is not a multiple of the tick size 0.05"),
+        (new("R", BUY, 15, "50.00", symbol="MSFT"), "order quantity 15 is not a multiple of the lot size 10"),
+        (new("R", BUY, 10, "99.00", symbol="IBM"), "unknown symbol IBM"),
+        (SimOrder("S1", "R", "AAPL", BUY, 10, OrdType.LIMIT, None, DAY), "limit order without a price"),
+        (new("R", BUY, 10, "0"), "price must be positive, got 0"),
+    ],
+)
 def test_invalid_orders_get_one_rejected_report_with_a_reason(venue, order, text):
     reports = venue.core.submit(order)
     assert len(reports) == 1
@@ -306,8 +350,9 @@ def test_reject_rate_one_rejects_every_valid_order():
 
 def test_reject_rate_rejects_a_share_of_orders():
     venue = Venue(lit(reject_rate=0.3))
-    rejected = sum(venue.core.submit(new(f"R{i}", BUY, 1, "90.00"))[0].exec_type is ExecType.REJECTED
-                   for i in range(200))
+    rejected = sum(
+        venue.core.submit(new(f"R{i}", BUY, 1, "90.00"))[0].exec_type is ExecType.REJECTED for i in range(200)
+    )
     assert 30 <= rejected <= 90
 
 
@@ -400,8 +445,17 @@ def script(venue: Venue) -> tuple[list[SimReport], list[BookSnapshot]]:
     for i in range(30):
         side = BUY if i % 3 else SELL
         price = str(D("100") + (D(i % 7) - 3) / 100)
-        out += venue.core.submit(new(f"O{i}", side, 10 + 37 * i % 150, price, tif=(DAY, IOC, FOK)[i % 3],
-                                     owner=f"S{i % 2}", symbol=("AAPL", "MSFT")[i % 5 == 0]))
+        out += venue.core.submit(
+            new(
+                f"O{i}",
+                side,
+                10 + 37 * i % 150,
+                price,
+                tif=(DAY, IOC, FOK)[i % 3],
+                owner=f"S{i % 2}",
+                symbol=("AAPL", "MSFT")[i % 5 == 0],
+            )
+        )
         if i % 4 == 0:
             out += venue.core.cancel(f"S{i % 2}", f"X{i}", f"O{i - 4}").reports
         if i % 5 == 0:
@@ -437,9 +491,14 @@ def test_exec_and_order_ids_are_unique_and_name_the_venue_and_boot():
 
 actions = st.lists(
     st.one_of(
-        st.tuples(st.just("order"), st.sampled_from([BUY, SELL, Side.SELL_SHORT]), st.integers(-1, 400),
-                  st.one_of(st.none(), st.integers(9990, 10010)), st.sampled_from([DAY, IOC, FOK]),
-                  st.sampled_from(["S1", "S2"])),
+        st.tuples(
+            st.just("order"),
+            st.sampled_from([BUY, SELL, Side.SELL_SHORT]),
+            st.integers(-1, 400),
+            st.one_of(st.none(), st.integers(9990, 10010)),
+            st.sampled_from([DAY, IOC, FOK]),
+            st.sampled_from(["S1", "S2"]),
+        ),
         st.tuples(st.just("cancel"), st.integers(0, 50), st.sampled_from(["S1", "S2"])),
         st.tuples(st.just("replenish")),
     ),

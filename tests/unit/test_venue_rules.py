@@ -1,4 +1,5 @@
 """Children fitted to what each venue accepts, and the planner that applies the venues' rules to a plan."""
+
 from __future__ import annotations
 
 from decimal import Decimal as D
@@ -34,10 +35,17 @@ PLAIN = VenueRules(order_types=frozenset({LIMIT}), tifs=frozenset({DAY}), tick=D
 TICK = D("0.01")
 
 
-@pytest.mark.parametrize("price, buy, expected", [
-    ("190.03", True, "190.00"), ("190.03", False, "190.05"), ("190.05", True, "190.05"),
-    ("190.05", False, "190.05"), ("190.07", True, "190.05"), ("190.01", False, "190.05"),
-])
+@pytest.mark.parametrize(
+    "price, buy, expected",
+    [
+        ("190.03", True, "190.00"),
+        ("190.03", False, "190.05"),
+        ("190.05", True, "190.05"),
+        ("190.05", False, "190.05"),
+        ("190.07", True, "190.05"),
+        ("190.01", False, "190.05"),
+    ],
+)
 def test_prices_round_onto_the_tick_in_the_orders_favour(price, buy, expected):
     assert round_price(D(price), D("0.05"), buy) == D(expected)
 
@@ -93,9 +101,11 @@ def test_fok_at_a_venue_without_fok_is_not_sent_and_an_accepted_child_is_untouch
 
 # --- the planner --------------------------------------------------------------------------------------
 
+
 def book(venue, bids, asks) -> BookSnapshot:
-    return BookSnapshot(venue, "AAPL", tuple(Level(D(p), q) for p, q in bids),
-                        tuple(Level(D(p), q) for p, q in asks), 1, 0)
+    return BookSnapshot(
+        venue, "AAPL", tuple(Level(D(p), q) for p, q in bids), tuple(Level(D(p), q) for p, q in asks), 1, 0
+    )
 
 
 def lit(name, connected=True, fee="0.003", latency=300) -> VenueInfo:
@@ -114,13 +124,25 @@ def market(*books) -> MarketView:
 
 
 def request(qty=1000, limit="190.03", tif=IOC, ex_destination=None, order_id="O1", side=Side.BUY) -> PlanRequest:
-    return PlanRequest(order_id, "AAPL", side, qty, LIMIT if limit else MARKET, D(limit) if limit else None, tif,
-                       Urgency.HIGH, ex_destination=ex_destination)
+    return PlanRequest(
+        order_id,
+        "AAPL",
+        side,
+        qty,
+        LIMIT if limit else MARKET,
+        D(limit) if limit else None,
+        tif,
+        Urgency.HIGH,
+        ex_destination=ex_destination,
+    )
 
 
 def planner(remainders=True) -> VenuePlanner:
-    return VenuePlanner({"LITA": VenueRules(), "PLNX": VenueRules(market_data=False, tick=D("0.05"), lot=100)},
-                        INSTRUMENTS, VenuePolicy(50, remainders))
+    return VenuePlanner(
+        {"LITA": VenueRules(), "PLNX": VenueRules(market_data=False, tick=D("0.05"), lot=100)},
+        INSTRUMENTS,
+        VenuePolicy(50, remainders),
+    )
 
 
 def test_a_venue_without_a_feed_is_unseen_even_if_a_book_is_published_for_it():
@@ -134,7 +156,9 @@ def test_remainder_goes_once_to_the_unquoted_venue_capped_at_the_best_quote_and_
     plan = planner()
     decision = plan(request(), view, VENUES, RoutingPolicy())
     assert [(c.venue, c.qty, c.price, c.tif) for c in decision.children] == [
-        ("LITA", 300, D("190.02"), IOC), ("PLNX", 700, D("190.00"), IOC)]
+        ("LITA", 300, D("190.02"), IOC),
+        ("PLNX", 700, D("190.00"), IOC),
+    ]
     assert "remainder 700 to PLNX" in decision.reason
     again = plan(request(700), view, VENUES, RoutingPolicy())  # the next round: PLNX had its chance
     assert [c.venue for c in again.children] == ["LITA"]
@@ -154,13 +178,15 @@ def test_a_day_order_with_no_quoted_venue_rests_on_the_unquoted_one():
 
 def test_directed_to_an_unquoted_venue_is_capped_at_the_best_other_quote_then_fitted():
     view = market(book("LITA", [("189.99", 300)], [("190.01", 300)]))
-    decision = planner()(request(tif=DAY, ex_destination="PLNX", side=Side.SELL, limit="189.96"), view, VENUES,
-                         RoutingPolicy())
+    decision = planner()(
+        request(tif=DAY, ex_destination="PLNX", side=Side.SELL, limit="189.96"), view, VENUES, RoutingPolicy()
+    )
     # The sell may not go below LITA's 189.99 bid; on PLNX's 0.05 tick in the seller's favour that is 190.00.
     assert [(c.venue, c.qty, c.price) for c in decision.children] == [("PLNX", 1000, D("190.00"))]
 
 
 # --- the engine ends an emulated IOC with the cancel's acknowledgement ----------------------------------
+
 
 def test_an_emulated_ioc_is_canceled_on_ack_and_its_cancel_ack_ends_it():
     rules = {"PLNX": VenueRules(tifs=frozenset({DAY}), market_data=False)}
@@ -172,8 +198,9 @@ def test_an_emulated_ioc_is_canceled_on_ack_and_its_cancel_ack_ends_it():
     out = engine.on_venue_report(VenueReport("PLNX", send.cl_ord_id, "X1", ExecType.NEW, OrdStatus.NEW))
     (cancel,) = out.commands
     assert isinstance(cancel, CancelChild) and cancel.orig_cl_ord_id == send.cl_ord_id
-    out = engine.on_venue_report(VenueReport("PLNX", send.cl_ord_id, "X2", ExecType.TRADE,
-                                             OrdStatus.PARTIALLY_FILLED, 200, D("190.00")))
+    out = engine.on_venue_report(
+        VenueReport("PLNX", send.cl_ord_id, "X2", ExecType.TRADE, OrdStatus.PARTIALLY_FILLED, 200, D("190.00"))
+    )
     assert [c.exec_type for c in out.commands] == [ExecType.TRADE]  # no second cancel
     out = engine.on_venue_report(VenueReport("PLNX", cancel.cl_ord_id, "X3", ExecType.CANCELED, OrdStatus.CANCELED))
     (final,) = [c for c in out.commands if isinstance(c, ExecutionReport)]

@@ -1,4 +1,5 @@
 """Per-venue statistics: smoothed fill rate, ack latency mean and p99, toxicity from markouts, immutable snapshots."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,5 +1,6 @@
 """The `cost` strategy: the plan of least expected all-in cost per share (price, fee, toxicity, latency, staleness
 and miss risk) the trade-through rule allows, with a bounded share exploring venues it has left."""
+
 from __future__ import annotations
 
 from bisect import bisect_right
@@ -32,14 +33,20 @@ _key = itemgetter(0)
 _qty = itemgetter(1)
 
 
-def expected_costs(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo], weights: CostWeights,
-                   stats: VenueLearning | None = None) -> dict[str, Decimal]:
+def expected_costs(
+    order: PlanRequest,
+    market: MarketView,
+    venues: Mapping[str, VenueInfo],
+    weights: CostWeights,
+    stats: VenueLearning | None = None,
+) -> dict[str, Decimal]:
     """Usable lit venue -> what the cost strategy expects a share taken there to cost beyond its price."""
     return cost_penalties(order, survey_of(order, market, venues), weights, stats, market)
 
 
-def cost_penalties(order: PlanRequest, survey: Survey, weights: CostWeights, stats: VenueLearning | None,
-                   market: MarketView) -> dict[str, Decimal]:
+def cost_penalties(
+    order: PlanRequest, survey: Survey, weights: CostWeights, stats: VenueLearning | None, market: MarketView
+) -> dict[str, Decimal]:
     """Lit venue -> expected cost per share beyond the price: taker fee plus toxicity, latency, staleness and
     miss-rate risks, each in basis points of the reference price (the NBBO mid, else the venue's top)."""
     mid = survey.nbbo.mid
@@ -67,9 +74,16 @@ def cost_penalties(order: PlanRequest, survey: Survey, weights: CostWeights, sta
     return penalties
 
 
-def plan_cost(order: PlanRequest, survey: Survey, reachable: list[Reachable], placeable: int,
-              penalties: Mapping[str, Decimal], stats: VenueLearning | None, weights: CostWeights,
-              preference: Mapping[str, int]) -> RouteDecision:
+def plan_cost(
+    order: PlanRequest,
+    survey: Survey,
+    reachable: list[Reachable],
+    placeable: int,
+    penalties: Mapping[str, Decimal],
+    stats: VenueLearning | None,
+    weights: CostWeights,
+    preference: Mapping[str, int],
+) -> RouteDecision:
     """The plan of least expected all-in cost (price, fee and risks) per share, then exploration when due (see
     explore): protected round lots are taken or not jumped, unprotected quotes may be passed; the best-price
     sweep (marginal tier by all-in cost, or by taker preference as `sweep` splits it: preference ranks the venues
@@ -80,9 +94,14 @@ def plan_cost(order: PlanRequest, survey: Survey, reachable: list[Reachable], pl
     return decision
 
 
-def _cheapest(order: PlanRequest, survey: Survey, reachable: list[Reachable], placeable: int,
-              penalties: Mapping[str, Decimal],
-              preference: Mapping[str, int]) -> tuple[RouteDecision, list[Row] | None]:
+def _cheapest(
+    order: PlanRequest,
+    survey: Survey,
+    reachable: list[Reachable],
+    placeable: int,
+    penalties: Mapping[str, Decimal],
+    preference: Mapping[str, int],
+) -> tuple[RouteDecision, list[Row] | None]:
     """The cost plan, and every reachable row in sweep order if it sorted them."""
     swept_takes, how = sweep_takes(order, reachable, placeable, penalties)
     by_preference = sorted(reachable, key=lambda venue: preference[venue[0]])
@@ -92,8 +111,9 @@ def _cheapest(order: PlanRequest, survey: Survey, reachable: list[Reachable], pl
         # every quote must be taken in price order: only the marginal tier's split is free
         return sweep_decision(order, survey, reachable, placeable, penalties, swept_takes, how), None
     buy, lot = order.side.is_buy, order.lot
-    costs = AllInCosts({name: rows for name, _, rows in reachable},
-                       {name: price_key(penalty) for name, penalty in penalties.items()})
+    costs = AllInCosts(
+        {name: rows for name, _, rows in reachable}, {name: price_key(penalty) for name, penalty in penalties.items()}
+    )
     rows = costs.rows
     swept, plain = _qtys(swept_takes), _qtys(plain_takes)
     swept_cost, plain_cost = costs.of(swept), costs.of(plain)
@@ -109,14 +129,17 @@ def _cheapest(order: PlanRequest, survey: Survey, reachable: list[Reachable], pl
     if filled < swept_qty or (filled == swept_qty and cost >= swept_cost):
         return sweep(), rows
     per_row = spread(rows, takes)
-    children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take")
-                for name, (qty, price) in venue_totals(rows, per_row).items()]
+    children = [
+        ChildSpec(name, qty, price, _LIMIT, _IOC, "take") for name, (qty, price) in venue_totals(rows, per_row).items()
+    ]
     worst = furthest_price(children, buy)
     assert worst is not None, "router bug: a cost child without a limit price"
-    reason = (f"cost: take {filled} of {placeable} across {len(children)} venue(s) by expected all-in cost per share "
-              f"(price, fee, toxicity, latency, staleness and miss risk), up to {worst}: "
-              f"{_per_share(cost, filled, buy)} a share against "
-              f"{_per_share(swept_cost, swept_qty, buy) if swept_qty else 'nothing'} for the best-price sweep")
+    reason = (
+        f"cost: take {filled} of {placeable} across {len(children)} venue(s) by expected all-in cost per share "
+        f"(price, fee, toxicity, latency, staleness and miss risk), up to {worst}: "
+        f"{_per_share(cost, filled, buy)} a share against "
+        f"{_per_share(swept_cost, swept_qty, buy) if swept_qty else 'nothing'} for the best-price sweep"
+    )
     passed = _passed(rows, per_row, price_key(worst) if buy else -price_key(worst), lot)
     if passed:
         reason += f"; passed unprotected quotes at {', '.join(passed)}"
@@ -130,17 +153,27 @@ def _qtys(takes: Mapping[str, list]) -> dict[str, int]:
     return {name: qty for name, (qty, _) in takes.items()}
 
 
-def explore(order: PlanRequest, survey: Survey, reachable: list[Reachable], decision: RouteDecision,
-            penalties: Mapping[str, Decimal], stats: VenueLearning, weights: CostWeights,
-            rows: list[Row] | None) -> RouteDecision:
+def explore(
+    order: PlanRequest,
+    survey: Survey,
+    reachable: list[Reachable],
+    decision: RouteDecision,
+    penalties: Mapping[str, Decimal],
+    stats: VenueLearning,
+    weights: CostWeights,
+    rows: list[Row] | None,
+) -> RouteDecision:
     """The cost plan with a small share moved to a reachable venue no cost parent used for weights.explore_every
     parents (the one showing the best price, then the one left longest): its toxicity and fill rate only change
     while it gets fills, so without this a venue that cleaned up would never be tried again. The share comes off
     the plan's furthest-priced shares; a plan that would then trade through is kept as it was. rows: every
     reachable row in sweep order, if already sorted."""
     used = {child.venue for child in decision.children}
-    due = [(rows[0][0], -left_for, i, name) for i, (name, _, rows) in enumerate(reachable)
-           if name not in used and (left_for := stats.parents_since(name)) >= weights.explore_every]
+    due = [
+        (rows[0][0], -left_for, i, name)
+        for i, (name, _, rows) in enumerate(reachable)
+        if name not in used and (left_for := stats.parents_since(name)) >= weights.explore_every
+    ]
     if not due:
         return decision
     _, left_for, index, venue = min(due)  # the best price passed first: what the plan would take were it clean
@@ -154,7 +187,7 @@ def explore(order: PlanRequest, survey: Survey, reachable: list[Reachable], deci
     short = placeable - sum(takes.values())
     furthest = next(i for i in range(len(per_row) - 1, -1, -1) if per_row[i])
     own = reachable[index][2]  # the venue's rows, best first
-    depth = sum(map(_qty, own if short else own[:bisect_right(own, rows[furthest][0], key=_key)]))
+    depth = sum(map(_qty, own if short else own[: bisect_right(own, rows[furthest][0], key=_key)]))
     qty = min(max(lot, weights.explore_qty - weights.explore_qty % lot), depth - depth % lot, placeable)
     if qty == 0:
         return decision
@@ -175,13 +208,16 @@ def explore(order: PlanRequest, survey: Survey, reachable: list[Reachable], deci
         qty -= remove  # a lot rounded up elsewhere: the explored venue takes the difference
     takes[venue] = qty
     per_row = spread(rows, takes)
-    children = [ChildSpec(name, n, price, _LIMIT, _IOC, "take")
-                for name, (n, price) in venue_totals(rows, per_row).items()]
+    children = [
+        ChildSpec(name, n, price, _LIMIT, _IOC, "take") for name, (n, price) in venue_totals(rows, per_row).items()
+    ]
     protected = [(name, book) for name, info, book in survey.lit if info.protected]
     if trades_through(children, order.side, {name: info for name, info, _ in survey.lit}, protected, lot):
         return decision
-    reason = (f"{decision.reason}; explored {venue} with {qty} shares: no cost parent used it for {left_for} "
-              f"parents (routing.cost.explore_every {weights.explore_every})")
+    reason = (
+        f"{decision.reason}; explored {venue} with {qty} shares: no cost parent used it for {left_for} "
+        f"parents (routing.cost.explore_every {weights.explore_every})"
+    )
     candidates = partial(taken_candidates, rows, per_row, reachable, buy, penalties)
     return decide(order, survey, "take", children, candidates, reason)
 

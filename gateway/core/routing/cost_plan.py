@@ -1,4 +1,5 @@
 """The cost strategy's takes: the least expected all-in cost per share the no-trade-through rule allows."""
+
 from __future__ import annotations
 
 from bisect import bisect_left
@@ -137,8 +138,10 @@ class AllInCosts:
             sums = self._sums[v]
             if sums is None:
                 rows = self._books[v]
-                sums = self._sums[v] = (list(accumulate(map(_qty, rows), initial=0)),
-                                        list(accumulate(map(mul, map(_key, rows), map(_qty, rows)), initial=0)))
+                sums = self._sums[v] = (
+                    list(accumulate(map(_qty, rows), initial=0)),
+                    list(accumulate(map(mul, map(_key, rows), map(_qty, rows)), initial=0)),
+                )
             depth, cost = sums
             i = bisect_left(depth, qty)  # the row that takes the last share is i - 1
             total += cost[i - 1] + (qty - depth[i - 1]) * self._books[v][i - 1][0] + qty * self._extra[v]

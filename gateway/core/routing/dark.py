@@ -1,4 +1,5 @@
 """The `dark` strategy's dark phase: midpoint children resting in or probing dark pools before the lit market."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -26,8 +27,9 @@ def dark_applies(order: PlanRequest, nbbo: Nbbo) -> bool:
     return order.limit is None or (mid <= order.limit if order.side.is_buy else mid >= order.limit)
 
 
-def plan_dark(order: PlanRequest, survey: Survey, placeable: int, policy: RoutingPolicy,
-              stats: VenueLearning | None) -> RouteDecision | None:
+def plan_dark(
+    order: PlanRequest, survey: Survey, placeable: int, policy: RoutingPolicy, stats: VenueLearning | None
+) -> RouteDecision | None:
     """Dark pools first: low urgency rests Day orders at the midpoint, sized by each pool's estimated fill (no
     share past where it falls under policy.dark_min_fill), and offers the rest again to pools that filled all
     they were sent; medium sends IOC probes of at most policy.probe_qty to the likeliest pools. None if no pool
@@ -45,8 +47,9 @@ def plan_dark(order: PlanRequest, survey: Survey, placeable: int, policy: Routin
             survey.exclusions.append(Exclusion(name, f"dark pool minimum {info.min_qty} > {qty}"))
     if not eligible:
         return None
-    shares, how = _dark_shares(qty, order.lot, eligible, stats.dark if stats else None,
-                               policy.dark_min_fill if resting else 0.0)
+    shares, how = _dark_shares(
+        qty, order.lot, eligible, stats.dark if stats else None, policy.dark_min_fill if resting else 0.0
+    )
     if not shares:
         return None
     price = order.limit
@@ -58,20 +61,27 @@ def plan_dark(order: PlanRequest, survey: Survey, placeable: int, policy: Routin
     candidates = partial(_dark_candidates, eligible, shares, price, stats.dark if stats else None)
     placed = sum(shares.values())
     if again is not None:
-        reason = (f"dark again at LOW urgency: resting {placed} of {placeable} at the midpoint in "
-                  f"{len(children)} pool(s) that filled all they were sent, up to {price} until the dark time is "
-                  f"up, {how}")
+        reason = (
+            f"dark again at LOW urgency: resting {placed} of {placeable} at the midpoint in "
+            f"{len(children)} pool(s) that filled all they were sent, up to {price} until the dark time is "
+            f"up, {how}"
+        )
     elif resting:
-        reason = (f"dark first at LOW urgency: resting {placed} of {placeable} at the midpoint in "
-                  f"{len(children)} pool(s) up to {price} for {policy.dark_timeout_ns // 1_000_000} ms, {how}")
+        reason = (
+            f"dark first at LOW urgency: resting {placed} of {placeable} at the midpoint in "
+            f"{len(children)} pool(s) up to {price} for {policy.dark_timeout_ns // 1_000_000} ms, {how}"
+        )
     else:
-        reason = (f"dark first at MEDIUM urgency: IOC probes for {placed} of {placeable} in "
-                  f"{len(children)} pool(s) at {price}, {how}")
+        reason = (
+            f"dark first at MEDIUM urgency: IOC probes for {placed} of {placeable} in "
+            f"{len(children)} pool(s) at {price}, {how}"
+        )
     return decide(order, survey, "dark", children, candidates, reason)
 
 
-def _dark_shares(qty: int, lot: int, eligible: Sequence[tuple[str, VenueInfo]],
-                 allocator: DarkAllocator | None, min_fill: float) -> tuple[dict[str, int], str]:
+def _dark_shares(
+    qty: int, lot: int, eligible: Sequence[tuple[str, VenueInfo]], allocator: DarkAllocator | None, min_fill: float
+) -> tuple[dict[str, int], str]:
     """Pool -> shares for qty, and how they were chosen: by the allocator's estimated marginal fill
     probabilities where it can allocate in lots (no unit under min_fill), else evenly in lots (pools dropped
     for their minimums)."""
@@ -81,24 +91,41 @@ def _dark_shares(qty: int, lot: int, eligible: Sequence[tuple[str, VenueInfo]],
         if shares or min_fill:  # with a floor, no share means every pool was learnt to fill too rarely
             how = "sized by estimated fill probability"
             if min_fill and sum(shares.values()) < qty - qty % allocator.unit:
-                how += (f", no pool past where a further {allocator.unit} shares would fill under {min_fill:.0%} "
-                        "of the time")
+                how += (
+                    f", no pool past where a further {allocator.unit} shares would fill under {min_fill:.0%} "
+                    "of the time"
+                )
             return shares, how
     even = _split(qty, lot, list(minimums.values()))
     dropped = len(eligible) - len(even)
-    return ({name: share for (name, _), share in zip(eligible, even)},
-            "split evenly" + (f", {dropped} pool(s) dropped for their minimum size" if dropped else ""))
+    return (
+        {name: share for (name, _), share in zip(eligible, even)},
+        "split evenly" + (f", {dropped} pool(s) dropped for their minimum size" if dropped else ""),
+    )
 
 
-def _dark_candidates(eligible: Sequence[tuple[str, VenueInfo]], shares: Mapping[str, int], price: Decimal | None,
-                     allocator: DarkAllocator | None) -> tuple[Candidate, ...]:
+def _dark_candidates(
+    eligible: Sequence[tuple[str, VenueInfo]],
+    shares: Mapping[str, int],
+    price: Decimal | None,
+    allocator: DarkAllocator | None,
+) -> tuple[Candidate, ...]:
     """Every eligible pool with its share, ranked largest share first; score: its estimated fill probability
     for one more allocation unit (None without an allocator)."""
     ranked = sorted((name for name, _ in eligible if name in shares), key=lambda name: -shares[name])
     rank = {name: i + 1 for i, name in enumerate(ranked)}
-    return tuple(Candidate(name, price, shares.get(name, 0), info.taker_fee, info.latency_us, rank.get(name),
-                           None if allocator is None else _fill_estimate(allocator, name, shares.get(name, 0)))
-                 for name, info in eligible)
+    return tuple(
+        Candidate(
+            name,
+            price,
+            shares.get(name, 0),
+            info.taker_fee,
+            info.latency_us,
+            rank.get(name),
+            None if allocator is None else _fill_estimate(allocator, name, shares.get(name, 0)),
+        )
+        for name, info in eligible
+    )
 
 
 def _fill_estimate(allocator: DarkAllocator, pool: str, shares: int) -> Decimal:

@@ -1,4 +1,5 @@
 """What routing is asked and what it answers: the plan request, the decision with its candidates and exclusions."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Directed orders: ExDestination names the venue, capped so they cannot trade through a better quote elsewhere."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -1,4 +1,5 @@
 """The `liquidity` strategy: the sweep with its marginal price tier split pro rata to displayed size."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,5 @@
 """The routing policy: the default strategy, the cost strategy's weights, the dark phase's sizes and times."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

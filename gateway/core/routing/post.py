@@ -1,4 +1,5 @@
 """Posting: nothing takeable within the limit, so the order rests on the lit venue with the best maker fee."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,16 +20,25 @@ def plan_post(order: PlanRequest, survey: Survey, placeable: int) -> RouteDecisi
     venue, info, _ = ranked[0]
     candidates = partial(_post_candidates, ranked, order.limit, placeable)
     child = ChildSpec(venue, placeable, order.limit, _LIMIT, _DAY, "post")
-    return decide(order, survey, "post", (child,), candidates,
-                  f"nothing takeable within limit {order.limit}; resting {placeable} on {venue}, "
-                  f"lowest maker fee {info.maker_fee}")
+    return decide(
+        order,
+        survey,
+        "post",
+        (child,),
+        candidates,
+        f"nothing takeable within limit {order.limit}; resting {placeable} on {venue}, "
+        f"lowest maker fee {info.maker_fee}",
+    )
 
 
 def _maker_preference(venue: tuple[str, VenueInfo, BookSnapshot]) -> tuple[Decimal, int, str]:
     return venue[1].maker_fee, venue[1].latency_us, venue[0]
 
 
-def _post_candidates(ranked: Sequence[tuple[str, VenueInfo, BookSnapshot]], limit: Decimal | None,
-                     placeable: int) -> tuple[Candidate, ...]:
-    return tuple(Candidate(name, limit, placeable if i == 0 else 0, info.maker_fee, info.latency_us,
-                           1 if i == 0 else None) for i, (name, info, _) in enumerate(ranked))
+def _post_candidates(
+    ranked: Sequence[tuple[str, VenueInfo, BookSnapshot]], limit: Decimal | None, placeable: int
+) -> tuple[Candidate, ...]:
+    return tuple(
+        Candidate(name, limit, placeable if i == 0 else 0, info.maker_fee, info.latency_us, 1 if i == 0 else None)
+        for i, (name, info, _) in enumerate(ranked)
+    )

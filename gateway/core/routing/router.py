@@ -1,4 +1,5 @@
 """The router, plan(): one parent order and the market in, child orders and the reasons for them out."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -22,8 +23,13 @@ _DAY, _FOK = TimeInForce.DAY, TimeInForce.FOK
 _COST, _DARK_FIRST, _SINGLE = Strategy.COST, Strategy.DARK, Strategy.SINGLE
 
 
-def plan(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo], policy: RoutingPolicy,
-         stats: VenueLearning | None = None) -> RouteDecision:
+def plan(
+    order: PlanRequest,
+    market: MarketView,
+    venues: Mapping[str, VenueInfo],
+    policy: RoutingPolicy,
+    stats: VenueLearning | None = None,
+) -> RouteDecision:
     """Decide the children for `order`: directed, else dark first (by strategy and urgency), else take by the
     order's strategy, else post, else none."""
     survey = survey_of(order, market, venues)
@@ -38,8 +44,9 @@ def plan(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo]
     return decision
 
 
-def _route(order: PlanRequest, survey: Survey, policy: RoutingPolicy, stats: VenueLearning | None,
-           market: MarketView) -> RouteDecision:
+def _route(
+    order: PlanRequest, survey: Survey, policy: RoutingPolicy, stats: VenueLearning | None, market: MarketView
+) -> RouteDecision:
     if not survey.lit and not survey.dark:
         everything_down = all(e.reason == DISCONNECTED for e in survey.exclusions)
         return decide_none(order, survey, "no venue connected" if everything_down else "no usable venue")

@@ -1,4 +1,5 @@
 """The `single` strategy and FOK orders: one child on the one venue that fills the most at the best average price."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -41,13 +42,18 @@ def plan_single(order: PlanRequest, survey: Survey, reachable: list[Reachable], 
     qty, _, venue, worst = best
     child = ChildSpec(venue, qty, worst, _LIMIT, _IOC, "take")
     candidates = partial(_single_candidates, reachable, venue, worst, buy)
-    return decide(order, survey, "take", (child,), candidates,
-                  f"single: take {qty} of {placeable} on {venue} alone, the venue that fills the most "
-                  f"at the best average price, up to {worst}")
+    return decide(
+        order,
+        survey,
+        "take",
+        (child,),
+        candidates,
+        f"single: take {qty} of {placeable} on {venue} alone, the venue that fills the most "
+        f"at the best average price, up to {worst}",
+    )
 
 
-def _single_candidates(reachable: Sequence[Reachable], venue: str, worst: Decimal,
-                       buy: bool) -> tuple[Candidate, ...]:
+def _single_candidates(reachable: Sequence[Reachable], venue: str, worst: Decimal, buy: bool) -> tuple[Candidate, ...]:
     """Every venue's levels within the limit in sweep order, ranked where the single child takes them."""
     candidates = []
     rank = 0
@@ -61,8 +67,7 @@ def _single_candidates(reachable: Sequence[Reachable], venue: str, worst: Decima
     return tuple(candidates)
 
 
-def plan_fill_or_kill(order: PlanRequest, survey: Survey, reachable: list[Reachable],
-                      placeable: int) -> RouteDecision:
+def plan_fill_or_kill(order: PlanRequest, survey: Survey, reachable: list[Reachable], placeable: int) -> RouteDecision:
     """One FOK child on the single venue that fills it all at the best average price without trading through."""
     buy = order.side.is_buy
     best, blocked = _single_venue(order, survey.lit) if placeable == order.qty else (None, False)
@@ -73,15 +78,23 @@ def plan_fill_or_kill(order: PlanRequest, survey: Survey, reachable: list[Reacha
             why = f"FOK quantity {order.qty} is not a multiple of the lot {order.lot}"
         else:
             why = f"no single venue can fill {order.qty} FOK " + (
-                "without trading through a better quote" if blocked else f"within limit {order.limit}")
+                "without trading through a better quote" if blocked else f"within limit {order.limit}"
+            )
         return decide(order, survey, "none", (), candidates, why)
     child = ChildSpec(venue, order.qty, worst, _LIMIT, _FOK, "take")
-    return decide(order, survey, "take", (child,), candidates,
-                  f"FOK {order.qty} on {venue} alone, the best average price, up to {worst}")
+    return decide(
+        order,
+        survey,
+        "take",
+        (child,),
+        candidates,
+        f"FOK {order.qty} on {venue} alone, the best average price, up to {worst}",
+    )
 
 
-def _fok_candidates(reachable: Sequence[Reachable], venue: str | None, worst: Decimal | None,
-                    buy: bool) -> tuple[Candidate, ...]:
+def _fok_candidates(
+    reachable: Sequence[Reachable], venue: str | None, worst: Decimal | None, buy: bool
+) -> tuple[Candidate, ...]:
     """Every level within the limit in sweep order, ranked where the FOK child takes it."""
     candidates = []
     rank = 0
@@ -95,8 +108,9 @@ def _fok_candidates(reachable: Sequence[Reachable], venue: str | None, worst: De
     return tuple(candidates)
 
 
-def _single_venue(order: PlanRequest, lit: Sequence[tuple[str, VenueInfo, BookSnapshot]]
-                  ) -> tuple[tuple[str, Decimal] | None, bool]:
+def _single_venue(
+    order: PlanRequest, lit: Sequence[tuple[str, VenueInfo, BookSnapshot]]
+) -> tuple[tuple[str, Decimal] | None, bool]:
     """The venue that fills all of order alone at the best average price, with its worst price needed; and
     whether some venue could have but was blocked by a better quote elsewhere."""
     buy = order.side.is_buy
@@ -115,8 +129,7 @@ def _single_venue(order: PlanRequest, lit: Sequence[tuple[str, VenueInfo, BookSn
     return (None if best is None else (best[1], best[2])), blocked
 
 
-def _fill_alone(levels: Sequence[Level], qty: int, limit: Decimal | None,
-                buy: bool) -> tuple[Decimal, Decimal] | None:
+def _fill_alone(levels: Sequence[Level], qty: int, limit: Decimal | None, buy: bool) -> tuple[Decimal, Decimal] | None:
     """(total cost, worst price) of filling qty on this one book within the limit, or None if it cannot."""
     cost = Decimal(0)
     for level in levels:

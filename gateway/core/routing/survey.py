@@ -1,4 +1,5 @@
 """The survey every strategy starts from: the usable venues, why the others are not, the NBBO, the reachable books."""
+
 from __future__ import annotations
 
 from bisect import bisect_right
@@ -74,14 +75,15 @@ def far_side(order: PlanRequest, lit: Sequence[tuple[str, VenueInfo, BookSnapsho
     for name, info, book in lit:
         rows = book.ask_rows if buy else book.bid_rows
         if limit is not None and rows and rows[-1][0] > limit:
-            rows = rows[:bisect_right(rows, limit, key=_key)]
+            rows = rows[: bisect_right(rows, limit, key=_key)]
         if rows:
             reachable.append((name, info, rows))
     return reachable
 
 
-def best_other_quote(lit: Sequence[tuple[str, VenueInfo, BookSnapshot]], dest: str,
-                     buy: bool) -> tuple[str, Decimal] | None:
+def best_other_quote(
+    lit: Sequence[tuple[str, VenueInfo, BookSnapshot]], dest: str, buy: bool
+) -> tuple[str, Decimal] | None:
     """The best protected far-side quote at a usable lit venue other than `dest`: (venue, price)."""
     best: tuple[str, Decimal] | None = None
     for name, info, book in lit:
@@ -93,12 +95,26 @@ def best_other_quote(lit: Sequence[tuple[str, VenueInfo, BookSnapshot]], dest: s
     return best
 
 
-def decide(order: PlanRequest, survey: Survey, phase: str, children: Sequence[ChildSpec],
-           candidates: tuple[Candidate, ...] | partial, reason: str) -> RouteDecision:
+def decide(
+    order: PlanRequest,
+    survey: Survey,
+    phase: str,
+    children: Sequence[ChildSpec],
+    candidates: tuple[Candidate, ...] | partial,
+    reason: str,
+) -> RouteDecision:
     """The decision; candidates may be a recipe, built only if read (see _Candidates)."""
-    return RouteDecision(order.order_id, phase, tuple(children), candidates,  # type: ignore[arg-type]
-                         tuple(survey.exclusions), survey.nbbo, reason, order.strategy,
-                         tuple([entry[2] for entry in survey.lit]))
+    return RouteDecision(
+        order.order_id,
+        phase,
+        tuple(children),
+        candidates,  # type: ignore[arg-type]
+        tuple(survey.exclusions),
+        survey.nbbo,
+        reason,
+        order.strategy,
+        tuple([entry[2] for entry in survey.lit]),
+    )
 
 
 def decide_none(order: PlanRequest, survey: Survey, reason: str) -> RouteDecision:

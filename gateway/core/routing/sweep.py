@@ -1,5 +1,6 @@
 """The best-price sweep (the `sweep` strategy, and the shared machinery the others plan over): whole price tiers
 best first, the marginal tier split by venue preference, in lots."""
+
 from __future__ import annotations
 
 from bisect import bisect_left
@@ -24,16 +25,23 @@ _qty = itemgetter(1)
 _venue = itemgetter(2)
 
 
-def take(order: PlanRequest, survey: Survey, reachable: list[Reachable], placeable: int,
-         penalties: Mapping[str, Decimal] | None) -> RouteDecision:
+def take(
+    order: PlanRequest,
+    survey: Survey,
+    reachable: list[Reachable],
+    placeable: int,
+    penalties: Mapping[str, Decimal] | None,
+) -> RouteDecision:
     """Take up to placeable, whole price tiers best first; the marginal tier goes in venue order (taker
     preference, or all-in cost under `cost`), or pro rata to displayed size under `liquidity`."""
-    return sweep_decision(order, survey, reachable, placeable, penalties,
-                          *sweep_takes(order, reachable, placeable, penalties))
+    return sweep_decision(
+        order, survey, reachable, placeable, penalties, *sweep_takes(order, reachable, placeable, penalties)
+    )
 
 
-def sweep_takes(order: PlanRequest, reachable: list[Reachable], placeable: int,
-                penalties: Mapping[str, Decimal] | None) -> tuple[dict[str, list], str]:
+def sweep_takes(
+    order: PlanRequest, reachable: list[Reachable], placeable: int, penalties: Mapping[str, Decimal] | None
+) -> tuple[dict[str, list], str]:
     """take's venue -> [qty, worst price], in the order first taken, and how its marginal tier was split."""
     lot = order.lot
     pro_rata = order.strategy is _LIQUIDITY
@@ -54,24 +62,34 @@ def sweep_takes(order: PlanRequest, reachable: list[Reachable], placeable: int,
     return per_venue, how
 
 
-def sweep_decision(order: PlanRequest, survey: Survey, reachable: list[Reachable], placeable: int,
-                   penalties: Mapping[str, Decimal] | None, per_venue: Mapping[str, list], how: str) -> RouteDecision:
+def sweep_decision(
+    order: PlanRequest,
+    survey: Survey,
+    reachable: list[Reachable],
+    placeable: int,
+    penalties: Mapping[str, Decimal] | None,
+    per_venue: Mapping[str, list],
+    how: str,
+) -> RouteDecision:
     """take's decision for the takes sweep_takes found."""
     buy, lot = order.side.is_buy, order.lot
     candidates = partial(_swept_candidates, reachable, placeable, lot, buy, penalties, order.strategy is _LIQUIDITY)
     if not per_venue:
         return decide(order, survey, "none", (), candidates, f"no venue shows a lot of {order.lot} within the limit")
-    children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take")
-                for name, (qty, price) in per_venue.items()]
+    children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take") for name, (qty, price) in per_venue.items()]
     total = sum(c.qty for c in children)
     worst = furthest_price(children, buy)
-    reason = (f"{order.strategy.value}: take {total} of {placeable} across {len(children)} venue(s) best price "
-              f"first, up to {worst}, the marginal price by {how}")
+    reason = (
+        f"{order.strategy.value}: take {total} of {placeable} across {len(children)} venue(s) best price "
+        f"first, up to {worst}, the marginal price by {how}"
+    )
     if total < placeable:
         reason += "; that is all the lit liquidity takeable now"
     if lot > 1 and _odd_lots_passed(children, order.side, survey):
-        reason += (f"; odd lots (under {lot} shares) left at better prices are not protected quotes, so the "
-                   f"no-trade-through rule applies to round lots")
+        reason += (
+            f"; odd lots (under {lot} shares) left at better prices are not protected quotes, so the "
+            f"no-trade-through rule applies to round lots"
+        )
     return decide(order, survey, "take", children, candidates, reason)
 
 
@@ -120,7 +138,7 @@ def rows_better_than(reachable: Sequence[Reachable], frontier: PriceKey | None) 
     """Every level strictly better than frontier (all of them if None), venue by venue."""
     entries: list[Row] = []
     for _, _, rows in reachable:
-        entries += rows if frontier is None else rows[:bisect_left(rows, frontier, key=_key)]
+        entries += rows if frontier is None else rows[: bisect_left(rows, frontier, key=_key)]
     return entries
 
 
@@ -179,8 +197,9 @@ def _greedy(entries: Sequence[Row], qty: int) -> list[int]:
     return takes
 
 
-def _fill(entries: Sequence[Row], ids: Sequence[int], venues: int, marginal: tuple[int, int], qty: int,
-          lot: int) -> list[int]:
+def _fill(
+    entries: Sequence[Row], ids: Sequence[int], venues: int, marginal: tuple[int, int], qty: int, lot: int
+) -> list[int]:
     """The takes with entries[start:end] (marginal) as the marginal tier."""
     start, end = marginal
     shown = [0] * venues  # per venue: displayed depth before the marginal tier
@@ -250,8 +269,14 @@ def venue_totals(entries: Sequence[Row], takes: Sequence[int]) -> dict[str, list
     return per_venue
 
 
-def _swept_candidates(reachable: Sequence[Reachable], qty: int, lot: int, buy: bool,
-                      penalties: Mapping[str, Decimal] | None, pro_rata: bool) -> tuple[Candidate, ...]:
+def _swept_candidates(
+    reachable: Sequence[Reachable],
+    qty: int,
+    lot: int,
+    buy: bool,
+    penalties: Mapping[str, Decimal] | None,
+    pro_rata: bool,
+) -> tuple[Candidate, ...]:
     """The levels the sweep considered, in sweep order, ranked in the order taken."""
     entries = _reach(reachable, qty, lot)
     takes = _allocate(entries, qty, lot)
@@ -260,8 +285,13 @@ def _swept_candidates(reachable: Sequence[Reachable], qty: int, lot: int, buy: b
     return taken_candidates(entries, takes, reachable, buy, penalties)
 
 
-def taken_candidates(entries: Sequence[Row], takes: Sequence[int], reachable: Sequence[Reachable], buy: bool,
-                     penalties: Mapping[str, Decimal] | None = None) -> tuple[Candidate, ...]:
+def taken_candidates(
+    entries: Sequence[Row],
+    takes: Sequence[int],
+    reachable: Sequence[Reachable],
+    buy: bool,
+    penalties: Mapping[str, Decimal] | None = None,
+) -> tuple[Candidate, ...]:
     """The entries a sweep considered (takes is as long as that), ranked in the order taken; scored with
     their all-in price per share (price plus costs for a buy, less them for a sell) where penalties are known."""
     infos = {name: info for name, info, _ in reachable}
@@ -272,6 +302,5 @@ def taken_candidates(entries: Sequence[Row], takes: Sequence[int], reachable: Se
             rank += 1
         info = infos[name]
         score = None if penalties is None else price + penalties[name] if buy else price - penalties[name]
-        candidates.append(Candidate(name, price, qty, info.taker_fee, info.latency_us, rank if took else None,
-                                    score))
+        candidates.append(Candidate(name, price, qty, info.taker_fee, info.latency_us, rank if took else None, score))
     return tuple(candidates)

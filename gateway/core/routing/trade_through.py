@@ -1,4 +1,5 @@
 """The trade-through guard: lit children priced through a better protected round lot left standing elsewhere."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -12,8 +13,9 @@ from gateway.core.types import ChildSpec, Side, VenueKind
 _LIT = VenueKind.LIT
 
 
-def trade_through_violations(decision: RouteDecision, side: Side, symbol: str, market: MarketView,
-                             venues: Mapping[str, VenueInfo], lot: int = 1) -> list[str]:
+def trade_through_violations(
+    decision: RouteDecision, side: Side, symbol: str, market: MarketView, venues: Mapping[str, VenueInfo], lot: int = 1
+) -> list[str]:
     """Lit children priced through a better protected quote this decision leaves standing at another venue.
 
     Routable venues are connected ones the order has not been rejected by; a child never trades through
@@ -22,26 +24,47 @@ def trade_through_violations(decision: RouteDecision, side: Side, symbol: str, m
     lots are not protected quotes under Reg NMS).
     """
     rejected = {e.venue for e in decision.exclusions if e.reason == REJECTED}
-    protected = [(name, book) for name, info in venues.items()
-                 if info.kind is _LIT and info.protected and info.connected and name not in rejected
-                 and (book := market.book(name, symbol)) is not None]
+    protected = [
+        (name, book)
+        for name, info in venues.items()
+        if info.kind is _LIT
+        and info.protected
+        and info.connected
+        and name not in rejected
+        and (book := market.book(name, symbol)) is not None
+    ]
     return find_violations(decision.children, side, venues, protected, lot)
 
 
-def find_violations(children: Sequence[ChildSpec], side: Side, venues: Mapping[str, VenueInfo],
-                    protected: Sequence[tuple[str, BookSnapshot]], lot: int) -> list[str]:
+def find_violations(
+    children: Sequence[ChildSpec],
+    side: Side,
+    venues: Mapping[str, VenueInfo],
+    protected: Sequence[tuple[str, BookSnapshot]],
+    lot: int,
+) -> list[str]:
     """trade_through_violations against these books: the routable protected lit venues' quotes."""
     return sorted(_violations(children, side, venues, protected, lot))
 
 
-def trades_through(children: Sequence[ChildSpec], side: Side, venues: Mapping[str, VenueInfo],
-                   protected: Sequence[tuple[str, BookSnapshot]], lot: int) -> bool:
+def trades_through(
+    children: Sequence[ChildSpec],
+    side: Side,
+    venues: Mapping[str, VenueInfo],
+    protected: Sequence[tuple[str, BookSnapshot]],
+    lot: int,
+) -> bool:
     """Would find_violations find any? It stops at the first."""
     return next(_violations(children, side, venues, protected, lot), None) is not None
 
 
-def _violations(children: Sequence[ChildSpec], side: Side, venues: Mapping[str, VenueInfo],
-                protected: Sequence[tuple[str, BookSnapshot]], lot: int) -> Iterator[str]:
+def _violations(
+    children: Sequence[ChildSpec],
+    side: Side,
+    venues: Mapping[str, VenueInfo],
+    protected: Sequence[tuple[str, BookSnapshot]],
+    lot: int,
+) -> Iterator[str]:
     """find_violations' findings, unsorted, as they are found."""
     buy = side.is_buy
     lit = []

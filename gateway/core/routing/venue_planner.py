@@ -1,5 +1,6 @@
 """The router's plan made sendable: children fitted to each venue's rules, and remainders for venues with
 no market-data feed when the routing policy allows it."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -16,8 +17,9 @@ from gateway.core.routing.venue_rules import VenueRules, fit
 from gateway.core.types import ChildSpec, OrdType, TimeInForce, VenueKind
 from gateway.core.validation import Instrument
 
-Planner = Callable[[PlanRequest, MarketView, Mapping[str, VenueInfo], RoutingPolicy, VenueLearning | None],
-                   RouteDecision]
+Planner = Callable[
+    [PlanRequest, MarketView, Mapping[str, VenueInfo], RoutingPolicy, VenueLearning | None], RouteDecision
+]
 DEFAULT_RULES = VenueRules()
 
 
@@ -44,8 +46,13 @@ class _FeedView:
 class VenuePlanner:
     """A planner (the engine's `planner`) that wraps `plan` with the venues' own rules."""
 
-    def __init__(self, rules: Mapping[str, VenueRules], instruments: Mapping[str, Instrument],
-                 policy: VenuePolicy = VenuePolicy(), inner: Planner = plan) -> None:
+    def __init__(
+        self,
+        rules: Mapping[str, VenueRules],
+        instruments: Mapping[str, Instrument],
+        policy: VenuePolicy = VenuePolicy(),
+        inner: Planner = plan,
+    ) -> None:
         self._rules = dict(rules)
         self._instruments = dict(instruments)
         self._policy = policy
@@ -55,8 +62,14 @@ class VenuePlanner:
         # Parents that already sent a remainder to an unquoted venue: it gets one chance per parent.
         self._probed: set[str] = set()
 
-    def __call__(self, request: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo],
-                 policy: RoutingPolicy, stats: VenueLearning | None = None) -> RouteDecision:
+    def __call__(
+        self,
+        request: PlanRequest,
+        market: MarketView,
+        venues: Mapping[str, VenueInfo],
+        policy: RoutingPolicy,
+        stats: VenueLearning | None = None,
+    ) -> RouteDecision:
         if self._plain:
             return self._inner(request, market, venues, policy, stats)
         view = _FeedView(market, self._blind) if self._blind else market
@@ -79,33 +92,52 @@ class VenuePlanner:
             raise AssertionError(f"venue rules made {request.order_id} trade through: {'; '.join(violations)}")
         return fitted
 
-    def _fit(self, request: PlanRequest, children: tuple[ChildSpec, ...], nbbo: Nbbo,
-             view: MarketView | _FeedView) -> tuple[list[ChildSpec], list[str]]:
+    def _fit(
+        self, request: PlanRequest, children: tuple[ChildSpec, ...], nbbo: Nbbo, view: MarketView | _FeedView
+    ) -> tuple[list[ChildSpec], list[str]]:
         instrument = self._instruments[request.symbol]
         buy = request.side.is_buy
         fitted, notes = [], []
         for child in children:
             rules = self._rules.get(child.venue, DEFAULT_RULES)
-            result = fit(child, rules, instrument.tick, instrument.lot, buy,
-                         _far_touch(nbbo, view, child.venue, request.symbol, buy), self._policy.protection_bps)
+            result = fit(
+                child,
+                rules,
+                instrument.tick,
+                instrument.lot,
+                buy,
+                _far_touch(nbbo, view, child.venue, request.symbol, buy),
+                self._policy.protection_bps,
+            )
             if result.child is not None:
                 fitted.append(result.child)
             if result.note:
                 notes.append(result.note)
         return fitted, notes
 
-    def _remainder(self, request: PlanRequest, decision: RouteDecision, children: list[ChildSpec],
-                   venues: Mapping[str, VenueInfo], view: MarketView | _FeedView
-                   ) -> tuple[ChildSpec | None, str] | None:
+    def _remainder(
+        self,
+        request: PlanRequest,
+        decision: RouteDecision,
+        children: list[ChildSpec],
+        venues: Mapping[str, VenueInfo],
+        view: MarketView | _FeedView,
+    ) -> tuple[ChildSpec | None, str] | None:
         """What the plan left unplaced, sent once per parent to the preferred venue without a feed."""
-        if (not self._policy.unquoted_remainders or request.ex_destination is not None
-                or request.tif is TimeInForce.FOK or decision.phase not in ("take", "none")
-                or request.order_id in self._probed):
+        if (
+            not self._policy.unquoted_remainders
+            or request.ex_destination is not None
+            or request.tif is TimeInForce.FOK
+            or decision.phase not in ("take", "none")
+            or request.order_id in self._probed
+        ):
             return None
         left = request.qty - sum(child.qty for child in children)
-        usable = sorted((info.taker_fee, info.latency_us, name) for name, info in venues.items()
-                        if name in self._blind and info.connected and info.kind is VenueKind.LIT
-                        and name not in request.excluded)
+        usable = sorted(
+            (info.taker_fee, info.latency_us, name)
+            for name, info in venues.items()
+            if name in self._blind and info.connected and info.kind is VenueKind.LIT and name not in request.excluded
+        )
         if left <= 0 or not usable:
             return None
         venue = usable[0][2]
@@ -118,8 +150,9 @@ class VenuePlanner:
             return None, f"{venue} (no market data) not used: no limit and no quote to price {left} at"
         resting = decision.phase == "none" and request.tif is TimeInForce.DAY and request.ord_type is OrdType.LIMIT
         self._probed.add(request.order_id)
-        child = ChildSpec(venue, left, price, OrdType.LIMIT, TimeInForce.DAY if resting else TimeInForce.IOC,
-                          "unquoted")
+        child = ChildSpec(
+            venue, left, price, OrdType.LIMIT, TimeInForce.DAY if resting else TimeInForce.IOC, "unquoted"
+        )
         fitted, notes = self._fit(request, (child,), decision.nbbo, view)
         sent = fitted[0] if fitted else None
         what = f"{sent.qty} at {sent.price}" if sent else "nothing"

@@ -1,4 +1,5 @@
 """What each venue accepts (order types, TimeInForce, tick, lot, minimum size) and child orders fitted to it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -44,8 +45,15 @@ def protective_price(touch: Decimal, band_bps: int, tick: Decimal, buy: bool) ->
     return round_price(touch + band if buy else touch - band, tick, buy)
 
 
-def fit(child: ChildSpec, rules: VenueRules, symbol_tick: Decimal, symbol_lot: int, buy: bool,
-        far_touch: Decimal | None, band_bps: int) -> Fitted:
+def fit(
+    child: ChildSpec,
+    rules: VenueRules,
+    symbol_tick: Decimal,
+    symbol_lot: int,
+    buy: bool,
+    far_touch: Decimal | None,
+    band_bps: int,
+) -> Fitted:
     """The child reshaped to what its venue accepts: market -> protective limit, IOC -> DAY cancelled on
     acknowledgement, price on the venue's tick in the order's favour, quantity in whole venue lots."""
     venue = child.venue
@@ -70,9 +78,13 @@ def fit(child: ChildSpec, rules: VenueRules, symbol_tick: Decimal, symbol_lot: i
         if tif is not TimeInForce.IOC:
             return Fitted(None, f"{venue} does not accept TimeInForce {tif.name}")
         tif, cancel_on_ack = TimeInForce.DAY, True
-    if (qty, price, ord_type, tif, cancel_on_ack) == (child.qty, child.price, child.ord_type, child.tif,
-                                                      child.cancel_on_ack):
+    if (qty, price, ord_type, tif, cancel_on_ack) == (
+        child.qty,
+        child.price,
+        child.ord_type,
+        child.tif,
+        child.cancel_on_ack,
+    ):
         return Fitted(child)
     note = None if qty == child.qty else f"{venue}: {child.qty - qty} kept with the parent (lot {lot})"
-    return Fitted(replace(child, qty=qty, price=price, ord_type=ord_type, tif=tif, cancel_on_ack=cancel_on_ack),
-                  note)
+    return Fitted(replace(child, qty=qty, price=price, ord_type=ord_type, tif=tif, cancel_on_ack=cancel_on_ack), note)
