@@ -56,14 +56,16 @@ class PostgresStore:
             raise RuntimeError(f"the audit store's table {self.table} is not open")
         return self._conn
 
-    def open(self) -> tuple[int, str]:
+    def open(self, create: bool = True) -> tuple[int, str]:
+        """Connect, creating (`create`) or migrating the table; return (last seq, last hash) to continue the chain."""
         if self._loop.is_closed():  # reopened after a failure
             self._loop = asyncio.new_event_loop()
         # Bounded waits: a database that stops answering fails the call, and the writer reconnects.
         self._conn = self._run(asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT_S, command_timeout=COMMAND_TIMEOUT_S))
-        self._run(self._conn.execute(SCHEMA.format(table=self.table)))
-        if self._run(self._conn.fetchval(BODY_TYPE, self.table.lower())) == "text":
-            self._run(self._conn.execute(MIGRATE.format(table=self.table)))
+        if create:
+            self._run(self._conn.execute(SCHEMA.format(table=self.table)))
+            if self._run(self._conn.fetchval(BODY_TYPE, self.table.lower())) == "text":
+                self._run(self._conn.execute(MIGRATE.format(table=self.table)))
         row = self._run(self._conn.fetchrow(f"SELECT seq, hash FROM {self.table} ORDER BY seq DESC LIMIT 1"))
         return (row["seq"], row["hash"]) if row else (0, GENESIS)
 

@@ -32,15 +32,16 @@ class SqliteStore:
         self.path = Path(path)
         self._db: sqlite3.Connection | None = None
 
-    def open(self) -> tuple[int, str]:
-        """Create the file if needed; return (last seq, last hash) to continue the chain."""
+    def open(self, create: bool = True) -> tuple[int, str]:
+        """Create the file and table if needed (`create`); return (last seq, last hash) to continue the chain."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # The writer thread opens the store; readers (CLI) open their own.
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL survives a killed process (the WAL is in the OS); FULL would also survive power loss.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        if create:
+            self._db.executescript(SCHEMA)
         row = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         return (row[0], row[1]) if row else (0, GENESIS)
 

@@ -23,10 +23,14 @@ STOP_TIMEOUT_S = 10.0
 
 
 class Store(Protocol):
-    def open(self) -> tuple[int, str]: ...
+    def open(self, create: bool = True) -> tuple[int, str]: ...
     def append(self, records: list[Record]) -> None: ...
     def ping(self) -> None: ...
     def close(self) -> None: ...
+
+
+class LostRecords(RuntimeError):
+    """The store, reopened, ends before the records this writer committed."""
 
 
 class AuditWriter:
@@ -74,6 +78,7 @@ class AuditWriter:
         self._running = False
         self._busy = False  # a thread is committing (or probing): the store is its own until it is done
         self._probed = 0.0  # monotonic time of the last probe
+        self._retry_at = 0.0  # monotonic time before which a failed store is not reopened (the backoff)
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._next_seq = 1
         self._last_hash = ""
@@ -267,6 +272,7 @@ class AuditWriter:
                 self.store.ping()
                 return
             head = self._reopen()
+            self._refuse_lost_records(head, self._next_seq - 1)
         except Exception as exc:
             self._failed(exc, "audit.store_unreachable", 0)
             return
@@ -282,11 +288,15 @@ class AuditWriter:
         while True:
             try:
                 if not self._connected:
+                    # Whoever failed last (a caller's commit hands its batch to this thread) set the backoff.
+                    if (pause := self._retry_at - time.monotonic()) > 0:
+                        time.sleep(pause)
                     head = self._reopen()
                     if head == (records[-1].seq, records[-1].hash):
                         log.warning("audit.commit_was_durable", seq=records[-1].seq)  # only its answer was lost
                         self._on_record(records)
                         return True
+                    self._refuse_lost_records(head, records[0].seq - 1)
                     if head != (records[0].seq - 1, records[0].prev_hash):
                         self._head_moved(head)
                         records = self._chain(batch, head[0] + 1, head[1])
@@ -310,7 +320,7 @@ class AuditWriter:
 
     def _reopen(self) -> tuple[int, str]:
         """Open the store again after a failure; its last (seq, hash)."""
-        head = self.store.open()
+        head = self.store.open(create=False)  # a table gone missing stays missing: it is not made anew
         self._connected = True
         self.reconnects += 1
         if self.metrics is not None:
@@ -318,12 +328,22 @@ class AuditWriter:
         log.warning("audit.reconnected", head_seq=head[0])
         return head
 
+    def _refuse_lost_records(self, head: tuple[int, str], committed: int) -> None:
+        """A reopened store that ends before what this writer committed lost records (a table dropped, renamed or
+        restored from an old copy): writing on would start a second chain, so the store counts as failing."""
+        if head[0] < committed:
+            raise LostRecords(
+                f"the audit store ends at record {head[0]} but {committed} were committed: "
+                "records are missing; not writing until they are back"
+            )
+
     def _head_moved(self, head: tuple[int, str]) -> None:
         # Not where this writer left it (another writer, or a restore): the chain continues after what is there.
         log.error("audit.head_moved", expected_seq=self._next_seq - 1, found_seq=head[0])
 
     def _failed(self, exc: Exception, event: str, batch: int) -> None:
         self._count_error()
+        self._retry_at = time.monotonic() + self._delay
         with self._cond:
             self._failing = True
         log.error(

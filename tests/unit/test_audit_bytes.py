@@ -117,11 +117,11 @@ class FlakyStore(SqliteStore):
         self.lose_ack = False
         self.opens = 0
 
-    def open(self):
+    def open(self, create=True):
         if self.down:
             raise ConnectionError("database is down")
         self.opens += 1
-        return super().open()
+        return super().open(create)
 
     def append(self, records):
         if self.down:

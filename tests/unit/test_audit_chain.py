@@ -161,3 +161,35 @@ def test_a_failed_commit_on_the_callers_thread_is_retried_by_the_writer_and_the_
     records = list(reader.records())
     assert [r.cl_ord_id for r in records] == ["C0", "C1", "C2", "C3", "C4", "C5"] and first_break(records) is None
     reader.close()
+
+
+@pytest.mark.parametrize("restore", ["renamed back", "an old copy"])
+def test_a_store_that_lost_committed_records_is_not_written_to_until_they_are_back(tmp_path, restore):
+    """A table dropped, renamed or restored from an old copy: writing on would start a second chain."""
+    import threading
+    import time
+
+    path = tmp_path / "audit.db"
+    writer = AuditWriter(SqliteStore(path))
+    writer.start()
+    writer.commit(entries(3))
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("ALTER TABLE audit RENAME TO audit_away")
+    done = threading.Event()
+    threading.Thread(target=lambda: (writer.commit(entries(2, 3)), done.set()), daemon=True).start()
+    assert not done.wait(1.0) and not writer.writable
+    assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'audit'").fetchone()[0] == 0  # not re-made
+    if restore == "an old copy":  # the first record only: two committed records are still missing
+        db.execute("CREATE TABLE audit AS SELECT * FROM audit_away WHERE seq = 1")
+        time.sleep(0.5)
+        assert not done.is_set() and not writer.writable
+        db.execute("DROP TABLE audit")
+    db.execute("ALTER TABLE audit_away RENAME TO audit")
+    assert done.wait(5) and writer.writable
+    writer.stop()
+    db.close()
+    reader = SqliteStore(path)
+    reader.open()
+    records = list(reader.records())
+    assert [r.seq for r in records] == [1, 2, 3, 4, 5] and first_break(records) is None
+    reader.close()
