@@ -16,6 +16,8 @@ from gateway.core.routing.decision import PlanRequest, RouteDecision
 from gateway.core.routing.policy import CostWeights
 from gateway.core.routing.survey import Reachable, Survey, decide, survey_of
 from gateway.core.routing.sweep import (
+    everything_takes,
+    penalty_price,
     rows_better_than,
     sweep_decision,
     sweep_order,
@@ -29,6 +31,7 @@ from gateway.core.types import ChildSpec, OrdType, TimeInForce
 _LIMIT, _IOC = OrdType.LIMIT, TimeInForce.IOC
 _BPS = 1e-4
 _MICRO = Decimal("0.000001")
+_MICRO_UNITS = 10**10  # 0.000001 in the 1e-16 units of a key (1e-8) times a factor (1e-8)
 _key = itemgetter(0)
 _qty = itemgetter(1)
 
@@ -41,22 +44,25 @@ def expected_costs(
     stats: VenueLearning | None = None,
 ) -> dict[str, Decimal]:
     """Usable lit venue -> what the cost strategy expects a share taken there to cost beyond its price."""
-    return cost_penalties(order, survey_of(order, market, venues), weights, stats, market)
+    penalties = cost_penalties(order, survey_of(order, market, venues), weights, stats, market)
+    return {name: penalty_price(key) for name, key in penalties.items()}
 
 
 def cost_penalties(
     order: PlanRequest, survey: Survey, weights: CostWeights, stats: VenueLearning | None, market: MarketView
-) -> dict[str, Decimal]:
-    """Lit venue -> expected cost per share beyond the price: taker fee plus toxicity, latency, staleness and
-    miss-rate risks, each in basis points of the reference price (the NBBO mid, else the venue's top)."""
+) -> dict[str, int]:
+    """Lit venue -> expected cost per share beyond the price, in price key units rounded to 0.000001: taker fee
+    plus toxicity, latency, staleness and miss-rate risks, each in basis points of the reference price (the NBBO
+    mid, else the venue's top)."""
     mid = survey.nbbo.mid
+    mid_key = None if mid is None else price_key(mid)
     buy = order.side.is_buy
     penalties = {}
     for name, info, book in survey.lit:
-        reference = mid
+        reference = mid_key
         if reference is None:
             top = book.best_ask if buy else book.best_bid
-            reference = None if top is None else top.price
+            reference = None if top is None else price_key(top.price)
         risks = stats.risks(name) if stats is not None else None
         risk_bps = 0.0
         latency_us: float | None = None
@@ -69,9 +75,22 @@ def cost_penalties(
         age_ns = market.age_ns(name, order.symbol)
         if age_ns:
             risk_bps += weights.staleness_bps_per_s * max(age_ns, 0) / 1e9
-        risk = Decimal(0) if reference is None else reference * Decimal(f"{risk_bps * _BPS:.8f}")
-        penalties[name] = (info.taker_fee + risk).quantize(_MICRO)
+        penalties[name] = _penalty_key(info.taker_fee, reference, risk_bps)
     return penalties
+
+
+def _penalty_key(fee: Decimal, reference: PriceKey | None, risk_bps: float) -> int:
+    """fee + reference * risk_bps (the factor rounded to 8 places), rounded half even to 0.000001, in key units:
+    exact integer arithmetic (1e-16 units) where the prices fit key units, else the same in Decimal."""
+    fee_key = price_key(fee)
+    factor = int(f"{risk_bps * _BPS:.8f}".replace(".", "")) if reference is not None else 0
+    if not isinstance(fee_key, int) or not isinstance(reference, (int, type(None))):
+        risk = Decimal(0) if reference is None else Decimal(reference).scaleb(-8) * Decimal(factor).scaleb(-8)
+        return int(price_key((fee + risk).quantize(_MICRO)))
+    units, rest = divmod(fee_key * KEY_SCALE + (reference or 0) * factor, _MICRO_UNITS)
+    if 2 * rest > _MICRO_UNITS or (2 * rest == _MICRO_UNITS and units % 2):
+        units += 1
+    return units * (KEY_SCALE // 10**6)
 
 
 def plan_cost(
@@ -79,7 +98,7 @@ def plan_cost(
     survey: Survey,
     reachable: list[Reachable],
     placeable: int,
-    penalties: Mapping[str, Decimal],
+    penalties: Mapping[str, int],
     stats: VenueLearning | None,
     weights: CostWeights,
     preference: Mapping[str, int],
@@ -99,33 +118,39 @@ def _cheapest(
     survey: Survey,
     reachable: list[Reachable],
     placeable: int,
-    penalties: Mapping[str, Decimal],
+    penalties: Mapping[str, int],
     preference: Mapping[str, int],
 ) -> tuple[RouteDecision, list[Row] | None]:
     """The cost plan, and every reachable row in sweep order if it sorted them."""
-    swept_takes, how = sweep_takes(order, reachable, placeable, penalties)
-    by_preference = sorted(reachable, key=lambda venue: preference[venue[0]])
-    plain_takes, plain_how = sweep_takes(order, by_preference, placeable, None)
-    protected = {name for name, info, _ in reachable if info.protected}
-    if len(protected) == len(reachable) and _qtys(plain_takes) == _qtys(swept_takes):
-        # every quote must be taken in price order: only the marginal tier's split is free
-        return sweep_decision(order, survey, reachable, placeable, penalties, swept_takes, how), None
+    everything = everything_takes(reachable, placeable, order.lot)
+    if everything is not None:
+        # Only the plan taking every reachable round lot fills that much: the sweep's, whatever the costs.
+        return sweep_decision(order, survey, reachable, placeable, penalties, everything, "all-in cost"), None
     buy, lot = order.side.is_buy, order.lot
     costs = AllInCosts(
-        {name: rows for name, _, rows in reachable}, {name: price_key(penalty) for name, penalty in penalties.items()}
+        {name: rows for name, _, rows in reachable}, penalties
     )
     rows = costs.rows
-    swept, plain = _qtys(swept_takes), _qtys(plain_takes)
-    swept_cost, plain_cost = costs.of(swept), costs.of(plain)
-    sweep = partial(sweep_decision, order, survey, reachable, placeable, penalties, swept_takes, how)
-    # Lots can make the marginal tier split by taker preference the cheaper sweep of the two.
-    if sum(plain.values()) >= sum(swept.values()) and plain_cost < swept_cost:
-        swept, swept_cost = plain, plain_cost
-        sweep = partial(sweep_decision, order, survey, by_preference, placeable, None, plain_takes, plain_how)
+    swept_rows, swept, swept_cost = costs.sweep(placeable, lot)
+
+    def sweep() -> RouteDecision:
+        takes = venue_totals(rows, swept_rows)
+        return sweep_decision(order, survey, reachable, placeable, penalties, takes, "all-in cost")
+
+    if lot > 1:  # with a lot of 1 the marginal tier split by all-in cost is the cheaper one
+        _, plain, plain_cost = costs.sweep(placeable, lot, [preference[name] for name, _, _ in reachable])
+        if plain != swept and sum(plain) >= sum(swept) and plain_cost < swept_cost:
+            # Lots can make the marginal tier split by taker preference the cheaper sweep of the two.
+            swept, swept_cost = plain, plain_cost
+            by_preference = sorted(reachable, key=lambda venue: preference[venue[0]])
+            sweep = partial(sweep_decision, order, survey, by_preference, placeable, None)
+            sweep = partial(sweep, *sweep_takes(order, by_preference, placeable, None))
+    protected = {name for name, info, _ in reachable if info.protected}
     if len(protected) == len(reachable):
+        # every quote must be taken in price order: only the marginal tier's split is free
         return sweep(), rows
     takes, cost = costs.cheapest(placeable, lot, protected)
-    filled, swept_qty = sum(takes.values()), sum(swept.values())
+    filled, swept_qty = sum(takes.values()), sum(swept)
     if filled < swept_qty or (filled == swept_qty and cost >= swept_cost):
         return sweep(), rows
     per_row = spread(rows, takes)
@@ -149,16 +174,12 @@ def _cheapest(
     return decide(order, survey, "take", children, candidates, reason), rows
 
 
-def _qtys(takes: Mapping[str, list]) -> dict[str, int]:
-    return {name: qty for name, (qty, _) in takes.items()}
-
-
 def explore(
     order: PlanRequest,
     survey: Survey,
     reachable: list[Reachable],
     decision: RouteDecision,
-    penalties: Mapping[str, Decimal],
+    penalties: Mapping[str, int],
     stats: VenueLearning,
     weights: CostWeights,
     rows: list[Row] | None,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Container, Mapping, Sequence
-from itertools import accumulate, chain
-from operator import add as plus, itemgetter, mul
+from itertools import chain
+from operator import add as plus, itemgetter
 
 from gateway.core.market import PriceKey, Row
 
@@ -21,7 +20,7 @@ class AllInCosts:
     """Takeable rows in sweep order with their venues' extra costs, laid out once per plan as per-venue lists
     (venues numbered in taker preference order) to search and price takes without dicts or Decimals."""
 
-    __slots__ = ("_books", "_extra", "_ids", "_keys", "_names", "_reached", "_shown", "_sums", "rows")
+    __slots__ = ("_books", "_extra", "_ids", "_keys", "_names", "_reached", "_shown", "rows")
 
     def __init__(self, books: Mapping[str, Sequence[Row]], extra: Mapping[str, PriceKey]) -> None:
         """books: each venue's takeable rows best first, the venues in taker preference order."""
@@ -33,8 +32,6 @@ class AllInCosts:
         self._shown = list(map(_qty, self.rows))
         self._extra = [extra[name] for name in names]
         self._books = list(books.values())
-        # Per venue, its rows' running depth and cost (from 0), made when a take there is first priced.
-        self._sums: list[tuple[list[int], list[PriceKey]] | None] = [None] * len(names)
         # Venue numbers in the order the sweep first reaches them: by best price, ties in preference order.
         self._reached = sorted(range(len(names)), key=[rows[0][0] for rows in self._books].__getitem__)
 
@@ -100,6 +97,68 @@ class AllInCosts:
             return {}, 0
         return {self._names[v]: best[v] for v in self._reached if best[v]}, best_key[1]
 
+    def sweep(self, qty: int, lot: int, rank: Sequence[int] | None = None) -> tuple[list[int], list[int], PriceKey]:
+        """The best-price sweep of qty (sweep_takes' plan, found on these rows): per row what it takes, per venue
+        number its total, and its all-in cost. Whole price tiers best first, each venue's depth rounded down to
+        lots; the marginal tier goes first to venues rounding up an odd lot shown at a better price, then in
+        venue number order, or by rank[venue number] if given (taker preference when the numbers follow cost)."""
+        ids, keys, shown, count = self._ids, self._keys, self._shown, len(self._names)
+        n = len(keys)
+        depth = [0] * count  # per venue: displayed depth in the tiers before the marginal one
+        floors = start = 0  # floors: the sum of those depths, each rounded down to a lot multiple
+        i = 0
+        while i < n:  # find the marginal tier: the first that does not fit whole (all of them, if all fit)
+            key, first = keys[i], i
+            while i < n and keys[i] == key:
+                v = ids[i]
+                was = depth[v]
+                depth[v] = now = was + shown[i]
+                floors += now - now % lot - (was - was % lot)
+                i += 1
+            start = first
+            if floors > qty or (lot == 1 and floors >= qty):
+                break
+            if i == n:
+                break
+        end = i
+        tier = range(start, end) if rank is None else sorted(range(start, end), key=lambda j: rank[ids[j]])
+        for j in range(start, end):  # depth before the marginal tier
+            depth[ids[j]] -= shown[j]
+        reach = list(depth)
+        for j in range(start, end):
+            reach[ids[j]] += shown[j]
+        want = [d - d % lot for d in depth]
+        left = qty - sum(want)
+        left -= left % lot
+        if lot > 1:
+            for j in tier:  # round up first: a venue's odd lot at a better price is cheaper than this tier
+                v = ids[j]
+                have = want[v]
+                if left and have < depth[v] and reach[v] - reach[v] % lot > have:
+                    want[v] = have + lot
+                    left -= lot
+        for j in tier:
+            v = ids[j]
+            have = want[v]
+            add = min(reach[v] - reach[v] % lot - have, left)
+            if add > 0:
+                want[v] = have + add
+                left -= add
+        totals = list(want)
+        takes = [0] * n
+        extra = self._extra
+        cost: PriceKey = 0
+        for j in range(end):  # every venue's total lies within its rows up to the marginal tier, best first
+            v = ids[j]
+            took = want[v]
+            if took:
+                if shown[j] < took:
+                    took = shown[j]
+                want[v] -= took
+                takes[j] = took
+                cost += took * (keys[j] + extra[v])
+        return takes, totals, cost
+
     def _marginal_range(self, qty: int, lot: int, guarded: Sequence[bool]) -> tuple[int, int, list[int]]:
         """(start, end) of the marginal prices to try, and each protected venue's depth in the rows before end:
         end, how many rows reach through the furthest price that can be marginal (past it, the round lots
@@ -134,17 +193,15 @@ class AllInCosts:
     def _priced(self, takes: Sequence[tuple[int, int]]) -> PriceKey:
         """The all-in cost of (venue number, shares) takes, each venue's shares best price first."""
         total: PriceKey = 0
+        books, extra = self._books, self._extra
         for v, qty in takes:
-            sums = self._sums[v]
-            if sums is None:
-                rows = self._books[v]
-                sums = self._sums[v] = (
-                    list(accumulate(map(_qty, rows), initial=0)),
-                    list(accumulate(map(mul, map(_key, rows), map(_qty, rows)), initial=0)),
-                )
-            depth, cost = sums
-            i = bisect_left(depth, qty)  # the row that takes the last share is i - 1
-            total += cost[i - 1] + (qty - depth[i - 1]) * self._books[v][i - 1][0] + qty * self._extra[v]
+            total += qty * extra[v]
+            for key, shown, _, _ in books[v]:
+                if shown >= qty:
+                    total += qty * key
+                    break
+                total += shown * key
+                qty -= shown
         return total
 
 
