@@ -10,7 +10,7 @@ from functools import partial
 from operator import itemgetter
 
 from gateway.analytics.learning import VenueLearning
-from gateway.core.market import KEY_SCALE, MarketView, PriceKey, Row, VenueInfo, price_key
+from gateway.core.market import KEY_SCALE, MarketView, PriceKey, Row, VenueInfo, price_key, whole_key
 from gateway.core.routing.cost_plan import AllInCosts, spread
 from gateway.core.routing.decision import PlanRequest, RouteDecision
 from gateway.core.routing.policy import CostWeights
@@ -29,9 +29,10 @@ from gateway.core.routing.trade_through import furthest_price, trades_through
 from gateway.core.types import ChildSpec, OrdType, TimeInForce
 
 _LIMIT, _IOC = OrdType.LIMIT, TimeInForce.IOC
-_BPS = 1e-4
+_PER_BPS = 10**4  # a basis point of a price is 1e-4 of it: 1e4 in the 1e-8 units of a factor
 _MICRO = Decimal("0.000001")
 _MICRO_UNITS = 10**10  # 0.000001 in the 1e-16 units of a key (1e-8) times a factor (1e-8)
+_MICRO_KEY = KEY_SCALE // 10**6  # 0.000001 in key units
 _key = itemgetter(0)
 _qty = itemgetter(1)
 
@@ -51,46 +52,38 @@ def expected_costs(
 def cost_penalties(
     order: PlanRequest, survey: Survey, weights: CostWeights, stats: VenueLearning | None, market: MarketView
 ) -> dict[str, int]:
-    """Lit venue -> expected cost per share beyond the price, in price key units rounded to 0.000001: taker fee
-    plus toxicity, latency, staleness and miss-rate risks, each in basis points of the reference price (the NBBO
-    mid, else the venue's top)."""
+    """Lit venue -> expected cost per share beyond the price, in price key units rounded (half even) to 0.000001:
+    taker fee plus toxicity, latency, staleness and miss-rate risks, each in basis points (to 0.0001) of the
+    reference price (the NBBO mid, else the venue's top)."""
     mid = survey.nbbo.mid
-    mid_key = None if mid is None else price_key(mid)
-    buy = order.side.is_buy
+    mid_key = None if mid is None else whole_key(mid)
+    buy, symbol = order.side.is_buy, order.symbol
+    toxicity_bps, miss_bps = weights.toxicity_bps, weights.miss_bps
+    latency_bps, staleness_bps = weights.latency_bps_per_ms / 1000, weights.staleness_bps_per_s / 1e9
     penalties = {}
     for name, info, book in survey.lit:
         reference = mid_key
         if reference is None:
             top = book.best_ask if buy else book.best_bid
-            reference = None if top is None else price_key(top.price)
-        risks = stats.risks(name) if stats is not None else None
-        risk_bps = 0.0
-        latency_us: float | None = None
-        if risks is not None:
-            toxicity, fill_rate, latency_us = risks
-            risk_bps += weights.toxicity_bps * toxicity + weights.miss_bps * (1 - fill_rate)
-        if latency_us is None:
-            latency_us = info.latency_us
-        risk_bps += weights.latency_bps_per_ms * latency_us / 1000
-        age_ns = market.age_ns(name, order.symbol)
-        if age_ns:
-            risk_bps += weights.staleness_bps_per_s * max(age_ns, 0) / 1e9
-        penalties[name] = _penalty_key(info.taker_fee, reference, risk_bps)
+            reference = None if top is None else whole_key(top.price)
+        total = info.taker_key * KEY_SCALE  # in 1e-16 units: a key (1e-8) times a factor (1e-8)
+        if reference is not None:
+            risks = stats.risks(name) if stats is not None else None
+            latency_us = None
+            risk_bps = 0.0
+            if risks is not None:
+                toxicity, fill_rate, latency_us = risks
+                risk_bps = toxicity_bps * toxicity + miss_bps * (1 - fill_rate)
+            risk_bps += latency_bps * (info.latency_us if latency_us is None else latency_us)
+            age_ns = market.age_ns(name, symbol)
+            if age_ns and age_ns > 0:
+                risk_bps += staleness_bps * age_ns
+            total += reference * round(risk_bps * _PER_BPS)
+        units, rest = divmod(total, _MICRO_UNITS)
+        if 2 * rest > _MICRO_UNITS or (2 * rest == _MICRO_UNITS and units % 2):
+            units += 1
+        penalties[name] = units * _MICRO_KEY
     return penalties
-
-
-def _penalty_key(fee: Decimal, reference: PriceKey | None, risk_bps: float) -> int:
-    """fee + reference * risk_bps (the factor rounded to 8 places), rounded half even to 0.000001, in key units:
-    exact integer arithmetic (1e-16 units) where the prices fit key units, else the same in Decimal."""
-    fee_key = price_key(fee)
-    factor = int(f"{risk_bps * _BPS:.8f}".replace(".", "")) if reference is not None else 0
-    if not isinstance(fee_key, int) or not isinstance(reference, (int, type(None))):
-        risk = Decimal(0) if reference is None else Decimal(reference).scaleb(-8) * Decimal(factor).scaleb(-8)
-        return int(price_key((fee + risk).quantize(_MICRO)))
-    units, rest = divmod(fee_key * KEY_SCALE + (reference or 0) * factor, _MICRO_UNITS)
-    if 2 * rest > _MICRO_UNITS or (2 * rest == _MICRO_UNITS and units % 2):
-        units += 1
-    return units * (KEY_SCALE // 10**6)
 
 
 def plan_cost(
