@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Container, Mapping, Sequence
-from itertools import chain
-from operator import add as plus, itemgetter
+from itertools import accumulate, chain
+from operator import add as plus, itemgetter, mul
 
 from gateway.core.market import PriceKey, Row
 
@@ -20,7 +21,7 @@ class AllInCosts:
     """Takeable rows in sweep order with their venues' extra costs, laid out once per plan as per-venue lists
     (venues numbered in taker preference order) to search and price takes without dicts or Decimals."""
 
-    __slots__ = ("_books", "_extra", "_ids", "_keys", "_names", "_reached", "_shown", "rows")
+    __slots__ = ("_allin", "_books", "_cum", "_extra", "_ids", "_keys", "_names", "_reached", "_shown", "rows")
 
     def __init__(self, books: Mapping[str, Sequence[Row]], extra: Mapping[str, PriceKey]) -> None:
         """books: each venue's takeable rows best first, the venues in taker preference order."""
@@ -31,6 +32,8 @@ class AllInCosts:
         self._keys = list(map(_key, self.rows))
         self._shown = list(map(_qty, self.rows))
         self._extra = [extra[name] for name in names]
+        self._allin = list(map(plus, self._keys, map(self._extra.__getitem__, self._ids)))
+        self._cum = list(accumulate(self._shown))  # depth through each row
         self._books = list(books.values())
         # Venue numbers in the order the sweep first reaches them: by best price, ties in preference order.
         self._reached = sorted(range(len(names)), key=[rows[0][0] for rows in self._books].__getitem__)
@@ -56,13 +59,9 @@ class AllInCosts:
         """
         ids, keys, shown, count = self._ids, self._keys, self._shown, len(self._names)
         guarded = [name in protected for name in self._names]
+        # before: per protected venue, depth strictly better than the current M
         start, end, before = self._marginal_range(qty, lot, guarded)
-        for i in range(start, end):  # before: per protected venue, depth strictly better than the current M
-            v = ids[i]
-            if guarded[v]:
-                before[v] -= shown[i]
-        allin = list(map(plus, keys[:end], map(self._extra.__getitem__, ids[:end])))
-        order = sorted(range(end), key=allin.__getitem__)  # stable: ties by row
+        order = sorted(range(end), key=self._allin.__getitem__)  # stable: ties by row
         ranked = list(zip(map(keys.__getitem__, order), map(ids.__getitem__, order), map(shown.__getitem__, order)))
         best: list[int] = []
         best_key: tuple[int, PriceKey] | None = None
@@ -104,6 +103,8 @@ class AllInCosts:
         venue number order, or by rank[venue number] if given (taker preference when the numbers follow cost)."""
         ids, keys, shown, count = self._ids, self._keys, self._shown, len(self._names)
         n = len(keys)
+        if lot == 1:
+            return self._sweep_shares(qty, rank)
         depth = [0] * count  # per venue: displayed depth in the tiers before the marginal one
         floors = start = 0  # floors: the sum of those depths, each rounded down to a lot multiple
         i = 0
@@ -159,6 +160,26 @@ class AllInCosts:
                 cost += took * (keys[j] + extra[v])
         return takes, totals, cost
 
+    def _sweep_shares(self, qty: int, rank: Sequence[int] | None) -> tuple[list[int], list[int], PriceKey]:
+        """sweep with a lot of 1: whole rows up to the first price whose depth reaches qty, then that price's rows
+        in order until qty is done."""
+        ids, keys, shown, cum = self._ids, self._keys, self._shown, self._cum
+        n, totals = len(keys), [0] * len(self._names)
+        if not n:
+            return [], totals, 0
+        last = min(bisect_left(cum, qty), n - 1)
+        start, end = bisect_left(keys, keys[last]), bisect_right(keys, keys[last])
+        takes = shown[:start] + [0] * (n - start)
+        left = qty - (cum[start - 1] if start else 0)
+        for j in range(start, end) if rank is None else sorted(range(start, end), key=lambda j: rank[ids[j]]):
+            if not left:
+                break
+            takes[j] = took = shown[j] if shown[j] < left else left
+            left -= took
+        for v, took in zip(ids, takes[:end]):
+            totals[v] += took
+        return takes, totals, sum(map(mul, takes[:end], self._allin))
+
     def _marginal_range(self, qty: int, lot: int, guarded: Sequence[bool]) -> tuple[int, int, list[int]]:
         """(start, end) of the marginal prices to try, and each protected venue's depth in the rows before end:
         end, how many rows reach through the furthest price that can be marginal (past it, the round lots
@@ -167,6 +188,8 @@ class AllInCosts:
         price's do."""
         ids, keys, shown = self._ids, self._keys, self._shown
         count = len(self._names)
+        if lot == 1:
+            return self._share_range(qty, guarded)
         depth, must_depth = [0] * count, [0] * count
         lots = must = 0
         tiers: list[tuple[int, int]] = []  # (first row, lots shown through it) of each price
@@ -188,7 +211,26 @@ class AllInCosts:
         if not tiers:
             return 0, 0, must_depth
         enough = min(qty, tiers[-1][1])
-        return next(first for first, shows in tiers if shows >= enough), i, must_depth
+        start = next(first for first, shows in tiers if shows >= enough)
+        for j in range(start, i):
+            if guarded[ids[j]]:
+                must_depth[ids[j]] -= shown[j]
+        return start, i, must_depth
+
+    def _share_range(self, qty: int, guarded: Sequence[bool]) -> tuple[int, int, list[int]]:
+        """_marginal_range with a lot of 1, from running depths."""
+        ids, keys, shown, cum = self._ids, self._keys, self._shown, self._cum
+        before = [0] * len(self._names)
+        if not keys:
+            return 0, 0, before
+        must = list(accumulate(map(mul, shown, map(guarded.__getitem__, ids))))
+        over = bisect_right(must, qty)  # the first row past which protected depth exceeds qty
+        end = len(keys) if over == len(keys) else bisect_right(keys, keys[over])
+        start = bisect_left(keys, keys[bisect_left(cum, min(qty, cum[end - 1]))])
+        for v, level in zip(ids[:start], shown):
+            if guarded[v]:
+                before[v] += level
+        return start, end, before
 
     def _priced(self, takes: Sequence[tuple[int, int]]) -> PriceKey:
         """The all-in cost of (venue number, shares) takes, each venue's shares best price first."""
