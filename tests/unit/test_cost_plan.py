@@ -46,9 +46,9 @@ def test_same_takes_and_costs_as_the_search_it_replaced(seed):
         books: dict[str, list[Row]] = {}
         for row in sorted(rows, key=lambda row: int(row[2][1:])):  # back to each venue's rows, in venue order
             books.setdefault(row[2], []).append(row)
-        costs = AllInCosts(books, extra)
+        costs = AllInCosts(books, extra, protected)
         assert costs.rows == rows
-        takes, cost = costs.cheapest(qty, lot, protected)
+        takes, cost = costs.cheapest(qty, lot)
         expected = reference_takes(rows, qty, lot, extra, protected)
         assert takes == expected and list(takes) == list(expected), (rows, extra, protected, qty, lot)
         assert cost == costs.of(takes) == reference_cost(rows, takes, extra)

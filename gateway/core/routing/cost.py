@@ -120,9 +120,8 @@ def _cheapest(
         # Only the plan taking every reachable round lot fills that much: the sweep's, whatever the costs.
         return sweep_decision(order, survey, reachable, placeable, penalties, everything, "all-in cost"), None
     buy, lot = order.side.is_buy, order.lot
-    costs = AllInCosts(
-        {name: rows for name, _, rows in reachable}, penalties
-    )
+    protected = {name for name, info, _ in reachable if info.protected}
+    costs = AllInCosts({name: rows for name, _, rows in reachable}, penalties, protected)
     rows = costs.rows
     swept_rows, swept, swept_cost = costs.sweep(placeable, lot)
 
@@ -138,11 +137,10 @@ def _cheapest(
             by_preference = sorted(reachable, key=lambda venue: preference[venue[0]])
             sweep = partial(sweep_decision, order, survey, by_preference, placeable, None)
             sweep = partial(sweep, *sweep_takes(order, by_preference, placeable, None))
-    protected = {name for name, info, _ in reachable if info.protected}
     if len(protected) == len(reachable):
         # every quote must be taken in price order: only the marginal tier's split is free
         return sweep(), rows
-    takes, cost = costs.cheapest(placeable, lot, protected)
+    takes, cost = costs.cheapest(placeable, lot)
     filled, swept_qty = sum(takes.values()), sum(swept)
     if filled < swept_qty or (filled == swept_qty and cost >= swept_cost):
         return sweep(), rows

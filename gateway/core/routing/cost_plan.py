@@ -21,11 +21,29 @@ class AllInCosts:
     """Takeable rows in sweep order with their venues' extra costs, laid out once per plan as per-venue lists
     (venues numbered in taker preference order) to search and price takes without dicts or Decimals."""
 
-    __slots__ = ("_allin", "_books", "_cum", "_extra", "_ids", "_keys", "_names", "_reached", "_shown", "rows")
+    __slots__ = (
+        "_allin",
+        "_books",
+        "_cum",
+        "_extra",
+        "_guarded",
+        "_ids",
+        "_keys",
+        "_names",
+        "_reached",
+        "_shown",
+        "_tiers",
+        "rows",
+    )
 
-    def __init__(self, books: Mapping[str, Sequence[Row]], extra: Mapping[str, PriceKey]) -> None:
+    def __init__(
+        self, books: Mapping[str, Sequence[Row]], extra: Mapping[str, PriceKey], protected: Container[str]
+    ) -> None:
         """books: each venue's takeable rows best first, the venues in taker preference order."""
         self._names = names = list(books)
+        self._guarded = [name in protected for name in names]
+        # _lot_tiers' answer, with the (qty, lot) it is for: the sweeps and the search share it.
+        self._tiers: tuple[tuple[int, int], tuple[list[int], list[int], int]] | None = None
         self.rows: list[Row] = sorted(chain.from_iterable(books.values()), key=_key)  # stable: the sweep order
         numbers = {name: v for v, name in enumerate(names)}
         self._ids = list(map(numbers.__getitem__, map(_venue, self.rows)))
@@ -43,7 +61,7 @@ class AllInCosts:
         number = {name: v for v, name in enumerate(self._names)}
         return self._priced([(number[venue], qty) for venue, qty in takes.items() if qty])
 
-    def cheapest(self, qty: int, lot: int, protected: Container[str]) -> tuple[dict[str, int], PriceKey]:
+    def cheapest(self, qty: int, lot: int) -> tuple[dict[str, int], PriceKey]:
         """Venue -> shares to take from it best price first (lot multiples, venues in the order first reached),
         filling as much of qty (a lot multiple) as the rows allow at the least expected all-in cost; and that
         cost (what `of` would say).
@@ -58,9 +76,9 @@ class AllInCosts:
         the protected round lots better than M alone exceed qty.
         """
         ids, keys, shown, count = self._ids, self._keys, self._shown, len(self._names)
-        guarded = [name in protected for name in self._names]
+        guarded = self._guarded
         # before: per protected venue, depth strictly better than the current M
-        start, end, before = self._marginal_range(qty, lot, guarded)
+        start, end, before = self._marginal_range(qty, lot)
         order = sorted(range(end), key=self._allin.__getitem__)  # stable: ties by row
         ranked = list(zip(map(keys.__getitem__, order), map(ids.__getitem__, order), map(shown.__getitem__, order)))
         best: list[int] = []
@@ -105,26 +123,13 @@ class AllInCosts:
         n = len(keys)
         if lot == 1:
             return self._sweep_shares(qty, rank)
-        depth = [0] * count  # per venue: displayed depth in the tiers before the marginal one
-        floors = start = 0  # floors: the sum of those depths, each rounded down to a lot multiple
-        i = 0
-        while i < n:  # find the marginal tier: the first that does not fit whole (all of them, if all fit)
-            key, first = keys[i], i
-            while i < n and keys[i] == key:
-                v = ids[i]
-                was = depth[v]
-                depth[v] = now = was + shown[i]
-                floors += now - now % lot - (was - was % lot)
-                i += 1
-            start = first
-            if floors > qty or (lot == 1 and floors >= qty):
-                break
-            if i == n:
-                break
-        end = i
+        firsts, floors, reached = self._lot_tiers(qty, lot)
+        t = min(bisect_right(floors, qty), len(firsts) - 1)  # the marginal tier: the first that does not fit whole
+        start, end = firsts[t], firsts[t + 1] if t + 1 < len(firsts) else reached
+        depth = [0] * count  # per venue: displayed depth before the marginal tier
+        for v, level in zip(ids, shown[:start]):
+            depth[v] += level
         tier = range(start, end) if rank is None else sorted(range(start, end), key=lambda j: rank[ids[j]])
-        for j in range(start, end):  # depth before the marginal tier
-            depth[ids[j]] -= shown[j]
         reach = list(depth)
         for j in range(start, end):
             reach[ids[j]] += shown[j]
@@ -180,46 +185,57 @@ class AllInCosts:
             totals[v] += took
         return takes, totals, sum(map(mul, takes[:end], self._allin))
 
-    def _marginal_range(self, qty: int, lot: int, guarded: Sequence[bool]) -> tuple[int, int, list[int]]:
-        """(start, end) of the marginal prices to try, and each protected venue's depth in the rows before end:
+    def _marginal_range(self, qty: int, lot: int) -> tuple[int, int, list[int]]:
+        """(start, end) of the marginal prices to try, and each protected venue's depth in the rows before start:
         end, how many rows reach through the furthest price that can be marginal (past it, the round lots
         protected venues show at better prices are more than qty); start, the first row of the first price whose
         levels at or better than it show in lots (each venue's depth rounded down) as much of qty as the furthest
         price's do."""
-        ids, keys, shown = self._ids, self._keys, self._shown
-        count = len(self._names)
         if lot == 1:
-            return self._share_range(qty, guarded)
-        depth, must_depth = [0] * count, [0] * count
-        lots = must = 0
-        tiers: list[tuple[int, int]] = []  # (first row, lots shown through it) of each price
-        i, n = 0, len(keys)
-        while i < n and must <= qty:  # the protected round lots strictly better than this price fit in qty
-            marginal = keys[i]
-            first = i
-            while i < n and keys[i] == marginal:
-                v, level = ids[i], shown[i]
-                was = depth[v]
-                depth[v] = now = was + level
-                lots += now - now % lot - (was - was % lot)
-                if guarded[v]:
-                    was = must_depth[v]
-                    must_depth[v] = now = was + level
-                    must += now - now % lot - (was - was % lot)
-                i += 1
-            tiers.append((first, lots))
-        if not tiers:
-            return 0, 0, must_depth
-        enough = min(qty, tiers[-1][1])
-        start = next(first for first, shows in tiers if shows >= enough)
-        for j in range(start, i):
-            if guarded[ids[j]]:
-                must_depth[ids[j]] -= shown[j]
-        return start, i, must_depth
+            return self._share_range(qty)
+        firsts, floors, end = self._lot_tiers(qty, lot)
+        before = [0] * len(self._names)
+        if not firsts:
+            return 0, 0, before
+        start = firsts[bisect_left(floors, min(qty, floors[-1]))]
+        guarded = self._guarded
+        for v, level in zip(self._ids, self._shown[:start]):
+            if guarded[v]:
+                before[v] += level
+        return start, end, before
 
-    def _share_range(self, qty: int, guarded: Sequence[bool]) -> tuple[int, int, list[int]]:
+    def _lot_tiers(self, qty: int, lot: int) -> tuple[list[int], list[int], int]:
+        """Per price tier, best first, while the protected round lots strictly better than it fit in qty: its
+        first row and the round lots (each venue's depth rounded down to lots) shown through it; and the row
+        after the last such tier."""
+        if self._tiers is not None and self._tiers[0] == (qty, lot):
+            return self._tiers[1]
+        ids, keys, shown, guarded = self._ids, self._keys, self._shown, self._guarded
+        depth = [0] * len(self._names)
+        firsts: list[int] = []
+        floors: list[int] = []
+        lots = must = i = 0
+        n = len(keys)
+        while i < n and must <= qty:
+            key = keys[i]
+            firsts.append(i)
+            while i < n and keys[i] == key:
+                v = ids[i]
+                was = depth[v]
+                depth[v] = now = was + shown[i]
+                step = now - now % lot - (was - was % lot)
+                lots += step
+                if guarded[v]:
+                    must += step
+                i += 1
+            floors.append(lots)
+        tiers = firsts, floors, i
+        self._tiers = ((qty, lot), tiers)
+        return tiers
+
+    def _share_range(self, qty: int) -> tuple[int, int, list[int]]:
         """_marginal_range with a lot of 1, from running depths."""
-        ids, keys, shown, cum = self._ids, self._keys, self._shown, self._cum
+        ids, keys, shown, cum, guarded = self._ids, self._keys, self._shown, self._cum, self._guarded
         before = [0] * len(self._names)
         if not keys:
             return 0, 0, before
