@@ -12,7 +12,7 @@ from operator import itemgetter
 from gateway.analytics.learning import VenueLearning
 from gateway.core.market import KEY_SCALE, MarketView, PriceKey, Row, VenueInfo, price_key, whole_key
 from gateway.core.routing.cost_plan import AllInCosts, spread
-from gateway.core.routing.decision import PlanRequest, RouteDecision
+from gateway.core.routing.decision import Candidate, PlanRequest, RouteDecision
 from gateway.core.routing.policy import CostWeights
 from gateway.core.routing.survey import Reachable, Survey, decide, survey_of
 from gateway.core.routing.sweep import (
@@ -144,10 +144,7 @@ def _cheapest(
     filled, swept_qty = sum(takes.values()), sum(swept)
     if filled < swept_qty or (filled == swept_qty and cost >= swept_cost):
         return sweep(), rows
-    per_row = spread(rows, takes)
-    children = [
-        ChildSpec(name, qty, price, _LIMIT, _IOC, "take") for name, (qty, price) in venue_totals(rows, per_row).items()
-    ]
+    children = [ChildSpec(name, qty, row[3], _LIMIT, _IOC, "take") for name, qty, row in costs.placed(takes)]
     worst = furthest_price(children, buy)
     assert worst is not None, "router bug: a cost child without a limit price"
     reason = (
@@ -156,13 +153,20 @@ def _cheapest(
         f"{_per_share(cost, filled, buy)} a share against "
         f"{_per_share(swept_cost, swept_qty, buy) if swept_qty else 'nothing'} for the best-price sweep"
     )
-    passed = _passed(rows, per_row, price_key(worst) if buy else -price_key(worst), lot)
+    passed = costs.passed(takes, price_key(worst) if buy else -price_key(worst), lot)
     if passed:
         reason += f"; passed unprotected quotes at {', '.join(passed)}"
     if filled < placeable:
         reason += "; that is all the lit liquidity takeable now"
-    candidates = partial(taken_candidates, rows, per_row, reachable, buy, penalties)
+    candidates = partial(_taken_candidates, rows, takes, reachable, buy, penalties)
     return decide(order, survey, "take", children, candidates, reason), rows
+
+
+def _taken_candidates(
+    rows: Sequence[Row], takes: Mapping[str, int], reachable: list[Reachable], buy: bool, penalties: Mapping[str, int]
+) -> tuple[Candidate, ...]:
+    """taken_candidates for takes[venue] shares from each venue best price first (built only if read)."""
+    return taken_candidates(rows, spread(rows, takes), reachable, buy, penalties)
 
 
 def explore(
@@ -237,8 +241,3 @@ def explore(
 def _per_share(cost: PriceKey, qty: int, buy: bool) -> Decimal:
     """An all-in cost in key units over qty shares as a price per share (a sell's: net proceeds)."""
     return (Decimal(cost) / (qty * KEY_SCALE) * (1 if buy else -1)).quantize(_MICRO)
-
-
-def _passed(rows: Sequence[Row], per_row: Sequence[int], worst: PriceKey, lot: int) -> list[str]:
-    """Venues left with a round lot at a price better than worst (only unprotected ones can be)."""
-    return sorted({venue for (key, shown, venue, _), took in zip(rows, per_row) if key < worst and shown - took >= lot})

@@ -30,6 +30,7 @@ class AllInCosts:
         "_ids",
         "_keys",
         "_names",
+        "_numbers",
         "_reached",
         "_shown",
         "_tiers",
@@ -45,7 +46,7 @@ class AllInCosts:
         # _lot_tiers' answer, with the (qty, lot) it is for: the sweeps and the search share it.
         self._tiers: tuple[tuple[int, int], tuple[list[int], list[int], int]] | None = None
         self.rows: list[Row] = sorted(chain.from_iterable(books.values()), key=_key)  # stable: the sweep order
-        numbers = {name: v for v, name in enumerate(names)}
+        self._numbers = numbers = {name: v for v, name in enumerate(names)}
         self._ids = list(map(numbers.__getitem__, map(_venue, self.rows)))
         self._keys = list(map(_key, self.rows))
         self._shown = list(map(_qty, self.rows))
@@ -58,8 +59,37 @@ class AllInCosts:
 
     def of(self, takes: Mapping[str, int]) -> PriceKey:
         """The expected all-in cost of taking takes[venue] shares from each venue best price first, in key units."""
-        number = {name: v for v, name in enumerate(self._names)}
+        number = self._numbers
         return self._priced([(number[venue], qty) for venue, qty in takes.items() if qty])
+
+    def placed(self, takes: Mapping[str, int]) -> list[tuple[str, int, Row]]:
+        """(venue, shares, the furthest row they reach) for takes[venue] shares from each venue best price first,
+        in the order cheapest lists them."""
+        books, number = self._books, self._numbers
+        out = []
+        for venue, qty in takes.items():
+            left = qty
+            for row in books[number[venue]]:
+                if row[1] >= left:
+                    out.append((venue, qty, row))
+                    break
+                left -= row[1]
+        return out
+
+    def passed(self, takes: Mapping[str, int], worst: PriceKey, lot: int) -> list[str]:
+        """Venues that taking takes[venue] best price first leaves a round lot standing at a price better than
+        worst (a key), by name."""
+        left_standing = []
+        for venue, rows in zip(self._names, self._books):
+            left = takes.get(venue, 0)
+            for key, shown, _, _ in rows:
+                if key >= worst:
+                    break
+                if shown - min(shown, left) >= lot:
+                    left_standing.append(venue)
+                    break
+                left -= min(shown, left)
+        return sorted(left_standing)
 
     def cheapest(self, qty: int, lot: int) -> tuple[dict[str, int], PriceKey]:
         """Venue -> shares to take from it best price first (lot multiples, venues in the order first reached),
@@ -79,8 +109,7 @@ class AllInCosts:
         guarded = self._guarded
         # before: per protected venue, depth strictly better than the current M
         start, end, before = self._marginal_range(qty, lot)
-        order = sorted(range(end), key=self._allin.__getitem__)  # stable: ties by row
-        ranked = list(zip(map(keys.__getitem__, order), map(ids.__getitem__, order), map(shown.__getitem__, order)))
+        ranked = sorted(range(end), key=self._allin.__getitem__)  # rows by all-in cost, stable: ties by row
         best: list[int] = []
         best_key: tuple[int, PriceKey] | None = None
         i = start
@@ -90,10 +119,11 @@ class AllInCosts:
             left = qty - sum(takes)
             if left:
                 reached = [0] * count  # per venue: depth of its levels walked so far
-                for key, v, level in ranked:
-                    if key > marginal:
+                for j in ranked:
+                    if keys[j] > marginal:
                         continue
-                    reached[v] = depth = reached[v] + level
+                    v = ids[j]
+                    reached[v] = depth = reached[v] + shown[j]
                     add = depth - depth % lot - takes[v]
                     if add > 0:
                         if add >= left:
