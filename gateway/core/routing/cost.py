@@ -218,12 +218,11 @@ def explore(
         cut = min(-(-min(remove, took) // lot) * lot, takes[name])
         takes[name] -= cut
         remove -= cut
-        if remove > 0:
-            per_row = spread(rows, takes)
+        _shift(rows, per_row, name, -cut, i)
     if remove < 0 and qty - remove <= depth - depth % lot:
         qty -= remove  # a lot rounded up elsewhere: the explored venue takes the difference
     takes[venue] = qty
-    per_row = spread(rows, takes)
+    _shift(rows, per_row, venue, qty, 0)
     children = [
         ChildSpec(name, n, price, _LIMIT, _IOC, "take") for name, (n, price) in venue_totals(rows, per_row).items()
     ]
@@ -236,6 +235,28 @@ def explore(
     )
     candidates = partial(taken_candidates, rows, per_row, reachable, buy, penalties)
     return decide(order, survey, "take", children, candidates, reason)
+
+
+def _shift(rows: Sequence[Row], per_row: list[int], venue: str, qty: int, at: int) -> None:
+    """Keep per_row what spread would make of it once venue's take changes by qty: a cut comes off its
+    furthest-priced rows (none beyond row `at`), an addition goes to its best-priced ones."""
+    if qty < 0:
+        for j in range(at, -1, -1):
+            if qty == 0:
+                return
+            if rows[j][2] == venue and per_row[j]:
+                took = min(per_row[j], -qty)
+                per_row[j] -= took
+                qty += took
+        return
+    for j in range(len(rows)):
+        if qty == 0:
+            return
+        row = rows[j]
+        if row[2] == venue:
+            took = min(row[1] - per_row[j], qty)
+            per_row[j] += took
+            qty -= took
 
 
 def _per_share(cost: PriceKey, qty: int, buy: bool) -> Decimal:
