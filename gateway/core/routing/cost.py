@@ -66,11 +66,10 @@ def cost_penalties(
         if reference is None:
             top = book.best_ask if buy else book.best_bid
             reference = None if top is None else whole_key(top.price)
-        total = info.taker_key * KEY_SCALE  # in 1e-16 units: a key (1e-8) times a factor (1e-8)
+        risk_bps = 0.0
         if reference is not None:
             risks = stats.risks(name) if stats is not None else None
             latency_us = None
-            risk_bps = 0.0
             if risks is not None:
                 toxicity, fill_rate, latency_us = risks
                 risk_bps = toxicity_bps * toxicity + miss_bps * (1 - fill_rate)
@@ -78,12 +77,19 @@ def cost_penalties(
             age_ns = market.age_ns(name, symbol)
             if age_ns and age_ns > 0:
                 risk_bps += staleness_bps * age_ns
-            total += reference * round(risk_bps * _PER_BPS)
-        units, rest = divmod(total, _MICRO_UNITS)
-        if 2 * rest > _MICRO_UNITS or (2 * rest == _MICRO_UNITS and units % 2):
-            units += 1
-        penalties[name] = units * _MICRO_KEY
+        penalties[name] = penalty_key(info.taker_key, reference, risk_bps)
     return penalties
+
+
+def penalty_key(fee: int, reference: int | None, risk_bps: float) -> int:
+    """fee + risk_bps (to 0.0001) basis points of reference, rounded half even to 0.000001; all in key units."""
+    total = fee * KEY_SCALE  # in 1e-16 units: a key (1e-8) times a factor (1e-8)
+    if reference is not None:
+        total += reference * round(risk_bps * _PER_BPS)
+    units, rest = divmod(total, _MICRO_UNITS)
+    if 2 * rest > _MICRO_UNITS or (2 * rest == _MICRO_UNITS and units % 2):
+        units += 1
+    return units * _MICRO_KEY
 
 
 def plan_cost(
