@@ -180,7 +180,7 @@ def _allocate(entries: Sequence[Row], qty: int, lot: int) -> list[int]:
         was = depth[venue]
         depth[venue] = after = was + qtys[i]
         floors += after - after % lot - (was - was % lot)
-    return _fill(entries, ids, venues, (start, considered), qty, lot)
+    return _fill(qtys, ids, venues, (start, considered), qty, lot)
 
 
 def _greedy(entries: Sequence[Row], qty: int) -> list[int]:
@@ -200,16 +200,17 @@ def _greedy(entries: Sequence[Row], qty: int) -> list[int]:
 
 
 def _fill(
-    entries: Sequence[Row], ids: Sequence[int], venues: int, marginal: tuple[int, int], qty: int, lot: int
+    qtys: Sequence[int], ids: Sequence[int], venues: int, marginal: tuple[int, int], qty: int, lot: int
 ) -> list[int]:
-    """The takes with entries[start:end] (marginal) as the marginal tier."""
+    """The takes from entries showing qtys (their venue numbers ids) with entries[start:end] (marginal) as the
+    marginal tier."""
     start, end = marginal
     shown = [0] * venues  # per venue: displayed depth before the marginal tier
-    for i in range(start):
-        shown[ids[i]] += entries[i][1]
+    for venue, level_qty in zip(ids, qtys[:start]):
+        shown[venue] += level_qty
     reach = list(shown)  # per venue: displayed depth through the marginal tier
     for i in range(start, end):
-        reach[ids[i]] += entries[i][1]
+        reach[ids[i]] += qtys[i]
     want = [depth - depth % lot for depth in shown]  # per venue: total to take
     left = qty - sum(want)
     left -= left % lot
@@ -226,16 +227,15 @@ def _fill(
         if add > 0:
             want[venue] = have + add
             left -= add
-    takes = []
-    for i in range(end):  # every venue's total lies within its levels up to the marginal tier
-        venue = ids[i]
+    takes: list[int] = []
+    append = takes.append
+    for venue, level_qty in zip(ids, qtys[:end]):  # every venue's total lies within its levels up to the marginal tier
         took = want[venue]
         if took:
-            level_qty = entries[i][1]
             if level_qty < took:
                 took = level_qty
             want[venue] -= took
-        takes.append(took)
+        append(took)
     return takes
 
 
@@ -243,15 +243,13 @@ def everything_takes(reachable: Sequence[Reachable], qty: int, lot: int) -> dict
     """venue_totals for a sweep of qty that takes every round lot it can reach (each venue's depth rounded down
     to a lot multiple), found book by book with no sort; None if those show more than qty (then the sweep stops
     somewhere inside them)."""
+    depths = [sum(map(_qty, rows)) for _, _, rows in reachable]
+    if sum(depths) - sum([depth % lot for depth in depths]) > qty:
+        return None
     firsts: list[tuple[PriceKey, str, list]] = []  # (key of the best price shown, venue, [qty, worst price])
-    taken = 0
-    for name, _, rows in reachable:
-        depth = sum(map(_qty, rows))
+    for (name, _, rows), depth in zip(reachable, depths):
         total = depth - depth % lot
         if total:
-            taken += total
-            if taken > qty:
-                return None
             first = rows[0] if rows[0][1] else next(row for row in rows if row[1])
             if total == depth:
                 last = rows[-1] if rows[-1][1] else next(row for row in reversed(rows) if row[1])
