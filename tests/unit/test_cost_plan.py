@@ -87,7 +87,8 @@ def test_its_sweeps_are_the_sweep_strategys_plan(seed):
             venues = list(books) if order is None else sorted(books, key=lambda name: order[list(books).index(name)])
             reachable = [(name, INFO, books[name]) for name in venues]
             expected, _ = sweep_takes(_request(qty, lot), reachable, qty, None)
-            per_row, totals, cost = costs.sweep(qty, lot, order)
+            swept = costs.sweep(qty, lot) if order is None else costs.ranked_sweep(qty, lot, order)
+            per_row, totals, cost = swept or costs.sweep(qty, lot)
             assert {name: qty for name, qty in zip(books, totals) if qty} == {
                 name: took for name, (took, _) in expected.items()
             }, (rows, qty, lot, order)

@@ -136,7 +136,8 @@ def _cheapest(
         return sweep_decision(order, survey, reachable, placeable, penalties, takes, "all-in cost")
 
     if lot > 1:  # with a lot of 1 the marginal tier split by all-in cost is the cheaper one
-        _, plain, plain_cost = costs.sweep(placeable, lot, [preference[name] for name, _, _ in reachable])
+        plain_sweep = costs.ranked_sweep(placeable, lot, [preference[name] for name, _, _ in reachable])
+        _, plain, plain_cost = plain_sweep or (None, swept, swept_cost)
         if plain != swept and sum(plain) >= sum(swept) and plain_cost < swept_cost:
             # Lots can make the marginal tier split by taker preference the cheaper sweep of the two.
             swept, swept_cost = plain, plain_cost

@@ -144,11 +144,21 @@ class AllInCosts:
             return {}, 0
         return {self._names[v]: best[v] for v in self._reached if best[v]}, best_key[1]
 
-    def sweep(self, qty: int, lot: int, rank: Sequence[int] | None = None) -> tuple[list[int], list[int], PriceKey]:
+    def sweep(self, qty: int, lot: int) -> tuple[list[int], list[int], PriceKey]:
         """The best-price sweep of qty (sweep_takes' plan, found on these rows): per row what it takes, per venue
         number its total, and its all-in cost. Whole price tiers best first, each venue's depth rounded down to
         lots; the marginal tier goes first to venues rounding up an odd lot shown at a better price, then in
-        venue number order, or by rank[venue number] if given (taker preference when the numbers follow cost)."""
+        venue number order."""
+        swept = self._sweep(qty, lot, None)
+        assert swept is not None
+        return swept
+
+    def ranked_sweep(self, qty: int, lot: int, rank: Sequence[int]) -> tuple[list[int], list[int], PriceKey] | None:
+        """sweep with the marginal tier in rank[venue number] order (taker preference, when the numbers follow
+        cost); None if that is the order of the venue numbers, so the plan is sweep's."""
+        return self._sweep(qty, lot, rank)
+
+    def _sweep(self, qty: int, lot: int, rank: Sequence[int] | None) -> tuple[list[int], list[int], PriceKey] | None:
         ids, keys, shown, count = self._ids, self._keys, self._shown, len(self._names)
         n = len(keys)
         if lot == 1:
@@ -160,6 +170,8 @@ class AllInCosts:
         for v, level in zip(ids, shown[:start]):
             depth[v] += level
         tier = range(start, end) if rank is None else sorted(range(start, end), key=lambda j: rank[ids[j]])
+        if rank is not None and tier == list(range(start, end)):
+            return None  # rank orders the marginal tier as venue numbers do: the plan is the unranked one
         reach = list(depth)
         for j in range(start, end):
             reach[ids[j]] += shown[j]
@@ -195,7 +207,7 @@ class AllInCosts:
                 cost += took * (keys[j] + extra[v])
         return takes, totals, cost
 
-    def _sweep_shares(self, qty: int, rank: Sequence[int] | None) -> tuple[list[int], list[int], PriceKey]:
+    def _sweep_shares(self, qty: int, rank: Sequence[int] | None) -> tuple[list[int], list[int], PriceKey] | None:
         """sweep with a lot of 1: whole rows up to the first price whose depth reaches qty, then that price's rows
         in order until qty is done."""
         ids, keys, shown, cum = self._ids, self._keys, self._shown, self._cum
@@ -204,9 +216,12 @@ class AllInCosts:
             return [], totals, 0
         last = min(bisect_left(cum, qty), n - 1)
         start, end = bisect_left(keys, keys[last]), bisect_right(keys, keys[last])
+        tier = range(start, end) if rank is None else sorted(range(start, end), key=lambda j: rank[ids[j]])
+        if rank is not None and tier == list(range(start, end)):
+            return None  # as in _sweep
         takes = shown[:start] + [0] * (n - start)
         left = qty - (cum[start - 1] if start else 0)
-        for j in range(start, end) if rank is None else sorted(range(start, end), key=lambda j: rank[ids[j]]):
+        for j in tier:
             if not left:
                 break
             takes[j] = took = shown[j] if shown[j] < left else left
