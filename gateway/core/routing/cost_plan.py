@@ -77,18 +77,20 @@ class AllInCosts:
         return out
 
     def passed(self, takes: Mapping[str, int], worst: PriceKey, lot: int) -> list[str]:
-        """Venues that taking takes[venue] best price first leaves a round lot standing at a price better than
-        worst (a key), by name."""
+        """Unprotected venues that taking takes[venue] best price first leaves a round lot standing at a price
+        better than worst (a key), by name. (A protected one would be traded through: the guard refuses that.)"""
         left_standing = []
-        for venue, rows in zip(self._names, self._books):
+        for venue, rows, guarded in zip(self._names, self._books, self._guarded):
+            if guarded:
+                continue
             left = takes.get(venue, 0)
             for key, shown, _, _ in rows:
                 if key >= worst:
                     break
-                if shown - min(shown, left) >= lot:
+                if shown - left >= lot:
                     left_standing.append(venue)
                     break
-                left -= min(shown, left)
+                left = left - shown if left > shown else 0
         return sorted(left_standing)
 
     def cheapest(self, qty: int, lot: int) -> tuple[dict[str, int], PriceKey]:
