@@ -243,9 +243,14 @@ def everything_takes(reachable: Sequence[Reachable], qty: int, lot: int) -> dict
     """venue_totals for a sweep of qty that takes every round lot it can reach (each venue's depth rounded down
     to a lot multiple), found book by book with no sort; None if those show more than qty (then the sweep stops
     somewhere inside them)."""
-    depths = [sum(map(_qty, rows)) for _, _, rows in reachable]
-    if sum(depths) - sum([depth % lot for depth in depths]) > qty:
-        return None
+    depths = []
+    taken = 0
+    for _, _, rows in reachable:
+        depth = sum(map(_qty, rows))
+        taken += depth - depth % lot
+        if taken > qty:
+            return None
+        depths.append(depth)
     firsts: list[tuple[PriceKey, str, list]] = []  # (key of the best price shown, venue, [qty, worst price])
     for (name, _, rows), depth in zip(reachable, depths):
         total = depth - depth % lot
