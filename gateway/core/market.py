@@ -28,6 +28,13 @@ def price_key(price: Decimal) -> PriceKey:
     return price.scaleb(8) if rest else key
 
 
+def whole_key(price: Decimal) -> int:
+    """price_key rounded (half even) to a whole 1e-8 where the price is finer: for figures only scaled or
+    summed, such as fees and risk references."""
+    key = price_key(price)
+    return key if isinstance(key, int) else int(key.to_integral_value())
+
+
 # One level as the router reads it: (price_key, qty, venue, price), price_key negated on the bid side.
 Row = tuple[PriceKey, int, str, Decimal]
 
@@ -100,6 +107,10 @@ class VenueInfo:
     min_qty: int = 1  # dark pools: minimum size that can cross
     protected: bool = True  # lit quote protected under the order-protection rule
     resends: bool = False  # its session keeps sequence numbers: reports missed while down are resent on logon
+    taker_key: int = field(init=False, repr=False, compare=False)  # taker_fee in price key units (whole_key)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "taker_key", whole_key(self.taker_fee))
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from gateway.core.types import (
     VenueReport,
 )
 from gateway.core.validation import Instrument
-from gateway.policy import learning_config
+from gateway.policy import breaker_policy, learning_config
 from gateway.replay.trail import RecordedOrder
 from gateway.service import venue_infos
 from gateway.simulation.world import venue_report
@@ -95,6 +95,7 @@ class Counterfactual:
             max_venue_rejects=cfg.routing.max_venue_rejects,
             learning=learning_config(cfg.routing),
             venue_down_timeout_ns=cfg.routing.venue_down_timeout_ms * _MS,
+            breaker=breaker_policy(cfg.routing),
         )
         self._inner = VenuePlanner(
             {v.name: v.rules() for v in cfg.venues},

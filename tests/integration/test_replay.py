@@ -13,6 +13,12 @@ import pytest
 
 from gateway import topology
 from gateway.audit.stores import open_store
+from gateway.config import BreakerConfig
+from gateway.core.breaker import DEFAULT_POLICY
+from gateway.core.types import Strategy
+from gateway.policy import breaker_policy, routing_policy
+from gateway.replay.run import Counterfactual
+from gateway.replay.trail import collect
 from gateway.stack import Stack
 from tests.integration.test_tca import fields
 from tests.postgres import postgres_table, postgres_url  # noqa: F401 (fixtures)
@@ -233,3 +239,17 @@ def test_a_venue_reject_on_record_is_named_as_what_the_replay_cannot_repeat(tmp_
     filled_litc = sum(f["qty"] for f in report["replay"]["fills"] if f["venue"] == "LITC")
     assert filled_litc == replayed_litc > 0  # the replay's LITC took what the recorded one refused
     assert not any(f["venue"] == "LITC" for f in report["recorded"]["fills"])
+
+
+def test_the_replay_trips_venue_breakers_as_the_config_says(session):
+    """A replay's engine runs the circuit breaker policy of the config it replays under (routing.breaker), not
+    the default one."""
+    gateway_cfg, records, _ = session
+    orders, _ = collect(records, lambda order_id, _: True)
+    recorded = next(order for order in orders if order.decisions)
+    routing = recorded.config.routing
+    cfg = recorded.config.model_copy(
+        update={"routing": routing.model_copy(update={"breaker": BreakerConfig(failures=2, window_s=3, cooldown_s=7)})}
+    )
+    replay_run = Counterfactual(recorded, Strategy.SWEEP, routing_policy(cfg.routing), cfg)
+    assert replay_run.engine.breakers.policy == breaker_policy(cfg.routing) != DEFAULT_POLICY

@@ -6,14 +6,27 @@ from __future__ import annotations
 import random
 from bisect import bisect_left
 from collections.abc import Container, Mapping, Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
 
-from gateway.core.market import PriceKey, Row
+from gateway.core.market import PriceKey, Row, VenueInfo, price_key
+from gateway.core.routing import PlanRequest
+from gateway.core.routing.cost import penalty_key
 from gateway.core.routing.cost_plan import AllInCosts
+from gateway.core.routing.sweep import sweep_takes
+from gateway.core.types import OrdType, Side, Strategy, TimeInForce, Urgency, VenueKind
 
 CASES = 3000
+INFO = VenueInfo("V", VenueKind.LIT, Decimal(0), Decimal(0), 100, True)
+
+
+def _request(qty: int, lot: int) -> PlanRequest:
+    return PlanRequest(
+        "O-1", "S", Side.BUY, qty, OrdType.MARKET, None, TimeInForce.IOC, Urgency.HIGH, lot=lot, strategy=Strategy.SWEEP
+    )
+
+
 TICK = 1_000_000  # 0.01 in key units
 
 
@@ -46,15 +59,41 @@ def test_same_takes_and_costs_as_the_search_it_replaced(seed):
         books: dict[str, list[Row]] = {}
         for row in sorted(rows, key=lambda row: int(row[2][1:])):  # back to each venue's rows, in venue order
             books.setdefault(row[2], []).append(row)
-        costs = AllInCosts(books, extra)
+        costs = AllInCosts(books, extra, protected)
         assert costs.rows == rows
-        takes, cost = costs.cheapest(qty, lot, protected)
+        takes, cost = costs.cheapest(qty, lot)
         expected = reference_takes(rows, qty, lot, extra, protected)
         assert takes == expected and list(takes) == list(expected), (rows, extra, protected, qty, lot)
         assert cost == costs.of(takes) == reference_cost(rows, takes, extra)
         every = {venue: sum(row[1] for row in rows if row[2] == venue) for venue in extra}
         some = {venue: rng.randint(0, shown) for venue, shown in every.items()}
         assert costs.of(some) == reference_cost(rows, some, extra)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_its_sweeps_are_the_sweep_strategys_plan(seed):
+    """AllInCosts.sweep (the cost plan's yardstick, found on rows it already sorted) takes what sweep_takes
+    takes, venue by venue, with the marginal tier split in venue order and in any other (taker preference)."""
+    rng = random.Random(100 + seed)
+    for _ in range(CASES // 3):
+        rows, extra, protected, qty, lot = random_book(rng)
+        books: dict[str, list[Row]] = {}
+        for row in sorted(rows, key=lambda row: int(row[2][1:])):
+            books.setdefault(row[2], []).append(row)
+        costs = AllInCosts(books, extra, protected)
+        rank = list(range(len(books)))
+        rng.shuffle(rank)
+        for order in (None, rank):
+            venues = list(books) if order is None else sorted(books, key=lambda name: order[list(books).index(name)])
+            reachable = [(name, INFO, books[name]) for name in venues]
+            expected, _ = sweep_takes(_request(qty, lot), reachable, qty, None)
+            swept = costs.sweep(qty, lot) if order is None else costs.ranked_sweep(qty, lot, order)
+            per_row, totals, cost = swept or costs.sweep(qty, lot)
+            assert {name: qty for name, qty in zip(books, totals) if qty} == {
+                name: took for name, (took, _) in expected.items()
+            }, (rows, qty, lot, order)
+            assert sum(per_row) == sum(totals)
+            assert cost == costs.of({name: qty for name, qty in zip(books, totals)})
 
 
 def test_the_random_books_reach_every_branch():
@@ -231,3 +270,20 @@ def reference_cost(rows: Sequence[Row], takes: Mapping[str, int], extra: Mapping
             left[venue] = want - took
             cost += took * key
     return cost
+
+
+def test_penalties_round_half_even_to_a_millionth_like_decimal():
+    """The integer penalty (fee plus basis points of a reference) is what Decimal arithmetic gives, rebates and
+    negative risks included, exact halves rounding to even."""
+    rng = random.Random(5)
+    cases = [(Decimal("0.0000005"), Decimal("1"), 0.0), (Decimal("0.0000015"), Decimal("1"), 0.0)]
+    cases += [(Decimal("-0.0000025"), None, 0.0), (Decimal("0.003"), Decimal("100.005"), 0.5)]
+    for _ in range(5000):
+        fee = Decimal(rng.randint(-50000, 50000)).scaleb(-rng.choice((4, 6, 7)))
+        reference = rng.choice((None, Decimal(rng.randint(1, 10**7)).scaleb(-rng.choice((2, 3, 4)))))
+        cases.append((fee, reference, rng.uniform(-30, 30)))
+    for fee, reference, risk_bps in cases:
+        risk = 0 if reference is None else reference * Decimal(round(risk_bps * 10**4)).scaleb(-8)
+        expected = (fee + risk).quantize(Decimal("0.000001"), rounding=ROUND_HALF_EVEN)
+        got = penalty_key(price_key(fee), None if reference is None else price_key(reference), risk_bps)
+        assert Decimal(got).scaleb(-8) == expected, (fee, reference, risk_bps)

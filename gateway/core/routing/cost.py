@@ -10,12 +10,14 @@ from functools import partial
 from operator import itemgetter
 
 from gateway.analytics.learning import VenueLearning
-from gateway.core.market import KEY_SCALE, MarketView, PriceKey, Row, VenueInfo, price_key
+from gateway.core.market import KEY_SCALE, MarketView, PriceKey, Row, VenueInfo, price_key, whole_key
 from gateway.core.routing.cost_plan import AllInCosts, spread
-from gateway.core.routing.decision import PlanRequest, RouteDecision
+from gateway.core.routing.decision import Candidate, PlanRequest, RouteDecision
 from gateway.core.routing.policy import CostWeights
 from gateway.core.routing.survey import Reachable, Survey, decide, survey_of
 from gateway.core.routing.sweep import (
+    everything_takes,
+    penalty_price,
     rows_better_than,
     sweep_decision,
     sweep_order,
@@ -27,8 +29,10 @@ from gateway.core.routing.trade_through import furthest_price, trades_through
 from gateway.core.types import ChildSpec, OrdType, TimeInForce
 
 _LIMIT, _IOC = OrdType.LIMIT, TimeInForce.IOC
-_BPS = 1e-4
+_PER_BPS = 10**4  # a basis point of a price is 1e-4 of it: 1e4 in the 1e-8 units of a factor
 _MICRO = Decimal("0.000001")
+_MICRO_UNITS = 10**10  # 0.000001 in the 1e-16 units of a key (1e-8) times a factor (1e-8)
+_MICRO_KEY = KEY_SCALE // 10**6  # 0.000001 in key units
 _key = itemgetter(0)
 _qty = itemgetter(1)
 
@@ -41,37 +45,51 @@ def expected_costs(
     stats: VenueLearning | None = None,
 ) -> dict[str, Decimal]:
     """Usable lit venue -> what the cost strategy expects a share taken there to cost beyond its price."""
-    return cost_penalties(order, survey_of(order, market, venues), weights, stats, market)
+    penalties = cost_penalties(order, survey_of(order, market, venues), weights, stats, market)
+    return {name: penalty_price(key) for name, key in penalties.items()}
 
 
 def cost_penalties(
     order: PlanRequest, survey: Survey, weights: CostWeights, stats: VenueLearning | None, market: MarketView
-) -> dict[str, Decimal]:
-    """Lit venue -> expected cost per share beyond the price: taker fee plus toxicity, latency, staleness and
-    miss-rate risks, each in basis points of the reference price (the NBBO mid, else the venue's top)."""
+) -> dict[str, int]:
+    """Lit venue -> expected cost per share beyond the price, in price key units rounded (half even) to 0.000001:
+    taker fee plus toxicity, latency, staleness and miss-rate risks, each in basis points (to 0.0001) of the
+    reference price (the NBBO mid, else the venue's top)."""
     mid = survey.nbbo.mid
-    buy = order.side.is_buy
+    mid_key = None if mid is None else whole_key(mid)
+    buy, symbol = order.side.is_buy, order.symbol
+    toxicity_bps, miss_bps = weights.toxicity_bps, weights.miss_bps
+    latency_bps, staleness_bps = weights.latency_bps_per_ms / 1000, weights.staleness_bps_per_s / 1e9
     penalties = {}
     for name, info, book in survey.lit:
-        reference = mid
+        reference = mid_key
         if reference is None:
             top = book.best_ask if buy else book.best_bid
-            reference = None if top is None else top.price
-        risks = stats.risks(name) if stats is not None else None
+            reference = None if top is None else whole_key(top.price)
         risk_bps = 0.0
-        latency_us: float | None = None
-        if risks is not None:
-            toxicity, fill_rate, latency_us = risks
-            risk_bps += weights.toxicity_bps * toxicity + weights.miss_bps * (1 - fill_rate)
-        if latency_us is None:
-            latency_us = info.latency_us
-        risk_bps += weights.latency_bps_per_ms * latency_us / 1000
-        age_ns = market.age_ns(name, order.symbol)
-        if age_ns:
-            risk_bps += weights.staleness_bps_per_s * max(age_ns, 0) / 1e9
-        risk = Decimal(0) if reference is None else reference * Decimal(f"{risk_bps * _BPS:.8f}")
-        penalties[name] = (info.taker_fee + risk).quantize(_MICRO)
+        if reference is not None:
+            risks = stats.risks(name) if stats is not None else None
+            latency_us = None
+            if risks is not None:
+                toxicity, fill_rate, latency_us = risks
+                risk_bps = toxicity_bps * toxicity + miss_bps * (1 - fill_rate)
+            risk_bps += latency_bps * (info.latency_us if latency_us is None else latency_us)
+            age_ns = market.age_ns(name, symbol)
+            if age_ns and age_ns > 0:
+                risk_bps += staleness_bps * age_ns
+        penalties[name] = penalty_key(info.taker_key, reference, risk_bps)
     return penalties
+
+
+def penalty_key(fee: int, reference: int | None, risk_bps: float) -> int:
+    """fee + risk_bps (to 0.0001) basis points of reference, rounded half even to 0.000001; all in key units."""
+    total = fee * KEY_SCALE  # in 1e-16 units: a key (1e-8) times a factor (1e-8)
+    if reference is not None:
+        total += reference * round(risk_bps * _PER_BPS)
+    units, rest = divmod(total, _MICRO_UNITS)
+    if 2 * rest > _MICRO_UNITS or (2 * rest == _MICRO_UNITS and units % 2):
+        units += 1
+    return units * _MICRO_KEY
 
 
 def plan_cost(
@@ -79,7 +97,7 @@ def plan_cost(
     survey: Survey,
     reachable: list[Reachable],
     placeable: int,
-    penalties: Mapping[str, Decimal],
+    penalties: Mapping[str, int],
     stats: VenueLearning | None,
     weights: CostWeights,
     preference: Mapping[str, int],
@@ -99,39 +117,41 @@ def _cheapest(
     survey: Survey,
     reachable: list[Reachable],
     placeable: int,
-    penalties: Mapping[str, Decimal],
+    penalties: Mapping[str, int],
     preference: Mapping[str, int],
 ) -> tuple[RouteDecision, list[Row] | None]:
     """The cost plan, and every reachable row in sweep order if it sorted them."""
-    swept_takes, how = sweep_takes(order, reachable, placeable, penalties)
-    by_preference = sorted(reachable, key=lambda venue: preference[venue[0]])
-    plain_takes, plain_how = sweep_takes(order, by_preference, placeable, None)
-    protected = {name for name, info, _ in reachable if info.protected}
-    if len(protected) == len(reachable) and _qtys(plain_takes) == _qtys(swept_takes):
-        # every quote must be taken in price order: only the marginal tier's split is free
-        return sweep_decision(order, survey, reachable, placeable, penalties, swept_takes, how), None
+    everything = everything_takes(reachable, placeable, order.lot)
+    if everything is not None:
+        # Only the plan taking every reachable round lot fills that much: the sweep's, whatever the costs.
+        return sweep_decision(order, survey, reachable, placeable, penalties, everything, "all-in cost"), None
     buy, lot = order.side.is_buy, order.lot
-    costs = AllInCosts(
-        {name: rows for name, _, rows in reachable}, {name: price_key(penalty) for name, penalty in penalties.items()}
-    )
+    protected = {name for name, info, _ in reachable if info.protected}
+    costs = AllInCosts({name: rows for name, _, rows in reachable}, penalties, protected)
     rows = costs.rows
-    swept, plain = _qtys(swept_takes), _qtys(plain_takes)
-    swept_cost, plain_cost = costs.of(swept), costs.of(plain)
-    sweep = partial(sweep_decision, order, survey, reachable, placeable, penalties, swept_takes, how)
-    # Lots can make the marginal tier split by taker preference the cheaper sweep of the two.
-    if sum(plain.values()) >= sum(swept.values()) and plain_cost < swept_cost:
-        swept, swept_cost = plain, plain_cost
-        sweep = partial(sweep_decision, order, survey, by_preference, placeable, None, plain_takes, plain_how)
+    swept_rows, swept, swept_cost = costs.sweep(placeable, lot)
+
+    def sweep() -> RouteDecision:
+        takes = venue_totals(rows, swept_rows)
+        return sweep_decision(order, survey, reachable, placeable, penalties, takes, "all-in cost")
+
+    if lot > 1:  # with a lot of 1 the marginal tier split by all-in cost is the cheaper one
+        plain_sweep = costs.ranked_sweep(placeable, lot, [preference[name] for name, _, _ in reachable])
+        _, plain, plain_cost = plain_sweep or (None, swept, swept_cost)
+        if plain != swept and sum(plain) >= sum(swept) and plain_cost < swept_cost:
+            # Lots can make the marginal tier split by taker preference the cheaper sweep of the two.
+            swept, swept_cost = plain, plain_cost
+            by_preference = sorted(reachable, key=lambda venue: preference[venue[0]])
+            sweep = partial(sweep_decision, order, survey, by_preference, placeable, None)
+            sweep = partial(sweep, *sweep_takes(order, by_preference, placeable, None))
     if len(protected) == len(reachable):
+        # every quote must be taken in price order: only the marginal tier's split is free
         return sweep(), rows
-    takes, cost = costs.cheapest(placeable, lot, protected)
-    filled, swept_qty = sum(takes.values()), sum(swept.values())
+    takes, cost = costs.cheapest(placeable, lot)
+    filled, swept_qty = sum(takes.values()), sum(swept)
     if filled < swept_qty or (filled == swept_qty and cost >= swept_cost):
         return sweep(), rows
-    per_row = spread(rows, takes)
-    children = [
-        ChildSpec(name, qty, price, _LIMIT, _IOC, "take") for name, (qty, price) in venue_totals(rows, per_row).items()
-    ]
+    children = [ChildSpec(name, qty, row[3], _LIMIT, _IOC, "take") for name, qty, row in costs.placed(takes)]
     worst = furthest_price(children, buy)
     assert worst is not None, "router bug: a cost child without a limit price"
     reason = (
@@ -140,17 +160,20 @@ def _cheapest(
         f"{_per_share(cost, filled, buy)} a share against "
         f"{_per_share(swept_cost, swept_qty, buy) if swept_qty else 'nothing'} for the best-price sweep"
     )
-    passed = _passed(rows, per_row, price_key(worst) if buy else -price_key(worst), lot)
+    passed = costs.passed(takes, price_key(worst) if buy else -price_key(worst), lot)
     if passed:
         reason += f"; passed unprotected quotes at {', '.join(passed)}"
     if filled < placeable:
         reason += "; that is all the lit liquidity takeable now"
-    candidates = partial(taken_candidates, rows, per_row, reachable, buy, penalties)
+    candidates = partial(_taken_candidates, rows, takes, reachable, buy, penalties)
     return decide(order, survey, "take", children, candidates, reason), rows
 
 
-def _qtys(takes: Mapping[str, list]) -> dict[str, int]:
-    return {name: qty for name, (qty, _) in takes.items()}
+def _taken_candidates(
+    rows: Sequence[Row], takes: Mapping[str, int], reachable: list[Reachable], buy: bool, penalties: Mapping[str, int]
+) -> tuple[Candidate, ...]:
+    """taken_candidates for takes[venue] shares from each venue best price first (built only if read)."""
+    return taken_candidates(rows, spread(rows, takes), reachable, buy, penalties)
 
 
 def explore(
@@ -158,7 +181,7 @@ def explore(
     survey: Survey,
     reachable: list[Reachable],
     decision: RouteDecision,
-    penalties: Mapping[str, Decimal],
+    penalties: Mapping[str, int],
     stats: VenueLearning,
     weights: CostWeights,
     rows: list[Row] | None,
@@ -202,12 +225,11 @@ def explore(
         cut = min(-(-min(remove, took) // lot) * lot, takes[name])
         takes[name] -= cut
         remove -= cut
-        if remove > 0:
-            per_row = spread(rows, takes)
+        _shift(rows, per_row, name, -cut, i)
     if remove < 0 and qty - remove <= depth - depth % lot:
         qty -= remove  # a lot rounded up elsewhere: the explored venue takes the difference
     takes[venue] = qty
-    per_row = spread(rows, takes)
+    _shift(rows, per_row, venue, qty, 0)
     children = [
         ChildSpec(name, n, price, _LIMIT, _IOC, "take") for name, (n, price) in venue_totals(rows, per_row).items()
     ]
@@ -222,11 +244,28 @@ def explore(
     return decide(order, survey, "take", children, candidates, reason)
 
 
+def _shift(rows: Sequence[Row], per_row: list[int], venue: str, qty: int, at: int) -> None:
+    """Keep per_row what spread would make of it once venue's take changes by qty: a cut comes off its
+    furthest-priced rows (none beyond row `at`), an addition goes to its best-priced ones."""
+    if qty < 0:
+        for j in range(at, -1, -1):
+            if qty == 0:
+                return
+            if rows[j][2] == venue and per_row[j]:
+                took = min(per_row[j], -qty)
+                per_row[j] -= took
+                qty += took
+        return
+    for j in range(len(rows)):
+        if qty == 0:
+            return
+        row = rows[j]
+        if row[2] == venue:
+            took = min(row[1] - per_row[j], qty)
+            per_row[j] += took
+            qty -= took
+
+
 def _per_share(cost: PriceKey, qty: int, buy: bool) -> Decimal:
     """An all-in cost in key units over qty shares as a price per share (a sell's: net proceeds)."""
     return (Decimal(cost) / (qty * KEY_SCALE) * (1 if buy else -1)).quantize(_MICRO)
-
-
-def _passed(rows: Sequence[Row], per_row: Sequence[int], worst: PriceKey, lot: int) -> list[str]:
-    """Venues left with a round lot at a price better than worst (only unprotected ones can be)."""
-    return sorted({venue for (key, shown, venue, _), took in zip(rows, per_row) if key < worst and shown - took >= lot})

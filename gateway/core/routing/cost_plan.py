@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Container, Mapping, Sequence
 from itertools import accumulate, chain
 from operator import add as plus, itemgetter, mul
@@ -21,29 +21,79 @@ class AllInCosts:
     """Takeable rows in sweep order with their venues' extra costs, laid out once per plan as per-venue lists
     (venues numbered in taker preference order) to search and price takes without dicts or Decimals."""
 
-    __slots__ = ("_books", "_extra", "_ids", "_keys", "_names", "_reached", "_shown", "_sums", "rows")
+    __slots__ = (
+        "_allin",
+        "_books",
+        "_cum",
+        "_extra",
+        "_guarded",
+        "_ids",
+        "_keys",
+        "_names",
+        "_numbers",
+        "_reached",
+        "_shown",
+        "_tiers",
+        "rows",
+    )
 
-    def __init__(self, books: Mapping[str, Sequence[Row]], extra: Mapping[str, PriceKey]) -> None:
+    def __init__(
+        self, books: Mapping[str, Sequence[Row]], extra: Mapping[str, PriceKey], protected: Container[str]
+    ) -> None:
         """books: each venue's takeable rows best first, the venues in taker preference order."""
         self._names = names = list(books)
+        self._guarded = [name in protected for name in names]
+        # _lot_tiers' answer, with the (qty, lot) it is for: the sweeps and the search share it.
+        self._tiers: tuple[tuple[int, int], tuple[list[int], list[int], int]] | None = None
         self.rows: list[Row] = sorted(chain.from_iterable(books.values()), key=_key)  # stable: the sweep order
-        numbers = {name: v for v, name in enumerate(names)}
+        self._numbers = numbers = {name: v for v, name in enumerate(names)}
         self._ids = list(map(numbers.__getitem__, map(_venue, self.rows)))
         self._keys = list(map(_key, self.rows))
         self._shown = list(map(_qty, self.rows))
         self._extra = [extra[name] for name in names]
+        self._allin = list(map(plus, self._keys, map(self._extra.__getitem__, self._ids)))
+        self._cum = list(accumulate(self._shown))  # depth through each row
         self._books = list(books.values())
-        # Per venue, its rows' running depth and cost (from 0), made when a take there is first priced.
-        self._sums: list[tuple[list[int], list[PriceKey]] | None] = [None] * len(names)
         # Venue numbers in the order the sweep first reaches them: by best price, ties in preference order.
         self._reached = sorted(range(len(names)), key=[rows[0][0] for rows in self._books].__getitem__)
 
     def of(self, takes: Mapping[str, int]) -> PriceKey:
         """The expected all-in cost of taking takes[venue] shares from each venue best price first, in key units."""
-        number = {name: v for v, name in enumerate(self._names)}
+        number = self._numbers
         return self._priced([(number[venue], qty) for venue, qty in takes.items() if qty])
 
-    def cheapest(self, qty: int, lot: int, protected: Container[str]) -> tuple[dict[str, int], PriceKey]:
+    def placed(self, takes: Mapping[str, int]) -> list[tuple[str, int, Row]]:
+        """(venue, shares, the furthest row they reach) for takes[venue] shares from each venue best price first,
+        in the order cheapest lists them."""
+        books, number = self._books, self._numbers
+        out = []
+        for venue, qty in takes.items():
+            left = qty
+            for row in books[number[venue]]:
+                if row[1] >= left:
+                    out.append((venue, qty, row))
+                    break
+                left -= row[1]
+        return out
+
+    def passed(self, takes: Mapping[str, int], worst: PriceKey, lot: int) -> list[str]:
+        """Unprotected venues that taking takes[venue] best price first leaves a round lot standing at a price
+        better than worst (a key), by name. (A protected one would be traded through: the guard refuses that.)"""
+        left_standing = []
+        for venue, rows, guarded in zip(self._names, self._books, self._guarded):
+            if guarded:
+                continue
+            left = takes.get(venue, 0)
+            for key, shown, _, _ in rows:
+                if key >= worst:
+                    break
+                if shown - left >= lot:
+                    left_standing.append(venue)
+                    break
+                left = left - shown if left > shown else 0
+        return sorted(left_standing)
+
+    def cheapest(self, qty: int, lot: int) -> tuple[dict[str, int], PriceKey]:
         """Venue -> shares to take from it best price first (lot multiples, venues in the order first reached),
         filling as much of qty (a lot multiple) as the rows allow at the least expected all-in cost; and that
         cost (what `of` would say).
@@ -58,15 +108,10 @@ class AllInCosts:
         the protected round lots better than M alone exceed qty.
         """
         ids, keys, shown, count = self._ids, self._keys, self._shown, len(self._names)
-        guarded = [name in protected for name in self._names]
-        start, end, before = self._marginal_range(qty, lot, guarded)
-        for i in range(start, end):  # before: per protected venue, depth strictly better than the current M
-            v = ids[i]
-            if guarded[v]:
-                before[v] -= shown[i]
-        allin = list(map(plus, keys[:end], map(self._extra.__getitem__, ids[:end])))
-        order = sorted(range(end), key=allin.__getitem__)  # stable: ties by row
-        ranked = list(zip(map(keys.__getitem__, order), map(ids.__getitem__, order), map(shown.__getitem__, order)))
+        guarded = self._guarded
+        # before: per protected venue, depth strictly better than the current M
+        start, end, before = self._marginal_range(qty, lot)
+        ranked = sorted(range(end), key=self._allin.__getitem__)  # rows by all-in cost, stable: ties by row
         best: list[int] = []
         best_key: tuple[int, PriceKey] | None = None
         i = start
@@ -76,10 +121,11 @@ class AllInCosts:
             left = qty - sum(takes)
             if left:
                 reached = [0] * count  # per venue: depth of its levels walked so far
-                for key, v, level in ranked:
-                    if key > marginal:
+                for j in ranked:
+                    if keys[j] > marginal:
                         continue
-                    reached[v] = depth = reached[v] + level
+                    v = ids[j]
+                    reached[v] = depth = reached[v] + shown[j]
                     add = depth - depth % lot - takes[v]
                     if add > 0:
                         if add >= left:
@@ -100,51 +146,167 @@ class AllInCosts:
             return {}, 0
         return {self._names[v]: best[v] for v in self._reached if best[v]}, best_key[1]
 
-    def _marginal_range(self, qty: int, lot: int, guarded: Sequence[bool]) -> tuple[int, int, list[int]]:
-        """(start, end) of the marginal prices to try, and each protected venue's depth in the rows before end:
+    def sweep(self, qty: int, lot: int) -> tuple[list[int], list[int], PriceKey]:
+        """The best-price sweep of qty (sweep_takes' plan, found on these rows): per row what it takes, per venue
+        number its total, and its all-in cost. Whole price tiers best first, each venue's depth rounded down to
+        lots; the marginal tier goes first to venues rounding up an odd lot shown at a better price, then in
+        venue number order."""
+        swept = self._sweep(qty, lot, None)
+        assert swept is not None
+        return swept
+
+    def ranked_sweep(self, qty: int, lot: int, rank: Sequence[int]) -> tuple[list[int], list[int], PriceKey] | None:
+        """sweep with the marginal tier in rank[venue number] order (taker preference, when the numbers follow
+        cost); None if that is the order of the venue numbers, so the plan is sweep's."""
+        return self._sweep(qty, lot, rank)
+
+    def _sweep(self, qty: int, lot: int, rank: Sequence[int] | None) -> tuple[list[int], list[int], PriceKey] | None:
+        ids, keys, shown, count = self._ids, self._keys, self._shown, len(self._names)
+        n = len(keys)
+        if lot == 1:
+            return self._sweep_shares(qty, rank)
+        firsts, floors, reached = self._lot_tiers(qty, lot)
+        t = min(bisect_right(floors, qty), len(firsts) - 1)  # the marginal tier: the first that does not fit whole
+        start, end = firsts[t], firsts[t + 1] if t + 1 < len(firsts) else reached
+        depth = [0] * count  # per venue: displayed depth before the marginal tier
+        for v, level in zip(ids, shown[:start]):
+            depth[v] += level
+        tier = range(start, end) if rank is None else sorted(range(start, end), key=lambda j: rank[ids[j]])
+        if rank is not None and tier == list(range(start, end)):
+            return None  # rank orders the marginal tier as venue numbers do: the plan is the unranked one
+        reach = list(depth)
+        for j in range(start, end):
+            reach[ids[j]] += shown[j]
+        want = [d - d % lot for d in depth]
+        left = qty - sum(want)
+        left -= left % lot
+        if lot > 1:
+            for j in tier:  # round up first: a venue's odd lot at a better price is cheaper than this tier
+                v = ids[j]
+                have = want[v]
+                if left and have < depth[v] and reach[v] - reach[v] % lot > have:
+                    want[v] = have + lot
+                    left -= lot
+        for j in tier:
+            v = ids[j]
+            have = want[v]
+            add = min(reach[v] - reach[v] % lot - have, left)
+            if add > 0:
+                want[v] = have + add
+                left -= add
+        totals = list(want)
+        takes = [0] * n
+        extra = self._extra
+        cost: PriceKey = 0
+        for j in range(end):  # every venue's total lies within its rows up to the marginal tier, best first
+            v = ids[j]
+            took = want[v]
+            if took:
+                if shown[j] < took:
+                    took = shown[j]
+                want[v] -= took
+                takes[j] = took
+                cost += took * (keys[j] + extra[v])
+        return takes, totals, cost
+
+    def _sweep_shares(self, qty: int, rank: Sequence[int] | None) -> tuple[list[int], list[int], PriceKey] | None:
+        """sweep with a lot of 1: whole rows up to the first price whose depth reaches qty, then that price's rows
+        in order until qty is done."""
+        ids, keys, shown, cum = self._ids, self._keys, self._shown, self._cum
+        n, totals = len(keys), [0] * len(self._names)
+        if not n:
+            return [], totals, 0
+        last = min(bisect_left(cum, qty), n - 1)
+        start, end = bisect_left(keys, keys[last]), bisect_right(keys, keys[last])
+        tier = range(start, end) if rank is None else sorted(range(start, end), key=lambda j: rank[ids[j]])
+        if rank is not None and tier == list(range(start, end)):
+            return None  # as in _sweep
+        takes = shown[:start] + [0] * (n - start)
+        left = qty - (cum[start - 1] if start else 0)
+        for j in tier:
+            if not left:
+                break
+            takes[j] = took = shown[j] if shown[j] < left else left
+            left -= took
+        for v, took in zip(ids, takes[:end]):
+            totals[v] += took
+        return takes, totals, sum(map(mul, takes[:end], self._allin))
+
+    def _marginal_range(self, qty: int, lot: int) -> tuple[int, int, list[int]]:
+        """(start, end) of the marginal prices to try, and each protected venue's depth in the rows before start:
         end, how many rows reach through the furthest price that can be marginal (past it, the round lots
         protected venues show at better prices are more than qty); start, the first row of the first price whose
         levels at or better than it show in lots (each venue's depth rounded down) as much of qty as the furthest
         price's do."""
-        ids, keys, shown = self._ids, self._keys, self._shown
-        count = len(self._names)
-        depth, must_depth = [0] * count, [0] * count
-        lots = must = 0
-        tiers: list[tuple[int, int]] = []  # (first row, lots shown through it) of each price
-        i, n = 0, len(keys)
-        while i < n and must <= qty:  # the protected round lots strictly better than this price fit in qty
-            marginal = keys[i]
-            first = i
-            while i < n and keys[i] == marginal:
-                v, level = ids[i], shown[i]
+        if lot == 1:
+            return self._share_range(qty)
+        firsts, floors, end = self._lot_tiers(qty, lot)
+        before = [0] * len(self._names)
+        if not firsts:
+            return 0, 0, before
+        start = firsts[bisect_left(floors, min(qty, floors[-1]))]
+        guarded = self._guarded
+        for v, level in zip(self._ids, self._shown[:start]):
+            if guarded[v]:
+                before[v] += level
+        return start, end, before
+
+    def _lot_tiers(self, qty: int, lot: int) -> tuple[list[int], list[int], int]:
+        """Per price tier, best first, while the protected round lots strictly better than it fit in qty: its
+        first row and the round lots (each venue's depth rounded down to lots) shown through it; and the row
+        after the last such tier."""
+        if self._tiers is not None and self._tiers[0] == (qty, lot):
+            return self._tiers[1]
+        ids, keys, shown, guarded = self._ids, self._keys, self._shown, self._guarded
+        depth = [0] * len(self._names)
+        firsts: list[int] = []
+        floors: list[int] = []
+        lots = must = i = 0
+        n = len(keys)
+        while i < n and must <= qty:
+            key = keys[i]
+            firsts.append(i)
+            while i < n and keys[i] == key:
+                v = ids[i]
                 was = depth[v]
-                depth[v] = now = was + level
-                lots += now - now % lot - (was - was % lot)
+                depth[v] = now = was + shown[i]
+                step = now - now % lot - (was - was % lot)
+                lots += step
                 if guarded[v]:
-                    was = must_depth[v]
-                    must_depth[v] = now = was + level
-                    must += now - now % lot - (was - was % lot)
+                    must += step
                 i += 1
-            tiers.append((first, lots))
-        if not tiers:
-            return 0, 0, must_depth
-        enough = min(qty, tiers[-1][1])
-        return next(first for first, shows in tiers if shows >= enough), i, must_depth
+            floors.append(lots)
+        tiers = firsts, floors, i
+        self._tiers = ((qty, lot), tiers)
+        return tiers
+
+    def _share_range(self, qty: int) -> tuple[int, int, list[int]]:
+        """_marginal_range with a lot of 1, from running depths."""
+        ids, keys, shown, cum, guarded = self._ids, self._keys, self._shown, self._cum, self._guarded
+        before = [0] * len(self._names)
+        if not keys:
+            return 0, 0, before
+        must = list(accumulate(map(mul, shown, map(guarded.__getitem__, ids))))
+        over = bisect_right(must, qty)  # the first row past which protected depth exceeds qty
+        end = len(keys) if over == len(keys) else bisect_right(keys, keys[over])
+        start = bisect_left(keys, keys[bisect_left(cum, min(qty, cum[end - 1]))])
+        for v, level in zip(ids[:start], shown):
+            if guarded[v]:
+                before[v] += level
+        return start, end, before
 
     def _priced(self, takes: Sequence[tuple[int, int]]) -> PriceKey:
         """The all-in cost of (venue number, shares) takes, each venue's shares best price first."""
         total: PriceKey = 0
+        books, extra = self._books, self._extra
         for v, qty in takes:
-            sums = self._sums[v]
-            if sums is None:
-                rows = self._books[v]
-                sums = self._sums[v] = (
-                    list(accumulate(map(_qty, rows), initial=0)),
-                    list(accumulate(map(mul, map(_key, rows), map(_qty, rows)), initial=0)),
-                )
-            depth, cost = sums
-            i = bisect_left(depth, qty)  # the row that takes the last share is i - 1
-            total += cost[i - 1] + (qty - depth[i - 1]) * self._books[v][i - 1][0] + qty * self._extra[v]
+            total += qty * extra[v]
+            for key, shown, _, _ in books[v]:
+                if shown >= qty:
+                    total += qty * key
+                    break
+                total += shown * key
+                qty -= shown
         return total
 
 

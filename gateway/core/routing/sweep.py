@@ -7,6 +7,7 @@ from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import partial
+from itertools import accumulate
 from operator import itemgetter
 
 from gateway.core.market import PriceKey, Row
@@ -18,6 +19,7 @@ from gateway.core.types import ChildSpec, OrdType, Side, Strategy, TimeInForce
 
 _LIMIT, _IOC = OrdType.LIMIT, TimeInForce.IOC
 _LIQUIDITY = Strategy.LIQUIDITY
+_MICRO = Decimal("0.000001")
 # A far-side level a take could hit is its BookSnapshot Row: (key, displayed qty, venue, price), the keys
 # ascending from the best price on both sides.
 _key = itemgetter(0)
@@ -30,7 +32,7 @@ def take(
     survey: Survey,
     reachable: list[Reachable],
     placeable: int,
-    penalties: Mapping[str, Decimal] | None,
+    penalties: Mapping[str, int] | None,
 ) -> RouteDecision:
     """Take up to placeable, whole price tiers best first; the marginal tier goes in venue order (taker
     preference, or all-in cost under `cost`), or pro rata to displayed size under `liquidity`."""
@@ -40,12 +42,12 @@ def take(
 
 
 def sweep_takes(
-    order: PlanRequest, reachable: list[Reachable], placeable: int, penalties: Mapping[str, Decimal] | None
+    order: PlanRequest, reachable: list[Reachable], placeable: int, penalties: Mapping[str, int] | None
 ) -> tuple[dict[str, list], str]:
     """take's venue -> [qty, worst price], in the order first taken, and how its marginal tier was split."""
     lot = order.lot
     pro_rata = order.strategy is _LIQUIDITY
-    per_venue = _everything(reachable, placeable) if lot == 1 else None
+    per_venue = everything_takes(reachable, placeable, lot)
     how = "all-in cost" if penalties is not None else "taker preference"
     if per_venue is None:
         entries = _reach(reachable, placeable, lot)
@@ -58,7 +60,7 @@ def sweep_takes(
                 how = "taker preference (pro rata needs a lot of 1)"
         per_venue = venue_totals(entries, takes)
     elif pro_rata:
-        how = "pro rata to displayed size"
+        how = "pro rata to displayed size" if lot == 1 else "taker preference (pro rata needs a lot of 1)"
     return per_venue, how
 
 
@@ -67,7 +69,7 @@ def sweep_decision(
     survey: Survey,
     reachable: list[Reachable],
     placeable: int,
-    penalties: Mapping[str, Decimal] | None,
+    penalties: Mapping[str, int] | None,
     per_venue: Mapping[str, list],
     how: str,
 ) -> RouteDecision:
@@ -178,7 +180,7 @@ def _allocate(entries: Sequence[Row], qty: int, lot: int) -> list[int]:
         was = depth[venue]
         depth[venue] = after = was + qtys[i]
         floors += after - after % lot - (was - was % lot)
-    return _fill(entries, ids, venues, (start, considered), qty, lot)
+    return _fill(qtys, ids, venues, (start, considered), qty, lot)
 
 
 def _greedy(entries: Sequence[Row], qty: int) -> list[int]:
@@ -198,16 +200,17 @@ def _greedy(entries: Sequence[Row], qty: int) -> list[int]:
 
 
 def _fill(
-    entries: Sequence[Row], ids: Sequence[int], venues: int, marginal: tuple[int, int], qty: int, lot: int
+    qtys: Sequence[int], ids: Sequence[int], venues: int, marginal: tuple[int, int], qty: int, lot: int
 ) -> list[int]:
-    """The takes with entries[start:end] (marginal) as the marginal tier."""
+    """The takes from entries showing qtys (their venue numbers ids) with entries[start:end] (marginal) as the
+    marginal tier."""
     start, end = marginal
     shown = [0] * venues  # per venue: displayed depth before the marginal tier
-    for i in range(start):
-        shown[ids[i]] += entries[i][1]
+    for venue, level_qty in zip(ids, qtys[:start]):
+        shown[venue] += level_qty
     reach = list(shown)  # per venue: displayed depth through the marginal tier
     for i in range(start, end):
-        reach[ids[i]] += entries[i][1]
+        reach[ids[i]] += qtys[i]
     want = [depth - depth % lot for depth in shown]  # per venue: total to take
     left = qty - sum(want)
     left -= left % lot
@@ -224,35 +227,47 @@ def _fill(
         if add > 0:
             want[venue] = have + add
             left -= add
-    takes = []
-    for i in range(end):  # every venue's total lies within its levels up to the marginal tier
-        venue = ids[i]
+    takes: list[int] = []
+    append = takes.append
+    for venue, level_qty in zip(ids, qtys[:end]):  # every venue's total lies within its levels up to the marginal tier
         took = want[venue]
         if took:
-            level_qty = entries[i][1]
             if level_qty < took:
                 took = level_qty
             want[venue] -= took
-        takes.append(took)
+        append(took)
     return takes
 
 
-def _everything(reachable: Sequence[Reachable], qty: int) -> dict[str, list] | None:
-    """venue_totals for a lot-1 sweep of qty that takes every level it can reach, found book by book with no
-    sort; None if the levels show more than qty (then the sweep stops somewhere inside them)."""
+def everything_takes(reachable: Sequence[Reachable], qty: int, lot: int) -> dict[str, list] | None:
+    """venue_totals for a sweep of qty that takes every round lot it can reach (each venue's depth rounded down
+    to a lot multiple), found book by book with no sort; None if those show more than qty (then the sweep stops
+    somewhere inside them)."""
+    depths = []
+    taken = 0
+    for _, _, rows in reachable:
+        depth = sum(map(_qty, rows))
+        taken += depth - depth % lot
+        if taken > qty:
+            return None
+        depths.append(depth)
     firsts: list[tuple[PriceKey, str, list]] = []  # (key of the best price shown, venue, [qty, worst price])
-    shown = 0
-    for name, _, rows in reachable:
-        total = sum(map(_qty, rows))
+    for (name, _, rows), depth in zip(reachable, depths):
+        total = depth - depth % lot
         if total:
-            shown += total
-            if shown > qty:
-                return None
             first = rows[0] if rows[0][1] else next(row for row in rows if row[1])
-            last = rows[-1] if rows[-1][1] else next(row for row in reversed(rows) if row[1])
+            if total == depth:
+                last = rows[-1] if rows[-1][1] else next(row for row in reversed(rows) if row[1])
+            else:
+                last = rows[bisect_left(list(accumulate(map(_qty, rows))), total)]
             firsts.append((first[0], name, [total, last[3]]))
     firsts.sort(key=_key)  # stable: the order the sweep first reaches each venue
     return {name: child for _, name, child in firsts}
+
+
+def penalty_price(key: int) -> Decimal:
+    """A cost penalty in price key units (a multiple of 0.000001) as a price, to 0.000001."""
+    return Decimal(key).scaleb(-8).quantize(_MICRO)
 
 
 def venue_totals(entries: Sequence[Row], takes: Sequence[int]) -> dict[str, list]:
@@ -274,7 +289,7 @@ def _swept_candidates(
     qty: int,
     lot: int,
     buy: bool,
-    penalties: Mapping[str, Decimal] | None,
+    penalties: Mapping[str, int] | None,
     pro_rata: bool,
 ) -> tuple[Candidate, ...]:
     """The levels the sweep considered, in sweep order, ranked in the order taken."""
@@ -290,7 +305,7 @@ def taken_candidates(
     takes: Sequence[int],
     reachable: Sequence[Reachable],
     buy: bool,
-    penalties: Mapping[str, Decimal] | None = None,
+    penalties: Mapping[str, int] | None = None,
 ) -> tuple[Candidate, ...]:
     """The entries a sweep considered (takes is as long as that), ranked in the order taken; scored with
     their all-in price per share (price plus costs for a buy, less them for a sell) where penalties are known."""
@@ -301,6 +316,6 @@ def taken_candidates(
         if took:
             rank += 1
         info = infos[name]
-        score = None if penalties is None else price + penalties[name] if buy else price - penalties[name]
+        score = None if penalties is None else price + penalty_price(penalties[name]) * (1 if buy else -1)
         candidates.append(Candidate(name, price, qty, info.taker_fee, info.latency_us, rank if took else None, score))
     return tuple(candidates)
