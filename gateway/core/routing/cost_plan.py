@@ -8,6 +8,7 @@ from itertools import accumulate, chain
 from operator import add as plus, itemgetter, mul
 
 from gateway.core.market import PriceKey, Row
+from gateway.core.routing.sweep import venue_totals_through
 
 # A Row's key is the price in 1e-8 units, negated on the bid side, so for both sides a smaller key is better for
 # the taker; a venue's extra cost per share (fee and risks) in the same units is added to it, so for a buy
@@ -177,23 +178,7 @@ class AllInCosts:
         reach = list(depth)
         for j in range(start, end):
             reach[ids[j]] += shown[j]
-        want = [d - d % lot for d in depth]
-        left = qty - sum(want)
-        left -= left % lot
-        if lot > 1:
-            for j in tier:  # round up first: a venue's odd lot at a better price is cheaper than this tier
-                v = ids[j]
-                have = want[v]
-                if left and have < depth[v] and reach[v] - reach[v] % lot > have:
-                    want[v] = have + lot
-                    left -= lot
-        for j in tier:
-            v = ids[j]
-            have = want[v]
-            add = min(reach[v] - reach[v] % lot - have, left)
-            if add > 0:
-                want[v] = have + add
-                left -= add
+        want = venue_totals_through(depth, reach, tier, ids, qty, lot)
         totals = list(want)
         takes = [0] * n
         extra = self._extra

@@ -4,7 +4,7 @@ best first, the marginal tier split by venue preference, in lots."""
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from functools import partial
 from itertools import accumulate
@@ -211,22 +211,7 @@ def _fill(
     reach = list(shown)  # per venue: displayed depth through the marginal tier
     for i in range(start, end):
         reach[ids[i]] += qtys[i]
-    want = [depth - depth % lot for depth in shown]  # per venue: total to take
-    left = qty - sum(want)
-    left -= left % lot
-    for i in range(start, end):  # round up first: a venue's odd lot at a better price is cheaper than this tier
-        venue = ids[i]
-        have = want[venue]
-        if left and have < shown[venue] and reach[venue] - reach[venue] % lot > have:
-            want[venue] = have + lot
-            left -= lot
-    for i in range(start, end):
-        venue = ids[i]
-        have = want[venue]
-        add = min(reach[venue] - reach[venue] % lot - have, left)
-        if add > 0:
-            want[venue] = have + add
-            left -= add
+    want = venue_totals_through(shown, reach, range(start, end), ids, qty, lot)
     takes: list[int] = []
     append = takes.append
     for venue, level_qty in zip(ids, qtys[:end]):  # every venue's total lies within its levels up to the marginal tier
@@ -237,6 +222,33 @@ def _fill(
             want[venue] -= took
         append(took)
     return takes
+
+
+def venue_totals_through(
+    before: Sequence[int], reach: Sequence[int], tier: Iterable[int], ids: Sequence[int], qty: int, lot: int
+) -> list[int]:
+    """Per venue, what a sweep of qty takes when the rows numbered tier (in the order to fill them) are its
+    marginal tier: every venue's depth before it (before) rounded down to lots, then in the tier first a lot
+    for each venue rounding up an odd lot shown at a better price, then each venue's depth through it (reach)
+    rounded down, in tier order, while qty lasts."""
+    want = [depth - depth % lot for depth in before]
+    left = qty - sum(want)
+    left -= left % lot
+    if lot > 1:
+        for i in tier:  # round up first: a venue's odd lot at a better price is cheaper than this tier
+            venue = ids[i]
+            have = want[venue]
+            if left and have < before[venue] and reach[venue] - reach[venue] % lot > have:
+                want[venue] = have + lot
+                left -= lot
+    for i in tier:
+        venue = ids[i]
+        have = want[venue]
+        add = min(reach[venue] - reach[venue] % lot - have, left)
+        if add > 0:
+            want[venue] = have + add
+            left -= add
+    return want
 
 
 def everything_takes(reachable: Sequence[Reachable], qty: int, lot: int) -> dict[str, list] | None:
