@@ -190,7 +190,7 @@ def explore(
     parents (the one showing the best price, then the one left longest): its toxicity and fill rate only change
     while it gets fills, so without this a venue that cleaned up would never be tried again. The share comes off
     the plan's furthest-priced shares; a plan that would then trade through is kept as it was. rows: every
-    reachable row in sweep order, if already sorted."""
+    reachable row in sweep order, if already sorted (else sorted only if the candidates are read)."""
     used = {child.venue for child in decision.children}
     due = [
         (rows[0][0], -left_for, i, name)
@@ -202,37 +202,31 @@ def explore(
     _, left_for, index, venue = min(due)  # the best price passed first: what the plan would take were it clean
     left_for = -left_for
     buy, lot = order.side.is_buy, order.lot
-    if rows is None:
-        rows = sweep_order(rows_better_than(reachable, None))
+    books = {name: (i, book) for i, (name, _, book) in enumerate(reachable)}
     takes = {child.venue: child.qty for child in decision.children}
-    per_row = spread(rows, takes)
+    reach = {name: _furthest(books[name][1], qty) for name, qty in takes.items()}  # (key, shares there, row)
     placeable = order.qty - order.qty % lot
     short = placeable - sum(takes.values())
-    furthest = next(i for i in range(len(per_row) - 1, -1, -1) if per_row[i])
+    furthest = max(reach[name][0] for name in takes)
     own = reachable[index][2]  # the venue's rows, best first
-    depth = sum(map(_qty, own if short else own[: bisect_right(own, rows[furthest][0], key=_key)]))
+    depth = sum(map(_qty, own if short else own[: bisect_right(own, furthest, key=_key)]))
     qty = min(max(lot, weights.explore_qty - weights.explore_qty % lot), depth - depth % lot, placeable)
     if qty == 0:
         return decision
     remove = qty - min(qty, short)
-    for i in range(furthest, -1, -1):  # furthest-priced shares first
-        if remove <= 0:
-            break
-        took = per_row[i]
-        if not took:
-            continue
-        name = rows[i][2]
-        cut = min(-(-min(remove, took) // lot) * lot, takes[name])
+    while remove > 0:  # furthest-priced shares first; at one price, the venue the sweep reaches there last
+        _, _, name = max((reach[name][0], books[name][0], name) for name in takes if takes[name])
+        cut = min(-(-min(remove, reach[name][1]) // lot) * lot, takes[name])
         takes[name] -= cut
         remove -= cut
-        _shift(rows, per_row, name, -cut, i)
+        if takes[name]:
+            reach[name] = _furthest(books[name][1], takes[name])
     if remove < 0 and qty - remove <= depth - depth % lot:
         qty -= remove  # a lot rounded up elsewhere: the explored venue takes the difference
     takes[venue] = qty
-    _shift(rows, per_row, venue, qty, 0)
-    children = [
-        ChildSpec(name, n, price, _LIMIT, _IOC, "take") for name, (n, price) in venue_totals(rows, per_row).items()
-    ]
+    reach[venue] = _furthest(books[venue][1], qty)
+    first = sorted((books[name][1][0][0], books[name][0], name) for name, took in takes.items() if took)
+    children = [ChildSpec(name, takes[name], reach[name][2][3], _LIMIT, _IOC, "take") for _, _, name in first]
     protected = [(name, book) for name, info, book in survey.lit if info.protected]
     if trades_through(children, order.side, {name: info for name, info, _ in survey.lit}, protected, lot):
         return decision
@@ -240,30 +234,29 @@ def explore(
         f"{decision.reason}; explored {venue} with {qty} shares: no cost parent used it for {left_for} "
         f"parents (routing.cost.explore_every {weights.explore_every})"
     )
-    candidates = partial(taken_candidates, rows, per_row, reachable, buy, penalties)
+    candidates = partial(_explored_candidates, rows, takes, reachable, buy, penalties)
     return decide(order, survey, "take", children, candidates, reason)
 
 
-def _shift(rows: Sequence[Row], per_row: list[int], venue: str, qty: int, at: int) -> None:
-    """Keep per_row what spread would make of it once venue's take changes by qty: a cut comes off its
-    furthest-priced rows (none beyond row `at`), an addition goes to its best-priced ones."""
-    if qty < 0:
-        for j in range(at, -1, -1):
-            if qty == 0:
-                return
-            if rows[j][2] == venue and per_row[j]:
-                took = min(per_row[j], -qty)
-                per_row[j] -= took
-                qty += took
-        return
-    for j in range(len(rows)):
-        if qty == 0:
-            return
-        row = rows[j]
-        if row[2] == venue:
-            took = min(row[1] - per_row[j], qty)
-            per_row[j] += took
-            qty -= took
+def _furthest(book: Sequence[Row], qty: int) -> tuple[PriceKey, int, Row]:
+    """Where taking qty (> 0) best price first from book ends: that row's key, the shares taken there, the row."""
+    for row in book:
+        if row[1] >= qty:
+            return row[0], qty, row
+        qty -= row[1]
+    raise AssertionError("router bug: a take beyond the book")
+
+
+def _explored_candidates(
+    rows: list[Row] | None,
+    takes: Mapping[str, int],
+    reachable: list[Reachable],
+    buy: bool,
+    penalties: Mapping[str, int],
+) -> tuple[Candidate, ...]:
+    """The candidates of an explored plan, the reachable rows sorted only now if the plan did not sort them."""
+    rows = sweep_order(rows_better_than(reachable, None)) if rows is None else rows
+    return _taken_candidates(rows, takes, reachable, buy, penalties)
 
 
 def _per_share(cost: PriceKey, qty: int, buy: bool) -> Decimal:
