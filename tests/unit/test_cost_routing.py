@@ -18,6 +18,8 @@ from gateway.core.routing import (
     plan,
     trade_through_violations,
 )
+from gateway.core.routing.cost import cost_penalties, plan_cost
+from gateway.core.routing.survey import far_side, survey_of
 from gateway.core.types import Side, Strategy, Urgency, VenueKind
 from tests.unit.test_router import FEES, PROPERTY, SYM, legs, make_market, request, side_levels, toxic
 
@@ -102,6 +104,36 @@ def test_cost_gives_a_venue_it_left_a_small_share_once_no_parent_used_it_for_exp
     assert "explored TOX with 100 shares: no cost parent used it for 10 parents" in decision.reason
     learning.routed(["TOX", "ARCA", "BATS"], new_parent=True)  # used now: the count starts again
     assert legs(plan(order, make_market(TOXIC_BOOKS), WHERE, EXPLORING, learning)) == [("ARCA", 500, "100.02")]
+
+
+def test_an_exploration_that_would_trade_through_leaves_the_plan_as_it_was():
+    """BIG is due for a share, but the shares it would take come off A's better round lots too, leaving one
+    standing at 100.01 under a child at 100.02: plan() keeps the plan without exploring."""
+    where = {"A": lit("A", "0"), "C": lit("C", "0"), "BIG": lit("BIG", "0.0090")}
+    books = {"A": ([], [("100.01", 200)]), "C": ([], [("100.02", 100)]), "BIG": ([], [("100.02", 500)])}
+    learning = VenueLearning(list(where), [])
+    for _ in range(3):
+        learning.routed(["A", "C"], new_parent=True)
+    policy = RoutingPolicy(cost=CostWeights(explore_every=3, explore_qty=200))
+    order = request(300, "100.02", strategy=COST, lot=100)
+    explored = explore_alone(order, make_market(books), where, policy, learning)
+    assert legs(explored) == [("A", 100, "100.01"), ("BIG", 200, "100.02")]
+    assert trade_through_violations(explored, Side.BUY, SYM, make_market(books), where, 100)
+    decision = plan(order, make_market(books), where, policy, learning)
+    assert legs(decision) == [("A", 200, "100.01"), ("C", 100, "100.02")]
+    assert "explored" not in decision.reason
+
+
+def explore_alone(order, market, where, policy, learning) -> RouteDecision:
+    """What exploring alone makes of the cost plan, before plan()'s trade-through guard."""
+    survey = survey_of(order, market, where)
+    penalties = cost_penalties(order, survey, policy.cost, learning, market)
+    preference = {venue[0]: rank for rank, venue in enumerate(survey.lit)}
+    survey.lit.sort(key=lambda venue: penalties[venue[0]])
+    reachable = far_side(order, survey.lit)
+    explored, fallback = plan_cost(order, survey, reachable, 300, penalties, learning, policy.cost, preference)
+    assert fallback is not None
+    return explored
 
 
 def test_exploration_is_off_with_explore_every_0():

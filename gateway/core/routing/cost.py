@@ -25,7 +25,7 @@ from gateway.core.routing.sweep import (
     taken_candidates,
     venue_totals,
 )
-from gateway.core.routing.trade_through import furthest_price, trades_through
+from gateway.core.routing.trade_through import furthest_price
 from gateway.core.types import ChildSpec, OrdType, TimeInForce
 
 _LIMIT, _IOC = OrdType.LIMIT, TimeInForce.IOC
@@ -101,15 +101,18 @@ def plan_cost(
     stats: VenueLearning | None,
     weights: CostWeights,
     preference: Mapping[str, int],
-) -> RouteDecision:
+) -> tuple[RouteDecision, RouteDecision | None]:
     """The plan of least expected all-in cost (price, fee and risks) per share, then exploration when due (see
     explore): protected round lots are taken or not jumped, unprotected quotes may be passed; the best-price
     sweep (marginal tier by all-in cost, or by taker preference as `sweep` splits it: preference ranks the venues
-    that way) unless that plan fills more or costs less."""
+    that way) unless that plan fills more or costs less. With it, the plan before exploring if it explored (plan()
+    keeps that one if the explored plan would trade through), else None."""
     decision, rows = _cheapest(order, survey, reachable, placeable, penalties, preference)
     if weights.explore_every and stats is not None and decision.children:
-        decision = explore(order, survey, reachable, decision, penalties, stats, weights, rows)
-    return decision
+        explored = explore(order, survey, reachable, decision, penalties, stats, weights, rows)
+        if explored is not decision:
+            return explored, decision
+    return decision, None
 
 
 def _cheapest(
@@ -189,7 +192,7 @@ def explore(
     """The cost plan with a small share moved to a reachable venue no cost parent used for weights.explore_every
     parents (the one showing the best price, then the one left longest): its toxicity and fill rate only change
     while it gets fills, so without this a venue that cleaned up would never be tried again. The share comes off
-    the plan's furthest-priced shares; a plan that would then trade through is kept as it was. rows: every
+    the plan's furthest-priced shares (whether that trades through is plan()'s guard to say). rows: every
     reachable row in sweep order, if already sorted (else sorted only if the candidates are read)."""
     used = {child.venue for child in decision.children}
     due = [
@@ -227,9 +230,6 @@ def explore(
     reach[venue] = _furthest(books[venue][1], qty)
     first = sorted((books[name][1][0][0], books[name][0], name) for name, took in takes.items() if took)
     children = [ChildSpec(name, takes[name], reach[name][2][3], _LIMIT, _IOC, "take") for _, _, name in first]
-    protected = [(name, book) for name, info, book in survey.lit if info.protected]
-    if trades_through(children, order.side, {name: info for name, info, _ in survey.lit}, protected, lot):
-        return decision
     reason = (
         f"{decision.reason}; explored {venue} with {qty} shares: no cost parent used it for {left_for} "
         f"parents (routing.cost.explore_every {weights.explore_every})"

@@ -33,12 +33,16 @@ def plan(
     """Decide the children for `order`: directed, else dark first (by strategy and urgency), else take by the
     order's strategy, else post, else none."""
     survey = survey_of(order, market, venues)
+    fallback = None
     if order.ex_destination is not None:
         decision = plan_directed(order, survey, venues)
     else:
-        decision = _route(order, survey, policy, stats, market)
+        decision, fallback = _route(order, survey, policy, stats, market)
     protected = [(name, book) for name, info, book in survey.lit if info.protected]
     violations = find_violations(decision.children, order.side, venues, protected, order.lot)
+    if violations and fallback is not None:  # an exploration that would trade through: the plan as it was
+        decision = fallback
+        violations = find_violations(decision.children, order.side, venues, protected, order.lot)
     if violations:
         raise AssertionError(f"router bug, plan for {order.order_id} trades through: {'; '.join(violations)}")
     return decision
@@ -46,18 +50,19 @@ def plan(
 
 def _route(
     order: PlanRequest, survey: Survey, policy: RoutingPolicy, stats: VenueLearning | None, market: MarketView
-) -> RouteDecision:
+) -> tuple[RouteDecision, RouteDecision | None]:
+    """The decision, and the one to fall back to should it trade through (the plan an exploration changed)."""
     if not survey.lit and not survey.dark:
         everything_down = all(e.reason == DISCONNECTED for e in survey.exclusions)
-        return decide_none(order, survey, "no venue connected" if everything_down else "no usable venue")
+        return decide_none(order, survey, "no venue connected" if everything_down else "no usable venue"), None
     placeable = order.qty - order.qty % order.lot
     if placeable == 0:
-        return decide_none(order, survey, f"{order.qty} is less than one lot of {order.lot}")
+        return decide_none(order, survey, f"{order.qty} is less than one lot of {order.lot}"), None
     strategy = order.strategy
     if strategy is _DARK_FIRST and dark_applies(order, survey.nbbo):
         decision = plan_dark(order, survey, placeable, policy, stats)
         if decision is not None:
-            return decision
+            return decision, None
     penalties = None
     if strategy is _COST:
         penalties = cost_penalties(order, survey, policy.cost, stats, market)
@@ -66,15 +71,15 @@ def _route(
     reachable = far_side(order, survey.lit)
     if not reachable:
         if order.ord_type is _LIMIT and order.tif is _DAY and survey.lit:
-            return plan_post(order, survey, placeable)
-        return decide_none(order, survey, _nothing_to_take(order))
+            return plan_post(order, survey, placeable), None
+        return decide_none(order, survey, _nothing_to_take(order)), None
     if order.tif is _FOK:
-        return plan_fill_or_kill(order, survey, reachable, placeable)
+        return plan_fill_or_kill(order, survey, reachable, placeable), None
     if strategy is _SINGLE:
-        return plan_single(order, survey, reachable, placeable)
+        return plan_single(order, survey, reachable, placeable), None
     if penalties is not None:
         return plan_cost(order, survey, reachable, placeable, penalties, stats, policy.cost, preference)
-    return take(order, survey, reachable, placeable, penalties)
+    return take(order, survey, reachable, placeable, penalties), None
 
 
 def _nothing_to_take(order: PlanRequest) -> str:
