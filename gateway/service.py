@@ -14,6 +14,7 @@ instead of taking the engine lock there.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -750,15 +751,17 @@ class Gateway:
                 log.exception("gateway.control_task_failed")
 
     def _run_timer(self) -> None:
-        """Let the engine see time pass; a tick that changes nothing leaves no trace in the audit trail."""
+        """Let the engine see time pass; a tick that changes nothing leaves no trace in the audit trail, and one
+        before the engine's next deadline (read without its lock) does not step it at all."""
         interval = self.cfg.routing.timer_ms / 1000
         while not self._stopping.wait(interval):
             self._last_tick = time.monotonic()
             self._check_feeds()
             now = self.clock.now_ns()
-            tick = Entry("event", entries.to_json({"event": "timer", "now_ns": now}), ts_ns=now)
+            if now < self.engine.timer_due_ns:
+                continue
             try:
-                self._step(self.engine.on_timer, now, tick, quiet=True)
+                self._step(self.engine.on_timer, now, functools.partial(_tick_entry, now), quiet=True)
             except Exception:
                 log.exception("gateway.timer_failed")
 
@@ -919,14 +922,15 @@ class Gateway:
         self,
         step: Callable,
         event: object,
-        inbound: Entry | None = None,
+        inbound: Entry | Callable[[], Entry] | None = None,
         quiet: bool = False,
         arrival: Arrival | None = None,
         child: str | None = None,
     ) -> None:
         """One engine step: the message that caused it and what was decided are committed
         to the audit trail before anything the step produced is sent; a quiet step that
-        produced nothing is not recorded. `child`: the child order the step is about, watched for metrics.
+        produced nothing is not recorded (its `inbound` may be a function that makes the entry, called only when it
+        is). `child`: the child order the step is about, watched for metrics.
         The OMS senders are woken once the lock is released: woken before, they would mostly wait for it."""
         try:
             self._locked_step(step, event, inbound, quiet, arrival, child)
@@ -937,7 +941,7 @@ class Gateway:
         self,
         step: Callable,
         event: object,
-        inbound: Entry | None,
+        inbound: Entry | Callable[[], Entry] | None,
         quiet: bool,
         arrival: Arrival | None,
         child: str | None,
@@ -952,6 +956,8 @@ class Gateway:
             if quiet and not out.commands and not out.decisions:
                 return
             head = []
+            if callable(inbound):
+                inbound = inbound()
             if inbound is not None:
                 if inbound.order_id is None:
                     inbound = dataclasses.replace(inbound, order_id=_first_order_id(out))
@@ -1156,6 +1162,10 @@ class Gateway:
             )
         else:
             log.warning("engine.notice", text=str(item))
+
+
+def _tick_entry(now: int) -> Entry:
+    return Entry("event", entries.to_json({"event": "timer", "now_ns": now}), ts_ns=now)
 
 
 def _is_admin(message) -> bool:
