@@ -587,27 +587,41 @@ class Gateway:
                 )
             )
 
-    def _mark(self, fill: ExecutionReport, horizon_ms: int) -> None:
-        """A markout horizon of a fill has come: the NBBO and every lit venue's touch now without our own resting
-        children (what their prices did to the book is our doing, not the market's), on the trail."""
+    def _mark(self, due: list[tuple[ExecutionReport, int]]) -> None:
+        """Markout horizons of fills have come: the NBBO and every lit venue's touch now without our own resting
+        children (what their prices did to the book is our doing, not the market's), on the trail. The market is
+        read once per symbol for every mark due."""
         venues = self.engine.venues
+        symbols = {fill.symbol for fill, _ in due}
         books = {
-            name: book
-            for name, info in venues.items()
-            if info.kind is VenueKind.LIT and (book := self.market.book(name, fill.symbol)) is not None
+            symbol: {
+                name: book
+                for name, info in venues.items()
+                if info.kind is VenueKind.LIT and (book := self.market.book(name, symbol)) is not None
+            }
+            for symbol in symbols
         }
-        ours = self.inspect(lambda engine: _resting(engine, fill.symbol)) if books else {}
-        touches = {
-            name: tuple(
-                touch_without([(level.price, level.qty) for level in levels], ours.get((name, is_buy), {}))
-                for is_buy, levels in ((True, book.bids), (False, book.asks))
+        wanted = [symbol for symbol in symbols if books[symbol]]
+        ours = self.inspect(lambda engine: {symbol: _resting(engine, symbol) for symbol in wanted}) if wanted else {}
+        market = {
+            symbol: (
+                self.market.nbbo(symbol, venues),
+                {
+                    name: tuple(
+                        touch_without(
+                            [(level.price, level.qty) for level in levels], ours[symbol].get((name, is_buy), {})
+                        )
+                        for is_buy, levels in ((True, book.bids), (False, book.asks))
+                    )
+                    for name, book in books[symbol].items()
+                },
             )
-            for name, book in books.items()
+            for symbol in symbols
         }
+        now = self.clock.now_ns()
         # No hurry: it goes with the next step's commit, or the writer's next look.
         self.audit.submit(
-            [entries.mark(fill, horizon_ms, self.market.nbbo(fill.symbol, venues), touches, self.clock.now_ns())],
-            wake=False,
+            [entries.mark(fill, horizon_ms, *market[fill.symbol], now) for fill, horizon_ms in due], wake=False
         )
 
     def _drop(self, snapshot: BookSnapshot | Trade, reason: str) -> None:
