@@ -900,7 +900,7 @@ class Gateway:
             self.clock.now_ns(),
         )
 
-    def _tap(self, direction: str, session: str, message) -> None:
+    def _tap(self, direction: str, session: str, message, msg_type: str) -> None:
         """Every message quickfix sends, and incoming admin messages, onto the audit trail.
 
         An outgoing application message is committed before quickfix stores and sends it, so
@@ -908,26 +908,26 @@ class Gateway:
         """
         try:
             if self._resend and direction == "out":
-                self._mark_resent(message)
+                self._mark_resent(message, msg_type)
             raw = message.toString()
             order_id = getattr(self._sending, "order_id", None)
             cl_ord_id = message.getField(codec.CL_ORD_ID) if message.isSetField(codec.CL_ORD_ID) else None
             if order_id is None and message.isSetField(codec.ORDER_ID):
                 order_id = message.getField(codec.ORDER_ID)
             entry = entries.fix_message(direction, session, raw, self.clock.now_ns(), order_id, cl_ord_id)
-            if direction == "out" and not _is_admin(message) and not getattr(self._sending, "refusal", False):
+            if direction == "out" and msg_type not in ADMIN_MSG_TYPES and not getattr(self._sending, "refusal", False):
                 self.audit.commit([entry])
                 if faults.armed():
                     faults.reached("recorded_out")
-                    faults.reached(f"recorded_out.{message.getHeader().getField(codec.MSG_TYPE)}")
+                    faults.reached(f"recorded_out.{msg_type}")
             else:
                 self.audit.record(entry)
         except Exception:
             log.exception("audit.tap_failed", session=session)
 
-    def _mark_resent(self, message) -> None:
+    def _mark_resent(self, message, msg_type: str) -> None:
         """A message recovery sends again goes out PossResend=Y: the peer checks its ExecID/ClOrdID."""
-        tag = codec.EXEC_ID if message.getHeader().getField(codec.MSG_TYPE) == "8" else codec.CL_ORD_ID
+        tag = codec.EXEC_ID if msg_type == "8" else codec.CL_ORD_ID
         if message.isSetField(tag) and message.getField(tag) in self._resend:
             self._resend.discard(message.getField(tag))
             message.getHeader().setField(codec.POSS_RESEND, "Y")
@@ -1180,10 +1180,6 @@ class Gateway:
 
 def _tick_entry(now: int) -> Entry:
     return Entry("event", entries.to_json({"event": "timer", "now_ns": now}), ts_ns=now)
-
-
-def _is_admin(message) -> bool:
-    return message.getHeader().getField(codec.MSG_TYPE) in ADMIN_MSG_TYPES
 
 
 def _resent_id(command) -> str:
