@@ -14,6 +14,7 @@ instead of taking the engine lock there.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -586,27 +587,41 @@ class Gateway:
                 )
             )
 
-    def _mark(self, fill: ExecutionReport, horizon_ms: int) -> None:
-        """A markout horizon of a fill has come: the NBBO and every lit venue's touch now without our own resting
-        children (what their prices did to the book is our doing, not the market's), on the trail."""
+    def _mark(self, due: list[tuple[ExecutionReport, int]]) -> None:
+        """Markout horizons of fills have come: the NBBO and every lit venue's touch now without our own resting
+        children (what their prices did to the book is our doing, not the market's), on the trail. The market is
+        read once per symbol for every mark due."""
         venues = self.engine.venues
+        symbols = {fill.symbol for fill, _ in due}
         books = {
-            name: book
-            for name, info in venues.items()
-            if info.kind is VenueKind.LIT and (book := self.market.book(name, fill.symbol)) is not None
+            symbol: {
+                name: book
+                for name, info in venues.items()
+                if info.kind is VenueKind.LIT and (book := self.market.book(name, symbol)) is not None
+            }
+            for symbol in symbols
         }
-        ours = self.inspect(lambda engine: _resting(engine, fill.symbol)) if books else {}
-        touches = {
-            name: tuple(
-                touch_without([(level.price, level.qty) for level in levels], ours.get((name, is_buy), {}))
-                for is_buy, levels in ((True, book.bids), (False, book.asks))
+        wanted = [symbol for symbol in symbols if books[symbol]]
+        ours = self.inspect(lambda engine: {symbol: _resting(engine, symbol) for symbol in wanted}) if wanted else {}
+        market = {
+            symbol: (
+                self.market.nbbo(symbol, venues),
+                {
+                    name: tuple(
+                        touch_without(
+                            [(level.price, level.qty) for level in levels], ours[symbol].get((name, is_buy), {})
+                        )
+                        for is_buy, levels in ((True, book.bids), (False, book.asks))
+                    )
+                    for name, book in books[symbol].items()
+                },
             )
-            for name, book in books.items()
+            for symbol in symbols
         }
+        now = self.clock.now_ns()
         # No hurry: it goes with the next step's commit, or the writer's next look.
         self.audit.submit(
-            [entries.mark(fill, horizon_ms, self.market.nbbo(fill.symbol, venues), touches, self.clock.now_ns())],
-            wake=False,
+            [entries.mark(fill, horizon_ms, *market[fill.symbol], now) for fill, horizon_ms in due], wake=False
         )
 
     def _drop(self, snapshot: BookSnapshot | Trade, reason: str) -> None:
@@ -750,15 +765,17 @@ class Gateway:
                 log.exception("gateway.control_task_failed")
 
     def _run_timer(self) -> None:
-        """Let the engine see time pass; a tick that changes nothing leaves no trace in the audit trail."""
+        """Let the engine see time pass; a tick that changes nothing leaves no trace in the audit trail, and one
+        before the engine's next deadline (read without its lock) does not step it at all."""
         interval = self.cfg.routing.timer_ms / 1000
         while not self._stopping.wait(interval):
             self._last_tick = time.monotonic()
             self._check_feeds()
             now = self.clock.now_ns()
-            tick = Entry("event", entries.to_json({"event": "timer", "now_ns": now}), ts_ns=now)
+            if now < self.engine.timer_due_ns:
+                continue
             try:
-                self._step(self.engine.on_timer, now, tick, quiet=True)
+                self._step(self.engine.on_timer, now, functools.partial(_tick_entry, now), quiet=True)
             except Exception:
                 log.exception("gateway.timer_failed")
 
@@ -883,7 +900,7 @@ class Gateway:
             self.clock.now_ns(),
         )
 
-    def _tap(self, direction: str, session: str, message) -> None:
+    def _tap(self, direction: str, session: str, message, msg_type: str) -> None:
         """Every message quickfix sends, and incoming admin messages, onto the audit trail.
 
         An outgoing application message is committed before quickfix stores and sends it, so
@@ -891,26 +908,26 @@ class Gateway:
         """
         try:
             if self._resend and direction == "out":
-                self._mark_resent(message)
+                self._mark_resent(message, msg_type)
             raw = message.toString()
             order_id = getattr(self._sending, "order_id", None)
             cl_ord_id = message.getField(codec.CL_ORD_ID) if message.isSetField(codec.CL_ORD_ID) else None
             if order_id is None and message.isSetField(codec.ORDER_ID):
                 order_id = message.getField(codec.ORDER_ID)
             entry = entries.fix_message(direction, session, raw, self.clock.now_ns(), order_id, cl_ord_id)
-            if direction == "out" and not _is_admin(message) and not getattr(self._sending, "refusal", False):
+            if direction == "out" and msg_type not in ADMIN_MSG_TYPES and not getattr(self._sending, "refusal", False):
                 self.audit.commit([entry])
                 if faults.armed():
                     faults.reached("recorded_out")
-                    faults.reached(f"recorded_out.{message.getHeader().getField(codec.MSG_TYPE)}")
+                    faults.reached(f"recorded_out.{msg_type}")
             else:
                 self.audit.record(entry)
         except Exception:
             log.exception("audit.tap_failed", session=session)
 
-    def _mark_resent(self, message) -> None:
+    def _mark_resent(self, message, msg_type: str) -> None:
         """A message recovery sends again goes out PossResend=Y: the peer checks its ExecID/ClOrdID."""
-        tag = codec.EXEC_ID if message.getHeader().getField(codec.MSG_TYPE) == "8" else codec.CL_ORD_ID
+        tag = codec.EXEC_ID if msg_type == "8" else codec.CL_ORD_ID
         if message.isSetField(tag) and message.getField(tag) in self._resend:
             self._resend.discard(message.getField(tag))
             message.getHeader().setField(codec.POSS_RESEND, "Y")
@@ -919,14 +936,15 @@ class Gateway:
         self,
         step: Callable,
         event: object,
-        inbound: Entry | None = None,
+        inbound: Entry | Callable[[], Entry] | None = None,
         quiet: bool = False,
         arrival: Arrival | None = None,
         child: str | None = None,
     ) -> None:
         """One engine step: the message that caused it and what was decided are committed
         to the audit trail before anything the step produced is sent; a quiet step that
-        produced nothing is not recorded. `child`: the child order the step is about, watched for metrics.
+        produced nothing is not recorded (its `inbound` may be a function that makes the entry, called only when it
+        is). `child`: the child order the step is about, watched for metrics.
         The OMS senders are woken once the lock is released: woken before, they would mostly wait for it."""
         try:
             self._locked_step(step, event, inbound, quiet, arrival, child)
@@ -937,7 +955,7 @@ class Gateway:
         self,
         step: Callable,
         event: object,
-        inbound: Entry | None,
+        inbound: Entry | Callable[[], Entry] | None,
         quiet: bool,
         arrival: Arrival | None,
         child: str | None,
@@ -952,6 +970,8 @@ class Gateway:
             if quiet and not out.commands and not out.decisions:
                 return
             head = []
+            if callable(inbound):
+                inbound = inbound()
             if inbound is not None:
                 if inbound.order_id is None:
                     inbound = dataclasses.replace(inbound, order_id=_first_order_id(out))
@@ -1158,8 +1178,8 @@ class Gateway:
             log.warning("engine.notice", text=str(item))
 
 
-def _is_admin(message) -> bool:
-    return message.getHeader().getField(codec.MSG_TYPE) in ADMIN_MSG_TYPES
+def _tick_entry(now: int) -> Entry:
+    return Entry("event", entries.to_json({"event": "timer", "now_ns": now}), ts_ns=now)
 
 
 def _resent_id(command) -> str:

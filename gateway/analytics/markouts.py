@@ -179,6 +179,18 @@ class MarkoutTracker:
     def summary(self) -> dict[tuple[str, int], MarkoutStats]:
         return {key: sums.stats() for key, sums in self._sums.items()}
 
+    def next_due_ns(self) -> int | None:
+        """When the earliest waiting fill's horizon has elapsed (a mid from then on marks it); None: none waits."""
+        return min(
+            (
+                queue[0].ts_ns + horizon
+                for queues in self._pending.values()
+                for horizon, queue in queues.items()
+                if queue
+            ),
+            default=None,
+        )
+
     @property
     def pending(self) -> int:
         """(fill, horizon) pairs still waiting for a mid."""

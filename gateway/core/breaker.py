@@ -142,6 +142,17 @@ class Breakers:
     def tick(self, now_ns: int) -> list[CircuitChange]:
         return [change for breaker in self._by_venue.values() if (change := breaker.tick(now_ns))]
 
+    def next_tick_ns(self) -> int | None:
+        """When the first open breaker's cooldown ends (tick() moves it then); None: none is open."""
+        return min(
+            (
+                b.opened_ns + b.policy.cooldown_ns
+                for b in self._by_venue.values()
+                if b.state is CircuitState.OPEN and b.opened_ns is not None
+            ),
+            default=None,
+        )
+
     def state(self, venue: str) -> CircuitState:
         breaker = self._by_venue.get(venue)
         return breaker.state if breaker else CircuitState.CLOSED

@@ -49,6 +49,7 @@ from gateway.core.validation import Instrument, validate_new, validate_replace
 
 _LAST_PX_PLACES = Decimal("0.00000001")
 _SWEEP_NS = 1_000_000_000  # finished parents leave memory in batches at most this far apart
+_NEVER_NS = 2**63 - 1
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -149,6 +150,9 @@ class OrderEngine:
         self.halts: set[Halt] = set()  # kill switches in force until resumed
         self.breakers = Breakers(venues, breaker)  # venues that keep failing leave routing for a while
         self._heard_ns: dict[str, int] = {}  # venue -> when its last execution report was stepped
+        # No on_timer before this can change anything: every step that sets a deadline lowers it, on_timer sets it
+        # again from what is left. Read without the caller's lock, so a tick reads it at most one step late.
+        self.timer_due_ns = 0
 
     def order_id_for(self, session: str, cl_ord_id: str) -> str | None:
         """The OrderID of the parent any of whose ClOrdIDs this is, if known."""
@@ -415,7 +419,8 @@ class OrderEngine:
         if connected:
             self._down_since.pop(venue, None)
         else:
-            self._down_since[venue] = self.clock.now_ns()
+            self._down_since[venue] = down = self.clock.now_ns()
+            self._due(down + self.venue_down_timeout_ns)
             if self.closing is None:  # the gateway's own stop logs every venue out
                 self._breaker(self.breakers.failure(venue, self.clock.now_ns(), "session disconnected"), out)
         if connected:
@@ -488,7 +493,29 @@ class OrderEngine:
             self._breaker(change, out)
         self._hold_in_doubt(now_ns, out)
         self._forget_finished(now_ns, out)
+        self.timer_due_ns = self._next_timer_ns()
         return out
+
+    def _next_timer_ns(self) -> int:
+        """The earliest time on_timer can do anything with the state as it is (far in the future: nothing)."""
+        timeout = self.child_timeout_ns
+        due = [
+            *(p.dark_deadline_ns for p in self._resting_dark if p.dark_deadline_ns is not None),
+            *((c.queried_ns or 0) + timeout for c in self._reports_behind.values()),
+            *((c.queried_ns or c.sent_ns) + timeout for c in self._unanswered.values()),
+            *(since + self.venue_down_timeout_ns for since in self._down_since.values() if since is not None),
+        ]
+        if self._finished:
+            due.append(self._finished[0].finished_ns + self._retained_ns())  # type: ignore[operator]
+        for later in (self.breakers.next_tick_ns(), self.learning.markouts.next_due_ns()):
+            if later is not None:
+                due.append(later)
+        return min(due, default=_NEVER_NS)
+
+    def _due(self, at_ns: int) -> None:
+        """on_timer has something to do from `at_ns` on."""
+        if at_ns < self.timer_due_ns:
+            self.timer_due_ns = at_ns
 
     def on_cancel_unsent(self, cl_ord_id: str) -> Outbox:
         """A child cancel could not be sent (venue session down): send it again when the venue is back."""
@@ -592,7 +619,9 @@ class OrderEngine:
         if change is None:
             return
         out.decisions.append(change)
-        if change.new is not CircuitState.OPEN:
+        if change.new is CircuitState.OPEN:
+            self._due(change.at_ns + self.breakers.policy.cooldown_ns)
+        else:
             for parent in list(self.parents.values()):
                 if parent.live and parent.pending is None and not parent.live_children():
                     self._work(parent, out)
@@ -792,6 +821,8 @@ class OrderEngine:
             self.clock.now_ns(),
             child.sent_mid,
         )
+        horizons = self.learning.markouts.horizons_ns  # horizon 0 is marked at once to the mid at sending, if known
+        self._due(self.clock.now_ns() + horizons[1 if child.sent_mid is not None and len(horizons) > 1 else 0])
         old = parent.status
         parent.apply_fill(qty, report.last_px)
         if parent.status is not old:
@@ -815,6 +846,7 @@ class OrderEngine:
             child.status_ahead += 1
             child.queried_ns = self.clock.now_ns()  # asked again child_timeout_ns from now
             self._reports_behind[child.cl_ord_id] = child
+            self._due(child.queried_ns + self.child_timeout_ns)
             what = "does not know it yet" if unknown else f"shows {missing} more filled than its reports"
             out.decisions.append(
                 Routine(
@@ -923,6 +955,8 @@ class OrderEngine:
                     parent.dark_deadline_ns = now + self.policy.dark_timeout_ns
                 if parent not in self._resting_dark:
                     self._resting_dark.append(parent)
+                if parent.dark_deadline_ns is not None:
+                    self._due(parent.dark_deadline_ns)
             parent.dark_done = True
         parent.rounds += 1
         nbbo_mid = decision.nbbo.mid
@@ -940,6 +974,7 @@ class OrderEngine:
             parent.children[child.cl_ord_id] = child
             self._children[child.cl_ord_id] = child
             self._unanswered[child.cl_ord_id] = child
+            self._due(now + self.child_timeout_ns)
             self.learning.child_sent(spec.venue, spec.qty, now)
             self.breakers.probe_sent(spec.venue, child.cl_ord_id)
             out.add(SendChild(spec.venue, child.cl_ord_id, parent.order_id, parent.symbol, parent.side, spec))
@@ -967,6 +1002,7 @@ class OrderEngine:
 
     def _query(self, child: ChildOrder, now_ns: int, out: Outbox) -> None:
         child.queried_ns = now_ns
+        self._due(now_ns + self.child_timeout_ns)
         out.add(QueryChild(child.venue, child.cl_ord_id, child.symbol, child.side))
 
     def _settle(self, parent: ParentOrder) -> None:
@@ -974,6 +1010,7 @@ class OrderEngine:
         if parent.finished_ns is None and not parent.live and not parent.live_children():
             parent.finished_ns = self.clock.now_ns()
             self._finished.append(parent)
+            self._due(parent.finished_ns + self._retained_ns())
             del self._unsettled[parent.order_id]
 
     def _forget_finished(self, now_ns: int, out: Outbox) -> None:
@@ -992,6 +1029,10 @@ class OrderEngine:
                 f"{forgotten[-1]}); status requests are answered from their final state"
             )
         )
+
+    def _retained_ns(self) -> int:
+        """How long after it finished a parent is swept from memory at the latest (see _forget_finished)."""
+        return self.retain_finished_ns + min(self.retain_finished_ns, _SWEEP_NS)
 
     def _forget(self, parent: ParentOrder) -> str:
         del self.parents[parent.order_id]

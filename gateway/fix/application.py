@@ -30,9 +30,9 @@ class GuardedApplication(fix.Application):
         super().__init__()
         self.sessions: dict[str, fix.SessionID] = {}
         self._begin_strings: dict[str, str] = {}  # a session key names its BeginString for good
-        # Called with ("in" | "out", session, message) for every message but incoming
+        # Called with ("in" | "out", session, message, MsgType) for every message but incoming
         # application messages, which the handler records itself with their context.
-        self.tap: Callable[[str, str, fix.Message], None] | None = None
+        self.tap: Callable[[str, str, fix.Message, str], None] | None = None
         # Called with ("in" | "out", session, MsgType) for every message, for metrics.
         self.count: Callable[[str, str, str], None] | None = None
 
@@ -46,9 +46,12 @@ class GuardedApplication(fix.Application):
 
     def _tapped(self, direction: str, message, sessionID, then: Callable[[fix.Message, str], None]) -> None:
         key = session_key(sessionID)
-        self._count(direction, key, message)
+        msg_type = message.getHeader().getField(codec.MSG_TYPE)  # read once: each read is a call into quickfix
+        if self.count:
+            self.count(direction, key, msg_type)
         if self.tap:
-            self.tap(direction, key, masked(message))  # no password reaches the audit trail
+            # No password reaches the audit trail.
+            self.tap(direction, key, masked(message) if msg_type == "A" else message, msg_type)
         then(message, key)
 
     def _count(self, direction: str, key: str, message: fix.Message) -> None:
@@ -84,7 +87,7 @@ class GuardedApplication(fix.Application):
         except FIX_REJECTS:
             # Refused before the handler recorded it: the audit trail still gets the message.
             if self.tap:
-                self.tap("in", key, message)
+                self.tap("in", key, message, message.getHeader().getField(codec.MSG_TYPE))
             raise
         except Exception as exc:
             log.exception("fix.from_app_failed", role=self.role, message=message.toString().replace("\x01", "|"))

@@ -96,7 +96,7 @@ class VenueApplication(GuardedApplication):
                 "venue.reject_unmatched", venue=venue, text=text, message=message.toString().replace("\x01", "|")
             )
             if self.tap and message.getHeader().getField(codec.MSG_TYPE) == "j":
-                self.tap("in", session, message)  # fromAdmin messages are tapped already
+                self.tap("in", session, message, "j")  # fromAdmin messages are tapped already
         elif sent[0] == "D":
             self.handler.child_rejected(venue, sent[1], text, message.toString())
         else:

@@ -21,13 +21,15 @@ K = TypeVar("K")
 
 
 class MarkTimer(Generic[K]):
-    """Calls `mark(key, horizon_ms)` once per horizon after `schedule(key)`, each at its horizon (monotonic time).
+    """Calls `mark([(key, horizon_ms), ...])` once per horizon after `schedule(key)`, each at its horizon (monotonic
+    time); the marks due by the time the thread wakes come in one call, oldest first, so that the market is read
+    once for all of them.
 
     A mark due after stop() is not made: the market after a stop is not known. Exceptions from `mark` are
     logged and never end the thread.
     """
 
-    def __init__(self, horizons_ms: tuple[int, ...], mark: Callable[[K, int], None]) -> None:
+    def __init__(self, horizons_ms: tuple[int, ...], mark: Callable[[list[tuple[K, int]]], None]) -> None:
         self.horizons_ms = horizons_ms
         self._mark = mark
         self._heap: list[tuple[float, int, K, int]] = []
@@ -73,8 +75,12 @@ class MarkTimer(Generic[K]):
                     self._cond.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
                 if not self._running:
                     return
-                _, _, key, horizon = heapq.heappop(self._heap)
+                now = time.monotonic()
+                due = []
+                while self._heap and self._heap[0][0] <= now:
+                    _, _, key, horizon = heapq.heappop(self._heap)
+                    due.append((key, horizon))
             try:
-                self._mark(key, horizon)
+                self._mark(due)
             except Exception:
                 log.exception("tca.mark_failed")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import threading
+import time
 from decimal import Decimal as D
 
 from gateway.analytics.markouts import OwnTake, impact_free_mid, touch_without
@@ -142,8 +143,8 @@ def test_intervals_by_hand_and_none_for_small_samples():
 def test_the_mark_timer_calls_back_at_each_horizon_and_not_after_stop():
     seen, done = [], threading.Event()
 
-    def mark(key, horizon):
-        seen.append((key, horizon))
+    def mark(due):
+        seen.extend(due)
         if len(seen) == 4:
             done.set()
 
@@ -164,3 +165,15 @@ def test_our_own_resting_quantity_is_taken_out_of_a_touch():
     assert touch_without(bids, {D("100.03"): 500}) == D("100.00")  # the top bid was only ours
     assert touch_without(bids, {D("100.03"): 200}) == D("100.03")  # others rest there too
     assert touch_without(bids, {D("100.03"): 500, D("100.00"): 300}) is None
+
+
+def test_marks_due_by_the_time_the_thread_wakes_come_in_one_call_oldest_first():
+    calls, done = [], threading.Event()
+    timer = MarkTimer((0, 20), lambda due: calls.append(due) or done.set())
+    timer.schedule("F1")
+    timer.schedule("F2")
+    time.sleep(0.05)  # all four are due before the thread starts
+    timer.start()
+    assert done.wait(5)
+    timer.stop()
+    assert calls == [[("F1", 0), ("F2", 0), ("F1", 20), ("F2", 20)]]
