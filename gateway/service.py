@@ -153,6 +153,9 @@ def venue_session(venue: VenueConfig) -> SessionSpec:
     )
 
 
+TIMER_STEP_AT_LEAST_NS = 1_000_000_000  # the engine sees time pass at least this often, deadline or none
+
+
 class Gateway:
     def __init__(self, cfg: GatewayConfig, market: MarketView, work_dir: Path, clock: Clock | None = None) -> None:
         self.cfg = cfg
@@ -768,12 +771,14 @@ class Gateway:
         """Let the engine see time pass; a tick that changes nothing leaves no trace in the audit trail, and one
         before the engine's next deadline (read without its lock) does not step it at all."""
         interval = self.cfg.routing.timer_ms / 1000
+        stepped = 0
         while not self._stopping.wait(interval):
             self._last_tick = time.monotonic()
             self._check_feeds()
             now = self.clock.now_ns()
-            if now < self.engine.timer_due_ns:
+            if not timer_due(now, self.engine.timer_due_ns, stepped):
                 continue
+            stepped = now
             try:
                 self._step(self.engine.on_timer, now, functools.partial(_tick_entry, now), quiet=True)
             except Exception:
@@ -1180,6 +1185,12 @@ class Gateway:
 
 def _tick_entry(now: int) -> Entry:
     return Entry("event", entries.to_json({"event": "timer", "now_ns": now}), ts_ns=now)
+
+
+def timer_due(now_ns: int, deadline_ns: int, stepped_ns: int) -> bool:
+    """Does the timer step the engine now? From its next deadline on, and at least once a second all the same
+    (since the step at stepped_ns): a deadline some future step forgets to name is late by at most that."""
+    return now_ns >= deadline_ns or now_ns - stepped_ns >= TIMER_STEP_AT_LEAST_NS
 
 
 def _resent_id(command) -> str:

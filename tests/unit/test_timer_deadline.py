@@ -9,6 +9,7 @@ import pytest
 
 from gateway.core.breaker import CircuitState
 from gateway.core.types import CancelChild, ExecType, OrdStatus, Outbox, Strategy, Urgency, VenueReport
+from gateway.service import TIMER_STEP_AT_LEAST_NS, timer_due
 from gateway.simulation import scenarios
 from gateway.simulation.world import World
 from tests.unit.test_breaker import _open_litb, gate  # noqa: F401 - the fixture
@@ -86,3 +87,11 @@ def test_the_deadline_names_a_resting_dark_round_before_its_child_timeout(engine
     engine.clock.advance(SECOND // 2)
     (cancel,) = engine.on_timer(engine.clock.now_ns()).commands
     assert isinstance(cancel, CancelChild) and cancel.orig_cl_ord_id == dark.cl_ord_id
+
+
+def test_the_timer_steps_at_the_deadline_and_at_least_once_a_second_without_one():
+    second = TIMER_STEP_AT_LEAST_NS
+    assert not timer_due(5 * second + 10, 6 * second, 5 * second)  # before the deadline, stepped just now
+    assert timer_due(6 * second, 6 * second, 5 * second + 500)  # the deadline itself
+    assert timer_due(9 * second, 2**63 - 1, 8 * second)  # no deadline named: a second since the last step
+    assert not timer_due(9 * second - 1, 2**63 - 1, 8 * second)
