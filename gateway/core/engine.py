@@ -916,11 +916,6 @@ class OrderEngine:
             return
         instrument = self.instruments[parent.symbol]
         tripped = self.breakers.blocked()
-        excluded = (
-            frozenset(v for v, n in parent.venue_rejects.items() if n >= self.max_venue_rejects)
-            | frozenset(h.venue for h in self.halts if h.venue is not None)
-            | tripped
-        )
         request = PlanRequest(
             order_id=parent.order_id,
             symbol=parent.symbol,
@@ -933,7 +928,9 @@ class OrderEngine:
             ex_destination=parent.ex_destination,
             dark_done=parent.dark_done,
             dark_again=self._dark_again(parent),
-            excluded=excluded,
+            excluded=frozenset(v for v, n in parent.venue_rejects.items() if n >= self.max_venue_rejects),
+            halted=frozenset(h.venue for h in self.halts if h.venue is not None),
+            tripped=tripped,
             lot=instrument.lot,
             strategy=parent.strategy or self.policy.default_strategy,
         )

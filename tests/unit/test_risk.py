@@ -10,6 +10,7 @@ from gateway.core.clock import ManualClock
 from gateway.core.engine import IdSource, OrderEngine
 from gateway.core.market import MarketView
 from gateway.core.risk import Halt, Limits, PriceReference, RiskLimits
+from gateway.core.routing import RouteDecision
 from gateway.core.types import (
     CancelChild,
     CancelReject,
@@ -265,6 +266,8 @@ def test_venue_halt_takes_the_venue_out_of_routing(engine):
     engine.on_halt(Halt(venue="LITB"))
     out = engine.on_new_order(order("A", qty=300, price="100.01"))
     assert {c.venue for c in children(out)} == {"LITA"}
+    decision = next(d for d in out.decisions if isinstance(d, RouteDecision))
+    assert ("LITB", "halted until resumed") in {(e.venue, e.reason) for e in decision.exclusions}
     assert (
         refused(
             engine.on_new_order(order("B", qty=10, price="100.01", ex_destination="LITB")),

@@ -25,6 +25,8 @@ class PlanRequest:
     dark_done: bool = False  # the dark phase was already tried for this parent
     dark_again: frozenset[str] = frozenset()  # resting pools that filled all they were sent, time left to rest
     excluded: frozenset[str] = frozenset()  # venues this parent must not use (they rejected it)
+    halted: frozenset[str] = frozenset()  # venues a kill switch keeps out until resumed
+    tripped: frozenset[str] = frozenset()  # venues whose circuit breaker is open
     lot: int = 1  # child quantities are multiples of lot, except a directed order
     strategy: Strategy = Strategy.DARK
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from gateway.core.market import VenueInfo
 from gateway.core.routing.decision import PlanRequest, RouteDecision
-from gateway.core.routing.survey import Survey, best_other_quote, decide, decide_none, is_better
+from gateway.core.routing.survey import Survey, best_other_quote, decide, decide_none, is_better, withheld_by
 from gateway.core.types import ChildSpec, OrdType, VenueKind
 
 _DARK = VenueKind.DARK
@@ -21,8 +21,9 @@ def plan_directed(order: PlanRequest, survey: Survey, venues: Mapping[str, Venue
         return decide_none(order, survey, f"ExDestination {dest} is not a known venue")
     if not info.connected:
         return decide_none(order, survey, f"ExDestination {dest} is disconnected")
-    if dest in order.excluded:
-        return decide_none(order, survey, f"ExDestination {dest} rejected this order")
+    withheld = withheld_by(order, dest)
+    if withheld is not None:
+        return decide_none(order, survey, f"ExDestination {dest} {withheld}")
     buy = order.side.is_buy
     price, ord_type = order.limit, order.ord_type
     reason = f"directed to {dest} by ExDestination"

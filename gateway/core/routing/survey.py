@@ -15,6 +15,9 @@ from gateway.core.types import ChildSpec, VenueKind
 
 DISCONNECTED = "disconnected"
 REJECTED = "rejected this order"
+HALTED = "halted until resumed"
+TRIPPED = "tripped its circuit breaker"
+UNROUTABLE = frozenset({REJECTED, HALTED, TRIPPED})  # exclusions that leave a venue's quote out of reach
 
 _DARK = VenueKind.DARK
 # A venue's far-side rows within the limit, best first: (venue name, venue info, rows).
@@ -37,7 +40,7 @@ def survey_of(order: PlanRequest, market: MarketView, venues: Mapping[str, Venue
     dark: list[tuple[str, VenueInfo]] = []
     exclusions: list[Exclusion] = []
     protected: list[BookSnapshot] = []
-    symbol, excluded = order.symbol, order.excluded
+    symbol = order.symbol
     for name, info in sorted(venues.items(), key=_name):
         if not info.connected:
             exclusions.append(Exclusion(name, DISCONNECTED))
@@ -46,8 +49,9 @@ def survey_of(order: PlanRequest, market: MarketView, venues: Mapping[str, Venue
         book = None if is_dark else market.book(name, symbol)
         if book is not None and info.protected:
             protected.append(book)  # the NBBO counts it even if this order may not use the venue
-        if name in excluded:
-            exclusions.append(Exclusion(name, REJECTED))
+        withheld = withheld_by(order, name)
+        if withheld is not None:
+            exclusions.append(Exclusion(name, withheld))
         elif is_dark:
             dark.append((name, info))
         elif book is None:
@@ -58,6 +62,17 @@ def survey_of(order: PlanRequest, market: MarketView, venues: Mapping[str, Venue
     lit.sort(key=taker_preference)
     dark.sort(key=taker_preference)
     return Survey(lit, dark, exclusions, fold_nbbo(protected))
+
+
+def withheld_by(order: PlanRequest, venue: str) -> str | None:
+    """Why this order may not use the venue, if it may not: it rejected the order, or is halted, or tripped."""
+    if venue in order.excluded:
+        return REJECTED
+    if venue in order.halted:
+        return HALTED
+    if venue in order.tripped:
+        return TRIPPED
+    return None
 
 
 def taker_preference(venue: tuple[str, VenueInfo] | tuple[str, VenueInfo, BookSnapshot]) -> tuple[Decimal, int]:

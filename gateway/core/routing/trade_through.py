@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from gateway.core.market import BookSnapshot, Level, MarketView, VenueInfo
 from gateway.core.routing.decision import RouteDecision
-from gateway.core.routing.survey import REJECTED, is_better
+from gateway.core.routing.survey import UNROUTABLE, is_better
 from gateway.core.types import ChildSpec, Side, VenueKind
 
 _LIT = VenueKind.LIT
@@ -23,7 +23,7 @@ def trade_through_violations(
     A protected quote is a round lot: a price level at which at least `lot` shares are left standing (odd
     lots are not protected quotes under Reg NMS).
     """
-    rejected = {e.venue for e in decision.exclusions if e.reason == REJECTED}
+    rejected = {e.venue for e in decision.exclusions if e.reason in UNROUTABLE}
     protected = [
         (name, book)
         for name, info in venues.items()

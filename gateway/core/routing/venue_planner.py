@@ -12,6 +12,7 @@ from gateway.core.market import BookSnapshot, MarketView, Nbbo, VenueInfo
 from gateway.core.routing.decision import PlanRequest, RouteDecision
 from gateway.core.routing.policy import RoutingPolicy
 from gateway.core.routing.router import plan
+from gateway.core.routing.survey import withheld_by
 from gateway.core.routing.trade_through import trade_through_violations
 from gateway.core.routing.venue_rules import VenueRules, fit
 from gateway.core.types import ChildSpec, OrdType, TimeInForce, VenueKind
@@ -136,7 +137,10 @@ class VenuePlanner:
         usable = sorted(
             (info.taker_fee, info.latency_us, name)
             for name, info in venues.items()
-            if name in self._blind and info.connected and info.kind is VenueKind.LIT and name not in request.excluded
+            if name in self._blind
+            and info.connected
+            and info.kind is VenueKind.LIT
+            and withheld_by(request, name) is None
         )
         if left <= 0 or not usable:
             return None
