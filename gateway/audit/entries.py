@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import _json
 import dataclasses
-import json
 from decimal import Decimal
 from enum import Enum
 
@@ -16,21 +16,32 @@ from gateway.core.risk import PriceReference
 from gateway.core.routing import RouteDecision
 from gateway.core.types import CancelReject, ExecType, ExecutionReport, Outbox
 
+_FIELDS: dict[type, tuple[str, ...]] = {}  # a dataclass -> the names of its init fields (derived ones are not kept)
+
 
 def _plain(value):
     if isinstance(value, Decimal):
         return str(value)
+    if (names := _FIELDS.get(type(value))) is not None:
+        return {name: getattr(value, name) for name in names}
     if isinstance(value, Enum):
         return value.name
-    if dataclasses.is_dataclass(value):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init}  # derived ones are not
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELDS.setdefault(type(value), tuple(f.name for f in dataclasses.fields(value) if f.init))
+        return {name: getattr(value, name) for name in names}
     if isinstance(value, frozenset | set):
         return sorted(value)
     raise TypeError(f"cannot put {type(value).__name__} in the audit trail")
 
 
+# json.dumps(value, default=_plain, separators=(",", ":"), sort_keys=True), built once: dumps builds a JSONEncoder
+# and a C encoder on every call, which cost more than encoding a small record. No circular check (markers None):
+# nothing here refers to itself, and a shared markers dict would keep stale entries after a failed call.
+_encode = _json.make_encoder(None, _plain, _json.encode_basestring_ascii, None, ":", ",", True, False, True)
+
+
 def to_json(value) -> bytes:
-    return json.dumps(value, default=_plain, separators=(",", ":"), sort_keys=True).encode()
+    return "".join(_encode(value, 0)).encode()
 
 
 def wire_bytes(raw: str) -> bytes:

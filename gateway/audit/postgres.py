@@ -75,11 +75,7 @@ class PostgresStore:
         async def write() -> None:
             async with conn.transaction():
                 await conn.executemany(
-                    f"INSERT INTO {self.table} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    [
-                        (r.seq, r.ts_ns, r.kind, r.session, r.order_id, r.cl_ord_id, r.body, r.prev_hash, r.hash)
-                        for r in records
-                    ],
+                    f"INSERT INTO {self.table} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", records
                 )
 
         self._run(write())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import NamedTuple
 
 GENESIS = "0" * 64
 # A keyed record's hash names its scheme; a plain SHA-256 hash (64 hex digits, no prefix) is a record written
@@ -25,9 +26,8 @@ class Entry:
     ts_ns: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A stored, numbered, chained audit record."""
+class Record(NamedTuple):
+    """A stored, numbered, chained audit record: a tuple in the stores' column order, so a batch is its rows."""
 
     seq: int
     ts_ns: int
@@ -40,7 +40,7 @@ class Record:
     hash: str
 
 
-FIELDS = ("seq", "ts_ns", "kind", "session", "order_id", "cl_ord_id", "body", "prev_hash", "hash")
+FIELDS = Record._fields
 
 
 def _content(
@@ -102,8 +102,7 @@ def column(value: str | None) -> str | None:
 def chain(entries: list[Entry], next_seq: int, prev_hash: str, key: bytes | None = None) -> list[Record]:
     """Number and chain entries after the record (next_seq - 1, prev_hash), keyed when a key is given."""
     records = []
-    for offset, e in enumerate(entries):
-        seq = next_seq + offset
+    for seq, e in enumerate(entries, next_seq):
         session, order_id, cl_ord_id = column(e.session), column(e.order_id), column(e.cl_ord_id)
         h = digest(seq, e.ts_ns, e.kind, session, order_id, cl_ord_id, e.body, prev_hash, key)
         records.append(Record(seq, e.ts_ns, e.kind, session, order_id, cl_ord_id, e.body, prev_hash, h))

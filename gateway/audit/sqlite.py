@@ -25,6 +25,7 @@ CREATE INDEX IF NOT EXISTS audit_cl_ord ON audit (cl_ord_id);
 CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts_ns);
 """
 COLUMNS = ", ".join(FIELDS)
+INSERT = f"INSERT INTO audit ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 class SqliteStore:
@@ -52,17 +53,14 @@ class SqliteStore:
         return self._db
 
     def append(self, records: list[Record]) -> None:
-        """Write a batch in one transaction (the group commit)."""
+        """Write a batch in one transaction (the group commit); records are rows in column order already."""
         db = self._open_db
+        if len(records) == 1:
+            db.execute(INSERT, records[0])  # one statement is a transaction of its own
+            return
         db.execute("BEGIN")
         try:
-            db.executemany(
-                f"INSERT INTO audit ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (r.seq, r.ts_ns, r.kind, r.session, r.order_id, r.cl_ord_id, r.body, r.prev_hash, r.hash)
-                    for r in records
-                ],
-            )
+            db.executemany(INSERT, records)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -75,6 +75,7 @@ class AuditWriter:
         self._work = threading.Condition(lock)  # the writer thread waiting for entries nobody waits for
         self._submitted = 0
         self._committed = 0
+        self._wake_at = 0  # the last ticket submitted with `wake`: the writer thread commits up to it unasked
         self._running = False
         self._busy = False  # a thread is committing (or probing): the store is its own until it is done
         self._probed = 0.0  # monotonic time of the last probe
@@ -148,6 +149,7 @@ class AuditWriter:
             self._queue.extend(entries)
             self._submitted += len(entries)
             if wake:
+                self._wake_at = self._submitted
                 self._work.notify()
             return self._submitted
 
@@ -195,7 +197,9 @@ class AuditWriter:
                 self._queue.extendleft(reversed(batch))
             self._busy = False
             self._cond.notify_all()
-            if self._queue:
+            # Entries that came in meanwhile go with their waiting caller's commit; the writer thread takes over
+            # after a failure, and commits at once only what was submitted with `wake` (a mark waits: PROBE_S).
+            if self._queue and (not committed or self._wake_at > self._committed):
                 self._work.notify()
 
     def _run(self) -> None:

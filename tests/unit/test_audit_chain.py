@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 
 import pytest
@@ -31,12 +30,12 @@ def test_chain_links_each_record_to_the_one_before():
     "tamper, expected",
     [
         (
-            lambda rs: rs[:2] + [dataclasses.replace(rs[2], body=rs[2].body + b"44=1\x01")] + rs[3:],
+            lambda rs: rs[:2] + [rs[2]._replace(body=rs[2].body + b"44=1\x01")] + rs[3:],
             "record 3: contents",
         ),
         (lambda rs: rs[:2] + rs[3:], "record 3 is missing"),
         (lambda rs: rs[:1] + [rs[2], rs[1]] + rs[3:], "record 2 is missing"),
-        (lambda rs: rs[:3] + [dataclasses.replace(rs[3], prev_hash=rs[1].hash)] + rs[4:], "record 4: prev_hash"),
+        (lambda rs: rs[:3] + [rs[3]._replace(prev_hash=rs[1].hash)] + rs[4:], "record 4: prev_hash"),
     ],
 )
 def test_first_break_names_the_first_bad_record(tamper, expected):
