@@ -200,16 +200,19 @@ def test_a_cancel_and_a_replace_during_an_outage_get_cancel_rejects_and_the_orde
 
         saved = store.open, store.append, store.ping
         store.open = store.append = store.ping = refuse
-        assert _wait(lambda: not stack.gateway.audit.writable, 5)
-        oms.cancel("REST-X", "REST", "AAPL", "1", 100)
-        oms.replace("REST-R", "REST", "AAPL", "1", 200, price="189.00")
-        assert oms.wait(lambda: len([m for m in oms.reports("REST") if m.msg_type == "9"]) == 2, 10)
-        cancel, replace = [m for m in oms.reports("REST") if m.msg_type == "9"]
-        for reject, response_to in ((cancel, "1"), (replace, "2")):
-            assert reject[434] == response_to and reject[codec.ORD_STATUS] == "0"
-            assert reject[codec.TEXT].startswith("audit trail unavailable for 300 ms")
-
-        store.open, store.append, store.ping = saved
+        try:  # the store comes back whatever fails here: else stopping the gateway waits on it for ever
+            assert _wait(lambda: not stack.gateway.audit.writable, 5)
+            oms.cancel("REST-X", "REST", "AAPL", "1", 100)
+            oms.replace("REST-R", "REST", "AAPL", "1", 200, price="189.00")
+            assert oms.wait(lambda: len([m for m in oms.reports("REST") if m.msg_type == "9"]) == 2, 10), [
+                (m.msg_type, m.get(codec.TEXT)) for m in oms.reports("REST")
+            ]
+            cancel, replace = [m for m in oms.reports("REST") if m.msg_type == "9"]
+            for reject, response_to in ((cancel, "1"), (replace, "2")):
+                assert reject[434] == response_to and reject[codec.ORD_STATUS] == "0"
+                assert reject[codec.TEXT].startswith("audit trail unavailable for 300 ms")
+        finally:
+            store.open, store.append, store.ping = saved
         assert _wait(lambda: stack.gateway.audit.writable, 10)
         oms.cancel("REST-Y", "REST", "AAPL", "1", 100)
         final = oms.wait_final("REST-Y")
