@@ -186,6 +186,10 @@ def test_a_postgres_outage_mid_load_ends_with_every_order_answered_once(tmp_path
         proxy.close()
 
 
+def _child_acked(engine) -> bool:
+    return any(child.acked for parent in engine.parents.values() for child in parent.children.values())
+
+
 def test_a_cancel_and_a_replace_during_an_outage_get_cancel_rejects_and_the_order_lives_on(tmp_path):
     gateway_cfg, venues_cfg = topology.build(
         tmp_path, gateway_overrides={"audit": {"url": f"sqlite:///{tmp_path / 'audit.db'}", "max_hold_ms": 300}}
@@ -194,8 +198,11 @@ def test_a_cancel_and_a_replace_during_an_outage_get_cancel_rejects_and_the_orde
         oms, store = stack.oms, stack.gateway.audit.store
         oms.new_order("REST", "AAPL", "1", 100, price="189.00", urgency="H")  # below the offer: it rests
         assert oms.wait(lambda: any(m.get(codec.ORD_STATUS) == "0" for m in oms.reports("REST")), 10)
+        # The OMS has its ack before the child is on record and sent: were the store to go now, that send would
+        # wait for it holding the OMS session's thread, and the session would answer nothing until it is back.
+        assert _wait(lambda: stack.gateway.inspect(_child_acked), 10)
 
-        def refuse(*_):
+        def refuse(*_, **__):
             raise OSError("disk gone")
 
         saved = store.open, store.append, store.ping
