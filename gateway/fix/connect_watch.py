@@ -19,6 +19,7 @@ _TEXT = re.compile(r"\x0158=([^\x01]*)\x01")
 # quickfix says nothing of a failed connect(): it even writes its Logon to the socket before it learns. A connection
 # the venue accepted and closed ends with a socket error event instead.
 CONNECT_FAILED = "connection refused or unreachable"
+_ERRNO = re.compile(r"\(errno\[\d+\]:(.*)\)")  # how quickfix words a failed recv(): "(errno[104]:Connection ...)"
 LOGON_TIMEOUT = "logon timeout"
 
 
@@ -33,6 +34,13 @@ class _Venue:
     unreported: int = 0  # since the last warning
     down_since: float | None = None
     warned_at: float | None = None
+
+
+def socket_error(text: str) -> str:
+    """quickfix's Socket Error text as a reason, however it words it: "Connection reset by peer." and
+    "(errno[104]:Connection reset by peer)" are both "connection reset by peer"."""
+    errno = _ERRNO.fullmatch(text.strip())
+    return (errno[1] if errno else text).strip().rstrip(".").lower()
 
 
 class ConnectWatch:
@@ -63,7 +71,7 @@ class ConnectWatch:
             elif text.startswith("Timed out waiting for logon response"):
                 venue.reason = LOGON_TIMEOUT
             elif text.startswith("Socket Error: ") and venue.reason is None:
-                venue.reason = text.removeprefix("Socket Error: ").rstrip(".").lower()
+                venue.reason = socket_error(text.removeprefix("Socket Error: "))
             elif text.startswith("Disconnecting") and not venue.logged_on:
                 reason, venue.reason = venue.reason or CONNECT_FAILED, None
                 self._failed(session, venue, reason)
