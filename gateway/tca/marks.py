@@ -83,4 +83,11 @@ class MarkTimer(Generic[K]):
             try:
                 self._mark(due)
             except Exception:
-                log.exception("tca.mark_failed")
+                if len(due) == 1:
+                    log.exception("tca.mark_failed")
+                    continue
+                for one in due:  # a defect in one fill's mark must not cost the others theirs
+                    try:
+                        self._mark([one])
+                    except Exception:
+                        log.exception("tca.mark_failed")

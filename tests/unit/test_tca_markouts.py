@@ -177,3 +177,23 @@ def test_marks_due_by_the_time_the_thread_wakes_come_in_one_call_oldest_first():
     assert done.wait(5)
     timer.stop()
     assert calls == [[("F1", 0), ("F2", 0), ("F1", 20), ("F2", 20)]]
+
+
+def test_a_mark_that_fails_costs_only_itself_not_the_others_due_with_it():
+    made, done = [], threading.Event()
+
+    def mark(due):
+        if any(key == "BAD" for key, _ in due):
+            raise ValueError("a defect in one fill's mark")
+        made.extend(due)
+        if len(made) == 2:
+            done.set()
+
+    timer = MarkTimer((0,), mark)
+    for key in ("F1", "BAD", "F2"):
+        timer.schedule(key)
+    time.sleep(0.05)  # all three are due before the thread starts: one batch
+    timer.start()
+    assert done.wait(5)
+    timer.stop()
+    assert made == [("F1", 0), ("F2", 0)]
