@@ -54,10 +54,6 @@ class GuardedApplication(fix.Application):
             self.tap(direction, key, masked(message) if msg_type == "A" else message, msg_type)
         then(message, key)
 
-    def _count(self, direction: str, key: str, message: fix.Message) -> None:
-        if self.count:
-            self.count(direction, key, message.getHeader().getField(codec.MSG_TYPE))
-
     def onCreate(self, sessionID):  # noqa: N802 - quickfix's names
         self._guarded("on_create", lambda: self.sessions.__setitem__(session_key(sessionID), sessionID))
 
@@ -78,8 +74,10 @@ class GuardedApplication(fix.Application):
 
     def fromApp(self, message, sessionID):  # noqa: N802
         key = session_key(sessionID)
+        msg_type = message.getHeader().getField(codec.MSG_TYPE)
         try:
-            self._count("in", key, message)
+            if self.count:
+                self.count("in", key, msg_type)
         except Exception:
             log.exception("fix.count_failed", role=self.role)
         try:
@@ -87,7 +85,7 @@ class GuardedApplication(fix.Application):
         except FIX_REJECTS:
             # Refused before the handler recorded it: the audit trail still gets the message.
             if self.tap:
-                self.tap("in", key, message, message.getHeader().getField(codec.MSG_TYPE))
+                self.tap("in", key, message, msg_type)
             raise
         except Exception as exc:
             log.exception("fix.from_app_failed", role=self.role, message=message.toString().replace("\x01", "|"))

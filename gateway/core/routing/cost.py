@@ -11,7 +11,7 @@ from operator import itemgetter
 
 from gateway.analytics.learning import VenueLearning
 from gateway.core.market import KEY_SCALE, MarketView, PriceKey, Row, VenueInfo, price_key, whole_key
-from gateway.core.routing.cost_plan import AllInCosts, spread
+from gateway.core.routing.cost_plan import AllInCosts, furthest_row, spread
 from gateway.core.routing.decision import Candidate, PlanRequest, RouteDecision
 from gateway.core.routing.policy import CostWeights
 from gateway.core.routing.survey import Reachable, Survey, decide, survey_of
@@ -239,12 +239,9 @@ def explore(
 
 
 def _furthest(book: Sequence[Row], qty: int) -> tuple[PriceKey, int, Row]:
-    """Where taking qty (> 0) best price first from book ends: that row's key, the shares taken there, the row."""
-    for row in book:
-        if row[1] >= qty:
-            return row[0], qty, row
-        qty -= row[1]
-    raise AssertionError("router bug: a take beyond the book")
+    """furthest_row with the row's key first, to compare takes by how far they reach."""
+    took, row = furthest_row(book, qty)
+    return row[0], took, row
 
 
 def _explored_candidates(

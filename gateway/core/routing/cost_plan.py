@@ -67,15 +67,7 @@ class AllInCosts:
         """(venue, shares, the furthest row they reach) for takes[venue] shares from each venue best price first,
         in the order cheapest lists them."""
         books, number = self._books, self._numbers
-        out = []
-        for venue, qty in takes.items():
-            left = qty
-            for row in books[number[venue]]:
-                if row[1] >= left:
-                    out.append((venue, qty, row))
-                    break
-                left -= row[1]
-        return out
+        return [(venue, qty, furthest_row(books[number[venue]], qty)[1]) for venue, qty in takes.items()]
 
     def passed(self, takes: Mapping[str, int], worst: PriceKey, lot: int) -> list[str]:
         """Unprotected venues that taking takes[venue] best price first leaves a round lot standing at a price
@@ -293,6 +285,15 @@ class AllInCosts:
                 total += shown * key
                 qty -= shown
         return total
+
+
+def furthest_row(book: Sequence[Row], qty: int) -> tuple[int, Row]:
+    """Where taking qty (> 0) best price first from a venue's rows ends: the shares taken there, and the row."""
+    for row in book:
+        if row[1] >= qty:
+            return qty, row
+        qty -= row[1]
+    raise AssertionError("router bug: a take beyond the book")
 
 
 def spread(rows: Sequence[Row], takes: Mapping[str, int]) -> list[int]:
