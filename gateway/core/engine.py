@@ -50,6 +50,9 @@ from gateway.core.validation import Instrument, validate_new, validate_replace
 _LAST_PX_PLACES = Decimal("0.00000001")
 _SWEEP_NS = 1_000_000_000  # finished parents leave memory in batches at most this far apart
 _NEVER_NS = 2**63 - 1
+# A child waits for its first answer up to this many child timeouts while the venue is still answering children
+# sent before it (its answer is then queued behind theirs); then it is queried all the same.
+QUEUE_PATIENCE = 6
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -150,6 +153,8 @@ class OrderEngine:
         self.halts: set[Halt] = set()  # kill switches in force until resumed
         self.breakers = Breakers(venues, breaker)  # venues that keep failing leave routing for a while
         self._heard_ns: dict[str, int] = {}  # venue -> when its last execution report was stepped
+        self._answered_sent_ns: dict[str, int] = {}  # venue -> the newest sent_ns of a child it has answered
+        self._patient_until: dict[str, int] = {}  # unanswered child -> when to look again (it is in a queue)
         # No on_timer before this can change anything: every step that sets a deadline lowers it, on_timer sets it
         # again from what is left. Read without the caller's lock, so a tick reads it at most one step late.
         self.timer_due_ns = 0
@@ -369,6 +374,9 @@ class OrderEngine:
         if not child.acked:
             child.acked = True
             self._unanswered.pop(child.cl_ord_id, None)
+            self._patient_until.pop(child.cl_ord_id, None)
+            if child.sent_ns > self._answered_sent_ns.get(child.venue, -1):
+                self._answered_sent_ns[child.venue] = child.sent_ns
             self.learning.child_acked(child.venue, now, child.sent_ns)
         if report.exec_type is ExecType.TRADE and report.last_qty > 0 and report.last_px is not None:
             self._fill(parent, child, report, out)
@@ -473,9 +481,11 @@ class OrderEngine:
         for child in list(self._unanswered.values()):
             if not child.live or child.acked:
                 del self._unanswered[child.cl_ord_id]
+                self._patient_until.pop(child.cl_ord_id, None)
             elif (
                 now_ns - (child.queried_ns or child.sent_ns) >= self.child_timeout_ns
                 and self.venues[child.venue].connected
+                and not self._queued(child, now_ns)
             ):
                 waited = f"{(now_ns - child.sent_ns) // 1_000_000} ms"
                 out.decisions.append(
@@ -496,13 +506,35 @@ class OrderEngine:
         self.timer_due_ns = self._next_timer_ns()
         return out
 
+    def _queued(self, child: ChildOrder, now_ns: int) -> bool:
+        """Is this unanswered child's answer most likely queued behind others (a burst, ours or the venue's)?
+
+        So when the venue has answered within the last timeout, but no child sent at or after this one: a venue
+        answers one session's orders in the order it got them. Asking it then would only add to the queue, so
+        the child is looked at again a fifth of a timeout later, for up to QUEUE_PATIENCE timeouts. A venue that
+        went silent, or that answered a later child, is asked at once."""
+        timeout = self.child_timeout_ns
+        if (
+            child.queried_ns is not None
+            or now_ns - child.sent_ns >= QUEUE_PATIENCE * timeout
+            or self._heard_ns.get(child.venue, -1) <= now_ns - timeout
+            or self._answered_sent_ns.get(child.venue, -1) >= child.sent_ns
+        ):
+            self._patient_until.pop(child.cl_ord_id, None)
+            return False
+        self._patient_until[child.cl_ord_id] = now_ns + max(timeout // 5, 1)
+        return True
+
     def _next_timer_ns(self) -> int:
         """The earliest time on_timer can do anything with the state as it is (far in the future: nothing)."""
         timeout = self.child_timeout_ns
         due = [
             *(p.dark_deadline_ns for p in self._resting_dark if p.dark_deadline_ns is not None),
             *((c.queried_ns or 0) + timeout for c in self._reports_behind.values()),
-            *((c.queried_ns or c.sent_ns) + timeout for c in self._unanswered.values()),
+            *(
+                max((c.queried_ns or c.sent_ns) + timeout, self._patient_until.get(c.cl_ord_id, 0))
+                for c in self._unanswered.values()
+            ),
             *(since + self.venue_down_timeout_ns for since in self._down_since.values() if since is not None),
         ]
         if self._finished:
@@ -1038,6 +1070,7 @@ class OrderEngine:
         for child in parent.children.values():
             self._children.pop(child.cl_ord_id, None)
             self._unanswered.pop(child.cl_ord_id, None)
+            self._patient_until.pop(child.cl_ord_id, None)
             self._reports_behind.pop(child.cl_ord_id, None)
             for cancel_id in child.cancel_ids:
                 self._children.pop(cancel_id, None)

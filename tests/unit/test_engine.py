@@ -370,6 +370,48 @@ def test_a_child_the_venue_never_answers_is_queried_and_rerouted_if_unknown(engi
     assert [c.spec.qty for c in children(out)] == [200]  # routed again
 
 
+def _queries(out) -> list[str]:
+    return [c.cl_ord_id for c in out.commands if isinstance(c, QueryChild)]
+
+
+def test_a_child_whose_answer_is_queued_behind_earlier_ones_is_asked_only_once_the_queue_stops(engine):
+    """A burst: the venue answers the children in the order they went out, slower than they went out; the
+    ones still waiting are not asked about while their answers are queued behind the others'."""
+    engine.child_timeout_ns = S_NS = 1_000_000_000
+    sent = []
+    for i in range(3):
+        (child,) = children(engine.on_new_order(order(f"Q{i}", qty=100, price="100.01", ex_destination="LITA")))
+        sent.append(child)
+        engine.clock.advance(1_000_000)
+    engine.clock.advance(S_NS)  # every child waited past the timeout; the venue answers the first now
+    engine.on_venue_report(VenueReport("LITA", sent[0].cl_ord_id, "a0", ExecType.NEW, OrdStatus.NEW))
+    assert _queries(engine.on_timer(engine.clock.now_ns())) == []
+    assert engine.timer_due_ns > engine.clock.now_ns()  # looked at again later, not at every tick
+    engine.clock.advance(S_NS // 2)
+    engine.on_venue_report(VenueReport("LITA", sent[1].cl_ord_id, "a1", ExecType.NEW, OrdStatus.NEW))
+    assert _queries(engine.on_timer(engine.clock.now_ns())) == []
+    engine.clock.advance(S_NS)  # then nothing from the venue for a timeout: the last child is asked about
+    assert _queries(engine.on_timer(engine.clock.now_ns())) == [sent[2].cl_ord_id]
+
+
+def test_a_child_skipped_by_the_venue_or_queued_too_long_is_asked_about(engine):
+    engine.child_timeout_ns = S_NS = 1_000_000_000
+    (first,) = children(engine.on_new_order(order("K0", qty=100, price="100.01", ex_destination="LITA")))
+    engine.clock.advance(1_000_000)
+    (later,) = children(engine.on_new_order(order("K1", qty=100, price="100.01", ex_destination="LITA")))
+    engine.clock.advance(S_NS)
+    engine.on_venue_report(VenueReport("LITA", later.cl_ord_id, "a1", ExecType.NEW, OrdStatus.NEW))
+    assert _queries(engine.on_timer(engine.clock.now_ns())) == [first.cl_ord_id]  # answered a later one: skipped
+    (waiting,) = children(engine.on_new_order(order("K2", qty=1000, price="100.01", ex_destination="LITA")))
+    waited = []
+    for i in range(14):  # the venue keeps reporting on an earlier child: K2's answer may be behind them ...
+        engine.clock.advance(S_NS // 2)
+        engine.on_venue_report(fill(later, 1, "100.01", f"f{i}"))
+        if waiting.cl_ord_id in _queries(engine.on_timer(engine.clock.now_ns())):
+            waited.append(engine.clock.now_ns() - engine.child(waiting.cl_ord_id).sent_ns)
+    assert waited[0] == 6 * S_NS  # ... but not for more than six timeouts
+
+
 def test_a_reconnecting_venue_is_asked_about_its_live_children_and_missed_fills_are_booked(engine):
     out = engine.on_new_order(order(qty=100, price="99.95"))  # rests: nothing takeable
     (post,) = children(out)
