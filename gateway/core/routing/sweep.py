@@ -79,7 +79,7 @@ def sweep_decision(
     if not per_venue:
         return decide(order, survey, "none", (), candidates, f"no venue shows a lot of {order.lot} within the limit")
     children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take") for name, (qty, price) in per_venue.items()]
-    total = sum(c.qty for c in children)
+    total = sum([qty for qty, _ in per_venue.values()])
     worst = furthest_price(children, buy)
     reason = (
         f"{order.strategy.value}: take {total} of {placeable} across {len(children)} venue(s) best price "
@@ -98,8 +98,7 @@ def sweep_decision(
 def _odd_lots_passed(children: Sequence[ChildSpec], side: Side, survey: Survey) -> bool:
     """Do these children leave shares standing at a better protected price (odd lots, as they are allowed to)?"""
     infos = {name: info for name, info, _ in survey.lit}
-    protected = [(name, book) for name, info, book in survey.lit if info.protected]
-    return trades_through(children, side, infos, protected, 1)
+    return trades_through(children, side, infos, survey.guarded, 1)
 
 
 def _reach(reachable: Sequence[Reachable], qty: int, lot: int = 1) -> list[Row]:

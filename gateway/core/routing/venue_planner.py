@@ -40,6 +40,10 @@ class _FeedView:
     def book(self, venue: str, symbol: str) -> BookSnapshot | None:
         return None if venue in self._blind else self._market.book(venue, symbol)
 
+    def books(self, symbol: str) -> Mapping[str, BookSnapshot]:
+        blind = self._blind
+        return {venue: book for venue, book in tuple(self._market.books(symbol).items()) if venue not in blind}
+
     def age_ns(self, venue: str, symbol: str) -> int | None:
         return None if venue in self._blind else self._market.age_ns(venue, symbol)
 
