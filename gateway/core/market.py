@@ -181,6 +181,10 @@ class MarketView:
         # tuple(): one C-level copy, so a writer adding a venue meanwhile cannot break the iteration
         return {venue: book for venue, book in tuple(books.items()) if book.ts_ns >= oldest}
 
+    def now_ns(self) -> int | None:
+        """The time books age by (a book's age is this less its ts_ns); None without a clock: books never age."""
+        return None if self._clock is None else self._clock.now_ns()
+
     def age_ns(self, venue: str, symbol: str) -> int | None:
         """How old the venue's newest snapshot is, stale or not (None: never seen)."""
         snapshot = self._books.get((venue, symbol))

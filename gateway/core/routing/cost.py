@@ -57,9 +57,11 @@ def cost_penalties(
     reference price (the NBBO mid, else the venue's top)."""
     mid = survey.nbbo.mid
     mid_key = None if mid is None else whole_key(mid)
-    buy, symbol = order.side.is_buy, order.symbol
+    buy = order.side.is_buy
     toxicity_bps, miss_bps = weights.toxicity_bps, weights.miss_bps
     latency_bps, staleness_bps = weights.latency_bps_per_ms / 1000, weights.staleness_bps_per_s / 1e9
+    now = market.now_ns()  # one instant for every venue's quote age
+    risks_of = None if stats is None else stats.risks
     penalties = {}
     for name, info, book in survey.lit:
         reference = mid_key
@@ -68,15 +70,14 @@ def cost_penalties(
             reference = None if top is None else whole_key(top.price)
         risk_bps = 0.0
         if reference is not None:
-            risks = stats.risks(name) if stats is not None else None
+            risks = None if risks_of is None else risks_of(name)
             latency_us = None
             if risks is not None:
                 toxicity, fill_rate, latency_us = risks
                 risk_bps = toxicity_bps * toxicity + miss_bps * (1 - fill_rate)
             risk_bps += latency_bps * (info.latency_us if latency_us is None else latency_us)
-            age_ns = market.age_ns(name, symbol)
-            if age_ns and age_ns > 0:
-                risk_bps += staleness_bps * age_ns
+            if now is not None and now > book.ts_ns:
+                risk_bps += staleness_bps * (now - book.ts_ns)
         penalties[name] = penalty_key(info.taker_key, reference, risk_bps)
     return penalties
 
