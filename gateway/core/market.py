@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import accumulate
+from operator import itemgetter
 from types import MappingProxyType
 
 from gateway.core.clock import Clock
@@ -38,6 +40,7 @@ def whole_key(price: Decimal) -> int:
 
 # One level as the router reads it: (price_key, qty, venue, price), price_key negated on the bid side.
 Row = tuple[PriceKey, int, str, Decimal]
+_shown = itemgetter(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,8 @@ class BookSnapshot:
     bid_rows and ask_rows are derived when the snapshot is made, off the order path: each level as a Row whose
     key ascends from the best level on both sides (a smaller key is a better price for the taker). They let the
     router merge and sort deep books with C-level slices and int comparisons instead of Decimal ones.
+    bid_depths and ask_depths are the shares shown through each of those rows (running sums), so the depth of
+    any best-first run of levels is one index.
     """
 
     venue: str
@@ -57,6 +62,8 @@ class BookSnapshot:
     ts_ns: int
     bid_rows: tuple[Row, ...] = field(init=False, repr=False, compare=False)
     ask_rows: tuple[Row, ...] = field(init=False, repr=False, compare=False)
+    bid_depths: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    ask_depths: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A level showing no shares is no level: dropped here so the NBBO, the router and its trade-through
@@ -72,6 +79,8 @@ class BookSnapshot:
         object.__setattr__(
             self, "ask_rows", tuple([(price_key(level.price), level.qty, venue, level.price) for level in self.asks])
         )
+        object.__setattr__(self, "bid_depths", tuple(accumulate(map(_shown, self.bid_rows))))
+        object.__setattr__(self, "ask_depths", tuple(accumulate(map(_shown, self.ask_rows))))
 
     @property
     def best_bid(self) -> Level | None:

@@ -54,3 +54,23 @@ def test_taker_exact_sorts_as_the_taker_fee_does(values):
     assert by_key == by_fee
     for info in infos:
         assert info.taker_exact == info.taker_fee * 10**8
+
+
+levels = st.lists(st.tuples(st.integers(1, 10_000), st.integers(0, 5_000)), max_size=12)
+
+
+@given(levels, levels)
+def test_depths_are_the_running_sums_of_the_rows_shown(bids, asks):
+    book = BookSnapshot(
+        "A",
+        "X",
+        tuple(Level(D(cents) / 100, qty) for cents, qty in bids),
+        tuple(Level(D(cents) / 100, qty) for cents, qty in asks),
+        1,
+        0,
+    )
+    for rows, depths, shown in ((book.bid_rows, book.bid_depths, bids), (book.ask_rows, book.ask_depths, asks)):
+        sizes = [qty for _, qty in shown if qty > 0]  # levels of no size are dropped
+        assert len(depths) == len(rows) == len(sizes)
+        assert list(depths) == [sum(sizes[: i + 1]) for i in range(len(sizes))]
+        assert list(depths) == [sum(row[1] for row in rows[: i + 1]) for i in range(len(rows))]

@@ -130,8 +130,8 @@ def _cheapest(
         # Only the plan taking every reachable round lot fills that much: the sweep's, whatever the costs.
         return sweep_decision(order, survey, reachable, placeable, penalties, everything, "all-in cost"), None
     buy, lot = order.side.is_buy, order.lot
-    protected = {name for name, info, _ in reachable if info.protected}
-    costs = AllInCosts({name: rows for name, _, rows in reachable}, penalties, protected)
+    protected = {name for name, info, _, _ in reachable if info.protected}
+    costs = AllInCosts({name: rows for name, _, rows, _ in reachable}, penalties, protected)
     rows = costs.rows
     swept_rows, swept, swept_cost = costs.sweep(placeable, lot)
 
@@ -140,7 +140,7 @@ def _cheapest(
         return sweep_decision(order, survey, reachable, placeable, penalties, takes, "all-in cost")
 
     if lot > 1:  # with a lot of 1 the marginal tier split by all-in cost is the cheaper one
-        plain_sweep = costs.ranked_sweep(placeable, lot, [preference[name] for name, _, _ in reachable])
+        plain_sweep = costs.ranked_sweep(placeable, lot, [preference[name] for name, _, _, _ in reachable])
         _, plain, plain_cost = plain_sweep or (None, swept, swept_cost)
         if plain != swept and sum(plain) >= sum(swept) and plain_cost < swept_cost:
             # Lots can make the marginal tier split by taker preference the cheaper sweep of the two.
@@ -198,7 +198,7 @@ def explore(
     used = {child.venue for child in decision.children}
     due = [
         (rows[0][0], -left_for, i, name)
-        for i, (name, _, rows) in enumerate(reachable)
+        for i, (name, _, rows, _) in enumerate(reachable)
         if name not in used and (left_for := stats.parents_since(name)) >= weights.explore_every
     ]
     if not due:
@@ -206,14 +206,15 @@ def explore(
     _, left_for, index, venue = min(due)  # the best price passed first: what the plan would take were it clean
     left_for = -left_for
     buy, lot = order.side.is_buy, order.lot
-    books = {name: (i, book) for i, (name, _, book) in enumerate(reachable)}
+    books = {name: (i, book) for i, (name, _, book, _) in enumerate(reachable)}
     takes = {child.venue: child.qty for child in decision.children}
     reach = {name: _furthest(books[name][1], qty) for name, qty in takes.items()}  # (key, shares there, row)
     placeable = order.qty - order.qty % lot
     short = placeable - sum(takes.values())
     furthest = max(reach[name][0] for name in takes)
-    own = reachable[index][2]  # the venue's rows, best first
-    depth = sum(map(_qty, own if short else own[: bisect_right(own, furthest, key=_key)]))
+    _, _, own, depths = reachable[index]  # the venue's rows, best first
+    shown = len(own) if short else bisect_right(own, furthest, key=_key)  # the rows it may take from
+    depth = depths[shown - 1] if shown else 0
     qty = min(max(lot, weights.explore_qty - weights.explore_qty % lot), depth - depth % lot, placeable)
     if qty == 0:
         return decision

@@ -20,8 +20,9 @@ TRIPPED = "tripped its circuit breaker"
 UNROUTABLE = frozenset({REJECTED, HALTED, TRIPPED})  # exclusions that leave a venue's quote out of reach
 
 _DARK = VenueKind.DARK
-# A venue's far-side rows within the limit, best first: (venue name, venue info, rows).
-Reachable = tuple[str, VenueInfo, Sequence[Row]]
+# A venue's far-side rows within the limit, best first: (venue name, venue info, rows, depths), depths the
+# snapshot's running depths of that side (depths[i]: the shares shown through rows[i]).
+Reachable = tuple[str, VenueInfo, Sequence[Row], Sequence[int]]
 _key = itemgetter(0)
 _excluded = attrgetter("venue")
 
@@ -91,11 +92,11 @@ def far_side(order: PlanRequest, lit: Sequence[tuple[str, VenueInfo, BookSnapsho
     limit = None if order.limit is None else price_key(order.limit) if buy else -price_key(order.limit)
     reachable: list[Reachable] = []
     for name, info, book in lit:
-        rows = book.ask_rows if buy else book.bid_rows
+        rows, depths = (book.ask_rows, book.ask_depths) if buy else (book.bid_rows, book.bid_depths)
         if limit is not None and rows and rows[-1][0] > limit:
             rows = rows[: bisect_right(rows, limit, key=_key)]
         if rows:
-            reachable.append((name, info, rows))
+            reachable.append((name, info, rows, depths))
     return reachable
 
 
