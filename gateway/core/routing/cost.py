@@ -3,7 +3,7 @@ and miss risk) the trade-through rule allows, with a bounded share exploring ven
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import partial
@@ -11,7 +11,7 @@ from operator import itemgetter
 
 from gateway.analytics.learning import VenueLearning
 from gateway.core.market import KEY_SCALE, MarketView, PriceKey, Row, VenueInfo, price_key, whole_key
-from gateway.core.routing.cost_plan import AllInCosts, furthest_row, spread
+from gateway.core.routing.cost_plan import AllInCosts, spread
 from gateway.core.routing.decision import Candidate, PlanRequest, RouteDecision
 from gateway.core.routing.policy import CostWeights
 from gateway.core.routing.survey import Reachable, Survey, decide, survey_of
@@ -206,9 +206,10 @@ def explore(
     _, left_for, index, venue = min(due)  # the best price passed first: what the plan would take were it clean
     left_for = -left_for
     buy, lot = order.side.is_buy, order.lot
-    books = {name: (i, book) for i, (name, _, book, _) in enumerate(reachable)}
+    number = {name: i for i, (name, _, _, _) in enumerate(reachable)}
+    sides = {name: (rows, depths) for name, _, rows, depths in reachable}
     takes = {child.venue: child.qty for child in decision.children}
-    reach = {name: _furthest(books[name][1], qty) for name, qty in takes.items()}  # (key, shares there, row)
+    reach = {name: _furthest(*sides[name], qty) for name, qty in takes.items()}  # (key, shares there, row)
     placeable = order.qty - order.qty % lot
     short = placeable - sum(takes.values())
     furthest = max(reach[name][0] for name in takes)
@@ -220,17 +221,17 @@ def explore(
         return decision
     remove = qty - min(qty, short)
     while remove > 0:  # furthest-priced shares first; at one price, the venue the sweep reaches there last
-        _, _, name = max((reach[name][0], books[name][0], name) for name in takes if takes[name])
+        _, _, name = max((reach[name][0], number[name], name) for name in takes if takes[name])
         cut = min(-(-min(remove, reach[name][1]) // lot) * lot, takes[name])
         takes[name] -= cut
         remove -= cut
         if takes[name]:
-            reach[name] = _furthest(books[name][1], takes[name])
+            reach[name] = _furthest(*sides[name], takes[name])
     if remove < 0 and qty - remove <= depth - depth % lot:
         qty -= remove  # a lot rounded up elsewhere: the explored venue takes the difference
     takes[venue] = qty
-    reach[venue] = _furthest(books[venue][1], qty)
-    first = sorted((books[name][1][0][0], books[name][0], name) for name, took in takes.items() if took)
+    reach[venue] = _furthest(*sides[venue], qty)
+    first = sorted((sides[name][0][0][0], number[name], name) for name, took in takes.items() if took)
     children = [ChildSpec(name, takes[name], reach[name][2][3], _LIMIT, _IOC, "take") for _, _, name in first]
     reason = (
         f"{decision.reason}; explored {venue} with {qty} shares: no cost parent used it for {left_for} "
@@ -240,10 +241,13 @@ def explore(
     return decide(order, survey, "take", children, candidates, reason)
 
 
-def _furthest(book: Sequence[Row], qty: int) -> tuple[PriceKey, int, Row]:
-    """furthest_row with the row's key first, to compare takes by how far they reach."""
-    took, row = furthest_row(book, qty)
-    return row[0], took, row
+def _furthest(rows: Sequence[Row], depths: Sequence[int], qty: int) -> tuple[PriceKey, int, Row]:
+    """furthest_row found from the rows' running depths, with the row's key first to compare takes by how far
+    they reach: (key, shares taken there, row)."""
+    i = bisect_left(depths, qty, 0, len(rows))
+    if i == len(rows):
+        raise AssertionError("router bug: a take beyond the book")
+    return rows[i][0], qty - depths[i - 1] if i else qty, rows[i]
 
 
 def _explored_candidates(
