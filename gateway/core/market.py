@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import accumulate
+from operator import itemgetter
+from types import MappingProxyType
 
 from gateway.core.clock import Clock
 from gateway.core.types import VenueKind
@@ -37,6 +40,7 @@ def whole_key(price: Decimal) -> int:
 
 # One level as the router reads it: (price_key, qty, venue, price), price_key negated on the bid side.
 Row = tuple[PriceKey, int, str, Decimal]
+_shown = itemgetter(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,8 @@ class BookSnapshot:
     bid_rows and ask_rows are derived when the snapshot is made, off the order path: each level as a Row whose
     key ascends from the best level on both sides (a smaller key is a better price for the taker). They let the
     router merge and sort deep books with C-level slices and int comparisons instead of Decimal ones.
+    bid_depths and ask_depths are the shares shown through each of those rows (running sums), so the depth of
+    any best-first run of levels is one index.
     """
 
     venue: str
@@ -56,6 +62,8 @@ class BookSnapshot:
     ts_ns: int
     bid_rows: tuple[Row, ...] = field(init=False, repr=False, compare=False)
     ask_rows: tuple[Row, ...] = field(init=False, repr=False, compare=False)
+    bid_depths: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    ask_depths: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A level showing no shares is no level: dropped here so the NBBO, the router and its trade-through
@@ -71,6 +79,8 @@ class BookSnapshot:
         object.__setattr__(
             self, "ask_rows", tuple([(price_key(level.price), level.qty, venue, level.price) for level in self.asks])
         )
+        object.__setattr__(self, "bid_depths", tuple(accumulate(map(_shown, self.bid_rows))))
+        object.__setattr__(self, "ask_depths", tuple(accumulate(map(_shown, self.ask_rows))))
 
     @property
     def best_bid(self) -> Level | None:
@@ -108,9 +118,11 @@ class VenueInfo:
     protected: bool = True  # lit quote protected under the order-protection rule
     resends: bool = False  # its session keeps sequence numbers: reports missed while down are resent on logon
     taker_key: int = field(init=False, repr=False, compare=False)  # taker_fee in price key units (whole_key)
+    taker_exact: PriceKey = field(init=False, repr=False, compare=False)  # taker_fee as a price_key: sorts as it does
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "taker_key", whole_key(self.taker_fee))
+        object.__setattr__(self, "taker_exact", price_key(self.taker_fee))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +139,9 @@ class Nbbo:
         return (self.bid + self.ask) / 2
 
 
+_NO_BOOKS: Mapping[str, BookSnapshot] = MappingProxyType({})
+
+
 class MarketView:
     """The latest snapshot per (venue, symbol), replaced whole on every update.
 
@@ -137,6 +152,8 @@ class MarketView:
     def __init__(self, clock: Clock | None = None, max_age_ns: int = 0) -> None:
         """With a clock and max_age_ns, a book older than that (by its venue timestamp) is not shown."""
         self._books: dict[tuple[str, str], BookSnapshot] = {}
+        self._by_symbol: dict[str, dict[str, BookSnapshot]] = {}  # the same snapshots: symbol -> venue -> book
+        self._views: dict[str, Mapping[str, BookSnapshot]] = {}  # a read-only view of each of those
         self._clock = clock
         self._max_age_ns = max_age_ns if clock is not None else 0
 
@@ -146,6 +163,11 @@ class MarketView:
         current = self._books.get(key)
         if current is None or (snapshot.ts_ns, snapshot.seq) > (current.ts_ns, current.seq):
             self._books[key] = snapshot
+            books = self._by_symbol.get(snapshot.symbol)
+            if books is None:
+                books = self._by_symbol[snapshot.symbol] = {}
+                self._views[snapshot.symbol] = MappingProxyType(books)
+            books[snapshot.venue] = snapshot
 
     def book(self, venue: str, symbol: str) -> BookSnapshot | None:
         """The venue's current book, or None if there is none or it is stale."""
@@ -158,6 +180,19 @@ class MarketView:
         ):
             return None
         return snapshot
+
+    def books(self, symbol: str) -> Mapping[str, BookSnapshot]:
+        """Venue -> its current book for symbol, stale ones left out (what book() shows, in one read)."""
+        books = self._views.get(symbol, _NO_BOOKS)
+        if self._clock is None or not self._max_age_ns:
+            return books
+        oldest = self._clock.now_ns() - self._max_age_ns
+        # tuple(): one C-level copy, so a writer adding a venue meanwhile cannot break the iteration
+        return {venue: book for venue, book in tuple(books.items()) if book.ts_ns >= oldest}
+
+    def now_ns(self) -> int | None:
+        """The time books age by (a book's age is this less its ts_ns); None without a clock: books never age."""
+        return None if self._clock is None else self._clock.now_ns()
 
     def age_ns(self, venue: str, symbol: str) -> int | None:
         """How old the venue's newest snapshot is, stale or not (None: never seen)."""

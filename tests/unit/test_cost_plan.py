@@ -7,6 +7,7 @@ import random
 from bisect import bisect_left
 from collections.abc import Container, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
+from itertools import accumulate
 
 import pytest
 
@@ -85,7 +86,7 @@ def test_its_sweeps_are_the_sweep_strategys_plan(seed):
         rng.shuffle(rank)
         for order in (None, rank):
             venues = list(books) if order is None else sorted(books, key=lambda name: order[list(books).index(name)])
-            reachable = [(name, INFO, books[name]) for name in venues]
+            reachable = [(name, INFO, books[name], list(accumulate(row[1] for row in books[name]))) for name in venues]
             expected, _ = sweep_takes(_request(qty, lot), reachable, qty, None)
             swept = costs.sweep(qty, lot) if order is None else costs.ranked_sweep(qty, lot, order)
             per_row, totals, cost = swept or costs.sweep(qty, lot)

@@ -70,6 +70,30 @@ def legs(decision: RouteDecision) -> list[tuple[str, int, str | None]]:
 # --- take ---------------------------------------------------------------------------------------------
 
 
+def test_venues_go_by_exact_taker_fee_then_latency_then_name_and_exclusions_by_name():
+    def lit(fee: str, connected: bool = True) -> VenueInfo:
+        return VenueInfo("", VenueKind.LIT, D(0), D(fee), 100, connected)
+
+    where = {
+        "ZED": lit("0.003"),
+        "ALF": lit("0.00300000001"),  # dearer than ZED by less than a price key unit (1e-8)
+        "MID": lit("0.003"),  # ties ZED: the name decides
+        "BAD": lit("-0.001", connected=False),
+        "QQQ": lit("0.002"),  # no quote
+        "AAA": lit("0.01"),  # halted
+    }
+    book = ([("100.00", 100)], [("100.01", 100)])
+    market = make_market({"ZED": book, "ALF": book, "MID": book, "AAA": book})
+    decision = route(request(100, halted=frozenset({"AAA"})), market, where)
+    assert [b.venue for b in decision.books] == ["MID", "ZED", "ALF"]
+    assert legs(decision) == [("MID", 100, "100.01")]
+    assert [(e.venue, e.reason) for e in decision.exclusions] == [
+        ("AAA", "halted until resumed"),
+        ("BAD", "disconnected"),
+        ("QQQ", f"no quote for {SYM}"),
+    ]
+
+
 def test_sweep_takes_best_price_first_across_venues():
     decision = route(request(1000, "100.03"))
     assert decision.phase == "take"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal as D
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from gateway.core.clock import ManualClock
 from gateway.core.engine import IdSource, OrderEngine
 from gateway.core.market import BookSnapshot, Level, MarketView, VenueInfo
-from gateway.core.routing import PlanRequest, RoutingPolicy
+from gateway.core.routing import PlanRequest, RoutingPolicy, plan
 from gateway.core.routing.venue_planner import VenuePlanner, VenuePolicy
 from gateway.core.routing.venue_rules import VenueRules, fit, protective_price, round_price
 from gateway.core.types import (
@@ -22,6 +23,7 @@ from gateway.core.types import (
     OrdType,
     SendChild,
     Side,
+    Strategy,
     TimeInForce,
     Urgency,
     VenueKind,
@@ -149,6 +151,24 @@ def test_a_venue_without_a_feed_is_unseen_even_if_a_book_is_published_for_it():
     view = market(book("LITA", [], [("190.02", 300)]), book("PLNX", [], [("190.00", 5000)]))
     decision = planner(remainders=False)(request(), view, VENUES, RoutingPolicy())
     assert [(c.venue, c.qty, c.price) for c in decision.children] == [("LITA", 300, D("190.02"))]
+
+
+def test_a_cost_plan_through_the_planner_sees_what_the_router_sees_without_the_unfed_venue():
+    """The planner's view of the market (no book for a venue without a feed) serves the cost strategy's survey
+    and quote ages as the market itself does."""
+    clock = ManualClock(10_000_000_000)
+    view = MarketView(clock, max_age_ns=5_000_000_000)
+    for venue, ts_ns in (("LITA", 9_000_000_000), ("LITB", 9_999_000_000), ("PLNX", 9_999_000_000)):
+        view.update(BookSnapshot(venue, "AAPL", (), (Level(D("190.01"), 300),), 1, ts_ns))
+    venues = {**VENUES, "LITB": lit("LITB")}
+    order = dataclasses.replace(request(300, order_id="C1"), strategy=Strategy.COST)
+    planner = VenuePlanner({"PLNX": VenueRules(market_data=False)}, INSTRUMENTS)
+    decision = planner(order, view, venues, RoutingPolicy())
+    bare = plan(order, view, {name: info for name, info in venues.items() if name != "PLNX"}, RoutingPolicy())
+    assert [b.venue for b in decision.books] == ["LITB", "LITA"]  # by all-in cost: no PLNX
+    legs = [(c.venue, c.qty) for c in decision.children]
+    assert legs == [(c.venue, c.qty) for c in bare.children] == [("LITB", 300)]  # LITA's quote is a second old
+    assert decision.candidates == bare.candidates
 
 
 def test_remainder_goes_once_to_the_unquoted_venue_capped_at_the_best_quote_and_fitted():

@@ -3,7 +3,7 @@ and miss risk) the trade-through rule allows, with a bounded share exploring ven
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import partial
@@ -11,7 +11,7 @@ from operator import itemgetter
 
 from gateway.analytics.learning import VenueLearning
 from gateway.core.market import KEY_SCALE, MarketView, PriceKey, Row, VenueInfo, price_key, whole_key
-from gateway.core.routing.cost_plan import AllInCosts, furthest_row, spread
+from gateway.core.routing.cost_plan import AllInCosts, spread
 from gateway.core.routing.decision import Candidate, PlanRequest, RouteDecision
 from gateway.core.routing.policy import CostWeights
 from gateway.core.routing.survey import Reachable, Survey, decide, survey_of
@@ -57,9 +57,11 @@ def cost_penalties(
     reference price (the NBBO mid, else the venue's top)."""
     mid = survey.nbbo.mid
     mid_key = None if mid is None else whole_key(mid)
-    buy, symbol = order.side.is_buy, order.symbol
+    buy = order.side.is_buy
     toxicity_bps, miss_bps = weights.toxicity_bps, weights.miss_bps
     latency_bps, staleness_bps = weights.latency_bps_per_ms / 1000, weights.staleness_bps_per_s / 1e9
+    now = market.now_ns()  # one instant for every venue's quote age
+    risks_of = None if stats is None else stats.risks
     penalties = {}
     for name, info, book in survey.lit:
         reference = mid_key
@@ -68,15 +70,14 @@ def cost_penalties(
             reference = None if top is None else whole_key(top.price)
         risk_bps = 0.0
         if reference is not None:
-            risks = stats.risks(name) if stats is not None else None
+            risks = None if risks_of is None else risks_of(name)
             latency_us = None
             if risks is not None:
                 toxicity, fill_rate, latency_us = risks
                 risk_bps = toxicity_bps * toxicity + miss_bps * (1 - fill_rate)
             risk_bps += latency_bps * (info.latency_us if latency_us is None else latency_us)
-            age_ns = market.age_ns(name, symbol)
-            if age_ns and age_ns > 0:
-                risk_bps += staleness_bps * age_ns
+            if now is not None and now > book.ts_ns:
+                risk_bps += staleness_bps * (now - book.ts_ns)
         penalties[name] = penalty_key(info.taker_key, reference, risk_bps)
     return penalties
 
@@ -129,8 +130,8 @@ def _cheapest(
         # Only the plan taking every reachable round lot fills that much: the sweep's, whatever the costs.
         return sweep_decision(order, survey, reachable, placeable, penalties, everything, "all-in cost"), None
     buy, lot = order.side.is_buy, order.lot
-    protected = {name for name, info, _ in reachable if info.protected}
-    costs = AllInCosts({name: rows for name, _, rows in reachable}, penalties, protected)
+    protected = {name for name, info, _, _ in reachable if info.protected}
+    costs = AllInCosts({name: rows for name, _, rows, _ in reachable}, penalties, protected)
     rows = costs.rows
     swept_rows, swept, swept_cost = costs.sweep(placeable, lot)
 
@@ -139,7 +140,7 @@ def _cheapest(
         return sweep_decision(order, survey, reachable, placeable, penalties, takes, "all-in cost")
 
     if lot > 1:  # with a lot of 1 the marginal tier split by all-in cost is the cheaper one
-        plain_sweep = costs.ranked_sweep(placeable, lot, [preference[name] for name, _, _ in reachable])
+        plain_sweep = costs.ranked_sweep(placeable, lot, [preference[name] for name, _, _, _ in reachable])
         _, plain, plain_cost = plain_sweep or (None, swept, swept_cost)
         if plain != swept and sum(plain) >= sum(swept) and plain_cost < swept_cost:
             # Lots can make the marginal tier split by taker preference the cheaper sweep of the two.
@@ -197,7 +198,7 @@ def explore(
     used = {child.venue for child in decision.children}
     due = [
         (rows[0][0], -left_for, i, name)
-        for i, (name, _, rows) in enumerate(reachable)
+        for i, (name, _, rows, _) in enumerate(reachable)
         if name not in used and (left_for := stats.parents_since(name)) >= weights.explore_every
     ]
     if not due:
@@ -205,30 +206,32 @@ def explore(
     _, left_for, index, venue = min(due)  # the best price passed first: what the plan would take were it clean
     left_for = -left_for
     buy, lot = order.side.is_buy, order.lot
-    books = {name: (i, book) for i, (name, _, book) in enumerate(reachable)}
+    number = {name: i for i, (name, _, _, _) in enumerate(reachable)}
+    sides = {name: (rows, depths) for name, _, rows, depths in reachable}
     takes = {child.venue: child.qty for child in decision.children}
-    reach = {name: _furthest(books[name][1], qty) for name, qty in takes.items()}  # (key, shares there, row)
+    reach = {name: _furthest(*sides[name], qty) for name, qty in takes.items()}  # (key, shares there, row)
     placeable = order.qty - order.qty % lot
     short = placeable - sum(takes.values())
     furthest = max(reach[name][0] for name in takes)
-    own = reachable[index][2]  # the venue's rows, best first
-    depth = sum(map(_qty, own if short else own[: bisect_right(own, furthest, key=_key)]))
+    _, _, own, depths = reachable[index]  # the venue's rows, best first
+    shown = len(own) if short else bisect_right(own, furthest, key=_key)  # the rows it may take from
+    depth = depths[shown - 1] if shown else 0
     qty = min(max(lot, weights.explore_qty - weights.explore_qty % lot), depth - depth % lot, placeable)
     if qty == 0:
         return decision
     remove = qty - min(qty, short)
     while remove > 0:  # furthest-priced shares first; at one price, the venue the sweep reaches there last
-        _, _, name = max((reach[name][0], books[name][0], name) for name in takes if takes[name])
+        _, _, name = max((reach[name][0], number[name], name) for name in takes if takes[name])
         cut = min(-(-min(remove, reach[name][1]) // lot) * lot, takes[name])
         takes[name] -= cut
         remove -= cut
         if takes[name]:
-            reach[name] = _furthest(books[name][1], takes[name])
+            reach[name] = _furthest(*sides[name], takes[name])
     if remove < 0 and qty - remove <= depth - depth % lot:
         qty -= remove  # a lot rounded up elsewhere: the explored venue takes the difference
     takes[venue] = qty
-    reach[venue] = _furthest(books[venue][1], qty)
-    first = sorted((books[name][1][0][0], books[name][0], name) for name, took in takes.items() if took)
+    reach[venue] = _furthest(*sides[venue], qty)
+    first = sorted((sides[name][0][0][0], number[name], name) for name, took in takes.items() if took)
     children = [ChildSpec(name, takes[name], reach[name][2][3], _LIMIT, _IOC, "take") for _, _, name in first]
     reason = (
         f"{decision.reason}; explored {venue} with {qty} shares: no cost parent used it for {left_for} "
@@ -238,10 +241,13 @@ def explore(
     return decide(order, survey, "take", children, candidates, reason)
 
 
-def _furthest(book: Sequence[Row], qty: int) -> tuple[PriceKey, int, Row]:
-    """furthest_row with the row's key first, to compare takes by how far they reach."""
-    took, row = furthest_row(book, qty)
-    return row[0], took, row
+def _furthest(rows: Sequence[Row], depths: Sequence[int], qty: int) -> tuple[PriceKey, int, Row]:
+    """furthest_row found from the rows' running depths, with the row's key first to compare takes by how far
+    they reach: (key, shares taken there, row)."""
+    i = bisect_left(depths, qty, 0, len(rows))
+    if i == len(rows):
+        raise AssertionError("router bug: a take beyond the book")
+    return rows[i][0], qty - depths[i - 1] if i else qty, rows[i]
 
 
 def _explored_candidates(

@@ -38,11 +38,10 @@ def plan(
         decision = plan_directed(order, survey, venues)
     else:
         decision, fallback = _route(order, survey, policy, stats, market)
-    protected = [(name, book) for name, info, book in survey.lit if info.protected]
-    violations = find_violations(decision.children, order.side, venues, protected, order.lot)
+    violations = find_violations(decision.children, order.side, venues, survey.guarded, order.lot)
     if violations and fallback is not None:  # an exploration that would trade through: the plan as it was
         decision = fallback
-        violations = find_violations(decision.children, order.side, venues, protected, order.lot)
+        violations = find_violations(decision.children, order.side, venues, survey.guarded, order.lot)
     if violations:
         raise AssertionError(f"router bug, plan for {order.order_id} trades through: {'; '.join(violations)}")
     return decision

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 
 from gateway.core.market import BookSnapshot, MarketView, Nbbo, Row, VenueInfo, fold_nbbo, price_key
 from gateway.core.routing.decision import Candidate, Exclusion, PlanRequest, RouteDecision
@@ -20,9 +20,11 @@ TRIPPED = "tripped its circuit breaker"
 UNROUTABLE = frozenset({REJECTED, HALTED, TRIPPED})  # exclusions that leave a venue's quote out of reach
 
 _DARK = VenueKind.DARK
-# A venue's far-side rows within the limit, best first: (venue name, venue info, rows).
-Reachable = tuple[str, VenueInfo, Sequence[Row]]
-_key = _name = itemgetter(0)
+# A venue's far-side rows within the limit, best first: (venue name, venue info, rows, depths), depths the
+# snapshot's running depths of that side (depths[i]: the shares shown through rows[i]).
+Reachable = tuple[str, VenueInfo, Sequence[Row], Sequence[int]]
+_key = itemgetter(0)
+_excluded = attrgetter("venue")
 
 
 @dataclass(slots=True)
@@ -33,6 +35,7 @@ class Survey:
     dark: list[tuple[str, VenueInfo]]  # same order
     exclusions: list[Exclusion]
     nbbo: Nbbo
+    guarded: list[tuple[str, BookSnapshot]]  # (name, book) of the protected lit venues: what no plan may trade through
 
 
 def survey_of(order: PlanRequest, market: MarketView, venues: Mapping[str, VenueInfo]) -> Survey:
@@ -40,16 +43,20 @@ def survey_of(order: PlanRequest, market: MarketView, venues: Mapping[str, Venue
     dark: list[tuple[str, VenueInfo]] = []
     exclusions: list[Exclusion] = []
     protected: list[BookSnapshot] = []
+    guarded: list[tuple[str, BookSnapshot]] = []
     symbol = order.symbol
-    for name, info in sorted(venues.items(), key=_name):
+    books = market.books(symbol)
+    withholding = order.excluded or order.halted or order.tripped
+    # Taker preference: fee, latency, then name (names are unique, so the infos are never compared).
+    for _, _, name, info in sorted([(info.taker_exact, info.latency_us, name, info) for name, info in venues.items()]):
         if not info.connected:
             exclusions.append(Exclusion(name, DISCONNECTED))
             continue
         is_dark = info.kind is _DARK
-        book = None if is_dark else market.book(name, symbol)
+        book = None if is_dark else books.get(name)
         if book is not None and info.protected:
             protected.append(book)  # the NBBO counts it even if this order may not use the venue
-        withheld = withheld_by(order, name)
+        withheld = withheld_by(order, name) if withholding else None
         if withheld is not None:
             exclusions.append(Exclusion(name, withheld))
         elif is_dark:
@@ -58,10 +65,11 @@ def survey_of(order: PlanRequest, market: MarketView, venues: Mapping[str, Venue
             exclusions.append(Exclusion(name, f"no quote for {symbol}"))
         else:
             lit.append((name, info, book))
-    # Stable sorts: names are already in order, so they break the remaining ties.
-    lit.sort(key=taker_preference)
-    dark.sort(key=taker_preference)
-    return Survey(lit, dark, exclusions, fold_nbbo(protected))
+            if info.protected:
+                guarded.append((name, book))
+    if len(exclusions) > 1:
+        exclusions.sort(key=_excluded)  # by name: the venues were walked in preference order
+    return Survey(lit, dark, exclusions, fold_nbbo(protected), guarded)
 
 
 def withheld_by(order: PlanRequest, venue: str) -> str | None:
@@ -75,10 +83,6 @@ def withheld_by(order: PlanRequest, venue: str) -> str | None:
     return None
 
 
-def taker_preference(venue: tuple[str, VenueInfo] | tuple[str, VenueInfo, BookSnapshot]) -> tuple[Decimal, int]:
-    return venue[1].taker_fee, venue[1].latency_us
-
-
 def far_side(order: PlanRequest, lit: Sequence[tuple[str, VenueInfo, BookSnapshot]]) -> list[Reachable]:
     """Each lit venue's far-side levels within the limit (venues with none left out), in taker preference order.
 
@@ -88,11 +92,11 @@ def far_side(order: PlanRequest, lit: Sequence[tuple[str, VenueInfo, BookSnapsho
     limit = None if order.limit is None else price_key(order.limit) if buy else -price_key(order.limit)
     reachable: list[Reachable] = []
     for name, info, book in lit:
-        rows = book.ask_rows if buy else book.bid_rows
+        rows, depths = (book.ask_rows, book.ask_depths) if buy else (book.bid_rows, book.bid_depths)
         if limit is not None and rows and rows[-1][0] > limit:
             rows = rows[: bisect_right(rows, limit, key=_key)]
         if rows:
-            reachable.append((name, info, rows))
+            reachable.append((name, info, rows, depths))
     return reachable
 
 

@@ -7,7 +7,6 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from functools import partial
-from itertools import accumulate
 from operator import itemgetter
 
 from gateway.core.market import PriceKey, Row
@@ -79,7 +78,7 @@ def sweep_decision(
     if not per_venue:
         return decide(order, survey, "none", (), candidates, f"no venue shows a lot of {order.lot} within the limit")
     children = [ChildSpec(name, qty, price, _LIMIT, _IOC, "take") for name, (qty, price) in per_venue.items()]
-    total = sum(c.qty for c in children)
+    total = sum([qty for qty, _ in per_venue.values()])
     worst = furthest_price(children, buy)
     reason = (
         f"{order.strategy.value}: take {total} of {placeable} across {len(children)} venue(s) best price "
@@ -98,8 +97,7 @@ def sweep_decision(
 def _odd_lots_passed(children: Sequence[ChildSpec], side: Side, survey: Survey) -> bool:
     """Do these children leave shares standing at a better protected price (odd lots, as they are allowed to)?"""
     infos = {name: info for name, info, _ in survey.lit}
-    protected = [(name, book) for name, info, book in survey.lit if info.protected]
-    return trades_through(children, side, infos, protected, 1)
+    return trades_through(children, side, infos, survey.guarded, 1)
 
 
 def _reach(reachable: Sequence[Reachable], qty: int, lot: int = 1) -> list[Row]:
@@ -128,7 +126,7 @@ def _frontier(reachable: Sequence[Reachable], depth: int) -> PriceKey | None:
     Books are best first, so every level strictly better than it lies within those first levels.
     """
     frontier = None
-    for _, _, rows in reachable:
+    for _, _, rows, _ in reachable:
         if len(rows) > depth:
             key = rows[depth][0]
             if frontier is None or key < frontier:
@@ -139,7 +137,7 @@ def _frontier(reachable: Sequence[Reachable], depth: int) -> PriceKey | None:
 def rows_better_than(reachable: Sequence[Reachable], frontier: PriceKey | None) -> list[Row]:
     """Every level strictly better than frontier (all of them if None), venue by venue."""
     entries: list[Row] = []
-    for _, _, rows in reachable:
+    for _, _, rows, _ in reachable:
         entries += rows if frontier is None else rows[: bisect_left(rows, frontier, key=_key)]
     return entries
 
@@ -255,24 +253,19 @@ def everything_takes(reachable: Sequence[Reachable], qty: int, lot: int) -> dict
     """venue_totals for a sweep of qty that takes every round lot it can reach (each venue's depth rounded down
     to a lot multiple), found book by book with no sort; None if those show more than qty (then the sweep stops
     somewhere inside them)."""
-    depths = []
     taken = 0
-    for _, _, rows in reachable:
-        depth = sum(map(_qty, rows))
+    for _, _, rows, depths in reachable:
+        depth = depths[len(rows) - 1]
         taken += depth - depth % lot
         if taken > qty:
             return None
-        depths.append(depth)
     firsts: list[tuple[PriceKey, str, list]] = []  # (key of the best price shown, venue, [qty, worst price])
-    for (name, _, rows), depth in zip(reachable, depths):
+    for name, _, rows, depths in reachable:
+        depth = depths[len(rows) - 1]
         total = depth - depth % lot
-        if total:
-            first = rows[0] if rows[0][1] else next(row for row in rows if row[1])
-            if total == depth:
-                last = rows[-1] if rows[-1][1] else next(row for row in reversed(rows) if row[1])
-            else:
-                last = rows[bisect_left(list(accumulate(map(_qty, rows))), total)]
-            firsts.append((first[0], name, [total, last[3]]))
+        if total:  # a snapshot's rows all show shares: the first is the best price taken
+            last = rows[-1] if total == depth else rows[bisect_left(depths, total, 0, len(rows))]
+            firsts.append((rows[0][0], name, [total, last[3]]))
     firsts.sort(key=_key)  # stable: the order the sweep first reaches each venue
     return {name: child for _, name, child in firsts}
 
@@ -321,7 +314,7 @@ def taken_candidates(
 ) -> tuple[Candidate, ...]:
     """The entries a sweep considered (takes is as long as that), ranked in the order taken; scored with
     their all-in price per share (price plus costs for a buy, less them for a sell) where penalties are known."""
-    infos = {name: info for name, info, _ in reachable}
+    infos = {name: info for name, info, _, _ in reachable}
     candidates = []
     rank = 0
     for (_, qty, name, price), took in zip(entries, takes):

@@ -69,14 +69,31 @@ def _violations(
     buy = side.is_buy
     lit = []
     taken: dict[str, list] = {}  # venue -> [qty of its lit children, the furthest price they reach]
+    furthest: Decimal | None = None  # the furthest price of all lit children; None if one is a MARKET order
+    market = False
     for child in children:
-        info = venues.get(child.venue)
-        if info is None or info.kind is _LIT:
-            lit.append(child)
-            _add_taken(taken, child, buy)
+        venue = child.venue
+        info = venues.get(venue)
+        if info is not None and info.kind is not _LIT:
+            continue
+        lit.append(child)
+        price = child.price
+        if price is None:  # not `None in prices`: Decimal == None costs an ABC isinstance check
+            market = True
+        elif furthest is None or (price > furthest if buy else price < furthest):
+            furthest = price
+        seen = taken.get(venue)
+        if seen is None:
+            taken[venue] = [child.qty, price]
+            continue
+        seen[0] += child.qty
+        reach = seen[1]
+        if reach is not None and (price is None or (price > reach if buy else price < reach)):
+            seen[1] = price  # None once one of them is a MARKET order
     if not lit:
         return
-    furthest = furthest_price(lit, buy)
+    if market:
+        furthest = None
     for name, book in protected:
         levels = book.asks if buy else book.bids
         if not levels:
@@ -106,18 +123,6 @@ def furthest_price(children: Sequence[ChildSpec], buy: bool) -> Decimal | None:
         if furthest is None or (price > furthest if buy else price < furthest):
             furthest = price
     return furthest
-
-
-def _add_taken(taken: dict[str, list], child: ChildSpec, buy: bool) -> None:
-    """Add child to its venue's [qty, furthest price] (None once one of them is a MARKET order)."""
-    seen = taken.get(child.venue)
-    if seen is None:
-        taken[child.venue] = [child.qty, child.price]
-        return
-    seen[0] += child.qty
-    price, reach = child.price, seen[1]
-    if reach is not None and (price is None or (price > reach if buy else price < reach)):
-        seen[1] = price
 
 
 def _first_untaken(levels: Sequence[Level], qty: int, reach: Decimal | None, buy: bool, lot: int) -> Decimal | None:

@@ -40,8 +40,12 @@ class _FeedView:
     def book(self, venue: str, symbol: str) -> BookSnapshot | None:
         return None if venue in self._blind else self._market.book(venue, symbol)
 
-    def age_ns(self, venue: str, symbol: str) -> int | None:
-        return None if venue in self._blind else self._market.age_ns(venue, symbol)
+    def books(self, symbol: str) -> Mapping[str, BookSnapshot]:
+        blind = self._blind
+        return {venue: book for venue, book in tuple(self._market.books(symbol).items()) if venue not in blind}
+
+    def now_ns(self) -> int | None:
+        return self._market.now_ns()
 
 
 class VenuePlanner:
