@@ -6,7 +6,8 @@ changes, child rejects) with each start's id prefix and the recorded decisions i
 router rebuilds every parent and child exactly as they were.
 
 What was sent is judged against quickfix's message store, not the trail alone: an outgoing
-message is on record before quickfix stores it, and quickfix stores it before it sends it. Each
+message is on record before quickfix stores it (or, on a persistent store, is taken back from the
+store afterwards: below), and quickfix stores it before it sends it. Each
 start records every session's store (next MsgSeqNum, creation time). A message recorded in a
 run with MsgSeqNum below the store's next number at the following start was stored, so the peer
 has it or gets it by FIX resend; one at or above it was recorded but never stored, so never
@@ -343,9 +344,9 @@ def _utc_ns(sending_time: str, otherwise: int) -> int:
         moment = datetime.strptime(stamp, "%Y%m%d-%H:%M:%S").replace(tzinfo=timezone.utc)
     except ValueError:
         return otherwise
-    if not fraction.isdigit() and fraction:
+    if fraction and not fraction.isdigit():
         return otherwise
-    return int(moment.timestamp()) * 1_000_000_000 + int(fraction.ljust(9, "0")[:9] or 0)
+    return int(moment.timestamp()) * 1_000_000_000 + int(fraction.ljust(9, "0")[:9])
 
 
 class _RecordClock:
