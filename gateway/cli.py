@@ -266,6 +266,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--rounds", type=int, default=3, help="e2e: interleaved rounds (default 3)")
     bench.add_argument(
+        "--store",
+        choices=["file", "memory"],
+        default="file",
+        help="e2e: quickfix's message store on the gateway, pass-through and venue (default file, as shipped)",
+    )
+    bench.add_argument(
         "--log-level",
         choices=sorted(logs.LEVELS),
         default="info",
@@ -443,6 +449,7 @@ def _e2e(args) -> int:
         split=args.split,
         mqtt=args.mqtt or e2e.Options.mqtt,
         audit=args.audit if isinstance(args.audit, str) else "sqlite",
+        store=args.store,
         log_level=args.log_level,
         rates=tuple(args.rate or (500.0, 1000.0)),
         duration=args.duration or 5.0,

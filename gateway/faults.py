@@ -2,7 +2,9 @@
 
 Points: `recorded_out` (an outgoing application message is on the audit trail, quickfix has not stored it yet),
 `recorded_out.<MsgType>` (the same, for one MsgType), `step_committed` (an engine step is on record, nothing it
-decided has been sent). Callers on the order path test `armed()` first, so an unset variable costs one call.
+decided has been sent), `stored_unrecorded` (an engine step is about to commit while an outgoing message quickfix
+has stored and sent is still only queued for the trail: reached where the step's own commit would record it).
+Callers on the order path test `armed()` first, so an unset variable costs one call.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ def arm(spec: str | None) -> None:
         _armed[point] = int(count or 1)
 
 
-def armed() -> bool:
-    return bool(_armed)
+def armed(point: str | None = None) -> bool:
+    """Whether any crash point is armed, or with `point`, that one."""
+    return bool(_armed) if point is None else point in _armed
 
 
 def reached(point: str) -> None:

@@ -6,7 +6,8 @@ changes, child rejects) with each start's id prefix and the recorded decisions i
 router rebuilds every parent and child exactly as they were.
 
 What was sent is judged against quickfix's message store, not the trail alone: an outgoing
-message is on record before quickfix stores it, and quickfix stores it before it sends it. Each
+message is on record before quickfix stores it (or, on a persistent store, is taken back from the
+store afterwards: below), and quickfix stores it before it sends it. Each
 start records every session's store (next MsgSeqNum, creation time). A message recorded in a
 run with MsgSeqNum below the store's next number at the following start was stored, so the peer
 has it or gets it by FIX resend; one at or above it was recorded but never stored, so never
@@ -14,6 +15,12 @@ sent, and its number went to other content. Every command the replay produces wi
 message (reports by ExecID, child orders and cancels by ClOrdID) is sent now, marked PossResend;
 nothing else is sent twice. Where a store cannot tell (memory store, reset on logon, a store
 reset since), being on record counts as sent.
+
+Where the store is persistent the gateway does not wait for an outgoing message's record before quickfix
+stores and sends it, so a crash can lose the record of a message the peer has. Replay is then given what
+each such store holds (its current life, numbers below the next sender number) and takes every stored
+application message that no fix_out record of that session holds byte for byte as on record, sent in the
+last run: `Replay.recovered`, which the caller appends to the trail.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import json
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from gateway.analytics.learning import VenueLearning
@@ -61,6 +69,7 @@ RESET_SEQ_NUM_FLAG = 141
 class Replay:
     unsent: list[Command] = field(default_factory=list)
     never_sent: list[Record] = field(default_factory=list)  # the last run's messages recorded but never stored
+    recovered: list[Record] = field(default_factory=list)  # stored and sent in the last run, not on record
     parents: int = 0
     open_parents: int = 0
     records: int = 0
@@ -199,12 +208,17 @@ def replay(
     venue_of_session: dict[str, str],
     default_urgency: Urgency,
     stores: Mapping[str, StoreState] | None = None,
+    stored: Mapping[str, Mapping[int, bytes]] | None = None,
 ) -> Replay:
     """Rebuild `engine` from `records` (seq order); return what was decided but never sent.
 
-    `stores`: each session's message store now, before any session starts.
+    `stores`: each session's message store now, before any session starts. `stored`: MsgSeqNum -> bytes of
+    what the persistent stores hold whose records may be missing (a torn entry reads as absent).
     """
     result = Replay()
+    stored = stored or {}
+    unmatched = {session: set(messages) for session, messages in stored.items()}
+    last = (0, 0)  # (seq, ts_ns) of the last record
     decisions: deque[RouteDecision] = deque()
     produced: dict[tuple[str, str], Command] = {}
     on_record = _Sent()
@@ -236,12 +250,18 @@ def replay(
     pending: list[Record] = []
     for record in records:
         result.records += 1
+        last = (record.seq, record.ts_ns)
         if record.kind == "decision":
             decisions.append(decision_from_json(record.body))
         elif record.kind == "risk_ref":
             references.append((record.cl_ord_id, reference_from_json(record.body)))
         elif record.kind == "fix_out":
-            on_record.add(record, _message(record.body))
+            msg = _message(record.body)
+            on_record.add(record, msg)
+            if (numbers := unmatched.get(_session(record))) and msg.isSetField(codec.MSG_SEQ_NUM):
+                msg_seq = int(msg.getField(codec.MSG_SEQ_NUM))
+                if msg_seq in numbers and stored[_session(record)].get(msg_seq) == record.body:
+                    numbers.discard(msg_seq)
         elif record.kind == "store":
             body = json.loads(record.body)
             on_record.stores[(on_record.runs, body["session"])] = StoreState(
@@ -255,6 +275,10 @@ def replay(
                 if msg.getField(codec.MSG_TYPE) == "A":  # a peer's Logon may reset both sides' numbers
                     on_record.add(record, msg)
             pending.append(record)
+
+    result.recovered = _unrecorded(unmatched, stored, *last)
+    for record in result.recovered:
+        on_record.add(record, _message(record.body))
 
     live_planner, engine.planner = engine.planner, recorded_plan
     live_reference, engine.reference = engine.reference, recorded_reference
@@ -286,6 +310,43 @@ def replay(
     result.parents = len(engine.parents)
     result.open_parents = sum(parent.live for parent in engine.parents.values())
     return result
+
+
+def _unrecorded(
+    unmatched: Mapping[str, set[int]], stored: Mapping[str, Mapping[int, bytes]], last_seq: int, last_ts_ns: int
+) -> list[Record]:
+    """The stored application messages no record holds, as the fix_out records that follow the trail's last,
+    in the order they were sent (their SendingTime, then MsgSeqNum)."""
+    found = []
+    for session, numbers in unmatched.items():
+        for msg_seq in numbers:
+            raw = stored[session].get(msg_seq)
+            if raw is None:
+                continue  # a torn entry: not a message that was sent
+            msg = _message(raw)
+            if msg.getField(codec.MSG_TYPE) in codec.ADMIN_MSG_TYPES:
+                continue
+            cl_ord_id = msg.getField(codec.CL_ORD_ID) if msg.isSetField(codec.CL_ORD_ID) else None
+            sent_at = msg.getField(codec.SENDING_TIME) if msg.isSetField(codec.SENDING_TIME) else ""
+            found.append((_utc_ns(sent_at, last_ts_ns), session, msg_seq, raw, cl_ord_id))
+    found.sort(key=lambda item: item[:3])
+    return [
+        Record(last_seq + n, ts_ns, "fix_out", session, None, cl_ord_id, raw, "", "")
+        for n, (ts_ns, session, _, raw, cl_ord_id) in enumerate(found, 1)
+    ]
+
+
+def _utc_ns(sending_time: str, otherwise: int) -> int:
+    """A FIX UTCTimestamp (YYYYMMDD-HH:MM:SS[.fraction]) as nanoseconds since the epoch; `otherwise` if it is not
+    one."""
+    stamp, _, fraction = sending_time.partition(".")
+    try:
+        moment = datetime.strptime(stamp, "%Y%m%d-%H:%M:%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return otherwise
+    if fraction and not fraction.isdigit():
+        return otherwise
+    return int(moment.timestamp()) * 1_000_000_000 + int(fraction.ljust(9, "0")[:9])
 
 
 class _RecordClock:

@@ -36,7 +36,7 @@ from gateway import faults, recovery
 from gateway.admin import AdminEndpoint, scopes
 from gateway.analytics.markouts import touch_without
 from gateway.audit import entries
-from gateway.audit.records import Entry
+from gateway.audit.records import Entry, Record
 from gateway.audit.stores import open_store
 from gateway.audit.writer import AuditWriter
 from gateway.config import GatewayConfig, VenueConfig
@@ -75,6 +75,7 @@ from gateway.endpoint import Endpoint
 from gateway.fix import codec
 from gateway.fix.connect_watch import ConnectWatch
 from gateway.fix.downstream import VenueApplication
+from gateway.fix.filestore import StoredMessages
 from gateway.fix.logon import Credentials
 from gateway.fix.outbound import Limits, Outbound
 from gateway.fix.pending import PendingWatch
@@ -86,10 +87,12 @@ from gateway.fix.sessions import (
     session_id,
     session_key,
     shutdown,
+    store_prefix,
     store_state,
     uses_file_store,
 )
 from gateway.fix.upstream import UpstreamApplication
+from gateway.fix.wire import WireMessage
 from gateway.listen import start_acceptor
 from gateway.metrics import Metrics, VenueQuality
 from gateway.observer import Arrival, Observer
@@ -98,7 +101,6 @@ from gateway.tca.marks import MarkTimer
 
 log = structlog.get_logger("gateway")
 
-ADMIN_MSG_TYPES = frozenset("0 1 2 3 4 5 A".split())
 SHUTDOWN_TEXT = "gateway shutting down"
 DISCONNECT_TEXT = "canceled: OMS session disconnected (cancel_on_disconnect)"
 SESSION_LIMITS = ("max_open_qty", "max_open_notional", "max_orders_per_s")
@@ -308,11 +310,16 @@ class Gateway:
         )
         # Read before any session starts: what each store kept tells recovery what was really sent.
         self.stores: dict[str, StoreState] = {}
+        self._store_prefixes: dict[str, Path] = {}  # persistent stores recovery reads: their taps do not wait
         for specs in (upstream_specs, list(venue_specs.values())):
             file_store = uses_file_store(cfg.fix, specs)
             for spec in specs:
                 sid = session_id(spec)
-                self.stores[session_key(sid)] = store_state(sid, cfg.fix, file_store)
+                key = session_key(sid)
+                self.stores[key] = store_state(sid, cfg.fix, file_store)
+                if self.stores[key].persistent and cfg.fix.store == "file":
+                    self._store_prefixes[key] = store_prefix(sid, cfg.fix)
+        self._out_ticket = 0  # the last out-record queued (kept only while a crash point is armed)
         self._resend: set[str] = set()  # ExecIDs and ClOrdIDs recovery sends again: they go out PossResend=Y
         self._held: dict[str, list] = {}  # venue -> child orders and cancels recovery sends once it logs on
         self._marks = MarkTimer(cfg.tca.markout_horizons_ms, self._mark) if cfg.tca.markout_horizons_ms else None
@@ -335,7 +342,7 @@ class Gateway:
                 self.readiness_problems,
             )
             self.endpoint.start()
-        unsent, never_sent = self._recover() if self.cfg.fix.store == "file" else ([], [])
+        unsent, never_sent, recovered = self._recover() if self.cfg.fix.store == "file" else ([], [], [])
         if self._admin_token is not None:  # after recovery: the halts it lists are those in force
             self.admin = AdminEndpoint(
                 self.cfg.admin.host,
@@ -355,7 +362,29 @@ class Gateway:
             )
         config_json = entries.to_json(self.cfg.model_dump(mode="json"))
         now = self.clock.now_ns()
-        start = [
+        # Sent by the last run, before the `config` that opens this one.
+        taken = [self._recovered_entry(record) for record in recovered]
+        start = taken + [
+            Entry(
+                "event",
+                entries.to_json(
+                    {
+                        "event": "recovered_from_store",
+                        "record": record.seq,
+                        "session": record.session,
+                        "msg_seq_num": int(WireMessage(record.body).getField(codec.MSG_SEQ_NUM)),
+                        "detail": "quickfix stored and sent it, the process stopped before its record was "
+                        "committed: recovered from the session's store",
+                    }
+                ),
+                record.session,
+                entry.order_id,
+                record.cl_ord_id,
+                now,
+            )
+            for record, entry in zip(recovered, taken)
+        ]
+        start += [
             Entry(
                 "config",
                 entries.to_json(
@@ -411,11 +440,14 @@ class Gateway:
             self._step(lambda _: Outbox(commands=to_oms), None)
         log.info("gateway.started", upstream_port=self.cfg.upstream.port, venues=[v.name for v in self.cfg.venues])
 
-    def _recover(self) -> tuple[list, list]:
+    def _recover(self) -> tuple[list, list, list]:
         """Rebuild open orders from the audit trail of earlier runs (see gateway.recovery); return what to send
-        again and the records of messages that were never sent."""
+        again, the records of messages that were never sent, and those of messages stored but not on record."""
         reader = open_store(self.cfg.audit.url, self.cfg.audit.table)
         reader.open()
+        stored = {
+            key: StoredMessages(prefix, self.stores[key].next_sender) for key, prefix in self._store_prefixes.items()
+        }
         try:
             result = recovery.replay(
                 self.engine,
@@ -424,9 +456,19 @@ class Gateway:
                 self.downstream.venues,
                 self.cfg.routing.default_urgency,
                 self.stores,
+                stored,
             )
         finally:
             reader.close()
+            for messages in stored.values():
+                messages.close()
+        for record in result.recovered:
+            log.warning(
+                "recovery.recovered_from_store",
+                session=record.session,
+                cl_ord_id=record.cl_ord_id,
+                detail="stored and sent by quickfix, its record lost with the process: taken from the store",
+            )
         for record in result.never_sent:
             log.warning(
                 "recovery.never_sent",
@@ -443,7 +485,16 @@ class Gateway:
                 open_parents=result.open_parents,
                 resending=len(result.unsent),
             )
-        return result.unsent, result.never_sent
+        return result.unsent, result.never_sent, result.recovered
+
+    def _recovered_entry(self, record: Record) -> Entry:
+        """The fix_out record of a message recovered from its store, with the order it belongs to."""
+        msg = WireMessage(record.body)
+        order_id = msg.getField(codec.ORDER_ID) if msg.isSetField(codec.ORDER_ID) else None
+        if order_id is None and record.cl_ord_id is not None:  # a child order or cancel: the engine knows its parent
+            child = msg.getField(codec.ORIG_CL_ORD_ID) if msg.isSetField(codec.ORIG_CL_ORD_ID) else record.cl_ord_id
+            order_id = self.engine.parent_of_child(child)
+        return Entry("fix_out", record.body, record.session, order_id, record.cl_ord_id, record.ts_ns)
 
     def stop(self) -> None:
         """Settle working orders (shutdown.working_orders), log out of every session and stop both engines."""
@@ -908,8 +959,12 @@ class Gateway:
     def _tap(self, direction: str, session: str, message, msg_type: str) -> None:
         """Every message quickfix sends, and incoming admin messages, onto the audit trail.
 
-        An outgoing application message is committed before quickfix stores and sends it, so
-        recovery can tell what was never sent (not on record) from what may have been.
+        An outgoing application message on a session whose store recovery reads is queued: quickfix stores
+        it next, and a record lost with the process is taken back from the store (see gateway.recovery). On
+        any other session it is committed before quickfix stores and sends it, so recovery can tell what was
+        never sent (not on record) from what may have been. Our Logout on a persistent session is committed
+        with everything queued before it while the audit store takes commits: quickfix resets a store at the
+        end of its session's schedule right after logging out.
         """
         try:
             if self._resend and direction == "out":
@@ -920,13 +975,26 @@ class Gateway:
             if order_id is None and message.isSetField(codec.ORDER_ID):
                 order_id = message.getField(codec.ORDER_ID)
             entry = entries.fix_message(direction, session, raw, self.clock.now_ns(), order_id, cl_ord_id)
-            if direction == "out" and msg_type not in ADMIN_MSG_TYPES and not getattr(self._sending, "refusal", False):
+            if direction != "out" or getattr(self._sending, "refusal", False):
+                self.audit.record(entry)
+            elif msg_type in codec.ADMIN_MSG_TYPES:
+                if msg_type == "5" and session in self._store_prefixes and self.audit.writable:
+                    self.audit.commit([entry])  # quickfix may reset the store next (the end of its schedule)
+                else:
+                    self.audit.record(entry)
+            elif session in self._store_prefixes:
+                ticket = self.audit.submit([entry], wake=False)
+                if faults.armed():
+                    self._out_ticket = ticket
+                    if faults.armed("recorded_out") or faults.armed(f"recorded_out.{msg_type}"):
+                        self.audit.wait(ticket)  # the point is "on record, not stored yet"
+                    faults.reached("recorded_out")
+                    faults.reached(f"recorded_out.{msg_type}")
+            else:
                 self.audit.commit([entry])
                 if faults.armed():
                     faults.reached("recorded_out")
                     faults.reached(f"recorded_out.{msg_type}")
-            else:
-                self.audit.record(entry)
         except Exception:
             log.exception("audit.tap_failed", session=session)
 
@@ -985,6 +1053,8 @@ class Gateway:
             while pending:
                 out, head = pending.popleft()
                 now = self.clock.now_ns()
+                if faults.armed() and self.audit.committed < self._out_ticket:
+                    faults.reached("stored_unrecorded")  # what quickfix stored and sent is queued, not on record
                 self.audit.commit(head + entries.for_outbox(out, now, self._cl_ord_ids(out)) + self._quotes(out, now))
                 if out.commands and faults.armed():
                     faults.reached("step_committed")

@@ -123,6 +123,11 @@ class AuditWriter:
         self.store.close()
 
     @property
+    def committed(self) -> int:
+        """The ticket (see submit) reached so far."""
+        return self._committed
+
+    @property
     def depth(self) -> int:
         return len(self._queue)
 

@@ -44,6 +44,7 @@ class Options:
     split: int = 1  # venues each order reaches: 1 directed orders; k > 1 sweeps over MQTT-fed books
     mqtt: str = "mqtt://127.0.0.1:1883"  # with split > 1: carries the venues' books to the gateway
     audit: str = "sqlite"
+    store: str = "file"  # quickfix's message store on every path (gateway, pass-through, venue): file or memory
     log_level: str = "info"
     rates: tuple[float, ...] = (500.0, 1000.0)
     duration: float = 5.0
@@ -195,10 +196,18 @@ def _start_path(name: str, opts: Options, work: Path, paths: list[Route]) -> Non
             "metrics": {"port": topology.free_port()},
             "audit": _audit(opts, home),
             "logging": {"level": opts.log_level},
+            "fix": {
+                "store": opts.store,
+                "store_path": str(home / "gateway-store"),
+                "heartbeat_interval": 5,
+                "reconnect_interval": 1,
+            },
             **_books(opts, name),
         },
     )
-    venues_cfg = venues_cfg.model_copy(update={"mqtt": gateway_cfg.mqtt})
+    venues_cfg = venues_cfg.model_copy(
+        update={"mqtt": gateway_cfg.mqtt, "fix": venues_cfg.fix.model_copy(update={"store": opts.store})}
+    )
     (home / "venues.yaml").write_text(yaml.safe_dump(venues_cfg.model_dump(mode="json", by_alias=True)))
     (home / "gateway.yaml").write_text(yaml.safe_dump(gateway_cfg.model_dump(mode="json", by_alias=True)))
     venue_log = home / "venues.log"
@@ -380,6 +389,7 @@ def run(opts: Options, work_dir: Path | None = None) -> dict:
             "venues": opts.venues,
             "split": opts.split,
             "audit": opts.audit,
+            "store": opts.store,
             "log_level": opts.log_level,
             "rates": list(opts.rates),
             "duration": opts.duration,

@@ -42,6 +42,7 @@ def print_report(result: dict, out=sys.stdout) -> None:
     o = result["options"]
     print(
         f"sorgw bench --e2e: {o['venues']} venues, orders reaching {o['split']}, audit {o['audit']}, "
+        f"{o['store']} store, "
         f"logging at {o['log_level']}; "
         f"medians of {o['rounds']} interleaved rounds; round trips NewOrderSingle -> fill report, us",
         file=out,

@@ -42,7 +42,8 @@ class StoreState:
     next_sender: int  # the MsgSeqNum the next message we send will carry
     next_target: int
     created: str | None  # when the file store was created or last reset; None without a file store
-    persistent: bool  # sequence numbers and sent messages survive a restart (file store, no reset on logon)
+    persistent: bool  # sequence numbers and sent messages survive a restart (file store, kept, never reset by a logon,
+    # logout or disconnect)
 
     def as_dict(self) -> dict:
         return {
@@ -141,18 +142,23 @@ def store_state(sid: fix.SessionID, cfg: FixConfig, file_store: bool) -> StoreSt
         raise RuntimeError(f"{sid.toString()}: no quickfix session (store_state before the engine was made?)")
     created = None
     if file_store:
-        # quickfix's FileStore keeps its creation time in PREFIX.session, PREFIX = BeginString-Sender-Target.
-        prefix = (
-            f"{sid.getBeginString().getValue()}-{sid.getSenderCompID().getValue()}-{sid.getTargetCompID().getValue()}"
-        )
-        path = Path(cfg.store_path) / f"{prefix}.session"
+        # quickfix's FileStore keeps its creation time in PREFIX.session.
+        path = Path(f"{store_prefix(sid, cfg)}.session")
         created = path.read_text().strip() if path.exists() else None
     return StoreState(
         session.getExpectedSenderNum(),
         session.getExpectedTargetNum(),
         created,
-        file_store and not session.getResetOnLogon(),
+        file_store
+        and session.getPersistMessages()
+        and not (session.getResetOnLogon() or session.getResetOnLogout() or session.getResetOnDisconnect()),
     )
+
+
+def store_prefix(sid: fix.SessionID, cfg: FixConfig) -> Path:
+    """Where quickfix's FileStore keeps the session: PREFIX.body, .header, .seqnums, .session."""
+    names = (sid.getBeginString(), sid.getSenderCompID(), sid.getTargetCompID())
+    return Path(cfg.store_path) / "-".join(name.getValue() for name in names)
 
 
 def store_factory(cfg: FixConfig, settings: fix.SessionSettings, persistent: bool = False) -> fix.MessageStoreFactory:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from collections import Counter
+
 import quickfix as fix
 
 from gateway import checks
+from gateway.audit.stores import open_store
 from gateway.fix import codec
+from gateway.fix.wire import WireMessage
 from tests.e2e.harness import Processes
 
 # Each venue fills its child after its own delay, so the fills of one sweep arrive one by one.
@@ -45,6 +52,68 @@ def test_a_fill_report_on_record_but_never_stored_by_quickfix_reaches_the_oms_af
             oms.stop()
         procs.stop()
     assert procs.trail_break() is None
+
+
+def test_messages_quickfix_stored_and_sent_whose_records_were_still_queued_are_recovered_not_sent_again(
+    tmp_path, prefix
+):
+    """The crash lands at the first step that finds an outgoing message's record still queued, though quickfix
+    stored and sent the message (child orders, the OMS's acknowledgement). After the restart the stores give
+    them back to the trail: no venue gets a child again, the OMS gets every fill once and nothing twice, and
+    the trail verifies and shows them."""
+    procs = Processes(tmp_path, prefix, sim_overrides={v: {"fill_latency_ms": d} for v, d in FILL_DELAYS.items()})
+    oms = None
+    try:
+        oms = procs.start(FILL_DELAYS, crash_at="stored_unrecorded:1")
+        oms.new_order("K2", "AAPL", "1", 1500, price="190.04", urgency="H")
+        assert procs.wait_gateway_exit(20) == -9
+        assert procs.trail_break() is None
+        last_before = _trail(procs)[-1].seq
+
+        procs.start_gateway()
+        _sweep_fills_exactly_once(oms, "K2", 1500)
+        assert "recovery.recovered_from_store" in procs.gateway_log.read_text()
+        # Nothing the OMS already had came again as a new message (a FIX resend repeats its MsgSeqNum, 43=Y).
+        first_sent = Counter(m[codec.EXEC_ID] for m in oms.reports("K2") if m.get(codec.POSS_DUP_FLAG) != "Y")
+        assert max(first_sent.values()) == 1, first_sent
+    finally:
+        if oms is not None:
+            oms.stop()
+        procs.stop()
+    trail = _trail(procs)
+    children = _children(trail)
+    assert len(children) == len({r.cl_ord_id for r in children}) >= 2  # each child on record once
+    assert not [r for r in children if WireMessage(r.body).isSetField(codec.POSS_RESEND)]  # none sent again
+    events = [json.loads(r.body) for r in trail if r.kind == "event" and b'"recovered_from_store"' in r.body]
+    assert events
+    by_seq = {r.seq: r for r in trail}
+    for event in events:
+        record = by_seq[event["record"]]
+        assert (record.kind, record.session) == ("fix_out", event["session"]) and record.seq > last_before
+        assert WireMessage(record.body).getField(codec.MSG_SEQ_NUM) == str(event["msg_seq_num"])
+    url = procs.gateway_cfg.audit.url
+    assert _audit(url, "verify").returncode == 0
+    shown = _audit(url, "show", "K2").stdout
+    assert "recovered_from_store" in shown
+    assert all(f"#{event['record']:<7} -> {event['session']} " in shown for event in events), shown
+
+
+def _children(trail: list) -> list:
+    return [r for r in trail if r.kind == "fix_out" and WireMessage(r.body).getField(codec.MSG_TYPE) == "D"]
+
+
+def _trail(procs: Processes) -> list:
+    store = open_store(procs.gateway_cfg.audit.url, procs.gateway_cfg.audit.table)
+    store.open()
+    try:
+        return list(store.records())
+    finally:
+        store.close()
+
+
+def _audit(url: str, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "gateway.cli", "audit", "--url", url, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
 def test_a_possible_duplicate_of_a_filled_order_is_answered_with_its_status(tmp_path, prefix):

@@ -1,7 +1,8 @@
 """A kill -9 campaign: orders, fills, cancels and replaces keep flowing while the gateway is killed again and again.
 
 Half the kills land on crash points (a report or child order on record but not stored by quickfix, a step on
-record with nothing sent), half at random moments. After each kill the audit chain must verify; at the end every
+record with nothing sent, messages quickfix stored and sent whose records were still queued), half at random
+moments. After each kill the audit chain must verify; at the end every
 execution the venues sent must have reached the OMS exactly once, at its own price, no order may be stuck, over-
 filled, or rejected after a fill. SORGW_KILLS sets the kills per audit store (default 15: 30 in all).
 """
@@ -25,7 +26,14 @@ from gateway.fix.client import OmsClient
 from tests.e2e.harness import Processes
 
 KILLS = int(os.environ.get("SORGW_KILLS", "15"))
-CRASH_POINTS = ["recorded_out.8", "recorded_out.D", "recorded_out.F", "step_committed", "recorded_out"]
+CRASH_POINTS = [
+    "recorded_out.8",
+    "recorded_out.D",
+    "recorded_out.F",
+    "step_committed",
+    "recorded_out",
+    "stored_unrecorded",
+]
 # Fills arrive a while after each child, so kills land between a venue's fill and the report upstream.
 SIM = {"LITA": {"fill_latency_ms": 20}, "LITB": {"fill_latency_ms": 150}, "LITC": {"fill_latency_ms": 400}}
 

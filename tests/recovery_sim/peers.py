@@ -45,6 +45,10 @@ def _resent(msg: fix.Message) -> bool:
     return flagged(msg, codec.POSS_DUP_FLAG) or flagged(msg, codec.POSS_RESEND)
 
 
+def _seq(msg: fix.Message) -> int:
+    return int(msg.getHeader().getField(codec.MSG_SEQ_NUM))
+
+
 @dataclass
 class OmsOrder:
     root: str  # the ClOrdID of the NewOrderSingle
@@ -80,6 +84,7 @@ class Oms:
         self.orders: dict[str, OmsOrder] = {}
         self._by_cl: dict[str, OmsOrder] = {}
         self._exec_ids: dict[str, tuple] = {}
+        self._first_seq: dict[str, int] = {}  # ExecID -> the MsgSeqNum it first came with
         self.fills: dict[str, list[Fill]] = {}  # root ClOrdID -> fills as reported
         self._ids = 0
 
@@ -172,8 +177,11 @@ class Oms:
                 self.violation(f"OMS: ExecID {exec_id} reused for other content: {text}")
             elif not _resent(msg):
                 self.violation(f"OMS: ExecID {exec_id} again without PossDupFlag or PossResend: {text}")
+            elif self._first_seq[exec_id] != _seq(msg):  # not the FIX layer's resend of the same message
+                self.violation(f"OMS: ExecID {exec_id} sent again as a new message though the OMS has it: {text}")
             return
         self._exec_ids[exec_id] = content
+        self._first_seq[exec_id] = _seq(msg)
         self._book(order, msg, text)
 
     def _book(self, order: OmsOrder, msg: fix.Message, text: str) -> None:
@@ -232,6 +240,7 @@ class Venue:
     orders: dict[str, VenueOrder] = field(default_factory=dict)
     executions: list[tuple[str, Fill]] = field(default_factory=list)  # (child ClOrdID, fill), as executed
     _seq: int = 0
+    _first_seq: dict[str, int] = field(default_factory=dict)  # child ClOrdID -> the MsgSeqNum it first came with
 
     def _exec_id(self) -> str:
         self._seq += 1
@@ -244,6 +253,8 @@ class Venue:
             if cl in self.orders:
                 if not _resent(msg):
                     self.violation(f"{self.name}: child ClOrdID {cl} sent twice as new")
+                elif self._first_seq[cl] != _seq(msg):
+                    self.violation(f"{self.name}: child ClOrdID {cl} sent again as a new message though it has it")
                 self._report(self.orders[cl], "I")
                 return
             price = msg.getField(codec.PRICE) if msg.isSetField(codec.PRICE) else None
@@ -251,6 +262,7 @@ class Venue:
                 cl, msg.getField(codec.SIDE), int(msg.getField(codec.ORDER_QTY)), Decimal(price) if price else None
             )
             self.orders[cl] = order
+            self._first_seq[cl] = _seq(msg)
             self._report(order, "0")
             if msg.getField(codec.TIF) in ("3", "4"):  # IOC/FOK: what trades now, the rest canceled at once
                 if self.rng.random() < 0.6:

@@ -1,10 +1,13 @@
 """One lifetime of the gateway process, doing what gateway/service.py does in the order it does it.
 
-Start: read every session's store, replay the trail (gateway.recovery.replay), record the start
-(`config`, `store`, `never_sent`), send what replay found unsent (PossResend=Y). Per incoming
-message: engine step, commit [inbound + decisions], then per command: MsgSeqNum, toApp commits the
-fix_out record, quickfix stores it, sends it if logged on; counted received after fromApp returns.
-`point(name)` marks each boundary a crash may fall on.
+Start: read every session's store, replay the trail with what the stores hold (gateway.recovery.replay),
+record the start (the messages recovered from the stores, `config`, `store`, `never_sent`), send what
+replay found unsent (PossResend=Y). Per incoming message: engine step, commit [whatever is queued +
+inbound + decisions], then per command: MsgSeqNum, toApp queues the fix_out record (every store here is
+persistent), quickfix stores it, sends it if logged on; counted received after fromApp returns. Queued
+records are lost with the process unless a commit (the next step's, or the writer thread's own: `flush`)
+took them first, as in gateway.audit.writer. `point(name)` marks each boundary a crash may fall on; a
+message stored while its record is still queued is the boundary `stored_unrecorded`.
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ class Gateway:
         violation: Callable[[str], None],
     ) -> None:
         self.boot, self.trail, self.clock, self.point = boot, trail, clock, point
+        self.queued: list[Entry] = []  # submitted to the audit writer, not committed yet
         self.engine = new_engine(boot, clock)
         self.control: deque[Callable[[], None]] = deque()  # session events, run later as the control thread does
         self._resend: set[str] = set()
@@ -97,7 +101,7 @@ class Gateway:
                 violation,
                 self._tapper(OMS),
                 self._tap_in(OMS),
-                point,
+                self._fix_point,
                 self._oms_status(True),
                 self._oms_status(False),
             )
@@ -111,13 +115,17 @@ class Gateway:
                 violation,
                 self._tapper(key),
                 self._tap_in(key),
-                point,
+                self._fix_point,
                 self._venue_status(venue, True),
                 self._venue_status(venue, False),
             )
 
     def start(self) -> None:
         stores = {key: endpoint.store.state() for key, endpoint in self.sessions.items()}
+        stored = {
+            key: {seq: text.encode() for seq, text in endpoint.store.messages.items()}
+            for key, endpoint in self.sessions.items()
+        }
         result = recovery.replay(
             self.engine,
             list(self.trail.records),
@@ -125,9 +133,11 @@ class Gateway:
             {key: venue for venue, key in VENUES.items()},
             Urgency.MEDIUM,
             stores,
+            stored,
         )
         now = self.clock.now_ns()
-        start = [Entry("config", entries.to_json({"boot": self.boot}), ts_ns=now)]
+        start = [Entry("fix_out", r.body, r.session, None, r.cl_ord_id, r.ts_ns) for r in result.recovered]
+        start += [Entry("config", entries.to_json({"boot": self.boot}), ts_ns=now)]
         start += [
             Entry("store", entries.to_json(recovery.store_record_body(key, state)), key, ts_ns=now)
             for key, state in stores.items()
@@ -143,7 +153,7 @@ class Gateway:
             )
             for r in result.never_sent
         ]
-        self.trail.commit(start)
+        self.commit(start)
         if result.unsent:
             self._resend.update(c.exec_id if isinstance(c, ExecutionReport) else c.cl_ord_id for c in result.unsent)
             self.step(lambda: Outbox(commands=result.unsent))
@@ -158,14 +168,26 @@ class Gateway:
                 if msg.isSetField(tag) and msg.getField(tag) in self._resend:
                     self._resend.discard(msg.getField(tag))
                     msg.getHeader().setField(codec.POSS_RESEND, "Y")
-            self.trail.commit([self._entry("out", session, msg)])
+            self.queued.append(self._entry("out", session, msg))
             if msg_type not in ADMIN:
                 self.point("recorded_resend" if flagged(msg, codec.POSS_DUP_FLAG) else "recorded_out")
 
         return tap
 
     def _tap_in(self, session: str) -> Callable[[fix.Message], None]:
-        return lambda msg: self.trail.commit([self._entry("in", session, msg)])
+        return lambda msg: self.queued.append(self._entry("in", session, msg))
+
+    def _fix_point(self, name: str) -> None:
+        self.point("stored_unrecorded" if name == "stored" and self.queued else name)
+
+    def commit(self, batch: list[Entry]) -> None:
+        """A commit takes whatever is queued first, in the order it was submitted."""
+        self.trail.commit(self.queued + batch)
+        self.queued = []
+
+    def flush(self) -> None:
+        """The audit writer thread commits what nobody waits for."""
+        self.commit([])
 
     def _entry(self, direction: str, session: str, msg: fix.Message) -> Entry:
         """The one place a message becomes an audit body (recovery.replay reads it back)."""
@@ -188,7 +210,7 @@ class Gateway:
         def on_app(msg: fix.Message) -> None:
             self.point("received")
             if msg.getHeader().getField(codec.MSG_TYPE) == "9":  # the child's own final report follows
-                self.trail.commit([self._entry("in", VENUES[venue], msg)])
+                self.commit([self._entry("in", VENUES[venue], msg)])
                 return
             report = codec.parse_venue_report(msg, venue)
             self.step(lambda: self.engine.on_venue_report(report), self._entry("in", VENUES[venue], msg))
@@ -205,7 +227,7 @@ class Gateway:
 
     def _oms_status(self, up: bool) -> Callable[[], None]:
         body = entries.to_json({"role": "upstream", "event": "logon" if up else "logout"})
-        return lambda: self.trail.commit([Entry("session", body, OMS, ts_ns=self.clock.now_ns())])
+        return lambda: self.commit([Entry("session", body, OMS, ts_ns=self.clock.now_ns())])
 
     def tick(self, advance_ns: int) -> None:
         """The timer thread: time passes; a tick that changes nothing leaves no trace."""
@@ -222,7 +244,7 @@ class Gateway:
             return
         now = self.clock.now_ns()
         head = [] if inbound is None else [inbound]
-        self.trail.commit(head + entries.for_outbox(out, now, {}))
+        self.commit(head + entries.for_outbox(out, now, {}))
         if out.commands:
             self.point("step_committed")
         for command in out.commands:

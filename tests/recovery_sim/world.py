@@ -135,6 +135,8 @@ class World:
             choices.append((12, lambda: self.rng.choice(busy).receive_one()))
         if gw.control:
             choices.append((3, lambda: gw.control.popleft()()))
+        if gw.queued:
+            choices.append((2, gw.flush))
         down = [key for key, ours in gw.sessions.items() if ours.other is None]
         if down:
             choices.append((3, lambda: self._connect(self.rng.choice(down))))
@@ -185,6 +187,8 @@ class World:
                 busy[0].receive_one()
             elif gw.control:
                 gw.control.popleft()()
+            elif gw.queued:
+                gw.flush()
             else:
                 return
         self.violations.append("the sessions never went quiet")

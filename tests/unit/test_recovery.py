@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from decimal import Decimal as D
 
 import pytest
@@ -249,3 +250,61 @@ def _spy(engine: OrderEngine, states: list):
         return out
 
     return on_venue_status
+
+
+def _fill_report_stored_at_7(trail: Trail, fill_report: ExecutionReport, sending_time: str) -> bytes:
+    message = codec.execution_report(fill_report, "FIX.4.4")
+    message.getHeader().setField(34, "7")
+    message.getHeader().setField(52, sending_time)
+    return message.toString().encode()
+
+
+def test_a_report_stored_and_sent_whose_record_was_lost_is_recovered_from_the_store_not_sent_again():
+    """The persistent store's tap only queues the record: the process died after quickfix stored and sent the
+    report, before the record was committed. The store holds it, so it is on record again and not sent twice."""
+    trail = Trail(make_engine("old"))
+    trail.entries.append(Entry("store", entries.to_json(recovery.store_record_body(OMS, STORE_AT_START)), OMS))
+    _, fill_report = _order_then_fill(trail)
+    stored = _fill_report_stored_at_7(trail, fill_report, "20261202-10:00:01.250")
+    records = chain(trail.entries, 1, GENESIS)
+    store_now = {OMS: StoreState(8, 3, "20261202-10:00:00", True)}
+
+    without = recovery.replay(make_engine("new"), records, {OMS}, {LITA: "LITA"}, Urgency.MEDIUM, store_now)
+    assert without.unsent == [fill_report]  # from the trail alone: decided, not on record, so sent again
+
+    result = recovery.replay(
+        make_engine("new"), records, {OMS}, {LITA: "LITA"}, Urgency.MEDIUM, store_now, {OMS: {7: stored}}
+    )
+    assert result.unsent == [] and result.never_sent == []
+    (recovered,) = result.recovered
+    assert (recovered.kind, recovered.session, recovered.body) == ("fix_out", OMS, stored)
+    assert recovered.seq == records[-1].seq + 1  # after the trail's last record
+    sent_at = datetime(2026, 12, 2, 10, 0, 1, tzinfo=timezone.utc)
+    assert recovered.ts_ns == int(sent_at.timestamp()) * 1_000_000_000 + 250_000_000  # its SendingTime
+    assert recovered.cl_ord_id == "P1"
+
+
+def test_only_stored_application_messages_that_no_record_holds_byte_for_byte_are_recovered():
+    trail = Trail(make_engine("old"))
+    _, fill_report = _order_then_fill(trail)
+    on_record = _fill_report_stored_at_7(trail, fill_report, "20261202-10:00:01")
+    trail.entries.append(entries.fix_message("out", OMS, on_record.decode(), 0, None, "P1"))
+    heartbeat = raw("0", {34: "8"}).encode()
+    # The same number with other bytes: a message of another life of the store, or recorded and never stored.
+    other = on_record.replace(b"52=20261202-10:00:01", b"52=20261202-10:00:02")
+    store_now = {OMS: StoreState(9, 3, "20261202-10:00:00", True)}
+
+    def recovered(stored: dict[int, bytes]) -> list[bytes]:
+        result = recovery.replay(
+            make_engine("new"),
+            chain(trail.entries, 1, GENESIS),
+            {OMS},
+            {LITA: "LITA"},
+            Urgency.MEDIUM,
+            store_now,
+            {OMS: stored},
+        )
+        return [r.body for r in result.recovered]
+
+    assert recovered({7: on_record, 8: heartbeat}) == []
+    assert recovered({7: other}) == [other]

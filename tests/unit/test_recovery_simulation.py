@@ -2,9 +2,10 @@
 
 No sockets, no threads: tests/recovery_sim simulates the FIX layer (stores, sequence numbers,
 resend), an OMS, two lit venues and a dark pool, and kills the gateway process at scheduled step boundaries
-(after a step is committed and before anything is sent; after an outgoing message is recorded
-and before quickfix stores it; after it is stored and before the peer has it; while an incoming
-message is being handled; during recovery's own resends). Each seed is one reproducible run.
+(after a step is committed and before anything is sent; after an outgoing message's record is queued
+and before quickfix stores it; after it is stored and before the peer has it, its record still queued;
+while an incoming message is being handled; during recovery's own resends). Each seed is one
+reproducible run.
 
     SORGW_SIM_SEEDS=5000 .venv/bin/python -m pytest tests/unit/test_recovery_simulation.py   # a long run
     SORGW_SIM_SEED=1234 .venv/bin/python -m pytest tests/unit/test_recovery_simulation.py    # one seed
@@ -47,11 +48,11 @@ def test_every_fill_reaches_the_oms_once_whatever_step_boundary_the_gateway_dies
             "received",
             "step_committed",
             "recorded_out",
-            "stored",
+            "stored_unrecorded",
             "handled",
             "recorded_resend",
             "start:recorded_out",
-            "start:stored",
+            "start:stored_unrecorded",
         } <= set(crashes), crashes
         assert sum(crashes.values()) >= 2000
 
