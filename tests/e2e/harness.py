@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from gateway import topology
-from gateway.audit.records import first_break
+from gateway.audit.records import Record, first_break
 from gateway.audit.stores import open_store
 from gateway.config import FixConfig, GatewayConfig
 from gateway.fix.client import OmsClient
@@ -118,14 +118,18 @@ class Processes:
         client.start(timeout=20)
         return client
 
-    def trail_break(self) -> str | None:
-        """The audit chain's first break, or None when it verifies."""
+    def trail(self) -> list[Record]:
+        """Every record of the gateway's audit trail, in seq order."""
         store = open_store(self.gateway_cfg.audit.url, self.gateway_cfg.audit.table)
         store.open()
         try:
-            return first_break(store.records())
+            return list(store.records())
         finally:
             store.close()
+
+    def trail_break(self) -> str | None:
+        """The audit chain's first break, or None when it verifies."""
+        return first_break(self.trail())
 
     def stop(self) -> None:
         for proc in (self.gateway, self.venues):

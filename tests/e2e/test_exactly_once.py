@@ -10,7 +10,6 @@ from collections import Counter
 import quickfix as fix
 
 from gateway import checks
-from gateway.audit.stores import open_store
 from gateway.fix import codec
 from gateway.fix.wire import WireMessage
 from tests.e2e.harness import Processes
@@ -68,7 +67,7 @@ def test_messages_quickfix_stored_and_sent_whose_records_were_still_queued_are_r
         oms.new_order("K2", "AAPL", "1", 1500, price="190.04", urgency="H")
         assert procs.wait_gateway_exit(20) == -9
         assert procs.trail_break() is None
-        last_before = _trail(procs)[-1].seq
+        last_before = procs.trail()[-1].seq
 
         procs.start_gateway()
         _sweep_fills_exactly_once(oms, "K2", 1500)
@@ -80,7 +79,7 @@ def test_messages_quickfix_stored_and_sent_whose_records_were_still_queued_are_r
         if oms is not None:
             oms.stop()
         procs.stop()
-    trail = _trail(procs)
+    trail = procs.trail()
     children = _children(trail)
     assert len(children) == len({r.cl_ord_id for r in children}) >= 2  # each child on record once
     assert not [r for r in children if WireMessage(r.body).isSetField(codec.POSS_RESEND)]  # none sent again
@@ -100,15 +99,6 @@ def test_messages_quickfix_stored_and_sent_whose_records_were_still_queued_are_r
 
 def _children(trail: list) -> list:
     return [r for r in trail if r.kind == "fix_out" and WireMessage(r.body).getField(codec.MSG_TYPE) == "D"]
-
-
-def _trail(procs: Processes) -> list:
-    store = open_store(procs.gateway_cfg.audit.url, procs.gateway_cfg.audit.table)
-    store.open()
-    try:
-        return list(store.records())
-    finally:
-        store.close()
 
 
 def _audit(url: str, *args: str) -> subprocess.CompletedProcess:
