@@ -109,6 +109,14 @@ def venue_executions(log_dir: Path) -> list[tuple[str, str, int, Decimal]]:
     return list(seen.values())
 
 
+def _story(oms: OmsClient, cl_ord_id: str) -> str:
+    """Every report the OMS got for an order, one line each with the fields that tell what happened (pytest
+    would cut a repr of the messages short)."""
+    tags = (35, 34, 43, 11, 41, 37, 17, 150, 39, 14, 151, 32, 31, 434, 102, 58)
+    lines = [" ".join(f"{tag}={m.fields[tag]}" for tag in tags if tag in m.fields) for m in oms.reports(cl_ord_id)]
+    return f"{cl_ord_id} is stuck; its reports:\n  " + "\n  ".join(lines)
+
+
 def run_campaign(tmp_path: Path, prefix: str, audit: dict, seed: int) -> None:
     procs = Processes(
         tmp_path,
@@ -157,7 +165,7 @@ def run_campaign(tmp_path: Path, prefix: str, audit: dict, seed: int) -> None:
                         0,
                     )
         stuck = [c for c in flow.orders if oms.wait_final(c, 30) is None]
-        assert stuck == [], [(c, [m.fields for m in oms.reports(c)]) for c in stuck[:3]]
+        assert stuck == [], "\n".join(_story(oms, c) for c in stuck[:3])
         time.sleep(1)  # late duplicates, if any, would arrive now
     finally:
         if flow is not None and not flow._stop.is_set():
