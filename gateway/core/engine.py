@@ -507,7 +507,8 @@ class OrderEngine:
         return out
 
     def _queued(self, child: ChildOrder, now_ns: int) -> bool:
-        """Is this unanswered child's answer most likely queued behind others (a burst, ours or the venue's)?
+        """Is this unanswered child's answer most likely queued behind others (a burst, ours or the venue's)? If so,
+        note when to look at it again.
 
         So when the venue has answered within the last timeout, but no child sent at or after this one: a venue
         answers one session's orders in the order it got them. Asking it then would only add to the queue, so

@@ -6,6 +6,8 @@ import sqlite3
 import threading
 import time
 
+from structlog.testing import capture_logs
+
 from gateway.audit import sqlite as audit_sqlite
 from gateway.audit.records import GENESIS, Entry, chain, first_break
 from gateway.audit.sqlite import SqliteStore
@@ -93,3 +95,23 @@ def test_a_reader_starts_no_thread_and_close_stops_the_writers(tmp_path):
     reader.close()
     writer.close()
     assert _copier_threads() == 0
+
+
+def test_a_database_file_gone_is_logged_once_and_not_made_anew(tmp_path, monkeypatch):
+    monkeypatch.setattr(audit_sqlite, "WAL_COPY_S", 0.02)
+    path = tmp_path / "audit.db"
+    store = SqliteStore(path)
+    store.open()
+    try:
+        with capture_logs() as events:
+            store.append(list(_records(1, 3)))  # starts the thread; its first look is WAL_COPY_S later
+            path.unlink()  # the writer's open connection goes on; the thread cannot open the file
+            deadline = time.monotonic() + 5
+            while not events and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.2)  # some ten more failed looks
+            store.append(list(_records(4, 2)))  # commits never see the thread's trouble
+    finally:
+        store.close()
+    assert [e["event"] for e in events] == ["audit.wal_copy_failed"]
+    assert not path.exists()
