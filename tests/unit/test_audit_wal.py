@@ -6,6 +6,7 @@ import sqlite3
 import threading
 import time
 
+import pytest
 from structlog.testing import capture_logs
 
 from gateway.audit import sqlite as audit_sqlite
@@ -18,6 +19,16 @@ COMMITS = 1500  # single-record commits of about 4 WAL pages each: SQLite's own 
 def _records(start: int, n: int):
     entries = [Entry("fix_out", b"8=FIX.4.4\x0135=8\x01" + b"x" * 400, "S", f"O{i}", f"C{i}", i) for i in range(n)]
     return chain(entries, start, GENESIS if start == 1 else "0" * 64)
+
+
+@pytest.fixture
+def quick_store(tmp_path, monkeypatch):
+    """An open store whose WAL thread looks every 20 ms; closed after the test, whatever it asserted."""
+    monkeypatch.setattr(audit_sqlite, "WAL_COPY_S", 0.02)
+    store = SqliteStore(tmp_path / "audit.db")
+    store.open()
+    yield store
+    store.close()
 
 
 def _wal_frames(path) -> tuple[int, int]:
@@ -53,15 +64,8 @@ def test_commits_leave_the_wal_to_the_store_thread(tmp_path, monkeypatch):
     assert len(records) == COMMITS and first_break(records) is None
 
 
-def test_the_store_thread_keeps_the_wal_short(tmp_path, monkeypatch):
-    monkeypatch.setattr(audit_sqlite, "WAL_COPY_S", 0.02)
-    path = tmp_path / "audit.db"
-    store = SqliteStore(path)
-    store.open()
-    try:
-        _copy_in_batches(store, path)
-    finally:
-        store.close()
+def test_the_store_thread_keeps_the_wal_short(quick_store):
+    _copy_in_batches(quick_store, quick_store.path)
 
 
 def _copy_in_batches(store: SqliteStore, path) -> None:
@@ -97,21 +101,16 @@ def test_a_reader_starts_no_thread_and_close_stops_the_writers(tmp_path):
     assert _copier_threads() == 0
 
 
-def test_a_database_file_gone_is_logged_once_and_not_made_anew(tmp_path, monkeypatch):
-    monkeypatch.setattr(audit_sqlite, "WAL_COPY_S", 0.02)
-    path = tmp_path / "audit.db"
-    store = SqliteStore(path)
-    store.open()
-    try:
-        with capture_logs() as events:
-            store.append(list(_records(1, 3)))  # starts the thread; its first look is WAL_COPY_S later
-            path.unlink()  # the writer's open connection goes on; the thread cannot open the file
-            deadline = time.monotonic() + 5
-            while not events and time.monotonic() < deadline:
-                time.sleep(0.01)
-            time.sleep(0.2)  # some ten more failed looks
-            store.append(list(_records(4, 2)))  # commits never see the thread's trouble
-    finally:
-        store.close()
+def test_a_database_file_gone_is_logged_once_and_not_made_anew(quick_store):
+    path = quick_store.path
+    with capture_logs() as events:
+        quick_store.append(list(_records(1, 3)))  # starts the thread; its first look is WAL_COPY_S later
+        path.unlink()  # the writer's open connection goes on; the thread cannot open the file
+        deadline = time.monotonic() + 5
+        while not events and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # some ten more failed looks
+        quick_store.append(list(_records(4, 2)))  # commits never see the thread's trouble
+        quick_store.close()
     assert [e["event"] for e in events] == ["audit.wal_copy_failed"]
     assert not path.exists()
