@@ -51,7 +51,8 @@ class BookSnapshot:
     key ascends from the best level on both sides (a smaller key is a better price for the taker). They let the
     router merge and sort deep books with C-level slices and int comparisons instead of Decimal ones.
     bid_depths and ask_depths are the shares shown through each of those rows (running sums), so the depth of
-    any best-first run of levels is one index.
+    any best-first run of levels is one index; bid_notionals and ask_notionals, likewise, the sums of key times
+    shares through each row, so what taking any best-first run costs is one index too.
     """
 
     venue: str
@@ -64,6 +65,8 @@ class BookSnapshot:
     ask_rows: tuple[Row, ...] = field(init=False, repr=False, compare=False)
     bid_depths: tuple[int, ...] = field(init=False, repr=False, compare=False)
     ask_depths: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    bid_notionals: tuple[PriceKey, ...] = field(init=False, repr=False, compare=False)
+    ask_notionals: tuple[PriceKey, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A level showing no shares is no level: dropped here so the NBBO, the router and its trade-through
@@ -81,6 +84,8 @@ class BookSnapshot:
         )
         object.__setattr__(self, "bid_depths", tuple(accumulate(map(_shown, self.bid_rows))))
         object.__setattr__(self, "ask_depths", tuple(accumulate(map(_shown, self.ask_rows))))
+        object.__setattr__(self, "bid_notionals", _notionals(self.bid_rows))
+        object.__setattr__(self, "ask_notionals", _notionals(self.ask_rows))
 
     @property
     def best_bid(self) -> Level | None:
@@ -89,6 +94,10 @@ class BookSnapshot:
     @property
     def best_ask(self) -> Level | None:
         return self.asks[0] if self.asks else None
+
+
+def _notionals(rows: tuple[Row, ...]) -> tuple[PriceKey, ...]:
+    return tuple(accumulate([key * shown for key, shown, _, _ in rows]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from bisect import bisect_left
 from collections.abc import Container, Mapping, Sequence
+from dataclasses import replace
 from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import accumulate
 
@@ -15,6 +16,7 @@ from gateway.core.market import PriceKey, Row, VenueInfo, price_key
 from gateway.core.routing import PlanRequest
 from gateway.core.routing.cost import penalty_key
 from gateway.core.routing.cost_plan import AllInCosts
+from gateway.core.routing.survey import Reachable
 from gateway.core.routing.sweep import sweep_takes
 from gateway.core.types import OrdType, Side, Strategy, TimeInForce, Urgency, VenueKind
 
@@ -57,10 +59,8 @@ def test_same_takes_and_costs_as_the_search_it_replaced(seed):
     rng = random.Random(seed)
     for _ in range(CASES // 3):
         rows, extra, protected, qty, lot = random_book(rng)
-        books: dict[str, list[Row]] = {}
-        for row in sorted(rows, key=lambda row: int(row[2][1:])):  # back to each venue's rows, in venue order
-            books.setdefault(row[2], []).append(row)
-        costs = AllInCosts(books, extra, protected)
+        books = _books(rows)
+        costs = AllInCosts(_reachable(books, protected, list(books)), extra)
         assert costs.rows == rows
         takes, cost = costs.cheapest(qty, lot)
         expected = reference_takes(rows, qty, lot, extra, protected)
@@ -78,23 +78,42 @@ def test_its_sweeps_are_the_sweep_strategys_plan(seed):
     rng = random.Random(100 + seed)
     for _ in range(CASES // 3):
         rows, extra, protected, qty, lot = random_book(rng)
-        books: dict[str, list[Row]] = {}
-        for row in sorted(rows, key=lambda row: int(row[2][1:])):
-            books.setdefault(row[2], []).append(row)
-        costs = AllInCosts(books, extra, protected)
+        books = _books(rows)
+        costs = AllInCosts(_reachable(books, protected, list(books)), extra)
         rank = list(range(len(books)))
         rng.shuffle(rank)
         for order in (None, rank):
             venues = list(books) if order is None else sorted(books, key=lambda name: order[list(books).index(name)])
-            reachable = [(name, INFO, books[name], list(accumulate(row[1] for row in books[name]))) for name in venues]
-            expected, _ = sweep_takes(_request(qty, lot), reachable, qty, None)
+            expected, _ = sweep_takes(_request(qty, lot), _reachable(books, protected, venues), qty, None)
             swept = costs.sweep(qty, lot) if order is None else costs.ranked_sweep(qty, lot, order)
-            per_row, totals, cost = swept or costs.sweep(qty, lot)
-            assert {name: qty for name, qty in zip(books, totals) if qty} == {
-                name: took for name, (took, _) in expected.items()
-            }, (rows, qty, lot, order)
-            assert sum(per_row) == sum(totals)
+            totals, cost = swept or costs.sweep(qty, lot)
+            assert costs.taken(totals) == expected, (rows, qty, lot, order)
+            if order is None:  # then the venues are reached in the same order too, as sweep_decision lists them
+                assert list(costs.taken(totals)) == list(expected)
             assert cost == costs.of({name: qty for name, qty in zip(books, totals)})
+            assert cost == reference_cost(rows, {name: qty for name, qty in zip(books, totals)}, extra)
+
+
+def _books(rows: Sequence[Row]) -> dict[str, list[Row]]:
+    """Each venue's rows, best first, the venues in venue order."""
+    books: dict[str, list[Row]] = {}
+    for row in sorted(rows, key=lambda row: int(row[2][1:])):
+        books.setdefault(row[2], []).append(row)
+    return books
+
+
+def _reachable(books: Mapping[str, list[Row]], protected: Container[str], venues: Sequence[str]) -> list[Reachable]:
+    """far_side's answer for these books, in the order of venues."""
+    return [
+        (
+            name,
+            replace(INFO, name=name, protected=name in protected),
+            books[name],
+            list(accumulate(row[1] for row in books[name])),
+            list(accumulate(row[0] * row[1] for row in books[name])),
+        )
+        for name in venues
+    ]
 
 
 def test_the_random_books_reach_every_branch():

@@ -60,7 +60,7 @@ levels = st.lists(st.tuples(st.integers(1, 10_000), st.integers(0, 5_000)), max_
 
 
 @given(levels, levels)
-def test_depths_are_the_running_sums_of_the_rows_shown(bids, asks):
+def test_depths_and_notionals_are_the_running_sums_of_the_rows_shown(bids, asks):
     book = BookSnapshot(
         "A",
         "X",
@@ -69,8 +69,12 @@ def test_depths_are_the_running_sums_of_the_rows_shown(bids, asks):
         1,
         0,
     )
-    for rows, depths, shown in ((book.bid_rows, book.bid_depths, bids), (book.ask_rows, book.ask_depths, asks)):
+    for rows, depths, notionals, shown in (
+        (book.bid_rows, book.bid_depths, book.bid_notionals, bids),
+        (book.ask_rows, book.ask_depths, book.ask_notionals, asks),
+    ):
         sizes = [qty for _, qty in shown if qty > 0]  # levels of no size are dropped
-        assert len(depths) == len(rows) == len(sizes)
+        assert len(depths) == len(notionals) == len(rows) == len(sizes)
         assert list(depths) == [sum(sizes[: i + 1]) for i in range(len(sizes))]
         assert list(depths) == [sum(row[1] for row in rows[: i + 1]) for i in range(len(rows))]
+        assert list(notionals) == [sum(row[0] * row[1] for row in rows[: i + 1]) for i in range(len(rows))]

@@ -23,7 +23,6 @@ from gateway.core.routing.sweep import (
     sweep_order,
     sweep_takes,
     taken_candidates,
-    venue_totals,
 )
 from gateway.core.routing.trade_through import furthest_price
 from gateway.core.types import ChildSpec, OrdType, TimeInForce
@@ -130,25 +129,23 @@ def _cheapest(
         # Only the plan taking every reachable round lot fills that much: the sweep's, whatever the costs.
         return sweep_decision(order, survey, reachable, placeable, penalties, everything, "all-in cost"), None
     buy, lot = order.side.is_buy, order.lot
-    protected = {name for name, info, _, _ in reachable if info.protected}
-    costs = AllInCosts({name: rows for name, _, rows, _ in reachable}, penalties, protected)
+    costs = AllInCosts(reachable, penalties)
     rows = costs.rows
-    swept_rows, swept, swept_cost = costs.sweep(placeable, lot)
+    swept, swept_cost = costs.sweep(placeable, lot)
 
     def sweep() -> RouteDecision:
-        takes = venue_totals(rows, swept_rows)
-        return sweep_decision(order, survey, reachable, placeable, penalties, takes, "all-in cost")
+        return sweep_decision(order, survey, reachable, placeable, penalties, costs.taken(swept), "all-in cost")
 
     if lot > 1:  # with a lot of 1 the marginal tier split by all-in cost is the cheaper one
-        plain_sweep = costs.ranked_sweep(placeable, lot, [preference[name] for name, _, _, _ in reachable])
-        _, plain, plain_cost = plain_sweep or (None, swept, swept_cost)
+        ranked = costs.ranked_sweep(placeable, lot, [preference[venue[0]] for venue in reachable])
+        plain, plain_cost = (swept, swept_cost) if ranked is None else ranked
         if plain != swept and sum(plain) >= sum(swept) and plain_cost < swept_cost:
             # Lots can make the marginal tier split by taker preference the cheaper sweep of the two.
             swept, swept_cost = plain, plain_cost
             by_preference = sorted(reachable, key=lambda venue: preference[venue[0]])
             sweep = partial(sweep_decision, order, survey, by_preference, placeable, None)
             sweep = partial(sweep, *sweep_takes(order, by_preference, placeable, None))
-    if len(protected) == len(reachable):
+    if all(venue[1].protected for venue in reachable):
         # every quote must be taken in price order: only the marginal tier's split is free
         return sweep(), rows
     takes, cost = costs.cheapest(placeable, lot)
@@ -198,7 +195,7 @@ def explore(
     used = {child.venue for child in decision.children}
     due = [
         (rows[0][0], -left_for, i, name)
-        for i, (name, _, rows, _) in enumerate(reachable)
+        for i, (name, _, rows, _, _) in enumerate(reachable)
         if name not in used and (left_for := stats.parents_since(name)) >= weights.explore_every
     ]
     if not due:
@@ -206,14 +203,14 @@ def explore(
     _, left_for, index, venue = min(due)  # the best price passed first: what the plan would take were it clean
     left_for = -left_for
     buy, lot = order.side.is_buy, order.lot
-    number = {name: i for i, (name, _, _, _) in enumerate(reachable)}
-    sides = {name: (rows, depths) for name, _, rows, depths in reachable}
+    number = {name: i for i, (name, _, _, _, _) in enumerate(reachable)}
+    sides = {name: (rows, depths) for name, _, rows, depths, _ in reachable}
     takes = {child.venue: child.qty for child in decision.children}
     reach = {name: _furthest(*sides[name], qty) for name, qty in takes.items()}  # (key, shares there, row)
     placeable = order.qty - order.qty % lot
     short = placeable - sum(takes.values())
     furthest = max(reach[name][0] for name in takes)
-    _, _, own, depths = reachable[index]  # the venue's rows, best first
+    _, _, own, depths, _ = reachable[index]  # the venue's rows, best first
     shown = len(own) if short else bisect_right(own, furthest, key=_key)  # the rows it may take from
     depth = depths[shown - 1] if shown else 0
     qty = min(max(lot, weights.explore_qty - weights.explore_qty % lot), depth - depth % lot, placeable)
@@ -242,8 +239,8 @@ def explore(
 
 
 def _furthest(rows: Sequence[Row], depths: Sequence[int], qty: int) -> tuple[PriceKey, int, Row]:
-    """furthest_row found from the rows' running depths, with the row's key first to compare takes by how far
-    they reach: (key, shares taken there, row)."""
+    """Where taking qty (> 0) best price first from a venue's rows ends, found from their running depths, with
+    the row's key first to compare takes by how far they reach: (key, shares taken there, row)."""
     i = bisect_left(depths, qty, 0, len(rows))
     if i == len(rows):
         raise AssertionError("router bug: a take beyond the book")

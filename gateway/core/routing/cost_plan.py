@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from itertools import accumulate, chain
 from operator import add as plus, itemgetter, mul
 
 from gateway.core.market import PriceKey, Row
+from gateway.core.routing.survey import Reachable
 from gateway.core.routing.sweep import venue_totals_through
 
 # A Row's key is the price in 1e-8 units, negated on the bid side, so for both sides a smaller key is better for
@@ -26,11 +27,14 @@ class AllInCosts:
         "_allin",
         "_books",
         "_cum",
+        "_depths",
         "_extra",
         "_guarded",
         "_ids",
         "_keys",
+        "_marginal",
         "_names",
+        "_notionals",
         "_numbers",
         "_reached",
         "_shown",
@@ -38,15 +42,18 @@ class AllInCosts:
         "rows",
     )
 
-    def __init__(
-        self, books: Mapping[str, Sequence[Row]], extra: Mapping[str, PriceKey], protected: Container[str]
-    ) -> None:
-        """books: each venue's takeable rows best first, the venues in taker preference order."""
-        self._names = names = list(books)
-        self._guarded = [name in protected for name in names]
-        # _lot_tiers' answer, with the (qty, lot) it is for: the sweeps and the search share it.
+    def __init__(self, reachable: Sequence[Reachable], extra: Mapping[str, PriceKey]) -> None:
+        """reachable: the venues in taker preference order, each with its takeable rows best first."""
+        self._names = names = [venue[0] for venue in reachable]
+        self._guarded = [venue[1].protected for venue in reachable]
+        self._books = books = [venue[2] for venue in reachable]
+        self._depths = [venue[3] for venue in reachable]
+        self._notionals = [venue[4] for venue in reachable]
+        # _lot_tiers' and _marginal_tier's answers, with the (qty, lot) each is for: the sweeps and the search
+        # share them.
         self._tiers: tuple[tuple[int, int], tuple[list[int], list[int], int]] | None = None
-        self.rows: list[Row] = sorted(chain.from_iterable(books.values()), key=_key)  # stable: the sweep order
+        self._marginal: tuple[tuple[int, int], tuple[int, int, list[int], list[int]]] | None = None
+        self.rows: list[Row] = sorted(chain.from_iterable(books), key=_key)  # stable: the sweep order
         self._numbers = numbers = {name: v for v, name in enumerate(names)}
         self._ids = list(map(numbers.__getitem__, map(_venue, self.rows)))
         self._keys = list(map(_key, self.rows))
@@ -54,9 +61,8 @@ class AllInCosts:
         self._extra = [extra[name] for name in names]
         self._allin = list(map(plus, self._keys, map(self._extra.__getitem__, self._ids)))
         self._cum = list(accumulate(self._shown))  # depth through each row
-        self._books = list(books.values())
         # Venue numbers in the order the sweep first reaches them: by best price, ties in preference order.
-        self._reached = sorted(range(len(names)), key=[rows[0][0] for rows in self._books].__getitem__)
+        self._reached = sorted(range(len(names)), key=[rows[0][0] for rows in books].__getitem__)
 
     def of(self, takes: Mapping[str, int]) -> PriceKey:
         """The expected all-in cost of taking takes[venue] shares from each venue best price first, in key units."""
@@ -66,8 +72,11 @@ class AllInCosts:
     def placed(self, takes: Mapping[str, int]) -> list[tuple[str, int, Row]]:
         """(venue, shares, the furthest row they reach) for takes[venue] shares from each venue best price first,
         in the order cheapest lists them."""
-        books, number = self._books, self._numbers
-        return [(venue, qty, furthest_row(books[number[venue]], qty)[1]) for venue, qty in takes.items()]
+        placed = []
+        for venue, qty in takes.items():
+            v = self._numbers[venue]
+            placed.append((venue, qty, self._books[v][bisect_left(self._depths[v], qty)]))
+        return placed
 
     def passed(self, takes: Mapping[str, int], worst: PriceKey, lot: int) -> list[str]:
         """Unprotected venues that taking takes[venue] best price first leaves a round lot standing at a price
@@ -139,60 +148,62 @@ class AllInCosts:
             return {}, 0
         return {self._names[v]: best[v] for v in self._reached if best[v]}, best_key[1]
 
-    def sweep(self, qty: int, lot: int) -> tuple[list[int], list[int], PriceKey]:
-        """The best-price sweep of qty (sweep_takes' plan, found on these rows): per row what it takes, per venue
-        number its total, and its all-in cost. Whole price tiers best first, each venue's depth rounded down to
-        lots; the marginal tier goes first to venues rounding up an odd lot shown at a better price, then in
-        venue number order."""
+    def sweep(self, qty: int, lot: int) -> tuple[list[int], PriceKey]:
+        """The best-price sweep of qty (sweep_takes' plan, found on these rows): per venue number what it takes,
+        and its all-in cost. Whole price tiers best first, each venue's depth rounded down to lots; the marginal
+        tier goes first to venues rounding up an odd lot shown at a better price, then in venue number order."""
         swept = self._sweep(qty, lot, None)
         assert swept is not None
         return swept
 
-    def ranked_sweep(self, qty: int, lot: int, rank: Sequence[int]) -> tuple[list[int], list[int], PriceKey] | None:
+    def ranked_sweep(self, qty: int, lot: int, rank: Sequence[int]) -> tuple[list[int], PriceKey] | None:
         """sweep with the marginal tier in rank[venue number] order (taker preference, when the numbers follow
         cost); None if that is the order of the venue numbers, so the plan is sweep's."""
         return self._sweep(qty, lot, rank)
 
-    def _sweep(self, qty: int, lot: int, rank: Sequence[int] | None) -> tuple[list[int], list[int], PriceKey] | None:
-        ids, keys, shown, count = self._ids, self._keys, self._shown, len(self._names)
-        n = len(keys)
+    def taken(self, totals: Sequence[int]) -> dict[str, list]:
+        """venue_totals of a plan taking totals[venue number] from each venue best price first: venue ->
+        [shares, the furthest price], in the order the sweep first reaches them."""
+        names, books, depths = self._names, self._books, self._depths
+        return {names[v]: [qty, books[v][bisect_left(depths[v], qty)][3]] for v in self._reached if (qty := totals[v])}
+
+    def _sweep(self, qty: int, lot: int, rank: Sequence[int] | None) -> tuple[list[int], PriceKey] | None:
         if lot == 1:
             return self._sweep_shares(qty, rank)
-        firsts, floors, reached = self._lot_tiers(qty, lot)
-        t = min(bisect_right(floors, qty), len(firsts) - 1)  # the marginal tier: the first that does not fit whole
-        start, end = firsts[t], firsts[t + 1] if t + 1 < len(firsts) else reached
-        depth = [0] * count  # per venue: displayed depth before the marginal tier
-        for v, level in zip(ids, shown[:start]):
-            depth[v] += level
+        ids = self._ids
+        start, end, depth, reach = self._marginal_tier(qty, lot)
         tier = range(start, end) if rank is None else sorted(range(start, end), key=lambda j: rank[ids[j]])
         if rank is not None and tier == list(range(start, end)):
             return None  # rank orders the marginal tier as venue numbers do: the plan is the unranked one
+        totals = venue_totals_through(depth, reach, tier, ids, qty, lot)
+        return totals, self._priced([(v, took) for v, took in enumerate(totals) if took])
+
+    def _marginal_tier(self, qty: int, lot: int) -> tuple[int, int, list[int], list[int]]:
+        """The rows of the sweep's marginal tier (the first that does not fit whole) as (start, end), and per
+        venue the depth shown before it and through it."""
+        if self._marginal is not None and self._marginal[0] == (qty, lot):
+            return self._marginal[1]
+        ids, shown = self._ids, self._shown
+        firsts, floors, reached = self._lot_tiers(qty, lot)
+        t = min(bisect_right(floors, qty), len(firsts) - 1)
+        start, end = firsts[t], firsts[t + 1] if t + 1 < len(firsts) else reached
+        depth = [0] * len(self._names)
+        for v, level in zip(ids, shown[:start]):
+            depth[v] += level
         reach = list(depth)
         for j in range(start, end):
             reach[ids[j]] += shown[j]
-        want = venue_totals_through(depth, reach, tier, ids, qty, lot)
-        totals = list(want)
-        takes = [0] * n
-        extra = self._extra
-        cost: PriceKey = 0
-        for j in range(end):  # every venue's total lies within its rows up to the marginal tier, best first
-            v = ids[j]
-            took = want[v]
-            if took:
-                if shown[j] < took:
-                    took = shown[j]
-                want[v] -= took
-                takes[j] = took
-                cost += took * (keys[j] + extra[v])
-        return takes, totals, cost
+        marginal = start, end, depth, reach
+        self._marginal = ((qty, lot), marginal)
+        return marginal
 
-    def _sweep_shares(self, qty: int, rank: Sequence[int] | None) -> tuple[list[int], list[int], PriceKey] | None:
+    def _sweep_shares(self, qty: int, rank: Sequence[int] | None) -> tuple[list[int], PriceKey] | None:
         """sweep with a lot of 1: whole rows up to the first price whose depth reaches qty, then that price's rows
         in order until qty is done."""
         ids, keys, shown, cum = self._ids, self._keys, self._shown, self._cum
         n, totals = len(keys), [0] * len(self._names)
         if not n:
-            return [], totals, 0
+            return totals, 0
         last = min(bisect_left(cum, qty), n - 1)
         start, end = bisect_left(keys, keys[last]), bisect_right(keys, keys[last])
         tier = range(start, end) if rank is None else sorted(range(start, end), key=lambda j: rank[ids[j]])
@@ -207,7 +218,7 @@ class AllInCosts:
             left -= took
         for v, took in zip(ids, takes[:end]):
             totals[v] += took
-        return takes, totals, sum(map(mul, takes[:end], self._allin))
+        return totals, sum(map(mul, takes[:end], self._allin))
 
     def _marginal_range(self, qty: int, lot: int) -> tuple[int, int, list[int]]:
         """(start, end) of the marginal prices to try, and each protected venue's depth in the rows before start:
@@ -273,27 +284,17 @@ class AllInCosts:
         return start, end, before
 
     def _priced(self, takes: Sequence[tuple[int, int]]) -> PriceKey:
-        """The all-in cost of (venue number, shares) takes, each venue's shares best price first."""
+        """The all-in cost of (venue number, shares > 0) takes, each venue's shares best price first: the running
+        sums of the row before the furthest one reached, and the rest at that row's price."""
         total: PriceKey = 0
-        books, extra = self._books, self._extra
+        books, depths, notionals, extra = self._books, self._depths, self._notionals, self._extra
         for v, qty in takes:
-            total += qty * extra[v]
-            for key, shown, _, _ in books[v]:
-                if shown >= qty:
-                    total += qty * key
-                    break
-                total += shown * key
-                qty -= shown
+            i = bisect_left(depths[v], qty)
+            if i:
+                total += notionals[v][i - 1] + (qty - depths[v][i - 1]) * books[v][i][0] + qty * extra[v]
+            else:
+                total += qty * (books[v][0][0] + extra[v])
         return total
-
-
-def furthest_row(book: Sequence[Row], qty: int) -> tuple[int, Row]:
-    """Where taking qty (> 0) best price first from a venue's rows ends: the shares taken there, and the row."""
-    for row in book:
-        if row[1] >= qty:
-            return qty, row
-        qty -= row[1]
-    raise AssertionError("router bug: a take beyond the book")
 
 
 def spread(rows: Sequence[Row], takes: Mapping[str, int]) -> list[int]:

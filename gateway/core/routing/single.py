@@ -21,7 +21,7 @@ def plan_single(order: PlanRequest, survey: Survey, reachable: list[Reachable], 
     protected quote standing at another venue."""
     buy, lot = order.side.is_buy, order.lot
     best: tuple[int, Decimal, str, Decimal] | None = None  # (qty, -avg or avg cost key, venue, worst price)
-    for name, _, rows, _ in reachable:
+    for name, _, rows, _, _ in reachable:
         other = best_other_quote(survey.lit, name, buy)
         qty, cost, worst = 0, Decimal(0), None
         for _, shown, _, price in rows:
@@ -57,7 +57,7 @@ def _single_candidates(reachable: Sequence[Reachable], venue: str, worst: Decima
     """Every venue's levels within the limit in sweep order, ranked where the single child takes them."""
     candidates = []
     rank = 0
-    infos = {name: info for name, info, _, _ in reachable}
+    infos = {name: info for name, info, _, _, _ in reachable}
     for _, qty, name, price in sweep_order(rows_better_than(reachable, None)):
         used = name == venue and not is_better(worst, price, buy)
         if used:
@@ -98,7 +98,7 @@ def _fok_candidates(
     """Every level within the limit in sweep order, ranked where the FOK child takes it."""
     candidates = []
     rank = 0
-    infos = {name: info for name, info, _, _ in reachable}
+    infos = {name: info for name, info, _, _, _ in reachable}
     for _, qty, name, price in sweep_order(rows_better_than(reachable, None)):
         used = name == venue and not is_better(worst, price, buy)  # type: ignore[arg-type]
         if used:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from functools import partial
 from operator import attrgetter, itemgetter
 
-from gateway.core.market import BookSnapshot, MarketView, Nbbo, Row, VenueInfo, fold_nbbo, price_key
+from gateway.core.market import BookSnapshot, MarketView, Nbbo, PriceKey, Row, VenueInfo, fold_nbbo, price_key
 from gateway.core.routing.decision import Candidate, Exclusion, PlanRequest, RouteDecision
 from gateway.core.types import ChildSpec, VenueKind
 
@@ -20,9 +20,10 @@ TRIPPED = "tripped its circuit breaker"
 UNROUTABLE = frozenset({REJECTED, HALTED, TRIPPED})  # exclusions that leave a venue's quote out of reach
 
 _DARK = VenueKind.DARK
-# A venue's far-side rows within the limit, best first: (venue name, venue info, rows, depths), depths the
-# snapshot's running depths of that side (depths[i]: the shares shown through rows[i]).
-Reachable = tuple[str, VenueInfo, Sequence[Row], Sequence[int]]
+# A venue's far-side rows within the limit, best first: (venue name, venue info, rows, depths, notionals), depths
+# and notionals the snapshot's running sums of that side (through rows[i]: depths[i] shares, notionals[i] the sum
+# of key times shares). Both may run past the rows a limit leaves.
+Reachable = tuple[str, VenueInfo, Sequence[Row], Sequence[int], Sequence[PriceKey]]
 _key = itemgetter(0)
 _excluded = attrgetter("venue")
 
@@ -92,11 +93,14 @@ def far_side(order: PlanRequest, lit: Sequence[tuple[str, VenueInfo, BookSnapsho
     limit = None if order.limit is None else price_key(order.limit) if buy else -price_key(order.limit)
     reachable: list[Reachable] = []
     for name, info, book in lit:
-        rows, depths = (book.ask_rows, book.ask_depths) if buy else (book.bid_rows, book.bid_depths)
+        if buy:
+            rows, depths, notionals = book.ask_rows, book.ask_depths, book.ask_notionals
+        else:
+            rows, depths, notionals = book.bid_rows, book.bid_depths, book.bid_notionals
         if limit is not None and rows and rows[-1][0] > limit:
             rows = rows[: bisect_right(rows, limit, key=_key)]
         if rows:
-            reachable.append((name, info, rows, depths))
+            reachable.append((name, info, rows, depths, notionals))
     return reachable
 
 

@@ -126,7 +126,7 @@ def _frontier(reachable: Sequence[Reachable], depth: int) -> PriceKey | None:
     Books are best first, so every level strictly better than it lies within those first levels.
     """
     frontier = None
-    for _, _, rows, _ in reachable:
+    for _, _, rows, _, _ in reachable:
         if len(rows) > depth:
             key = rows[depth][0]
             if frontier is None or key < frontier:
@@ -137,7 +137,7 @@ def _frontier(reachable: Sequence[Reachable], depth: int) -> PriceKey | None:
 def rows_better_than(reachable: Sequence[Reachable], frontier: PriceKey | None) -> list[Row]:
     """Every level strictly better than frontier (all of them if None), venue by venue."""
     entries: list[Row] = []
-    for _, _, rows, _ in reachable:
+    for _, _, rows, _, _ in reachable:
         entries += rows if frontier is None else rows[: bisect_left(rows, frontier, key=_key)]
     return entries
 
@@ -254,13 +254,13 @@ def everything_takes(reachable: Sequence[Reachable], qty: int, lot: int) -> dict
     to a lot multiple), found book by book with no sort; None if those show more than qty (then the sweep stops
     somewhere inside them)."""
     taken = 0
-    for _, _, rows, depths in reachable:
+    for _, _, rows, depths, _ in reachable:
         depth = depths[len(rows) - 1]
         taken += depth - depth % lot
         if taken > qty:
             return None
     firsts: list[tuple[PriceKey, str, list]] = []  # (key of the best price shown, venue, [qty, worst price])
-    for name, _, rows, depths in reachable:
+    for name, _, rows, depths, _ in reachable:
         depth = depths[len(rows) - 1]
         total = depth - depth % lot
         if total:  # a snapshot's rows all show shares: the first is the best price taken
@@ -314,7 +314,7 @@ def taken_candidates(
 ) -> tuple[Candidate, ...]:
     """The entries a sweep considered (takes is as long as that), ranked in the order taken; scored with
     their all-in price per share (price plus costs for a buy, less them for a sell) where penalties are known."""
-    infos = {name: info for name, info, _, _ in reachable}
+    infos = {name: info for name, info, _, _, _ in reachable}
     candidates = []
     rank = 0
     for (_, qty, name, price), took in zip(entries, takes):
