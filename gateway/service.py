@@ -664,7 +664,7 @@ class Gateway:
         for symbol, marks in marked.items():
             touches = {
                 name: tuple(
-                    touch_without([(level.price, level.qty) for level in levels], ours[symbol].get((name, is_buy), {}))
+                    touch_without(((level.price, level.qty) for level in levels), ours[symbol].get((name, is_buy), {}))
                     for is_buy, levels in ((True, book.bids), (False, book.asks))
                 )
                 for name, book in books[symbol].items()

@@ -84,7 +84,11 @@ class MarkTimer(Generic[K]):
                 self._cond.notify()
 
     def _next_due(self) -> float:
-        return min((queue[0][0] + after for _, after, _, queue in self._queues if queue), default=float("inf"))
+        first = float("inf")
+        for _, after, _, queue in self._queues:
+            if queue and queue[0][0] + after < first:
+                first = queue[0][0] + after
+        return first
 
     def _take(self, now: float) -> list[tuple[K, int]]:
         due: list[tuple[float, K, int]] = []
