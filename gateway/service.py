@@ -641,42 +641,37 @@ class Gateway:
                 )
             )
 
-    def _mark(self, due: list[tuple[ExecutionReport, int]]) -> None:
-        """Markout horizons of fills have come: the NBBO and every lit venue's touch now without our own resting
-        children (what their prices did to the book is our doing, not the market's), on the trail. The market is
-        read once per symbol for every mark due."""
+    def _mark(self, due: list[tuple[tuple[str, str], int]]) -> None:
+        """Markout horizons of fills (symbol, upstream ExecID) have come: the NBBO and every lit venue's touch now
+        without our own resting children (what their prices did to the book is our doing, not the market's), on
+        the trail. The market is read and recorded once per symbol for every mark due."""
+        marked: dict[str, list[tuple[str, int]]] = {}
+        for (symbol, exec_id), horizon_ms in due:
+            marked.setdefault(symbol, []).append((exec_id, horizon_ms))
         venues = self.engine.venues
-        symbols = {fill.symbol for fill, _ in due}
         books = {
             symbol: {
                 name: book
                 for name, info in venues.items()
                 if info.kind is VenueKind.LIT and (book := self.market.book(name, symbol)) is not None
             }
-            for symbol in symbols
+            for symbol in marked
         }
-        wanted = [symbol for symbol in symbols if books[symbol]]
+        wanted = [symbol for symbol in marked if books[symbol]]
         ours = self.inspect(lambda engine: {symbol: _resting(engine, symbol) for symbol in wanted}) if wanted else {}
-        market = {
-            symbol: (
-                self.market.nbbo(symbol, venues),
-                {
-                    name: tuple(
-                        touch_without(
-                            [(level.price, level.qty) for level in levels], ours[symbol].get((name, is_buy), {})
-                        )
-                        for is_buy, levels in ((True, book.bids), (False, book.asks))
-                    )
-                    for name, book in books[symbol].items()
-                },
-            )
-            for symbol in symbols
-        }
         now = self.clock.now_ns()
+        records = []
+        for symbol, marks in marked.items():
+            touches = {
+                name: tuple(
+                    touch_without(((level.price, level.qty) for level in levels), ours[symbol].get((name, is_buy), {}))
+                    for is_buy, levels in ((True, book.bids), (False, book.asks))
+                )
+                for name, book in books[symbol].items()
+            }
+            records.append(entries.marks(symbol, marks, self.market.nbbo(symbol, venues), touches, now))
         # No hurry: it goes with the next step's commit, or the writer's next look.
-        self.audit.submit(
-            [entries.mark(fill, horizon_ms, *market[fill.symbol], now) for fill, horizon_ms in due], wake=False
-        )
+        self.audit.submit(records, wake=False)
 
     def _drop(self, snapshot: BookSnapshot | Trade, reason: str) -> None:
         self.observer.snapshot_dropped(reason)
@@ -1073,7 +1068,7 @@ class Gateway:
                 nbbo = self.market.nbbo(command.symbol, self.engine.venues)
                 quotes.append(entries.quote(command, nbbo, now))
             if command.last_qty and self._marks is not None:
-                self._marks.schedule(command)
+                self._marks.schedule((command.symbol, command.exec_id))
         return quotes
 
     def _cl_ord_ids(self, out: Outbox) -> dict[str, str]:

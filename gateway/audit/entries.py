@@ -115,24 +115,16 @@ def for_outbox(out: Outbox, ts_ns: int, cl_ord_ids: dict[str, str]) -> list[Entr
     return entries
 
 
-def mark(fill: ExecutionReport, horizon_ms: int, nbbo: Nbbo, touches: dict[str, tuple], ts_ns: int) -> Entry:
-    """The market `horizon_ms` after a fill reported upstream (`exec_id`): the NBBO and each lit venue's touch
-    as [bid, ask] (null: that side empty), what markouts are computed from."""
+def marks(symbol: str, marked: list[tuple[str, int]], nbbo: Nbbo, touches: dict[str, tuple], ts_ns: int) -> Entry:
+    """The market of `symbol` now, for each (upstream ExecID, horizon_ms) in `marked` that it marks: the NBBO and
+    each lit venue's touch as [bid, ask] (null: that side empty), what markouts are computed from. One record
+    for the marks made together; a trail from before it has a `mark` record per (ExecID, horizon)."""
     return Entry(
-        "mark",
-        to_json(
-            {
-                "exec_id": fill.exec_id,
-                "symbol": fill.symbol,
-                "horizon_ms": horizon_ms,
-                "bid": nbbo.bid,
-                "ask": nbbo.ask,
-                "venues": touches,
-            }
-        ),
-        fill.session,
-        fill.order_id,
-        fill.cl_ord_id,
+        "marks",
+        to_json({"symbol": symbol, "marks": marked, "bid": nbbo.bid, "ask": nbbo.ask, "venues": touches}),
+        None,
+        None,
+        None,
         ts_ns,
     )
 

@@ -3,27 +3,35 @@ their own so the order path never waits for them."""
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Generic, TypeVar
 
 import structlog
 
 log = structlog.get_logger("gateway.tca.marks")
 
-MAX_WAITING = 100_000  # marks not yet due beyond this many: the newest is not scheduled (logged once)
+MAX_WAITING = 100_000  # marks not yet due beyond this many: the newest are not scheduled (logged once)
+SLACK_SHARE = 0.01  # a mark may be made this share of its horizon early ...
+MAX_SLACK_S = 0.010  # ... but never more than this early
+
+
+def slack_s(horizon_ms: int) -> float:
+    """How early a mark at this horizon may be made so that it shares a wake (and a record) with one due then."""
+    return min(horizon_ms / 1000 * SLACK_SHARE, MAX_SLACK_S)
 
 
 K = TypeVar("K")
 
 
 class MarkTimer(Generic[K]):
-    """Calls `mark([(key, horizon_ms), ...])` once per horizon after `schedule(key)`, each at its horizon (monotonic
-    time); the marks due by the time the thread wakes come in one call, oldest first, so that the market is read
-    once for all of them.
+    """Calls `mark([(key, horizon_ms), ...])` once per horizon after `schedule(key)`, at its horizon (monotonic
+    time) or up to slack_s(horizon) before it, never early on purpose by more: the thread sleeps until the
+    earliest mark is due, then takes every mark due within its slack, in one call, in the order they are due,
+    so that the market is read (and recorded) once for all of them. Late only as the thread is.
 
     A mark due after stop() is not made: the market after a stop is not known. Exceptions from `mark` are
     logged and never end the thread.
@@ -32,8 +40,13 @@ class MarkTimer(Generic[K]):
     def __init__(self, horizons_ms: tuple[int, ...], mark: Callable[[list[tuple[K, int]]], None]) -> None:
         self.horizons_ms = horizons_ms
         self._mark = mark
-        self._heap: list[tuple[float, int, K, int]] = []
-        self._order = itertools.count()
+        # One queue per horizon of (scheduled at, key): each in time order, so each one's head is due first.
+        self._queues: list[tuple[int, float, float, deque[tuple[float, K]]]] = [
+            (horizon, horizon / 1000, slack_s(horizon), deque()) for horizon in horizons_ms
+        ]
+        self._first_s = min(horizons_ms) / 1000
+        self._waiting = 0
+        self._sleeps_until = float("inf")  # when the thread wakes by itself; -inf while it is awake
         self._cond = threading.Condition()
         self._running = False
         self._full_logged = False
@@ -52,34 +65,51 @@ class MarkTimer(Generic[K]):
 
     @property
     def waiting(self) -> int:
-        return len(self._heap)
+        return self._waiting
 
     def schedule(self, key: K) -> None:
-        now = time.monotonic()
         with self._cond:
-            if len(self._heap) + len(self.horizons_ms) > MAX_WAITING:
+            if self._waiting + len(self._queues) > MAX_WAITING:
                 if not self._full_logged:
                     self._full_logged = True
-                    log.warning("tca.marks_full", waiting=len(self._heap), detail="fills go unmarked until it drains")
+                    log.warning("tca.marks_full", waiting=self._waiting, detail="fills go unmarked until it drains")
                 return
-            due = self._heap[0][0] if self._heap else None
-            for horizon in self.horizons_ms:
-                heapq.heappush(self._heap, (now + horizon / 1000, next(self._order), key, horizon))
-            if due is None or self._heap[0][0] < due:  # otherwise the thread already wakes in time for it
+            now = time.monotonic()  # read under the lock, so that each queue stays in time order
+            item = (now, key)
+            for queue in self._queues:
+                queue[3].append(item)
+            self._waiting += len(self._queues)
+            if now + self._first_s < self._sleeps_until:  # otherwise the thread wakes in time for it
+                self._sleeps_until = now + self._first_s
                 self._cond.notify()
+
+    def _next_due(self) -> float:
+        first = float("inf")
+        for _, after, _, queue in self._queues:
+            if queue and queue[0][0] + after < first:
+                first = queue[0][0] + after
+        return first
+
+    def _take(self, now: float) -> list[tuple[K, int]]:
+        due: list[tuple[float, K, int]] = []
+        for horizon, after, slack, queue in self._queues:
+            while queue and queue[0][0] + after - slack <= now:
+                at, key = queue.popleft()
+                due.append((at + after, key, horizon))
+        self._waiting -= len(due)
+        due.sort(key=itemgetter(0))
+        return [(key, horizon) for _, key, horizon in due]
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._running and (not self._heap or self._heap[0][0] > time.monotonic()):
-                    self._cond.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                while self._running and (next_due := self._next_due()) > (now := time.monotonic()):
+                    self._sleeps_until = next_due
+                    self._cond.wait(None if next_due == float("inf") else next_due - now)
                 if not self._running:
                     return
-                now = time.monotonic()
-                due = []
-                while self._heap and self._heap[0][0] <= now:
-                    _, _, key, horizon = heapq.heappop(self._heap)
-                    due.append((key, horizon))
+                self._sleeps_until = float("-inf")
+                due = self._take(time.monotonic())
             try:
                 self._mark(due)
             except Exception:

@@ -94,12 +94,8 @@ class _Reader:
             self.tape.setdefault(body["symbol"], []).append(
                 Print(record.ts_ns, body["venue"], int(body["qty"]), Decimal(body["price"]))
             )
-        elif record.kind == "mark":
-            body = json.loads(record.body)
-            touches = {venue: (_decimal(bid), _decimal(ask)) for venue, (bid, ask) in body["venues"].items()}
-            self.marks.setdefault(body["exec_id"], []).append(
-                Mark(int(body["horizon_ms"]), record.ts_ns, _quote(body), touches)
-            )
+        elif record.kind in ("marks", "mark"):
+            self.marked(record)
         elif record.order_id is not None and record.order_id in self.parents:
             body = json.loads(record.body)
             if record.kind == "decision":
@@ -110,6 +106,16 @@ class _Reader:
                 self.quoted(record.order_id, body)
             elif record.kind == "event" and body.get("event") == "child_rejected":
                 self.rejected(body["cl_ord_id"], record.ts_ns)
+
+    def marked(self, record: Record) -> None:
+        """One market read for the (ExecID, horizon) pairs a `marks` record lists; an older trail's `mark` record
+        holds one pair of its own."""
+        body = json.loads(record.body)
+        nbbo = _quote(body)
+        touches = {venue: (_decimal(bid), _decimal(ask)) for venue, (bid, ask) in body["venues"].items()}
+        pairs = body["marks"] if record.kind == "marks" else [(body["exec_id"], body["horizon_ms"])]
+        for exec_id, horizon_ms in pairs:
+            self.marks.setdefault(exec_id, []).append(Mark(int(horizon_ms), record.ts_ns, nbbo, touches))
 
     def upstream(self, record: Record, msg: WireMessage) -> None:
         msg_type = msg.getField(35)

@@ -116,8 +116,10 @@ def by_hand(gateway_cfg, reports, records) -> dict:
     quotes = {json.loads(r.body)["exec_id"]: json.loads(r.body) for r in records if r.kind == "quote"}
     marks = {}
     for r in records:
-        if r.kind == "mark":
-            marks.setdefault(json.loads(r.body)["exec_id"], []).append((r.ts_ns, json.loads(r.body)))
+        if r.kind == "marks":
+            body = json.loads(r.body)
+            for exec_id, horizon_ms in body["marks"]:
+                marks.setdefault(exec_id, []).append((r.ts_ns, {**body, "horizon_ms": horizon_ms}))
     prints = [
         (r.ts_ns, json.loads(r.body)) for r in records if r.kind == "trade" and json.loads(r.body)["symbol"] == "AAPL"
     ]
@@ -405,6 +407,31 @@ def test_every_fill_and_every_end_has_its_nbbo_on_record(session):
             quote = quotes[m[codec.EXEC_ID]]
             # <=: while PC rests its bid can lock a venue that refilled its offer at the same price
             assert Decimal(quote["bid"]) <= Decimal(quote["ask"]) and quote["symbol"] == "AAPL"
+
+
+def test_a_trail_with_a_mark_record_per_fill_and_horizon_gives_the_same_report(session, tmp_path):
+    """Trails written before marks were recorded together hold one `mark` record per (fill, horizon)."""
+    gateway_cfg, _, records = session
+    kinds = {r.kind for r in records}
+    assert "marks" in kinds and "mark" not in kinds
+    old = []
+    for r in records:
+        if r.kind != "marks":
+            old.append(r)
+            continue
+        body = json.loads(r.body)
+        for exec_id, horizon_ms in body.pop("marks"):
+            mark = json.dumps({"exec_id": exec_id, "horizon_ms": horizon_ms, **body}).encode()
+            old.append(r._replace(kind="mark", body=mark))
+    store = open_store(f"sqlite:///{tmp_path}/old.db")
+    store.open()
+    try:
+        store.append([r._replace(seq=seq) for seq, r in enumerate(old, 1)])
+    finally:
+        store.close()
+    from_old = tca(f"sqlite:///{tmp_path}/old.db", "--format", "json")
+    assert from_old.returncode == 0, from_old.stderr
+    assert json.loads(from_old.stdout) == json.loads(tca(gateway_cfg.audit.url, "--format", "json").stdout)
 
 
 def test_a_postgres_trail_gives_the_same_report(session, postgres_url, postgres_table):  # noqa: F811

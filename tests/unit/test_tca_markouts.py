@@ -6,6 +6,9 @@ import statistics
 import threading
 import time
 from decimal import Decimal as D
+from types import SimpleNamespace
+
+import pytest
 
 from gateway.analytics.markouts import OwnTake, impact_free_mid, touch_without
 from gateway.analytics.tca import (
@@ -21,7 +24,8 @@ from gateway.analytics.tca import (
     parent_figures,
     venue_figures,
 )
-from gateway.tca.marks import MarkTimer
+from gateway.tca import marks
+from gateway.tca.marks import MarkTimer, slack_s
 
 VENUES = {"A": VenueTerms(False, D(0), D(0)), "B": VenueTerms(False, D(0), D(0)), "D": VenueTerms(True, D(0), D(0))}
 
@@ -169,7 +173,7 @@ def test_our_own_resting_quantity_is_taken_out_of_a_touch():
 
 def test_marks_due_by_the_time_the_thread_wakes_come_in_one_call_oldest_first():
     calls, done = [], threading.Event()
-    timer = MarkTimer((0, 20), lambda due: calls.append(due) or done.set())
+    timer = MarkTimer((20, 0), lambda due: calls.append(due) or done.set())  # horizons in any order
     timer.schedule("F1")
     timer.schedule("F2")
     time.sleep(0.05)  # all four are due before the thread starts
@@ -197,3 +201,41 @@ def test_a_mark_that_fails_costs_only_itself_not_the_others_due_with_it():
     assert done.wait(5)
     timer.stop()
     assert made == [("F1", 0), ("F2", 0)]
+
+
+def test_the_slack_is_a_hundredth_of_the_horizon_and_at_most_ten_ms():
+    assert [slack_s(h) for h in (0, 100, 1000, 5000)] == pytest.approx([0, 0.001, 0.010, 0.010])
+
+
+def test_a_wake_takes_the_marks_due_within_their_slack_and_none_early(monkeypatch):
+    now = [0.0]  # the timer's clock, moved by hand; its waits still take real time
+    monkeypatch.setattr(marks, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    calls, made = [], threading.Event()
+    timer = MarkTimer((1000,), lambda due: (calls.append((now[0], due)), made.set()))
+    for at, key in ((0.0, "F1"), (0.005, "F2"), (0.3, "F3")):
+        now[0] = at
+        timer.schedule(key)
+    now[0] = 0.999  # within F1's 10 ms slack, but the earliest mark is not due: the thread waits for it
+    timer.start()
+    try:
+        time.sleep(0.05)
+        assert calls == []
+        now[0] = 1.0
+        assert made.wait(5)
+        made.clear()
+        # F2, 5 ms from due, is made with F1; F3, 300 ms from due, waits for its own time.
+        assert calls == [(1.0, [("F1", 1000), ("F2", 1000)])]
+        now[0] = 1.3
+        assert made.wait(5)
+        assert calls[1:] == [(1.3, [("F3", 1000)])]
+        assert timer.waiting == 0
+    finally:
+        timer.stop()
+
+
+def test_marks_beyond_max_waiting_are_not_scheduled(monkeypatch):
+    monkeypatch.setattr(marks, "MAX_WAITING", 7)
+    timer = MarkTimer((0, 10, 3_600_000), lambda due: None)
+    for key in range(5):
+        timer.schedule(key)
+    assert timer.waiting == 6  # two fills of three marks; a third would pass the bound
