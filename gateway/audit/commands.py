@@ -15,6 +15,7 @@ from gateway.audit.records import FIELDS, Record, first_break, keyed
 from gateway.core.types import OrdStatus
 
 SOH = "\x01"
+MARKS_LATE_MS = 60_000  # how long after its horizon a mark is still looked for (a mark thread that fell behind)
 MSG_TYPES = {
     "D": "NewOrderSingle",
     "F": "OrderCancelRequest",
@@ -114,9 +115,34 @@ def show(store, key: str, out: TextIO = sys.stdout) -> int:
     if not records:
         print(f"sorgw audit: no records for {key!r} (an OrderID or any ClOrdID of the order)", file=sys.stderr)
         return 1
-    for r in records:
-        print(f"{_time(r.ts_ns)}  #{r.seq:<7} {summarize(r)}", file=out)
+    lines = [(r.seq, r.ts_ns, summarize(r)) for r in records] + _marks_of(store, records)
+    for seq, ts_ns, text in sorted(lines):
+        print(f"{_time(ts_ns)}  #{seq:<7} {text}", file=out)
     return 0
+
+
+def _marks_of(store, records: list[Record]) -> list[tuple[int, int, str]]:
+    """(seq, ts_ns, text) of the markout marks of the order's fills: `marks` records name no order, only the
+    upstream ExecIDs they mark, so they are looked for in the time the order's horizons span."""
+    fills = {}  # upstream ExecID -> when the fill went up
+    for r in records:
+        if r.kind == "fix_out" and (fields := fix_fields(r.body)).get("35") == "8" and fields.get("150") == "F":
+            fills[fields.get("17")] = r.ts_ns
+    if not fills:
+        return []
+    config = store.last_before("config", records[0].seq)
+    horizons = json.loads(config.body)["config"]["tca"]["markout_horizons_ms"] if config is not None else [0]
+    end_ns = max(fills.values()) + (max(horizons, default=0) + MARKS_LATE_MS) * 1_000_000
+    lines = []
+    for r in store.records(min(fills.values()), end_ns):
+        if r.kind != "marks":
+            continue
+        body = json.loads(r.body)
+        for exec_id, horizon_ms in body["marks"]:
+            if exec_id in fills:
+                nbbo = f"{body['bid'] or '-'}/{body['ask'] or '-'}"
+                lines.append((r.seq, r.ts_ns, f"mark {horizon_ms} ms after fill {exec_id}: NBBO {nbbo}"))
+    return lines
 
 
 def verify(store, key: bytes | None = None, checkpoint_file: Path | None = None, out: TextIO = sys.stdout) -> int:
