@@ -15,6 +15,10 @@ from gateway.config import FixConfig, Schedule
 from gateway.fix import specs
 from gateway.fix.connect_watch import ConnectWatch
 
+LOGOUT_TEXT = "shutting down"
+MSG_TYPE, TEST_REQ_ID = 35, 112
+LOGOUT_TEST_REQ_ID = "logout"  # names log_out's TestRequest (quickfix's own say TEST)
+
 
 @dataclass(frozen=True, slots=True)
 class SessionSpec:
@@ -227,10 +231,13 @@ def log_out(sessions: Iterable[fix.SessionID], timeout: float = 2.0) -> bool:
     until each peer has answered; False when some session is still logged on or has a Logon unanswered.
 
     quickfix's logout() only marks the session: the Logout goes out when the session next looks at its
-    state, on its one-second timer or right after it handles an incoming message. A TestRequest sent just
-    before makes the peer answer with a Heartbeat at once, and handling that sends the Logout. Sent first, it
-    can never follow our Logout (the peer, gone by then, would see a gap at the next logon and ask for a
-    resend); if the Heartbeat beats logout(), the timer still sends the Logout within a second.
+    state, on its one-second timer or right after it handles an incoming message. So a TestRequest goes
+    first, and the application marks the session while quickfix sends it (logging_out): the peer's Heartbeat
+    comes back at once, and handling it sends the Logout. The mark is made with the session locked, before
+    the TestRequest leaves, so the session cannot miss the Heartbeat, and a Logout the timer sends can only
+    follow the TestRequest (before it, the peer would log out without counting the TestRequest and ask for
+    it again at the next logon). An application that does not call logging_out is marked just after the
+    TestRequest; if the Heartbeat comes back first, the timer still sends the Logout within a second.
     """
     found = [(sid, fix.Session.lookupSession(sid)) for sid in sessions]
     live = [session for _, session in found if session is not None]
@@ -239,7 +246,7 @@ def log_out(sessions: Iterable[fix.SessionID], timeout: float = 2.0) -> bool:
             continue
         if session.isLoggedOn():
             fix.Session.sendToTarget(_test_request(), sid)
-        session.logout("shutting down")
+        session.logout(LOGOUT_TEXT)
     deadline = time.monotonic() + timeout
     while any(session.isLoggedOn() for session in live):
         if time.monotonic() >= deadline:
@@ -248,8 +255,22 @@ def log_out(sessions: Iterable[fix.SessionID], timeout: float = 2.0) -> bool:
     return not any(session.sentLogon() for session in live)
 
 
+def logging_out(message: fix.Message, sid: fix.SessionID) -> None:
+    """Mark the session logging out if `message` is log_out's TestRequest (not a Heartbeat echoing a stopping
+    peer's); every Application.toAdmin calls this with each admin message it sends.
+
+    toAdmin runs on the sending thread with the session locked, before the message is stored and sent.
+    """
+    if message.getHeader().getField(MSG_TYPE) != "1" or not message.isSetField(TEST_REQ_ID):
+        return
+    if message.getField(TEST_REQ_ID) == LOGOUT_TEST_REQ_ID:
+        session = fix.Session.lookupSession(sid)
+        if session is not None:
+            session.logout(LOGOUT_TEXT)
+
+
 def _test_request() -> fix.Message:
     message = fix.Message()  # quickfix fills in the header for the session it is sent on
     message.getHeader().setField(fix.MsgType("1"))
-    message.setField(112, "logout")  # TestReqID, which the peer's Heartbeat echoes
+    message.setField(TEST_REQ_ID, LOGOUT_TEST_REQ_ID)
     return message
