@@ -28,7 +28,10 @@ class Served:
         except OSError as exc:
             raise PortInUse(key, host, port, exc.strerror or str(exc)) from None
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
+        # shutdown() waits for serve_forever to look at its flag, once per poll_interval (0.5 s by default).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -49,8 +49,12 @@ class Stack:
         return client
 
     def __exit__(self, *exc) -> None:
-        if self.oms is not None:
-            self.oms.stop()
-        if self.gateway is not None:
-            self.gateway.stop()
-        self.venues.stop()
+        # The OMS logs out first; its engine finishes stopping while the gateway and the venues stop.
+        oms_stopped = self.oms.begin_stop() if self.oms is not None else None
+        try:
+            if self.gateway is not None:
+                self.gateway.stop()
+            self.venues.stop()
+        finally:
+            if oms_stopped is not None:
+                oms_stopped()

@@ -9,7 +9,7 @@ import structlog
 
 from gateway.fix import codec
 from gateway.fix.logon import masked
-from gateway.fix.sessions import session_key
+from gateway.fix.sessions import logging_out, session_key
 
 log = structlog.get_logger("gateway.fix")
 
@@ -65,6 +65,7 @@ class GuardedApplication(fix.Application):
 
     def toAdmin(self, message, sessionID):  # noqa: N802
         self._guarded("to_admin", lambda: self._tapped("out", message, sessionID, self.on_admin_sent))
+        self._guarded("logging_out", lambda: logging_out(message, sessionID))
 
     def toApp(self, message, sessionID):  # noqa: N802
         self._guarded("to_app", lambda: self._tapped("out", message, sessionID, self.on_sent))

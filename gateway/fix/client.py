@@ -14,7 +14,7 @@ import quickfix as fix
 from gateway.config import FixConfig
 from gateway.fix import codec
 from gateway.fix.application import GuardedApplication
-from gateway.fix.sessions import SessionSpec, make_engine, session_id, session_key, shutdown
+from gateway.fix.sessions import SessionSpec, begin_shutdown, make_engine, session_id, session_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +76,17 @@ class OmsClient(GuardedApplication):
             raise TimeoutError(f"OMS session {self.session} did not log on within {timeout}s")
 
     def stop(self) -> None:
-        shutdown(self._initiator, self.sessions.values())
-        self._initiator = None  # destroy its sessions now: see Gateway.stop
+        self.begin_stop()()
+
+    def begin_stop(self) -> Callable[[], None]:
+        """Log out now; the function returned finishes the stop (see gateway.fix.sessions.begin_shutdown)."""
+        stopped = begin_shutdown(self._initiator, self.sessions.values())
+
+        def finish() -> None:
+            stopped()
+            self._initiator = None  # destroy its sessions now: see Gateway.stop
+
+        return finish
 
     def on_logon(self, session: str) -> None:
         with self._cond:

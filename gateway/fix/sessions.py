@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,6 +14,10 @@ import quickfix as fix
 from gateway.config import FixConfig, Schedule
 from gateway.fix import specs
 from gateway.fix.connect_watch import ConnectWatch
+
+LOGOUT_TEXT = "shutting down"
+MSG_TYPE, TEST_REQ_ID = 35, 112
+LOGOUT_TEST_REQ_ID = "logout"  # names log_out's TestRequest (quickfix's own say TEST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,16 +205,72 @@ def make_engine(
 
 
 def shutdown(engine, sessions: Iterable[fix.SessionID], timeout: float = 2.0) -> None:
-    """Log out of every session, wait (up to timeout) for the logouts, then stop the engine.
-
-    quickfix's own stop() polls for logout in whole seconds; asking first makes a clean
-    stop take milliseconds.
-    """
-    live = [s for s in (fix.Session.lookupSession(sid) for sid in sessions) if s is not None]
-    for session in live:
-        if session.isLoggedOn():
-            session.logout("shutting down")
-    deadline = time.monotonic() + timeout
-    while any(session.isLoggedOn() for session in live) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    """Log out of every session, wait (up to timeout) for the peers' Logouts, then stop the engine."""
+    log_out(sessions, timeout)
     engine.stop()
+
+
+def begin_shutdown(engine, sessions: Iterable[fix.SessionID], timeout: float = 2.0) -> Callable[[], None]:
+    """shutdown() for an initiator that returns once its sessions are logged out: the engine stops on a thread
+    of its own, and the function returned waits for it (call it before dropping the engine).
+
+    A stopped initiator's thread still sleeps out its one-second poll before it ends; the caller need not wait.
+    Its sessions are down and disabled, so it neither connects nor calls back any more. A session still up or
+    half-way through a logon after the timeout stops the engine here, as shutdown() would.
+    """
+    if not log_out(sessions, timeout):
+        engine.stop()
+        return lambda: None
+    thread = threading.Thread(target=engine.stop, name="fix-engine-stop")
+    thread.start()
+    return thread.join
+
+
+def log_out(sessions: Iterable[fix.SessionID], timeout: float = 2.0) -> bool:
+    """Disable every session (no more logons either way), log out of those logged on and wait (up to timeout)
+    until each peer has answered; False when some session is still logged on or has a Logon unanswered.
+
+    quickfix's logout() only marks the session: the Logout goes out when the session next looks at its
+    state, on its one-second timer or right after it handles an incoming message. So a TestRequest goes
+    first, and the application marks the session while quickfix sends it (logging_out): the peer's Heartbeat
+    comes back at once, and handling it sends the Logout. The mark is made with the session locked, before
+    the TestRequest leaves, so the session cannot miss the Heartbeat, and a Logout the timer sends can only
+    follow the TestRequest (before it, the peer would log out without counting the TestRequest and ask for
+    it again at the next logon). An application that does not call logging_out is marked just after the
+    TestRequest; if the Heartbeat comes back first, the timer still sends the Logout within a second.
+    """
+    found = [(sid, fix.Session.lookupSession(sid)) for sid in sessions]
+    live = [session for _, session in found if session is not None]
+    for sid, session in found:
+        if session is None:
+            continue
+        if session.isLoggedOn():
+            fix.Session.sendToTarget(_test_request(), sid)
+        session.logout(LOGOUT_TEXT)
+    deadline = time.monotonic() + timeout
+    while any(session.isLoggedOn() for session in live):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.001)
+    return not any(session.sentLogon() for session in live)
+
+
+def logging_out(message: fix.Message, sid: fix.SessionID) -> None:
+    """Mark the session logging out if `message` is log_out's TestRequest (not a Heartbeat echoing a stopping
+    peer's); every Application.toAdmin calls this with each admin message it sends.
+
+    toAdmin runs on the sending thread with the session locked, before the message is stored and sent.
+    """
+    if message.getHeader().getField(MSG_TYPE) != "1" or not message.isSetField(TEST_REQ_ID):
+        return
+    if message.getField(TEST_REQ_ID) == LOGOUT_TEST_REQ_ID:
+        session = fix.Session.lookupSession(sid)
+        if session is not None:
+            session.logout(LOGOUT_TEXT)
+
+
+def _test_request() -> fix.Message:
+    message = fix.Message()  # quickfix fills in the header for the session it is sent on
+    message.getHeader().setField(fix.MsgType("1"))
+    message.setField(TEST_REQ_ID, LOGOUT_TEST_REQ_ID)
+    return message
