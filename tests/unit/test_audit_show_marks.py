@@ -24,6 +24,22 @@ def _marks(marked: list[tuple[str, int]], ts_ns: int) -> Entry:
     return entries.marks("XYZ", marked, Nbbo(D("10.00"), 100, D("10.02"), 200), {}, ts_ns)
 
 
+def _shown(tmp_path, trail: list[Entry], key: str) -> str:
+    """What `sorgw audit show key` prints for a trail of these entries."""
+    writer = AuditWriter(SqliteStore(tmp_path / "audit.db"))
+    writer.start()
+    writer.commit(trail)
+    writer.stop()
+    store = SqliteStore(tmp_path / "audit.db")
+    store.open()
+    shown = io.StringIO()
+    try:
+        assert commands.show(store, key, shown) == 0
+    finally:
+        store.close()
+    return shown.getvalue()
+
+
 def test_show_lists_the_marks_of_the_orders_fills_and_only_those(tmp_path):
     horizons = [100, 5000]
     trail = [
@@ -38,18 +54,7 @@ def test_show_lists_the_marks_of_the_orders_fills_and_only_those(tmp_path):
         _marks([("E1", 5000), ("E2", 5000)], 5030 * MS),
         _marks([("E1", 100)], (30 + 5000 + commands.MARKS_LATE_MS + 1) * MS),  # past any horizon and lateness
     ]
-    writer = AuditWriter(SqliteStore(tmp_path / "audit.db"))
-    writer.start()
-    writer.commit(trail)
-    writer.stop()
-    store = SqliteStore(tmp_path / "audit.db")
-    store.open()
-    shown = io.StringIO()
-    try:
-        assert commands.show(store, "A1", shown) == 0
-    finally:
-        store.close()
-    lines = shown.getvalue().splitlines()
+    lines = _shown(tmp_path, trail, "A1").splitlines()
     marks = [line.split("  #")[1].split(None, 1)[1] for line in lines if "mark " in line]
     assert marks == [
         "mark 100 ms after fill E1: NBBO 10.00/10.02",
@@ -62,15 +67,6 @@ def test_show_lists_the_marks_of_the_orders_fills_and_only_those(tmp_path):
 
 
 def test_an_order_without_fills_shows_no_marks(tmp_path):
-    writer = AuditWriter(SqliteStore(tmp_path / "audit.db"))
-    writer.start()
-    writer.commit([Entry("fix_in", b"8=FIX.4.4\x0135=D\x0111=B1\x01", UP, "O2", "B1", 5), _marks([("E1", 100)], 9)])
-    writer.stop()
-    store = SqliteStore(tmp_path / "audit.db")
-    store.open()
-    shown = io.StringIO()
-    try:
-        assert commands.show(store, "B1", shown) == 0
-    finally:
-        store.close()
-    assert "mark" not in shown.getvalue() and len(shown.getvalue().splitlines()) == 1
+    trail = [Entry("fix_in", b"8=FIX.4.4\x0135=D\x0111=B1\x01", UP, "O2", "B1", 5), _marks([("E1", 100)], 9)]
+    shown = _shown(tmp_path, trail, "B1")
+    assert "mark" not in shown and len(shown.splitlines()) == 1
