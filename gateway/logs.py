@@ -39,9 +39,9 @@ class PlainRenderer:
                 parts.append(f"[{pop(key)}]")
         for key in sorted(event_dict):
             value = event_dict[key]
-            if value.__class__ is not str or not _QUOTED.isdisjoint(value):
+            if not isinstance(value, str) or not _QUOTED.isdisjoint(value):
                 value = repr(value)
-            parts.append(f"{key}={value}")
+            parts.append(key + "=" + value)  # +, not format(): a str enum shows its value, as ConsoleRenderer's does
         return " ".join([part for part in parts if part]).rstrip(" ")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from decimal import Decimal
+from enum import Enum
 
 import structlog
 from hypothesis import given, strategies as st
@@ -11,13 +12,23 @@ from hypothesis import given, strategies as st
 from gateway import logs
 from gateway.logs import PlainRenderer
 
-keys = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=12)
+
+class Side(str, Enum):  # a str subclass: shown by its value unless that needs quoting
+    BUY = "1"
+    ODD = "a b"
+
+
+# Field names other than the columns (timestamp, level, ...), which `own` draws as structlog's processors set them.
+keys = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=12).filter(
+    lambda key: key not in logs._OWN_COLUMNS
+)
 values = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(),
     st.text(max_size=20),
     st.sampled_from(["FILLED", "has space", "a=b", "it's", 'say "x"', "tab\there", "", "line\nbreak"]),
+    st.sampled_from(Side),
     st.decimals(allow_nan=False, allow_infinity=False),
     st.lists(st.text(max_size=5), max_size=3),
     st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
