@@ -307,3 +307,17 @@ def test_penalties_round_half_even_to_a_millionth_like_decimal():
         expected = (fee + risk).quantize(Decimal("0.000001"), rounding=ROUND_HALF_EVEN)
         got = penalty_key(price_key(fee), None if reference is None else price_key(reference), risk_bps)
         assert Decimal(got).scaleb(-8) == expected, (fee, reference, risk_bps)
+
+
+def test_a_take_past_the_rows_a_limit_leaves_is_a_router_bug_not_a_row_beyond_the_limit():
+    """far_side cuts a book's rows at the limit but keeps the snapshot's running sums, which run on past them."""
+    whole = [(100 * TICK, 300, "V0", Decimal("1.00")), (101 * TICK, 300, "V0", Decimal("1.01"))]
+    (name, info, _, depths, notionals) = _reachable({"V0": whole}, {"V0"}, ["V0"])[0]
+    costs = AllInCosts([(name, info, whole[:1], depths, notionals)], {"V0": 0})  # the limit leaves the first row
+    assert costs.of({"V0": 300}) == 300 * 100 * TICK and costs.taken([300]) == {"V0": [300, Decimal("1.00")]}
+    with pytest.raises(AssertionError, match="router bug"):
+        costs.taken([400])
+    with pytest.raises(AssertionError, match="router bug"):
+        costs.placed({"V0": 400})
+    with pytest.raises(IndexError):
+        costs.of({"V0": 400})

@@ -75,7 +75,7 @@ class AllInCosts:
         placed = []
         for venue, qty in takes.items():
             v = self._numbers[venue]
-            placed.append((venue, qty, self._books[v][bisect_left(self._depths[v], qty)]))
+            placed.append((venue, qty, self._furthest(v, qty)))
         return placed
 
     def passed(self, takes: Mapping[str, int], worst: PriceKey, lot: int) -> list[str]:
@@ -164,8 +164,16 @@ class AllInCosts:
     def taken(self, totals: Sequence[int]) -> dict[str, list]:
         """venue_totals of a plan taking totals[venue number] from each venue best price first: venue ->
         [shares, the furthest price], in the order the sweep first reaches them."""
-        names, books, depths = self._names, self._books, self._depths
-        return {names[v]: [qty, books[v][bisect_left(depths[v], qty)][3]] for v in self._reached if (qty := totals[v])}
+        names = self._names
+        return {names[v]: [qty, self._furthest(v, qty)[3]] for v in self._reached if (qty := totals[v])}
+
+    def _furthest(self, v: int, qty: int) -> Row:
+        """The row where taking qty (> 0) from venue v best price first ends. Its running depths may run past the
+        rows a limit leaves: a take reaching past those is a router bug, never a row beyond the limit."""
+        rows = self._books[v]
+        i = bisect_left(self._depths[v], qty, 0, len(rows))
+        assert i < len(rows), f"router bug: a take of {qty} beyond {self._names[v]}'s takeable rows"
+        return rows[i]
 
     def _sweep(self, qty: int, lot: int, rank: Sequence[int] | None) -> tuple[list[int], PriceKey] | None:
         if lot == 1:
@@ -289,7 +297,7 @@ class AllInCosts:
         total: PriceKey = 0
         books, depths, notionals, extra = self._books, self._depths, self._notionals, self._extra
         for v, qty in takes:
-            i = bisect_left(depths[v], qty)
+            i = bisect_left(depths[v], qty, 0, len(books[v]))  # past the rows: IndexError, never a row beyond them
             if i:
                 total += notionals[v][i - 1] + (qty - depths[v][i - 1]) * books[v][i][0] + qty * extra[v]
             else:
