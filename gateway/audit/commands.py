@@ -131,7 +131,8 @@ def _marks_of(store, records: list[Record]) -> list[tuple[int, int, str]]:
     if not fills:
         return []
     config = store.last_before("config", records[0].seq)
-    horizons = json.loads(config.body)["config"]["tca"]["markout_horizons_ms"] if config is not None else [0]
+    settings = json.loads(config.body).get("config", {}) if config is not None else {}
+    horizons = settings.get("tca", {}).get("markout_horizons_ms", [])  # none on a trail from before marks
     end_ns = max(fills.values()) + (max(horizons, default=0) + MARKS_LATE_MS) * 1_000_000
     lines = []
     for r in store.records(min(fills.values()), end_ns):

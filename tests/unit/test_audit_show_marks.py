@@ -66,6 +66,11 @@ def test_show_lists_the_marks_of_the_orders_fills_and_only_those(tmp_path):
     assert seqs == sorted(seqs) and len(lines) == 3 + 4  # the order's own three records, then in seq order
 
 
+def test_a_trail_whose_config_predates_tca_still_shows_the_order(tmp_path):
+    trail = [Entry("config", b'{"boot": "b1"}', ts_ns=1), _fill("E1", 20 * MS), _marks([("E1", 0)], 20 * MS)]
+    assert "mark 0 ms after fill E1" in _shown(tmp_path, trail, "A1")
+
+
 def test_an_order_without_fills_shows_no_marks(tmp_path):
     trail = [Entry("fix_in", b"8=FIX.4.4\x0135=D\x0111=B1\x01", UP, "O2", "B1", 5), _marks([("E1", 100)], 9)]
     shown = _shown(tmp_path, trail, "B1")
