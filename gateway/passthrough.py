@@ -31,7 +31,7 @@ _REPLACED = "5"
 READY = "passthrough.ready"
 
 
-def body_fields(message: fix.Message) -> list[tuple[int, str]]:
+def body_fields(message: codec.Readable) -> list[tuple[int, str]]:
     """The message's body fields in wire order (header and trailer left out)."""
     out = []
     for part in message.toString().split("\x01"):
@@ -41,7 +41,7 @@ def body_fields(message: fix.Message) -> list[tuple[int, str]]:
     return out
 
 
-def _quantity(message: fix.Message) -> int | None:
+def _quantity(message: codec.Readable) -> int | None:
     if not message.isSetField(codec.ORDER_QTY):
         return None
     try:
@@ -101,7 +101,7 @@ class PassThrough(GuardedApplication):
     def on_logout(self, session: str) -> None:
         self._logged_on.discard(session)
 
-    def on_app(self, message: fix.Message, session: str) -> None:
+    def on_app(self, message: codec.Readable, session: str) -> None:
         msg_type = message.getHeader().getField(codec.MSG_TYPE)
         if session == self.upstream:
             if msg_type not in _ORDER_TYPES:
@@ -110,7 +110,7 @@ class PassThrough(GuardedApplication):
         elif msg_type in _REPORT_TYPES:
             self._to_oms(msg_type, message)
 
-    def _to_venue(self, msg_type: str, message: fix.Message) -> None:
+    def _to_venue(self, msg_type: str, message: codec.Readable) -> None:
         parent = message.getField(codec.CL_ORD_ID)
         orig: list[tuple[str, str]] = []
         if message.isSetField(codec.ORIG_CL_ORD_ID):  # cancel or replace: to each of the order's children
@@ -141,7 +141,7 @@ class PassThrough(GuardedApplication):
                 out.setField(codec.ORDER_QTY, str(qty // len(legs) + (i < qty % len(legs))))
             self.send(out, target)
 
-    def _to_oms(self, msg_type: str, message: fix.Message) -> None:
+    def _to_oms(self, msg_type: str, message: codec.Readable) -> None:
         child = message.getField(codec.CL_ORD_ID)
         parent = self._to_parent.get(child)
         if parent is None:
@@ -168,7 +168,7 @@ class PassThrough(GuardedApplication):
             self._to_child.pop(parent, None)
 
     @staticmethod
-    def _copy(msg_type: str, message: fix.Message, begin_string: str) -> fix.Message:
+    def _copy(msg_type: str, message: codec.Readable, begin_string: str) -> fix.Message:
         out = fix.Message()
         out.getHeader().setField(fix.BeginString(begin_string))
         out.getHeader().setField(fix.MsgType(msg_type))

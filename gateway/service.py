@@ -267,6 +267,7 @@ class Gateway:
             },
         )
         self.upstream.tap = self.downstream.tap = self._tap
+        self.upstream.amend = self.downstream.amend = self._mark_resent
         self.upstream.count = lambda direction, key, msg_type: self.observer.message(
             "upstream", key, direction, msg_type
         )
@@ -962,8 +963,6 @@ class Gateway:
         end of its session's schedule right after logging out.
         """
         try:
-            if self._resend and direction == "out":
-                self._mark_resent(message, msg_type)
             raw = message.toString()
             order_id = getattr(self._sending, "order_id", None)
             cl_ord_id = message.getField(codec.CL_ORD_ID) if message.isSetField(codec.CL_ORD_ID) else None
@@ -993,9 +992,11 @@ class Gateway:
         except Exception:
             log.exception("audit.tap_failed", session=session)
 
-    def _mark_resent(self, message, msg_type: str) -> None:
+    def _mark_resent(self, message) -> None:
         """A message recovery sends again goes out PossResend=Y: the peer checks its ExecID/ClOrdID."""
-        tag = codec.EXEC_ID if msg_type == "8" else codec.CL_ORD_ID
+        if not self._resend:
+            return
+        tag = codec.EXEC_ID if message.getHeader().getField(codec.MSG_TYPE) == "8" else codec.CL_ORD_ID
         if message.isSetField(tag) and message.getField(tag) in self._resend:
             self._resend.discard(message.getField(tag))
             message.getHeader().setField(codec.POSS_RESEND, "Y")

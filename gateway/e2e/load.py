@@ -83,7 +83,7 @@ class LoadOms(GuardedApplication):
             self._logged_on.discard(session)
             self._cond.notify_all()
 
-    def on_app(self, message: fix.Message, session: str) -> None:
+    def on_app(self, message: codec.Readable, session: str) -> None:
         now = time.perf_counter_ns()
         if message.getHeader().getField(codec.MSG_TYPE) != "8":
             return

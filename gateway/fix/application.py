@@ -10,6 +10,7 @@ import structlog
 from gateway.fix import codec
 from gateway.fix.logon import masked
 from gateway.fix.sessions import logging_out, session_key
+from gateway.fix.wire import SOH, WireMessage
 
 log = structlog.get_logger("gateway.fix")
 
@@ -32,9 +33,11 @@ class GuardedApplication(fix.Application):
         self._begin_strings: dict[str, str] = {}  # a session key names its BeginString for good
         # Called with ("in" | "out", session, message, MsgType) for every message but incoming
         # application messages, which the handler records itself with their context.
-        self.tap: Callable[[str, str, fix.Message, str], None] | None = None
+        self.tap: Callable[[str, str, codec.Readable, str], None] | None = None
         # Called with ("in" | "out", session, MsgType) for every message, for metrics.
         self.count: Callable[[str, str, str], None] | None = None
+        # Called with each outgoing application message before anything reads it: the one place it may change.
+        self.amend: Callable[[fix.Message], None] | None = None
 
     def _guarded(self, callback: str, action: Callable[[], None]) -> None:
         try:
@@ -68,14 +71,28 @@ class GuardedApplication(fix.Application):
         self._guarded("logging_out", lambda: logging_out(message, sessionID))
 
     def toApp(self, message, sessionID):  # noqa: N802
-        self._guarded("to_app", lambda: self._tapped("out", message, sessionID, self.on_sent))
+        amend = self.amend
+        if amend is not None:
+            self._guarded("amend", lambda: amend(message))
+        self._guarded("to_app", lambda: self._app_sent(message, sessionID))
 
     def fromAdmin(self, message, sessionID):  # noqa: N802
         self._guarded("from_admin", lambda: self._tapped("in", message, sessionID, self.on_admin))
 
+    def _app_sent(self, message, sessionID) -> None:
+        key = session_key(sessionID)
+        sent = WireMessage(message.toString())  # one call into quickfix: see gateway.fix.wire
+        msg_type = sent.getField(codec.MSG_TYPE)
+        if self.count:
+            self.count("out", key, msg_type)
+        if self.tap:
+            self.tap("out", key, sent, msg_type)
+        self.on_sent(sent, key)
+
     def fromApp(self, message, sessionID):  # noqa: N802
         key = session_key(sessionID)
-        msg_type = message.getHeader().getField(codec.MSG_TYPE)
+        message = WireMessage(message.toString())  # one call into quickfix: see gateway.fix.wire
+        msg_type = message.getField(codec.MSG_TYPE)
         try:
             if self.count:
                 self.count("in", key, msg_type)
@@ -89,7 +106,7 @@ class GuardedApplication(fix.Application):
                 self.tap("in", key, message, msg_type)
             raise
         except Exception as exc:
-            log.exception("fix.from_app_failed", role=self.role, message=message.toString().replace("\x01", "|"))
+            log.exception("fix.from_app_failed", role=self.role, message=message.toString().replace(SOH, "|"))
             try:
                 self.on_failure(message, key, exc)
             except Exception:
@@ -119,7 +136,7 @@ class GuardedApplication(fix.Application):
 
     def on_logout(self, session: str) -> None: ...
 
-    def on_sent(self, message: fix.Message, session: str) -> None: ...
+    def on_sent(self, message: codec.Readable, session: str) -> None: ...
 
     def on_admin_sent(self, message: fix.Message, session: str) -> None:
         if message.getHeader().getField(codec.MSG_TYPE) == "3":  # we refused what the peer sent: ops must see it
@@ -132,7 +149,7 @@ class GuardedApplication(fix.Application):
 
     def on_admin(self, message: fix.Message, session: str) -> None: ...
 
-    def on_app(self, message: fix.Message, session: str) -> None: ...
+    def on_app(self, message: codec.Readable, session: str) -> None: ...
 
-    def on_failure(self, message: fix.Message, session: str, exc: Exception) -> None:
+    def on_failure(self, message: codec.Readable, session: str, exc: Exception) -> None:
         """on_app raised: tell the peer, so nothing it sent goes unanswered."""

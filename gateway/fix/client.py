@@ -31,7 +31,7 @@ class Received:
         return self.fields.get(tag, default)
 
 
-def _fields(message: fix.Message) -> dict[int, str]:
+def _fields(message: codec.Readable) -> dict[int, str]:
     out: dict[int, str] = {}
     for part in message.toString().split("\x01"):
         if "=" in part:
@@ -98,7 +98,7 @@ class OmsClient(GuardedApplication):
             self._logged_on = False
             self._cond.notify_all()
 
-    def on_app(self, message: fix.Message, session: str) -> None:
+    def on_app(self, message: codec.Readable, session: str) -> None:
         self._record(message)
 
     def on_admin(self, message: fix.Message, session: str) -> None:
@@ -112,7 +112,7 @@ class OmsClient(GuardedApplication):
             with self._cond:
                 self.rejects_sent.append(Received("3", _fields(message)))
 
-    def _record(self, message: fix.Message) -> None:
+    def _record(self, message: codec.Readable) -> None:
         received = Received(message.getHeader().getField(codec.MSG_TYPE), _fields(message))
         with self._cond:
             self.received.append(received)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
@@ -31,6 +32,7 @@ from gateway.core.types import (
     VenueReport,
 )
 from gateway.core.validation import shown
+from gateway.fix.wire import SOH
 
 # Tags, named once; msg.getField(tag) on raw tags is far cheaper than typed field objects.
 ACCOUNT, AVG_PX, CL_ORD_ID, CUM_QTY, EXEC_ID, EXEC_TRANS_TYPE = 1, 6, 11, 14, 17, 20
@@ -114,7 +116,11 @@ class Fields(Protocol):
 
 
 class Readable(Fields, Protocol):
+    """A whole message: a quickfix Message, or a WireMessage (off the trail, or read once in a callback)."""
+
     def getHeader(self) -> Fields: ...  # noqa: N802
+
+    def toString(self) -> str: ...  # noqa: N802
 
 
 def _get(msg: Readable, tag: int, name: str) -> str:
@@ -326,12 +332,18 @@ def parse_venue_report(msg: Readable, venue: str) -> VenueReport:
     )
 
 
-def _message(begin_string: str, msg_type: str) -> fix.Message:
-    msg = fix.Message()
-    header = msg.getHeader()
-    header.setField(fix.BeginString(begin_string))
-    header.setField(fix.MsgType(msg_type))
-    return msg
+def _message(begin_string: str, msg_type: str, body: list[tuple[int, str]]) -> fix.Message:
+    """The message of these body fields, made in one call into quickfix: each setField would be a call of its own,
+    and every call releases the GIL (see gateway.fix.wire). quickfix orders the fields as setField would."""
+    text = f"8={begin_string}{SOH}35={msg_type}{SOH}" + "".join([f"{tag}={value}{SOH}" for tag, value in body])
+    if text.count(SOH) != len(body) + 2:
+        raise ValueError(f"a {msg_type} message field holds SOH (0x01): {[v for _, v in body if SOH in v]!r}")
+    return fix.Message(text, False)
+
+
+def _transact_time() -> str:
+    """TransactTime (60) now, UTC, to the second (what quickfix's TransactTime() gives)."""
+    return time.strftime("%Y%m%d-%H:%M:%S", time.gmtime())
 
 
 def price_text(value: Decimal) -> str:
@@ -354,65 +366,67 @@ def ord_rej_reason(reason: OrdRejReason, begin_string: str) -> str:
 
 
 def execution_report(er: ExecutionReport, begin_string: str) -> fix.Message:
-    msg = _message(begin_string, "8")
+    body: list[tuple[int, str]] = []
+    add = body.append
     exec_type = er.exec_type.value
     if begin_string == FIX42:
         # FIX 4.2 has no ExecType F or I: a fill is 1 (partial) or 2 (fill), a status report is
         # ExecTransType 3 (Status) with the order's status as its ExecType.
-        msg.setField(EXEC_TRANS_TYPE, "3" if er.exec_type is ExecType.ORDER_STATUS else "0")
+        add((EXEC_TRANS_TYPE, "3" if er.exec_type is ExecType.ORDER_STATUS else "0"))
         if er.exec_type is ExecType.TRADE:
             exec_type = _FIX42_TRADE.get(er.ord_status, "1")
         elif er.exec_type is ExecType.ORDER_STATUS:
             exec_type = er.ord_status.value
-    msg.setField(ORDER_ID, er.order_id)
-    msg.setField(CL_ORD_ID, er.cl_ord_id)
+    add((ORDER_ID, er.order_id))
+    add((CL_ORD_ID, er.cl_ord_id))
     if er.orig_cl_ord_id:
-        msg.setField(ORIG_CL_ORD_ID, er.orig_cl_ord_id)
-    msg.setField(EXEC_ID, er.exec_id)
-    msg.setField(EXEC_TYPE, exec_type)
-    msg.setField(ORD_STATUS, er.ord_status.value)
+        add((ORIG_CL_ORD_ID, er.orig_cl_ord_id))
+    add((EXEC_ID, er.exec_id))
+    add((EXEC_TYPE, exec_type))
+    add((ORD_STATUS, er.ord_status.value))
     if er.symbol:
-        msg.setField(SYMBOL, er.symbol)
+        add((SYMBOL, er.symbol))
     if er.side is not None:
-        msg.setField(SIDE, er.side.value)
-    msg.setField(ORDER_QTY, str(er.order_qty))
+        add((SIDE, er.side.value))
+    add((ORDER_QTY, str(er.order_qty)))
     if er.ord_type is not None:
-        msg.setField(ORD_TYPE, er.ord_type.value)
+        add((ORD_TYPE, er.ord_type.value))
     if er.price is not None:
-        msg.setField(PRICE, price_text(er.price))
+        add((PRICE, price_text(er.price)))
     if er.tif is not None:
-        msg.setField(TIF, er.tif.value)
-    msg.setField(CUM_QTY, str(er.cum_qty))
-    msg.setField(LEAVES_QTY, str(er.leaves_qty))
-    msg.setField(AVG_PX, avg_px_text(er.avg_px))
+        add((TIF, er.tif.value))
+    add((CUM_QTY, str(er.cum_qty)))
+    add((LEAVES_QTY, str(er.leaves_qty)))
+    add((AVG_PX, avg_px_text(er.avg_px)))
     if er.last_qty:
         if er.last_px is None:
             raise ValueError(f"execution report {er.exec_id}: LastQty {er.last_qty} without LastPx")
-        msg.setField(LAST_QTY, str(er.last_qty))
-        msg.setField(LAST_PX, price_text(er.last_px))
+        add((LAST_QTY, str(er.last_qty)))
+        add((LAST_PX, price_text(er.last_px)))
         if er.last_mkt:
-            msg.setField(LAST_MKT, er.last_mkt)
+            add((LAST_MKT, er.last_mkt))
     if er.ord_rej_reason is not None:
-        msg.setField(ORD_REJ_REASON, ord_rej_reason(er.ord_rej_reason, begin_string))
+        add((ORD_REJ_REASON, ord_rej_reason(er.ord_rej_reason, begin_string)))
     if er.text:
-        msg.setField(TEXT, _capped(er.text))
-    msg.setField(fix.TransactTime())
-    return msg
+        add((TEXT, _capped(er.text)))
+    add((TRANSACT_TIME, _transact_time()))
+    return _message(begin_string, "8", body)
 
 
 def cancel_reject(cr: CancelReject, begin_string: str) -> fix.Message:
-    msg = _message(begin_string, "9")
-    msg.setField(ORDER_ID, cr.order_id)
-    msg.setField(CL_ORD_ID, cr.cl_ord_id)
-    msg.setField(ORIG_CL_ORD_ID, cr.orig_cl_ord_id)
-    msg.setField(ORD_STATUS, cr.ord_status.value)
-    msg.setField(CXL_REJ_RESPONSE_TO, cr.response_to)
     reason = cr.reason.value
     if begin_string == FIX42 and reason == "99":
         reason = "2"  # FIX 4.2 has no "Other"; "Broker option" is its closest value
-    msg.setField(CXL_REJ_REASON, reason)
-    msg.setField(TEXT, _capped(cr.text))
-    return msg
+    body = [
+        (ORDER_ID, cr.order_id),
+        (CL_ORD_ID, cr.cl_ord_id),
+        (ORIG_CL_ORD_ID, cr.orig_cl_ord_id),
+        (ORD_STATUS, cr.ord_status.value),
+        (CXL_REJ_RESPONSE_TO, cr.response_to),
+        (CXL_REJ_REASON, reason),
+        (TEXT, _capped(cr.text)),
+    ]
+    return _message(begin_string, "9", body)
 
 
 def _capped(text: str) -> str:
@@ -420,50 +434,41 @@ def _capped(text: str) -> str:
 
 
 def new_order_single(cmd: SendChild, begin_string: str) -> fix.Message:
-    msg = _message(begin_string, "D")
     spec = cmd.spec
-    msg.setField(CL_ORD_ID, cmd.cl_ord_id)
+    body = [(CL_ORD_ID, cmd.cl_ord_id)]
     if begin_string == FIX42:
-        msg.setField(21, "1")  # HandlInst: automated, no broker intervention (required in 4.2)
-    msg.setField(SYMBOL, cmd.symbol)
-    msg.setField(SIDE, cmd.side.value)
-    msg.setField(ORDER_QTY, str(spec.qty))
-    msg.setField(ORD_TYPE, spec.ord_type.value)
+        body.append((21, "1"))  # HandlInst: automated, no broker intervention (required in 4.2)
+    body += [(SYMBOL, cmd.symbol), (SIDE, cmd.side.value), (ORDER_QTY, str(spec.qty)), (ORD_TYPE, spec.ord_type.value)]
     if spec.price is not None:
-        msg.setField(PRICE, price_text(spec.price))
-    msg.setField(TIF, spec.tif.value)
-    msg.setField(fix.TransactTime())
-    return msg
+        body.append((PRICE, price_text(spec.price)))
+    body += [(TIF, spec.tif.value), (TRANSACT_TIME, _transact_time())]
+    return _message(begin_string, "D", body)
 
 
 def order_cancel_request(cmd: CancelChild, begin_string: str) -> fix.Message:
-    msg = _message(begin_string, "F")
-    msg.setField(ORIG_CL_ORD_ID, cmd.orig_cl_ord_id)
-    msg.setField(CL_ORD_ID, cmd.cl_ord_id)
-    msg.setField(SYMBOL, cmd.symbol)
-    msg.setField(SIDE, cmd.side.value)
-    msg.setField(ORDER_QTY, str(cmd.qty))
-    msg.setField(fix.TransactTime())
-    return msg
+    body = [
+        (ORIG_CL_ORD_ID, cmd.orig_cl_ord_id),
+        (CL_ORD_ID, cmd.cl_ord_id),
+        (SYMBOL, cmd.symbol),
+        (SIDE, cmd.side.value),
+        (ORDER_QTY, str(cmd.qty)),
+        (TRANSACT_TIME, _transact_time()),
+    ]
+    return _message(begin_string, "F", body)
 
 
 def order_status_request(cmd: QueryChild, begin_string: str) -> fix.Message:
-    msg = _message(begin_string, "H")
-    msg.setField(CL_ORD_ID, cmd.cl_ord_id)
-    msg.setField(SYMBOL, cmd.symbol)
-    msg.setField(SIDE, cmd.side.value)
-    return msg
+    return _message(begin_string, "H", [(CL_ORD_ID, cmd.cl_ord_id), (SYMBOL, cmd.symbol), (SIDE, cmd.side.value)])
 
 
-def business_reject(ref: fix.Message, text: str, begin_string: str) -> fix.Message:
+def business_reject(ref: Readable, text: str, begin_string: str) -> fix.Message:
     """BusinessMessageReject (35=j) for a message we could not act on."""
-    msg = _message(begin_string, "j")
     header = ref.getHeader()
+    body = []
     if header.isSetField(MSG_SEQ_NUM):
-        msg.setField(REF_SEQ_NUM, header.getField(MSG_SEQ_NUM))
-    msg.setField(372, header.getField(MSG_TYPE))  # RefMsgType
+        body.append((REF_SEQ_NUM, header.getField(MSG_SEQ_NUM)))
+    body.append((372, header.getField(MSG_TYPE)))  # RefMsgType
     if ref.isSetField(CL_ORD_ID) and _utf8(ref.getField(CL_ORD_ID)):
-        msg.setField(BUSINESS_REJECT_REF_ID, ref.getField(CL_ORD_ID))
-    msg.setField(380, "0")  # BusinessRejectReason: other
-    msg.setField(TEXT, text[:200])
-    return msg
+        body.append((BUSINESS_REJECT_REF_ID, ref.getField(CL_ORD_ID)))
+    body += [(380, "0"), (TEXT, text[:200])]  # BusinessRejectReason: other
+    return _message(begin_string, "j", body)

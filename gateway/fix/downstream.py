@@ -54,7 +54,7 @@ class VenueApplication(GuardedApplication):
     def on_logout(self, session: str) -> None:
         self.handler.session_status(self.role, self.venues[session], False)
 
-    def on_sent(self, message: fix.Message, session: str) -> None:
+    def on_sent(self, message: codec.Readable, session: str) -> None:
         header = message.getHeader()
         msg_type = header.getField(codec.MSG_TYPE)
         if msg_type in ("D", "F"):
@@ -81,7 +81,7 @@ class VenueApplication(GuardedApplication):
             text = codec.text(message) or "no reason given"
             self._refused(session, self._referenced(session, message, None), f"session reject: {text}", message)
 
-    def _referenced(self, session: str, message: fix.Message, ref_id: str | None) -> tuple[str, str] | None:
+    def _referenced(self, session: str, message: codec.Readable, ref_id: str | None) -> tuple[str, str] | None:
         """(MsgType, ClOrdID) of the order or cancel a reject refers to, by ClOrdID or by MsgSeqNum."""
         if ref_id is not None and (session, ref_id) in self._sent_ids:
             return self._sent.get((session, self._sent_ids[(session, ref_id)]))
@@ -89,7 +89,7 @@ class VenueApplication(GuardedApplication):
             return self._sent.get((session, message.getField(codec.REF_SEQ_NUM)))
         return None
 
-    def _refused(self, session: str, sent: tuple[str, str] | None, text: str, message: fix.Message) -> None:
+    def _refused(self, session: str, sent: tuple[str, str] | None, text: str, message: codec.Readable) -> None:
         venue = self.venues[session]
         if sent is None:
             log.warning(
@@ -102,7 +102,7 @@ class VenueApplication(GuardedApplication):
         else:
             self.handler.child_cancel_rejected(venue, sent[1], text, message.toString())
 
-    def on_app(self, message: fix.Message, session: str) -> None:
+    def on_app(self, message: codec.Readable, session: str) -> None:
         venue = self.venues[session]
         msg_type = message.getHeader().getField(codec.MSG_TYPE)
         text = codec.text(message) or ""

@@ -75,7 +75,7 @@ class UpstreamApplication(GuardedApplication):
             log.exception("upstream.logon_refused_failed", session=session)
         raise fix.RejectLogon(REFUSALS[reason])
 
-    def on_app(self, message: fix.Message, session: str) -> None:
+    def on_app(self, message: codec.Readable, session: str) -> None:
         msg_type = message.getHeader().getField(codec.MSG_TYPE)
         raw = message.toString()
         try:
@@ -92,7 +92,7 @@ class UpstreamApplication(GuardedApplication):
         except codec.FieldError as exc:
             raise exc.to_fix() from None
 
-    def on_failure(self, message: fix.Message, session: str, exc: Exception) -> None:
+    def on_failure(self, message: codec.Readable, session: str, exc: Exception) -> None:
         self.send(
             codec.business_reject(message, f"gateway could not process the message: {exc}", self.begin_string(session)),
             session,

@@ -194,7 +194,7 @@ class VenueHost(GuardedApplication):
     def on_logout(self, session: str) -> None:
         log.info("venue.client_logout", venue=self.configs[session].name)
 
-    def on_app(self, message: fix.Message, session: str) -> None:
+    def on_app(self, message: codec.Readable, session: str) -> None:
         msg_type = message.getHeader().getField(codec.MSG_TYPE)
         if msg_type == "D":
             self._new_order(message, session)
@@ -210,7 +210,7 @@ class VenueHost(GuardedApplication):
         else:
             raise fix.UnsupportedMessageType()
 
-    def _new_order(self, message: fix.Message, session: str) -> None:
+    def _new_order(self, message: codec.Readable, session: str) -> None:
         parsed = codec.parse_new_order(message, session, Urgency.MEDIUM)
         core = self.cores[session]
         if parsed.poss_dup:
