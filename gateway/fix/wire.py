@@ -10,12 +10,22 @@ call at a time hands the interpreter to another thread at each field when the ga
 from __future__ import annotations
 
 SOH = "\x01"
+_NEEDLES: dict[int, str] = {}  # tag -> what precedes its value in the text: SOH, the tag, "="
+
+
+def _needle(tag: int) -> str:
+    needle = _NEEDLES[tag] = f"{SOH}{tag}="
+    return needle
 
 
 class WireMessage:
-    """Flat tag -> value of one message (the first of a repeated tag); its header is the same view."""
+    """One message's fields by tag (the first of a repeated tag); its header is the same view.
 
-    __slots__ = ("_fields", "_text")
+    Fields are found in the text when asked for, not parsed up front: a callback reads a handful of a message's
+    fields, and finding one is a C-level search, where splitting every field out costs a loop in Python.
+    """
+
+    __slots__ = ("_text", "_fields")
 
     def __init__(self, raw: bytes | str) -> None:
         """raw: a message's bytes as stored, or the text quickfix's toString() gives (surrogateescape)."""
@@ -23,24 +33,23 @@ class WireMessage:
         if SOH not in text:
             text = text.replace("|", SOH)  # trails written before bytes kept | for SOH
         self._text = text
-        fields: dict[int, str] = {}
-        for part in text.split(SOH):
-            tag, sep, value = part.partition("=")
-            if sep and tag.isdigit() and tag.isascii() and int(tag) not in fields:
-                fields[int(tag)] = value
-        self._fields = fields
+        self._fields = SOH + text  # every field, the first too, follows an SOH
 
     def getHeader(self) -> "WireMessage":  # noqa: N802 - quickfix's names
         return self
 
     def isSetField(self, tag: int) -> bool:  # noqa: N802
-        return tag in self._fields
+        return (_NEEDLES.get(tag) or _needle(tag)) in self._fields
 
     def getField(self, tag: int) -> str:  # noqa: N802
-        try:
-            return self._fields[tag]
-        except KeyError:
-            raise KeyError(f"field {tag} is not in the message") from None
+        fields = self._fields
+        needle = _NEEDLES.get(tag) or _needle(tag)
+        at = fields.find(needle)
+        if at < 0:
+            raise KeyError(f"field {tag} is not in the message")
+        start = at + len(needle)
+        end = fields.find(SOH, start)
+        return fields[start:] if end < 0 else fields[start:end]
 
     def toString(self) -> str:  # noqa: N802
         return self._text

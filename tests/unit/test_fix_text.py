@@ -86,14 +86,21 @@ def test_an_amend_that_fails_still_leaves_the_message_recorded():
 
 
 def test_wire_text_and_bytes_read_alike():
-    raw = NOS.encode()
-    assert WireMessage(raw)._fields == WireMessage(NOS)._fields
+    from_bytes, from_text = WireMessage(NOS.encode()), WireMessage(NOS)
+    for tag in (8, 9, 35, 34, 49, 52, 56, 11, 55, 58, 10):
+        assert from_bytes.getField(tag) == from_text.getField(tag)
     assert WireMessage(NOS).toString() == NOS
-    repeated = WireMessage("35=8\x0111=first\x0111=second\x01\u0661\u0662=arabic digits\x01junk\x01")
+    repeated = WireMessage("35=8\x0111=first\x01111=x\x0111=second\x01\u0661\u0662=arabic digits\x01junk\x0158=")
+    assert repeated.getField(35) == "8"  # the first field, with no SOH before it
     assert repeated.getField(11) == "first"
+    assert repeated.getField(111) == "x"  # not taken for 11, nor 11 for it
     assert not repeated.isSetField(12)  # a tag of non-ASCII digits is no tag
+    assert not repeated.isSetField(1) and not repeated.isSetField(5)  # no tag is found inside another
+    assert repeated.getField(58) == ""  # the last field, with no SOH after it
     with pytest.raises(KeyError):
-        repeated.getField(58)
+        repeated.getField(59)
+    with pytest.raises(KeyError):
+        repeated.getField(8)  # a value is never searched as a tag: "first" holds no "8="
 
 
 def _report(**changes) -> ExecutionReport:
