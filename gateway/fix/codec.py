@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Protocol
 
 import quickfix as fix
@@ -343,7 +344,12 @@ def _message(begin_string: str, msg_type: str, body: list[tuple[int, str]]) -> f
 
 def _transact_time() -> str:
     """TransactTime (60) now, UTC, to the second (what quickfix's TransactTime() gives)."""
-    return time.strftime("%Y%m%d-%H:%M:%S", time.gmtime())
+    return _utc_second(int(time.time()))
+
+
+@lru_cache(maxsize=2)
+def _utc_second(second: int) -> str:
+    return time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(second))
 
 
 def price_text(value: Decimal) -> str:

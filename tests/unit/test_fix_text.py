@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
 import re
+import time
 from decimal import Decimal
 
 import pytest
@@ -136,7 +138,9 @@ def test_an_execution_report_is_built_from_text_with_every_field():
     expected = {35: "8", 37: "O-1", 11: "C-1", 17: "E-1", 150: "F", 39: "2", 55: "AAPL", 54: "1", 38: "10"}
     expected |= {40: "2", 59: "0", 14: "10", 151: "0", 6: "190.01", 32: "10", 31: "190.01", 30: "LIT1", 58: "café"}
     assert {tag: read.getField(tag) for tag in expected} == expected
-    assert re.fullmatch(r"\d{8}-\d\d:\d\d:\d\d", read.getField(codec.TRANSACT_TIME))
+    stamp = read.getField(codec.TRANSACT_TIME)
+    assert re.fullmatch(r"\d{8}-\d\d:\d\d:\d\d", stamp)
+    assert abs(calendar.timegm(time.strptime(stamp, "%Y%m%d-%H:%M:%S")) - time.time()) < 2  # now, in UTC
     assert not read.isSetField(codec.PRICE)
     # quickfix keeps the body in tag order, as setField did
     body = [int(part.split("=")[0]) for part in msg.toString().split("\x01")[3:-2]]
